@@ -1,0 +1,103 @@
+"""The data contract: table names, required columns, and `dataset.yaml` (column roles)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from features.errors import ConfigError
+
+TABLES = ("leads", "activities", "deals")
+FORMATS = (".csv", ".parquet")
+
+LEAD_COLUMNS = ("lead_id", "created_at", "source")
+ACTIVITY_COLUMNS = ("lead_id", "occurred_at", "activity_type")
+ACTIVITY_OPTIONAL = ("value", "campaign")
+DEAL_COLUMNS = ("deal_id", "lead_id", "created_at", "closed_at", "status")
+DEAL_OPTIONAL = ("amount",)
+DEAL_STATUSES = ("open", "won", "lost")
+
+# Filled in for a lead whose first-touch source is blank, so it stays countable per source.
+UNKNOWN_SOURCE = "unknown"
+
+# Activity types that are sales touches unless dataset.yaml says otherwise.
+DEFAULT_SALES_TOUCHES = ("call", "meeting", "sales_email")
+
+
+class LabelSpec(BaseModel):
+    """The outcome column of a flat dataset (one row per lead, no history)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    column: str
+    positive: list[str | int | bool] = Field(default_factory=lambda: [1, "1", True, "true", "yes"])
+
+
+class ColumnRoles(BaseModel):
+    """Roles of profile columns: dropped, leaky (kept but flagged), or type overrides."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ignore: list[str] = Field(default_factory=list)
+    leaky: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+    numeric: list[str] = Field(default_factory=list)
+
+
+class DatasetSpec(BaseModel):
+    """Contents of an optional `dataset.yaml` next to the tables."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str | None = None
+    label: LabelSpec | None = None
+    columns: ColumnRoles = Field(default_factory=ColumnRoles)
+    activity_groups: dict[str, list[str]] = Field(
+        default_factory=lambda: {"sales_touch": list(DEFAULT_SALES_TOUCHES)}
+    )
+    # What to do with activities or deals dated before their lead's created_at.
+    early_events: Literal["error", "drop"] = "error"
+
+    @field_validator("activity_groups")
+    @classmethod
+    def _groups_not_empty(cls, groups: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, members in groups.items():
+            if not members:
+                raise ValueError(f"activity group '{name}' lists no activity type")
+        return groups
+
+    @property
+    def is_flat(self) -> bool:
+        return self.label is not None
+
+    @property
+    def sales_touch_types(self) -> tuple[str, ...]:
+        return tuple(self.activity_groups.get("sales_touch", DEFAULT_SALES_TOUCHES))
+
+
+def load_dataset_spec(path: Path) -> DatasetSpec:
+    """Read `dataset.yaml`; a missing file means defaults, a malformed one a ConfigError."""
+    if not path.exists():
+        return DatasetSpec()
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path.name}: not valid YAML ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path.name}: expected a mapping at the top level")
+    try:
+        return DatasetSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path.name}: {format_validation_error(exc)}") from exc
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One line per pydantic error: `key.path: message`."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)

@@ -1,0 +1,60 @@
+"""Project exceptions: messages a user can act on (file, column, rows, expected vs found)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class LeadscoreError(Exception):
+    """Base class for every error leadscore raises on purpose (bad input, bad config)."""
+
+
+class DatasetError(LeadscoreError):
+    """A dataset file breaks the data contract.
+
+    Attributes name where the problem is so that a CLI or a test can check them, and the
+    message spells them out: ``leads.csv, column 'lead_id', row 3: duplicate ...``.
+    Rows are 1-based data rows (the CSV header is not counted).
+    """
+
+    def __init__(
+        self,
+        file: str,
+        problem: str,
+        *,
+        column: str | None = None,
+        rows: Sequence[int] = (),
+        values: Sequence[object] = (),
+        expected: str | None = None,
+        total: int | None = None,
+    ) -> None:
+        self.file = file
+        self.column = column
+        self.rows = [int(r) for r in rows]
+        self.values = list(values)
+        self.problem = problem
+        self.expected = expected
+        self.total = total if total is not None else len(self.rows)
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        where = self.file
+        if self.column is not None:
+            where += f", column '{self.column}'"
+        if self.rows:
+            shown = ", ".join(str(r) for r in self.rows[:5])
+            noun = "row" if len(self.rows) == 1 else "rows"
+            where += f", {noun} {shown}"
+            if self.total > len(self.rows[:5]):
+                where += f" ({self.total} in all)"
+        message = f"{where}: {self.problem}"
+        if self.values:
+            found = ", ".join(repr(v) for v in self.values[:5])
+            message += f" (found {found})"
+        if self.expected:
+            message += f"; expected {self.expected}"
+        return message
+
+
+class ConfigError(LeadscoreError):
+    """A configuration file (YAML) is malformed or has values out of range."""

@@ -1,0 +1,405 @@
+"""Load a dataset folder, normalise its types and validate it against the data contract.
+
+A dataset is a folder with `leads`, optional `activities` and `deals` (each `.csv` or
+`.parquet`) and an optional `dataset.yaml`. Every violation raises a `DatasetError` naming
+the file, the column and the first offending rows; nothing is returned half-checked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.contract import (
+    ACTIVITY_COLUMNS,
+    ACTIVITY_OPTIONAL,
+    DEAL_COLUMNS,
+    DEAL_OPTIONAL,
+    DEAL_STATUSES,
+    FORMATS,
+    LEAD_COLUMNS,
+    TABLES,
+    UNKNOWN_SOURCE,
+    DatasetSpec,
+    load_dataset_spec,
+)
+from features.errors import DatasetError
+
+TIMESTAMP_DTYPE = "datetime64[us, UTC]"
+ISO_HINT = "an ISO-8601 timestamp such as 2025-03-01T09:30:00Z (UTC when no offset)"
+NEGATIVE_LABELS = ("0", "false", "no")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A validated dataset: typed frames plus the spec they were read with."""
+
+    path: Path
+    spec: DatasetSpec
+    files: dict[str, str]
+    leads: pd.DataFrame
+    activities: pd.DataFrame
+    deals: pd.DataFrame
+    profile_columns: tuple[str, ...]
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def is_flat(self) -> bool:
+        return self.spec.is_flat
+
+    @property
+    def label_column(self) -> str | None:
+        return self.spec.label.column if self.spec.label else None
+
+    @property
+    def data_start(self) -> pd.Timestamp:
+        return self.leads["created_at"].min()
+
+    @property
+    def data_end(self) -> pd.Timestamp:
+        """The latest timestamp anywhere in the dataset: where censoring starts."""
+        stamps = [self.leads["created_at"].max()]
+        if len(self.activities):
+            stamps.append(self.activities["occurred_at"].max())
+        if len(self.deals):
+            stamps.append(self.deals["created_at"].max())
+            closed = self.deals["closed_at"].max()
+            if pd.notna(closed):
+                stamps.append(closed)
+        return max(stamps)
+
+
+def load_dataset(path: str | Path, *, early_events: str | None = None) -> Dataset:
+    """Read, normalise and validate the dataset folder at `path`.
+
+    Args:
+        path: the dataset folder.
+        early_events: "error" or "drop" for activities/deals dated before their lead was
+            created; overrides `early_events` of dataset.yaml when given.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise DatasetError(str(root), "dataset folder not found", expected="a folder holding leads.csv or leads.parquet")
+    spec = load_dataset_spec(root / "dataset.yaml")
+    if early_events is not None:
+        spec = spec.model_copy(update={"early_events": early_events})
+
+    files = {name: _find_table(root, name) for name in TABLES}
+    if files["leads"] is None:
+        raise DatasetError(str(root), "no leads table", expected="leads.csv or leads.parquet")
+    if spec.is_flat:
+        for name in ("activities", "deals"):
+            if files[name] is not None:
+                raise DatasetError(
+                    files[name].name,
+                    "a flat dataset (dataset.yaml declares a label column) cannot also have "
+                    f"{name}",
+                    expected="either a label column or activities/deals history, not both",
+                )
+
+    raw = {name: _read_table(f) if f is not None else None for name, f in files.items()}
+    leads_file = files["leads"].name
+    leads, profile_columns = _normalise_leads(raw["leads"], leads_file, spec)
+    dropped: dict[str, int] = {}
+
+    if raw["activities"] is not None:
+        activities = _normalise_activities(raw["activities"], files["activities"].name, leads)
+        activities, n = _check_early(
+            activities, "occurred_at", files["activities"].name, leads, spec.early_events
+        )
+        if n:
+            dropped["activities_before_lead_created"] = n
+    else:
+        activities = _empty_activities()
+
+    if raw["deals"] is not None:
+        deals = _normalise_deals(raw["deals"], files["deals"].name, leads)
+        deals, n = _check_early(deals, "created_at", files["deals"].name, leads, spec.early_events)
+        if n:
+            dropped["deals_before_lead_created"] = n
+    else:
+        deals = _empty_deals()
+
+    return Dataset(
+        path=root,
+        spec=spec,
+        files={k: v.name for k, v in files.items() if v is not None},
+        leads=leads,
+        activities=activities,
+        deals=deals,
+        profile_columns=profile_columns,
+        dropped=dropped,
+    )
+
+
+# --- reading -----------------------------------------------------------------------------
+
+
+def _find_table(root: Path, name: str) -> Path | None:
+    found = [root / f"{name}{ext}" for ext in FORMATS if (root / f"{name}{ext}").is_file()]
+    if len(found) > 1:
+        raise DatasetError(
+            str(root),
+            f"both {found[0].name} and {found[1].name} exist",
+            expected=f"one {name} table, CSV or Parquet",
+        )
+    return found[0] if found else None
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    if path.stat().st_size == 0:
+        raise DatasetError(path.name, "file is empty", expected="a header row and data rows")
+    try:
+        if path.suffix == ".csv":
+            # Everything as text first: types are decided (and errors reported) by us.
+            df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        else:
+            df = pd.read_parquet(path)
+    except pd.errors.EmptyDataError as exc:
+        raise DatasetError(path.name, "file is empty", expected="a header row and data rows") from exc
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
+        raise DatasetError(path.name, f"cannot be read ({exc})") from exc
+    df.columns = [str(c).strip() for c in df.columns]
+    dupes = sorted({c for c in df.columns if list(df.columns).count(c) > 1})
+    if dupes:
+        raise DatasetError(path.name, "duplicate column names", values=dupes)
+    return df.reset_index(drop=True)
+
+
+def _require_columns(df: pd.DataFrame, file: str, required: tuple[str, ...]) -> None:
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise DatasetError(
+            file,
+            f"missing required column{'s' if len(missing) > 1 else ''} "
+            + ", ".join(f"'{c}'" for c in missing),
+            column=missing[0],
+            values=list(df.columns)[:8],
+            expected="columns " + ", ".join(required),
+        )
+
+
+def _fail_rows(file: str, column: str, mask: pd.Series, problem: str, values: pd.Series | None = None, expected: str | None = None) -> None:
+    """Raise a DatasetError for the rows where `mask` is true, if any."""
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return
+    idx = np.flatnonzero(mask)
+    shown = values.iloc[idx[:5]].tolist() if values is not None else []
+    raise DatasetError(
+        file,
+        problem,
+        column=column,
+        rows=(idx[:5] + 1).tolist(),
+        values=shown,
+        expected=expected,
+        total=int(mask.sum()),
+    )
+
+
+# --- column normalisers ------------------------------------------------------------------
+
+
+def _as_text(s: pd.Series) -> pd.Series:
+    """Strip text; blanks become missing. Non-text columns (Parquet ints) become text."""
+    if pd.api.types.is_string_dtype(s) or s.dtype == object or isinstance(s.dtype, pd.CategoricalDtype):
+        out = s.astype("str").where(s.notna())
+    else:
+        out = s.map(lambda v: None if pd.isna(v) else str(v))
+    out = out.str.strip()
+    return out.where(out != "")
+
+
+def _ids(df: pd.DataFrame, file: str, column: str, *, unique: bool) -> pd.Series:
+    ids = _as_text(df[column])
+    _fail_rows(file, column, ids.isna(), f"empty {column}", expected=f"a non-empty {column}")
+    if unique:
+        dup = ids.duplicated(keep=False)
+        _fail_rows(file, column, dup, f"duplicate {column}", ids, expected=f"each {column} once")
+    return ids.astype("str")
+
+
+def _timestamps(df: pd.DataFrame, file: str, column: str, *, required: bool) -> pd.Series:
+    s = df[column]
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        return s.dt.tz_convert("UTC").astype(TIMESTAMP_DTYPE)
+    if pd.api.types.is_datetime64_dtype(s):
+        return s.dt.tz_localize("UTC").astype(TIMESTAMP_DTYPE)
+    text = _as_text(s)
+    parsed = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
+    if required:
+        _fail_rows(file, column, text.isna(), f"empty {column}", expected=ISO_HINT)
+    _fail_rows(
+        file, column, text.notna() & parsed.isna(), "unparseable timestamp", text, expected=ISO_HINT
+    )
+    return parsed.astype(TIMESTAMP_DTYPE)
+
+
+def _numbers(df: pd.DataFrame, file: str, column: str) -> pd.Series:
+    s = df[column]
+    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+        return s.astype("float64")
+    text = _as_text(s)
+    parsed = pd.to_numeric(text, errors="coerce")
+    _fail_rows(file, column, text.notna() & parsed.isna(), "not a number", text, expected="a number or an empty cell")
+    return parsed.astype("float64")
+
+
+def _looks_numeric(s: pd.Series) -> bool:
+    if pd.api.types.is_bool_dtype(s):
+        return False
+    if pd.api.types.is_numeric_dtype(s):
+        return True
+    text = _as_text(s).dropna()
+    return len(text) > 0 and pd.to_numeric(text, errors="coerce").notna().all()
+
+
+def _lead_index(leads: pd.DataFrame, file: str, df: pd.DataFrame) -> pd.Series:
+    """Check every lead_id of a child table exists in leads; return the text ids."""
+    ids = _ids(df, file, "lead_id", unique=False)
+    unknown = ~ids.isin(leads["lead_id"])
+    _fail_rows(file, "lead_id", unknown, "lead_id not found in leads", ids, expected="a lead_id of the leads table")
+    return ids
+
+
+# --- tables ------------------------------------------------------------------------------
+
+
+def _normalise_leads(df: pd.DataFrame, file: str, spec: DatasetSpec) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    _require_columns(df, file, LEAD_COLUMNS + ((spec.label.column,) if spec.label else ()))
+    if df.empty:
+        raise DatasetError(file, "no data rows", expected="at least one lead")
+    roles = spec.columns
+    for role in ("ignore", "leaky", "categorical", "numeric"):
+        for col in getattr(roles, role):
+            if col not in df.columns:
+                raise DatasetError(
+                    "dataset.yaml",
+                    f"columns.{role} names a column that {file} does not have",
+                    column=col,
+                    values=list(df.columns)[:8],
+                )
+    both = set(roles.categorical) & set(roles.numeric)
+    if both:
+        raise DatasetError("dataset.yaml", "column declared both categorical and numeric", column=sorted(both)[0])
+
+    out = pd.DataFrame(index=df.index)
+    out["lead_id"] = _ids(df, file, "lead_id", unique=True)
+    out["created_at"] = _timestamps(df, file, "created_at", required=True)
+    source = _as_text(df["source"])
+    out["source"] = source.fillna(UNKNOWN_SOURCE).astype("category")
+
+    reserved = set(LEAD_COLUMNS) | set(roles.ignore) | ({spec.label.column} if spec.label else set())
+    profile = [c for c in df.columns if c not in reserved]
+    for col in profile:
+        if col in roles.numeric or (col not in roles.categorical and _looks_numeric(df[col])):
+            out[col] = _numbers(df, file, col)
+        else:
+            out[col] = _as_text(df[col]).astype("category")
+
+    if spec.label is not None:
+        out[spec.label.column] = _labels(df, file, spec)
+    return out, tuple(profile)
+
+
+def _labels(df: pd.DataFrame, file: str, spec: DatasetSpec) -> pd.Series:
+    col = spec.label.column
+    text = _as_text(df[col]).str.lower()
+    # Parquet numbers arrive as 1.0 / 0.0; compare them as integers.
+    text = text.str.replace(r"^(-?\d+)\.0+$", r"\1", regex=True)
+    positive = {str(v).strip().lower() for v in spec.label.positive}
+    negative = set(NEGATIVE_LABELS) - positive
+    _fail_rows(file, col, text.isna(), "empty outcome", expected="0 or 1 in every row")
+    bad = ~text.isin(positive | negative)
+    _fail_rows(
+        file, col, bad, "outcome value not understood", text,
+        expected=f"one of {sorted(positive)} (won) or {sorted(negative)} (not won)",
+    )
+    return text.isin(positive).astype("int8")
+
+
+def _normalise_activities(df: pd.DataFrame, file: str, leads: pd.DataFrame) -> pd.DataFrame:
+    _require_columns(df, file, ACTIVITY_COLUMNS)
+    out = pd.DataFrame(index=df.index)
+    out["lead_id"] = _lead_index(leads, file, df)
+    out["occurred_at"] = _timestamps(df, file, "occurred_at", required=True)
+    kind = _as_text(df["activity_type"])
+    _fail_rows(file, "activity_type", kind.isna(), "empty activity_type", expected="an activity type such as page_view")
+    out["activity_type"] = kind.astype("category")
+    out["value"] = _numbers(df, file, "value") if "value" in df.columns else np.nan
+    out["campaign"] = _as_text(df["campaign"]).astype("category") if "campaign" in df.columns else pd.Categorical([None] * len(df))
+    extra = [c for c in df.columns if c not in ACTIVITY_COLUMNS + ACTIVITY_OPTIONAL]
+    for col in extra:  # kept as text; features ignore columns they do not know
+        out[col] = _as_text(df[col])
+    return out
+
+
+def _normalise_deals(df: pd.DataFrame, file: str, leads: pd.DataFrame) -> pd.DataFrame:
+    _require_columns(df, file, DEAL_COLUMNS)
+    out = pd.DataFrame(index=df.index)
+    out["deal_id"] = _ids(df, file, "deal_id", unique=True)
+    out["lead_id"] = _lead_index(leads, file, df)
+    out["created_at"] = _timestamps(df, file, "created_at", required=True)
+    out["closed_at"] = _timestamps(df, file, "closed_at", required=False)
+    status = _as_text(df["status"]).str.lower()
+    _fail_rows(
+        file, "status", ~status.isin(DEAL_STATUSES), "unknown deal status", _as_text(df["status"]),
+        expected="one of " + ", ".join(DEAL_STATUSES),
+    )
+    out["status"] = pd.Categorical(status, categories=list(DEAL_STATUSES))
+    closed = status.isin(("won", "lost"))
+    _fail_rows(file, "closed_at", closed & out["closed_at"].isna(), "won or lost deal without closed_at", status, expected="the date the deal was closed")
+    _fail_rows(file, "closed_at", (status == "open") & out["closed_at"].notna(), "open deal with a closed_at", _as_text(df["closed_at"]), expected="an empty closed_at while the deal is open")
+    early = out["closed_at"].notna() & (out["closed_at"] < out["created_at"])
+    _fail_rows(file, "closed_at", early, "closed_at before the deal's created_at", _as_text(df["closed_at"]), expected="closed_at >= created_at")
+    if "amount" in df.columns:
+        out["amount"] = _numbers(df, file, "amount")
+        _fail_rows(file, "amount", out["amount"] < 0, "negative amount", out["amount"], expected="an amount >= 0")
+    else:
+        out["amount"] = np.nan
+    extra = [c for c in df.columns if c not in DEAL_COLUMNS + DEAL_OPTIONAL]
+    for col in extra:
+        out[col] = _as_text(df[col])
+    return out
+
+
+def _check_early(df: pd.DataFrame, column: str, file: str, leads: pd.DataFrame, policy: str) -> tuple[pd.DataFrame, int]:
+    """Events dated before their lead existed: an error, or dropped and counted."""
+    created = df["lead_id"].map(leads.set_index("lead_id")["created_at"])
+    early = (df[column] < created).to_numpy()
+    if policy == "error":
+        _fail_rows(
+            file, column, early, f"{column} before the lead's created_at", df[column].astype(str),
+            expected="events on or after the lead was created (or early_events: drop in dataset.yaml)",
+        )
+        return df, 0
+    n = int(early.sum())
+    return (df.loc[~early].reset_index(drop=True) if n else df), n
+
+
+def _empty_activities() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "lead_id": pd.Series([], dtype="str"),
+            "occurred_at": pd.Series([], dtype=TIMESTAMP_DTYPE),
+            "activity_type": pd.Categorical([]),
+            "value": pd.Series([], dtype="float64"),
+            "campaign": pd.Categorical([]),
+        }
+    )
+
+
+def _empty_deals() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "deal_id": pd.Series([], dtype="str"),
+            "lead_id": pd.Series([], dtype="str"),
+            "created_at": pd.Series([], dtype=TIMESTAMP_DTYPE),
+            "closed_at": pd.Series([], dtype=TIMESTAMP_DTYPE),
+            "status": pd.Categorical([], categories=list(DEAL_STATUSES)),
+            "amount": pd.Series([], dtype="float64"),
+        }
+    )

@@ -1,0 +1,5 @@
+"""CRM simulator: demo data, tests and benchmarks; it knows the true probabilities."""
+
+from simulation.simulator import SimulationConfig, simulate
+
+__all__ = ["SimulationConfig", "simulate"]

@@ -82,7 +82,11 @@ def load_dataset(path: str | Path, *, early_events: str | None = None) -> Datase
     """
     root = Path(path)
     if not root.is_dir():
-        raise DatasetError(str(root), "dataset folder not found", expected="a folder holding leads.csv or leads.parquet")
+        raise DatasetError(
+            str(root),
+            "dataset folder not found",
+            expected="a folder holding leads.csv or leads.parquet",
+        )
     spec = load_dataset_spec(root / "dataset.yaml")
     if early_events is not None:
         spec = spec.model_copy(update={"early_events": early_events})
@@ -159,7 +163,9 @@ def _read_table(path: Path) -> pd.DataFrame:
         else:
             df = pd.read_parquet(path)
     except pd.errors.EmptyDataError as exc:
-        raise DatasetError(path.name, "file is empty", expected="a header row and data rows") from exc
+        raise DatasetError(
+            path.name, "file is empty", expected="a header row and data rows"
+        ) from exc
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
         raise DatasetError(path.name, f"cannot be read ({exc})") from exc
     df.columns = [str(c).strip() for c in df.columns]
@@ -182,13 +188,24 @@ def _require_columns(df: pd.DataFrame, file: str, required: tuple[str, ...]) -> 
         )
 
 
-def _fail_rows(file: str, column: str, mask: pd.Series, problem: str, values: pd.Series | None = None, expected: str | None = None) -> None:
+def _fail_rows(
+    file: str,
+    column: str,
+    mask: pd.Series,
+    problem: str,
+    values: pd.Series | None = None,
+    expected: str | None = None,
+) -> None:
     """Raise a DatasetError for the rows where `mask` is true, if any."""
     mask = np.asarray(mask, dtype=bool)
     if not mask.any():
         return
     idx = np.flatnonzero(mask)
-    shown = values.iloc[idx[:5]].tolist() if values is not None else []
+    shown = (
+        [str(v) if isinstance(v, pd.Timestamp) else v for v in values.iloc[idx[:5]]]
+        if values is not None
+        else []
+    )
     raise DatasetError(
         file,
         problem,
@@ -205,7 +222,11 @@ def _fail_rows(file: str, column: str, mask: pd.Series, problem: str, values: pd
 
 def _as_text(s: pd.Series) -> pd.Series:
     """Strip text; blanks become missing. Non-text columns (Parquet ints) become text."""
-    if pd.api.types.is_string_dtype(s) or s.dtype == object or isinstance(s.dtype, pd.CategoricalDtype):
+    if (
+        pd.api.types.is_string_dtype(s)
+        or s.dtype == object
+        or isinstance(s.dtype, pd.CategoricalDtype)
+    ):
         out = s.astype("str").where(s.notna())
     else:
         out = s.map(lambda v: None if pd.isna(v) else str(v))
@@ -244,7 +265,14 @@ def _numbers(df: pd.DataFrame, file: str, column: str) -> pd.Series:
         return s.astype("float64")
     text = _as_text(s)
     parsed = pd.to_numeric(text, errors="coerce")
-    _fail_rows(file, column, text.notna() & parsed.isna(), "not a number", text, expected="a number or an empty cell")
+    _fail_rows(
+        file,
+        column,
+        text.notna() & parsed.isna(),
+        "not a number",
+        text,
+        expected="a number or an empty cell",
+    )
     return parsed.astype("float64")
 
 
@@ -261,14 +289,23 @@ def _lead_index(leads: pd.DataFrame, file: str, df: pd.DataFrame) -> pd.Series:
     """Check every lead_id of a child table exists in leads; return the text ids."""
     ids = _ids(df, file, "lead_id", unique=False)
     unknown = ~ids.isin(leads["lead_id"])
-    _fail_rows(file, "lead_id", unknown, "lead_id not found in leads", ids, expected="a lead_id of the leads table")
+    _fail_rows(
+        file,
+        "lead_id",
+        unknown,
+        "lead_id not found in leads",
+        ids,
+        expected="a lead_id of the leads table",
+    )
     return ids
 
 
 # --- tables ------------------------------------------------------------------------------
 
 
-def _normalise_leads(df: pd.DataFrame, file: str, spec: DatasetSpec) -> tuple[pd.DataFrame, tuple[str, ...]]:
+def _normalise_leads(
+    df: pd.DataFrame, file: str, spec: DatasetSpec
+) -> tuple[pd.DataFrame, tuple[str, ...]]:
     _require_columns(df, file, LEAD_COLUMNS + ((spec.label.column,) if spec.label else ()))
     if df.empty:
         raise DatasetError(file, "no data rows", expected="at least one lead")
@@ -284,7 +321,9 @@ def _normalise_leads(df: pd.DataFrame, file: str, spec: DatasetSpec) -> tuple[pd
                 )
     both = set(roles.categorical) & set(roles.numeric)
     if both:
-        raise DatasetError("dataset.yaml", "column declared both categorical and numeric", column=sorted(both)[0])
+        raise DatasetError(
+            "dataset.yaml", "column declared both categorical and numeric", column=sorted(both)[0]
+        )
 
     out = pd.DataFrame(index=df.index)
     out["lead_id"] = _ids(df, file, "lead_id", unique=True)
@@ -292,7 +331,9 @@ def _normalise_leads(df: pd.DataFrame, file: str, spec: DatasetSpec) -> tuple[pd
     source = _as_text(df["source"])
     out["source"] = source.fillna(UNKNOWN_SOURCE).astype("category")
 
-    reserved = set(LEAD_COLUMNS) | set(roles.ignore) | ({spec.label.column} if spec.label else set())
+    reserved = (
+        set(LEAD_COLUMNS) | set(roles.ignore) | ({spec.label.column} if spec.label else set())
+    )
     profile = [c for c in df.columns if c not in reserved]
     for col in profile:
         if col in roles.numeric or (col not in roles.categorical and _looks_numeric(df[col])):
@@ -315,7 +356,11 @@ def _labels(df: pd.DataFrame, file: str, spec: DatasetSpec) -> pd.Series:
     _fail_rows(file, col, text.isna(), "empty outcome", expected="0 or 1 in every row")
     bad = ~text.isin(positive | negative)
     _fail_rows(
-        file, col, bad, "outcome value not understood", text,
+        file,
+        col,
+        bad,
+        "outcome value not understood",
+        text,
         expected=f"one of {sorted(positive)} (won) or {sorted(negative)} (not won)",
     )
     return text.isin(positive).astype("int8")
@@ -327,10 +372,20 @@ def _normalise_activities(df: pd.DataFrame, file: str, leads: pd.DataFrame) -> p
     out["lead_id"] = _lead_index(leads, file, df)
     out["occurred_at"] = _timestamps(df, file, "occurred_at", required=True)
     kind = _as_text(df["activity_type"])
-    _fail_rows(file, "activity_type", kind.isna(), "empty activity_type", expected="an activity type such as page_view")
+    _fail_rows(
+        file,
+        "activity_type",
+        kind.isna(),
+        "empty activity_type",
+        expected="an activity type such as page_view",
+    )
     out["activity_type"] = kind.astype("category")
     out["value"] = _numbers(df, file, "value") if "value" in df.columns else np.nan
-    out["campaign"] = _as_text(df["campaign"]).astype("category") if "campaign" in df.columns else pd.Categorical([None] * len(df))
+    out["campaign"] = (
+        _as_text(df["campaign"]).astype("category")
+        if "campaign" in df.columns
+        else pd.Categorical([None] * len(df))
+    )
     extra = [c for c in df.columns if c not in ACTIVITY_COLUMNS + ACTIVITY_OPTIONAL]
     for col in extra:  # kept as text; features ignore columns they do not know
         out[col] = _as_text(df[col])
@@ -346,18 +401,50 @@ def _normalise_deals(df: pd.DataFrame, file: str, leads: pd.DataFrame) -> pd.Dat
     out["closed_at"] = _timestamps(df, file, "closed_at", required=False)
     status = _as_text(df["status"]).str.lower()
     _fail_rows(
-        file, "status", ~status.isin(DEAL_STATUSES), "unknown deal status", _as_text(df["status"]),
+        file,
+        "status",
+        ~status.isin(DEAL_STATUSES),
+        "unknown deal status",
+        _as_text(df["status"]),
         expected="one of " + ", ".join(DEAL_STATUSES),
     )
     out["status"] = pd.Categorical(status, categories=list(DEAL_STATUSES))
     closed = status.isin(("won", "lost"))
-    _fail_rows(file, "closed_at", closed & out["closed_at"].isna(), "won or lost deal without closed_at", status, expected="the date the deal was closed")
-    _fail_rows(file, "closed_at", (status == "open") & out["closed_at"].notna(), "open deal with a closed_at", _as_text(df["closed_at"]), expected="an empty closed_at while the deal is open")
+    _fail_rows(
+        file,
+        "closed_at",
+        closed & out["closed_at"].isna(),
+        "won or lost deal without closed_at",
+        status,
+        expected="the date the deal was closed",
+    )
+    _fail_rows(
+        file,
+        "closed_at",
+        (status == "open") & out["closed_at"].notna(),
+        "open deal with a closed_at",
+        _as_text(df["closed_at"]),
+        expected="an empty closed_at while the deal is open",
+    )
     early = out["closed_at"].notna() & (out["closed_at"] < out["created_at"])
-    _fail_rows(file, "closed_at", early, "closed_at before the deal's created_at", _as_text(df["closed_at"]), expected="closed_at >= created_at")
+    _fail_rows(
+        file,
+        "closed_at",
+        early,
+        "closed_at before the deal's created_at",
+        _as_text(df["closed_at"]),
+        expected="closed_at >= created_at",
+    )
     if "amount" in df.columns:
         out["amount"] = _numbers(df, file, "amount")
-        _fail_rows(file, "amount", out["amount"] < 0, "negative amount", out["amount"], expected="an amount >= 0")
+        _fail_rows(
+            file,
+            "amount",
+            out["amount"] < 0,
+            "negative amount",
+            out["amount"],
+            expected="an amount >= 0",
+        )
     else:
         out["amount"] = np.nan
     extra = [c for c in df.columns if c not in DEAL_COLUMNS + DEAL_OPTIONAL]
@@ -366,13 +453,19 @@ def _normalise_deals(df: pd.DataFrame, file: str, leads: pd.DataFrame) -> pd.Dat
     return out
 
 
-def _check_early(df: pd.DataFrame, column: str, file: str, leads: pd.DataFrame, policy: str) -> tuple[pd.DataFrame, int]:
+def _check_early(
+    df: pd.DataFrame, column: str, file: str, leads: pd.DataFrame, policy: str
+) -> tuple[pd.DataFrame, int]:
     """Events dated before their lead existed: an error, or dropped and counted."""
     created = df["lead_id"].map(leads.set_index("lead_id")["created_at"])
     early = (df[column] < created).to_numpy()
     if policy == "error":
         _fail_rows(
-            file, column, early, f"{column} before the lead's created_at", df[column].astype(str),
+            file,
+            column,
+            early,
+            f"{column} before the lead's created_at",
+            df[column],
             expected="events on or after the lead was created (or early_events: drop in dataset.yaml)",
         )
         return df, 0

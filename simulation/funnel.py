@@ -43,7 +43,16 @@ SOURCE_FIT = {
 
 # (values, probabilities, fit effects, share missing)
 INDUSTRY = (
-    ["software", "finance", "healthcare", "manufacturing", "retail", "education", "government", "other"],
+    [
+        "software",
+        "finance",
+        "healthcare",
+        "manufacturing",
+        "retail",
+        "education",
+        "government",
+        "other",
+    ],
     [0.22, 0.14, 0.12, 0.14, 0.12, 0.08, 0.06, 0.12],
     [0.3, 0.2, 0.1, 0.1, -0.1, -0.3, -0.2, -0.1],
     0.05,
@@ -127,7 +136,9 @@ ACTIVITY_TYPES = (
 )
 
 
-def funnel_rates(z: np.ndarray, fit: np.ndarray, epsilon: np.ndarray, response: np.ndarray) -> dict[str, np.ndarray]:
+def funnel_rates(
+    z: np.ndarray, fit: np.ndarray, epsilon: np.ndarray, response: np.ndarray
+) -> dict[str, np.ndarray]:
     """Per-lead transition rates (per day) of the funnel chain."""
     n = len(z)
     return {

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from features.errors import LeadscoreError
 from simulation import funnel as fm
@@ -39,6 +39,15 @@ class SimulationConfig(BaseModel):
     chunk_size: int = Field(25_000, ge=100)
     format: str = Field("parquet", pattern="^(parquet|csv)$")
 
+    @field_validator("start")
+    @classmethod
+    def _start_is_a_date(cls, value: str) -> str:
+        try:
+            np.datetime64(value, "D")
+        except ValueError as exc:
+            raise ValueError(f"start must be a date such as 2025-01-01, not {value!r}") from exc
+        return value
+
 
 @dataclass
 class _Chunk:
@@ -56,7 +65,9 @@ def simulate(config: SimulationConfig, out_dir: str | Path, *, overwrite: bool =
     """
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not overwrite:
-        raise LeadscoreError(f"{out}: folder exists and is not empty (pass --overwrite to replace it)")
+        raise LeadscoreError(
+            f"{out}: folder exists and is not empty (pass --overwrite to replace it)"
+        )
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -85,7 +96,13 @@ def _dataset_yaml(config: SimulationConfig) -> dict:
         "activity_groups": {
             "sales_touch": ["call", "meeting", "sales_email"],
             "email": ["email_open", "email_click"],
-            "web": ["page_view", "pricing_page_view", "content_download", "form_submission", "demo_request"],
+            "web": [
+                "page_view",
+                "pricing_page_view",
+                "content_download",
+                "form_submission",
+                "demo_request",
+            ],
             "webinar": ["webinar_registration", "webinar_attendance"],
             "negative": ["unsubscribe", "email_bounce"],
         },
@@ -125,7 +142,9 @@ class _Writers:
 
 
 def _csv_schema(schema: pa.Schema) -> pa.Schema:
-    return pa.schema([(f.name, pa.string() if pa.types.is_timestamp(f.type) else f.type) for f in schema])
+    return pa.schema(
+        [(f.name, pa.string() if pa.types.is_timestamp(f.type) else f.type) for f in schema]
+    )
 
 
 def _as_csv_table(table: pa.Table) -> pa.Table:
@@ -134,7 +153,9 @@ def _as_csv_table(table: pa.Table) -> pa.Table:
     for f, col in zip(table.schema, table.columns, strict=True):
         if pa.types.is_timestamp(f.type):
             arr = col.to_numpy(zero_copy_only=False).astype("datetime64[s]")
-            text = np.where(np.isnat(arr), "", np.char.add(np.datetime_as_string(arr, unit="s"), "Z"))
+            text = np.where(
+                np.isnat(arr), "", np.char.add(np.datetime_as_string(arr, unit="s"), "Z")
+            )
             cols.append(pa.array(text, mask=np.isnat(arr), type=pa.string()))
         else:
             cols.append(col)
@@ -151,10 +172,14 @@ def _chunks(config: SimulationConfig) -> Iterator[_Chunk]:
     for i, stream in enumerate(streams):
         first = i * config.chunk_size
         n = min(config.chunk_size, config.n_leads - first)
-        yield _simulate_chunk(np.random.default_rng(stream), first, n, config.n_leads, start_us, config.days)
+        yield _simulate_chunk(
+            np.random.default_rng(stream), first, n, config.n_leads, start_us, config.days
+        )
 
 
-def _draw_categorical(rng: np.random.Generator, spec: tuple, n: int) -> tuple[np.ndarray, np.ndarray]:
+def _draw_categorical(
+    rng: np.random.Generator, spec: tuple, n: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Values (None where missing) and fit effects of one profile attribute."""
     values, probs, effects, missing = spec
     idx = rng.choice(len(values), size=n, p=np.asarray(probs) / np.sum(probs))
@@ -179,7 +204,9 @@ def _arrival_days(rng: np.random.Generator, n: int, days: float) -> np.ndarray:
     return day + clock
 
 
-def _simulate_chunk(rng: np.random.Generator, first: int, n: int, total: int, start_us: int, days: float) -> _Chunk:
+def _simulate_chunk(
+    rng: np.random.Generator, first: int, n: int, total: int, start_us: int, days: float
+) -> _Chunk:
     width = max(7, len(str(total)))
     lead_ids = np.array([f"L{first + i + 1:0{width}d}" for i in range(n)], dtype=object)
 
@@ -220,7 +247,9 @@ def _simulate_chunk(rng: np.random.Generator, first: int, n: int, total: int, st
 
     def ts(day_values: np.ndarray) -> pa.Array:
         finite = np.isfinite(day_values)
-        us = np.where(finite, start_us + np.round(np.where(finite, day_values, 0) * 86_400) * 1_000_000, 0)
+        us = np.where(
+            finite, start_us + np.round(np.where(finite, day_values, 0) * 86_400) * 1_000_000, 0
+        )
         return pa.array(us.astype(np.int64), type=pa.timestamp("us", tz="UTC"), mask=~finite)
 
     leads_table = pa.table(
@@ -239,7 +268,9 @@ def _simulate_chunk(rng: np.random.Generator, first: int, n: int, total: int, st
         {
             "lead_id": pa.array(lead_ids[acts["lead"]], pa.string()),
             "occurred_at": ts(acts["t"]),
-            "activity_type": pa.array(np.asarray(fm.ACTIVITY_TYPES, dtype=object)[acts["type"]], pa.string()),
+            "activity_type": pa.array(
+                np.asarray(fm.ACTIVITY_TYPES, dtype=object)[acts["type"]], pa.string()
+            ),
             "value": pa.array(acts["value"], pa.float64(), mask=np.isnan(acts["value"])),
             "campaign": pa.array(acts["campaign"], pa.string()),
         }
@@ -260,7 +291,9 @@ def _simulate_chunk(rng: np.random.Generator, first: int, n: int, total: int, st
         "z": pa.array(np.round(z, 6)),
         "epsilon": pa.array(np.round(epsilon, 6)),
         "fit": pa.array(np.round(fit, 6)),
-        "response_class": pa.array(np.asarray(fm.RESPONSE_CLASSES, dtype=object)[response], pa.string()),
+        "response_class": pa.array(
+            np.asarray(fm.RESPONSE_CLASSES, dtype=object)[response], pa.string()
+        ),
         "engager": pa.array(engager),
     }
     for name in fm.RATE_COLUMNS:
@@ -275,10 +308,14 @@ def _simulate_chunk(rng: np.random.Generator, first: int, n: int, total: int, st
 def _exp(rng: np.random.Generator, rate: np.ndarray) -> np.ndarray:
     """Exponential waiting times; infinite where the rate is zero."""
     with np.errstate(divide="ignore"):
-        return np.where(rate > 0, rng.exponential(1.0, len(rate)) / np.where(rate > 0, rate, 1), np.inf)
+        return np.where(
+            rate > 0, rng.exponential(1.0, len(rate)) / np.where(rate > 0, rate, 1), np.inf
+        )
 
 
-def _funnel_paths(rng: np.random.Generator, created: np.ndarray, r: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _funnel_paths(
+    rng: np.random.Generator, created: np.ndarray, r: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
     """Jump times of the funnel chain (days since start; inf where never reached)."""
     n = len(created)
     inf = np.full(n, np.inf)
@@ -291,12 +328,16 @@ def _funnel_paths(rng: np.random.Generator, created: np.ndarray, r: dict[str, np
     touched_at = np.where(touched, created + touch, inf)
     qualified = touched & (qualify < cold1)
     qualified_at = np.where(qualified, touched_at + qualify, inf)
-    cold_at = np.where(~touched, created + cold0, np.where(touched & ~qualified, touched_at + cold1, inf))
+    cold_at = np.where(
+        ~touched, created + cold0, np.where(touched & ~qualified, touched_at + cold1, inf)
+    )
     advanced = qualified & (advance < lost1)
     advanced_at = np.where(advanced, qualified_at + advance, inf)
     won = advanced & (win < lost2)
     closed_at = np.where(
-        qualified & ~advanced, qualified_at + lost1, np.where(advanced, advanced_at + np.minimum(win, lost2), inf)
+        qualified & ~advanced,
+        qualified_at + lost1,
+        np.where(advanced, advanced_at + np.minimum(win, lost2), inf),
     )
     final = np.where(won, fm.WON, np.where(qualified, fm.LOST, fm.DEAD))
     return {
@@ -339,7 +380,9 @@ def _poisson_times(rng, lead, t0, t1, base, decay_from=None):
     return lead[idx], times
 
 
-def _activities(rng, created, obs_end, z, engager, email_kind, path, start_us) -> dict[str, np.ndarray]:
+def _activities(
+    rng, created, obs_end, z, engager, email_kind, path, start_us
+) -> dict[str, np.ndarray]:
     n = len(created)
     leads = np.arange(n)
     type_code = {name: i for i, name in enumerate(fm.ACTIVITY_TYPES)}
@@ -358,7 +401,9 @@ def _activities(rng, created, obs_end, z, engager, email_kind, path, start_us) -
     lead_a = leads[active]
     for name, (rate, beta) in fm.MARKETING.items():
         base = rate * np.exp(beta * z[lead_a]) * fm.MAX_INTENSITY
-        li, t = _poisson_times(rng, lead_a, created[lead_a], obs_end[lead_a], base, decay_from=created[lead_a])
+        li, t = _poisson_times(
+            rng, lead_a, created[lead_a], obs_end[lead_a], base, decay_from=created[lead_a]
+        )
         keep = rng.random(len(t)) < fm.STATE_INTENSITY[_state_for(path, li, t)] / fm.MAX_INTENSITY
         add(li[keep], t[keep], name)
         if name == "webinar_registration":
@@ -371,16 +416,30 @@ def _activities(rng, created, obs_end, z, engager, email_kind, path, start_us) -
     # Sales touches: the first one (a call, or a sales e-mail for a third) at the touch
     # time, then by funnel stage.
     first = path["touched_at"] < obs_end
-    first_kind = np.where(rng.random(first.sum()) < 1 / 3, type_code["sales_email"], type_code["call"])
+    first_kind = np.where(
+        rng.random(first.sum()) < 1 / 3, type_code["sales_email"], type_code["call"]
+    )
     add(leads[first], path["touched_at"][first], first_kind.astype(np.int16))
     nurture_end = np.minimum.reduce([path["qualified_at"], path["cold_at"], obs_end])
     opp_end = np.minimum(path["closed_at"], obs_end)
     for name, rate in fm.SALES_NURTURE.items():
-        li, t = _poisson_times(rng, leads[first], path["touched_at"][first], nurture_end[first], np.full(first.sum(), rate))
+        li, t = _poisson_times(
+            rng,
+            leads[first],
+            path["touched_at"][first],
+            nurture_end[first],
+            np.full(first.sum(), rate),
+        )
         add(li, t, name)
     in_opp = path["qualified_at"] < obs_end
     for name, rate in fm.SALES_OPPORTUNITY.items():
-        li, t = _poisson_times(rng, leads[in_opp], path["qualified_at"][in_opp], opp_end[in_opp], np.full(in_opp.sum(), rate))
+        li, t = _poisson_times(
+            rng,
+            leads[in_opp],
+            path["qualified_at"][in_opp],
+            opp_end[in_opp],
+            np.full(in_opp.sum(), rate),
+        )
         add(li, t, name)
 
     lead_idx = np.concatenate(parts_lead)
@@ -408,10 +467,14 @@ def _activities(rng, created, obs_end, z, engager, email_kind, path, start_us) -
     value = np.full(len(t), np.nan)
     is_view = np.isin(kind, [type_code["page_view"], type_code["pricing_page_view"]])
     value[is_view] = np.round(rng.lognormal(np.log(40) + 0.2 * z[lead_idx[is_view]], 0.8), 1)
-    value[kind == type_code["call"]] = np.round(rng.lognormal(np.log(300), 0.7, (kind == type_code["call"]).sum()))
+    value[kind == type_code["call"]] = np.round(
+        rng.lognormal(np.log(300), 0.7, (kind == type_code["call"]).sum())
+    )
 
     campaign = np.full(len(t), None, dtype=object)
-    month = np.datetime_as_string(np.datetime64(start_us, "us") + (t * US_PER_DAY).astype("timedelta64[us]"), unit="M")
+    month = np.datetime_as_string(
+        np.datetime64(start_us, "us") + (t * US_PER_DAY).astype("timedelta64[us]"), unit="M"
+    )
     for names, prefix in (
         (("email_open", "email_click"), "newsletter-"),
         (("webinar_registration", "webinar_attendance"), "webinar-"),
@@ -433,8 +496,16 @@ def _deals(rng, lead_ids, path, size, days) -> dict[str, np.ndarray]:
     created = path["qualified_at"][lead]
     closed_at = path["closed_at"][lead]
     is_closed = closed_at <= days
-    status = np.where(is_closed, np.where(path["final_state"][lead] == fm.WON, "won", "lost"), "open").astype(object)
-    size_scale = {"1-10": 4_000, "11-50": 9_000, "51-200": 20_000, "201-1000": 45_000, "1000+": 90_000}
+    status = np.where(
+        is_closed, np.where(path["final_state"][lead] == fm.WON, "won", "lost"), "open"
+    ).astype(object)
+    size_scale = {
+        "1-10": 4_000,
+        "11-50": 9_000,
+        "51-200": 20_000,
+        "201-1000": 45_000,
+        "1000+": 90_000,
+    }
     scale = np.array([size_scale.get(s, 15_000) for s in size[lead]], dtype=float)
     amount = np.round(scale * rng.lognormal(0.0, 0.5, len(lead)), -2)
     return {

@@ -1,0 +1,46 @@
+"""A dataset at a glance: what `leadscore validate` prints."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from features.loading import Dataset
+
+
+def summarize_dataset(ds: Dataset) -> dict:
+    """Counts, date range and win rate of a validated dataset, as plain JSON-able values."""
+    leads = ds.leads
+    summary: dict = {
+        "path": str(ds.path),
+        "files": ds.files,
+        "kind": "flat" if ds.is_flat else "history",
+        "leads": int(len(leads)),
+        "created_from": _iso(ds.data_start),
+        "data_end": _iso(ds.data_end),
+        "leads_by_source": _counts(leads["source"]),
+        "profile_columns": list(ds.profile_columns),
+        "leaky_columns": list(ds.spec.columns.leaky),
+        "activities": int(len(ds.activities)),
+        "activities_by_type": _counts(ds.activities["activity_type"]),
+        "deals": int(len(ds.deals)),
+        "deals_by_status": _counts(ds.deals["status"]),
+        "dropped": dict(ds.dropped),
+    }
+    if ds.is_flat:
+        summary["win_rate"] = float(leads[ds.label_column].mean())
+    else:
+        won = ds.deals.loc[ds.deals["status"] == "won", "lead_id"].unique()
+        summary["won_leads"] = int(len(won))
+        summary["win_rate"] = float(len(won) / len(leads))
+        revenue = ds.deals.loc[ds.deals["status"] == "won", "amount"].sum()
+        summary["won_revenue"] = float(revenue) if pd.notna(revenue) else 0.0
+    return summary
+
+
+def _counts(values: pd.Series) -> dict[str, int]:
+    counts = values.value_counts(dropna=False)
+    return {str(k): int(v) for k, v in counts.items() if v > 0}
+
+
+def _iso(ts: pd.Timestamp) -> str:
+    return ts.isoformat() if pd.notna(ts) else ""

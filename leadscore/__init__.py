@@ -1,0 +1,1 @@
+"""The `leadscore` console script: the single entry point for every job."""

@@ -1,0 +1,1 @@
+"""The BentoML scoring service, request/response schemas, auth, model loading."""

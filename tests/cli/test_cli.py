@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from leadscore.cli import app
+from tests.conftest import DEALS, LEADS, write_dataset
+
+runner = CliRunner()
+
+
+def _leadscore(*args: str) -> subprocess.CompletedProcess:
+    """Run the real console entry point (with its error handling) in a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "leadscore", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_help_lists_every_command():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("validate", "simulate", "demo"):
+        assert command in result.output
+
+
+def test_validate_prints_a_summary(good_dataset):
+    result = runner.invoke(app, ["validate", str(good_dataset)])
+    assert result.exit_code == 0, result.output
+    assert "3 leads" in result.output and "win rate 33.3%" in result.output
+    assert "page_view" in result.output and "won" in result.output
+
+
+def test_validate_json(good_dataset):
+    result = runner.invoke(app, ["validate", str(good_dataset), "--json"])
+    summary = json.loads(result.output)
+    assert summary["leads"] == 3
+    assert summary["deals_by_status"] == {"won": 1, "open": 1}
+    assert summary["leads_by_source"]["unknown"] == 1
+
+
+def test_validate_error_is_one_clear_line_and_exit_1(tmp_path):
+    folder = write_dataset(tmp_path / "bad", leads=LEADS.replace("L3,", "L1,"), deals=DEALS)
+    result = _leadscore("validate", str(folder))
+    assert result.returncode == 1
+    assert "leads.csv, column 'lead_id', rows 1, 3: duplicate lead_id" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_validate_can_drop_early_events(tmp_path):
+    acts = "lead_id,occurred_at,activity_type\nL3,2025-01-02T00:00:00Z,call\n"
+    folder = write_dataset(tmp_path / "d", leads=LEADS, activities=acts)
+    assert _leadscore("validate", str(folder)).returncode == 1
+    result = runner.invoke(app, ["validate", str(folder), "--early-events", "drop"])
+    assert result.exit_code == 0 and "dropped 1 activities before lead created" in result.output
+
+
+def test_simulate_then_validate(tmp_path):
+    out = tmp_path / "crm"
+    result = runner.invoke(
+        app, ["simulate", "--out", str(out), "--leads", "300", "--seed", "1", "--format", "csv"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "wrote 300 leads" in result.output
+    assert {"leads.csv", "activities.csv", "deals.csv", "truth.csv", "dataset.yaml"} <= {
+        p.name for p in out.iterdir()
+    }
+    assert runner.invoke(app, ["validate", str(out)]).exit_code == 0
+
+
+def test_simulate_bad_options_are_user_errors(tmp_path):
+    result = _leadscore("simulate", "--out", str(tmp_path / "x"), "--start", "someday")
+    assert result.returncode == 1 and "start must be a date" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_demo_runs_end_to_end(tmp_path):
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--leads", "500"])
+    assert result.exit_code == 0, result.output
+    assert "500 leads" in result.output and "win rate" in result.output

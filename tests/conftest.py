@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+LEADS = """\
+lead_id,created_at,source,industry,employees
+L1,2025-01-01T10:00:00Z,website,software,10
+L2,2025-01-02,,finance,
+L3,2025-01-03T10:00:00+02:00,partner,,200
+"""
+ACTIVITIES = """\
+lead_id,occurred_at,activity_type,value,campaign
+L1,2025-01-01T11:00:00Z,page_view,30,
+L1,2025-01-02T09:00:00Z,email_open,,newsletter-2025-01
+L3,2025-01-04T11:00:00Z,call,,
+"""
+DEALS = """\
+deal_id,lead_id,created_at,closed_at,status,amount
+D1,L1,2025-01-05,2025-02-01,won,1000
+D2,L3,2025-01-05,,open,
+"""
+
+
+def write_dataset(folder: Path, **tables: str | None) -> Path:
+    """Write CSV tables (and `dataset` as dataset.yaml) into `folder`; None skips a table."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in tables.items():
+        if text is None:
+            continue
+        target = folder / ("dataset.yaml" if name == "dataset" else f"{name}.csv")
+        target.write_text(textwrap.dedent(text))
+    return folder
+
+
+@pytest.fixture
+def good_dataset(tmp_path: Path) -> Path:
+    return write_dataset(tmp_path / "crm", leads=LEADS, activities=ACTIVITIES, deals=DEALS)

@@ -1,0 +1,1 @@
+"""Splits, model fitting, calibration, evaluation, MLflow tracking and registry."""

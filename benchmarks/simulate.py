@@ -50,7 +50,9 @@ def main() -> None:
     for n in args.sizes:
         proc = subprocess.run(
             [sys.executable, __file__, "--one", str(n), "--format", args.format],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         runs.append(json.loads(proc.stdout))
     print(json.dumps({"benchmark": "simulate", "format": args.format, "runs": runs}))

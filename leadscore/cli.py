@@ -91,6 +91,53 @@ def simulate(
 
 
 @app.command()
+def features(
+    data: Path = typer.Option(..., "--data", help="Dataset folder."),
+    out_file: Path = typer.Option(..., "--out", help="Training set to write (.parquet)."),
+    config: Path | None = typer.Option(
+        None, "--config", help="Feature config YAML (default: built-in defaults)."
+    ),
+    data_end: str | None = typer.Option(
+        None, "--data-end", help="End of observation (ISO-8601); default: latest timestamp."
+    ),
+    early_events: EarlyEvents | None = typer.Option(
+        None, help="Events before their lead was created: error or drop."
+    ),
+) -> None:
+    """Build the labelled point-in-time training set (one row per lead and snapshot)."""
+    import pandas as pd
+
+    from features.batch import build_training_set
+    from features.config import load_feature_config
+    from features.loading import load_dataset
+    from features.training_set import write_training_set
+
+    feature_config = load_feature_config(config)
+    end = None
+    if data_end is not None:
+        try:
+            end = pd.Timestamp(data_end)
+        except ValueError as exc:
+            raise LeadscoreError(f"--data-end: not an ISO-8601 timestamp ({data_end!r})") from exc
+    ds = load_dataset(data, early_events=early_events.value if early_events else None)
+    df, spec, stats = build_training_set(ds, feature_config, data_end=end)
+    if df.empty:
+        raise LeadscoreError(
+            f"{data}: no snapshot survives (all censored or closed); {stats}. "
+            "Is the data shorter than the horizon? Try a shorter horizon_days or a later --data-end."
+        )
+    write_training_set(df, spec, stats, out_file)
+    out.print(
+        f"wrote {stats['snapshots']:,} snapshots of {df['lead_id'].nunique():,} leads, "
+        f"{len(spec.feature_names)} features ({spec.version}) to {out_file}"
+    )
+    out.print(
+        f"positives {stats['positives']:,} ({stats['positives'] / stats['snapshots']:.1%}); "
+        f"dropped {stats['dropped_censored']:,} censored and {stats['dropped_closed']:,} already-closed snapshots"
+    )
+
+
+@app.command()
 def demo(
     out_dir: Path = typer.Option(Path("demo"), "--out", help="Working folder of the demo."),
     leads: int = typer.Option(20_000, "--leads", min=100, help="Simulated leads."),

@@ -38,3 +38,20 @@ def write_dataset(folder: Path, **tables: str | None) -> Path:
 @pytest.fixture
 def good_dataset(tmp_path: Path) -> Path:
     return write_dataset(tmp_path / "crm", leads=LEADS, activities=ACTIVITIES, deals=DEALS)
+
+
+@pytest.fixture(scope="session")
+def small_sim_path(tmp_path_factory):
+    """A 4,000-lead simulated CRM shared across packages' tests (about a second)."""
+    from simulation import SimulationConfig, simulate
+
+    path = tmp_path_factory.mktemp("small_sim") / "crm"
+    simulate(SimulationConfig(n_leads=4_000, seed=11), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_sim(small_sim_path):
+    from features import load_dataset
+
+    return load_dataset(small_sim_path)

@@ -1,0 +1,89 @@
+"""`FeatureConfig`: what the point-in-time feature pipeline computes (conf/features.yaml)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from features.contract import format_validation_error
+from features.errors import ConfigError
+
+
+class FeatureConfig(BaseModel):
+    """Snapshot ages, horizon, windows and feature families. Frozen: a run's config is fixed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    snapshot_ages_days: list[float] = Field(default_factory=lambda: [0, 3, 7, 14, 30, 60])
+    horizon_days: float = Field(90.0, gt=0)
+    windows_days: list[int] = Field(default_factory=lambda: [7, 30, 90])
+    trend_recent_days: int = Field(7, gt=0)
+    trend_older_days: int = Field(30, gt=0)
+    active_days_window: int = Field(30, gt=0)
+    decay_half_life_days: float = Field(14.0, gt=0)
+    # None: every activity type found in the data (sorted), fixed from then on in the spec.
+    activity_types: list[str] | None = None
+    # None: the `sales_touch` group of dataset.yaml.
+    sales_touch_types: list[str] | None = None
+    # Profile columns: None includes every profile column of the dataset.
+    include_profile: list[str] | None = None
+    ignore_profile: list[str] = Field(default_factory=list)
+
+    @field_validator("snapshot_ages_days")
+    @classmethod
+    def _ages(cls, ages: list[float]) -> list[float]:
+        if not ages:
+            raise ValueError("at least one snapshot age is needed")
+        if any(a < 0 for a in ages):
+            raise ValueError("snapshot ages must be >= 0 days")
+        if len(set(ages)) != len(ages):
+            raise ValueError("snapshot ages must be distinct")
+        return sorted(ages)
+
+    @field_validator("windows_days")
+    @classmethod
+    def _windows(cls, windows: list[int]) -> list[int]:
+        if not windows or any(w <= 0 for w in windows) or len(set(windows)) != len(windows):
+            raise ValueError("windows must be distinct positive numbers of days")
+        return sorted(windows)
+
+    @field_validator("activity_types", "sales_touch_types")
+    @classmethod
+    def _types(cls, types: list[str] | None) -> list[str] | None:
+        if types is not None and (
+            any(not t.strip() for t in types) or len(set(types)) != len(types)
+        ):
+            raise ValueError("activity types must be distinct non-empty names")
+        return types
+
+    @model_validator(mode="after")
+    def _trend_windows(self) -> FeatureConfig:
+        if self.trend_recent_days >= self.trend_older_days:
+            raise ValueError("trend_recent_days must be shorter than trend_older_days")
+        for name in ("trend_recent_days", "trend_older_days", "active_days_window"):
+            if getattr(self, name) not in self.windows_days:
+                raise ValueError(
+                    f"{name} ({getattr(self, name)}) must be one of windows_days {self.windows_days}"
+                )
+        return self
+
+
+def load_feature_config(path: str | Path | None) -> FeatureConfig:
+    """Read a FeatureConfig from YAML; None gives the defaults."""
+    if path is None:
+        return FeatureConfig()
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: feature config not found")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path.name}: not valid YAML ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path.name}: expected a mapping at the top level")
+    try:
+        return FeatureConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path.name}: {format_validation_error(exc)}") from exc

@@ -1,0 +1,241 @@
+"""Point-in-time feature definitions shared by the batch (DuckDB) and online (NumPy) engines.
+
+Both engines compute the same *primitives* for each (lead, as_of): counts per activity type
+and window, the last time of each type, the first sales touch, distinct active days, a
+decayed engagement sum and open deals, all from rows with a timestamp `<= as_of`.
+`assemble_features` then turns primitives into named features, so every formula exists once.
+Times are integer microseconds since the epoch (exact in float64 until the year 2255).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from itertools import repeat
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from features.config import FeatureConfig
+from features.errors import ConfigError
+
+FEATURE_SET_VERSION = "pit-1"
+US_PER_DAY = 86_400 * 1_000_000
+US_PER_SECOND = 1_000_000
+
+
+class FeatureSpec(BaseModel):
+    """The resolved feature set: fixed at training time, shipped with the model."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: str
+    history: bool = True  # False for flat datasets: profile features only
+    horizon_days: float
+    snapshot_ages_days: list[float]
+    windows_days: list[int]
+    trend_recent_days: int
+    trend_older_days: int
+    active_days_window: int
+    decay_half_life_days: float
+    activity_types: list[str]
+    sales_touch_types: list[str]
+    categorical: list[str]
+    numeric_profile: list[str]
+
+    @cached_property
+    def type_slugs(self) -> list[str]:
+        return [slug(t) for t in self.activity_types]
+
+    @cached_property
+    def behaviour_names(self) -> list[str]:
+        if not self.history:
+            return []
+        names = ["lead_age_days"]
+        for s in self.type_slugs:
+            names += [f"n_{s}_{w}d" for w in self.windows_days] + [
+                f"n_{s}_total",
+                f"days_since_{s}",
+            ]
+        names += [f"n_activities_{w}d" for w in self.windows_days] + ["n_activities_total"]
+        names += [
+            "days_since_last_activity",
+            f"active_days_{self.active_days_window}d",
+            "engagement_trend",
+            "engagement_decayed",
+            "contacted",
+            "first_touch_seconds",
+            "uncontacted_seconds",
+            "open_deals",
+        ]
+        return names
+
+    @cached_property
+    def feature_names(self) -> list[str]:
+        return [*self.categorical, *self.numeric_profile, *self.behaviour_names]
+
+    @cached_property
+    def sales_mask(self) -> np.ndarray:
+        touches = set(self.sales_touch_types)
+        return np.array([t in touches for t in self.activity_types], dtype=bool)
+
+
+def slug(name: str) -> str:
+    """A stable feature-name fragment for an activity type: `Pricing Page` -> `pricing_page`."""
+    return re.sub(r"[^0-9a-z]+", "_", str(name).lower()).strip("_") or "unnamed"
+
+
+def resolve_spec(
+    config: FeatureConfig,
+    *,
+    profile_dtypes: dict[str, str],
+    observed_types: list[str],
+    sales_touch_types: list[str],
+    history: bool = True,
+) -> FeatureSpec:
+    """Fix the feature set from a config and what the dataset holds.
+
+    Args:
+        profile_dtypes: profile column -> "categorical" or "numeric".
+        observed_types: activity types present in the data (used when the config lists none).
+        sales_touch_types: the dataset's sales-touch group (used when the config lists none).
+    """
+    types = (
+        list(config.activity_types) if config.activity_types is not None else sorted(observed_types)
+    )
+    if not history:
+        types = []
+    slugs = [slug(t) for t in types]
+    clash = {s for s in slugs if slugs.count(s) > 1}
+    if clash:
+        raise ConfigError(
+            f"activity types {sorted(t for t in types if slug(t) in clash)} give the same feature name"
+        )
+    columns = list(profile_dtypes)
+    if config.include_profile is not None:
+        unknown = [c for c in config.include_profile if c not in profile_dtypes]
+        if unknown:
+            raise ConfigError(f"include_profile names columns the dataset does not have: {unknown}")
+        columns = list(config.include_profile)
+    columns = [c for c in columns if c not in set(config.ignore_profile)]
+    reserved = set(FeatureSpec.model_fields) | {"lead_id", "as_of", "label", "source"}
+    taken = set()
+    for s in slugs:
+        taken |= {f"n_{s}_total", f"days_since_{s}"}
+    bad = [c for c in columns if c in reserved or c in taken]
+    if bad:
+        raise ConfigError(
+            f"profile columns {bad} collide with feature names; rename them or ignore_profile them"
+        )
+    body = {
+        "history": history,
+        "horizon_days": config.horizon_days,
+        "snapshot_ages_days": list(config.snapshot_ages_days),
+        "windows_days": list(config.windows_days),
+        "trend_recent_days": config.trend_recent_days,
+        "trend_older_days": config.trend_older_days,
+        "active_days_window": config.active_days_window,
+        "decay_half_life_days": config.decay_half_life_days,
+        "activity_types": types,
+        "sales_touch_types": list(
+            config.sales_touch_types if config.sales_touch_types is not None else sales_touch_types
+        ),
+        "categorical": ["source"] + [c for c in columns if profile_dtypes[c] == "categorical"],
+        "numeric_profile": [c for c in columns if profile_dtypes[c] == "numeric"],
+    }
+    digest = hashlib.sha1(json.dumps(body, sort_keys=True).encode()).hexdigest()[:10]
+    return FeatureSpec(version=f"{FEATURE_SET_VERSION}+{digest}", **body)
+
+
+@dataclass
+class Primitives:
+    """Per-snapshot aggregates, arrays over n snapshots (float64; NaN where none)."""
+
+    created_us: np.ndarray  # (n,)
+    as_of_us: np.ndarray  # (n,)
+    type_counts: np.ndarray  # (n, K, W + 1): per window of spec.windows_days, then to date
+    type_last_us: np.ndarray  # (n, K)
+    all_counts: np.ndarray  # (n, W + 1): every activity, known type or not
+    last_us: np.ndarray  # (n,)
+    active_days: np.ndarray  # (n,)
+    decayed: np.ndarray  # (n,)
+    first_touch_us: np.ndarray  # (n,)
+    open_deals: np.ndarray  # (n,)
+
+
+def assemble_features(p: Primitives, spec: FeatureSpec) -> np.ndarray:
+    """Behaviour features, a matrix (n, len(spec.behaviour_names)) in that order.
+
+    Built from a few block operations (not one per feature) so that one online row is cheap.
+    """
+    n = len(p.as_of_us)
+    as_of = p.as_of_us[:, None]
+    days_since_type = (as_of - p.type_last_us) / US_PER_DAY
+    k, w1 = p.type_counts.shape[1:]
+    per_type = np.concatenate([p.type_counts, days_since_type[:, :, None]], axis=2).reshape(
+        n, k * (w1 + 1)
+    )
+    engagement = p.type_counts[:, ~spec.sales_mask, :].sum(axis=1)
+    recent = engagement[:, spec.windows_days.index(spec.trend_recent_days)]
+    older = engagement[:, spec.windows_days.index(spec.trend_older_days)]
+    span = spec.trend_older_days - spec.trend_recent_days
+    contacted = ~np.isnan(p.first_touch_us)
+    waited = (p.as_of_us - p.created_us) / US_PER_SECOND
+    tail = np.column_stack(
+        [
+            (p.as_of_us - p.last_us) / US_PER_DAY,
+            p.active_days,
+            recent / spec.trend_recent_days - (older - recent) / span,
+            p.decayed,
+            contacted.astype(np.float64),
+            (p.first_touch_us - p.created_us) / US_PER_SECOND,
+            np.where(contacted, np.nan, waited),
+            p.open_deals,
+        ]
+    )
+    lead_age = ((p.as_of_us - p.created_us) / US_PER_DAY)[:, None]
+    return np.concatenate([lead_age, per_type, p.all_counts, tail], axis=1)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
+
+
+def to_us(value: str | datetime) -> int:
+    """A timestamp (datetime, pandas Timestamp or ISO-8601 text; UTC when naive) in µs.
+
+    Raises ValueError on text that is not ISO-8601.
+    """
+    asm8 = getattr(value, "asm8", None)  # pandas Timestamp: its UTC datetime64, no pandas math
+    if asm8 is not None:
+        return int(asm8.astype("datetime64[us]").astype(np.int64))
+    dt = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if not isinstance(dt, datetime):
+        raise ValueError(f"not a timestamp: {value!r}")
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return (dt - _EPOCH) // _ONE_US
+
+
+def times_us(values: list) -> np.ndarray:
+    """Many timestamps in µs (int64), exactly as `to_us` gives them, but in bulk: UTC text
+    (`Z`, `+00:00` or no offset) is parsed by NumPy in one call; anything else (datetime
+    objects, other offsets, bad text) goes through `to_us` one by one."""
+    if not values:
+        return np.zeros(0, dtype=np.int64)
+    if set(map(type, values)) == {str}:
+        naive = list(
+            map(str.removesuffix, map(str.removesuffix, values, repeat("Z")), repeat("+00:00"))
+        )
+        joined = "".join(naive)
+        # Any offset left (a '+', or a '-' beyond the date's two) goes the exact way.
+        if "+" not in joined and joined.count("-") == 2 * len(naive):
+            try:
+                return np.array(naive, dtype="datetime64[us]").astype(np.int64)
+            except ValueError:
+                pass  # the exact path below names the bad value
+    return np.fromiter(map(to_us, values), dtype=np.int64, count=len(values))

@@ -1,0 +1,50 @@
+"""Training-set files: Parquet with the feature spec and snapshot stats in its metadata."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from features.definitions import FeatureSpec
+from features.errors import DatasetError
+
+METADATA_KEY = b"leadscore"
+
+
+def write_training_set(df: pd.DataFrame, spec: FeatureSpec, stats: dict, path: str | Path) -> Path:
+    """Write atomically (temporary file, then rename): a failed write leaves no file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    meta[METADATA_KEY] = json.dumps({"feature_spec": spec.model_dump(), "stats": stats}).encode()
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        pq.write_table(table.replace_schema_metadata(meta), tmp, compression="zstd")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def read_training_set(path: str | Path) -> tuple[pd.DataFrame, FeatureSpec, dict]:
+    """Read a training set written by `write_training_set`, with its spec and stats."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(str(path), "training set not found")
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DatasetError(path.name, f"not a Parquet file ({exc})") from exc
+    raw = (table.schema.metadata or {}).get(METADATA_KEY)
+    if raw is None:
+        raise DatasetError(
+            path.name, "no leadscore metadata", expected="a file written by `leadscore features`"
+        )
+    meta = json.loads(raw)
+    return table.to_pandas(), FeatureSpec.model_validate(meta["feature_spec"]), meta["stats"]

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import pytest
+
+from features.config import FeatureConfig, load_feature_config
+from features.errors import ConfigError
+
+
+def test_defaults_and_shipped_config_agree():
+    assert load_feature_config("conf/features.yaml") == FeatureConfig()
+    assert load_feature_config(None).horizon_days == 90
+
+
+def test_ages_and_windows_are_sorted():
+    config = FeatureConfig(snapshot_ages_days=[30, 0, 7], windows_days=[90, 7, 30])
+    assert config.snapshot_ages_days == [0, 7, 30] and config.windows_days == [7, 30, 90]
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("snapshot_ages_days: [-1, 3]\n", "snapshot ages must be >= 0"),
+        ("snapshot_ages_days: []\n", "at least one snapshot age"),
+        ("horizon_days: 0\n", "horizon_days"),
+        ("windows_days: [7, 7]\n", "windows must be distinct"),
+        ("trend_recent_days: 30\ntrend_older_days: 7\n", "must be shorter"),
+        ("trend_older_days: 60\n", "must be one of windows_days"),
+        ("horizon: 90\n", "horizon: Extra inputs are not permitted"),
+        ("activity_types: [call, call]\n", "distinct"),
+        ("horizon_days: soon\n", "horizon_days"),
+        ("[1, 2]\n", "mapping"),
+        ("a: [b\n", "not valid YAML"),
+    ],
+)
+def test_bad_config_gets_a_clear_error(tmp_path, text, fragment):
+    path = tmp_path / "features.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="features.yaml") as info:
+        load_feature_config(path)
+    assert fragment in str(info.value)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_feature_config(tmp_path / "nope.yaml")

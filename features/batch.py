@@ -12,6 +12,7 @@ import tempfile
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from features.config import FeatureConfig
 from features.definitions import (
@@ -21,7 +22,7 @@ from features.definitions import (
     assemble_features,
     resolve_spec,
 )
-from features.labels import build_snapshots, timestamps_us
+from features.labels import build_snapshots, lead_keys, timestamps_us
 from features.loading import Dataset
 
 
@@ -70,7 +71,13 @@ def build_training_set(
     end = pd.Timestamp(data_end) if data_end is not None else dataset.data_end
     end = end.tz_localize("UTC") if end.tzinfo is None else end.tz_convert("UTC")
     with tempfile.TemporaryDirectory(prefix="leadscore-duckdb-") as spill:
-        con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": spill})
+        con = duckdb.connect(
+            config={
+                "memory_limit": memory_limit,
+                "temp_directory": spill,
+                "preserve_insertion_order": False,
+            }
+        )
         try:
             snaps, stats = build_snapshots(
                 leads,
@@ -84,20 +91,23 @@ def build_training_set(
         finally:
             con.close()
     stats["data_end"] = end.isoformat()
-    features = assemble_features(prims, spec)
-
-    out = {
-        "lead_id": snaps["lead_id"].to_numpy(),
+    # Column-major feature matrix: pandas keeps it as one block, without copying.
+    df = pd.DataFrame(assemble_features(prims, spec), columns=spec.behaviour_names, copy=False)
+    rows = snaps["lead"].to_numpy()
+    # Ids stay Arrow text and categoricals stay codes: no round trip through Python objects.
+    front = {
+        "lead_id": leads["lead_id"].take(rows).reset_index(drop=True),
         "as_of": pd.to_datetime(snaps["as_of_us"].to_numpy(), unit="us", utc=True),
         "label": snaps["label"].to_numpy(),
     }
-    rows = pd.Index(leads["lead_id"]).get_indexer(snaps["lead_id"])
     for col in spec.categorical:
-        out[col] = pd.Categorical(leads[col].to_numpy()[rows].astype(object))
+        values = leads[col].astype("category").array
+        front[col] = pd.Categorical.from_codes(values.codes[rows], dtype=values.dtype)
     for col in spec.numeric_profile:
-        out[col] = leads[col].to_numpy(dtype="float64")[rows]
-    out.update(zip(spec.behaviour_names, features.T, strict=True))
-    return pd.DataFrame(out), spec, stats
+        front[col] = leads[col].to_numpy(dtype="float64")[rows]
+    for position, (name, values) in enumerate(front.items()):
+        df.insert(position, name, values)
+    return df, spec, stats
 
 
 def _flat_training_set(
@@ -128,34 +138,31 @@ def _flat_training_set(
 def _primitives(
     con: duckdb.DuckDBPyConnection, snaps: pd.DataFrame, dataset: Dataset, spec: FeatureSpec
 ) -> Primitives:
+    """Aggregates per snapshot in one pass over (snapshot x past activity) pairs, grouped by
+    activity-type code; per-type and overall primitives are then folded in NumPy."""
     n, k, w = len(snaps), len(spec.activity_types), len(spec.windows_days)
-    acts = dataset.activities
-    # Per category, not per event: its spec index (-1 if not in the spec) and sales flag.
+    acts, leads = dataset.activities, dataset.leads
     kinds = acts["activity_type"].astype("category")
-    type_index = {t: i for i, t in enumerate(spec.activity_types)}
     categories = [str(c) for c in kinds.cat.categories]
-    index_of = np.array([type_index.get(c, -1) for c in categories] + [-1], dtype=np.int16)
-    sales_of = np.array([c in set(spec.sales_touch_types) for c in categories] + [False])
-    codes = kinds.cat.codes.to_numpy()  # -1 (missing) picks the trailing "not in spec" entry
-    type_idx, is_sales = index_of[codes], sales_of[codes]
+    type_index = {t: i for i, t in enumerate(spec.activity_types)}
+    touches = set(spec.sales_touch_types)
+    # Per category code (the last entry for a missing code -1): spec index, sales touch.
+    index_of = np.array([type_index.get(c, -1) for c in categories] + [-1], dtype=np.int64)
+    sales_of = np.array([c in touches for c in categories] + [False])
+    t_us = timestamps_us(acts["occurred_at"]).astype("int64")
+    act_lead = lead_keys(acts["lead_id"], leads["lead_id"])
     con.register(
         "f_acts",
-        pd.DataFrame(
-            {
-                "lead_id": acts["lead_id"].to_numpy(),
-                "t_us": timestamps_us(acts["occurred_at"]).astype("int64"),
-                "type_idx": type_idx,
-                "is_sales": is_sales,
-                "is_engagement": (type_idx >= 0) & ~is_sales,
-            }
+        pa.table(
+            {"lead": act_lead, "t_us": t_us, "code": kinds.cat.codes.to_numpy().astype(np.int16)}
         ),
     )
     con.register(
         "f_snaps",
-        pd.DataFrame(
+        pa.table(
             {
                 "sid": np.arange(n, dtype=np.int64),
-                "lead_id": snaps["lead_id"].to_numpy(),
+                "lead": snaps["lead"].to_numpy(),
                 "as_of_us": snaps["as_of_us"].to_numpy(),
             }
         ),
@@ -163,62 +170,71 @@ def _primitives(
     deals = dataset.deals
     con.register(
         "f_deals",
-        pd.DataFrame(
+        pa.table(
             {
-                "lead_id": deals["lead_id"].to_numpy(),
+                "lead": lead_keys(deals["lead_id"], leads["lead_id"]),
                 "created_us": timestamps_us(deals["created_at"]).astype("int64"),
                 "closed_us": timestamps_us(deals["closed_at"]),
             }
         ),
     )
-    windows = [int(d) * US_PER_DAY for d in spec.windows_days]
-    win_counts = ", ".join(
-        f"count(*) FILTER (WHERE a.t_us > s.as_of_us - {u})::DOUBLE AS c{j}"
-        for j, u in enumerate(windows)
+    windows = ", ".join(
+        f"count(*) FILTER (WHERE a.t_us > s.as_of_us - {int(d) * US_PER_DAY})::DOUBLE AS c{j}"
+        for j, d in enumerate(spec.windows_days)
     )
-    active_us = spec.active_days_window * US_PER_DAY
     half_life_us = spec.decay_half_life_days * US_PER_DAY
-    joined = "f_snaps s JOIN f_acts a ON a.lead_id = s.lead_id AND a.t_us <= s.as_of_us"
-
-    per_type = con.execute(
-        f"""SELECT s.sid, a.type_idx, {win_counts}, count(*)::DOUBLE AS ctot, max(a.t_us)::DOUBLE AS last_us
-            FROM {joined} WHERE a.type_idx >= 0 GROUP BY s.sid, a.type_idx"""
+    r = con.execute(
+        f"""SELECT s.sid, a.code, {windows}, count(*)::DOUBLE AS c{w},
+                   max(a.t_us)::DOUBLE AS t_max, min(a.t_us)::DOUBLE AS t_min,
+                   sum(pow(2.0, (a.t_us - s.as_of_us) / {half_life_us})) AS decayed
+            FROM f_snaps s JOIN f_acts a ON a.lead = s.lead AND a.t_us <= s.as_of_us
+            GROUP BY s.sid, a.code"""
     ).fetchnumpy()
-    overall = con.execute(
-        f"""SELECT s.sid, {win_counts}, count(*)::DOUBLE AS ctot, max(a.t_us)::DOUBLE AS last_us,
-                   count(DISTINCT a.t_us // {US_PER_DAY}) FILTER (WHERE a.t_us > s.as_of_us - {active_us})::DOUBLE AS active_days,
-                   coalesce(sum(pow(2.0, (a.t_us - s.as_of_us) / {half_life_us})) FILTER (WHERE a.is_engagement), 0.0) AS decayed,
-                   min(a.t_us) FILTER (WHERE a.is_sales)::DOUBLE AS first_touch_us
-            FROM {joined} GROUP BY s.sid"""
+    # A day is active in (as_of - A, as_of] iff one of its events is; with A >= 1 day that
+    # is exactly: its first event <= as_of and its last > as_of - A.
+    active = con.execute(
+        f"""WITH lead_days AS (
+                SELECT lead, min(t_us) AS t_min, max(t_us) AS t_max
+                FROM f_acts GROUP BY lead, t_us // {US_PER_DAY}
+            )
+            SELECT s.sid, count(*)::DOUBLE AS n FROM f_snaps s JOIN lead_days d
+            ON d.lead = s.lead AND d.t_min <= s.as_of_us AND d.t_max > s.as_of_us - {spec.active_days_window * US_PER_DAY}
+            GROUP BY s.sid"""
     ).fetchnumpy()
     open_deals = con.execute(
         """SELECT s.sid, count(*)::DOUBLE AS n FROM f_snaps s JOIN f_deals d
-           ON d.lead_id = s.lead_id AND d.created_us <= s.as_of_us
+           ON d.lead = s.lead AND d.created_us <= s.as_of_us
               AND (d.closed_us IS NULL OR isnan(d.closed_us) OR d.closed_us > s.as_of_us)
            GROUP BY s.sid"""
     ).fetchnumpy()
     for name in ("f_acts", "f_snaps", "f_deals"):
         con.unregister(name)
 
-    type_counts = np.zeros((n, k, w + 1))
-    type_last = np.full((n, k), np.nan)
-    sid, tix = per_type["sid"], per_type["type_idx"].astype(np.int64)
-    for j in range(w):
-        type_counts[sid, tix, j] = per_type[f"c{j}"]
-    type_counts[sid, tix, w] = per_type["ctot"]
-    type_last[sid, tix] = per_type["last_us"]
-
-    all_counts = np.zeros((n, w + 1))
-    sid = overall["sid"]
-    for j in range(w):
-        all_counts[sid, j] = overall[f"c{j}"]
-    all_counts[sid, w] = overall["ctot"]
-
-    def scatter(values, fill):
-        arr = np.full(n, fill, dtype=np.float64)
-        arr[sid] = np.ma.filled(np.ma.asarray(values, dtype=np.float64), np.nan)
-        return arr
-
+    sid = r["sid"]
+    code = r["code"].astype(np.int64)
+    spec_idx, sales = index_of[code], sales_of[code]
+    known = spec_idx >= 0
+    counts = [r[f"c{j}"] for j in range(w + 1)]
+    # Stored (window, type, snapshot) and viewed as (snapshot, type, window): each scatter
+    # below is one flat index, and each feature column assemble_features reads is contiguous.
+    k_sid = spec_idx[known].astype(np.int64) * n + sid[known]
+    planes = np.zeros((w + 1, k, n))
+    for j in range(w + 1):
+        planes[j].reshape(-1)[k_sid] = counts[j][known]  # planes[j] is contiguous: a view
+    type_counts = planes.transpose(2, 1, 0)
+    last_planes = np.full((k, n), np.nan)
+    last_planes.reshape(-1)[k_sid] = r["t_max"][known]
+    type_last = last_planes.T
+    all_counts = np.column_stack(
+        [np.bincount(sid, weights=counts[j], minlength=n) for j in range(w + 1)]
+    )
+    last = np.full(n, -np.inf)
+    np.maximum.at(last, sid, r["t_max"])
+    first_touch = np.full(n, np.inf)
+    np.minimum.at(first_touch, sid[sales], r["t_min"][sales])
+    engaged = known & ~spec.sales_mask[np.maximum(spec_idx, 0)]
+    active_days = np.zeros(n)
+    active_days[active["sid"]] = active["n"]
     opens = np.zeros(n)
     opens[open_deals["sid"]] = open_deals["n"]
     return Primitives(
@@ -227,9 +243,9 @@ def _primitives(
         type_counts=type_counts,
         type_last_us=type_last,
         all_counts=all_counts,
-        last_us=scatter(overall["last_us"], np.nan),
-        active_days=scatter(overall["active_days"], 0.0),
-        decayed=scatter(overall["decayed"], 0.0),
-        first_touch_us=scatter(overall["first_touch_us"], np.nan),
+        last_us=np.where(np.isinf(last), np.nan, last),
+        active_days=active_days,
+        decayed=np.bincount(sid[engaged], weights=r["decayed"][engaged], minlength=n),
+        first_touch_us=np.where(np.isinf(first_touch), np.nan, first_touch),
         open_deals=opens,
     )

@@ -170,35 +170,36 @@ class Primitives:
 def assemble_features(p: Primitives, spec: FeatureSpec) -> np.ndarray:
     """Behaviour features, a matrix (n, len(spec.behaviour_names)) in that order.
 
-    Built from a few block operations (not one per feature) so that one online row is cheap.
+    Column-major and filled in place, block by block (not one operation per feature), so
+    that one online row is cheap and a million batch rows need no extra copies.
     """
-    n = len(p.as_of_us)
-    as_of = p.as_of_us[:, None]
-    days_since_type = (as_of - p.type_last_us) / US_PER_DAY
-    k, w1 = p.type_counts.shape[1:]
-    per_type = np.concatenate([p.type_counts, days_since_type[:, :, None]], axis=2).reshape(
-        n, k * (w1 + 1)
-    )
-    engagement = p.type_counts[:, ~spec.sales_mask, :].sum(axis=1)
-    recent = engagement[:, spec.windows_days.index(spec.trend_recent_days)]
-    older = engagement[:, spec.windows_days.index(spec.trend_older_days)]
-    span = spec.trend_older_days - spec.trend_recent_days
+    n, k, w1 = p.type_counts.shape
+    out = np.empty((n, len(spec.behaviour_names)), order="F")
+    out[:, 0] = (p.as_of_us - p.created_us) / US_PER_DAY
+    col = 1
+    for t in range(k):  # per type: window counts, total, days since the last one
+        out[:, col : col + w1] = p.type_counts[:, t, :]
+        out[:, col + w1] = (p.as_of_us - p.type_last_us[:, t]) / US_PER_DAY
+        col += w1 + 1
+    out[:, col : col + w1] = p.all_counts
+    col += w1
+    j_recent = spec.windows_days.index(spec.trend_recent_days)
+    j_older = spec.windows_days.index(spec.trend_older_days)
+    engaged = np.flatnonzero(~spec.sales_mask)
+    recent = p.type_counts[:, engaged, j_recent].sum(axis=1)
+    older = p.type_counts[:, engaged, j_older].sum(axis=1)
     contacted = ~np.isnan(p.first_touch_us)
-    waited = (p.as_of_us - p.created_us) / US_PER_SECOND
-    tail = np.column_stack(
-        [
-            (p.as_of_us - p.last_us) / US_PER_DAY,
-            p.active_days,
-            recent / spec.trend_recent_days - (older - recent) / span,
-            p.decayed,
-            contacted.astype(np.float64),
-            (p.first_touch_us - p.created_us) / US_PER_SECOND,
-            np.where(contacted, np.nan, waited),
-            p.open_deals,
-        ]
+    out[:, col] = (p.as_of_us - p.last_us) / US_PER_DAY
+    out[:, col + 1] = p.active_days
+    out[:, col + 2] = recent / spec.trend_recent_days - (older - recent) / (
+        spec.trend_older_days - spec.trend_recent_days
     )
-    lead_age = ((p.as_of_us - p.created_us) / US_PER_DAY)[:, None]
-    return np.concatenate([lead_age, per_type, p.all_counts, tail], axis=1)
+    out[:, col + 3] = p.decayed
+    out[:, col + 4] = contacted
+    out[:, col + 5] = (p.first_touch_us - p.created_us) / US_PER_SECOND
+    out[:, col + 6] = np.where(contacted, np.nan, (p.as_of_us - p.created_us) / US_PER_SECOND)
+    out[:, col + 7] = p.open_deals
+    return out
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

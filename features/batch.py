@@ -22,8 +22,8 @@ from features.definitions import (
     assemble_features,
     resolve_spec,
 )
-from features.labels import build_snapshots, lead_keys, timestamps_us
-from features.loading import Dataset
+from features.labels import build_snapshots
+from features.loading import Dataset, lead_positions, timestamps_us
 
 
 def feature_spec_for(dataset: Dataset, config: FeatureConfig) -> FeatureSpec:
@@ -150,7 +150,7 @@ def _primitives(
     index_of = np.array([type_index.get(c, -1) for c in categories] + [-1], dtype=np.int64)
     sales_of = np.array([c in touches for c in categories] + [False])
     t_us = timestamps_us(acts["occurred_at"]).astype("int64")
-    act_lead = lead_keys(acts["lead_id"], leads["lead_id"])
+    act_lead = lead_positions(acts["lead_id"], leads["lead_id"])
     con.register(
         "f_acts",
         pa.table(
@@ -172,7 +172,7 @@ def _primitives(
         "f_deals",
         pa.table(
             {
-                "lead": lead_keys(deals["lead_id"], leads["lead_id"]),
+                "lead": lead_positions(deals["lead_id"], leads["lead_id"]),
                 "created_us": timestamps_us(deals["created_at"]).astype("int64"),
                 "closed_us": timestamps_us(deals["closed_at"]),
             }

@@ -14,27 +14,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from features.definitions import US_PER_DAY
-
-
-def timestamps_us(values: pd.Series) -> np.ndarray:
-    """UTC timestamps as float64 microseconds since the epoch (NaN for missing)."""
-    naive = values.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[us]")
-    raw = naive.to_numpy().view("int64").astype("float64")
-    raw[naive.isna().to_numpy()] = np.nan
-    return raw
-
-
-def lead_keys(ids: pd.Series, lead_ids: pd.Series) -> np.ndarray:
-    """Row positions in `lead_ids` of each id in `ids` (int32; ids are known to exist).
-
-    Integer keys make DuckDB's joins several times faster than text keys.
-    """
-    values = pa.array(ids, type=pa.large_string())
-    keys = pc.index_in(values, value_set=pa.array(lead_ids, type=pa.large_string()))
-    return keys.to_numpy(zero_copy_only=False).astype(np.int32)
+from features.loading import lead_positions, timestamps_us
 
 
 def build_snapshots(
@@ -69,7 +51,7 @@ def build_snapshots(
         "snap_deals",
         pa.table(
             {
-                "lead": lead_keys(deals["lead_id"], leads["lead_id"])[closed],
+                "lead": lead_positions(deals["lead_id"], leads["lead_id"])[closed],
                 "closed_us": timestamps_us(deals["closed_at"])[closed].astype("int64"),
                 "won": deals["status"].to_numpy()[closed] == "won",
             }

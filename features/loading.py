@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from features.contract import (
     ACTIVITY_COLUMNS,
@@ -277,18 +279,42 @@ def _numbers(df: pd.DataFrame, file: str, column: str) -> pd.Series:
 
 
 def _looks_numeric(s: pd.Series) -> bool:
+    """True when every non-empty value parses as a number."""
     if pd.api.types.is_bool_dtype(s):
         return False
     if pd.api.types.is_numeric_dtype(s):
         return True
     text = _as_text(s).dropna()
-    return len(text) > 0 and pd.to_numeric(text, errors="coerce").notna().all()
+    # A failure among the first values settles it without parsing the whole column.
+    head = text.iloc[:200]
+    if len(text) == 0 or pd.to_numeric(head, errors="coerce").isna().any():
+        return False
+    return bool(pd.to_numeric(text, errors="coerce").notna().all())
+
+
+def timestamps_us(values: pd.Series) -> np.ndarray:
+    """UTC timestamps as float64 microseconds since the epoch (NaN for missing)."""
+    naive = values.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[us]")
+    raw = naive.to_numpy().view("int64").astype("float64")
+    raw[naive.isna().to_numpy()] = np.nan
+    return raw
+
+
+def lead_positions(ids: pd.Series, lead_ids: pd.Series) -> np.ndarray:
+    """Row position in `lead_ids` of each id in `ids` (int64; -1 where unknown).
+
+    Arrow's hash lookup: pandas' isin on Arrow text builds a Python object per value.
+    """
+    keys = pc.index_in(
+        pa.array(ids, type=pa.large_string()), value_set=pa.array(lead_ids, type=pa.large_string())
+    )
+    return keys.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def _lead_index(leads: pd.DataFrame, file: str, df: pd.DataFrame) -> pd.Series:
     """Check every lead_id of a child table exists in leads; return the text ids."""
     ids = _ids(df, file, "lead_id", unique=False)
-    unknown = ~ids.isin(leads["lead_id"])
+    unknown = lead_positions(ids, leads["lead_id"]) < 0
     _fail_rows(
         file,
         "lead_id",
@@ -423,7 +449,7 @@ def _normalise_deals(df: pd.DataFrame, file: str, leads: pd.DataFrame) -> pd.Dat
         "closed_at",
         (status == "open") & out["closed_at"].notna(),
         "open deal with a closed_at",
-        _as_text(df["closed_at"]),
+        df["closed_at"],
         expected="an empty closed_at while the deal is open",
     )
     early = out["closed_at"].notna() & (out["closed_at"] < out["created_at"])
@@ -432,7 +458,7 @@ def _normalise_deals(df: pd.DataFrame, file: str, leads: pd.DataFrame) -> pd.Dat
         "closed_at",
         early,
         "closed_at before the deal's created_at",
-        _as_text(df["closed_at"]),
+        df["closed_at"],
         expected="closed_at >= created_at",
     )
     if "amount" in df.columns:
@@ -457,8 +483,8 @@ def _check_early(
     df: pd.DataFrame, column: str, file: str, leads: pd.DataFrame, policy: str
 ) -> tuple[pd.DataFrame, int]:
     """Events dated before their lead existed: an error, or dropped and counted."""
-    created = df["lead_id"].map(leads.set_index("lead_id")["created_at"])
-    early = (df[column] < created).to_numpy()
+    created = timestamps_us(leads["created_at"])[lead_positions(df["lead_id"], leads["lead_id"])]
+    early = timestamps_us(df[column]) < created
     if policy == "error":
         _fail_rows(
             file,

@@ -26,6 +26,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/simulate.py
+	$(BIN)/python benchmarks/features.py
 
 clean:
 	rm -rf $(VENV) demo mlflow.db mlruns .pytest_cache

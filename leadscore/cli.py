@@ -143,9 +143,11 @@ def demo(
     leads: int = typer.Option(20_000, "--leads", min=100, help="Simulated leads."),
     seed: int = typer.Option(42, "--seed", min=0),
 ) -> None:
-    """The main job end to end on embedded defaults: simulate a CRM, load and validate it."""
+    """The main job end to end on embedded defaults: simulate a CRM, validate, build features."""
+    from features.batch import build_training_set
     from features.loading import load_dataset
     from features.summary import summarize_dataset
+    from features.training_set import write_training_set
     from simulation.simulator import SimulationConfig
     from simulation.simulator import simulate as run_simulation
 
@@ -156,7 +158,16 @@ def demo(
         f"{counts['leads']:,} leads, {counts['activities']:,} activities, {counts['deals']:,} deals in {data}"
     )
     out.rule("2. load and validate")
-    print_summary(summarize_dataset(load_dataset(data)))
+    ds = load_dataset(data)
+    print_summary(summarize_dataset(ds))
+    out.rule("3. point-in-time training set")
+    df, spec, stats = build_training_set(ds)
+    path = write_training_set(df, spec, stats, out_dir / "training_set.parquet")
+    out.print(
+        f"{stats['snapshots']:,} snapshots ({stats['positives'] / max(stats['snapshots'], 1):.1%} positive), "
+        f"{len(spec.feature_names)} features ({spec.version}); dropped {stats['dropped_censored']:,} censored "
+        f"and {stats['dropped_closed']:,} closed snapshots -> {path}"
+    )
 
 
 def print_summary(s: dict) -> None:

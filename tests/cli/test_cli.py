@@ -22,7 +22,7 @@ def _leadscore(*args: str) -> subprocess.CompletedProcess:
 def test_help_lists_every_command():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("validate", "simulate", "demo"):
+    for command in ("validate", "simulate", "features", "demo"):
         assert command in result.output
 
 
@@ -81,3 +81,57 @@ def test_demo_runs_end_to_end(tmp_path):
     result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--leads", "500"])
     assert result.exit_code == 0, result.output
     assert "500 leads" in result.output and "win rate" in result.output
+    assert "snapshots" in result.output and (tmp_path / "demo" / "training_set.parquet").is_file()
+
+
+def test_features_command_writes_a_readable_training_set(small_sim_path, tmp_path):
+    from features.training_set import read_training_set
+
+    target = tmp_path / "ts.parquet"
+    result = runner.invoke(
+        app,
+        [
+            "features",
+            "--data",
+            str(small_sim_path),
+            "--out",
+            str(target),
+            "--config",
+            "conf/features.yaml",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    df, spec, stats = read_training_set(target)
+    assert list(df.columns[:3]) == ["lead_id", "as_of", "label"] and len(df) == stats["snapshots"]
+    assert spec.feature_names == list(df.columns[3:])
+
+
+def test_features_errors_write_nothing(tmp_path, good_dataset):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("horizon_days: -1\n")
+    result = _leadscore(
+        "features",
+        "--data",
+        str(good_dataset),
+        "--out",
+        str(tmp_path / "x.parquet"),
+        "--config",
+        str(bad),
+    )
+    assert result.returncode == 1 and "horizon_days" in result.stderr
+    # All snapshots censored: a clear error, not an empty file.
+    result = _leadscore(
+        "features", "--data", str(good_dataset), "--out", str(tmp_path / "x.parquet")
+    )
+    assert result.returncode == 1 and "no snapshot survives" in result.stderr
+    result = _leadscore(
+        "features",
+        "--data",
+        str(good_dataset),
+        "--out",
+        str(tmp_path / "x.parquet"),
+        "--data-end",
+        "someday",
+    )
+    assert result.returncode == 1 and "--data-end" in result.stderr
+    assert not (tmp_path / "x.parquet").exists()

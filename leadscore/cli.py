@@ -138,6 +138,188 @@ def features(
 
 
 @app.command()
+def train(
+    data: Path = typer.Option(
+        ...,
+        "--data",
+        help="Dataset folder (also used for example payloads and the champion comparison).",
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", help="Training config YAML (default: built-in defaults)."
+    ),
+    features_config: Path | None = typer.Option(
+        None, "--features-config", help="Feature config YAML."
+    ),
+    experiment: str | None = typer.Option(
+        None, "--experiment", help="MLflow experiment (default from the config)."
+    ),
+    model_name: str | None = typer.Option(
+        None, "--model-name", help="Registered model name (default lead-scoring)."
+    ),
+    training_set: Path | None = typer.Option(
+        None, "--training-set", help="Use this training set instead of building one."
+    ),
+    allow_leaky: bool = typer.Option(
+        False, "--allow-leaky", help="Keep features the leakage audit would exclude."
+    ),
+) -> None:
+    """Train, calibrate and evaluate out of time; log to MLflow; register; champion/challenger."""
+    run_training(data, config, features_config, experiment, model_name, training_set, allow_leaky)
+
+
+def run_training(
+    data,
+    config,
+    features_config,
+    experiment,
+    model_name,
+    training_set,
+    allow_leaky,
+    *,
+    quiet: bool = False,
+):
+    """`leadscore train`, callable from the demo: returns (TrainResult, RunOutcome)."""
+    from features.batch import build_training_set
+    from features.config import load_feature_config
+    from features.loading import load_dataset
+    from features.payloads import lead_payloads
+    from features.training_set import read_training_set
+    from training.config import load_train_config
+    from training.fit import fit_models
+    from training.tracking import log_and_register
+
+    train_config = load_train_config(config)
+    updates = {k: v for k, v in {"experiment": experiment, "model_name": model_name}.items() if v}
+    train_config = train_config.model_copy(update=updates)
+    feature_config = load_feature_config(features_config)
+    ds = load_dataset(data)
+    if training_set is not None:
+        df, spec, stats = read_training_set(training_set)
+    else:
+        df, spec, stats = build_training_set(ds, feature_config)
+    end = pd_timestamp(stats.get("data_end")) if stats.get("data_end") else None
+    references = {}
+    if (Path(data) / "truth.csv").is_file():
+        from simulation.oracle import oracle_probability, read_truth
+
+        truth = read_truth(data)
+        references["oracle"] = lambda test: oracle_probability(
+            truth, test["lead_id"].to_numpy(), test["as_of"].to_numpy(), spec.horizon_days
+        )
+    result = fit_models(
+        df,
+        spec,
+        train_config,
+        declared_leaky=ds.spec.columns.leaky,
+        allow_leaky=allow_leaky,
+        references=references,
+        info={"source": str(data)},
+    )
+    for warning in result.warnings:
+        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    example_ids = result.test["lead_id"].drop_duplicates().head(2).tolist()
+    outcome = log_and_register(
+        result,
+        config=train_config,
+        feature_config=feature_config.model_dump(),
+        training_set=df,
+        source=str(data),
+        example_payloads=lead_payloads(ds, example_ids, iso=True),
+        features_for=lambda other: build_training_set(ds, spec=other, data_end=end)[0],
+    )
+    if not quiet:
+        print_training(result, outcome, train_config.model_name)
+    return result, outcome
+
+
+def pd_timestamp(text: str):
+    import pandas as pd
+
+    return pd.Timestamp(text)
+
+
+def print_training(result, outcome, model_name: str) -> None:
+    split = result.split
+    out.print(
+        f"train {int(split.train.sum()):,} / validation {int(split.validation.sum()):,} / test {int(split.test.sum()):,} snapshots "
+        f"(test from {split.test_start.date()}; {split.purged:,} train snapshots purged: label window not closed "
+        f"before validation); calibration: {result.calibration['method']}; {result.params['features_used']} features, "
+        f"{result.params['best_iteration']} rounds"
+    )
+    table = Table(title="out-of-time test", show_edge=False)
+    for col in (
+        "scorer",
+        "ROC AUC [95% CI]",
+        "PR AUC",
+        "Brier",
+        "log loss",
+        "ECE",
+        "lift top 10%",
+        "capture top 10%",
+    ):
+        table.add_column(col, justify="right")
+    for name, m in result.metrics.items():
+        low, high = m["roc_auc_ci"]
+        table.add_row(
+            name,
+            f"{m['roc_auc']:.3f} [{low:.3f}, {high:.3f}]",
+            f"{m['pr_auc']:.3f}",
+            f"{m['brier']:.4f}",
+            f"{m['log_loss']:.4f}",
+            f"{m['ece']:.4f}",
+            f"{m['lift_top_decile']:.2f}",
+            f"{m['capture_top_decile']:.1%}",
+        )
+    out.print(table)
+    if len(result.by_age):
+        by_age = Table(title="test ROC AUC by lead age", show_edge=False)
+        for col in result.by_age.columns:
+            by_age.add_column(str(col), justify="right")
+        for row in result.by_age.itertuples(index=False):
+            by_age.add_row(
+                *[
+                    f"{v:.3f}" if isinstance(v, float) and not float(v).is_integer() else str(v)
+                    for v in row
+                ]
+            )
+        out.print(by_age)
+    verdict = "champion" if outcome.promoted else "challenger only"
+    out.print(
+        f"registered {model_name} v{outcome.version} ({verdict}: {outcome.reason}); MLflow run {outcome.run_id}"
+    )
+
+
+@app.command()
+def models(model_name: str = typer.Option("lead-scoring", "--model-name")) -> None:
+    """List registered model versions with their aliases and test metrics."""
+    from training.tracking import list_versions
+
+    rows = list_versions(model_name)
+    if not rows:
+        raise LeadscoreError(
+            f"no registered versions of {model_name!r} (train one with `leadscore train`)"
+        )
+    table = Table(show_edge=False)
+    for col in rows[0]:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*[str(v) for v in row.values()])
+    out.print(table)
+
+
+@app.command()
+def promote(
+    version: str = typer.Argument(..., help="Version to make champion."),
+    model_name: str = typer.Option("lead-scoring", "--model-name"),
+) -> None:
+    """Move the `champion` alias to a version explicitly."""
+    from training.tracking import promote as promote_version
+
+    promote_version(model_name, version)
+    out.print(f"{model_name} v{version} is now champion")
+
+
+@app.command()
 def demo(
     out_dir: Path = typer.Option(Path("demo"), "--out", help="Working folder of the demo."),
     leads: int = typer.Option(20_000, "--leads", min=100, help="Simulated leads."),
@@ -168,6 +350,8 @@ def demo(
         f"{len(spec.feature_names)} features ({spec.version}); dropped {stats['dropped_censored']:,} censored "
         f"and {stats['dropped_closed']:,} closed snapshots -> {path}"
     )
+    out.rule("4. train, calibrate, evaluate out of time; MLflow")
+    run_training(data, None, None, None, None, path, False)
 
 
 def print_summary(s: dict) -> None:

@@ -1,0 +1,32 @@
+"""The MLflow pyfunc model: raw lead payloads in, probability, score, grade and reasons out.
+
+Input: a DataFrame with a `lead` column (one JSON payload per row, as the CRM sends it) and
+an optional `as_of` column (ISO-8601; empty: the payload's own `as_of`).
+"""
+
+from __future__ import annotations
+
+import json
+
+import mlflow.pyfunc
+import pandas as pd
+
+from features.scoring import LeadScorer
+
+SCORER_ARTIFACT = "scorer"
+
+
+class LeadScoringModel(mlflow.pyfunc.PythonModel):
+    def load_context(self, context) -> None:
+        self.scorer = LeadScorer.load(context.artifacts[SCORER_ARTIFACT])
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        leads = [json.loads(v) if isinstance(v, str) else v for v in model_input["lead"]]
+        as_of = model_input["as_of"] if "as_of" in model_input.columns else [None] * len(leads)
+        rows = []
+        for lead, when in zip(leads, as_of, strict=True):
+            scored = self.scorer.score_leads(
+                [lead], when if isinstance(when, str) and when else None
+            )[0]
+            rows.append({**scored, "reasons": json.dumps(scored["reasons"])})
+        return pd.DataFrame(rows, columns=["lead_id", "probability", "score", "grade", "reasons"])

@@ -1,0 +1,10 @@
+"""Models-from-code entry point that MLflow runs when it loads a leadscore model.
+
+Logged by path (not pickled): loading runs this file, which declares the model class.
+"""
+
+from mlflow.models import set_model
+
+from features.mlflow_model import LeadScoringModel
+
+set_model(LeadScoringModel())

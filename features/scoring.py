@@ -1,0 +1,202 @@
+"""The fitted lead scorer at run time: encoding, LightGBM, calibration, grades and reasons.
+
+It lives in `features` because both `training` (which builds it) and `serving` (which must
+not import `training`) run it: one prediction path for batch scoring, the MLflow model and
+the HTTP endpoint. NumPy only per call: no pandas on the online path.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from features.definitions import FeatureSpec
+from features.errors import LeadscoreError
+from features.online import OnlineFeaturizer
+from features.reasons import feature_groups, top_reasons
+
+SCORER_FILE = "scorer.json"
+BOOSTER_FILE = "booster.txt"
+
+
+@dataclass(frozen=True)
+class Calibrator:
+    """Maps raw LightGBM scores (log-odds) to probabilities: isotonic, Platt or identity."""
+
+    method: str
+    x: list[float] = field(default_factory=list)  # isotonic knots (raw score -> probability)
+    y: list[float] = field(default_factory=list)
+    a: float = 1.0  # Platt: sigmoid(a * raw + b)
+    b: float = 0.0
+
+    def __call__(self, raw: np.ndarray) -> np.ndarray:
+        raw = np.asarray(raw, dtype=np.float64)
+        if self.method == "isotonic":
+            return np.interp(raw, self.x, self.y)
+        return 1.0 / (1.0 + np.exp(-(self.a * raw + self.b)))
+
+
+@dataclass(frozen=True)
+class Grades:
+    """Probability cut-offs of grades A-D (a probability >= A's cut-off is an A, ...)."""
+
+    a: float = 0.40
+    b: float = 0.20
+    c: float = 0.08
+
+    def __call__(self, p: np.ndarray) -> np.ndarray:
+        p = np.asarray(p)
+        return np.where(
+            p >= self.a, "A", np.where(p >= self.b, "B", np.where(p >= self.c, "C", "D"))
+        )
+
+
+def encode_frame(
+    df: pd.DataFrame, features: list[str], categories: dict[str, list[str]]
+) -> np.ndarray:
+    """Model matrix from a training-set frame: categoricals as fixed codes (unseen: NaN)."""
+    x = np.empty((len(df), len(features)), dtype=np.float64, order="F")
+    for j, name in enumerate(features):
+        if name in categories:
+            codes = pd.Categorical(df[name].astype("object"), categories=categories[name]).codes
+            x[:, j] = np.where(codes < 0, np.nan, codes)
+        else:
+            x[:, j] = df[name].to_numpy(dtype=np.float64, na_value=np.nan)
+    return x
+
+
+class LeadScorer:
+    """A trained model and everything needed to score raw leads the way it was trained."""
+
+    def __init__(
+        self,
+        spec: FeatureSpec,
+        booster: lgb.Booster,
+        features: list[str],
+        categories: dict[str, list[str]],
+        calibrator: Calibrator,
+        grades: Grades,
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.booster = booster
+        self.features = list(features)
+        self.categories = {c: list(v) for c, v in categories.items()}
+        self.calibrator = calibrator
+        self.grades = grades
+        self.info = dict(info or {})
+        self._codes = {
+            c: {v: float(i) for i, v in enumerate(vals)} for c, vals in self.categories.items()
+        }
+        self._groups = feature_groups(self.features, spec)
+        self._featurizer = OnlineFeaturizer(spec)
+
+    # --- encoding --------------------------------------------------------------------
+
+    def encode_frame(self, df: pd.DataFrame) -> np.ndarray:
+        return encode_frame(df, self.features, self.categories)
+
+    def encode_rows(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Model matrix from online feature dicts (no pandas)."""
+        x = np.empty((len(rows), len(self.features)), dtype=np.float64)
+        for i, row in enumerate(rows):
+            for j, name in enumerate(self.features):
+                value = row[name]
+                codes = self._codes.get(name)
+                if codes is not None:
+                    x[i, j] = codes.get(value, math.nan) if value is not None else math.nan
+                else:
+                    x[i, j] = value
+        return x
+
+    # --- prediction ------------------------------------------------------------------
+
+    def raw_scores(self, x: np.ndarray) -> np.ndarray:
+        return self.booster.predict(x, raw_score=True, num_threads=1)
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Calibrated conversion probabilities."""
+        return self.calibrator(self.raw_scores(x))
+
+    def contributions(self, x: np.ndarray) -> np.ndarray:
+        """TreeSHAP contributions in raw-score space: (n, features + 1), base value last."""
+        return self.booster.predict(x, pred_contrib=True, num_threads=1)
+
+    def score_frame(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Probability, score and grade for every row of a training-set frame."""
+        p = self.predict_proba(self.encode_frame(df))
+        return pd.DataFrame(
+            {"probability": p, "score": np.rint(100 * p).astype(int), "grade": self.grades(p)},
+            index=df.index,
+        )
+
+    def score_leads(
+        self, leads: Sequence[Mapping[str, Any]], as_of: Any, *, reasons: int = 3
+    ) -> list[dict[str, Any]]:
+        """Score raw lead payloads at `as_of` (one value, or None for each lead's own
+        `as_of` field): probability, score, grade and worded reasons."""
+        rows = [
+            self._featurizer.features(lead, as_of if as_of is not None else lead.get("as_of"))
+            for lead in leads
+        ]
+        x = self.encode_rows(rows)
+        p = self.predict_proba(x)
+        contrib = self.contributions(x) if reasons else None
+        grades = self.grades(p)
+        out = []
+        for i, lead in enumerate(leads):
+            item = {
+                "lead_id": lead.get("lead_id"),
+                "probability": float(p[i]),
+                "score": int(round(100 * p[i])),
+                "grade": str(grades[i]),
+            }
+            if reasons:
+                item["reasons"] = top_reasons(
+                    contrib[i, :-1], self._groups, rows[i], self.spec, k=reasons
+                )
+            out.append(item)
+        return out
+
+    # --- persistence -----------------------------------------------------------------
+
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.booster.save_model(str(folder / BOOSTER_FILE))
+        meta = {
+            "spec": self.spec.model_dump(),
+            "features": self.features,
+            "categories": self.categories,
+            "calibrator": self.calibrator.__dict__,
+            "grades": self.grades.__dict__,
+            "info": self.info,
+        }
+        (folder / SCORER_FILE).write_text(json.dumps(meta, indent=1, default=float))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> LeadScorer:
+        folder = Path(folder)
+        try:
+            meta = json.loads((folder / SCORER_FILE).read_text())
+            booster = lgb.Booster(model_file=str(folder / BOOSTER_FILE))
+        except (OSError, ValueError, lgb.basic.LightGBMError) as exc:
+            raise LeadscoreError(f"{folder}: not a saved lead scorer ({exc})") from exc
+        return cls(
+            FeatureSpec.model_validate(meta["spec"]),
+            booster,
+            meta["features"],
+            meta["categories"],
+            Calibrator(**meta["calibrator"]),
+            Grades(**meta["grades"]),
+            meta.get("info"),
+        )

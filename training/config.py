@@ -1,0 +1,78 @@
+"""`TrainConfig`: splits, model and calibration settings (conf/train.yaml)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from features.contract import format_validation_error
+from features.errors import ConfigError
+
+
+class LightGBMParams(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    learning_rate: float = Field(0.05, gt=0, le=1)
+    num_leaves: int = Field(31, ge=2)
+    min_child_samples: int = Field(50, ge=1)
+    feature_fraction: float = Field(0.8, gt=0, le=1)
+    bagging_fraction: float = Field(0.8, gt=0, le=1)
+    lambda_l2: float = Field(1.0, ge=0)
+    max_rounds: int = Field(2000, ge=1)
+    early_stopping_rounds: int = Field(100, ge=1)
+    num_threads: int = Field(0, ge=0)  # 0: LightGBM's default (all cores)
+
+
+class TrainConfig(BaseModel):
+    """Everything `leadscore train` needs besides the data and the feature config."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    test_days: float = Field(
+        60.0, gt=0, description="most recent as_of period held out for the test"
+    )
+    validation_days: float = Field(
+        60.0, gt=0, description="as_of period before the test, for early stopping and calibration"
+    )
+    lightgbm: LightGBMParams = Field(default_factory=LightGBMParams)
+    logistic_c: float = Field(1.0, gt=0)
+    calibration: Literal["auto", "isotonic", "platt"] = "auto"
+    grade_cutoffs: dict[str, float] = Field(
+        default_factory=lambda: {"A": 0.40, "B": 0.20, "C": 0.08}
+    )
+    leakage_auc: float = Field(0.95, gt=0.5, le=1.0)
+    bootstrap: int = Field(200, ge=0)
+    small_data_positives: int = Field(
+        200, ge=1, description="below this many positives in train, regularise harder"
+    )
+    seed: int = 0
+    model_name: str = "lead-scoring"
+    experiment: str = "leadscore"
+
+    @model_validator(mode="after")
+    def _cutoffs(self) -> TrainConfig:
+        c = self.grade_cutoffs
+        if set(c) != {"A", "B", "C"} or not (1 >= c["A"] > c["B"] > c["C"] > 0):
+            raise ValueError("grade_cutoffs needs A > B > C, all in (0, 1]")
+        return self
+
+
+def load_train_config(path: str | Path | None) -> TrainConfig:
+    if path is None:
+        return TrainConfig()
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: training config not found")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path.name}: not valid YAML ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path.name}: expected a mapping at the top level")
+    try:
+        return TrainConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path.name}: {format_validation_error(exc)}") from exc

@@ -1,0 +1,76 @@
+"""Out-of-time evaluation: discrimination, calibration, lift and capture, with intervals."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+
+EPS = 1e-6
+
+
+def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    """Weighted mean |observed rate - mean predicted| over equal-count bins of p."""
+    order = np.argsort(p, kind="stable")
+    error = 0.0
+    for chunk in np.array_split(order, bins):
+        if len(chunk):
+            error += len(chunk) * abs(y[chunk].mean() - p[chunk].mean())
+    return float(error / len(y))
+
+
+def deciles(y: np.ndarray, p: np.ndarray) -> list[dict]:
+    """Per decile of predicted probability (1 = highest): leads, wins, win rate, lift and
+    cumulative capture (share of all wins in the top deciles so far)."""
+    order = np.argsort(-p, kind="stable")
+    total, base = y.sum(), y.mean()
+    rows, captured = [], 0
+    for i, chunk in enumerate(np.array_split(order, 10), start=1):
+        wins = int(y[chunk].sum())
+        captured += wins
+        rate = wins / len(chunk) if len(chunk) else 0.0
+        rows.append(
+            {
+                "decile": i,
+                "leads": int(len(chunk)),
+                "wins": wins,
+                "win_rate": rate,
+                "mean_probability": float(p[chunk].mean()) if len(chunk) else 0.0,
+                "lift": rate / base if base else 0.0,
+                "capture": captured / total if total else 0.0,
+            }
+        )
+    return rows
+
+
+def bootstrap_auc(y: np.ndarray, p: np.ndarray, n: int, seed: int = 0) -> tuple[float, float]:
+    """95 % percentile interval of ROC AUC over `n` bootstrap resamples of the rows."""
+    if n <= 0:
+        return (float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    aucs = []
+    for _ in range(n):
+        idx = rng.integers(0, len(y), len(y))
+        if y[idx].min() != y[idx].max():
+            aucs.append(roc_auc_score(y[idx], p[idx]))
+    return (float(np.percentile(aucs, 2.5)), float(np.percentile(aucs, 97.5)))
+
+
+def evaluate(y: np.ndarray, p: np.ndarray, *, bootstrap: int = 200, seed: int = 0) -> dict:
+    """Every test metric of one scorer on the same rows."""
+    y = np.asarray(y).astype(int)
+    p = np.clip(np.asarray(p, dtype=np.float64), 0.0, 1.0)
+    low, high = bootstrap_auc(y, p, bootstrap, seed)
+    table = deciles(y, p)
+    return {
+        "rows": int(len(y)),
+        "positives": int(y.sum()),
+        "roc_auc": float(roc_auc_score(y, p)),
+        "roc_auc_ci": [low, high],
+        "pr_auc": float(average_precision_score(y, p)),
+        "brier": float(brier_score_loss(y, p)),
+        "log_loss": float(log_loss(y, np.clip(p, EPS, 1 - EPS), labels=[0, 1])),
+        "ece": expected_calibration_error(y, p),
+        "lift_top_decile": table[0]["lift"],
+        "capture_top_decile": table[0]["capture"],
+        "deciles": table,
+    }

@@ -1,0 +1,250 @@
+"""Fit the LightGBM scorer and the logistic baseline on an out-of-time split, and evaluate.
+
+Pure: a training-set frame in, a `TrainResult` out. MLflow logging is `training.tracking`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+
+from features.definitions import FeatureSpec
+from features.errors import LeadscoreError
+from features.scoring import Grades, LeadScorer, encode_frame
+from training.calibration import choose_calibrator
+from training.config import TrainConfig
+from training.evaluation import evaluate
+from training.leakage import LeakageReport, audit_leakage
+from training.splits import Split, time_split
+
+
+@dataclass
+class TrainResult:
+    scorer: LeadScorer
+    baseline: Pipeline
+    split: Split
+    leakage: LeakageReport
+    metrics: dict[str, dict]  # scorer name -> evaluate(...) on the test rows
+    by_age: pd.DataFrame  # test AUC per snapshot age, per scorer
+    test: pd.DataFrame  # test rows: lead_id, as_of, label, and one probability column per scorer
+    calibration: dict
+    params: dict
+    warnings: list[str] = field(default_factory=list)
+
+
+def _text_categories(x: pd.DataFrame) -> pd.DataFrame:
+    """Categoricals as plain text with an explicit 'missing' level, for one-hot encoding."""
+    return x.astype("object").where(x.notna(), "(missing)")
+
+
+def fit_baseline(
+    train: pd.DataFrame, categorical: list[str], numeric: list[str], c: float, seed: int
+) -> Pipeline:
+    """Logistic regression on one-hot categoricals and scaled, imputed numerics."""
+    pre = ColumnTransformer(
+        [
+            (
+                "cat",
+                make_pipeline(
+                    FunctionTransformer(_text_categories),
+                    OneHotEncoder(handle_unknown="ignore", min_frequency=5),
+                ),
+                categorical,
+            ),
+            (
+                "num",
+                make_pipeline(
+                    SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+                    StandardScaler(),
+                ),
+                numeric,
+            ),
+        ]
+    )
+    model = Pipeline(
+        [("pre", pre), ("lr", LogisticRegression(C=c, max_iter=2000, random_state=seed))]
+    )
+    return model.fit(train[categorical + numeric], train["label"].to_numpy())
+
+
+def lightgbm_params(config: TrainConfig, train_positives: int) -> tuple[dict, bool]:
+    """LightGBM parameters; heavier regularisation when the positives are few."""
+    p = config.lightgbm
+    params = {
+        "objective": "binary",
+        "learning_rate": p.learning_rate,
+        "num_leaves": p.num_leaves,
+        "min_child_samples": p.min_child_samples,
+        "feature_fraction": p.feature_fraction,
+        "bagging_fraction": p.bagging_fraction,
+        "bagging_freq": 1,
+        "lambda_l2": p.lambda_l2,
+        "max_cat_to_onehot": 8,
+        "cat_smooth": 20,
+        "verbose": -1,
+        "seed": config.seed,
+        "deterministic": True,
+        "num_threads": p.num_threads,
+    }
+    small = train_positives < config.small_data_positives
+    if small:
+        params.update(
+            num_leaves=min(p.num_leaves, 7),
+            min_child_samples=max(p.min_child_samples, 20),
+            lambda_l2=max(p.lambda_l2, 10.0),
+            feature_fraction=min(p.feature_fraction, 0.7),
+            min_data_per_group=50,
+        )
+    return params, small
+
+
+def fit_models(
+    df: pd.DataFrame,
+    spec: FeatureSpec,
+    config: TrainConfig,
+    *,
+    declared_leaky: list[str] = (),
+    allow_leaky: bool = False,
+    references: dict[str, Callable[[pd.DataFrame], np.ndarray]] | None = None,
+    info: dict | None = None,
+) -> TrainResult:
+    """Split, audit, fit, calibrate on validation, evaluate on test.
+
+    Args:
+        df: a training set (`features.batch.build_training_set`).
+        references: extra scorers evaluated on the same test rows (e.g. the simulator's
+            Bayes oracle), each a function of the test frame.
+    """
+    warnings: list[str] = []
+    split = time_split(
+        df,
+        test_days=config.test_days,
+        validation_days=config.validation_days,
+        horizon_days=spec.horizon_days,
+    )
+    train, val, test = df[split.train], df[split.validation], df[split.test]
+
+    leakage = audit_leakage(
+        train,
+        spec.feature_names,
+        list(declared_leaky),
+        threshold=config.leakage_auc,
+        allow_leaky=allow_leaky,
+        seed=config.seed,
+    )
+    warnings += [
+        w + ("" if allow_leaky else ": excluded (--allow-leaky keeps it)")
+        for w in leakage.warnings()
+    ]
+    features = [f for f in spec.feature_names if f not in leakage.excluded]
+    if not features:
+        raise LeadscoreError(
+            "every feature was excluded by the leakage audit; nothing is left to learn from"
+        )
+    categorical = [f for f in features if f in spec.categorical]
+    numeric = [f for f in features if f not in spec.categorical]
+    categories = {c: sorted(str(v) for v in train[c].dropna().unique()) for c in categorical}
+
+    params, small = lightgbm_params(config, int(train["label"].sum()))
+    if small:
+        warnings.append(
+            f"thin data: {int(train['label'].sum())} positives in train (< {config.small_data_positives}); "
+            "the model is regularised harder and its metrics are uncertain (see the intervals)"
+        )
+    x_train = encode_frame(train, features, categories)
+    x_val = encode_frame(val, features, categories)
+    cat_idx = [features.index(c) for c in categorical]
+    dtrain = lgb.Dataset(
+        x_train,
+        train["label"].to_numpy(),
+        feature_name=features,
+        categorical_feature=cat_idx,
+        free_raw_data=False,
+    )
+    dval = lgb.Dataset(x_val, val["label"].to_numpy(), reference=dtrain)
+    booster = lgb.train(
+        params,
+        dtrain,
+        num_boost_round=config.lightgbm.max_rounds,
+        valid_sets=[dval],
+        callbacks=[lgb.early_stopping(config.lightgbm.early_stopping_rounds, verbose=False)],
+    )
+    best = booster.best_iteration or booster.current_iteration()
+    booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
+
+    y_val = val["label"].to_numpy().astype(int)
+    raw_val = booster.predict(x_val, raw_score=True)
+    calibrator, losses = choose_calibrator(raw_val, y_val, config.calibration, config.seed)
+    grades = Grades(
+        a=config.grade_cutoffs["A"], b=config.grade_cutoffs["B"], c=config.grade_cutoffs["C"]
+    )
+    scorer = LeadScorer(
+        spec,
+        booster,
+        features,
+        categories,
+        calibrator,
+        grades,
+        info={**(info or {}), "best_iteration": int(best)},
+    )
+
+    baseline = fit_baseline(train, categorical, numeric, config.logistic_c, config.seed)
+
+    y_test = test["label"].to_numpy().astype(int)
+    scores = {
+        "model": scorer.predict_proba(scorer.encode_frame(test)),
+        "logistic": baseline.predict_proba(test[categorical + numeric])[:, 1],
+    }
+    for name, fn in (references or {}).items():
+        scores[name] = np.asarray(fn(test), dtype=np.float64)
+    metrics = {
+        name: evaluate(y_test, p, bootstrap=config.bootstrap, seed=config.seed)
+        for name, p in scores.items()
+    }
+
+    out = test[["lead_id", "as_of", "label"]].copy()
+    for name, p in scores.items():
+        out[f"p_{name}"] = p
+    by_age = _auc_by_age(test, y_test, scores, spec)
+    return TrainResult(
+        scorer=scorer,
+        baseline=baseline,
+        split=split,
+        leakage=leakage,
+        metrics=metrics,
+        by_age=by_age,
+        test=out.reset_index(drop=True),
+        calibration={"method": calibrator.method, "cross_fitted_log_loss": losses},
+        params={**params, "best_iteration": int(best), "features_used": len(features)},
+        warnings=warnings,
+    )
+
+
+def _auc_by_age(
+    test: pd.DataFrame, y: np.ndarray, scores: dict[str, np.ndarray], spec: FeatureSpec
+) -> pd.DataFrame:
+    if not spec.history:
+        return pd.DataFrame()
+    age = test["lead_age_days"].round(3).to_numpy()
+    rows = []
+    for a in spec.snapshot_ages_days:
+        m = np.isclose(age, a)
+        if m.sum() >= 20 and 0 < y[m].sum() < m.sum():
+            rows.append(
+                {
+                    "age_days": a,
+                    "rows": int(m.sum()),
+                    **{name: float(roc_auc_score(y[m], p[m])) for name, p in scores.items()},
+                }
+            )
+    return pd.DataFrame(rows)

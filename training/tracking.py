@@ -1,0 +1,367 @@
+"""MLflow: log a training run, register its model, and move aliases (champion/challenger).
+
+Tracking and registry use MLflow's own default (`sqlite:///mlflow.db` in the working folder)
+or `MLFLOW_TRACKING_URI`. Promotion rule: the new version becomes `champion` when there is
+none, or when on the same test rows it beats the champion: an AUC at least as high and a
+log loss at least as low, one of them strictly (a tie keeps the champion). Aliases move only after every other step has succeeded, so a run
+that fails never moves one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import features
+from features.definitions import FeatureSpec
+from features.errors import LeadscoreError
+from features.mlflow_model import SCORER_ARTIFACT, LeadScoringModel
+from features.scoring import LeadScorer
+from training.config import TrainConfig
+from training.fit import TrainResult
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+# Logged by path ("models from code"): MLflow runs it at load time; importing it here would
+# run its set_model call at import time.
+PYFUNC_ENTRY = Path(features.__file__).parent / "pyfunc_entry.py"
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_id: str
+    version: str
+    promoted: bool
+    reason: str
+    champion_metrics: dict | None
+
+
+def dataset_fingerprint(df: pd.DataFrame, source: str) -> dict:
+    """Row counts, date range and a content hash of the training set."""
+    digest = hashlib.sha256(
+        pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes()
+    ).hexdigest()
+    return {
+        "source": source,
+        "rows": int(len(df)),
+        "leads": int(df["lead_id"].nunique()),
+        "positives": int(df["label"].sum()),
+        "as_of_min": df["as_of"].min().isoformat(),
+        "as_of_max": df["as_of"].max().isoformat(),
+        "sha256": digest,
+    }
+
+
+def _flat(prefix: str, value, out: dict) -> dict:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _flat(f"{prefix}.{k}" if prefix else str(k), v, out)
+    else:
+        out[prefix] = value
+    return out
+
+
+def _metrics_for_mlflow(result: TrainResult) -> dict[str, float]:
+    out = {}
+    for scorer, m in result.metrics.items():
+        for key in (
+            "roc_auc",
+            "pr_auc",
+            "brier",
+            "log_loss",
+            "ece",
+            "lift_top_decile",
+            "capture_top_decile",
+        ):
+            out[f"test_{key}_{scorer}"] = float(m[key])
+        out[f"test_roc_auc_ci_low_{scorer}"] = float(m["roc_auc_ci"][0])
+        out[f"test_roc_auc_ci_high_{scorer}"] = float(m["roc_auc_ci"][1])
+    return out
+
+
+def _figures(result: TrainResult):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figs = {}
+    test = result.test
+    y = test["label"].to_numpy()
+    scorers = [c[2:] for c in test.columns if c.startswith("p_")]
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for name in scorers:
+        p = test[f"p_{name}"].to_numpy()
+        order = np.argsort(p)
+        bins = np.array_split(order, 10)
+        ax.plot([p[b].mean() for b in bins], [y[b].mean() for b in bins], marker="o", label=name)
+    top = float(max(test[[f"p_{n}" for n in scorers]].max().max(), y.mean() * 2))
+    ax.plot([0, top], [0, top], "k--", lw=1)
+    ax.set(
+        xlabel="predicted probability (decile mean)",
+        ylabel="observed win rate",
+        title="Calibration (test)",
+    )
+    ax.legend()
+    figs["calibration_curve.png"] = fig
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for name in scorers:
+        order = np.argsort(-test[f"p_{name}"].to_numpy(), kind="stable")
+        captured = np.cumsum(y[order]) / max(y.sum(), 1)
+        ax.plot(np.arange(1, len(y) + 1) / len(y), captured, label=name)
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="random")
+    ax.set(
+        xlabel="share of leads worked (best first)",
+        ylabel="share of wins captured",
+        title="Gains (test)",
+    )
+    ax.legend()
+    figs["gains_chart.png"] = fig
+
+    booster = result.scorer.booster
+    gain = (
+        pd.Series(booster.feature_importance("gain"), index=booster.feature_name())
+        .sort_values()
+        .tail(20)
+    )
+    fig, ax = plt.subplots(figsize=(6, 6))
+    ax.barh(gain.index, gain.to_numpy())
+    ax.set(xlabel="total gain", title="Feature importance (top 20)")
+    fig.tight_layout()
+    figs["feature_importance.png"] = fig
+    return figs, plt
+
+
+def input_example(payloads: list[dict], as_of: str) -> pd.DataFrame:
+    """The pyfunc model's input: one JSON payload per row and its as_of."""
+    return pd.DataFrame(
+        {"lead": [json.dumps(p, default=str) for p in payloads], "as_of": [as_of] * len(payloads)}
+    )
+
+
+def log_and_register(
+    result: TrainResult,
+    *,
+    config: TrainConfig,
+    feature_config: dict,
+    training_set: pd.DataFrame,
+    source: str,
+    example_payloads: list[dict],
+    features_for: Callable[[FeatureSpec], pd.DataFrame],
+    before_aliases: Callable[[], None] | None = None,
+) -> RunOutcome:
+    """Log everything about one training run, register its model, then move aliases.
+
+    Args:
+        features_for: builds the training set with another feature spec (the champion's),
+            so that both models are compared on the same test rows.
+        before_aliases: called right before aliases move (tests inject failures here).
+    """
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.models import infer_signature
+
+    mlflow.set_experiment(config.experiment)
+    client = MlflowClient()
+    spec = result.scorer.spec
+    with mlflow.start_run() as run, tempfile.TemporaryDirectory() as tmp:
+        mlflow.set_tags({"feature_set_version": spec.version, "leadscore.source": source})
+        params = _flat("train", config.model_dump(), {})
+        params.update(_flat("features", feature_config, {}))
+        params.update({f"lightgbm.effective.{k}": v for k, v in result.params.items()})
+        params["calibration.method"] = result.calibration["method"]
+        params["features.excluded_by_leakage_audit"] = ",".join(result.leakage.excluded) or "-"
+        mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+        mlflow.log_metrics(_metrics_for_mlflow(result))
+        mlflow.log_dict(dataset_fingerprint(training_set, source), "dataset_fingerprint.json")
+        mlflow.log_dict(result.split.describe(training_set), "split.json")
+        mlflow.log_dict(
+            {k: {x: v for x, v in m.items()} for k, m in result.metrics.items()}, "metrics.json"
+        )
+        mlflow.log_dict(
+            {
+                "auc": result.leakage.single_feature_auc,
+                "flagged": result.leakage.flagged,
+                "declared": result.leakage.declared,
+                "excluded": result.leakage.excluded,
+            },
+            "leakage_audit.json",
+        )
+        mlflow.log_dict(spec.model_dump(), "feature_spec.json")
+        if len(result.by_age):
+            mlflow.log_table(result.by_age, "auc_by_age.json")
+        if result.warnings:
+            mlflow.log_text("\n".join(result.warnings), "warnings.txt")
+        figs, plt = _figures(result)
+        for name, fig in figs.items():
+            mlflow.log_figure(fig, name)
+            plt.close(fig)
+
+        scorer_dir = result.scorer.save(Path(tmp) / SCORER_ARTIFACT)
+        example = input_example(example_payloads, result.test["as_of"].max().isoformat())
+        model = LeadScoringModel()
+        model.scorer = result.scorer
+        with warnings.catch_warnings():  # MLflow's hint about integer columns: score is an int
+            warnings.simplefilter("ignore", UserWarning)
+            signature = infer_signature(example, model.predict(None, example))
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(PYFUNC_ENTRY),
+            artifacts={SCORER_ARTIFACT: str(scorer_dir)},
+            signature=signature,
+            input_example=example,
+            registered_model_name=config.model_name,
+            pip_requirements=["leadscore"],
+        )
+        version = str(info.registered_model_version)
+        auc, ll = result.metrics["model"]["roc_auc"], result.metrics["model"]["log_loss"]
+        window = f"{result.split.test_start.isoformat()}..{result.test['as_of'].max().isoformat()}"
+        for key, value in {
+            "test_roc_auc": auc,
+            "test_log_loss": ll,
+            "test_window": window,
+            "feature_set_version": spec.version,
+            "run_id": run.info.run_id,
+            "source": source,
+        }.items():
+            client.set_model_version_tag(config.model_name, version, key, str(value))
+
+        champion = _champion(client, config.model_name)
+        promoted, reason, champ_metrics = True, "no champion yet", None
+        if champion is not None:
+            champ_metrics = _champion_metrics(champion, result, features_for)
+            mlflow.log_metrics(
+                {
+                    "champion_test_roc_auc": champ_metrics["roc_auc"],
+                    "champion_test_log_loss": champ_metrics["log_loss"],
+                }
+            )
+            promoted = beats(auc, ll, champ_metrics["roc_auc"], champ_metrics["log_loss"])
+            reason = (
+                f"challenger AUC {auc:.4f} vs champion v{champion.version} {champ_metrics['roc_auc']:.4f}, "
+                f"log loss {ll:.4f} vs {champ_metrics['log_loss']:.4f} on the same {len(result.test):,} test rows"
+            )
+        mlflow.set_tags(
+            {"promoted": str(promoted), "promotion_reason": reason, "registered_version": version}
+        )
+        if before_aliases is not None:
+            before_aliases()
+        # Last: aliases move only when everything above succeeded.
+        client.set_registered_model_alias(config.model_name, CHALLENGER, version)
+        if promoted:
+            client.set_registered_model_alias(config.model_name, CHAMPION, version)
+        return RunOutcome(run.info.run_id, version, promoted, reason, champ_metrics)
+
+
+def beats(auc: float, log_loss: float, champion_auc: float, champion_log_loss: float) -> bool:
+    """The promotion rule: no worse on both, strictly better on at least one."""
+    no_worse = auc >= champion_auc and log_loss <= champion_log_loss
+    return no_worse and (auc > champion_auc or log_loss < champion_log_loss)
+
+
+def _champion(client, name: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None
+
+
+def load_registered_scorer(name: str, version_or_alias: str) -> LeadScorer:
+    """The LeadScorer inside a registered model version (`3`) or alias (`champion`)."""
+    import mlflow
+
+    uri = (
+        f"models:/{name}/{version_or_alias}"
+        if str(version_or_alias).isdigit()
+        else f"models:/{name}@{version_or_alias}"
+    )
+    try:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=uri)
+    except Exception as exc:  # MLflow raises several types for a missing model
+        raise LeadscoreError(f"{uri}: not found in the registry ({exc})") from exc
+    return LeadScorer.load(Path(local) / "artifacts" / SCORER_ARTIFACT)
+
+
+def _champion_metrics(
+    champion, result: TrainResult, features_for: Callable[[FeatureSpec], pd.DataFrame]
+) -> dict:
+    from training.evaluation import evaluate
+
+    scorer = load_registered_scorer(champion.name, champion.version)
+    keys = result.test[["lead_id", "as_of"]]
+    frame = features_for(scorer.spec)
+    rows = keys.merge(frame, on=["lead_id", "as_of"], how="left", validate="one_to_one")
+    if rows["label"].isna().any():
+        raise LeadscoreError(
+            f"champion v{champion.version} cannot be scored on the current test rows (feature spec {scorer.spec.version})"
+        )
+    p = scorer.predict_proba(scorer.encode_frame(rows))
+    return evaluate(result.test["label"].to_numpy(), p, bootstrap=0)
+
+
+def promote(name: str, version: str) -> None:
+    """Move `champion` to a version explicitly (a data scientist's decision)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient()
+    try:
+        client.get_model_version(name, version)
+    except MlflowException as exc:
+        raise LeadscoreError(f"model {name!r} has no version {version}") from exc
+    client.set_registered_model_alias(name, CHAMPION, version)
+
+
+def list_versions(name: str) -> list[dict]:
+    """Registered versions, newest first, with aliases and key metrics."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient()
+    try:
+        aliases = client.get_registered_model(name).aliases or {}
+    except MlflowException:
+        return []
+    by_version: dict[str, list[str]] = {}
+    for alias, version in aliases.items():
+        by_version.setdefault(str(version), []).append(alias)
+    rows = []
+    for v in sorted(
+        client.search_model_versions(f"name='{name}'"), key=lambda v: int(v.version), reverse=True
+    ):
+        window = v.tags.get("test_window", "")
+        rows.append(
+            {
+                "version": v.version,
+                "aliases": ",".join(sorted(by_version.get(str(v.version), []))),
+                "created": pd.Timestamp(v.creation_timestamp, unit="ms", tz="UTC").strftime(
+                    "%Y-%m-%d %H:%M"
+                ),
+                "test_auc": _rounded(v.tags.get("test_roc_auc")),
+                "test_log_loss": _rounded(v.tags.get("test_log_loss")),
+                "test_window": "..".join(part[:10] for part in window.split(".."))
+                if window
+                else "",
+                "feature_set": v.tags.get("feature_set_version", ""),
+                "run": (v.run_id or "")[:8],
+            }
+        )
+    return rows
+
+
+def _rounded(text: str | None) -> str:
+    try:
+        return f"{float(text):.4f}"
+    except (TypeError, ValueError):
+        return ""

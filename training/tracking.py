@@ -343,7 +343,7 @@ def list_versions(name: str) -> list[dict]:
         window = v.tags.get("test_window", "")
         rows.append(
             {
-                "version": v.version,
+                "version": str(v.version),
                 "aliases": ",".join(sorted(by_version.get(str(v.version), []))),
                 "created": pd.Timestamp(v.creation_timestamp, unit="ms", tz="UTC").strftime(
                     "%Y-%m-%d %H:%M"

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -12,17 +13,22 @@ from tests.conftest import DEALS, LEADS, write_dataset
 runner = CliRunner()
 
 
-def _leadscore(*args: str) -> subprocess.CompletedProcess:
+def _leadscore(*args: str, cwd=None, env=None) -> subprocess.CompletedProcess:
     """Run the real console entry point (with its error handling) in a subprocess."""
     return subprocess.run(
-        [sys.executable, "-m", "leadscore", *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "leadscore", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
     )
 
 
 def test_help_lists_every_command():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("validate", "simulate", "features", "demo"):
+    for command in ("validate", "simulate", "features", "train", "models", "promote", "demo"):
         assert command in result.output
 
 
@@ -78,10 +84,51 @@ def test_simulate_bad_options_are_user_errors(tmp_path):
 
 
 def test_demo_runs_end_to_end(tmp_path):
-    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--leads", "500"])
-    assert result.exit_code == 0, result.output
-    assert "500 leads" in result.output and "win rate" in result.output
-    assert "snapshots" in result.output and (tmp_path / "demo" / "training_set.parquet").is_file()
+    """The demo in its own folder and MLflow store (MLflow's default: mlflow.db in the cwd)."""
+    result = _leadscore(
+        "demo", "--out", "demo", "--leads", "3000", cwd=tmp_path, env={"MLFLOW_TRACKING_URI": ""}
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "3,000 leads" in result.stdout and "win rate" in result.stdout
+    assert "snapshots" in result.stdout and (tmp_path / "demo" / "training_set.parquet").is_file()
+    assert "oracle" in result.stdout and "registered lead-scoring v1 (champion" in result.stdout
+    assert (tmp_path / "mlflow.db").is_file()
+
+
+def test_train_models_promote(tmp_path, small_sim_path):
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'store.db'}"}
+    config = tmp_path / "train.yaml"
+    config.write_text("bootstrap: 20\nexperiment: cli-test\nmodel_name: cli-model\n")
+    result = _leadscore(
+        "train", "--data", str(small_sim_path), "--config", str(config), cwd=tmp_path, env=env
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (
+        "out-of-time test" in result.stdout
+        and "oracle" in result.stdout
+        and "cli-model v1 (champion" in result.stdout
+    )
+    listing = _leadscore("models", "--model-name", "cli-model", cwd=tmp_path, env=env)
+    assert listing.returncode == 0 and "champion" in listing.stdout
+    assert (
+        _leadscore("promote", "1", "--model-name", "cli-model", cwd=tmp_path, env=env).returncode
+        == 0
+    )
+    missing = _leadscore("promote", "9", "--model-name", "cli-model", cwd=tmp_path, env=env)
+    assert missing.returncode == 1 and "no version 9" in missing.stderr
+
+
+def test_train_with_bad_config_is_a_user_error(tmp_path, small_sim_path):
+    config = tmp_path / "train.yaml"
+    config.write_text("grade_cutoffs: {A: 0.1, B: 0.2, C: 0.3}\n")
+    result = _leadscore(
+        "train", "--data", str(small_sim_path), "--config", str(config), cwd=tmp_path
+    )
+    assert (
+        result.returncode == 1
+        and "grade_cutoffs" in result.stderr
+        and "Traceback" not in result.stderr
+    )
 
 
 def test_features_command_writes_a_readable_training_set(small_sim_path, tmp_path):

@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import json
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from features.batch import build_training_set
+from features.payloads import lead_payloads
+from tests.training.conftest import FAST
+from training.config import LightGBMParams
+from training.fit import fit_models
+from training.tracking import beats, list_versions, log_and_register, promote
+
+NAME = "lead-scoring-test"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A throwaway MLflow sqlite store (tracking and registry) with its own artifact folder."""
+    root = tmp_path_factory.mktemp("mlflow")
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    MlflowClient().create_experiment("leadscore-test", artifact_location=str(root / "artifacts"))
+    yield root
+    mlflow.set_tracking_uri(previous)
+
+
+def _register(result, small_sim, df, **kwargs):
+    config = FAST.model_copy(update={"model_name": NAME, "experiment": "leadscore-test"})
+    ids = result.test["lead_id"].drop_duplicates().head(2).tolist()
+    return log_and_register(
+        result,
+        config=config,
+        feature_config={},
+        training_set=df,
+        source="test",
+        example_payloads=lead_payloads(small_sim, ids, iso=True),
+        features_for=lambda spec: build_training_set(small_sim, spec=spec)[0],
+        **kwargs,
+    )
+
+
+def _aliases():
+    return {alias: str(v) for alias, v in MlflowClient().get_registered_model(NAME).aliases.items()}
+
+
+def test_champion_challenger_lifecycle(store, small_sim, small_set, trained):
+    df, spec, _ = small_set
+    first = _register(trained, small_sim, df)
+    assert first.promoted and _aliases() == {"champion": first.version, "challenger": first.version}
+    run = MlflowClient().get_run(first.run_id)
+    assert run.data.metrics["test_roc_auc_model"] == pytest.approx(
+        trained.metrics["model"]["roc_auc"]
+    )
+    assert run.data.tags["feature_set_version"] == spec.version
+    artifacts = {a.path for a in MlflowClient().list_artifacts(first.run_id)}
+    assert {
+        "calibration_curve.png",
+        "gains_chart.png",
+        "feature_importance.png",
+        "dataset_fingerprint.json",
+        "metrics.json",
+    } <= artifacts
+
+    # A worse challenger (a stump model) is registered and tagged, but the champion stays.
+    weak_config = FAST.model_copy(
+        update={"lightgbm": LightGBMParams(max_rounds=1, num_leaves=2, early_stopping_rounds=1)}
+    )
+    weak = fit_models(df, spec, weak_config)
+    assert weak.metrics["model"]["roc_auc"] < trained.metrics["model"]["roc_auc"]
+    second = _register(weak, small_sim, df)
+    assert not second.promoted and "champion v" in second.reason
+    assert _aliases() == {"champion": first.version, "challenger": second.version}
+
+    # A run that crashes before the aliases move leaves them as they were, and is FAILED.
+    def crash():
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        _register(trained, small_sim, df, before_aliases=crash)
+    assert _aliases() == {"champion": first.version, "challenger": second.version}
+    failed = mlflow.search_runs(
+        experiment_names=["leadscore-test"], order_by=["start_time DESC"]
+    ).iloc[0]
+    assert failed["status"] == "FAILED"
+
+    # Explicit promotion, and the listing shows it.
+    promote(NAME, second.version)
+    assert _aliases()["champion"] == second.version
+    listed = {row["version"]: row for row in list_versions(NAME)}
+    assert "champion" in listed[second.version]["aliases"] and listed[first.version]["test_auc"]
+
+
+def test_pyfunc_model_equals_the_in_process_scorer(store, small_sim, small_set, trained):
+    df, _, _ = small_set
+    outcome = _register(trained, small_sim, df)
+    model = mlflow.pyfunc.load_model(f"models:/{NAME}/{outcome.version}")
+    rows = trained.test.head(15)
+    payloads = {
+        p["lead_id"]: p for p in lead_payloads(small_sim, rows["lead_id"].unique(), iso=True)
+    }
+    frame = pd.DataFrame(
+        {
+            "lead": [json.dumps(payloads[r.lead_id]) for r in rows.itertuples()],
+            "as_of": [r.as_of.isoformat() for r in rows.itertuples()],
+        }
+    )
+    got = model.predict(frame)
+    np.testing.assert_allclose(
+        got["probability"].to_numpy(), rows["p_model"].to_numpy(), rtol=1e-12
+    )
+    expected = [
+        trained.scorer.score_leads([payloads[r.lead_id]], r.as_of.isoformat())[0]
+        for r in rows.itertuples()
+    ]
+    assert got["grade"].tolist() == [e["grade"] for e in expected]
+    assert [json.loads(r) for r in got["reasons"]] == [e["reasons"] for e in expected]
+
+
+def test_promotion_rule():
+    assert beats(0.81, 0.30, 0.80, 0.30) and beats(0.80, 0.29, 0.80, 0.30)
+    assert not beats(0.80, 0.30, 0.80, 0.30)  # a tie keeps the champion
+    assert not beats(0.82, 0.31, 0.80, 0.30)  # better AUC, worse calibration
+    assert not beats(0.79, 0.20, 0.80, 0.30)
+
+
+def test_promoting_a_missing_version_is_a_clear_error(store):
+    from features.errors import LeadscoreError
+
+    with pytest.raises(LeadscoreError, match="no version 99"):
+        promote(NAME, "99")

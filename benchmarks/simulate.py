@@ -15,6 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
+# benchmarks/features.py (and serving.py) would shadow the packages of the same names:
+# look packages up from the project, not from this folder.
+sys.path[:] = [p for p in sys.path if Path(p).resolve() != Path(__file__).resolve().parent]
+
 
 def run_one(n_leads: int, fmt: str) -> dict:
     from simulation import SimulationConfig, simulate

@@ -180,6 +180,8 @@ def run_training(
     quiet: bool = False,
 ):
     """`leadscore train`, callable from the demo: returns (TrainResult, RunOutcome)."""
+    import pandas as pd
+
     from features.batch import build_training_set
     from features.config import load_feature_config
     from features.loading import load_dataset
@@ -198,7 +200,7 @@ def run_training(
         df, spec, stats = read_training_set(training_set)
     else:
         df, spec, stats = build_training_set(ds, feature_config)
-    end = pd_timestamp(stats.get("data_end")) if stats.get("data_end") else None
+    end = pd.Timestamp(stats["data_end"]) if stats.get("data_end") else None
     references = {}
     if (Path(data) / "truth.csv").is_file():
         from simulation.oracle import oracle_probability, read_truth
@@ -231,12 +233,6 @@ def run_training(
     if not quiet:
         print_training(result, outcome, train_config.model_name)
     return result, outcome
-
-
-def pd_timestamp(text: str):
-    import pandas as pd
-
-    return pd.Timestamp(text)
 
 
 def print_training(result, outcome, model_name: str) -> None:

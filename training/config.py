@@ -45,6 +45,9 @@ class TrainConfig(BaseModel):
     )
     leakage_auc: float = Field(0.95, gt=0.5, le=1.0)
     bootstrap: int = Field(200, ge=0)
+    # The baseline and the leakage audit see at most this many train rows (a seeded random
+    # sample): a linear model and a single-feature AUC are saturated long before.
+    max_rows_baseline_and_audit: int = Field(200_000, ge=1_000)
     small_data_positives: int = Field(
         200, ge=1, description="below this many positives in train, regularise harder"
     )

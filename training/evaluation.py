@@ -43,15 +43,29 @@ def deciles(y: np.ndarray, p: np.ndarray) -> list[dict]:
 
 
 def bootstrap_auc(y: np.ndarray, p: np.ndarray, n: int, seed: int = 0) -> tuple[float, float]:
-    """95 % percentile interval of ROC AUC over `n` bootstrap resamples of the rows."""
+    """95 % percentile interval of ROC AUC over `n` bootstrap resamples of the rows.
+
+    One sort for all resamples: a resample is a count per row; counts are summed per group
+    of tied scores, and the AUC is read off cumulative sums (ties count one half), O(rows)
+    per resample instead of a sort each time.
+    """
     if n <= 0:
         return (float("nan"), float("nan"))
     rng = np.random.default_rng(seed)
+    order = np.argsort(p, kind="stable")
+    _, group = np.unique(p[order], return_inverse=True)
+    is_pos = y[order].astype(bool)
+    n_groups = int(group.max()) + 1
     aucs = []
     for _ in range(n):
-        idx = rng.integers(0, len(y), len(y))
-        if y[idx].min() != y[idx].max():
-            aucs.append(roc_auc_score(y[idx], p[idx]))
+        counts = np.bincount(rng.integers(0, len(y), len(y)), minlength=len(y))[order]
+        pos = np.bincount(group, weights=counts * is_pos, minlength=n_groups)
+        neg = np.bincount(group, weights=counts * ~is_pos, minlength=n_groups)
+        total_pos, total_neg = pos.sum(), neg.sum()
+        if total_pos == 0 or total_neg == 0:
+            continue
+        below = np.cumsum(neg) - neg  # negatives strictly below each group
+        aucs.append(float(np.sum(pos * (below + 0.5 * neg)) / (total_pos * total_neg)))
     return (float(np.percentile(aucs, 2.5)), float(np.percentile(aucs, 97.5)))
 
 

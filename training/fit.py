@@ -134,8 +134,10 @@ def fit_models(
     )
     train, val, test = df[split.train], df[split.validation], df[split.test]
 
+    cap = config.max_rows_baseline_and_audit
+    sample = train if len(train) <= cap else train.sample(cap, random_state=config.seed)
     leakage = audit_leakage(
-        train,
+        sample,
         spec.feature_names,
         list(declared_leaky),
         threshold=config.leakage_auc,
@@ -198,7 +200,7 @@ def fit_models(
         info={**(info or {}), "best_iteration": int(best)},
     )
 
-    baseline = fit_baseline(train, categorical, numeric, config.logistic_c, config.seed)
+    baseline = fit_baseline(sample, categorical, numeric, config.logistic_c, config.seed)
 
     y_test = test["label"].to_numpy().astype(int)
     scores = {

@@ -140,3 +140,22 @@ def test_platt_and_isotonic_calibrators_map_scores_monotonically():
         assert np.all(np.diff(p) >= -1e-12) and p.min() >= 0 and p.max() <= 1
     platt = fit_calibrator(raw, y, "platt")
     assert platt.a == pytest.approx(2.0, rel=0.15)
+
+
+def test_bootstrap_interval_matches_sorting_each_resample():
+    from sklearn.metrics import roc_auc_score
+
+    from training.evaluation import bootstrap_auc
+
+    rng = np.random.default_rng(3)
+    y = (rng.random(3_000) < 0.2).astype(int)
+    p = np.round(rng.random(3_000) * 0.5 + 0.3 * y, 2)  # rounded: many ties
+    low, high = bootstrap_auc(y, p, 300, seed=1)
+    slow = []
+    r = np.random.default_rng(1)
+    for _ in range(300):
+        idx = r.integers(0, len(y), len(y))
+        slow.append(roc_auc_score(y[idx], p[idx]))
+    assert (low, high) == pytest.approx(
+        (np.percentile(slow, 2.5), np.percentile(slow, 97.5)), abs=1e-12
+    )

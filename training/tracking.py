@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tempfile
 import warnings
 from collections.abc import Callable
@@ -170,7 +171,8 @@ def log_and_register(
     from mlflow import MlflowClient
     from mlflow.models import infer_signature
 
-    mlflow.set_experiment(config.experiment)
+    if not os.environ.get("MLFLOW_RUN_ID"):  # under `mlflow run`, log into the run it created
+        mlflow.set_experiment(config.experiment)
     client = MlflowClient()
     spec = result.scorer.spec
     with mlflow.start_run() as run, tempfile.TemporaryDirectory() as tmp:

@@ -7,10 +7,12 @@ an optional `as_of` column (ISO-8601; empty: the payload's own `as_of`).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import mlflow.pyfunc
 import pandas as pd
 
+from features.errors import LeadscoreError
 from features.scoring import LeadScorer
 
 SCORER_ARTIFACT = "scorer"
@@ -30,3 +32,19 @@ class LeadScoringModel(mlflow.pyfunc.PythonModel):
             )[0]
             rows.append({**scored, "reasons": json.dumps(scored["reasons"])})
         return pd.DataFrame(rows, columns=["lead_id", "probability", "score", "grade", "reasons"])
+
+
+def load_registered_scorer(name: str, version_or_alias: str) -> LeadScorer:
+    """The LeadScorer inside a registered model version (`3`) or alias (`champion`)."""
+    uri = (
+        f"models:/{name}/{version_or_alias}"
+        if str(version_or_alias).isdigit()
+        else f"models:/{name}@{version_or_alias}"
+    )
+    try:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=uri)
+    except Exception as exc:  # MLflow raises several types for a missing model or alias
+        raise LeadscoreError(
+            f"{uri}: not found in the MLflow registry at {mlflow.get_tracking_uri()} ({exc})"
+        ) from exc
+    return LeadScorer.load(Path(local) / "artifacts" / SCORER_ARTIFACT)

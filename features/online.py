@@ -56,8 +56,14 @@ class OnlineFeaturizer:
         self.active_us = spec.active_days_window * US_PER_DAY
         self.half_life_us = spec.decay_half_life_days * US_PER_DAY
 
-    def features(self, lead: Mapping[str, Any], as_of: Any) -> dict[str, Any]:
-        """Feature name -> value (text or None for categoricals, float for the rest)."""
+    def features(
+        self, lead: Mapping[str, Any], as_of: Any, *, strict: bool = False
+    ) -> dict[str, Any]:
+        """Feature name -> value (text or None for categoricals, float for the rest).
+
+        With `strict`, a lead created or an event dated after `as_of` is a PayloadError
+        (a request's mistake) instead of being left out.
+        """
         out: dict[str, Any] = {}
         profile = lead.get("profile") or {}
         for col in self.spec.categorical:
@@ -66,7 +72,7 @@ class OnlineFeaturizer:
         for col in self.spec.numeric_profile:
             out[col] = _number(profile.get(col), f"profile.{col}")
         if self.spec.history:
-            prims = self.primitives(lead, _time(as_of, "as_of"))
+            prims = self.primitives(lead, _time(as_of, "as_of"), strict=strict)
             out.update(
                 zip(
                     self.spec.behaviour_names,
@@ -76,9 +82,13 @@ class OnlineFeaturizer:
             )
         return out
 
-    def primitives(self, lead: Mapping[str, Any], as_of_us: int) -> Primitives:
+    def primitives(
+        self, lead: Mapping[str, Any], as_of_us: int, *, strict: bool = False
+    ) -> Primitives:
         """Aggregates of one lead at `as_of_us` (arrays of length 1)."""
         created_us = _time(lead.get("created_at"), "created_at")
+        if strict and created_us > as_of_us:
+            raise PayloadError("created_at", "after as_of")
         n_types, n_windows = len(self.spec.activity_types), len(self.windows_us)
         acts: Sequence[Mapping[str, Any]] = lead.get("activities") or ()
         try:
@@ -100,6 +110,8 @@ class OnlineFeaturizer:
                 if not isinstance(kind, str) or not kind.strip():
                     raise PayloadError(f"activities[{i}].activity_type", "missing or empty")
         past = t <= as_of_us
+        if strict and not past.all():
+            raise PayloadError(f"activities[{int(np.argmin(past))}].occurred_at", "after as_of")
         t, code = t[past], code[past]
         tidx, sales = code // 2 - 1, (code & 1).astype(bool)
         age = as_of_us - t

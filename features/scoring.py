@@ -20,7 +20,7 @@ import pandas as pd
 
 from features.definitions import FeatureSpec
 from features.errors import LeadscoreError
-from features.online import OnlineFeaturizer
+from features.online import OnlineFeaturizer, PayloadError
 from features.reasons import feature_groups, top_reasons
 
 SCORER_FILE = "scorer.json"
@@ -145,14 +145,26 @@ class LeadScorer:
         )
 
     def score_leads(
-        self, leads: Sequence[Mapping[str, Any]], as_of: Any, *, reasons: int = 3
+        self,
+        leads: Sequence[Mapping[str, Any]],
+        as_of: Any,
+        *,
+        reasons: int = 3,
+        strict: bool = False,
     ) -> list[dict[str, Any]]:
         """Score raw lead payloads at `as_of` (one value, or None for each lead's own
-        `as_of` field): probability, score, grade and worded reasons."""
-        rows = [
-            self._featurizer.features(lead, as_of if as_of is not None else lead.get("as_of"))
-            for lead in leads
-        ]
+        `as_of` field): probability, score, grade and worded reasons.
+
+        A PayloadError names the lead (`leads[i].`) and its field; with `strict`, events
+        after as_of are errors rather than left out.
+        """
+        rows = []
+        for i, lead in enumerate(leads):
+            when = as_of if as_of is not None else lead.get("as_of")
+            try:
+                rows.append(self._featurizer.features(lead, when, strict=strict))
+            except PayloadError as exc:
+                raise PayloadError(f"leads[{i}].{exc.field}", exc.problem) from exc
         x = self.encode_rows(rows)
         p = self.predict_proba(x)
         contrib = self.contributions(x) if reasons else None

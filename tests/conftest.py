@@ -55,3 +55,21 @@ def small_sim(small_sim_path):
     from features import load_dataset
 
     return load_dataset(small_sim_path)
+
+
+@pytest.fixture(scope="session")
+def small_set(small_sim):
+    """The training set of small_sim (shared by the training and serving tests)."""
+    from features.batch import build_training_set
+
+    return build_training_set(small_sim)
+
+
+@pytest.fixture(scope="session")
+def trained(small_set):
+    """A model fitted on small_set with the fast test config."""
+    from tests.training.conftest import FAST
+    from training.fit import fit_models
+
+    df, spec, _ = small_set
+    return fit_models(df, spec, FAST)

@@ -24,8 +24,7 @@ import pandas as pd
 import features
 from features.definitions import FeatureSpec
 from features.errors import LeadscoreError
-from features.mlflow_model import SCORER_ARTIFACT, LeadScoringModel
-from features.scoring import LeadScorer
+from features.mlflow_model import SCORER_ARTIFACT, LeadScoringModel, load_registered_scorer
 from training.config import TrainConfig
 from training.fit import TrainResult
 
@@ -277,22 +276,6 @@ def _champion(client, name: str):
         return client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
         return None
-
-
-def load_registered_scorer(name: str, version_or_alias: str) -> LeadScorer:
-    """The LeadScorer inside a registered model version (`3`) or alias (`champion`)."""
-    import mlflow
-
-    uri = (
-        f"models:/{name}/{version_or_alias}"
-        if str(version_or_alias).isdigit()
-        else f"models:/{name}@{version_or_alias}"
-    )
-    try:
-        local = mlflow.artifacts.download_artifacts(artifact_uri=uri)
-    except Exception as exc:  # MLflow raises several types for a missing model
-        raise LeadscoreError(f"{uri}: not found in the registry ({exc})") from exc
-    return LeadScorer.load(Path(local) / "artifacts" / SCORER_ARTIFACT)
 
 
 def _champion_metrics(

@@ -1,0 +1,67 @@
+"""Load the scorer the service runs: the registry's alias, or a saved scorer folder."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from features.errors import LeadscoreError
+from features.scoring import LeadScorer
+from serving.config import ServeConfig
+
+
+def load_model(config: ServeConfig) -> tuple[LeadScorer, dict[str, Any]]:
+    """The scorer and its metadata; a LeadscoreError with a clear message when none is found."""
+    if config.scorer_path:
+        scorer = LeadScorer.load(config.scorer_path)
+        meta = {
+            "name": config.model_name,
+            "version": scorer.info.get("mlflow_version", "local"),
+            "alias": None,
+            "source": config.scorer_path,
+        }
+    else:
+        import mlflow
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+
+        from features.mlflow_model import load_registered_scorer
+
+        client = MlflowClient()
+        try:
+            version = client.get_model_version_by_alias(config.model_name, config.model_alias)
+        except MlflowException as exc:
+            raise LeadscoreError(
+                f"no model {config.model_name}@{config.model_alias} in the MLflow registry at {mlflow.get_tracking_uri()}: "
+                "train one with `leadscore train` (or set MLFLOW_TRACKING_URI / LEADSCORE_MODEL_ALIAS)"
+            ) from exc
+        scorer = load_registered_scorer(config.model_name, version.version)
+        run = client.get_run(version.run_id) if version.run_id else None
+        meta = {
+            "name": config.model_name,
+            "version": str(version.version),
+            "alias": config.model_alias,
+            "source": mlflow.get_tracking_uri(),
+            "trained_at": _iso(run.info.start_time) if run else None,
+            "run_id": version.run_id,
+            "training_metrics": {
+                k: v for k, v in (run.data.metrics if run else {}).items() if k.endswith("_model")
+            },
+            "test_window": version.tags.get("test_window"),
+        }
+    meta.update(
+        {
+            "feature_set_version": scorer.spec.version,
+            "features": len(scorer.features),
+            "activity_types": scorer.spec.activity_types,
+            "calibration": scorer.calibrator.method,
+            "grades": scorer.grades.__dict__,
+            "rules_version": None,  # the points rules arrive with the rules issue
+        }
+    )
+    return scorer, meta
+
+
+def _iso(ms: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat()

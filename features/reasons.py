@@ -59,7 +59,16 @@ def _window_of(name: str, slug: str) -> bool:
 
 def _plural(n: float, word: str) -> str:
     n = int(round(n))
-    return f"{n} {word}" + ("" if n == 1 else "s")
+    if n == 1:
+        return f"{n} {word}"
+    if word.endswith("y") and word[-2:-1] not in ("a", "e", "i", "o", "u"):
+        return f"{n} {word[:-1]}ies"
+    return f"{n} {word}s"
+
+
+def _ago(days: float) -> str:
+    days = float(days)
+    return "today" if days < 1 else "1 day ago" if days < 2 else f"{days:.0f} days ago"
 
 
 def _duration(seconds: float) -> str:
@@ -92,7 +101,7 @@ def describe(group: str, values: dict[str, object], spec: FeatureSpec) -> str:
         if last is None or (isinstance(last, float) and math.isnan(last)):
             return "no activity yet"
         w = spec.windows_days[0]
-        return f"{_plural(values.get(f'n_activities_{w}d') or 0, 'activity')} in the last {w} days, last one {float(last):.0f} days ago"
+        return f"{_plural(values.get(f'n_activities_{w}d') or 0, 'activity')} in the last {w} days, the last one {_ago(last)}"
     if group in spec.type_slugs:
         label = group.replace("_", " ")
         for w in spec.windows_days:
@@ -101,7 +110,7 @@ def describe(group: str, values: dict[str, object], spec: FeatureSpec) -> str:
                 return f"{_plural(n, label)} in the last {w} days"
         total = values.get(f"n_{group}_total") or 0
         if total:
-            return f"{_plural(total, label)} so far, the last {float(values[f'days_since_{group}']):.0f} days ago"
+            return f"{_plural(total, label)} so far, the last one {_ago(values[f'days_since_{group}'])}"
         return f"no {label} yet"
     value = values.get(group)
     if value is None or (isinstance(value, float) and math.isnan(value)):

@@ -317,6 +317,27 @@ def promote(
 
 
 @app.command()
+def serve(
+    port: int = typer.Option(3000, "--port", min=1, max=65535),
+    host: str = typer.Option("127.0.0.1", "--host", help="0.0.0.0 to accept other machines."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes (one per core)."),
+) -> None:
+    """Serve the champion model over HTTP (BentoML): POST /score, GET /metadata."""
+    import os
+    import subprocess
+
+    from serving.config import ServeConfig
+    from serving.process import serve_command, workers_env
+
+    if not ServeConfig.from_env().api_keys:
+        raise LeadscoreError(
+            "LEADSCORE_API_KEYS is empty: set one or more API keys (comma-separated) before serving"
+        )
+    env = {**os.environ, **workers_env(workers)}
+    sys.exit(subprocess.call(serve_command(host, port), env=env))
+
+
+@app.command()
 def demo(
     out_dir: Path = typer.Option(Path("demo"), "--out", help="Working folder of the demo."),
     leads: int = typer.Option(20_000, "--leads", min=100, help="Simulated leads."),
@@ -348,7 +369,67 @@ def demo(
         f"and {stats['dropped_closed']:,} closed snapshots -> {path}"
     )
     out.rule("4. train, calibrate, evaluate out of time; MLflow")
-    run_training(data, None, None, None, None, path, False)
+    result, _ = run_training(data, None, None, None, None, path, False)
+    out.rule("5. serve the champion (BentoML) and score a few leads")
+    serve_demo(ds, result, out_dir)
+
+
+def serve_demo(ds, result, out_dir: Path) -> None:
+    """Start the real server with a fresh API key, score three leads, show a curl, stop."""
+    import json
+    import secrets
+
+    import httpx
+    import mlflow
+
+    from features.payloads import lead_payloads
+    from serving.process import Server
+
+    key = secrets.token_urlsafe(24)
+    # The best, a middling and the weakest lead of the test set, each at its own as_of,
+    # with what the CRM knew then.
+    ranked = result.test.sort_values("p_model", ascending=False).reset_index(drop=True)
+    picks = ranked.iloc[[0, len(ranked) // 2, len(ranked) - 1]]
+    payloads = {p["lead_id"]: p for p in lead_payloads(ds, picks["lead_id"], iso=True)}
+    bodies = []
+    for row in picks.itertuples():
+        when = row.as_of.isoformat()
+        lead = payloads[row.lead_id]
+        lead = {
+            **lead,
+            "activities": [a for a in lead["activities"] if a["occurred_at"] <= when],
+            "deals": [d for d in lead["deals"] if d["created_at"] <= when],
+        }
+        bodies.append({"leads": [lead], "as_of": when})
+    request_path = out_dir / "score_request.json"
+    request_path.parent.mkdir(parents=True, exist_ok=True)
+    request_path.write_text(json.dumps(bodies[0]))
+    with Server(
+        env={"LEADSCORE_API_KEYS": key, "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri()}
+    ) as server:
+        for body in bodies:
+            response = httpx.post(
+                f"{server.base}/score",
+                json=body,
+                headers={"Authorization": f"Bearer {key}"},
+                timeout=30,
+            )
+            response.raise_for_status()
+            s = response.json()["scores"][0]
+            up = "; ".join(r["text"] for r in s["reasons"]["positive"][:2]) or "-"
+            down = "; ".join(r["text"] for r in s["reasons"]["negative"][:2]) or "-"
+            out.print(
+                f"{s['lead_id']} at {body['as_of'][:10]}: p={s['probability']:.3f}, score {s['score']}, grade {s['grade']} "
+                f"(model v{s['model']['version']})\n    up: {up}\n    down: {down}"
+            )
+        out.print(
+            f"server was at {server.base}; try it yourself with `LEADSCORE_API_KEYS={key} leadscore serve --port 3000` and:"
+        )
+        out.print(
+            f"curl -s -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' "
+            f"-d @{request_path} http://127.0.0.1:3000/score",
+            soft_wrap=True,
+        )
 
 
 def print_summary(s: dict) -> None:

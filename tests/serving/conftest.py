@@ -1,22 +1,9 @@
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import httpx
 import pytest
 
 API_KEY = "test-key-4f9c2a"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -55,48 +42,13 @@ def registry(tmp_path_factory, small_sim, small_set, trained):
 @pytest.fixture(scope="session")
 def server(registry, tmp_path_factory):
     """The real BentoML server on a free loopback port, started once, stopped at the end."""
+    from serving.process import Server
+
     root, uri = registry
-    port = free_port()
     log_path = tmp_path_factory.mktemp("server") / "server.log"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "LEADSCORE_API_KEYS": f"other-key,{API_KEY}"}
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bentoml",
-                "serve",
-                "serving.service:LeadScoring",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            cwd=root,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {Path(log_path).read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    else:
-        proc.kill()
-        raise RuntimeError(f"server not ready: {Path(log_path).read_text()[-3000:]}")
-    yield {"base": base, "log": log_path}
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    env = {"MLFLOW_TRACKING_URI": uri, "LEADSCORE_API_KEYS": f"other-key,{API_KEY}"}
+    with Server(env=env, cwd=root, log_path=log_path) as running:
+        yield {"base": running.base, "log": log_path}
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from itertools import repeat
 from operator import itemgetter
 from typing import Any
@@ -33,21 +34,48 @@ _OCCURRED = itemgetter("occurred_at")
 
 
 class PayloadError(ValueError):
-    """A lead payload field is missing or malformed; `field` names it (dotted path)."""
+    """A lead payload field is missing or malformed; `field` names it (dotted path) and
+    `lead` is the lead's position in a batch (None for a single lead)."""
 
-    def __init__(self, field: str, problem: str) -> None:
+    def __init__(self, field: str, problem: str, lead: int | None = None) -> None:
         self.field = field
         self.problem = problem
+        self.lead = lead
         super().__init__(f"{field}: {problem}")
+
+    @property
+    def path(self) -> str:
+        return f"leads[{self.lead}].{self.field}" if self.lead is not None else self.field
+
+
+_INT_MIN = np.iinfo(np.int64).min
+_INT_MAX = np.iinfo(np.int64).max
+
+
+@dataclass
+class OnlineBatch:
+    """Features of n leads: profile columns and the behaviour matrix (spec order)."""
+
+    categorical: dict[str, list[str | None]]
+    numeric: dict[str, np.ndarray]
+    behaviour: np.ndarray  # (n, len(spec.behaviour_names))
+
+    def row(self, i: int, spec: FeatureSpec) -> dict[str, Any]:
+        """Feature name -> value for lead i."""
+        out: dict[str, Any] = {c: self.categorical[c][i] for c in spec.categorical}
+        out.update((c, float(self.numeric[c][i])) for c in spec.numeric_profile)
+        out.update(zip(spec.behaviour_names, self.behaviour[i].tolist(), strict=True))
+        return out
 
 
 class OnlineFeaturizer:
-    """Computes `spec.feature_names` for one lead at a time; build once, call per request."""
+    """Computes `spec.feature_names` for leads from their payloads; build once, call per
+    request. One vectorised pass serves one lead or a batch."""
 
     def __init__(self, spec: FeatureSpec) -> None:
         self.spec = spec
         # One lookup per activity gives both its type index (-1: not in the spec) and whether
-        # it is a sales touch: code = 2 * (index + 1) + is_sales.
+        # it is a sales touch: code = 2 * (index + 1) + is_sales (0: no type at all).
         touches = set(spec.sales_touch_types)
         self.codes = {t: 2 * (i + 1) + (t in touches) for i, t in enumerate(spec.activity_types)}
         self.codes.update({t: 1 for t in touches if t not in self.codes})
@@ -64,103 +92,177 @@ class OnlineFeaturizer:
         With `strict`, a lead created or an event dated after `as_of` is a PayloadError
         (a request's mistake) instead of being left out.
         """
-        out: dict[str, Any] = {}
-        profile = lead.get("profile") or {}
-        for col in self.spec.categorical:
-            raw = lead.get("source") if col == "source" else profile.get(col)
-            out[col] = _category(raw, col)
-        for col in self.spec.numeric_profile:
-            out[col] = _number(profile.get(col), f"profile.{col}")
-        if self.spec.history:
-            prims = self.primitives(lead, _time(as_of, "as_of"), strict=strict)
-            out.update(
-                zip(
-                    self.spec.behaviour_names,
-                    assemble_features(prims, self.spec)[0].tolist(),
-                    strict=True,
+        try:
+            return self.batch([lead], [as_of], strict=strict).row(0, self.spec)
+        except PayloadError as exc:
+            raise PayloadError(exc.field, exc.problem) from exc
+
+    def batch(
+        self, leads: Sequence[Mapping[str, Any]], as_ofs: Sequence[Any], *, strict: bool = False
+    ) -> OnlineBatch:
+        """Features of many leads, each at its own as_of."""
+        spec = self.spec
+        categorical: dict[str, list[str | None]] = {c: [] for c in spec.categorical}
+        numeric: dict[str, list[float]] = {c: [] for c in spec.numeric_profile}
+        for i, lead in enumerate(leads):
+            profile = lead.get("profile") or {}
+            if not isinstance(profile, Mapping):
+                raise PayloadError("profile", "expected an object", i)
+            for col in spec.categorical:
+                categorical[col].append(
+                    _category(lead.get("source") if col == "source" else profile.get(col), col)
                 )
-            )
-        return out
+            for col in spec.numeric_profile:
+                try:
+                    numeric[col].append(_number(profile.get(col), f"profile.{col}"))
+                except PayloadError as exc:
+                    raise PayloadError(exc.field, exc.problem, i) from exc
+        numbers = {c: np.asarray(v, dtype=np.float64) for c, v in numeric.items()}
+        if not spec.history:
+            return OnlineBatch(categorical, numbers, np.zeros((len(leads), 0)))
+        as_of_us = np.empty(len(leads), dtype=np.int64)
+        for i, when in enumerate(as_ofs):
+            try:
+                as_of_us[i] = _time(when, "as_of")
+            except PayloadError as exc:
+                raise PayloadError(exc.field, exc.problem, i) from exc
+        prims = self.primitives(leads, as_of_us, strict=strict)
+        return OnlineBatch(categorical, numbers, assemble_features(prims, spec))
 
     def primitives(
-        self, lead: Mapping[str, Any], as_of_us: int, *, strict: bool = False
+        self, leads: Sequence[Mapping[str, Any]], as_of_us: np.ndarray, *, strict: bool = False
     ) -> Primitives:
-        """Aggregates of one lead at `as_of_us` (arrays of length 1)."""
-        created_us = _time(lead.get("created_at"), "created_at")
-        if strict and created_us > as_of_us:
-            raise PayloadError("created_at", "after as_of")
-        n_types, n_windows = len(self.spec.activity_types), len(self.windows_us)
-        acts: Sequence[Mapping[str, Any]] = lead.get("activities") or ()
-        try:
-            kinds = list(map(_TYPE, acts))
-            stamps = list(map(_OCCURRED, acts))
-        except KeyError as exc:  # which activity lacks the field, for the error message
-            i = next(i for i, a in enumerate(acts) if exc.args[0] not in a)
-            raise PayloadError(f"activities[{i}].{exc.args[0]}", "missing") from exc
+        """Aggregates of n leads (arrays of length n), from all their activities at once."""
+        n = len(leads)
+        n_types, width = len(self.spec.activity_types), len(self.windows_us) + 1
+        created = np.empty(n, dtype=np.int64)
+        kinds: list[Any] = []
+        stamps: list[Any] = []
+        counts = np.empty(n, dtype=np.int64)
+        for i, lead in enumerate(leads):
+            try:
+                created[i] = _time(lead.get("created_at"), "created_at")
+            except PayloadError as exc:
+                raise PayloadError(exc.field, exc.problem, i) from exc
+            if strict and created[i] > as_of_us[i]:
+                raise PayloadError("created_at", "after as_of", i)
+            acts = lead.get("activities") or ()
+            try:
+                kinds.extend(map(_TYPE, acts))
+                stamps.extend(map(_OCCURRED, acts))
+            except (KeyError, TypeError):
+                _locate_bad_activity(acts, i)
+            counts[i] = len(acts)
         try:
             t = times_us(stamps)
         except (TypeError, ValueError):
-            for i, stamp in enumerate(stamps):  # slow path only to name the bad row
-                _time(stamp, f"activities[{i}].occurred_at")
+            _locate_bad_time(leads)
             raise
-        codes = self.codes
-        code = np.fromiter(map(codes.get, kinds, repeat(0)), dtype=np.int64, count=len(kinds))
+        code = np.fromiter(map(self.codes.get, kinds, repeat(0)), dtype=np.int64, count=len(kinds))
         if (code == 0).any():
-            for i, kind in enumerate(kinds):
+            for j, kind in enumerate(kinds):
                 if not isinstance(kind, str) or not kind.strip():
-                    raise PayloadError(f"activities[{i}].activity_type", "missing or empty")
-        past = t <= as_of_us
+                    lead, k = _position(counts, j)
+                    raise PayloadError(f"activities[{k}].activity_type", "missing or empty", lead)
+        lead_idx = np.repeat(np.arange(n), counts)
+        past = t <= as_of_us[lead_idx]
         if strict and not past.all():
-            raise PayloadError(f"activities[{int(np.argmin(past))}].occurred_at", "after as_of")
-        t, code = t[past], code[past]
+            lead, k = _position(counts, int(np.argmin(past)))
+            raise PayloadError(f"activities[{k}].occurred_at", "after as_of", lead)
+        t, code, lead_idx = t[past], code[past], lead_idx[past]
         tidx, sales = code // 2 - 1, (code & 1).astype(bool)
-        age = as_of_us - t
+        age = as_of_us[lead_idx] - t
         known = tidx >= 0
+        kl, kt = lead_idx[known], tidx[known]
 
-        # Bucket b = index of the smallest window holding the event (w: older than all);
-        # counts per window are then cumulative sums over buckets, the last one the total.
+        # Bucket = index of the smallest window holding the event (the last: older than
+        # every window); counts per window are cumulative sums over buckets.
         bucket = np.searchsorted(self.windows_us, age, side="right")
-        width = n_windows + 1
-        per_type = np.bincount(tidx[known] * width + bucket[known], minlength=n_types * width)
-        type_counts = np.cumsum(per_type.reshape(1, n_types, width), axis=2, dtype=np.float64)
-        all_counts = np.cumsum(np.bincount(bucket, minlength=width), dtype=np.float64)[None, :]
+        per_type = np.bincount(
+            (kl * n_types + kt) * width + bucket[known], minlength=n * n_types * width
+        )
+        type_counts = np.cumsum(per_type.reshape(n, n_types, width), axis=2, dtype=np.float64)
+        all_counts = np.cumsum(
+            np.bincount(lead_idx * width + bucket, minlength=n * width).reshape(n, width),
+            axis=1,
+            dtype=np.float64,
+        )
 
-        type_last = np.full((1, n_types), np.nan)
-        if known.any():
-            last = np.full(n_types, np.iinfo(np.int64).min)
-            np.maximum.at(last, tidx[known], t[known])
-            seen = last != np.iinfo(np.int64).min
-            type_last[0, seen] = last[seen]
+        last_type = np.full(n * n_types, _INT_MIN)
+        np.maximum.at(last_type, kl * n_types + kt, t[known])
+        type_last = np.where(last_type == _INT_MIN, np.nan, last_type).reshape(n, n_types)
+        last = np.full(n, _INT_MIN)
+        np.maximum.at(last, lead_idx, t)
+        first = np.full(n, _INT_MAX)
+        np.minimum.at(first, lead_idx[sales], t[sales])
 
+        recent = age < self.active_us
+        day_keys = np.unique(lead_idx[recent] * 10_000_000 + t[recent] // US_PER_DAY)
+        active_days = np.bincount(day_keys // 10_000_000, minlength=n).astype(np.float64)
         engaged = known.copy()
-        engaged[known] = ~self.sales_mask[tidx[known]]
-        recent = t[age < self.active_us]
-        first_touch = float(t[sales].min()) if sales.any() else math.nan
+        engaged[known] = ~self.sales_mask[kt]
+        decay = np.power(2.0, (t[engaged] - as_of_us[lead_idx[engaged]]) / self.half_life_us)
+        decayed = np.bincount(lead_idx[engaged], weights=decay, minlength=n)
+
+        opens = np.empty(n)
+        for i, lead in enumerate(leads):
+            try:
+                opens[i] = self._open_deals(lead.get("deals") or (), int(as_of_us[i]))
+            except PayloadError as exc:
+                raise PayloadError(exc.field, exc.problem, i) from exc
         return Primitives(
-            created_us=np.array([created_us], dtype=np.float64),
-            as_of_us=np.array([as_of_us], dtype=np.float64),
+            created_us=created.astype(np.float64),
+            as_of_us=as_of_us.astype(np.float64),
             type_counts=type_counts,
             type_last_us=type_last,
             all_counts=all_counts,
-            last_us=np.array([float(t.max()) if len(t) else math.nan]),
-            active_days=np.array([float(np.unique(recent // US_PER_DAY).size)]),
-            decayed=np.array(
-                [float(np.power(2.0, (t[engaged] - as_of_us) / self.half_life_us).sum())]
-            ),
-            first_touch_us=np.array([first_touch]),
-            open_deals=np.array([float(self._open_deals(lead.get("deals") or (), as_of_us))]),
+            last_us=np.where(last == _INT_MIN, np.nan, last),
+            active_days=active_days,
+            decayed=decayed,
+            first_touch_us=np.where(first == _INT_MAX, np.nan, first),
+            open_deals=opens,
         )
 
     @staticmethod
     def _open_deals(deals: Sequence[Mapping[str, Any]], as_of_us: int) -> int:
         n = 0
         for i, d in enumerate(deals):
+            if not isinstance(d, Mapping):
+                raise PayloadError(f"deals[{i}]", "expected an object")
             created = _time(d.get("created_at"), f"deals[{i}].created_at")
             closed = d.get("closed_at")
             closed_us = _time(closed, f"deals[{i}].closed_at") if closed not in (None, "") else None
             if created <= as_of_us and (closed_us is None or closed_us > as_of_us):
                 n += 1
         return n
+
+
+def _position(counts: np.ndarray, j: int) -> tuple[int, int]:
+    """(lead, activity within the lead) of the j-th activity of a batch."""
+    ends = np.cumsum(counts)
+    lead = int(np.searchsorted(ends, j, side="right"))
+    return lead, j - int(ends[lead] - counts[lead])
+
+
+def _locate_bad_activity(acts: Any, lead: int) -> None:
+    if not isinstance(acts, Sequence) or isinstance(acts, str | bytes):
+        raise PayloadError("activities", "expected a list of activities", lead)
+    for k, a in enumerate(acts):
+        if not isinstance(a, Mapping):
+            raise PayloadError(f"activities[{k}]", "expected an object", lead)
+        for key in ("activity_type", "occurred_at"):
+            if key not in a:
+                raise PayloadError(f"activities[{k}].{key}", "missing", lead)
+    raise PayloadError("activities", "malformed", lead)
+
+
+def _locate_bad_time(leads: Sequence[Mapping[str, Any]]) -> None:
+    for i, lead in enumerate(leads):
+        for k, a in enumerate(lead.get("activities") or ()):
+            try:
+                _time(a["occurred_at"], f"activities[{k}].occurred_at")
+            except PayloadError as exc:
+                raise PayloadError(exc.field, exc.problem, i) from exc
 
 
 def _time(value: Any, field: str) -> int:

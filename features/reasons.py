@@ -134,17 +134,29 @@ def top_reasons(
         groups: group of each feature (`feature_groups`).
         values: the lead's feature values by name.
     """
-    totals: dict[str, float] = {}
+    names = list(dict.fromkeys(groups))
+    totals = np.zeros(len(names))
     for group, c in zip(groups, contributions, strict=True):
-        totals[group] = totals.get(group, 0.0) + float(c)
-    ranked = sorted(totals.items(), key=lambda kv: kv[1])
-    positive = [(g, c) for g, c in reversed(ranked) if c > 0][:k]
-    negative = [(g, c) for g, c in ranked if c < 0][:k]
+        totals[names.index(group)] += float(c)
+    return word_reasons(totals, names, values, spec, k)
 
-    def word(items):
+
+def word_reasons(
+    totals: np.ndarray, names: list[str], values: dict[str, object], spec: FeatureSpec, k: int = 3
+) -> dict[str, list[dict]]:
+    """Top k groups up and down from per-group contribution totals, worded."""
+    order = np.argsort(totals, kind="stable")
+    positive = [i for i in order[::-1][:k] if totals[i] > 0]
+    negative = [i for i in order[:k] if totals[i] < 0]
+
+    def word(idx):
         return [
-            {"feature": g, "text": describe(g, values, spec), "contribution": round(c, 4)}
-            for g, c in items
+            {
+                "feature": names[i],
+                "text": describe(names[i], values, spec),
+                "contribution": round(float(totals[i]), 4),
+            }
+            for i in idx
         ]
 
     return {"positive": word(positive), "negative": word(negative)}

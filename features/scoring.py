@@ -20,8 +20,8 @@ import pandas as pd
 
 from features.definitions import FeatureSpec
 from features.errors import LeadscoreError
-from features.online import OnlineFeaturizer, PayloadError
-from features.reasons import feature_groups, top_reasons
+from features.online import OnlineBatch, OnlineFeaturizer
+from features.reasons import feature_groups, word_reasons
 
 SCORER_FILE = "scorer.json"
 BOOSTER_FILE = "booster.txt"
@@ -60,9 +60,9 @@ class Grades:
 
 
 def _threads(rows: int) -> int:
-    """One thread for online-sized inputs (OpenMP start-up costs ~8 ms a call); all cores
-    (0: LightGBM's default) for batch scoring."""
-    return 1 if rows <= 2_000 else 0
+    """One thread for a few rows (OpenMP start-up costs more than it saves there); all
+    cores (0: LightGBM's default) for batches."""
+    return 1 if rows <= 64 else 0
 
 
 def encode_frame(
@@ -104,6 +104,13 @@ class LeadScorer:
         }
         self._groups = feature_groups(self.features, spec)
         self._featurizer = OnlineFeaturizer(spec)
+        self._behaviour_index = {name: j for j, name in enumerate(spec.behaviour_names)}
+        # Contributions per feature -> per group (original column or activity type) in one
+        # matrix product.
+        self._group_names = list(dict.fromkeys(self._groups))
+        self._group_matrix = np.zeros((len(self.features), len(self._group_names)))
+        for j, group in enumerate(self._groups):
+            self._group_matrix[j, self._group_names.index(group)] = 1.0
 
     # --- encoding --------------------------------------------------------------------
 
@@ -144,6 +151,23 @@ class LeadScorer:
             index=df.index,
         )
 
+    def encode_batch(self, batch: OnlineBatch) -> np.ndarray:
+        """Model matrix from an OnlineBatch (no pandas, no per-feature dicts)."""
+        n = len(batch.behaviour)
+        x = np.empty((n, len(self.features)), dtype=np.float64)
+        for j, name in enumerate(self.features):
+            codes = self._codes.get(name)
+            if codes is not None:
+                x[:, j] = [
+                    codes.get(v, math.nan) if v is not None else math.nan
+                    for v in batch.categorical[name]
+                ]
+            elif name in batch.numeric:
+                x[:, j] = batch.numeric[name]
+            else:
+                x[:, j] = batch.behaviour[:, self._behaviour_index[name]]
+        return x
+
     def score_leads(
         self,
         leads: Sequence[Mapping[str, Any]],
@@ -155,33 +179,32 @@ class LeadScorer:
         """Score raw lead payloads at `as_of` (one value, or None for each lead's own
         `as_of` field): probability, score, grade and worded reasons.
 
-        A PayloadError names the lead (`leads[i].`) and its field; with `strict`, events
-        after as_of are errors rather than left out.
+        One vectorised pass for the whole batch. A PayloadError carries the lead's position
+        (`exc.path` is `leads[i].field`); with `strict`, events after as_of are errors
+        rather than left out.
         """
-        rows = []
-        for i, lead in enumerate(leads):
-            when = as_of if as_of is not None else lead.get("as_of")
-            try:
-                rows.append(self._featurizer.features(lead, when, strict=strict))
-            except PayloadError as exc:
-                raise PayloadError(f"leads[{i}].{exc.field}", exc.problem) from exc
-        x = self.encode_rows(rows)
+        as_ofs = (
+            [as_of] * len(leads) if as_of is not None else [lead.get("as_of") for lead in leads]
+        )
+        batch = self._featurizer.batch(leads, as_ofs, strict=strict)
+        x = self.encode_batch(batch)
         p = self.predict_proba(x)
-        contrib = self.contributions(x) if reasons else None
         grades = self.grades(p)
-        out = []
-        for i, lead in enumerate(leads):
-            item = {
+        out = [
+            {
                 "lead_id": lead.get("lead_id"),
                 "probability": float(p[i]),
                 "score": int(round(100 * p[i])),
                 "grade": str(grades[i]),
             }
-            if reasons:
-                item["reasons"] = top_reasons(
-                    contrib[i, :-1], self._groups, rows[i], self.spec, k=reasons
+            for i, lead in enumerate(leads)
+        ]
+        if reasons:
+            totals = self.contributions(x)[:, :-1] @ self._group_matrix
+            for i, item in enumerate(out):
+                item["reasons"] = word_reasons(
+                    totals[i], self._group_names, batch.row(i, self.spec), self.spec, k=reasons
                 )
-            out.append(item)
         return out
 
     # --- persistence -----------------------------------------------------------------

@@ -338,6 +338,29 @@ def serve(
 
 
 @app.command()
+def bento(
+    model_name: str = typer.Option("lead-scoring", "--model-name"),
+    alias: str = typer.Option("champion", "--alias"),
+) -> None:
+    """Pack a registered model into a bento: BentoML model store, then `bentoml build`."""
+    import os
+    import subprocess
+
+    import serving
+    from serving.model import export_to_bentoml
+
+    tag = export_to_bentoml(model_name, alias)
+    out.print(f"exported {model_name}@{alias} to the BentoML model store as {tag}")
+    root = Path(serving.__file__).resolve().parent.parent
+    if not (root / "bentofile.yaml").is_file():
+        raise LeadscoreError(f"{root}: no bentofile.yaml (run from a source checkout)")
+    env = {**os.environ, "LEADSCORE_PACKED_MODEL": tag}
+    code = subprocess.call([sys.executable, "-m", "bentoml", "build", str(root)], env=env)
+    if code:
+        raise LeadscoreError(f"bentoml build failed (exit {code})")
+
+
+@app.command()
 def demo(
     out_dir: Path = typer.Option(Path("demo"), "--out", help="Working folder of the demo."),
     leads: int = typer.Option(20_000, "--leads", min=100, help="Simulated leads."),

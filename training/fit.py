@@ -84,6 +84,7 @@ def lightgbm_params(config: TrainConfig, train_positives: int) -> tuple[dict, bo
         "objective": "binary",
         "learning_rate": p.learning_rate,
         "num_leaves": p.num_leaves,
+        "max_depth": p.max_depth,
         "min_child_samples": p.min_child_samples,
         "feature_fraction": p.feature_fraction,
         "bagging_fraction": p.bagging_fraction,

@@ -264,3 +264,12 @@ def test_no_champion_refuses_to_start(tmp_path):
         timeout=120,
     )
     assert "LEADSCORE_API_KEYS is empty" in result.stderr
+
+
+def test_reasons_can_be_skipped(client, small_sim, trained):
+    lead, as_of = _lead(small_sim, trained)
+    full = client.post("/score", json={"leads": [lead], "as_of": as_of}).json()["scores"][0]
+    bare = client.post("/score", json={"leads": [lead], "as_of": as_of, "reasons": False}).json()[
+        "scores"
+    ][0]
+    assert "reasons" not in bare and bare["probability"] == full["probability"]

@@ -1,0 +1,267 @@
+"""Scoring endpoint throughput and latency: ours (BentoML) against `mlflow models serve`.
+
+Both serve the same registered model, on this machine, driven by the same async client
+(aiohttp): one lead per request at concurrency 1, 8 and 32; then a 1,000-lead batch on
+ours. Prints one JSON object with req/s, p50 and p99 latency, errors, and the ratios.
+
+Usage: python benchmarks/serving.py [--requests 3000] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# benchmarks/serving.py would shadow the `serving` package: look packages up from the project.
+sys.path[:] = [p for p in sys.path if Path(p).resolve() != Path(__file__).resolve().parent]
+
+import numpy as np  # noqa: E402
+
+
+async def drive(
+    url: str, bodies: list[bytes], concurrency: int, headers: dict, limit_s: float
+) -> dict:
+    import aiohttp
+
+    latencies: list[float] = []
+    errors = 0
+    queue = list(range(len(bodies)))
+    start = time.perf_counter()
+
+    async def worker(session):
+        nonlocal errors
+        while queue and time.perf_counter() - start < limit_s:
+            i = queue.pop()
+            t0 = time.perf_counter()
+            try:
+                async with session.post(url, data=bodies[i], headers=headers) as resp:
+                    await resp.read()
+                    if resp.status != 200:
+                        errors += 1
+            except aiohttp.ClientError:
+                errors += 1
+            latencies.append(time.perf_counter() - t0)
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+    wall = time.perf_counter() - start
+    lat = np.array(latencies) * 1000
+    return {
+        "concurrency": concurrency,
+        "requests": len(latencies),
+        "errors": errors,
+        "req_per_s": round(len(latencies) / wall, 1),
+        "p50_ms": round(float(np.percentile(lat, 50)), 2),
+        "p99_ms": round(float(np.percentile(lat, 99)), 2),
+    }
+
+
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 180) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{url}: server exited")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    raise RuntimeError(f"{url}: not ready")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--leads", type=int, default=8000, help="simulated leads to train the model on"
+    )
+    args = parser.parse_args()
+
+    import mlflow
+    from mlflow import MlflowClient
+
+    from features.batch import build_training_set
+    from features.loading import load_dataset
+    from features.payloads import lead_payloads
+    from serving.process import Server, free_port
+    from training.config import TrainConfig
+    from training.fit import fit_models
+    from training.tracking import log_and_register
+
+    tmp = Path(tempfile.mkdtemp(prefix="leadscore-bench-"))
+    data = tmp / "crm"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "leadscore",
+            "simulate",
+            "--out",
+            str(data),
+            "--leads",
+            str(args.leads),
+            "--seed",
+            "9",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    ds = load_dataset(data)
+    df, spec, _ = build_training_set(ds)
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    MlflowClient().create_experiment("bench", artifact_location=str(tmp / "artifacts"))
+    config = TrainConfig(bootstrap=0, experiment="bench")
+    result = fit_models(df, spec, config)
+    ids = result.test["lead_id"].drop_duplicates().head(2).tolist()
+    log_and_register(
+        result,
+        config=config,
+        feature_config={},
+        training_set=df,
+        source="bench",
+        example_payloads=lead_payloads(ds, ids, iso=True),
+        features_for=lambda s: build_training_set(ds, spec=s)[0],
+    )
+
+    # Request bodies: real test leads with what was known at their as_of.
+    rows = result.test.drop_duplicates("lead_id").sample(
+        min(1000, result.test["lead_id"].nunique()), random_state=0
+    )
+    payloads = {p["lead_id"]: p for p in lead_payloads(ds, rows["lead_id"], iso=True)}
+    leads, as_ofs = [], []
+    for row in rows.itertuples():
+        when = row.as_of.isoformat()
+        p = payloads[row.lead_id]
+        leads.append(
+            {
+                **p,
+                "activities": [a for a in p["activities"] if a["occurred_at"] <= when],
+                "deals": [d for d in p["deals"] if d["created_at"] <= when],
+            }
+        )
+        as_ofs.append(when)
+    n_acts = [len(lead["activities"]) for lead in leads]
+    ours_bodies = [
+        json.dumps({"leads": [lead], "as_of": w}).encode()
+        for lead, w in zip(leads, as_ofs, strict=True)
+    ]
+    mlflow_bodies = [
+        json.dumps(
+            {"dataframe_split": {"columns": ["lead", "as_of"], "data": [[json.dumps(lead), w]]}}
+        ).encode()
+        for lead, w in zip(leads, as_ofs, strict=True)
+    ]
+
+    def cycle(bodies):
+        return [bodies[i % len(bodies)] for i in range(args.requests)]
+
+    key = "bench-key"
+    out = {
+        "benchmark": "serving",
+        "machine_cores": os.cpu_count(),
+        "workers": args.workers,
+        "activities_per_lead": {
+            "mean": round(float(np.mean(n_acts)), 1),
+            "max": int(np.max(n_acts)),
+        },
+    }
+    ours_headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    server_env = {"MLFLOW_TRACKING_URI": uri, "LEADSCORE_API_KEYS": key}
+    with Server(env=server_env, cwd=tmp, workers=args.workers):
+        pass  # warm the import caches once
+    # BentoML's access log (a line per request) off under load, as in production behind a proxy.
+    with Server(env=server_env, cwd=tmp, workers=args.workers, access_log=False) as server:
+        url = f"{server.base}/score"
+        asyncio.run(drive(url, cycle(ours_bodies)[:200], 8, ours_headers, 30))  # warm-up
+        out["ours"] = [
+            asyncio.run(drive(url, cycle(ours_bodies), c, ours_headers, 60)) for c in (1, 8, 32)
+        ]
+        import httpx
+
+        # One as_of for all: each lead holds what was known by its own (earlier) as_of.
+        for label, with_reasons in (
+            ("batch_1000_leads_ms", True),
+            ("batch_1000_leads_no_reasons_ms", False),
+        ):
+            batch = json.dumps(
+                {"leads": leads[:1000], "as_of": max(as_ofs), "reasons": with_reasons}
+            ).encode()
+            timings = []
+            for _ in range(7):
+                t0 = time.perf_counter()
+                r = httpx.post(url, content=batch, headers=ours_headers, timeout=60)
+                timings.append((time.perf_counter() - t0) * 1000)
+                assert r.status_code == 200, r.text[:300]
+            out[label] = {
+                "median": round(float(np.median(timings)), 1),
+                "min": round(float(np.min(timings)), 1),
+            }
+        no_reasons = [
+            json.dumps({"leads": [lead], "as_of": w, "reasons": False}).encode()
+            for lead, w in zip(leads, as_ofs, strict=True)
+        ]
+        out["ours_without_reasons"] = [
+            asyncio.run(drive(url, cycle(no_reasons), c, ours_headers, 60)) for c in (8,)
+        ]
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": uri,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            "models:/lead-scoring@champion",
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "--workers",
+            str(args.workers),
+        ],
+        cwd=tmp,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/ping", proc)
+        url = f"http://127.0.0.1:{port}/invocations"
+        headers = {"Content-Type": "application/json"}
+        asyncio.run(drive(url, cycle(mlflow_bodies)[:50], 8, headers, 30))
+        out["mlflow_models_serve"] = [
+            asyncio.run(drive(url, cycle(mlflow_bodies), c, headers, 60)) for c in (1, 8, 32)
+        ]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    out["throughput_ratio"] = {
+        str(o["concurrency"]): round(o["req_per_s"] / m["req_per_s"], 1)
+        for o, m in zip(out["ours"], out["mlflow_models_serve"], strict=True)
+    }
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

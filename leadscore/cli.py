@@ -355,7 +355,7 @@ def bento(
     if not (root / "bentofile.yaml").is_file():
         raise LeadscoreError(f"{root}: no bentofile.yaml (run from a source checkout)")
     env = {**os.environ, "LEADSCORE_PACKED_MODEL": tag}
-    code = subprocess.call([sys.executable, "-m", "bentoml", "build", str(root)], env=env)
+    code = subprocess.call([sys.executable, "-m", "bentoml", "build", "."], env=env, cwd=root)
     if code:
         raise LeadscoreError(f"bentoml build failed (exit {code})")
 

@@ -69,14 +69,16 @@ def _iso(ms: int) -> str:
 
 def load_packed(model) -> tuple[LeadScorer, dict[str, Any]]:
     """The scorer packed into a built bento (a BentoML model made by `leadscore bento`)."""
-    scorer = LeadScorer.load(model.path)
-    labels = dict(getattr(model.stored, "info", None).labels if hasattr(model, "stored") else {})
+    stored = getattr(
+        model, "stored", model
+    )  # a BentoModel declaration, or the resolved Model at run time
+    scorer = LeadScorer.load(stored.path)
+    labels = dict(stored.info.labels)
     meta = {
         "name": labels.get("mlflow_model", "lead-scoring"),
         "version": labels.get("mlflow_version", "packed"),
         "alias": labels.get("mlflow_alias"),
-        "source": f"bento model {model.tag if hasattr(model, 'tag') else model}",
-        "trained_at": labels.get("trained_at"),
+        "source": f"bento model {stored.tag}",
         "feature_set_version": scorer.spec.version,
         "features": len(scorer.features),
         "activity_types": scorer.spec.activity_types,

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from features.contract import format_validation_error
+from features.contract import load_yaml_model
 from features.errors import ConfigError
 
 
@@ -77,13 +76,4 @@ def load_feature_config(path: str | Path | None) -> FeatureConfig:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: feature config not found")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path.name}: not valid YAML ({exc})") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path.name}: expected a mapping at the top level")
-    try:
-        return FeatureConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(f"{path.name}: {format_validation_error(exc)}") from exc
+    return load_yaml_model(path, FeatureConfig)

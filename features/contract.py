@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from features.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
 
 TABLES = ("leads", "activities", "deals")
 FORMATS = (".csv", ".parquet")
@@ -80,8 +82,11 @@ class DatasetSpec(BaseModel):
 
 def load_dataset_spec(path: Path) -> DatasetSpec:
     """Read `dataset.yaml`; a missing file means defaults, a malformed one a ConfigError."""
-    if not path.exists():
-        return DatasetSpec()
+    return load_yaml_model(path, DatasetSpec) if path.exists() else DatasetSpec()
+
+
+def load_yaml_model(path: Path, model: type[M]) -> M:
+    """A typed config from a YAML file: a ConfigError naming the file and key otherwise."""
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
@@ -89,7 +94,7 @@ def load_dataset_spec(path: Path) -> DatasetSpec:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path.name}: expected a mapping at the top level")
     try:
-        return DatasetSpec.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{path.name}: {format_validation_error(exc)}") from exc
 

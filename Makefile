@@ -27,6 +27,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/simulate.py
 	$(BIN)/python benchmarks/features.py
+	$(BIN)/python benchmarks/train.py
+	$(BIN)/python benchmarks/serving.py
 
 clean:
 	rm -rf $(VENV) demo mlflow.db mlruns .pytest_cache

@@ -120,27 +120,6 @@ def describe(group: str, values: dict[str, object], spec: FeatureSpec) -> str:
     return f"{group.replace('_', ' ')}: {value}"
 
 
-def top_reasons(
-    contributions: np.ndarray,
-    groups: list[str],
-    values: dict[str, object],
-    spec: FeatureSpec,
-    k: int = 3,
-) -> dict[str, list[dict]]:
-    """The k groups that push the score up most and the k that pull it down most.
-
-    Args:
-        contributions: one lead's per-feature contributions (without the base value).
-        groups: group of each feature (`feature_groups`).
-        values: the lead's feature values by name.
-    """
-    names = list(dict.fromkeys(groups))
-    totals = np.zeros(len(names))
-    for group, c in zip(groups, contributions, strict=True):
-        totals[names.index(group)] += float(c)
-    return word_reasons(totals, names, values, spec, k)
-
-
 def word_reasons(
     totals: np.ndarray, names: list[str], values: dict[str, object], spec: FeatureSpec, k: int = 3
 ) -> dict[str, list[dict]]:

@@ -117,19 +117,6 @@ class LeadScorer:
     def encode_frame(self, df: pd.DataFrame) -> np.ndarray:
         return encode_frame(df, self.features, self.categories)
 
-    def encode_rows(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        """Model matrix from online feature dicts (no pandas)."""
-        x = np.empty((len(rows), len(self.features)), dtype=np.float64)
-        for i, row in enumerate(rows):
-            for j, name in enumerate(self.features):
-                value = row[name]
-                codes = self._codes.get(name)
-                if codes is not None:
-                    x[i, j] = codes.get(value, math.nan) if value is not None else math.nan
-                else:
-                    x[i, j] = value
-        return x
-
     # --- prediction ------------------------------------------------------------------
 
     def raw_scores(self, x: np.ndarray) -> np.ndarray:

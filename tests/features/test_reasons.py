@@ -4,7 +4,7 @@ import numpy as np
 
 from features.config import FeatureConfig
 from features.definitions import resolve_spec
-from features.reasons import describe, feature_groups, top_reasons
+from features.reasons import describe, feature_groups, word_reasons
 
 SPEC = resolve_spec(
     FeatureConfig(),
@@ -58,16 +58,26 @@ def test_wording():
     assert describe("open_deals", values, SPEC) == "1 open deal"
 
 
-def test_top_reasons_sum_groups_and_split_signs():
-    names = ["n_demo_request_7d", "days_since_demo_request", "source", "industry"]
-    out = top_reasons(
-        np.array([0.5, 0.25, -0.3, 0.0]),
-        feature_groups(names, SPEC),
-        {"n_demo_request_7d": 1.0, "source": "ads", "industry": "x"},
-        SPEC,
-        k=3,
-    )
+def test_word_reasons_ranks_groups_and_splits_signs():
+    names = ["demo_request", "source", "industry", "speed_to_lead"]
+    values = {
+        "n_demo_request_7d": 1.0,
+        "source": "ads",
+        "industry": "x",
+        "contacted": 0.0,
+        "uncontacted_seconds": 60.0,
+    }
+    out = word_reasons(np.array([0.75, -0.3, 0.0, -0.5]), names, values, SPEC, k=3)
     assert [r["feature"] for r in out["positive"]] == ["demo_request"] and out["positive"][0][
         "contribution"
     ] == 0.75
-    assert [r["feature"] for r in out["negative"]] == ["source"]
+    assert [r["feature"] for r in out["negative"]] == [
+        "speed_to_lead",
+        "source",
+    ]  # most negative first
+    assert (
+        word_reasons(np.array([0.75, -0.3, 0.0, -0.5]), names, values, SPEC, k=1)["negative"][0][
+            "feature"
+        ]
+        == "speed_to_lead"
+    )

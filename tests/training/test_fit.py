@@ -51,11 +51,11 @@ def test_reasons_add_up_to_the_raw_score(small_sim, trained):
     payloads = {
         p["lead_id"]: p for p in lead_payloads(small_sim, test["lead_id"].unique(), iso=True)
     }
-    rows = [
-        scorer._featurizer.features(payloads[r.lead_id], r.as_of.isoformat())
-        for r in test.itertuples()
-    ]
-    x = scorer.encode_rows(rows)
+    batch = scorer._featurizer.batch(
+        [payloads[r.lead_id] for r in test.itertuples()],
+        [r.as_of.isoformat() for r in test.itertuples()],
+    )
+    x = scorer.encode_batch(batch)
     contrib = scorer.contributions(x)
     np.testing.assert_allclose(contrib.sum(axis=1), scorer.raw_scores(x), rtol=1e-9, atol=1e-9)
     # Each payload carries its own as_of (the batch form of a request).

@@ -112,9 +112,11 @@ def load_dataset(path: str | Path, *, early_events: str | None = None) -> Datase
     dropped: dict[str, int] = {}
 
     if raw["activities"] is not None:
-        activities = _normalise_activities(raw["activities"], files["activities"].name, leads)
+        activities, lead_rows = _normalise_activities(
+            raw["activities"], files["activities"].name, leads
+        )
         activities, n = _check_early(
-            activities, "occurred_at", files["activities"].name, leads, spec.early_events
+            activities, lead_rows, "occurred_at", files["activities"].name, leads, spec.early_events
         )
         if n:
             dropped["activities_before_lead_created"] = n
@@ -122,8 +124,10 @@ def load_dataset(path: str | Path, *, early_events: str | None = None) -> Datase
         activities = _empty_activities()
 
     if raw["deals"] is not None:
-        deals = _normalise_deals(raw["deals"], files["deals"].name, leads)
-        deals, n = _check_early(deals, "created_at", files["deals"].name, leads, spec.early_events)
+        deals, lead_rows = _normalise_deals(raw["deals"], files["deals"].name, leads)
+        deals, n = _check_early(
+            deals, lead_rows, "created_at", files["deals"].name, leads, spec.early_events
+        )
         if n:
             dropped["deals_before_lead_created"] = n
     else:
@@ -311,10 +315,11 @@ def lead_positions(ids: pd.Series, lead_ids: pd.Series) -> np.ndarray:
     return keys.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
-def _lead_index(leads: pd.DataFrame, file: str, df: pd.DataFrame) -> pd.Series:
-    """Check every lead_id of a child table exists in leads; return the text ids."""
+def _lead_index(leads: pd.DataFrame, file: str, df: pd.DataFrame) -> tuple[pd.Series, np.ndarray]:
+    """Check every lead_id of a child table exists in leads; the text ids and their rows."""
     ids = _ids(df, file, "lead_id", unique=False)
-    unknown = lead_positions(ids, leads["lead_id"]) < 0
+    positions = lead_positions(ids, leads["lead_id"])
+    unknown = positions < 0
     _fail_rows(
         file,
         "lead_id",
@@ -323,7 +328,7 @@ def _lead_index(leads: pd.DataFrame, file: str, df: pd.DataFrame) -> pd.Series:
         ids,
         expected="a lead_id of the leads table",
     )
-    return ids
+    return ids, positions
 
 
 # --- tables ------------------------------------------------------------------------------
@@ -392,10 +397,12 @@ def _labels(df: pd.DataFrame, file: str, spec: DatasetSpec) -> pd.Series:
     return text.isin(positive).astype("int8")
 
 
-def _normalise_activities(df: pd.DataFrame, file: str, leads: pd.DataFrame) -> pd.DataFrame:
+def _normalise_activities(
+    df: pd.DataFrame, file: str, leads: pd.DataFrame
+) -> tuple[pd.DataFrame, np.ndarray]:
     _require_columns(df, file, ACTIVITY_COLUMNS)
     out = pd.DataFrame(index=df.index)
-    out["lead_id"] = _lead_index(leads, file, df)
+    out["lead_id"], lead_rows = _lead_index(leads, file, df)
     out["occurred_at"] = _timestamps(df, file, "occurred_at", required=True)
     kind = _as_text(df["activity_type"])
     _fail_rows(
@@ -415,14 +422,16 @@ def _normalise_activities(df: pd.DataFrame, file: str, leads: pd.DataFrame) -> p
     extra = [c for c in df.columns if c not in ACTIVITY_COLUMNS + ACTIVITY_OPTIONAL]
     for col in extra:  # kept as text; features ignore columns they do not know
         out[col] = _as_text(df[col])
-    return out
+    return out, lead_rows
 
 
-def _normalise_deals(df: pd.DataFrame, file: str, leads: pd.DataFrame) -> pd.DataFrame:
+def _normalise_deals(
+    df: pd.DataFrame, file: str, leads: pd.DataFrame
+) -> tuple[pd.DataFrame, np.ndarray]:
     _require_columns(df, file, DEAL_COLUMNS)
     out = pd.DataFrame(index=df.index)
     out["deal_id"] = _ids(df, file, "deal_id", unique=True)
-    out["lead_id"] = _lead_index(leads, file, df)
+    out["lead_id"], lead_rows = _lead_index(leads, file, df)
     out["created_at"] = _timestamps(df, file, "created_at", required=True)
     out["closed_at"] = _timestamps(df, file, "closed_at", required=False)
     status = _as_text(df["status"]).str.lower()
@@ -476,14 +485,22 @@ def _normalise_deals(df: pd.DataFrame, file: str, leads: pd.DataFrame) -> pd.Dat
     extra = [c for c in df.columns if c not in DEAL_COLUMNS + DEAL_OPTIONAL]
     for col in extra:
         out[col] = _as_text(df[col])
-    return out
+    return out, lead_rows
 
 
 def _check_early(
-    df: pd.DataFrame, column: str, file: str, leads: pd.DataFrame, policy: str
+    df: pd.DataFrame,
+    lead_rows: np.ndarray,
+    column: str,
+    file: str,
+    leads: pd.DataFrame,
+    policy: str,
 ) -> tuple[pd.DataFrame, int]:
-    """Events dated before their lead existed: an error, or dropped and counted."""
-    created = timestamps_us(leads["created_at"])[lead_positions(df["lead_id"], leads["lead_id"])]
+    """Events dated before their lead existed: an error, or dropped and counted.
+
+    `lead_rows`: each row's lead position in `leads` (from the lead_id check).
+    """
+    created = timestamps_us(leads["created_at"])[lead_rows]
     early = timestamps_us(df[column]) < created
     if policy == "error":
         _fail_rows(

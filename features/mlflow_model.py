@@ -25,12 +25,15 @@ class LeadScoringModel(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         leads = [json.loads(v) if isinstance(v, str) else v for v in model_input["lead"]]
         as_of = model_input["as_of"] if "as_of" in model_input.columns else [None] * len(leads)
-        rows = []
-        for lead, when in zip(leads, as_of, strict=True):
-            scored = self.scorer.score_leads(
-                [lead], when if isinstance(when, str) and when else None
-            )[0]
-            rows.append({**scored, "reasons": json.dumps(scored["reasons"])})
+        # One batch: score_leads reads each lead's own as_of when none is given for all.
+        dated = [
+            {**lead, "as_of": when} if isinstance(when, str) and when else lead
+            for lead, when in zip(leads, as_of, strict=True)
+        ]
+        rows = [
+            {**scored, "reasons": json.dumps(scored["reasons"])}
+            for scored in self.scorer.score_leads(dated, None)
+        ]
         return pd.DataFrame(rows, columns=["lead_id", "probability", "score", "grade", "reasons"])
 
 

@@ -225,6 +225,8 @@ class OnlineFeaturizer:
 
     @staticmethod
     def _open_deals(deals: Sequence[Mapping[str, Any]], as_of_us: int) -> int:
+        if not isinstance(deals, Sequence) or isinstance(deals, str | bytes):
+            raise PayloadError("deals", "expected a list of objects")
         n = 0
         for i, d in enumerate(deals):
             if not isinstance(d, Mapping):

@@ -176,8 +176,6 @@ def run_training(
     model_name,
     training_set,
     allow_leaky,
-    *,
-    quiet: bool = False,
 ):
     """`leadscore train`, callable from the demo: returns (TrainResult, RunOutcome)."""
     import pandas as pd
@@ -230,8 +228,7 @@ def run_training(
         example_payloads=lead_payloads(ds, example_ids, iso=True),
         features_for=lambda other: build_training_set(ds, spec=other, data_end=end)[0],
     )
-    if not quiet:
-        print_training(result, outcome, train_config.model_name)
+    print_training(result, outcome, train_config.model_name)
     return result, outcome
 
 

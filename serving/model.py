@@ -48,17 +48,19 @@ def load_model(config: ServeConfig) -> tuple[LeadScorer, dict[str, Any]]:
             },
             "test_window": version.tags.get("test_window"),
         }
-    meta.update(
-        {
-            "feature_set_version": scorer.spec.version,
-            "features": len(scorer.features),
-            "activity_types": scorer.spec.activity_types,
-            "calibration": scorer.calibrator.method,
-            "grades": scorer.grades.__dict__,
-            "rules_version": None,  # the points rules arrive with the rules issue
-        }
-    )
-    return scorer, meta
+    return scorer, {**meta, **_scorer_meta(scorer)}
+
+
+def _scorer_meta(scorer: LeadScorer) -> dict[str, Any]:
+    """What the scorer itself tells about the model, wherever it was loaded from."""
+    return {
+        "feature_set_version": scorer.spec.version,
+        "features": len(scorer.features),
+        "activity_types": scorer.spec.activity_types,
+        "calibration": scorer.calibrator.method,
+        "grades": scorer.grades.__dict__,
+        "rules_version": None,  # the points rules arrive with the rules issue
+    }
 
 
 def _iso(ms: int) -> str:
@@ -79,14 +81,8 @@ def load_packed(model) -> tuple[LeadScorer, dict[str, Any]]:
         "version": labels.get("mlflow_version", "packed"),
         "alias": labels.get("mlflow_alias"),
         "source": f"bento model {stored.tag}",
-        "feature_set_version": scorer.spec.version,
-        "features": len(scorer.features),
-        "activity_types": scorer.spec.activity_types,
-        "calibration": scorer.calibrator.method,
-        "grades": scorer.grades.__dict__,
-        "rules_version": None,
     }
-    return scorer, meta
+    return scorer, {**meta, **_scorer_meta(scorer)}
 
 
 def export_to_bentoml(name: str, alias: str) -> str:

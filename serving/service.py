@@ -109,24 +109,15 @@ class LeadScoring:
             lead_id = lead.get("lead_id")
             if not isinstance(lead_id, str) or not lead_id.strip():
                 return 422, f"leads[{i}].lead_id", "missing or empty lead_id"
-            activities = lead.get("activities") or []
-            if not isinstance(activities, list):
-                return 422, f"leads[{i}].activities", "expected a list of activities"
-            if len(activities) > self.config.max_activities:
+            # Shapes (activities, profile, deals) are checked by the featurizer, which names
+            # the same fields; here only what it cannot know: the request's size limits.
+            activities = lead.get("activities")
+            if isinstance(activities, list) and len(activities) > self.config.max_activities:
                 return (
                     413,
                     f"leads[{i}].activities",
                     f"{len(activities)} activities; at most {self.config.max_activities}",
                 )
-            for key in ("profile",):
-                if lead.get(key) is not None and not isinstance(lead[key], dict):
-                    return 422, f"leads[{i}].{key}", "expected an object"
-            for j, item in enumerate(activities):
-                if not isinstance(item, dict):
-                    return 422, f"leads[{i}].activities[{j}]", "expected an object"
-            deals = lead.get("deals") or []
-            if not isinstance(deals, list) or not all(isinstance(d, dict) for d in deals):
-                return 422, f"leads[{i}].deals", "expected a list of objects"
         return None
 
 

@@ -273,3 +273,9 @@ def test_reasons_can_be_skipped(client, small_sim, trained):
         "scores"
     ][0]
     assert "reasons" not in bare and bare["probability"] == full["probability"]
+
+
+def test_deals_that_are_not_a_list_are_a_4xx(client, small_sim, trained):
+    lead, as_of = _lead(small_sim, trained)
+    response = client.post("/score", json={"leads": [{**lead, "deals": 5}], "as_of": as_of})
+    assert response.status_code == 422 and response.json()["field"] == "leads[0].deals"

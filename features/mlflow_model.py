@@ -34,7 +34,10 @@ class LeadScoringModel(mlflow.pyfunc.PythonModel):
             {**scored, "reasons": json.dumps(scored["reasons"])}
             for scored in self.scorer.score_leads(dated, None)
         ]
-        return pd.DataFrame(rows, columns=["lead_id", "probability", "score", "grade", "reasons"])
+        columns = ["lead_id", "probability", "score", "grade", "reasons"]
+        if self.scorer.rules is not None:
+            columns += ["rule_score", "rule_grade", "mql", "rule_probability"]
+        return pd.DataFrame(rows, columns=columns)
 
 
 def load_registered_scorer(name: str, version_or_alias: str) -> LeadScorer:
@@ -51,3 +54,19 @@ def load_registered_scorer(name: str, version_or_alias: str) -> LeadScorer:
             f"{uri}: not found in the MLflow registry at {mlflow.get_tracking_uri()} ({exc})"
         ) from exc
     return LeadScorer.load(Path(local) / "artifacts" / SCORER_ARTIFACT)
+
+
+def load_scorer(ref: str | Path) -> LeadScorer:
+    """A scorer from `models:/<name>@<alias>`, `models:/<name>/<version>` or a saved folder."""
+    text = str(ref)
+    if text.startswith("models:/"):
+        rest = text[len("models:/") :]
+        name, sep, alias = rest.partition("@")
+        if not sep:
+            name, _, alias = rest.rpartition("/")
+        if not name or not alias:
+            raise LeadscoreError(
+                f"{text}: expected models:/<name>@<alias> or models:/<name>/<version>"
+            )
+        return load_registered_scorer(name, alias)
+    return LeadScorer.load(Path(text))

@@ -120,12 +120,7 @@ class OnlineFeaturizer:
         numbers = {c: np.asarray(v, dtype=np.float64) for c, v in numeric.items()}
         if not spec.history:
             return OnlineBatch(categorical, numbers, np.zeros((len(leads), 0)))
-        as_of_us = np.empty(len(leads), dtype=np.int64)
-        for i, when in enumerate(as_ofs):
-            try:
-                as_of_us[i] = _time(when, "as_of")
-            except PayloadError as exc:
-                raise PayloadError(exc.field, exc.problem, i) from exc
+        as_of_us = payload_as_ofs(as_ofs)
         prims = self.primitives(leads, as_of_us, strict=strict)
         return OnlineBatch(categorical, numbers, assemble_features(prims, spec))
 
@@ -135,40 +130,14 @@ class OnlineFeaturizer:
         """Aggregates of n leads (arrays of length n), from all their activities at once."""
         n = len(leads)
         n_types, width = len(self.spec.activity_types), len(self.windows_us) + 1
-        created = np.empty(n, dtype=np.int64)
-        kinds: list[Any] = []
-        stamps: list[Any] = []
-        counts = np.empty(n, dtype=np.int64)
-        for i, lead in enumerate(leads):
-            try:
-                created[i] = _time(lead.get("created_at"), "created_at")
-            except PayloadError as exc:
-                raise PayloadError(exc.field, exc.problem, i) from exc
-            if strict and created[i] > as_of_us[i]:
-                raise PayloadError("created_at", "after as_of", i)
-            acts = lead.get("activities") or ()
-            try:
-                kinds.extend(map(_TYPE, acts))
-                stamps.extend(map(_OCCURRED, acts))
-            except (KeyError, TypeError):
-                _locate_bad_activity(acts, i)
-            counts[i] = len(acts)
-        try:
-            t = times_us(stamps)
-        except (TypeError, ValueError):
-            _locate_bad_time(leads)
-            raise
-        code = np.fromiter(map(self.codes.get, kinds, repeat(0)), dtype=np.int64, count=len(kinds))
+        events = payload_events(leads, as_of_us, strict=strict)
+        created, t, lead_idx = events.created_us, events.t, events.lead
+        code = np.fromiter(
+            map(self.codes.get, events.kinds, repeat(0)), dtype=np.int64, count=len(t)
+        )
         if (code == 0).any():
-            for j, kind in enumerate(kinds):
-                if not isinstance(kind, str) or not kind.strip():
-                    lead, k = _position(counts, j)
-                    raise PayloadError(f"activities[{k}].activity_type", "missing or empty", lead)
-        lead_idx = np.repeat(np.arange(n), counts)
+            events.check_kinds()
         past = t <= as_of_us[lead_idx]
-        if strict and not past.all():
-            lead, k = _position(counts, int(np.argmin(past)))
-            raise PayloadError(f"activities[{k}].occurred_at", "after as_of", lead)
         t, code, lead_idx = t[past], code[past], lead_idx[past]
         tidx, sales = code // 2 - 1, (code & 1).astype(bool)
         age = as_of_us[lead_idx] - t
@@ -237,6 +206,74 @@ class OnlineFeaturizer:
             if created <= as_of_us and (closed_us is None or closed_us > as_of_us):
                 n += 1
         return n
+
+
+@dataclass
+class PayloadEvents:
+    """The activities of a batch of lead payloads as flat arrays (payload order)."""
+
+    created_us: np.ndarray  # (leads,) creation time of each lead
+    lead: np.ndarray  # (activities,) position of the activity's lead in the batch
+    t: np.ndarray  # (activities,) occurred_at, µs since the epoch
+    kinds: list[Any]  # (activities,) activity_type as sent
+    counts: np.ndarray  # (leads,) activities per lead
+
+    def check_kinds(self) -> None:
+        """PayloadError for the first activity without a usable activity_type."""
+        for j, kind in enumerate(self.kinds):
+            if not isinstance(kind, str) or not kind.strip():
+                lead, k = _position(self.counts, j)
+                raise PayloadError(f"activities[{k}].activity_type", "missing or empty", lead)
+
+
+def payload_events(
+    leads: Sequence[Mapping[str, Any]], as_of_us: np.ndarray, *, strict: bool = False
+) -> PayloadEvents:
+    """Parse and check the creation times and activities of lead payloads, once for every
+    consumer (features, rules). With `strict`, a lead created or an activity dated after
+    its as_of is a PayloadError; otherwise later activities are kept (callers drop them)."""
+    n = len(leads)
+    created = np.empty(n, dtype=np.int64)
+    kinds: list[Any] = []
+    stamps: list[Any] = []
+    counts = np.empty(n, dtype=np.int64)
+    for i, lead in enumerate(leads):
+        try:
+            created[i] = _time(lead.get("created_at"), "created_at")
+        except PayloadError as exc:
+            raise PayloadError(exc.field, exc.problem, i) from exc
+        if strict and created[i] > as_of_us[i]:
+            raise PayloadError("created_at", "after as_of", i)
+        acts = lead.get("activities") or ()
+        try:
+            kinds.extend(map(_TYPE, acts))
+            stamps.extend(map(_OCCURRED, acts))
+        except (KeyError, TypeError):
+            _locate_bad_activity(acts, i)
+        counts[i] = len(acts)
+    try:
+        t = times_us(stamps)
+    except (TypeError, ValueError):
+        _locate_bad_time(leads)
+        raise
+    lead_idx = np.repeat(np.arange(n), counts)
+    if strict:
+        past = t <= as_of_us[lead_idx]
+        if not past.all():
+            lead, k = _position(counts, int(np.argmin(past)))
+            raise PayloadError(f"activities[{k}].occurred_at", "after as_of", lead)
+    return PayloadEvents(created, lead_idx, t, kinds, counts)
+
+
+def payload_as_ofs(as_ofs: Sequence[Any]) -> np.ndarray:
+    """Each lead's as_of in µs (a PayloadError names the lead)."""
+    out = np.empty(len(as_ofs), dtype=np.int64)
+    for i, when in enumerate(as_ofs):
+        try:
+            out[i] = _time(when, "as_of")
+        except PayloadError as exc:
+            raise PayloadError(exc.field, exc.problem, i) from exc
+    return out
 
 
 def _position(counts: np.ndarray, j: int) -> tuple[int, int]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,30 +18,16 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from features.calibration import Calibrator
 from features.definitions import FeatureSpec
 from features.errors import LeadscoreError
 from features.online import OnlineBatch, OnlineFeaturizer
 from features.reasons import feature_groups, word_reasons
+from features.rules import RuleScorer
 
 SCORER_FILE = "scorer.json"
 BOOSTER_FILE = "booster.txt"
-
-
-@dataclass(frozen=True)
-class Calibrator:
-    """Maps raw LightGBM scores (log-odds) to probabilities: isotonic, Platt or identity."""
-
-    method: str
-    x: list[float] = field(default_factory=list)  # isotonic knots (raw score -> probability)
-    y: list[float] = field(default_factory=list)
-    a: float = 1.0  # Platt: sigmoid(a * raw + b)
-    b: float = 0.0
-
-    def __call__(self, raw: np.ndarray) -> np.ndarray:
-        raw = np.asarray(raw, dtype=np.float64)
-        if self.method == "isotonic":
-            return np.interp(raw, self.x, self.y)
-        return 1.0 / (1.0 + np.exp(-(self.a * raw + self.b)))
+RULES_FILE = "rules.json"
 
 
 @dataclass(frozen=True)
@@ -91,8 +77,10 @@ class LeadScorer:
         calibrator: Calibrator,
         grades: Grades,
         info: dict[str, Any] | None = None,
+        rules: RuleScorer | None = None,
     ) -> None:
         self.spec = spec
+        self.rules = rules  # marketing's points rules, scored next to the model
         self.booster = booster
         self.features = list(features)
         self.categories = {c: list(v) for c, v in categories.items()}
@@ -138,6 +126,15 @@ class LeadScorer:
             index=df.index,
         )
 
+    def reasons_frame(self, df: pd.DataFrame, k: int = 3) -> list[dict[str, list[dict]]]:
+        """Worded reasons for every row of a training-set frame (reports)."""
+        totals = self.contributions(self.encode_frame(df))[:, :-1] @ self._group_matrix
+        rows = df.to_dict("records")
+        return [
+            word_reasons(totals[i], self._group_names, rows[i], self.spec, k=k)
+            for i in range(len(rows))
+        ]
+
     def encode_batch(self, batch: OnlineBatch) -> np.ndarray:
         """Model matrix from an OnlineBatch (no pandas, no per-feature dicts)."""
         n = len(batch.behaviour)
@@ -164,7 +161,8 @@ class LeadScorer:
         strict: bool = False,
     ) -> list[dict[str, Any]]:
         """Score raw lead payloads at `as_of` (one value, or None for each lead's own
-        `as_of` field): probability, score, grade and worded reasons.
+        `as_of` field): probability, score, grade and worded reasons, and with rules
+        attached the rule score, rule grade, MQL flag and rule probability.
 
         One vectorised pass for the whole batch. A PayloadError carries the lead's position
         (`exc.path` is `leads[i].field`); with `strict`, events after as_of are errors
@@ -192,6 +190,9 @@ class LeadScorer:
                 item["reasons"] = word_reasons(
                     totals[i], self._group_names, batch.row(i, self.spec), self.spec, k=reasons
                 )
+        if self.rules is not None:
+            for item, rule in zip(out, self.rules.score_leads(leads, as_of), strict=True):
+                item.update(rule)
         return out
 
     # --- persistence -----------------------------------------------------------------
@@ -209,6 +210,8 @@ class LeadScorer:
             "info": self.info,
         }
         (folder / SCORER_FILE).write_text(json.dumps(meta, indent=1, default=float))
+        if self.rules is not None:
+            (folder / RULES_FILE).write_text(json.dumps(self.rules.to_dict(), indent=1))
         return folder
 
     @classmethod
@@ -217,6 +220,12 @@ class LeadScorer:
         try:
             meta = json.loads((folder / SCORER_FILE).read_text())
             booster = lgb.Booster(model_file=str(folder / BOOSTER_FILE))
+            rules_path = folder / RULES_FILE
+            rules = (
+                RuleScorer.from_dict(json.loads(rules_path.read_text()))
+                if rules_path.is_file()
+                else None
+            )
         except (OSError, ValueError, lgb.basic.LightGBMError) as exc:
             raise LeadscoreError(f"{folder}: not a saved lead scorer ({exc})") from exc
         return cls(
@@ -227,4 +236,5 @@ class LeadScorer:
             Calibrator(**meta["calibrator"]),
             Grades(**meta["grades"]),
             meta.get("info"),
+            rules=rules,
         )

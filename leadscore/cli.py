@@ -163,9 +163,17 @@ def train(
     allow_leaky: bool = typer.Option(
         False, "--allow-leaky", help="Keep features the leakage audit would exclude."
     ),
+    rules: Path | None = typer.Option(
+        None,
+        "--rules",
+        help="Points rules YAML scored next to the model (default: conf/rules.yaml when it fits the data).",
+    ),
 ) -> None:
-    """Train, calibrate and evaluate out of time; log to MLflow; register; champion/challenger."""
-    run_training(data, config, features_config, experiment, model_name, training_set, allow_leaky)
+    """Train, calibrate and evaluate out of time; compare with the points rules; log to
+    MLflow (with the comparison report); register; champion/challenger."""
+    run_training(
+        data, config, features_config, experiment, model_name, training_set, allow_leaky, rules
+    )
 
 
 def run_training(
@@ -176,8 +184,13 @@ def run_training(
     model_name,
     training_set,
     allow_leaky,
+    rules_path=None,
+    show_comparison=True,
 ):
-    """`leadscore train`, callable from the demo: returns (TrainResult, RunOutcome)."""
+    """`leadscore train`, callable from the demo: returns (TrainResult, RunOutcome,
+    Comparison or None)."""
+    import tempfile
+
     import pandas as pd
 
     from features.batch import build_training_set
@@ -218,18 +231,116 @@ def run_training(
     )
     for warning in result.warnings:
         err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    comparison = _compare_for_training(ds, result, df, train_config, rules_path)
     example_ids = result.test["lead_id"].drop_duplicates().head(2).tolist()
-    outcome = log_and_register(
-        result,
-        config=train_config,
-        feature_config=feature_config.model_dump(),
-        training_set=df,
-        source=str(data),
-        example_payloads=lead_payloads(ds, example_ids, iso=True),
-        features_for=lambda other: build_training_set(ds, spec=other, data_end=end)[0],
-    )
+    with tempfile.TemporaryDirectory(prefix="leadscore-report-") as tmp:
+        report_dir = None
+        if comparison is not None:
+            from training.report import write_report
+
+            write_report(comparison, Path(tmp) / "compare.html")
+            report_dir = Path(tmp)
+        outcome = log_and_register(
+            result,
+            config=train_config,
+            feature_config=feature_config.model_dump(),
+            training_set=df,
+            source=str(data),
+            example_payloads=lead_payloads(ds, example_ids, iso=True),
+            features_for=lambda other: build_training_set(ds, spec=other, data_end=end)[0],
+            report_dir=report_dir,
+        )
     print_training(result, outcome, train_config.model_name)
-    return result, outcome
+    if comparison is not None and show_comparison:
+        print_comparison(comparison)
+    return result, outcome, comparison
+
+
+def _compare_for_training(ds, result, df, train_config, rules_path):
+    """The rules next to the new model (their calibration is packed with it, so that the
+    endpoint returns rule scores too); None when no rules apply to this dataset."""
+    from features.rules import load_rules
+    from training.report import compare
+
+    path = rules_path or default_rules_path()
+    if path is None:
+        err.print("[yellow]warning:[/yellow] no rules file: no comparison report (see --rules)")
+        return None
+    rules = load_rules(path)
+    try:
+        comparison = compare(
+            ds,
+            result.scorer,
+            rules,
+            train_config,
+            training_set=df,
+            model_label="this run",
+            bootstrap=train_config.bootstrap,
+            rules_file=str(path),
+        )
+    except LeadscoreError as exc:
+        if rules_path is not None:  # rules asked for explicitly: their error is the user's
+            raise
+        err.print(
+            f"[yellow]warning:[/yellow] default rules skipped ({exc}); pass --rules for this dataset",
+            highlight=False,
+        )
+        return None
+    for warning in comparison.warnings:
+        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    result.scorer.rules = comparison.rule_scorer
+    return comparison
+
+
+def default_rules_path() -> Path | None:
+    """conf/rules.yaml of the working folder, else of the source checkout."""
+    import features
+
+    for base in (Path.cwd(), Path(features.__file__).resolve().parent.parent):
+        if (base / "conf" / "rules.yaml").is_file():
+            return base / "conf" / "rules.yaml"
+    return None
+
+
+def print_comparison(comp, html_path: Path | None = None) -> None:
+    """The report's headline and capacity-matched tables on the console."""
+    from training.report import SCORERS
+
+    table = Table(title="model vs points rules (out-of-time test)", show_edge=False)
+    for col in (
+        "scorer",
+        "ROC AUC [95% CI]",
+        "PR AUC [95% CI]",
+        "Brier [95% CI]",
+        "lift top 10% [95% CI]",
+    ):
+        table.add_column(col, justify="right")
+    for r in comp.headline.itertuples():
+        table.add_row(
+            SCORERS[r.scorer],
+            f"{r.roc_auc:.3f} [{r.roc_auc_low:.3f}, {r.roc_auc_high:.3f}]",
+            f"{r.pr_auc:.3f} [{r.pr_auc_low:.3f}, {r.pr_auc_high:.3f}]",
+            f"{r.brier:.4f} [{r.brier_low:.4f}, {r.brier_high:.4f}]",
+            f"{r.lift_top_decile:.2f} [{r.lift_top_decile_low:.2f}, {r.lift_top_decile_high:.2f}]",
+        )
+    out.print(table)
+    cap = Table(
+        title="capacity-matched: as many leads to sales as the rules' MQLs", show_edge=False
+    )
+    for col in ("handed to sales", "leads", "wins", "win rate", "share of wins", "revenue"):
+        cap.add_column(col, justify="right")
+    for r in comp.capacity.to_dict("records"):
+        cap.add_row(
+            r["handed to sales"],
+            f"{r['leads']:,}",
+            f"{r['wins']:,}",
+            f"{r['win_rate']:.1%}" if r["leads"] else "-",
+            f"{r['share_of_all_wins']:.1%}",
+            f"{r['revenue']:,.0f}",
+        )
+    out.print(cap)
+    if html_path is not None:
+        out.print(f"report: {html_path} (rows: {html_path.with_suffix('.csv')})")
 
 
 def print_training(result, outcome, model_name: str) -> None:
@@ -281,6 +392,113 @@ def print_training(result, outcome, model_name: str) -> None:
     out.print(
         f"registered {model_name} v{outcome.version} ({verdict}: {outcome.reason}); MLflow run {outcome.run_id}"
     )
+
+
+@app.command()
+def compare(
+    data: Path = typer.Option(..., "--data", help="Dataset folder."),
+    model: str = typer.Option(
+        "models:/lead-scoring@champion",
+        "--model",
+        help="models:/<name>@<alias>, models:/<name>/<version>, or a saved scorer folder.",
+    ),
+    rules: Path | None = typer.Option(
+        None, "--rules", help="Points rules YAML (default: conf/rules.yaml)."
+    ),
+    report: Path = typer.Option(Path("reports/compare.html"), "--out", help="HTML report path."),
+    config: Path | None = typer.Option(
+        None, "--config", help="Training config YAML (test and validation periods)."
+    ),
+    learned: bool = typer.Option(
+        True, "--learned/--no-learned", help="Also fit and show learned points."
+    ),
+) -> None:
+    """Marketing report: the model vs the points rules on the same out-of-time leads (HTML + CSV)."""
+    from features.loading import load_dataset
+    from features.mlflow_model import load_scorer
+    from features.rules import load_rules
+    from training.config import load_train_config
+    from training.report import compare as run_compare
+    from training.report import write_report
+
+    path = rules or default_rules_path()
+    if path is None:
+        raise LeadscoreError("no rules file: pass --rules RULES.yaml")
+    rules_config = load_rules(path)
+    scorer = load_scorer(model)
+    ds = load_dataset(data)
+    train_config = load_train_config(config)
+    comp = run_compare(
+        ds,
+        scorer,
+        rules_config,
+        train_config,
+        learned=learned,
+        model_label=model,
+        bootstrap=train_config.bootstrap,
+        rules_file=str(path),
+    )
+    for warning in comp.warnings:
+        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    html_path, _ = write_report(comp, report)
+    print_comparison(comp, html_path)
+
+
+rules_app = typer.Typer(help="Points rules: learn a scorecard from data.", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+
+
+@rules_app.command("suggest")
+def rules_suggest(
+    data: Path = typer.Option(..., "--data", help="Dataset folder."),
+    out_path: Path = typer.Option(
+        Path("conf/rules.suggested.yaml"), "--out", help="Where to write the suggested rules."
+    ),
+    max_rules: int = typer.Option(30, "--max-rules", min=1, help="At most this many point items."),
+    mql_share: float = typer.Option(
+        0.15, "--mql-share", min=0.001, max=0.999, help="Share of leads reaching the MQL threshold."
+    ),
+    config: Path | None = typer.Option(None, "--config", help="Training config YAML."),
+    features_config: Path | None = typer.Option(None, "--features-config"),
+) -> None:
+    """Fit a small, sparse points scorecard (L1 logistic regression on binned features,
+    rounded to whole points) in the rules' YAML format, for marketing to read and edit."""
+    from sklearn.metrics import roc_auc_score
+
+    from features.batch import build_training_set
+    from features.config import load_feature_config
+    from features.loading import load_dataset
+    from features.rules import RuleScorer, batch_rule_inputs
+    from training.config import load_train_config
+    from training.scorecard import suggest_rules
+    from training.splits import time_split
+
+    train_config = load_train_config(config)
+    ds = load_dataset(data)
+    df, spec, _ = build_training_set(ds, load_feature_config(features_config))
+    split = time_split(
+        df,
+        test_days=train_config.test_days,
+        validation_days=train_config.validation_days,
+        horizon_days=spec.horizon_days,
+    )
+    train, val, test = df[split.train], df[split.validation], df[split.test]
+    s = suggest_rules(
+        ds, train, val, max_rules=max_rules, mql_share=mql_share, seed=train_config.seed
+    )
+    lines = [
+        f"# Suggested by `leadscore rules suggest` from {data} ({len(train):,} train rows).",
+        f"# {s.nonzero} point items (L1 strength C={s.c:.4g}); validation ROC AUC {s.validation_auc:.3f}.",
+    ]
+    if len(test) and test["label"].nunique() == 2:
+        x = batch_rule_inputs(s.rules, ds, test["lead_id"], test["as_of"])
+        auc = roc_auc_score(test["label"], RuleScorer(s.rules).score(x))
+        lines.append(f"# Out-of-time test ROC AUC {auc:.3f} on {len(test):,} rows.")
+    lines.append("# Edit freely: this is the same format as conf/rules.yaml.")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text("\n".join(lines) + "\n" + s.rules.to_yaml())
+    out.print("\n".join(line[2:] for line in lines[1:-1]))
+    out.print(f"wrote {out_path}")
 
 
 @app.command()
@@ -363,7 +581,8 @@ def demo(
     leads: int = typer.Option(20_000, "--leads", min=100, help="Simulated leads."),
     seed: int = typer.Option(42, "--seed", min=0),
 ) -> None:
-    """The main job end to end on embedded defaults: simulate a CRM, validate, build features."""
+    """The main job end to end on embedded defaults: simulate a CRM, validate, build
+    features, train, serve, and report the model against the points rules."""
     from features.batch import build_training_set
     from features.loading import load_dataset
     from features.summary import summarize_dataset
@@ -389,9 +608,17 @@ def demo(
         f"and {stats['dropped_closed']:,} closed snapshots -> {path}"
     )
     out.rule("4. train, calibrate, evaluate out of time; MLflow")
-    result, _ = run_training(data, None, None, None, None, path, False)
+    result, _, comparison = run_training(
+        data, None, None, None, None, path, False, show_comparison=False
+    )
     out.rule("5. serve the champion (BentoML) and score a few leads")
     serve_demo(ds, result, out_dir)
+    if comparison is not None:
+        from training.report import write_report
+
+        out.rule("6. the marketing report: model vs points rules")
+        html_path, _ = write_report(comparison, out_dir / "reports" / "compare.html")
+        print_comparison(comparison, html_path)
 
 
 def serve_demo(ds, result, out_dir: Path) -> None:
@@ -438,9 +665,14 @@ def serve_demo(ds, result, out_dir: Path) -> None:
             s = response.json()["scores"][0]
             up = "; ".join(r["text"] for r in s["reasons"]["positive"][:2]) or "-"
             down = "; ".join(r["text"] for r in s["reasons"]["negative"][:2]) or "-"
+            rules = (
+                f"; rules: {s['rule_score']} points, grade {s['rule_grade']}, {'MQL' if s['mql'] else 'not MQL'}"
+                if s.get("rule_score") is not None
+                else ""
+            )
             out.print(
                 f"{s['lead_id']} at {body['as_of'][:10]}: p={s['probability']:.3f}, score {s['score']}, grade {s['grade']} "
-                f"(model v{s['model']['version']})\n    up: {up}\n    down: {down}"
+                f"(model v{s['model']['version']}){rules}\n    up: {up}\n    down: {down}"
             )
         out.print(
             f"server was at {server.base}; try it yourself with `LEADSCORE_API_KEYS={key} leadscore serve --port 3000` and:"

@@ -59,7 +59,8 @@ def _scorer_meta(scorer: LeadScorer) -> dict[str, Any]:
         "activity_types": scorer.spec.activity_types,
         "calibration": scorer.calibrator.method,
         "grades": scorer.grades.__dict__,
-        "rules_version": None,  # the points rules arrive with the rules issue
+        "rules_version": scorer.rules.config.version if scorer.rules is not None else None,
+        "mql_threshold": scorer.rules.config.mql_threshold if scorer.rules is not None else None,
     }
 
 

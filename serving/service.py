@@ -93,7 +93,9 @@ class LeadScoring:
             ctx.response.status_code = 422
             return {"error": exc.problem, "field": exc.path}
         for item in scored:
-            item.update(rule_score=None, rule_grade=None, mql=None, model=self.model)
+            item["model"] = self.model
+            if self.scorer.rules is None:  # a model trained without rules
+                item.update(rule_score=None, rule_grade=None, mql=None)
         return {"as_of": when.isoformat(), "scores": scored}
 
     def _check_sizes(self, leads: list[dict[str, Any]]) -> tuple[int, str, str] | None:

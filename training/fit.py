@@ -18,10 +18,10 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
+from features.calibration import choose_calibrator
 from features.definitions import FeatureSpec
 from features.errors import LeadscoreError
 from features.scoring import Grades, LeadScorer, encode_frame
-from training.calibration import choose_calibrator
 from training.config import TrainConfig
 from training.evaluation import evaluate
 from training.leakage import LeakageReport, audit_leakage

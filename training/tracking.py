@@ -158,6 +158,7 @@ def log_and_register(
     example_payloads: list[dict],
     features_for: Callable[[FeatureSpec], pd.DataFrame],
     before_aliases: Callable[[], None] | None = None,
+    report_dir: Path | None = None,
 ) -> RunOutcome:
     """Log everything about one training run, register its model, then move aliases.
 
@@ -165,6 +166,7 @@ def log_and_register(
         features_for: builds the training set with another feature spec (the champion's),
             so that both models are compared on the same test rows.
         before_aliases: called right before aliases move (tests inject failures here).
+        report_dir: a folder logged as the run's `report/` artifacts.
     """
     import mlflow
     from mlflow import MlflowClient
@@ -202,6 +204,8 @@ def log_and_register(
             mlflow.log_table(result.by_age, "auc_by_age.json")
         if result.warnings:
             mlflow.log_text("\n".join(result.warnings), "warnings.txt")
+        if report_dir is not None:  # the marketing report (model vs points rules)
+            mlflow.log_artifacts(str(report_dir), "report")
         figs, plt = _figures(result)
         for name, fig in figs.items():
             mlflow.log_figure(fig, name)

@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from features.calibration import choose_calibrator, fit_calibrator
 from features.scoring import LeadScorer
 from tests.training.conftest import FAST
-from training.calibration import choose_calibrator, fit_calibrator
 from training.evaluation import deciles, evaluate, expected_calibration_error
 from training.fit import fit_models
 

@@ -7,15 +7,32 @@ rewarded for memorising; the chosen method is then refitted on the whole slice.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 from sklearn.model_selection import StratifiedKFold
 
-from features.scoring import Calibrator
-
 EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class Calibrator:
+    """Maps raw scores (LightGBM log-odds, rule points) to probabilities: isotonic or Platt."""
+
+    method: str
+    x: list[float] = field(default_factory=list)  # isotonic knots (raw score -> probability)
+    y: list[float] = field(default_factory=list)
+    a: float = 1.0  # Platt: sigmoid(a * raw + b)
+    b: float = 0.0
+
+    def __call__(self, raw: np.ndarray) -> np.ndarray:
+        raw = np.asarray(raw, dtype=np.float64)
+        if self.method == "isotonic":
+            return np.interp(raw, self.x, self.y)
+        return 1.0 / (1.0 + np.exp(-(self.a * raw + self.b)))
 
 
 def fit_calibrator(raw: np.ndarray, y: np.ndarray, method: str) -> Calibrator:

@@ -1,0 +1,513 @@
+"""The rule-based points score: what marketing runs today, as a scorer we can compare with.
+
+A lead's points at `as_of`, from `conf/rules.yaml` (`RulesConfig`):
+
+    points = base_points
+           + profile points (per value of a text column, or per threshold of a number)
+           + per activity type: points x (decayed) count of its activities up to as_of,
+             capped per type (`max`), decayed with `half_life_days` unless `decay: false`
+           + the inactivity penalty when nothing engaging happened for `inactivity.days`
+    score  = points clipped to [floor, cap] and rounded; MQL when score >= mql_threshold;
+             grade A/B/C/D from the score cut-offs.
+
+"Engaging" means an activity type with positive points (a call from sales is not the lead
+engaging). Decay: an activity `d` days before as_of counts `0.5 ** (d / half_life_days)`.
+
+One computation serves batch and online: `rule_inputs` turns (lead, time, type) event
+arrays and the rows to score into the inputs the rules read; the batch path feeds it the
+dataset's activities, the online path the payload's, in the same order, so both give the
+same floating-point sums. `RuleScorer` follows the scikit-learn estimator contract: `fit`
+maps points to probabilities (a calibrator fitted on validation rows), `predict_proba`
+returns them, so that rules and model can be compared on calibration too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from features.calibration import Calibrator, choose_calibrator
+from features.contract import load_yaml_model
+from features.definitions import US_PER_DAY
+from features.errors import ConfigError, LeadscoreError
+from features.loading import Dataset, lead_positions, timestamps_us
+from features.online import PayloadError, _category, _number, payload_as_ofs, payload_events
+
+INACTIVE = "days_inactive"
+_ACTIVITY = "activity:"
+# Rows x events processed at once by the batch path (bounds memory, not results).
+_PAIRS_PER_CHUNK = 4_000_000
+
+
+class ProfileRule(BaseModel):
+    """Points for one profile column (or `source`): by value, or by numeric threshold."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    values: dict[str, float] | None = None  # text value -> points (other values: `other`)
+    at_least: dict[float, float] | None = None  # threshold -> points of the highest reached
+    other: float = 0.0  # a value not listed (text), or below every threshold (number)
+    missing: float = 0.0  # no value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ProfileRule:
+        if (self.values is None) == (self.at_least is None):
+            raise ValueError("give either `values` (text column) or `at_least` (numeric column)")
+        return self
+
+    @field_validator("values", mode="before")
+    @classmethod
+    def _text_keys(cls, values: Any) -> Any:
+        # YAML reads `1000+` as text but `true` or `10` as other types: keys are text.
+        if isinstance(values, dict):
+            return {str(k): v for k, v in values.items()}
+        return values
+
+
+class ActivityRule(BaseModel):
+    """Points per activity of one type."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    points: float
+    max: float | None = Field(None, gt=0)  # cap on this type's points (absolute value)
+    decay: bool = True  # false: an old activity counts in full (e.g. an unsubscribe)
+
+
+class InactivityRule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    days: float = Field(gt=0)
+    points: float
+
+
+class RuleGrades(BaseModel):
+    """Score cut-offs: a score >= A is an A, ... below C is a D."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    A: float = 75
+    B: float = 50
+    C: float = 25
+
+    @model_validator(mode="after")
+    def _descending(self) -> RuleGrades:
+        if not self.A >= self.B >= self.C:
+            raise ValueError(
+                f"grade cut-offs must satisfy A >= B >= C (got {self.A}, {self.B}, {self.C})"
+            )
+        return self
+
+
+class RulesConfig(BaseModel):
+    """A points scorecard (`conf/rules.yaml`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = "rules"
+    base_points: float = 0.0
+    profile: dict[str, ProfileRule] = Field(default_factory=dict)
+    half_life_days: float = Field(30.0, gt=0)
+    activities: dict[str, ActivityRule] = Field(default_factory=dict)
+    inactivity: InactivityRule | None = None
+    floor: float = 0.0
+    cap: float = 100.0
+    mql_threshold: float = 75.0
+    grades: RuleGrades = Field(default_factory=RuleGrades)
+
+    @field_validator("activities", mode="before")
+    @classmethod
+    def _bare_points(cls, activities: Any) -> Any:
+        # `page_view: 2` is short for `page_view: {points: 2}`.
+        if isinstance(activities, dict):
+            return {
+                str(k): {"points": v} if isinstance(v, int | float | str) else v
+                for k, v in activities.items()
+            }
+        return activities
+
+    @model_validator(mode="after")
+    def _range(self) -> RulesConfig:
+        if self.floor >= self.cap:
+            raise ValueError(f"floor ({self.floor}) must be below cap ({self.cap})")
+        return self
+
+    @property
+    def version(self) -> str:
+        """Content hash: two files with the same rules have the same version."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return f"{self.name}@{hashlib.sha256(blob).hexdigest()[:8]}"
+
+    @property
+    def engaging_types(self) -> list[str]:
+        return [t for t, r in self.activities.items() if r.points > 0]
+
+    def to_yaml(self) -> str:
+        data = self.model_dump(mode="json", exclude_none=True)
+        for rule in data["profile"].values():
+            for key in ("other", "missing"):
+                if rule.get(key) == 0:
+                    del rule[key]
+        for name, rule in data["activities"].items():
+            if rule.get("decay", True) and "max" not in rule:
+                data["activities"][name] = rule["points"]
+            elif rule.get("decay", True):
+                del rule["decay"]
+        return yaml.safe_dump(_whole(data), sort_keys=False, allow_unicode=True)
+
+
+def load_rules(path: str | Path) -> RulesConfig:
+    """Rules from a YAML file; a malformed file is a ConfigError naming the key."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: rules file not found")
+    return load_yaml_model(path, RulesConfig)
+
+
+def check_rules(rules: RulesConfig, dataset: Dataset, *, file: str = "rules.yaml") -> list[str]:
+    """Check rules against a dataset: unknown columns or activity types, or a rule of the
+    wrong kind for its column, are a ConfigError. Returns warnings (listed values that never
+    occur: probably a typo)."""
+    warnings: list[str] = []
+    columns = {"source", *dataset.profile_columns}
+    for col, rule in rules.profile.items():
+        if col not in columns:
+            raise ConfigError(
+                f"{file}: profile.{col}: no such column in the leads table "
+                f"(columns: {', '.join(sorted(columns))})"
+            )
+        numeric = pd.api.types.is_numeric_dtype(dataset.leads[col])
+        if numeric and rule.values is not None:
+            raise ConfigError(f"{file}: profile.{col}: numeric column, use `at_least` thresholds")
+        if not numeric and rule.at_least is not None:
+            raise ConfigError(f"{file}: profile.{col}: text column, use `values`")
+        if rule.values is not None:
+            seen = {str(v) for v in dataset.leads[col].dropna().unique()}
+            unseen = sorted(set(rule.values) - seen)
+            if unseen:
+                warnings.append(
+                    f"{file}: profile.{col}: {', '.join(map(repr, unseen))} never occurs in the data"
+                )
+    if rules.activities:
+        if dataset.is_flat:
+            raise ConfigError(
+                f"{file}: activities: this dataset has no activity history; score its profile columns"
+            )
+        known = {str(t) for t in dataset.activities["activity_type"].dropna().unique()}
+        for kind in rules.activities:
+            if kind not in known:
+                raise ConfigError(
+                    f"{file}: activities.{kind}: unknown activity type "
+                    f"(the data has: {', '.join(sorted(known))})"
+                )
+    return warnings
+
+
+def rule_inputs(
+    rules: RulesConfig,
+    *,
+    profile: Mapping[str, Any],
+    row_lead: np.ndarray,
+    created_us: np.ndarray,
+    as_of_us: np.ndarray,
+    event_lead: np.ndarray,
+    event_t: np.ndarray,
+    event_kind: Sequence[Any],
+) -> dict[str, np.ndarray]:
+    """What the rules read, for each row to score: the batch and online paths both end here.
+
+    Args:
+        profile: column -> one value per row (text or number).
+        row_lead: for each row, the lead whose events it sees (rows may share a lead).
+        created_us, as_of_us: per row, µs since the epoch.
+        event_lead, event_t, event_kind: the events, lead numbered as in `row_lead`.
+
+    Returns:
+        column -> array: the profile columns as given, `activity:<type>` (decayed count, or
+        count for `decay: false`, of the type's events at or before as_of) and
+        `days_inactive` (days since the last engaging event, or since creation).
+    """
+    n = len(row_lead)
+    types = list(rules.activities)
+    out: dict[str, np.ndarray] = {c: profile[c] for c in rules.profile}
+    sums = np.zeros((n, len(types)))
+    last = np.asarray(created_us, dtype=np.float64).copy()
+    if types and n:
+        index = {t: i for i, t in enumerate(types)}
+        kind = np.fromiter((index.get(k, -1) for k in event_kind), np.int64, len(event_kind))
+        keep = kind >= 0
+        lead, t, kind = np.asarray(event_lead)[keep], np.asarray(event_t)[keep], kind[keep]
+        # Same order in both paths: by lead, time, type (ties are interchangeable).
+        order = np.lexsort((kind, t, lead))
+        lead, t, kind = lead[order], t[order].astype(np.int64), kind[order]
+        n_leads = int(max(lead.max(initial=-1), np.max(row_lead, initial=-1))) + 1
+        per_lead = np.bincount(lead, minlength=n_leads)
+        start = np.concatenate([[0], np.cumsum(per_lead)[:-1]])
+        decays = np.array([rules.activities[x].decay for x in types])
+        engaging = np.array([rules.activities[x].points > 0 for x in types])
+        half_life_us = rules.half_life_days * US_PER_DAY
+        pairs = per_lead[row_lead]
+        bounds = np.searchsorted(np.cumsum(pairs), np.arange(0, pairs.sum(), _PAIRS_PER_CHUNK))
+        for lo, hi in zip(bounds, [*bounds[1:], n], strict=False):
+            _accumulate(
+                sums, last, lo, hi, row_lead, as_of_us, start, pairs, lead, t, kind,
+                decays, engaging, half_life_us,
+            )  # fmt: skip
+    for j, name in enumerate(types):
+        out[_ACTIVITY + name] = sums[:, j]
+    out[INACTIVE] = (np.asarray(as_of_us, dtype=np.float64) - last) / US_PER_DAY
+    return out
+
+
+def _accumulate(sums, last, lo, hi, row_lead, as_of_us, start, pairs, lead, t, kind,
+                decays, engaging, half_life_us) -> None:  # fmt: skip
+    """Rows lo..hi: every (row, event of its lead) pair, summed per (row, type)."""
+    rows = np.arange(lo, hi)
+    counts = pairs[lo:hi]
+    if not counts.sum():
+        return
+    row = np.repeat(rows, counts)
+    offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    event = np.repeat(start[row_lead[lo:hi]], counts) + offsets
+    as_of = np.asarray(as_of_us, dtype=np.int64)[row]
+    past = t[event] <= as_of
+    row, event, as_of = row[past], event[past], as_of[past]
+    k = kind[event]
+    weight = np.where(decays[k], np.exp2((t[event] - as_of) / half_life_us), 1.0)
+    width = sums.shape[1]
+    block = np.bincount((row - lo) * width + k, weights=weight, minlength=(hi - lo) * width)
+    sums[lo:hi] += block.reshape(hi - lo, width)
+    hit = engaging[k]
+    np.maximum.at(last, row[hit], t[event[hit]].astype(np.float64))
+
+
+def batch_rule_inputs(
+    rules: RulesConfig, dataset: Dataset, lead_ids: Sequence[str], as_of: pd.Series | Sequence
+) -> dict[str, np.ndarray]:
+    """Rule inputs for (lead, as_of) rows of a dataset (e.g. a training set's rows)."""
+    leads = dataset.leads
+    pos = lead_positions(pd.Series(list(lead_ids), dtype="str"), leads["lead_id"])
+    if (pos < 0).any():
+        raise LeadscoreError(f"{int((pos < 0).sum())} rows name leads that are not in the dataset")
+    as_of_us = timestamps_us(pd.Series(pd.to_datetime(as_of, utc=True))).astype(np.int64)
+    profile = {}
+    for col in rules.profile:
+        values = leads[col].iloc[pos]
+        profile[col] = (
+            values.to_numpy(dtype=np.float64, na_value=np.nan)
+            if pd.api.types.is_numeric_dtype(values)
+            else values.astype("object").to_numpy()
+        )
+    acts = dataset.activities
+    kinds = set(rules.activities)
+    acts = acts[acts["activity_type"].isin(kinds)] if kinds and len(acts) else acts.iloc[:0]
+    return rule_inputs(
+        rules,
+        profile=profile,
+        row_lead=pos,
+        created_us=timestamps_us(leads["created_at"]).astype(np.int64)[pos],
+        as_of_us=as_of_us,
+        event_lead=lead_positions(acts["lead_id"], leads["lead_id"]),
+        event_t=timestamps_us(acts["occurred_at"]).astype(np.int64),
+        event_kind=acts["activity_type"].astype("object").to_numpy(),
+    )
+
+
+def payload_rule_inputs(
+    rules: RulesConfig,
+    leads: Sequence[Mapping[str, Any]],
+    as_ofs: Sequence[Any],
+    *,
+    strict: bool = False,
+) -> dict[str, np.ndarray]:
+    """Rule inputs for lead payloads (the CRM's JSON), each at its own as_of."""
+    as_of_us = payload_as_ofs(as_ofs)
+    events = payload_events(leads, as_of_us, strict=strict)
+    profile: dict[str, Any] = {}
+    for col, rule in rules.profile.items():
+        raw = [
+            lead.get("source") if col == "source" else (lead.get("profile") or {}).get(col)
+            for lead in leads
+        ]
+        if rule.at_least is not None:
+            numbers = np.empty(len(raw))
+            for i, v in enumerate(raw):
+                try:
+                    numbers[i] = _number(v, "source" if col == "source" else f"profile.{col}")
+                except PayloadError as exc:
+                    raise PayloadError(exc.field, exc.problem, i) from exc
+            profile[col] = numbers
+        else:
+            profile[col] = np.array([_category(v, col) for v in raw], dtype=object)
+    return rule_inputs(
+        rules,
+        profile=profile,
+        row_lead=np.arange(len(leads)),
+        created_us=events.created_us,
+        as_of_us=as_of_us,
+        event_lead=events.lead,
+        event_t=events.t,
+        event_kind=events.kinds,
+    )
+
+
+class RuleScorer(ClassifierMixin, BaseEstimator):
+    """Points, score, MQL flag and grade from rules; probabilities once fitted.
+
+    `X` is what `batch_rule_inputs` / `payload_rule_inputs` return (a mapping of column ->
+    array; a DataFrame with those columns works too).
+    """
+
+    def __init__(self, rules: RulesConfig | None = None, calibration: str = "auto") -> None:
+        self.rules = rules
+        self.calibration = calibration
+
+    @property
+    def config(self) -> RulesConfig:
+        """The rules in force (the defaults when none were given)."""
+        return self._rules
+
+    @property
+    def _rules(self) -> RulesConfig:
+        return self.rules if self.rules is not None else RulesConfig()
+
+    # --- points ----------------------------------------------------------------------
+
+    def contributions(self, X: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Points per rule (profile column, activity type, inactivity), before the cap."""
+        rules = self._rules
+        out: dict[str, np.ndarray] = {}
+        for col, rule in rules.profile.items():
+            out[col] = _profile_points(rule, X[col])
+        for kind, rule in rules.activities.items():
+            pts = rule.points * np.asarray(X[_ACTIVITY + kind], dtype=np.float64)
+            if rule.max is not None:
+                pts = np.clip(pts, -rule.max, rule.max)
+            out[kind] = pts
+        if rules.inactivity is not None:
+            idle = np.asarray(X[INACTIVE], dtype=np.float64) > rules.inactivity.days
+            out[INACTIVE] = np.where(idle, rules.inactivity.points, 0.0)
+        return out
+
+    def points(self, X: Mapping[str, Any]) -> np.ndarray:
+        """Points clipped to [floor, cap] (not rounded)."""
+        rules = self._rules
+        total = np.full(len(X[INACTIVE]), rules.base_points, dtype=np.float64)
+        for pts in self.contributions(X).values():
+            total += pts
+        return np.clip(total, rules.floor, rules.cap)
+
+    def score(self, X: Mapping[str, Any], y: Any = None) -> np.ndarray:  # type: ignore[override]
+        """The rule score marketing sees: points rounded half up to a whole number.
+
+        (Overrides ClassifierMixin.score, which would be accuracy: a points score is what a
+        rules engine's `score` means.)"""
+        return np.floor(self.points(X) + 0.5).astype(np.int64)
+
+    def mql(self, score: np.ndarray) -> np.ndarray:
+        return np.asarray(score) >= self._rules.mql_threshold
+
+    def grade(self, score: np.ndarray) -> np.ndarray:
+        g = self._rules.grades
+        s = np.asarray(score)
+        return np.where(s >= g.A, "A", np.where(s >= g.B, "B", np.where(s >= g.C, "C", "D")))
+
+    # --- estimator contract ----------------------------------------------------------
+
+    def fit(self, X: Mapping[str, Any], y: Any) -> RuleScorer:
+        """Fit the points -> probability calibration (on validation rows: the points
+        themselves are set by marketing, not learnt)."""
+        y = np.asarray(y).astype(int)
+        if len(np.unique(y)) < 2:
+            raise LeadscoreError("calibrating the rules needs won and not-won rows")
+        self.classes_ = np.array([0, 1])
+        self.calibrator_, self.calibration_losses_ = choose_calibrator(
+            self.points(X), y, self.calibration
+        )
+        return self
+
+    def predict_proba(self, X: Mapping[str, Any]) -> np.ndarray:
+        if not hasattr(self, "calibrator_"):
+            raise LeadscoreError("the rule scorer is not fitted: call fit on validation rows first")
+        p = self.calibrator_(self.points(X))
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, X: Mapping[str, Any]) -> np.ndarray:
+        """1 for an MQL (score at or above the threshold): the rules' own decision."""
+        return self.mql(self.score(X)).astype(int)
+
+    # --- online ----------------------------------------------------------------------
+
+    def score_leads(
+        self, leads: Sequence[Mapping[str, Any]], as_of: Any, *, strict: bool = False
+    ) -> list[dict[str, Any]]:
+        """rule_score, rule_grade, mql (and rule_probability once fitted) per payload."""
+        as_ofs = (
+            [as_of] * len(leads) if as_of is not None else [lead.get("as_of") for lead in leads]
+        )
+        X = payload_rule_inputs(self._rules, leads, as_ofs, strict=strict)
+        score = self.score(X)
+        grade, mql = self.grade(score), self.mql(score)
+        out = [
+            {"rule_score": int(score[i]), "rule_grade": str(grade[i]), "mql": bool(mql[i])}
+            for i in range(len(leads))
+        ]
+        if hasattr(self, "calibrator_"):
+            for item, p in zip(out, self.calibrator_(score.astype(float)), strict=True):
+                item["rule_probability"] = float(p)
+        return out
+
+    # --- persistence -----------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"rules": self._rules.model_dump(mode="json")}
+        if hasattr(self, "calibrator_"):
+            out["calibrator"] = self.calibrator_.__dict__
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RuleScorer:
+        scorer = cls(RulesConfig.model_validate(data["rules"]))
+        if "calibrator" in data:
+            scorer.classes_ = np.array([0, 1])
+            scorer.calibrator_ = Calibrator(**data["calibrator"])
+        return scorer
+
+
+def _profile_points(rule: ProfileRule, values: Any) -> np.ndarray:
+    if rule.at_least is not None:
+        x = np.asarray(values, dtype=np.float64)
+        thresholds = np.array(sorted(rule.at_least), dtype=np.float64)
+        pts = np.array([rule.other] + [rule.at_least[k] for k in sorted(rule.at_least)])
+        out = pts[np.searchsorted(thresholds, np.nan_to_num(x, nan=-np.inf), side="right")]
+        return np.where(np.isnan(x), rule.missing, out)
+    lookup = rule.values or {}
+    return np.fromiter(
+        (
+            rule.missing
+            if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
+            else lookup.get(str(v), rule.other)
+            for v in np.asarray(values, dtype=object)
+        ),
+        np.float64,
+        len(values),
+    )
+
+
+def _whole(value: Any) -> Any:
+    """Whole floats as ints (points read `5`, not `5.0`), recursively."""
+    if isinstance(value, dict):
+        return {_whole(k): _whole(v) for k, v in value.items()}
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value

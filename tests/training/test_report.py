@@ -1,0 +1,256 @@
+"""The marketing report: every section is there, offline, and its numbers are the CSV's."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from features.errors import ConfigError, LeadscoreError
+from features.rules import RulesConfig, load_rules
+from tests.training.conftest import FAST
+from training.report import compare, write_report
+
+SECTIONS = [
+    "headline",
+    "gains",
+    "capacity",
+    "quadrants",
+    "calibration",
+    "distributions",
+    "sources",
+    "funnel",
+    "learned",
+    "export",
+]
+
+
+@pytest.fixture(scope="module")
+def comparison(small_sim, small_set, trained):
+    return compare(
+        small_sim,
+        trained.scorer,
+        load_rules("conf/rules.yaml"),
+        FAST,
+        training_set=small_set[0],
+        bootstrap=40,
+    )
+
+
+@pytest.fixture(scope="module")
+def written(comparison, tmp_path_factory):
+    html_path, csv_path = write_report(comparison, tmp_path_factory.mktemp("r") / "compare.html")
+    return html_path.read_text(), pd.read_csv(csv_path)
+
+
+class _Tables(HTMLParser):
+    """Tables by their data-section attribute, as lists of text rows."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables: dict[str, list[list[str]]] = {}
+        self._current, self._cell = None, None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self._current = self.tables.setdefault(dict(attrs).get("data-section", ""), [])
+        elif tag == "tr" and self._current is not None:
+            self._current.append([])
+        elif tag in ("td", "th") and self._current is not None:
+            self._cell = ""
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self._current[-1].append(self._cell.strip())
+            self._cell = None
+        elif tag == "table":
+            self._current = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell += data
+
+
+def _table(html: str, section: str) -> pd.DataFrame:
+    parser = _Tables()
+    parser.feed(html)
+    head, *rows = parser.tables[section]
+    return pd.DataFrame(rows, columns=head)
+
+
+def _num(text: str) -> float:
+    text = text.replace(",", "")
+    return float(text[:-1]) / 100 if text.endswith("%") else float(text)
+
+
+def test_every_section_is_there_and_the_page_is_self_contained(written):
+    html, _ = written
+    for section in SECTIONS:
+        assert f"id='{section}'" in html, section
+    assert html.count("<svg") == 4  # gains, lift, calibration, distributions
+    lowered = html.lower()
+    for external in ("<script", "<link", "@import", "src=", "url(http", "@font-face"):
+        assert external not in lowered, external
+    # the only URLs are XML namespaces and the SVG generator's metadata, never fetched
+    for url in re.findall(r"https?://[^\s\"'<>)]+", html):
+        assert url.startswith(
+            (
+                "http://www.w3.org/",
+                "http://purl.org/",
+                "http://creativecommons.org/",
+                "https://matplotlib.org",
+            )
+        ), url
+
+
+def test_csv_has_the_promised_columns(written, comparison):
+    _, rows = written
+    for col in (
+        "lead_id",
+        "as_of",
+        "probability",
+        "grade",
+        "rule_score",
+        "rule_grade",
+        "mql",
+        "label",
+    ):
+        assert col in rows.columns
+    assert len(rows) == comparison.meta["test_rows"]
+    assert rows["mql"].equals(rows["rule_score"] >= 75)
+    assert set(rows["grade"]) <= set("ABCD") and set(rows["rule_grade"]) <= set("ABCD")
+
+
+def test_headline_numbers_match_a_direct_computation_on_the_csv(written):
+    html, rows = written
+    table = _table(html, "headline").set_index("scorer")
+    y = rows["label"].to_numpy()
+    expected = {
+        "Model (LightGBM)": (rows["probability"], rows["probability"]),
+        "Points rules": (rows["rule_score"], rows["rule_probability"]),
+        "Learned points": (rows["learned_score"], rows["learned_probability"]),
+    }
+    for name, (ranking, p) in expected.items():
+        cells = table.loc[name]
+        auc, low, high = map(float, re.findall(r"[\d.]+", cells["ROC AUC [95% CI]"]))
+        assert auc == pytest.approx(roc_auc_score(y, ranking), abs=5e-4)
+        assert low <= auc <= high
+        pr = float(cells["PR AUC [95% CI]"].split()[0])
+        assert pr == pytest.approx(average_precision_score(y, ranking), abs=5e-4)
+        brier = float(cells["Brier [95% CI]"].split()[0])
+        assert brier == pytest.approx(np.mean((p - y) ** 2), abs=5e-5)
+        top = np.argsort(-ranking.to_numpy(), kind="stable")[: int(np.ceil(len(y) / 10))]
+        lift = float(cells["lift top 10% [95% CI]"].split()[0])
+        assert lift == pytest.approx(y[top].mean() / y.mean(), abs=5e-3)
+    model_auc = float(table.loc["Model (LightGBM)", "ROC AUC [95% CI]"].split()[0])
+    rules_auc = float(table.loc["Points rules", "ROC AUC [95% CI]"].split()[0])
+    assert model_auc > rules_auc  # on the simulator the model must beat a points sheet
+
+
+def test_capacity_matched_and_quadrants_match_the_csv(written):
+    html, rows = written
+    y, revenue = rows["label"].to_numpy(), rows["revenue"].to_numpy()
+    n = int(rows["mql"].sum())
+    assert n > 0
+    top = np.zeros(len(rows), bool)
+    top[np.argsort(-rows["probability"].to_numpy(), kind="stable")[:n]] = True
+    assert np.array_equal(top, rows["model_top_n"].to_numpy())
+    cap = _table(html, "capacity").set_index("handed to sales")
+    rules_row = cap.loc["rules (score >= threshold)"]
+    model_row = cap.loc[f"model (top {n:,})"]
+    assert _num(rules_row["leads"]) == n == _num(model_row["leads"])
+    assert _num(rules_row["wins"]) == y[rows["mql"]].sum()
+    assert _num(model_row["wins"]) == y[top].sum()
+    assert _num(model_row["revenue"]) == pytest.approx(revenue[top].sum(), abs=1)
+    assert _num(model_row["win rate"]) == pytest.approx(y[top].mean(), abs=5e-4)
+    quads = _table(html, "quadrants").set_index("quadrant")
+    mql = rows["mql"].to_numpy()
+    for label, mask in {
+        "rules MQL and model top-N": mql & top,
+        "model top-N only": top & ~mql,
+        "rules MQL only": mql & ~top,
+        "neither": ~mql & ~top,
+    }.items():
+        assert _num(quads.loc[label, "leads"]) == mask.sum()
+        assert _num(quads.loc[label, "wins"]) == y[mask].sum()
+    # examples with reasons from both sides
+    assert "model, up:" in html and "rules: " in html
+
+
+def test_per_source_table_matches_the_csv(written):
+    html, rows = written
+    table = _table(html, "sources").set_index("source")
+    g = rows.groupby("source")
+    assert set(table.index) == set(g.groups)
+    for source, part in g:
+        row = table.loc[source]
+        assert _num(row["rows"]) == len(part)
+        assert _num(row["leads"]) == part["lead_id"].nunique()
+        assert _num(row["mqls"]) == part["mql"].sum()
+        assert _num(row["opportunities"]) == part["opportunity"].sum()
+        assert _num(row["wins"]) == part["label"].sum()
+        assert _num(row["revenue"]) == pytest.approx(part["revenue"].sum(), abs=1)
+        assert _num(row["mean probability"]) == pytest.approx(part["probability"].mean(), abs=5e-4)
+        assert _num(row["mean rule score"]) == pytest.approx(part["rule_score"].mean(), abs=5e-4)
+
+
+def test_funnel_and_revenue_follow_the_deals(written, small_sim):
+    html, rows = written
+    funnel = _table(html, "funnel").set_index("source")
+    per_lead = rows.groupby("lead_id").agg(mql=("mql", "max"), won=("label", "max"))
+    assert _num(funnel.loc["all sources", "leads"]) == len(per_lead)
+    assert _num(funnel.loc["all sources", "lead to mql"]) == pytest.approx(
+        per_lead["mql"].mean(), abs=5e-4
+    )
+    assert _num(funnel.loc["all sources", "lead to won"]) == pytest.approx(
+        per_lead["won"].mean(), abs=5e-4
+    )
+    # revenue: exactly the won deals closed in (as_of, as_of + 90 d], from the deals table
+    deals = small_sim.deals
+    won = deals[deals["status"] == "won"][["lead_id", "closed_at", "amount"]]
+    some = rows[rows["label"] == 1].head(30)
+    for r in some.itertuples():
+        at = pd.Timestamp(r.as_of)
+        hit = won[
+            (won["lead_id"] == r.lead_id)
+            & (won["closed_at"] > at)
+            & (won["closed_at"] <= at + pd.Timedelta(days=90))
+        ]
+        assert r.revenue == pytest.approx(hit["amount"].sum())
+    assert (rows.loc[rows["label"] == 0, "revenue"] == 0).all()
+
+
+def test_thin_data_is_a_warning_in_the_report_not_a_failure(tmp_path, trained):
+    from features.loading import load_dataset
+    from simulation.simulator import SimulationConfig, simulate
+
+    simulate(SimulationConfig(n_leads=700, seed=5), tmp_path / "tiny")
+    comp = compare(
+        load_dataset(tmp_path / "tiny"),
+        trained.scorer,
+        load_rules("conf/rules.yaml"),
+        FAST,
+        bootstrap=20,
+        learned=False,
+    )
+    assert comp.meta["test_positives"] < 100
+    html_path, _ = write_report(comp, tmp_path / "tiny.html")
+    html = html_path.read_text()
+    assert "thin data" in html and "class='warn'" in html
+    assert "id='learned'" not in html  # asked not to fit learned points
+
+
+def test_rules_that_do_not_fit_the_data_are_an_error(small_sim, small_set, trained):
+    rules = RulesConfig.model_validate({"activities": {"webinar_attended": 5}})
+    with pytest.raises(ConfigError, match="webinar_attended: unknown activity type"):
+        compare(small_sim, trained.scorer, rules, FAST, training_set=small_set[0], learned=False)
+
+
+def test_report_path_must_be_html_and_nothing_is_written(comparison, tmp_path):
+    with pytest.raises(LeadscoreError, match="ending in .html"):
+        write_report(comparison, tmp_path / "report.pdf")
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,812 @@
+"""The marketing report: the model next to the points rules (and a learned scorecard), on
+the same out-of-time test leads.
+
+`compare(...)` computes everything into a `Comparison` (plain tables); `write_report`
+renders one self-contained HTML page (SVG plots inline, no scripts, no web fonts) and a CSV
+of the scored rows next to it. Every number in the page comes from the CSV's columns, so a
+reader can recompute any of them.
+
+A row is a lead at one point in its life (a snapshot at age 0, 3, 7 ... days while still
+open), exactly the rows of the training's out-of-time test set; "won" means a won deal
+closed within the horizon after that point.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from features.batch import build_training_set
+from features.errors import LeadscoreError
+from features.loading import Dataset, lead_positions, timestamps_us
+from features.rules import RulesConfig, RuleScorer, batch_rule_inputs, check_rules
+from features.scoring import LeadScorer
+from training.config import TrainConfig
+from training.evaluation import expected_calibration_error
+from training.scorecard import suggest_rules
+from training.splits import time_split
+
+SCORERS = {"model": "Model (LightGBM)", "rules": "Points rules", "learned": "Learned points"}
+THIN_POSITIVES = 100  # fewer won rows than this in test: the report says the data is thin
+EXAMPLES = 3
+
+
+@dataclass
+class Comparison:
+    rows: pd.DataFrame  # the CSV: one row per test snapshot
+    headline: pd.DataFrame  # scorer x metric, with intervals
+    differences: dict[str, list[float]]  # model - rules: AUC, PR AUC, Brier [point, low, high]
+    deciles: pd.DataFrame  # scorer, decile, rows, wins, win_rate, lift, capture
+    gains: dict[str, tuple[np.ndarray, np.ndarray]]  # scorer -> (share worked, share of wins)
+    capacity: pd.DataFrame  # rules' MQLs vs the same number of top model (and learned) leads
+    quadrants: pd.DataFrame  # rule MQL x model top-N
+    examples: dict[str, list[dict]]  # quadrant -> a few leads with reasons
+    calibration: pd.DataFrame  # scorer, bin, mean predicted, observed
+    sources: pd.DataFrame
+    funnel: pd.DataFrame
+    meta: dict
+    warnings: list[str] = field(default_factory=list)
+    learned_rules: RulesConfig | None = None
+    rule_scorer: RuleScorer | None = None  # the rules with their fitted calibration
+
+
+def compare(
+    dataset: Dataset,
+    scorer: LeadScorer,
+    rules: RulesConfig,
+    config: TrainConfig | None = None,
+    *,
+    training_set: pd.DataFrame | None = None,
+    learned: bool = True,
+    model_label: str = "model",
+    bootstrap: int = 200,
+    rules_file: str = "rules.yaml",
+) -> Comparison:
+    """Score the out-of-time test rows with the model, the rules and a learned scorecard.
+
+    Args:
+        training_set: the training set built with `scorer.spec` (built when None).
+        learned: also fit a learned points scorecard on the train period.
+    """
+    config = config or TrainConfig()
+    warnings = check_rules(rules, dataset, file=rules_file)
+    df = training_set
+    if df is None:
+        df = build_training_set(dataset, spec=scorer.spec)[0]
+    split = time_split(
+        df,
+        test_days=config.test_days,
+        validation_days=config.validation_days,
+        horizon_days=scorer.spec.horizon_days,
+    )
+    train, val, test = df[split.train], df[split.validation], df[split.test]
+    if not len(test) or test["label"].nunique() < 2:
+        raise LeadscoreError("the test period needs both won and not-won leads to compare scorers")
+    if val["label"].nunique() < 2:
+        raise LeadscoreError(
+            "the validation period needs won and not-won leads to calibrate the rules"
+        )
+    y = test["label"].to_numpy().astype(int)
+
+    rule_scorer = RuleScorer(rules)
+    x_val = batch_rule_inputs(rules, dataset, val["lead_id"], val["as_of"])
+    x_test = batch_rule_inputs(rules, dataset, test["lead_id"], test["as_of"])
+    rule_scorer.fit(x_val, val["label"].to_numpy())
+    rule_score = rule_scorer.score(x_test)
+
+    p_model = scorer.predict_proba(scorer.encode_frame(test))
+    rows = pd.DataFrame(
+        {
+            "lead_id": test["lead_id"].to_numpy(),
+            "as_of": test["as_of"].to_numpy(),
+            "source": _sources(dataset, test["lead_id"]),
+            "probability": p_model,
+            "score": np.rint(100 * p_model).astype(int),
+            "grade": scorer.grades(p_model),
+            "rule_score": rule_score,
+            "rule_grade": rule_scorer.grade(rule_score),
+            "mql": rule_scorer.mql(rule_score),
+            "rule_probability": rule_scorer.predict_proba(x_test)[:, 1],
+            "label": y,
+            "revenue": _revenue(dataset, test, scorer.spec.horizon_days),
+            "opportunity": _opportunity(dataset, test, scorer.spec.horizon_days),
+        }
+    )
+    learned_rules = None
+    if learned:
+        if train["label"].nunique() < 2:
+            warnings.append(
+                "learned points skipped: the train period has no won (or no lost) leads"
+            )
+        else:
+            cap = config.max_rows_baseline_and_audit
+            sample = train if len(train) <= cap else train.sample(cap, random_state=config.seed)
+            suggestion = suggest_rules(
+                dataset,
+                sample,
+                val,
+                mql_share=max(float(rows["mql"].mean()), 0.01),
+                seed=config.seed,
+            )
+            learned_rules = suggestion.rules
+            learned_scorer = RuleScorer(learned_rules)
+            learned_scorer.fit(
+                batch_rule_inputs(learned_rules, dataset, val["lead_id"], val["as_of"]),
+                val["label"].to_numpy(),
+            )
+            x_learned = batch_rule_inputs(learned_rules, dataset, test["lead_id"], test["as_of"])
+            rows["learned_score"] = learned_scorer.score(x_learned)
+            rows["learned_probability"] = learned_scorer.predict_proba(x_learned)[:, 1]
+
+    rankings = {"model": rows["probability"].to_numpy(), "rules": rows["rule_score"].to_numpy()}
+    probabilities = {
+        "model": rows["probability"].to_numpy(),
+        "rules": rows["rule_probability"].to_numpy(),
+    }
+    if "learned_score" in rows:
+        rankings["learned"] = rows["learned_score"].to_numpy()
+        probabilities["learned"] = rows["learned_probability"].to_numpy()
+
+    headline, differences = _headline(rows, rankings, probabilities, bootstrap, config.seed)
+    n_mql = int(rows["mql"].sum())
+    if int(y.sum()) < THIN_POSITIVES:
+        warnings.append(
+            f"thin data: only {int(y.sum())} won rows in the test period; every figure below is "
+            "uncertain (see the intervals) and small differences mean nothing"
+        )
+    if n_mql == 0:
+        warnings.append(
+            f"no test lead reaches the MQL threshold ({rules.mql_threshold:g} points): the "
+            "capacity-matched comparison and the quadrants are empty"
+        )
+    top = _top_n(rows["probability"].to_numpy(), n_mql)
+    rows["model_top_n"] = top
+    return Comparison(
+        rows=rows,
+        headline=headline,
+        differences=differences,
+        deciles=_deciles(rows, rankings),
+        gains={name: _gains(y, r) for name, r in rankings.items()},
+        capacity=_capacity(rows, rankings, n_mql),
+        quadrants=_quadrants(rows),
+        examples=_examples(rows, test, scorer, rule_scorer, x_test),
+        calibration=_calibration(y, probabilities),
+        sources=_sources_table(rows),
+        funnel=_funnel(rows, dataset),
+        meta={
+            "model": model_label,
+            "rules": rules.version,
+            "mql_threshold": rules.mql_threshold,
+            "test_rows": int(len(rows)),
+            "test_leads": int(rows["lead_id"].nunique()),
+            "test_positives": int(y.sum()),
+            "test_from": split.test_start.isoformat(),
+            "test_to": pd.Timestamp(rows["as_of"].max()).isoformat(),
+            "horizon_days": scorer.spec.horizon_days,
+            "rules_calibration": rule_scorer.calibrator_.method,
+            "dataset": str(dataset.path),
+        },
+        warnings=warnings,
+        learned_rules=learned_rules,
+        rule_scorer=rule_scorer,
+    )
+
+
+# --- per-row facts ---------------------------------------------------------------------
+
+
+def _sources(dataset: Dataset, lead_ids: pd.Series) -> np.ndarray:
+    pos = lead_positions(lead_ids.astype("str"), dataset.leads["lead_id"])
+    return dataset.leads["source"].astype("object").to_numpy()[pos]
+
+
+def _window_deals(dataset: Dataset, test: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Deals of the test rows' leads with their row index and µs times (empty when flat)."""
+    deals = dataset.deals
+    if dataset.is_flat or not len(deals):
+        return pd.DataFrame(columns=["row", "t", "as_of", "status", "amount"])
+    rows = pd.DataFrame(
+        {"lead_id": test["lead_id"].astype("str").to_numpy(), "row": np.arange(len(test))}
+    )
+    rows["as_of"] = timestamps_us(test["as_of"].reset_index(drop=True))
+    d = pd.DataFrame(
+        {
+            "lead_id": deals["lead_id"].astype("str").to_numpy(),
+            "t": timestamps_us(deals[column]),
+            "status": deals["status"].astype("str").to_numpy(),
+            "amount": deals["amount"].to_numpy(dtype=np.float64, na_value=np.nan)
+            if "amount" in deals
+            else np.nan,
+        }
+    )
+    return rows.merge(d, on="lead_id")
+
+
+def _revenue(dataset: Dataset, test: pd.DataFrame, horizon_days: float) -> np.ndarray:
+    """Amount of the won deals closed within the horizon after each row's as_of."""
+    m = _window_deals(dataset, test, "closed_at")
+    h = horizon_days * 86_400e6
+    won = m[(m["status"] == "won") & (m["t"] > m["as_of"]) & (m["t"] <= m["as_of"] + h)]
+    out = np.zeros(len(test))
+    np.add.at(out, won["row"].to_numpy(dtype=np.int64), won["amount"].fillna(0).to_numpy())
+    return out
+
+
+def _opportunity(dataset: Dataset, test: pd.DataFrame, horizon_days: float) -> np.ndarray:
+    """A deal (opportunity) was created within the horizon after the row's as_of."""
+    m = _window_deals(dataset, test, "created_at")
+    h = horizon_days * 86_400e6
+    hit = m[(m["t"] > m["as_of"]) & (m["t"] <= m["as_of"] + h)]
+    out = np.zeros(len(test), dtype=bool)
+    out[hit["row"].to_numpy(dtype=np.int64)] = True
+    return out
+
+
+# --- metrics ---------------------------------------------------------------------------
+
+
+def _lift_top_decile(y: np.ndarray, ranking: np.ndarray) -> float:
+    n = max(1, int(math.ceil(len(y) / 10)))
+    top = np.argsort(-ranking, kind="stable")[:n]
+    base = y.mean()
+    return float(y[top].mean() / base) if base else float("nan")
+
+
+def _metrics(y: np.ndarray, ranking: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    return {
+        "roc_auc": float(roc_auc_score(y, ranking)),
+        "pr_auc": float(average_precision_score(y, ranking)),
+        "brier": float(np.mean((p - y) ** 2)),
+        "lift_top_decile": _lift_top_decile(y, ranking),
+    }
+
+
+def _headline(rows, rankings, probabilities, bootstrap: int, seed: int):
+    """Point estimates and 95 % intervals from a bootstrap over leads (a lead's snapshots
+    are resampled together: they are not independent)."""
+    y = rows["label"].to_numpy().astype(int)
+    codes, _ = pd.factorize(rows["lead_id"])
+    order = np.argsort(codes, kind="stable")
+    starts = np.searchsorted(codes[order], np.arange(codes.max() + 1))
+    counts = np.bincount(codes)
+    rng = np.random.default_rng(seed)
+    names = list(rankings)
+    point = {n: _metrics(y, rankings[n], probabilities[n]) for n in names}
+    draws: dict[str, list[dict]] = {n: [] for n in names}
+    for _ in range(bootstrap):
+        leads = rng.integers(0, len(counts), len(counts))
+        idx = order[
+            np.repeat(starts[leads], counts[leads])
+            + np.arange(counts[leads].sum())
+            - np.repeat(np.cumsum(counts[leads]) - counts[leads], counts[leads])
+        ]
+        if y[idx].min() == y[idx].max():
+            continue
+        for n in names:
+            draws[n].append(_metrics(y[idx], rankings[n][idx], probabilities[n][idx]))
+    table = []
+    for n in names:
+        row = {"scorer": n}
+        for metric, value in point[n].items():
+            values = [d[metric] for d in draws[n]]
+            low, high = np.percentile(values, [2.5, 97.5]) if values else (np.nan, np.nan)
+            row[metric] = value
+            row[f"{metric}_low"], row[f"{metric}_high"] = float(low), float(high)
+        row["ece"] = expected_calibration_error(y, probabilities[n])
+        table.append(row)
+    differences = {}
+    if "rules" in names:
+        for metric in ("roc_auc", "pr_auc", "brier", "lift_top_decile"):
+            diffs = [
+                m[metric] - r[metric] for m, r in zip(draws["model"], draws["rules"], strict=True)
+            ]
+            low, high = np.percentile(diffs, [2.5, 97.5]) if diffs else (np.nan, np.nan)
+            differences[metric] = [
+                point["model"][metric] - point["rules"][metric],
+                float(low),
+                float(high),
+            ]
+    return pd.DataFrame(table), differences
+
+
+def _gains(y: np.ndarray, ranking: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(-ranking, kind="stable")
+    worked = np.arange(len(y) + 1) / len(y)
+    captured = np.concatenate([[0.0], np.cumsum(y[order]) / max(y.sum(), 1)])
+    return worked, captured
+
+
+def _deciles(rows: pd.DataFrame, rankings: dict[str, np.ndarray]) -> pd.DataFrame:
+    y = rows["label"].to_numpy()
+    base = y.mean()
+    out = []
+    for name, r in rankings.items():
+        order = np.argsort(-r, kind="stable")
+        captured = 0
+        for i, chunk in enumerate(np.array_split(order, 10), start=1):
+            wins = int(y[chunk].sum())
+            captured += wins
+            rate = wins / len(chunk) if len(chunk) else 0.0
+            out.append(
+                {
+                    "scorer": name,
+                    "decile": i,
+                    "rows": len(chunk),
+                    "wins": wins,
+                    "win_rate": rate,
+                    "lift": rate / base if base else np.nan,
+                    "capture": captured / max(y.sum(), 1),
+                }
+            )
+    return pd.DataFrame(out)
+
+
+def _top_n(ranking: np.ndarray, n: int) -> np.ndarray:
+    top = np.zeros(len(ranking), dtype=bool)
+    top[np.argsort(-ranking, kind="stable")[:n]] = True
+    return top
+
+
+def _capacity(rows: pd.DataFrame, rankings: dict[str, np.ndarray], n: int) -> pd.DataFrame:
+    """The rules' MQLs against the same number of top leads by each other scorer."""
+    y, revenue = rows["label"].to_numpy(), rows["revenue"].to_numpy()
+    picks = {"rules (score >= threshold)": rows["mql"].to_numpy()}
+    for name, r in rankings.items():
+        if name != "rules":
+            picks[f"{name} (top {n:,})"] = _top_n(r, n)
+    out = []
+    for name, m in picks.items():
+        out.append(
+            {
+                "handed to sales": name,
+                "leads": int(m.sum()),
+                "wins": int(y[m].sum()),
+                "win_rate": float(y[m].mean()) if m.any() else np.nan,
+                "share_of_all_wins": float(y[m].sum() / max(y.sum(), 1)),
+                "revenue": float(revenue[m].sum()),
+            }
+        )
+    return pd.DataFrame(out)
+
+
+QUADRANTS = {
+    "both": "rules MQL and model top-N",
+    "model_only": "model top-N only",
+    "rules_only": "rules MQL only",
+    "neither": "neither",
+}
+
+
+def _quadrant(rows: pd.DataFrame) -> np.ndarray:
+    mql, top = rows["mql"].to_numpy(), rows["model_top_n"].to_numpy()
+    return np.where(
+        mql & top, "both", np.where(top, "model_only", np.where(mql, "rules_only", "neither"))
+    )
+
+
+def _quadrants(rows: pd.DataFrame) -> pd.DataFrame:
+    q = _quadrant(rows)
+    y, revenue = rows["label"].to_numpy(), rows["revenue"].to_numpy()
+    out = []
+    for key, label in QUADRANTS.items():
+        m = q == key
+        out.append(
+            {
+                "quadrant": label,
+                "leads": int(m.sum()),
+                "wins": int(y[m].sum()),
+                "win_rate": float(y[m].mean()) if m.any() else np.nan,
+                "revenue": float(revenue[m].sum()),
+                "mean_probability": float(rows["probability"].to_numpy()[m].mean())
+                if m.any()
+                else np.nan,
+                "mean_rule_score": float(rows["rule_score"].to_numpy()[m].mean())
+                if m.any()
+                else np.nan,
+            }
+        )
+    return pd.DataFrame(out)
+
+
+def _examples(
+    rows, test, scorer: LeadScorer, rule_scorer: RuleScorer, x_test
+) -> dict[str, list[dict]]:
+    """For the disagreements (and agreements), the leads each side is most sure of, with
+    the model's reasons and the rules' biggest point items."""
+    q = _quadrant(rows)
+    contributions = rule_scorer.contributions(x_test)
+    out: dict[str, list[dict]] = {}
+    for key in QUADRANTS:
+        idx = np.flatnonzero(q == key)
+        if not len(idx):
+            continue
+        # model_only: the model's strongest picks; rules_only: the rules' strongest
+        # (ties broken by the model's doubt); both/neither: the extremes.
+        if key == "rules_only":
+            keys = rows["rule_score"].to_numpy()[idx] - rows["probability"].to_numpy()[idx]
+        elif key == "neither":
+            keys = -rows["probability"].to_numpy()[idx]
+        else:
+            keys = rows["probability"].to_numpy()[idx]
+        chosen = idx[np.argsort(-keys, kind="stable")[:EXAMPLES]]
+        reasons = scorer.reasons_frame(test.iloc[chosen], k=3)
+        items = []
+        for j, i in enumerate(chosen):
+            points = sorted(
+                ((name, float(v[i])) for name, v in contributions.items() if abs(v[i]) >= 0.5),
+                key=lambda kv: -abs(kv[1]),
+            )[:4]
+            items.append(
+                {
+                    "lead_id": rows["lead_id"].iat[i],
+                    "as_of": pd.Timestamp(rows["as_of"].iat[i]).isoformat(),
+                    "probability": float(rows["probability"].iat[i]),
+                    "rule_score": int(rows["rule_score"].iat[i]),
+                    "won": bool(rows["label"].iat[i]),
+                    "model_up": [r["text"] for r in reasons[j]["positive"]],
+                    "model_down": [r["text"] for r in reasons[j]["negative"]],
+                    "rule_points": [_rule_item(name, v, x_test, i) for name, v in points],
+                }
+            )
+        out[key] = items
+    return out
+
+
+def _rule_item(name: str, points: float, x: dict, i: int) -> str:
+    sign = "+" if points >= 0 else "-"
+    if name == "days_inactive":
+        return f"{sign}{abs(points):.0f} no engagement for {x[name][i]:.0f} days"
+    key = f"activity:{name}"
+    if key in x:
+        return f"{sign}{abs(points):.0f} {name.replace('_', ' ')} (decayed count {x[key][i]:.1f})"
+    return f"{sign}{abs(points):.0f} {name.replace('_', ' ')} = {x[name][i]}"
+
+
+def _calibration(
+    y: np.ndarray, probabilities: dict[str, np.ndarray], bins: int = 10
+) -> pd.DataFrame:
+    out = []
+    for name, p in probabilities.items():
+        order = np.argsort(p, kind="stable")
+        for b, chunk in enumerate(np.array_split(order, bins), start=1):
+            if len(chunk):
+                out.append(
+                    {
+                        "scorer": name,
+                        "bin": b,
+                        "rows": len(chunk),
+                        "mean_predicted": float(p[chunk].mean()),
+                        "observed": float(y[chunk].mean()),
+                    }
+                )
+    return pd.DataFrame(out)
+
+
+def _sources_table(rows: pd.DataFrame) -> pd.DataFrame:
+    g = rows.groupby("source", sort=False, observed=True)
+    out = pd.DataFrame(
+        {
+            "rows": g.size(),
+            "leads": g["lead_id"].nunique(),
+            "mqls": g["mql"].sum(),
+            "opportunities": g["opportunity"].sum(),
+            "wins": g["label"].sum(),
+            "revenue": g["revenue"].sum(),
+            "mean_probability": g["probability"].mean(),
+            "mean_rule_score": g["rule_score"].mean(),
+        }
+    )
+    out["win_rate"] = out["wins"] / out["rows"]
+    out = out.sort_values("rows", ascending=False).reset_index()
+    return out[
+        ["source", "rows", "leads", "mqls", "opportunities", "wins", "win_rate", "revenue",
+         "mean_probability", "mean_rule_score"]
+    ]  # fmt: skip
+
+
+def _funnel(rows: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
+    """Per lead seen in the test period: MQL at any of its test snapshots, an opportunity
+    (deal) created after its first test snapshot, a won deal after it; by source."""
+    per_lead = rows.groupby("lead_id", sort=False).agg(
+        source=("source", "first"),
+        mql=("mql", "max"),
+        opportunity=("opportunity", "max"),
+        won=("label", "max"),
+    )
+    has_deals = not dataset.is_flat and len(dataset.deals) > 0
+    out = []
+    for source, g in [("all sources", per_lead), *per_lead.groupby("source", sort=True)]:
+        n = len(g)
+        mql = g["mql"].to_numpy(bool)
+        won = g["won"].to_numpy(bool)
+        opp = g["opportunity"].to_numpy(bool)
+        out.append(
+            {
+                "source": source,
+                "leads": n,
+                "lead_to_mql": mql.mean(),
+                "mql_to_opportunity": opp[mql].mean() if has_deals and mql.any() else np.nan,
+                "opportunity_to_won": won[opp].mean() if has_deals and opp.any() else np.nan,
+                "lead_to_won": won.mean(),
+                "won_from_mqls": won[mql].mean() if mql.any() else np.nan,
+                "won_from_non_mqls": won[~mql].mean() if (~mql).any() else np.nan,
+            }
+        )
+    return pd.DataFrame(out)
+
+
+# --- rendering -------------------------------------------------------------------------
+
+CSV_COLUMNS = [
+    "lead_id", "as_of", "probability", "grade", "rule_score", "rule_grade", "mql", "label",
+    "source", "score", "rule_probability", "revenue", "opportunity", "model_top_n",
+]  # fmt: skip
+
+COLORS = {"model": "#1f5fa8", "rules": "#d0701c", "learned": "#3a8f3a"}
+
+CSS = """
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;
+color:#222;padding:0 1em;line-height:1.45}
+h1{font-size:1.6em}h2{font-size:1.25em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;margin:.8em 0;font-size:.92em}
+th,td{border:1px solid #ddd;padding:.3em .6em;text-align:right}th{background:#f4f4f4}
+td:first-child,th:first-child{text-align:left}
+.warn{background:#fff4e0;border:1px solid #e8b458;padding:.6em 1em;margin:1em 0}
+.note{color:#555;font-size:.92em}.plots{display:flex;flex-wrap:wrap;gap:1em}
+.plots figure{margin:0}ul.ex{margin:.2em 0 .8em 1em;padding:0}code{background:#f4f4f4;padding:0 .2em}
+"""
+
+
+def write_report(comp: Comparison, out: str | Path) -> tuple[Path, Path]:
+    """Write the HTML page and `<name>.csv` next to it; returns both paths."""
+    out = Path(out)
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise LeadscoreError(f"{out}: the report is an HTML file (give a path ending in .html)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    csv_path = out.with_suffix(".csv")
+    export = comp.rows.copy()
+    export["as_of"] = pd.to_datetime(export["as_of"], utc=True).map(lambda t: t.isoformat())
+    cols = [c for c in CSV_COLUMNS if c in export] + [
+        c for c in ("learned_score", "learned_probability") if c in export
+    ]
+    tmp_csv, tmp_html = csv_path.with_name(csv_path.name + ".tmp"), out.with_name(out.name + ".tmp")
+    export[cols].to_csv(tmp_csv, index=False)
+    tmp_html.write_text(render_html(comp, csv_path.name), encoding="utf-8")
+    tmp_csv.replace(csv_path)
+    tmp_html.replace(out)
+    return out, csv_path
+
+
+def _fmt(v, kind: str = "") -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "–"
+    if kind == "pct":
+        return f"{v:.1%}"
+    if kind == "money":
+        return f"{v:,.0f}"
+    if isinstance(v, bool | np.bool_):
+        return "yes" if v else "no"
+    if isinstance(v, int | np.integer):
+        return f"{int(v):,}"
+    if isinstance(v, float | np.floating):
+        return f"{v:.3f}"
+    return html.escape(str(v))
+
+
+def _table(df: pd.DataFrame, kinds: dict[str, str] | None = None, section: str = "") -> str:
+    kinds = kinds or {}
+    head = "".join(f"<th>{html.escape(str(c).replace('_', ' '))}</th>" for c in df.columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_fmt(v, kinds.get(c, ''))}</td>" for c, v in row.items()) + "</tr>"
+        for row in df.to_dict("records")
+    )
+    return f'<table data-section="{section}"><tr>{head}</tr>{body}</table>'
+
+
+def _svg(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg") :]
+
+
+def _figures(comp: Comparison) -> dict[str, str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"svg.fonttype": "path", "font.size": 9})
+    figs = {}
+    fig, ax = plt.subplots(figsize=(4.6, 3.6))
+    for name, (x, c) in comp.gains.items():
+        ax.plot(x, c, label=SCORERS[name], color=COLORS[name])
+    ax.plot([0, 1], [0, 1], ls=":", color="grey", label="random")
+    ax.set(xlabel="share of leads worked (best first)", ylabel="share of won deals captured",
+           title="Gains")  # fmt: skip
+    ax.legend(loc="lower right")
+    figs["gains"] = _svg(fig)
+
+    fig, ax = plt.subplots(figsize=(4.6, 3.6))
+    for name, g in comp.deciles.groupby("scorer", sort=False):
+        ax.plot(g["decile"], g["lift"], marker="o", label=SCORERS[name], color=COLORS[name])
+    ax.axhline(1, ls=":", color="grey")
+    ax.set(xlabel="decile (1 = highest scores)", ylabel="lift (win rate / average)",
+           title="Lift by decile", xticks=range(1, 11))  # fmt: skip
+    ax.legend()
+    figs["lift"] = _svg(fig)
+
+    fig, ax = plt.subplots(figsize=(4.6, 3.6))
+    top = float(comp.calibration[["mean_predicted", "observed"]].to_numpy().max()) * 1.05
+    for name, g in comp.calibration.groupby("scorer", sort=False):
+        ax.plot(
+            g["mean_predicted"], g["observed"], marker="o", label=SCORERS[name], color=COLORS[name]
+        )
+    ax.plot([0, top], [0, top], ls=":", color="grey", label="perfect")
+    ax.set(xlabel="mean predicted probability", ylabel="observed win rate", title="Calibration")
+    ax.legend()
+    figs["calibration"] = _svg(fig)
+
+    rows = comp.rows
+    won = rows["label"].to_numpy().astype(bool)
+    fig, axes = plt.subplots(1, 2, figsize=(9.2, 3.2))
+    for ax, column, title, bins in (
+        (axes[0], "probability", "Model probability", np.linspace(0, 1, 41)),
+        (axes[1], "rule_score", "Rule score (points)", np.arange(-0.5, 101.5, 2.5)),
+    ):
+        v = rows[column].to_numpy(dtype=float)
+        ax.hist(v[~won], bins=bins, density=True, alpha=0.55, color="#888", label="not won")
+        ax.hist(v[won], bins=bins, density=True, alpha=0.55, color="#2a9d4a", label="won")
+        ax.set(title=title, ylabel="density")
+        if column == "rule_score":
+            ax.axvline(comp.meta["mql_threshold"], color="#d0701c", ls="--", label="MQL threshold")
+        ax.legend()
+    figs["distributions"] = _svg(fig)
+    return figs
+
+
+def render_html(comp: Comparison, csv_name: str) -> str:
+    m = comp.meta
+    figs = _figures(comp)
+    h = comp.headline.set_index("scorer")
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        "<title>leadscore: model vs points rules</title>",
+        f"<style>{CSS}</style></head><body>",
+        "<h1>Predicted scores vs points rules</h1>",
+        f"<p class='note'>Model <code>{html.escape(m['model'])}</code>; rules <code>{html.escape(m['rules'])}</code> "
+        f"(MQL at {m['mql_threshold']:g} points); data <code>{html.escape(m['dataset'])}</code>. "
+        f"Out-of-time test: {m['test_rows']:,} rows ({m['test_leads']:,} leads, {m['test_positives']:,} won) "
+        f"with as_of from {m['test_from'][:10]} to {m['test_to'][:10]}. A row is a lead at one point of its "
+        f"life (a snapshot while still open); won = a won deal closed within {m['horizon_days']:g} days after it. "
+        f"Rule points are mapped to probabilities by a {m['rules_calibration']} calibration fitted on the "
+        "validation period; learned points were fitted on the train period only.</p>",
+    ]
+    for w in comp.warnings:
+        parts.append(f"<div class='warn'>{html.escape(w)}</div>")
+
+    parts.append("<h2 id='headline'>Headline</h2>")
+    head_rows = []
+    for name in h.index:
+        r = h.loc[name]
+        head_rows.append(
+            {
+                "scorer": SCORERS[name],
+                "ROC AUC [95% CI]": f"{r.roc_auc:.3f} [{r.roc_auc_low:.3f}, {r.roc_auc_high:.3f}]",
+                "PR AUC [95% CI]": f"{r.pr_auc:.3f} [{r.pr_auc_low:.3f}, {r.pr_auc_high:.3f}]",
+                "Brier [95% CI]": f"{r.brier:.4f} [{r.brier_low:.4f}, {r.brier_high:.4f}]",
+                "lift top 10% [95% CI]": f"{r.lift_top_decile:.2f} [{r.lift_top_decile_low:.2f}, {r.lift_top_decile_high:.2f}]",
+                "ECE": f"{r.ece:.4f}",
+            }
+        )
+    parts.append(_table(pd.DataFrame(head_rows), section="headline"))
+    if comp.differences:
+        d = comp.differences
+        parts.append(
+            "<p>Model minus rules, paired on the same leads: "
+            + "; ".join(
+                f"{label} {d[k][0]:+.3f} [{d[k][1]:+.3f}, {d[k][2]:+.3f}]"
+                for k, label in (
+                    ("roc_auc", "ROC AUC"),
+                    ("pr_auc", "PR AUC"),
+                    ("brier", "Brier"),
+                    ("lift_top_decile", "lift top 10%"),
+                )  # fmt: skip
+            )
+            + ". Intervals: 95 % bootstrap over leads.</p>"
+        )
+    parts.append(
+        "<p class='note'>Ranking metrics (AUC, PR AUC, lift) use each scorer's own ranking (probability, "
+        "points); Brier and ECE use probabilities.</p>"
+    )
+
+    parts.append("<h2 id='gains'>Gains and lift</h2><div class='plots'>")
+    parts.append(f"<figure>{figs['gains']}</figure><figure>{figs['lift']}</figure></div>")
+    wide = comp.deciles.pivot(index="decile", columns="scorer", values="lift")
+    wide.columns = [f"lift {SCORERS[c]}" for c in wide.columns]
+    cap = comp.deciles.pivot(index="decile", columns="scorer", values="capture")
+    cap.columns = [f"capture {SCORERS[c]}" for c in cap.columns]
+    parts.append(_table(pd.concat([wide, cap], axis=1).reset_index(),
+                        {c: "pct" for c in cap.columns}, "deciles"))  # fmt: skip
+
+    parts.append("<h2 id='capacity'>Capacity-matched: the same number of leads to sales</h2>")
+    parts.append(
+        f"<p>The rules hand {int(comp.rows['mql'].sum()):,} rows to sales (score &ge; {m['mql_threshold']:g}). "
+        "Give sales the same number of leads, chosen by the model instead:</p>"
+    )
+    parts.append(
+        _table(
+            comp.capacity,
+            {"win_rate": "pct", "share_of_all_wins": "pct", "revenue": "money"},
+            "capacity",
+        )
+    )
+
+    parts.append("<h2 id='quadrants'>Where they agree and disagree</h2>")
+    parts.append(_table(comp.quadrants, {"win_rate": "pct", "revenue": "money"}, "quadrants"))
+    for key, label in QUADRANTS.items():
+        items = comp.examples.get(key)
+        if not items:
+            continue
+        parts.append(f"<h3>{html.escape(label)}: examples</h3>")
+        for ex in items:
+            parts.append(
+                f"<p><b>{html.escape(str(ex['lead_id']))}</b> at {ex['as_of'][:10]}: probability {ex['probability']:.3f}, "
+                f"rule score {ex['rule_score']}, {'won' if ex['won'] else 'not won'}</p><ul class='ex'>"
+                f"<li>model, up: {html.escape('; '.join(ex['model_up']) or '–')}</li>"
+                f"<li>model, down: {html.escape('; '.join(ex['model_down']) or '–')}</li>"
+                f"<li>rules: {html.escape('; '.join(ex['rule_points']) or 'no points')}</li></ul>"
+            )
+
+    parts.append("<h2 id='calibration'>Calibration</h2><div class='plots'>")
+    parts.append(f"<figure>{figs['calibration']}</figure></div>")
+    parts.append(_table(comp.calibration, {"mean_predicted": "", "observed": ""}, "calibration"))
+
+    parts.append("<h2 id='distributions'>Score distributions: won vs not won</h2>")
+    parts.append(f"<div class='plots'><figure>{figs['distributions']}</figure></div>")
+
+    parts.append("<h2 id='sources'>By first-touch source</h2>")
+    parts.append(
+        "<p class='note'>rows: test snapshots; leads: distinct leads; MQLs: rows at or above the "
+        "threshold; opportunities: rows followed by a new deal within the horizon; wins: rows followed by "
+        "a won deal within the horizon.</p>"
+    )
+    parts.append(_table(comp.sources, {"win_rate": "pct", "revenue": "money"}, "sources"))
+
+    parts.append("<h2 id='funnel'>Funnel by source</h2>")
+    parts.append(
+        "<p class='note'>Per lead seen in the test period: MQL at any of its test snapshots; opportunity "
+        "and won within the horizon after one of them. Opportunity rates need a deals table.</p>"
+    )
+    parts.append(
+        _table(
+            comp.funnel,
+            {c: "pct" for c in comp.funnel.columns if c not in ("source", "leads")},
+            "funnel",
+        )
+    )
+
+    if comp.learned_rules is not None:
+        parts.append("<h2 id='learned'>Learned points (fitted on the train period)</h2>")
+        parts.append(
+            "<p class='note'>A sparse scorecard in the same format as the rules: "
+            "<code>leadscore rules suggest</code> writes one to edit.</p>"
+        )
+        parts.append(f"<pre>{html.escape(comp.learned_rules.to_yaml())}</pre>")
+
+    parts.append(
+        f"<h2 id='export'>Export</h2><p>Every row above: <a href='{html.escape(csv_name)}'>{html.escape(csv_name)}</a> "
+        "(lead_id, as_of, probability, grade, rule_score, rule_grade, mql, label, source, revenue, ...).</p>"
+    )
+    parts.append("</body></html>")
+    return "\n".join(parts)

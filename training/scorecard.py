@@ -1,0 +1,236 @@
+"""Learned points: a small, sparse scorecard fitted from data, in the rules' YAML format.
+
+1. Candidate rules: every value of every text profile column (and `source`), up to four
+   quantile thresholds of every numeric profile column, every non-sales activity type
+   (decayed count, capped at its 95th percentile among leads that have any), and the
+   inactivity flag.
+2. An L1-regularised logistic regression on train rows (standardised columns); the
+   strength is chosen on validation log loss among fits with at most `max_rules` non-zero
+   points, so the scorecard stays readable.
+3. Coefficients are scaled to points (the middle 90 % of train leads spread over
+   `spread` points) and rounded to whole points; the base is set so that `mql_share` of
+   train rows reach the MQL threshold. Zero-point entries are dropped.
+
+Marketing can read it, edit it, and run it like their own rules (`features.rules`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss, roc_auc_score
+
+from features.errors import LeadscoreError
+from features.loading import Dataset
+from features.rules import (
+    _ACTIVITY,
+    INACTIVE,
+    ActivityRule,
+    InactivityRule,
+    ProfileRule,
+    RulesConfig,
+    RuleScorer,
+    batch_rule_inputs,
+)
+
+EPS = 1e-6
+
+
+@dataclass
+class Candidate:
+    """One column of the design matrix: which rule entry it feeds and how it is computed."""
+
+    kind: str  # "value", "threshold", "activity", "inactive"
+    column: str  # profile column, activity type, or days_inactive
+    key: object = None  # the value or threshold
+    cap: float = 0.0  # activity: count cap
+
+
+@dataclass
+class Suggestion:
+    rules: RulesConfig
+    c: float
+    nonzero: int
+    validation_auc: float
+    validation_log_loss: float
+    path: list[dict]  # per strength tried: C, non-zero, validation log loss
+
+
+def _template(dataset: Dataset, half_life_days: float, inactivity_days: float) -> RulesConfig:
+    """Every candidate entry with placeholder points (for computing the inputs)."""
+    leads = dataset.leads
+    profile = {}
+    for col in ("source", *dataset.profile_columns):
+        if col == dataset.label_column or col in dataset.spec.columns.leaky:
+            continue
+        if pd.api.types.is_numeric_dtype(leads[col]):
+            profile[col] = ProfileRule(at_least={0.0: 0.0})
+        else:
+            profile[col] = ProfileRule(values={})
+    activities = {}
+    if not dataset.is_flat:
+        sales = set(dataset.spec.sales_touch_types)
+        for kind in sorted(str(t) for t in dataset.activities["activity_type"].dropna().unique()):
+            if kind not in sales:
+                activities[kind] = ActivityRule(points=1.0)
+    return RulesConfig(
+        name="suggested",
+        profile=profile,
+        half_life_days=half_life_days,
+        activities=activities,
+        inactivity=InactivityRule(days=inactivity_days, points=-1.0) if activities else None,
+    )
+
+
+def _candidates(template: RulesConfig, X: dict, min_count: int) -> list[Candidate]:
+    out: list[Candidate] = []
+    for col, rule in template.profile.items():
+        values = X[col]
+        if rule.at_least is not None:
+            x = np.asarray(values, dtype=np.float64)
+            finite = x[~np.isnan(x)]
+            if not len(finite):
+                continue
+            qs = np.unique(np.quantile(finite, [0.2, 0.4, 0.6, 0.8]))
+            for q in qs:
+                if min_count <= (x >= q).sum() <= len(x) - min_count:
+                    out.append(Candidate("threshold", col, float(q)))
+        else:
+            counts = pd.Series(values, dtype="object").value_counts()
+            for v, n in counts.items():
+                if n >= min_count:
+                    out.append(Candidate("value", col, str(v)))
+    for kind in template.activities:
+        x = np.asarray(X[_ACTIVITY + kind])
+        active = x[x > 0]
+        if (x > 0).sum() >= min_count:
+            out.append(Candidate("activity", kind, cap=float(np.quantile(active, 0.95))))
+    if template.inactivity is not None:
+        out.append(Candidate("inactive", INACTIVE, template.inactivity.days))
+    return out
+
+
+def _design(cands: list[Candidate], X: dict) -> np.ndarray:
+    m = np.zeros((len(X[INACTIVE]), len(cands)))
+    text = {}
+    for j, c in enumerate(cands):
+        if c.kind == "value":
+            if c.column not in text:
+                text[c.column] = pd.Series(X[c.column], dtype="object").astype(str).to_numpy()
+            m[:, j] = text[c.column] == c.key
+        elif c.kind == "threshold":
+            m[:, j] = np.nan_to_num(np.asarray(X[c.column], dtype=np.float64), nan=-np.inf) >= c.key
+        elif c.kind == "activity":
+            m[:, j] = np.minimum(np.asarray(X[_ACTIVITY + c.column]), c.cap)
+        else:
+            m[:, j] = np.asarray(X[INACTIVE]) > c.key
+    return m
+
+
+def suggest_rules(
+    dataset: Dataset,
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    *,
+    max_rules: int = 30,
+    mql_share: float = 0.15,
+    mql_threshold: float = 75.0,
+    spread: float = 80.0,
+    half_life_days: float = 30.0,
+    inactivity_days: float = 90.0,
+    seed: int = 0,
+) -> Suggestion:
+    """Fit a points scorecard on `train` rows (lead_id, as_of, label), choosing the
+    regularisation on `validation` rows."""
+    for name, part in (("train", train), ("validation", validation)):
+        if part["label"].nunique() < 2:
+            raise LeadscoreError(f"suggesting points needs won and not-won leads in {name}")
+    template = _template(dataset, half_life_days, inactivity_days)
+    x_train = batch_rule_inputs(template, dataset, train["lead_id"], train["as_of"])
+    x_val = batch_rule_inputs(template, dataset, validation["lead_id"], validation["as_of"])
+    min_count = max(10, int(0.002 * len(train)))
+    cands = _candidates(template, x_train, min_count)
+    if not cands:
+        raise LeadscoreError("no candidate rule occurs often enough to be scored")
+    m_train, m_val = _design(cands, x_train), _design(cands, x_val)
+    mean, std = m_train.mean(axis=0), m_train.std(axis=0)
+    std[std == 0] = 1.0
+    z_train, z_val = (m_train - mean) / std, (m_val - mean) / std
+    y_train = train["label"].to_numpy().astype(int)
+    y_val = validation["label"].to_numpy().astype(int)
+
+    best, path = None, []
+    for c in np.geomspace(0.0005, 1.0, 14):
+        lr = LogisticRegression(l1_ratio=1.0, C=c, solver="liblinear", random_state=seed)
+        lr.fit(z_train, y_train)
+        nonzero = int((lr.coef_[0] != 0).sum())
+        loss = float(log_loss(y_val, np.clip(lr.predict_proba(z_val)[:, 1], EPS, 1 - EPS)))
+        path.append({"C": float(c), "nonzero": nonzero, "validation_log_loss": loss})
+        if 0 < nonzero <= max_rules and (best is None or loss < best[1]):
+            best = (lr, loss, c, nonzero)
+    if best is None:
+        raise LeadscoreError(
+            "no sparse scorecard found: no regularisation strength kept between 1 and "
+            f"{max_rules} rules"
+        )
+    lr, loss, c, nonzero = best
+    coef = lr.coef_[0] / std  # per unit of the original column
+
+    eta = m_train @ coef
+    low, high = np.quantile(eta, [0.05, 0.95])
+    factor = spread / max(high - low, EPS)
+    points = np.rint(coef * factor)
+    rules = _to_rules(cands, points, template, factor)
+    raw = RuleScorer(rules.model_copy(update={"floor": -1e9, "cap": 1e9})).points(x_train)
+    base = float(np.rint(mql_threshold - np.quantile(raw, 1 - mql_share)))
+    rules = rules.model_copy(update={"base_points": base, "mql_threshold": mql_threshold})
+    val_scores = RuleScorer(rules).score(x_val)
+    return Suggestion(
+        rules=rules,
+        c=float(c),
+        nonzero=nonzero,
+        validation_auc=float(roc_auc_score(y_val, val_scores)),
+        validation_log_loss=loss,
+        path=path,
+    )
+
+
+def _to_rules(
+    cands: list[Candidate], points: np.ndarray, template: RulesConfig, factor: float
+) -> RulesConfig:
+    profile: dict[str, ProfileRule] = {}
+    values: dict[str, dict[str, float]] = {}
+    thresholds: dict[str, dict[float, float]] = {}
+    activities: dict[str, ActivityRule] = {}
+    inactivity = None
+    for c, p in zip(cands, points, strict=True):
+        if c.kind == "value" and p:
+            values.setdefault(c.column, {})[str(c.key)] = float(p)
+        elif c.kind == "threshold":
+            thresholds.setdefault(c.column, {})[float(c.key)] = float(p)
+        elif c.kind == "activity" and p:
+            activities[c.column] = ActivityRule(
+                points=float(p), max=float(abs(np.rint(p * c.cap))) or None
+            )
+        elif c.kind == "inactive" and p:
+            inactivity = InactivityRule(days=float(c.key), points=float(p))
+    for col, vals in values.items():
+        profile[col] = ProfileRule(values=vals)
+    for col, steps in thresholds.items():
+        # Indicator increments -> points at each threshold reached (cumulative).
+        total, cumulative = 0.0, {}
+        for q in sorted(steps):
+            total += steps[q]
+            cumulative[round(q, 6)] = total
+        if any(cumulative.values()):
+            profile[col] = ProfileRule(at_least=cumulative)
+    return RulesConfig(
+        name="suggested",
+        profile=profile,
+        half_life_days=template.half_life_days,
+        activities=activities,
+        inactivity=inactivity,
+    )

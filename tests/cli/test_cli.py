@@ -28,7 +28,9 @@ def _leadscore(*args: str, cwd=None, env=None) -> subprocess.CompletedProcess:
 def test_help_lists_every_command():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("validate", "simulate", "features", "train", "models", "promote", "demo"):
+    for command in (
+        "validate", "simulate", "features", "train", "models", "promote", "demo", "compare", "rules",
+    ):  # fmt: skip
         assert command in result.output
 
 
@@ -93,6 +95,11 @@ def test_demo_runs_end_to_end(tmp_path):
     assert "snapshots" in result.stdout and (tmp_path / "demo" / "training_set.parquet").is_file()
     assert "oracle" in result.stdout and "registered lead-scoring v1 (champion" in result.stdout
     assert (tmp_path / "mlflow.db").is_file()
+    # it ends with the marketing report: path and headline numbers
+    tail = result.stdout[result.stdout.index("the marketing report") :]
+    assert "report: demo/reports/compare.html" in tail and "Points rules" in tail
+    assert (tmp_path / "demo" / "reports" / "compare.csv").is_file()
+    assert "rules:" in result.stdout and "points, grade" in result.stdout  # served rule scores
 
 
 def test_train_models_promote(tmp_path, small_sim_path):
@@ -116,6 +123,57 @@ def test_train_models_promote(tmp_path, small_sim_path):
     )
     missing = _leadscore("promote", "9", "--model-name", "cli-model", cwd=tmp_path, env=env)
     assert missing.returncode == 1 and "no version 9" in missing.stderr
+
+    # the run logged the marketing report, and the model carries the rules
+    assert "model vs points rules" in result.stdout
+    import mlflow
+
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    try:
+        from mlflow import MlflowClient
+
+        version = MlflowClient().get_model_version_by_alias("cli-model", "champion")
+        files = {a.path for a in MlflowClient().list_artifacts(version.run_id, "report")}
+        assert files == {"report/compare.html", "report/compare.csv"}
+        from features.mlflow_model import load_scorer
+
+        assert load_scorer("models:/cli-model@champion").rules is not None
+    finally:
+        mlflow.set_tracking_uri("")
+
+    # leadscore compare against the registered champion
+    report = tmp_path / "out" / "compare.html"
+    compared = _leadscore(
+        "compare", "--data", str(small_sim_path), "--model", "models:/cli-model@champion",
+        "--out", str(report), "--no-learned", cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert compared.returncode == 0, compared.stderr[-2000:]
+    assert report.is_file() and report.with_suffix(".csv").is_file()
+    assert "Points rules" in compared.stdout and "capacity-matched" in compared.stdout
+    bad_rules = tmp_path / "bad.yaml"
+    bad_rules.write_text("activities:\n  page_view: lots\n")
+    refused = _leadscore(
+        "compare", "--data", str(small_sim_path), "--model", "models:/cli-model@champion",
+        "--rules", str(bad_rules), "--out", str(tmp_path / "x.html"), cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert refused.returncode == 1 and "activities.page_view.points" in refused.stderr
+    assert "Traceback" not in refused.stderr and not (tmp_path / "x.html").exists()
+    no_model = _leadscore(
+        "compare", "--data", str(small_sim_path), "--model", "models:/nope@champion",
+        cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert no_model.returncode == 1 and "not found in the MLflow registry" in no_model.stderr
+
+
+def test_rules_suggest_writes_rules_that_load(tmp_path, small_sim_path):
+    out = tmp_path / "conf" / "rules.suggested.yaml"
+    result = _leadscore("rules", "suggest", "--data", str(small_sim_path), "--out", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Out-of-time test ROC AUC" in result.stdout and out.is_file()
+    from features.rules import load_rules
+
+    rules = load_rules(out)
+    assert rules.name == "suggested" and (rules.profile or rules.activities)
 
 
 def test_train_with_bad_config_is_a_user_error(tmp_path, small_sim_path):

@@ -7,8 +7,22 @@ API_KEY = "test-key-4f9c2a"
 
 
 @pytest.fixture(scope="session")
-def registry(tmp_path_factory, small_sim, small_set, trained):
-    """A temporary MLflow store whose `lead-scoring` champion is a model trained on small_sim."""
+def served_rules(small_sim, small_set, trained):
+    """The default points rules, calibrated on the validation rows, as packed with a model."""
+    from features.rules import RuleScorer, batch_rule_inputs, load_rules
+
+    df = small_set[0][trained.split.validation]
+    rules = load_rules("conf/rules.yaml")
+    x = batch_rule_inputs(rules, small_sim, df["lead_id"], df["as_of"])
+    return RuleScorer(rules).fit(x, df["label"].to_numpy())
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory, small_sim, small_set, trained, served_rules):
+    """A temporary MLflow store whose `lead-scoring` champion is a model trained on small_sim,
+    with the points rules packed next to it (as `leadscore train` does)."""
+    import copy
+
     import mlflow
     from mlflow import MlflowClient
 
@@ -25,8 +39,11 @@ def registry(tmp_path_factory, small_sim, small_set, trained):
         MlflowClient().create_experiment("serving-test", artifact_location=str(root / "artifacts"))
         df, _, _ = small_set
         ids = trained.test["lead_id"].drop_duplicates().head(2).tolist()
+        with_rules = copy.copy(trained)
+        with_rules.scorer = copy.copy(trained.scorer)
+        with_rules.scorer.rules = served_rules
         log_and_register(
-            trained,
+            with_rules,
             config=FAST.model_copy(update={"experiment": "serving-test"}),
             feature_config={},
             training_set=df,

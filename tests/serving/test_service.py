@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from features.payloads import lead_payloads
+from features.rules import batch_rule_inputs
 from tests.serving.conftest import API_KEY
 
 
@@ -22,7 +23,7 @@ def _as_of(lead, as_of):
     }
 
 
-def test_scores_equal_the_batch_pipeline(client, small_sim, trained):
+def test_scores_equal_the_batch_pipeline(client, small_sim, trained, served_rules):
     """For simulated leads, the endpoint returns what the batch pipeline gives for the same
     (lead, as_of): one request per as_of, several leads per request where they share it."""
     rows = trained.test.sample(40, random_state=2)
@@ -39,8 +40,14 @@ def test_scores_equal_the_batch_pipeline(client, small_sim, trained):
         np.testing.assert_allclose(
             [s["probability"] for s in scores], group["p_model"].to_numpy(), rtol=1e-9
         )
+        x = batch_rule_inputs(served_rules.config, small_sim, group["lead_id"], group["as_of"])
+        rule_scores = served_rules.score(x)
+        assert [s["rule_score"] for s in scores] == rule_scores.tolist()
+        assert [s["rule_grade"] for s in scores] == served_rules.grade(rule_scores).tolist()
+        assert [s["mql"] for s in scores] == (rule_scores >= 75).tolist()
         for s in scores:
             assert s["score"] == round(100 * s["probability"]) and s["grade"] in "ABCD"
+            assert 0 < s["rule_probability"] < 1
             assert s["model"] == {"name": "lead-scoring", "version": "1"}
             assert {"rule_score", "rule_grade", "mql"} <= set(s)
             assert s["reasons"]["positive"] or s["reasons"]["negative"]
@@ -70,7 +77,7 @@ def test_metadata(client):
     assert meta["name"] == "lead-scoring" and meta["version"] == "1" and meta["alias"] == "champion"
     assert meta["feature_set_version"].startswith("pit-1+") and meta["trained_at"]
     assert 0.5 < meta["training_metrics"]["test_roc_auc_model"] < 1
-    assert "rules_version" in meta
+    assert meta["rules_version"].startswith("b2b-default@") and meta["mql_threshold"] == 75
 
 
 def test_auth(server):

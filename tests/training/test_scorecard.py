@@ -1,0 +1,60 @@
+"""Learned points: a sparse, whole-point scorecard that loads and scores like hand rules."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from features.errors import LeadscoreError
+from features.rules import RuleScorer, batch_rule_inputs, check_rules, load_rules
+from training.scorecard import suggest_rules
+from training.splits import time_split
+
+
+@pytest.fixture(scope="module")
+def parts(small_set):
+    df, spec, _ = small_set
+    split = time_split(df, test_days=60, validation_days=60, horizon_days=spec.horizon_days)
+    return df[split.train], df[split.validation], df[split.test]
+
+
+def _items(rules) -> int:
+    n = sum(len(r.values or {}) + len(r.at_least or {}) for r in rules.profile.values())
+    return n + len(rules.activities) + (rules.inactivity is not None)
+
+
+def test_suggested_rules_load_score_and_beat_chance(small_sim, parts, tmp_path):
+    train, val, test = parts
+    s = suggest_rules(small_sim, train, val, max_rules=30, mql_share=0.15)
+    assert 0 < s.nonzero <= 30 and _items(s.rules) <= 30
+    path = tmp_path / "rules.suggested.yaml"
+    path.write_text(s.rules.to_yaml())
+    rules = load_rules(path)
+    assert rules == s.rules and check_rules(rules, small_sim) == []
+    points = [
+        p
+        for r in rules.profile.values()
+        for p in [*(r.values or {}).values(), *(r.at_least or {}).values()]
+    ] + [a.points for a in rules.activities.values()]
+    assert all(float(p).is_integer() for p in points) and all(p != 0 for p in points)
+    x = batch_rule_inputs(rules, small_sim, test["lead_id"], test["as_of"])
+    score = RuleScorer(rules).score(x)
+    assert roc_auc_score(test["label"], score) > 0.6
+    # the base is set so that about mql_share of train rows reach the threshold
+    x_train = batch_rule_inputs(rules, small_sim, train["lead_id"], train["as_of"])
+    share = (RuleScorer(rules).score(x_train) >= rules.mql_threshold).mean()
+    assert 0.08 < share < 0.25
+
+
+def test_max_rules_keeps_the_scorecard_small(small_sim, parts):
+    train, val, _ = parts
+    s = suggest_rules(small_sim, train, val, max_rules=4)
+    assert s.nonzero <= 4 and _items(s.rules) <= 4
+    assert max(p["nonzero"] for p in s.path) > 4  # weaker penalties were tried and refused
+
+
+def test_no_winners_in_train_is_a_clear_error(small_sim, parts):
+    train, val, _ = parts
+    with pytest.raises(LeadscoreError, match="won and not-won leads in train"):
+        suggest_rules(small_sim, train.assign(label=np.int8(0)), val)

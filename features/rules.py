@@ -27,6 +27,8 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +111,16 @@ class RuleGrades(BaseModel):
         return self
 
 
+@dataclass(frozen=True)
+class ActivityTable:
+    types: list[str]
+    index: dict[str, int]
+    points: np.ndarray
+    max: np.ndarray  # inf: no cap
+    decays: np.ndarray
+    engaging: np.ndarray
+
+
 class RulesConfig(BaseModel):
     """A points scorecard (`conf/rules.yaml`)."""
 
@@ -148,10 +160,6 @@ class RulesConfig(BaseModel):
         blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
         return f"{self.name}@{hashlib.sha256(blob).hexdigest()[:8]}"
 
-    @property
-    def engaging_types(self) -> list[str]:
-        return [t for t, r in self.activities.items() if r.points > 0]
-
     def to_yaml(self) -> str:
         data = self.model_dump(mode="json", exclude_none=True)
         for rule in data["profile"].values():
@@ -164,6 +172,30 @@ class RulesConfig(BaseModel):
             elif rule.get("decay", True):
                 del rule["decay"]
         return yaml.safe_dump(_whole(data), sort_keys=False, allow_unicode=True)
+
+
+_TABLES: dict[int, tuple[RulesConfig, ActivityTable]] = {}
+
+
+def activity_table(rules: RulesConfig) -> ActivityTable:
+    """The activity rules as arrays, cached per config object (a server builds them once;
+    the cache holds the config, so its id cannot be reused while cached)."""
+    hit = _TABLES.get(id(rules))
+    if hit is not None and hit[0] is rules:
+        return hit[1]
+    acts = rules.activities
+    table = ActivityTable(
+        types=list(acts),
+        index={t: i for i, t in enumerate(acts)},
+        points=np.array([r.points for r in acts.values()], dtype=np.float64),
+        max=np.array([np.inf if r.max is None else r.max for r in acts.values()]),
+        decays=np.array([r.decay for r in acts.values()], dtype=bool),
+        engaging=np.array([r.points > 0 for r in acts.values()], dtype=bool),
+    )
+    if len(_TABLES) >= 16:
+        _TABLES.clear()
+    _TABLES[id(rules)] = (rules, table)
+    return table
 
 
 def load_rules(path: str | Path) -> RulesConfig:
@@ -238,13 +270,14 @@ def rule_inputs(
         `days_inactive` (days since the last engaging event, or since creation).
     """
     n = len(row_lead)
-    types = list(rules.activities)
+    table = activity_table(rules)
+    types = table.types
     out: dict[str, np.ndarray] = {c: profile[c] for c in rules.profile}
     sums = np.zeros((n, len(types)))
     last = np.asarray(created_us, dtype=np.float64).copy()
     if types and n:
-        index = {t: i for i, t in enumerate(types)}
-        kind = np.fromiter((index.get(k, -1) for k in event_kind), np.int64, len(event_kind))
+        index = table.index
+        kind = np.fromiter(map(index.get, event_kind, repeat(-1)), np.int64, len(event_kind))
         keep = kind >= 0
         lead, t, kind = np.asarray(event_lead)[keep], np.asarray(event_t)[keep], kind[keep]
         # Same order in both paths: by lead, time, type (ties are interchangeable).
@@ -253,8 +286,7 @@ def rule_inputs(
         n_leads = int(max(lead.max(initial=-1), np.max(row_lead, initial=-1))) + 1
         per_lead = np.bincount(lead, minlength=n_leads)
         start = np.concatenate([[0], np.cumsum(per_lead)[:-1]])
-        decays = np.array([rules.activities[x].decay for x in types])
-        engaging = np.array([rules.activities[x].points > 0 for x in types])
+        decays, engaging = table.decays, table.engaging
         half_life_us = rules.half_life_days * US_PER_DAY
         pairs = per_lead[row_lead]
         bounds = np.searchsorted(np.cumsum(pairs), np.arange(0, pairs.sum(), _PAIRS_PER_CHUNK))
@@ -386,25 +418,37 @@ class RuleScorer(ClassifierMixin, BaseEstimator):
     def contributions(self, X: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Points per rule (profile column, activity type, inactivity), before the cap."""
         rules = self._rules
-        out: dict[str, np.ndarray] = {}
-        for col, rule in rules.profile.items():
-            out[col] = _profile_points(rule, X[col])
-        for kind, rule in rules.activities.items():
-            pts = rule.points * np.asarray(X[_ACTIVITY + kind], dtype=np.float64)
-            if rule.max is not None:
-                pts = np.clip(pts, -rule.max, rule.max)
-            out[kind] = pts
+        out = {col: _profile_points(rule, X[col]) for col, rule in rules.profile.items()}
+        activity = self._activity_points(X)
+        out.update((kind, activity[:, j]) for j, kind in enumerate(activity_table(rules).types))
         if rules.inactivity is not None:
-            idle = np.asarray(X[INACTIVE], dtype=np.float64) > rules.inactivity.days
-            out[INACTIVE] = np.where(idle, rules.inactivity.points, 0.0)
+            out[INACTIVE] = self._inactivity_points(X)
         return out
 
+    def _activity_points(self, X: Mapping[str, Any]) -> np.ndarray:
+        """(rows, activity types): points x (decayed) count, capped per type."""
+        table = activity_table(self._rules)
+        n = len(X[INACTIVE])
+        if not table.types:
+            return np.zeros((n, 0))
+        counts = np.column_stack(
+            [np.asarray(X[_ACTIVITY + t], dtype=np.float64) for t in table.types]
+        )
+        return np.clip(counts * table.points, -table.max, table.max)
+
+    def _inactivity_points(self, X: Mapping[str, Any]) -> np.ndarray:
+        rule = self._rules.inactivity
+        return np.where(np.asarray(X[INACTIVE], dtype=np.float64) > rule.days, rule.points, 0.0)
+
     def points(self, X: Mapping[str, Any]) -> np.ndarray:
-        """Points clipped to [floor, cap] (not rounded)."""
+        """Points clipped to [floor, cap] (not rounded): the same sum as `contributions`,
+        in fewer array operations (this runs per request)."""
         rules = self._rules
-        total = np.full(len(X[INACTIVE]), rules.base_points, dtype=np.float64)
-        for pts in self.contributions(X).values():
-            total += pts
+        total = self._activity_points(X).sum(axis=1) + rules.base_points
+        for col, rule in rules.profile.items():
+            total += _profile_points(rule, X[col])
+        if rules.inactivity is not None:
+            total += self._inactivity_points(X)
         return np.clip(total, rules.floor, rules.cap)
 
     def score(self, X: Mapping[str, Any], y: Any = None) -> np.ndarray:  # type: ignore[override]

@@ -451,11 +451,10 @@ class RuleScorer(ClassifierMixin, BaseEstimator):
             total += self._inactivity_points(X)
         return np.clip(total, rules.floor, rules.cap)
 
-    def score(self, X: Mapping[str, Any], y: Any = None) -> np.ndarray:  # type: ignore[override]
+    def rule_scores(self, X: Mapping[str, Any]) -> np.ndarray:
         """The rule score marketing sees: points rounded half up to a whole number.
-
-        (Overrides ClassifierMixin.score, which would be accuracy: a points score is what a
-        rules engine's `score` means.)"""
+        (`score(X, y)` stays scikit-learn's: the accuracy of `predict`, i.e. of the MQL
+        decision.)"""
         return np.floor(self.points(X) + 0.5).astype(np.int64)
 
     def mql(self, score: np.ndarray) -> np.ndarray:
@@ -488,7 +487,7 @@ class RuleScorer(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Mapping[str, Any]) -> np.ndarray:
         """1 for an MQL (score at or above the threshold): the rules' own decision."""
-        return self.mql(self.score(X)).astype(int)
+        return self.mql(self.rule_scores(X)).astype(int)
 
     # --- online ----------------------------------------------------------------------
 
@@ -500,7 +499,7 @@ class RuleScorer(ClassifierMixin, BaseEstimator):
             [as_of] * len(leads) if as_of is not None else [lead.get("as_of") for lead in leads]
         )
         X = payload_rule_inputs(self._rules, leads, as_ofs, strict=strict)
-        score = self.score(X)
+        score = self.rule_scores(X)
         grade, mql = self.grade(score), self.mql(score)
         out = [
             {"rule_score": int(score[i]), "rule_grade": str(grade[i]), "mql": bool(mql[i])}

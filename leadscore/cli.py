@@ -492,7 +492,7 @@ def rules_suggest(
     ]
     if len(test) and test["label"].nunique() == 2:
         x = batch_rule_inputs(s.rules, ds, test["lead_id"], test["as_of"])
-        auc = roc_auc_score(test["label"], RuleScorer(s.rules).score(x))
+        auc = roc_auc_score(test["label"], RuleScorer(s.rules).rule_scores(x))
         lines.append(f"# Out-of-time test ROC AUC {auc:.3f} on {len(test):,} rows.")
     lines.append("# Edit freely: this is the same format as conf/rules.yaml.")
     out_path.parent.mkdir(parents=True, exist_ok=True)

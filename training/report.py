@@ -99,7 +99,7 @@ def compare(
     x_val = batch_rule_inputs(rules, dataset, val["lead_id"], val["as_of"])
     x_test = batch_rule_inputs(rules, dataset, test["lead_id"], test["as_of"])
     rule_scorer.fit(x_val, val["label"].to_numpy())
-    rule_score = rule_scorer.score(x_test)
+    rule_score = rule_scorer.rule_scores(x_test)
 
     p_model = scorer.predict_proba(scorer.encode_frame(test))
     rows = pd.DataFrame(
@@ -142,7 +142,7 @@ def compare(
                 val["label"].to_numpy(),
             )
             x_learned = batch_rule_inputs(learned_rules, dataset, test["lead_id"], test["as_of"])
-            rows["learned_score"] = learned_scorer.score(x_learned)
+            rows["learned_score"] = learned_scorer.rule_scores(x_learned)
             rows["learned_probability"] = learned_scorer.predict_proba(x_learned)[:, 1]
 
     rankings = {"model": rows["probability"].to_numpy(), "rules": rows["rule_score"].to_numpy()}

@@ -187,7 +187,7 @@ def suggest_rules(
     raw = RuleScorer(rules.model_copy(update={"floor": -1e9, "cap": 1e9})).points(x_train)
     base = float(np.rint(mql_threshold - np.quantile(raw, 1 - mql_share)))
     rules = rules.model_copy(update={"base_points": base, "mql_threshold": mql_threshold})
-    val_scores = RuleScorer(rules).score(x_val)
+    val_scores = RuleScorer(rules).rule_scores(x_val)
     return Suggestion(
         rules=rules,
         c=float(c),

@@ -127,7 +127,7 @@ def test_mql_threshold_grades_and_rounding():
     x = payload_rule_inputs(RULES, [_lead([("page_view", "2025-02-19T00:00:00Z")])], [DAY])
     # 5 - 1 (no role) + 0.5 (decayed page view) = 4.5 -> rounds half up to 5
     assert scorer.points(x)[0] == pytest.approx(4.5)
-    assert scorer.score(x)[0] == 5
+    assert scorer.rule_scores(x)[0] == 5
 
 
 def test_estimator_contract_and_calibration():
@@ -151,7 +151,9 @@ def test_estimator_contract_and_calibration():
     assert p.shape == (n, 2) and np.allclose(p.sum(axis=1), 1)
     assert p[: n // 2, 1].mean() > p[n // 2 :, 1].mean()
     assert abs(p[:, 1].mean() - y.mean()) < 0.02  # calibrated to the rows it was fitted on
-    assert scorer.predict(x).tolist() == scorer.mql(scorer.score(x)).astype(int).tolist()
+    assert scorer.predict(x).tolist() == scorer.mql(scorer.rule_scores(x)).astype(int).tolist()
+    # scikit-learn's own score: accuracy of the MQL decision
+    assert scorer.score(x, y) == ((scorer.predict(x) == y).mean())
     twin = clone(scorer)
     assert twin.get_params()["rules"] == RULES and not hasattr(twin, "calibrator_")
     restored = RuleScorer.from_dict(scorer.to_dict())
@@ -170,7 +172,7 @@ def test_batch_and_online_rule_scores_are_identical(small_sim, small_set):
     for key in batch:
         if key.startswith("activity:") or key == "days_inactive":
             assert np.array_equal(batch[key], online[key]), key
-    assert (scorer.score(batch) > 0).mean() > 0.5  # not trivially all zero
+    assert (scorer.rule_scores(batch) > 0).mean() > 0.5  # not trivially all zero
     # and one lead at a time gives the same as the batch
     single = [
         scorer.points(payload_rule_inputs(rules, [p], [t.isoformat()]))[0]

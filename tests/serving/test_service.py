@@ -41,7 +41,7 @@ def test_scores_equal_the_batch_pipeline(client, small_sim, trained, served_rule
             [s["probability"] for s in scores], group["p_model"].to_numpy(), rtol=1e-9
         )
         x = batch_rule_inputs(served_rules.config, small_sim, group["lead_id"], group["as_of"])
-        rule_scores = served_rules.score(x)
+        rule_scores = served_rules.rule_scores(x)
         assert [s["rule_score"] for s in scores] == rule_scores.tolist()
         assert [s["rule_grade"] for s in scores] == served_rules.grade(rule_scores).tolist()
         assert [s["mql"] for s in scores] == (rule_scores >= 75).tolist()

@@ -39,11 +39,11 @@ def test_suggested_rules_load_score_and_beat_chance(small_sim, parts, tmp_path):
     ] + [a.points for a in rules.activities.values()]
     assert all(float(p).is_integer() for p in points) and all(p != 0 for p in points)
     x = batch_rule_inputs(rules, small_sim, test["lead_id"], test["as_of"])
-    score = RuleScorer(rules).score(x)
+    score = RuleScorer(rules).rule_scores(x)
     assert roc_auc_score(test["label"], score) > 0.6
     # the base is set so that about mql_share of train rows reach the threshold
     x_train = batch_rule_inputs(rules, small_sim, train["lead_id"], train["as_of"])
-    share = (RuleScorer(rules).score(x_train) >= rules.mql_threshold).mean()
+    share = (RuleScorer(rules).rule_scores(x_train) >= rules.mql_threshold).mean()
     assert 0.08 < share < 0.25
 
 

@@ -29,7 +29,7 @@ from features.loading import Dataset, lead_positions, timestamps_us
 from features.rules import RulesConfig, RuleScorer, batch_rule_inputs, check_rules
 from features.scoring import LeadScorer
 from training.config import TrainConfig
-from training.evaluation import expected_calibration_error
+from training.evaluation import deciles, expected_calibration_error
 from training.scorecard import suggest_rules
 from training.splits import time_split
 
@@ -252,19 +252,12 @@ def _opportunity(dataset: Dataset, test: pd.DataFrame, horizon_days: float) -> n
 # --- metrics ---------------------------------------------------------------------------
 
 
-def _lift_top_decile(y: np.ndarray, ranking: np.ndarray) -> float:
-    n = max(1, int(math.ceil(len(y) / 10)))
-    top = np.argsort(-ranking, kind="stable")[:n]
-    base = y.mean()
-    return float(y[top].mean() / base) if base else float("nan")
-
-
 def _metrics(y: np.ndarray, ranking: np.ndarray, p: np.ndarray) -> dict[str, float]:
     return {
         "roc_auc": float(roc_auc_score(y, ranking)),
         "pr_auc": float(average_precision_score(y, ranking)),
         "brier": float(np.mean((p - y) ** 2)),
-        "lift_top_decile": _lift_top_decile(y, ranking),
+        "lift_top_decile": deciles(y, ranking)[0]["lift"],
     }
 
 
@@ -324,28 +317,12 @@ def _gains(y: np.ndarray, ranking: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _deciles(rows: pd.DataFrame, rankings: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Per scorer, `training.evaluation.deciles` of its own ranking (the training table's
+    definition of lift and capture)."""
     y = rows["label"].to_numpy()
-    base = y.mean()
-    out = []
-    for name, r in rankings.items():
-        order = np.argsort(-r, kind="stable")
-        captured = 0
-        for i, chunk in enumerate(np.array_split(order, 10), start=1):
-            wins = int(y[chunk].sum())
-            captured += wins
-            rate = wins / len(chunk) if len(chunk) else 0.0
-            out.append(
-                {
-                    "scorer": name,
-                    "decile": i,
-                    "rows": len(chunk),
-                    "wins": wins,
-                    "win_rate": rate,
-                    "lift": rate / base if base else np.nan,
-                    "capture": captured / max(y.sum(), 1),
-                }
-            )
-    return pd.DataFrame(out)
+    return pd.DataFrame(
+        [{"scorer": name, **row} for name, r in rankings.items() for row in deciles(y, r)]
+    )
 
 
 def _top_n(ranking: np.ndarray, n: int) -> np.ndarray:

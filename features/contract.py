@@ -60,6 +60,8 @@ class DatasetSpec(BaseModel):
     activity_groups: dict[str, list[str]] = Field(
         default_factory=lambda: {"sales_touch": list(DEFAULT_SALES_TOUCHES)}
     )
+    # The export had no dates: created_at follows the order of this column (synthetic).
+    time_order: str | None = None
     # What to do with activities or deals dated before their lead's created_at.
     early_events: Literal["error", "drop"] = "error"
 

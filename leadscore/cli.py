@@ -444,6 +444,81 @@ def compare(
     print_comparison(comp, html_path)
 
 
+import_app = typer.Typer(
+    help="Import a CRM export or a public dataset into a dataset folder.", no_args_is_help=True
+)
+app.add_typer(import_app, name="import")
+
+
+@import_app.command("csv")
+def import_csv(
+    leads: Path = typer.Option(..., "--leads", help="The export's leads (or contacts) CSV."),
+    activities: Path | None = typer.Option(None, "--activities", help="Activities CSV."),
+    deals: Path | None = typer.Option(None, "--deals", help="Deals (opportunities) CSV."),
+    mapping: Path = typer.Option(
+        ..., "--mapping", help="Mapping YAML: columns, values, dates, outcome, leaky columns."
+    ),
+    out_dir: Path = typer.Option(..., "--out", help="Dataset folder to write."),
+    file_format: FileFormat = typer.Option(FileFormat.parquet, "--format", help="Table format."),
+    overwrite: bool = typer.Option(False, help="Replace the folder if it is not empty."),
+) -> None:
+    """Map a CRM export's columns, values and dates into the data contract, validate it,
+    and write a dataset folder (nothing is written when it does not validate)."""
+    from features.mapping import load_mapping
+
+    _run_import(
+        load_mapping(mapping),
+        mapping.name,
+        leads=leads,
+        activities=activities,
+        deals=deals,
+        out_dir=out_dir,
+        file_format=file_format,
+        overwrite=overwrite,
+    )
+
+
+@import_app.command("xeducation")
+def import_xeducation(
+    leads: Path = typer.Argument(..., help="X Education's Leads.csv."),
+    out_dir: Path = typer.Option(..., "--out", help="Dataset folder to write."),
+    file_format: FileFormat = typer.Option(FileFormat.parquet, "--format", help="Table format."),
+    overwrite: bool = typer.Option(False, help="Replace the folder if it is not empty."),
+) -> None:
+    """Import the public X Education leads export with its built-in mapping ('Select' is
+    missing, Lead Number is the time order, the sales-entered columns are declared leaky)."""
+    from features.mapping import builtin_mapping_path, load_mapping
+
+    path = builtin_mapping_path("xeducation")
+    _run_import(
+        load_mapping(path),
+        "the built-in xeducation mapping",
+        leads=leads,
+        out_dir=out_dir,
+        file_format=file_format,
+        overwrite=overwrite,
+    )
+    out.print(f"next: leadscore train --data {out_dir} --rules conf/xeducation/rules.yaml")
+
+
+def _run_import(mapping, mapping_name, *, file_format, **files) -> None:
+    from features.mapping import import_tables
+    from features.summary import summarize_dataset
+
+    result = import_tables(
+        mapping, file_format=file_format.value, mapping_file=mapping_name, **files
+    )
+    for table, names in result.columns.items():
+        renamed = {k: v for k, v in names.items() if k != v}
+        if renamed:
+            out.print(
+                f"{table}: " + ", ".join(f"{k!r} -> {v}" for k, v in renamed.items()),
+                highlight=False,
+            )
+    print_summary(summarize_dataset(result.dataset))
+    out.print(f"wrote {files['out_dir']}")
+
+
 rules_app = typer.Typer(help="Points rules: learn a scorecard from data.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
 
@@ -471,17 +546,12 @@ def rules_suggest(
     from features.rules import RuleScorer, batch_rule_inputs
     from training.config import load_train_config
     from training.scorecard import suggest_rules
-    from training.splits import time_split
+    from training.splits import split_training_set
 
     train_config = load_train_config(config)
     ds = load_dataset(data)
     df, spec, _ = build_training_set(ds, load_feature_config(features_config))
-    split = time_split(
-        df,
-        test_days=train_config.test_days,
-        validation_days=train_config.validation_days,
-        horizon_days=spec.horizon_days,
-    )
+    split = split_training_set(df, spec, train_config)
     train, val, test = df[split.train], df[split.validation], df[split.test]
     s = suggest_rules(
         ds, train, val, max_rules=max_rules, mql_share=mql_share, seed=train_config.seed

@@ -46,6 +46,14 @@ class TrainConfig(BaseModel):
         default_factory=lambda: {"A": 0.40, "B": 0.20, "C": 0.08}
     )
     leakage_auc: float = Field(0.95, gt=0.5, le=1.0)
+    # A text feature with one value this many log-odds above the base rate and another this
+    # many below (odds x12 and /12 at 2.5) settles the outcome both ways: flagged as leaky.
+    leakage_log_odds: float = Field(2.5, gt=0)
+    split: Literal["time", "random"] = Field(
+        "time",
+        description="random: leads assigned at random in the time split's proportions, only to "
+        "measure how optimistic a random split is; a model to deploy is tested out of time",
+    )
     bootstrap: int = Field(200, ge=0)
     # The baseline and the leakage audit see at most this many train rows (a seeded random
     # sample): a linear model and a single-feature AUC are saturated long before.

@@ -25,7 +25,7 @@ from features.scoring import Grades, LeadScorer, encode_frame
 from training.config import TrainConfig
 from training.evaluation import evaluate
 from training.leakage import LeakageReport, audit_leakage
-from training.splits import Split, time_split
+from training.splits import Split, split_training_set
 
 
 @dataclass
@@ -127,12 +127,7 @@ def fit_models(
             Bayes oracle), each a function of the test frame.
     """
     warnings: list[str] = []
-    split = time_split(
-        df,
-        test_days=config.test_days,
-        validation_days=config.validation_days,
-        horizon_days=spec.horizon_days,
-    )
+    split = split_training_set(df, spec, config)
     train, val, test = df[split.train], df[split.validation], df[split.test]
 
     cap = config.max_rows_baseline_and_audit
@@ -143,6 +138,7 @@ def fit_models(
         list(declared_leaky),
         threshold=config.leakage_auc,
         allow_leaky=allow_leaky,
+        log_odds=config.leakage_log_odds,
         seed=config.seed,
     )
     warnings += [

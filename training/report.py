@@ -31,7 +31,7 @@ from features.scoring import LeadScorer
 from training.config import TrainConfig
 from training.evaluation import deciles, expected_calibration_error
 from training.scorecard import suggest_rules
-from training.splits import time_split
+from training.splits import split_training_set
 
 SCORERS = {"model": "Model (LightGBM)", "rules": "Points rules", "learned": "Learned points"}
 THIN_POSITIVES = 100  # fewer won rows than this in test: the report says the data is thin
@@ -80,12 +80,7 @@ def compare(
     df = training_set
     if df is None:
         df = build_training_set(dataset, spec=scorer.spec)[0]
-    split = time_split(
-        df,
-        test_days=config.test_days,
-        validation_days=config.validation_days,
-        horizon_days=scorer.spec.horizon_days,
-    )
+    split = split_training_set(df, scorer.spec, config)
     train, val, test = df[split.train], df[split.validation], df[split.test]
     if not len(test) or test["label"].nunique() < 2:
         raise LeadscoreError("the test period needs both won and not-won leads to compare scorers")

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from features.definitions import FeatureSpec
 from features.errors import LeadscoreError
+from training.config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -28,9 +30,11 @@ class Split:
     validation_start: pd.Timestamp
     test_start: pd.Timestamp
     purged: int
+    kind: str = "time"
 
     def describe(self, df: pd.DataFrame) -> dict:
         out = {
+            "kind": self.kind,
             "purged": self.purged,
             "validation_start": self.validation_start.isoformat(),
             "test_start": self.test_start.isoformat(),
@@ -65,12 +69,64 @@ def time_split(
         test_start=test_start,
         purged=int(((part == 0) & ~resolved).sum()),
     )
+    _check_outcomes(df, split, f"test_days={test_days:g} and validation_days={validation_days:g}")
+    return split
+
+
+def split_training_set(df: pd.DataFrame, spec: FeatureSpec, config: TrainConfig) -> Split:
+    """The split `config` asks for: by time (default), or at random for comparison.
+
+    A flat dataset's label is the final outcome, not a window after `as_of`, and it has
+    one row per lead: no horizon to purge.
+    """
+    split = time_split(
+        df,
+        test_days=config.test_days,
+        validation_days=config.validation_days,
+        horizon_days=spec.horizon_days if spec.history else 0.0,
+    )
+    if config.split == "random":
+        split = random_split_like(df, split, seed=config.seed)
+    return split
+
+
+def random_split_like(df: pd.DataFrame, split: Split, *, seed: int) -> Split:
+    """Whole leads assigned at random, with the time split's shares of leads per part.
+
+    Only for measuring how much a random split flatters a model: the test leads are then
+    contemporaries of the train leads, which is not how a model meets new leads.
+    """
+    leads = pd.Index(df["lead_id"].unique())
+    share = {
+        name: df.loc[getattr(split, name), "lead_id"].nunique() / max(len(leads), 1)
+        for name in ("validation", "test")
+    }
+    order = np.random.default_rng(seed).permutation(len(leads))
+    n_test = int(round(share["test"] * len(leads)))
+    n_val = int(round(share["validation"] * len(leads)))
+    part_of_lead = np.zeros(len(leads), dtype=np.int8)
+    part_of_lead[order[:n_test]] = 2
+    part_of_lead[order[n_test : n_test + n_val]] = 1
+    part = part_of_lead[leads.get_indexer(df["lead_id"])]
+    out = Split(
+        train=part == 0,
+        validation=part == 1,
+        test=part == 2,
+        validation_start=split.validation_start,
+        test_start=split.test_start,
+        purged=0,
+        kind="random",
+    )
+    _check_outcomes(df, out, "a random split")
+    return out
+
+
+def _check_outcomes(df: pd.DataFrame, split: Split, settings: str) -> None:
     for name in ("train", "validation", "test"):
         m = getattr(split, name)
         if m.sum() == 0 or df.loc[m, "label"].nunique() < 2:
             raise LeadscoreError(
                 f"the {name} split has {int(m.sum())} rows and {int(df.loc[m, 'label'].sum())} positives: "
-                "it needs both outcomes. The data may be too short or too small for "
-                f"test_days={test_days:g} and validation_days={validation_days:g}; shorten them in the training config."
+                f"it needs both outcomes. The data may be too short or too small for {settings}; "
+                "shorten test_days and validation_days in the training config."
             )
-    return split

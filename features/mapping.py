@@ -1,0 +1,563 @@
+"""Import a foreign CRM export into the data contract through a column mapping (YAML).
+
+A mapping renames the export's columns to the contract's (`lead_id`, `created_at`, ...),
+maps values (a stage "Closed Won" to the status `won`), parses its date format (day-first,
+a fixed `strptime` format, a local time zone), declares a flat file's outcome column and
+its leaky or ignored columns, and can stand in for a missing creation time with the order
+of a sequence column (X Education's `Lead Number`).
+
+The import writes a dataset folder (tables + `dataset.yaml` + a copy of the mapping) under
+a temporary name, loads it back through `features.loading.load_dataset`, and renames it
+into place only when it validates: a bad export writes nothing. Every error names the
+mapping entry or the export's own file, column and row (rows are kept in file order, so a
+row number of the written table is the export's row number).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from features.contract import (
+    ACTIVITY_COLUMNS,
+    ACTIVITY_OPTIONAL,
+    DEAL_COLUMNS,
+    DEAL_OPTIONAL,
+    LEAD_COLUMNS,
+    load_yaml_model,
+)
+from features.errors import ConfigError, DatasetError, LeadscoreError
+from features.loading import Dataset, load_dataset
+
+# Value-map key that stands for "any value not listed".
+ANY_OTHER = "*"
+BUILTIN_MAPPINGS = ("xeducation",)
+
+
+class DateFormat(BaseModel):
+    """How the export writes its timestamps."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    format: str | None = Field(
+        None, description="strptime format such as '%d/%m/%Y %H:%M'; default: inferred"
+    )
+    dayfirst: bool = Field(False, description="03/04/2025 is 3 April (when format is not given)")
+    timezone: str = Field("UTC", description="zone of timestamps written without an offset")
+
+    @model_validator(mode="after")
+    def _known_zone(self) -> DateFormat:
+        try:
+            pd.Timestamp("2025-01-01").tz_localize(self.timezone)
+        except Exception as exc:  # pytz/zoneinfo raise several types
+            raise ValueError(f"unknown time zone {self.timezone!r}") from exc
+        return self
+
+
+class CsvFormat(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    delimiter: str = Field(",", min_length=1, max_length=1)
+    encoding: str = "utf-8"
+
+
+class TimeOrder(BaseModel):
+    """No creation time in the export: spread leads evenly over `days` in this column's order."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    column: str
+    start: str = "2020-01-01"
+    days: float = Field(365.0, gt=0)
+
+
+class Outcome(BaseModel):
+    """The outcome column of a flat export (one row per lead, no history)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    column: str
+    positive: list[str | int | bool] = Field(default_factory=lambda: [1, "1", True, "true", "yes"])
+
+
+class TableMapping(BaseModel):
+    """How one export file becomes one contract table."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    columns: dict[str, str] = Field(
+        default_factory=dict, description="contract column -> the export's column"
+    )
+    rename: dict[str, str] = Field(
+        default_factory=dict, description="other export column -> name in the dataset"
+    )
+    values: dict[str, dict[str, str | int | float | bool | None]] = Field(
+        default_factory=dict,
+        description="column (contract name or export name) -> {export value: value}; "
+        f"'{ANY_OTHER}' maps every value not listed, null means missing",
+    )
+    drop: list[str] = Field(default_factory=list, description="export columns not written")
+
+
+class LeadsMapping(TableMapping):
+    outcome: Outcome | None = None
+    time_order: TimeOrder | None = None
+    ignore: list[str] = Field(
+        default_factory=list, description="export columns written but not used as features"
+    )
+    leaky: list[str] = Field(
+        default_factory=list, description="export columns recorded after the outcome (excluded)"
+    )
+
+
+class Mapping(BaseModel):
+    """A mapping file: how an export's files become a dataset folder."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str | None = None
+    csv: CsvFormat = Field(default_factory=CsvFormat)
+    missing_values: list[str] = Field(
+        default_factory=list, description="cell values that mean 'left blank' (besides empty)"
+    )
+    dates: DateFormat = Field(default_factory=DateFormat)
+    profile_names: Literal["snake_case", "keep"] = "snake_case"
+    leads: LeadsMapping = Field(default_factory=LeadsMapping)
+    activities: TableMapping | None = None
+    deals: TableMapping | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Mapping:
+        tables = {
+            "leads": (self.leads, LEAD_COLUMNS),
+            "activities": (self.activities, ACTIVITY_COLUMNS + ACTIVITY_OPTIONAL),
+            "deals": (self.deals, DEAL_COLUMNS + DEAL_OPTIONAL),
+        }
+        for table, (m, allowed) in tables.items():
+            if m is None:
+                continue
+            unknown = [c for c in m.columns if c not in allowed]
+            if unknown:
+                raise ValueError(
+                    f"{table}.columns: {unknown[0]!r} is not a column of the {table} table "
+                    f"(its columns: {', '.join(allowed)}); other columns go under {table}.rename"
+                )
+            sources = list(m.columns.values())
+            twice = sorted({s for s in sources if sources.count(s) > 1})
+            if twice:
+                raise ValueError(f"{table}.columns: export column {twice[0]!r} is mapped twice")
+        if self.leads.time_order is not None and "created_at" in self.leads.columns:
+            raise ValueError(
+                "leads: give either columns.created_at or time_order (for exports without dates), not both"
+            )
+        if self.leads.outcome is not None and (self.activities or self.deals):
+            raise ValueError(
+                "leads.outcome declares a flat export: it cannot also have activities or deals"
+            )
+        return self
+
+
+def load_mapping(path: str | Path) -> Mapping:
+    """Read a mapping YAML: a ConfigError naming the file and key when it is malformed."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: mapping file not found")
+    return load_yaml_model(path, Mapping)
+
+
+def builtin_mapping_path(name: str) -> Path:
+    """The mapping shipped for a public dataset (`features/mappings/<name>.yaml`)."""
+    if name not in BUILTIN_MAPPINGS:
+        raise ConfigError(f"no built-in mapping {name!r}; known: {', '.join(BUILTIN_MAPPINGS)}")
+    return Path(str(resources.files("features") / "mappings" / f"{name}.yaml"))
+
+
+def snake_case(name: str) -> str:
+    """'Total Time Spent on Website' -> 'total_time_spent_on_website'."""
+    return re.sub(r"[^0-9a-z]+", "_", name.strip().lower()).strip("_")
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    dataset: Dataset
+    columns: dict[str, dict[str, str]]  # table -> export column -> dataset column
+    rows: dict[str, int]
+
+
+def import_tables(
+    mapping: Mapping,
+    *,
+    leads: str | Path,
+    activities: str | Path | None = None,
+    deals: str | Path | None = None,
+    out_dir: str | Path,
+    file_format: Literal["parquet", "csv"] = "parquet",
+    overwrite: bool = False,
+    mapping_file: str = "mapping.yaml",
+) -> ImportResult:
+    """Map the export's files into a validated dataset folder at `out_dir`.
+
+    Args:
+        mapping: the parsed mapping.
+        leads, activities, deals: the export's CSV files (activities and deals optional).
+        out_dir: the dataset folder to write (refused when it exists and is not empty,
+            unless `overwrite`).
+        mapping_file: how to name the mapping in errors.
+
+    Returns:
+        the loaded dataset and, per table, which export column became which column.
+    """
+    sources = {"leads": leads, "activities": activities, "deals": deals}
+    for table in ("activities", "deals"):
+        if sources[table] is not None and getattr(mapping, table) is None:
+            # No entry: the file already uses the contract's column names.
+            mapping = mapping.model_copy(update={table: TableMapping()})
+        if sources[table] is None and getattr(mapping, table) is not None:
+            raise LeadscoreError(
+                f"{mapping_file} maps {table} but no {table} file was given (--{table})"
+            )
+    out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise LeadscoreError(f"{out}: exists and is not empty (pass --overwrite to replace it)")
+
+    frames: dict[str, pd.DataFrame] = {}
+    columns: dict[str, dict[str, str]] = {}
+    files: dict[str, str] = {}
+    for table, src in sources.items():
+        if src is None:
+            continue
+        path = Path(src)
+        files[table] = path.name
+        raw = _read_export(path, mapping)
+        frames[table], columns[table] = _map_table(
+            table, raw, getattr(mapping, table), mapping, path.name, mapping_file
+        )
+
+    spec = _dataset_yaml(mapping, columns["leads"])
+    tmp = out.with_name(f".{out.name}.importing")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    try:
+        for table, df in frames.items():
+            if file_format == "parquet":
+                df.to_parquet(tmp / f"{table}.parquet", index=False)
+            else:
+                df.to_csv(tmp / f"{table}.csv", index=False)
+        (tmp / "dataset.yaml").write_text(spec)
+        (tmp / "mapping.yaml").write_text(
+            yaml.safe_dump(mapping.model_dump(exclude_defaults=True), sort_keys=False)
+        )
+        try:
+            load_dataset(tmp)
+        except DatasetError as exc:
+            raise _in_export_terms(exc, files, columns, mapping_file) from None
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    dataset = load_dataset(out)
+    return ImportResult(dataset, columns, {t: len(df) for t, df in frames.items()})
+
+
+# --- reading and mapping -------------------------------------------------------------------
+
+
+def _read_export(path: Path, mapping: Mapping) -> pd.DataFrame:
+    if not path.is_file():
+        raise DatasetError(str(path), "file not found")
+    if path.stat().st_size == 0:
+        raise DatasetError(path.name, "file is empty", expected="a header row and data rows")
+    try:
+        df = pd.read_csv(
+            path,
+            dtype=str,
+            keep_default_na=False,
+            na_values=[""],
+            sep=mapping.csv.delimiter,
+            encoding=mapping.csv.encoding,
+        )
+    except (
+        pd.errors.ParserError,
+        pd.errors.EmptyDataError,
+        UnicodeDecodeError,
+        LookupError,
+    ) as exc:
+        raise DatasetError(
+            path.name,
+            f"cannot be read as CSV ({exc})",
+            expected=f"delimiter {mapping.csv.delimiter!r}, encoding {mapping.csv.encoding} "
+            "(csv.delimiter / csv.encoding in the mapping)",
+        ) from exc
+    df.columns = [str(c).strip() for c in df.columns]
+    dupes = sorted({c for c in df.columns if list(df.columns).count(c) > 1})
+    if dupes:
+        raise DatasetError(path.name, "duplicate column names", values=dupes)
+    missing = {m.strip() for m in mapping.missing_values}
+    for col in df.columns:
+        text = df[col].str.strip()
+        df[col] = text.where(~text.isin(missing) & (text != ""))
+    return df
+
+
+def _need(df: pd.DataFrame, column: str, entry: str, file: str, mapping_file: str) -> None:
+    if column not in df.columns:
+        shown = ", ".join(repr(c) for c in list(df.columns)[:12])
+        raise ConfigError(
+            f"{mapping_file}: {entry} names column {column!r}, which {file} does not have "
+            f"(its columns: {shown}{', ...' if df.shape[1] > 12 else ''})"
+        )
+
+
+def _map_table(
+    table: str,
+    raw: pd.DataFrame,
+    m: TableMapping,
+    mapping: Mapping,
+    file: str,
+    mapping_file: str,
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The contract's frame of one export file, and export column -> dataset column."""
+    required = {"leads": LEAD_COLUMNS, "activities": ACTIVITY_COLUMNS, "deals": DEAL_COLUMNS}[table]
+    for target, col in m.columns.items():
+        _need(raw, col, f"{table}.columns.{target}", file, mapping_file)
+    for key in ("rename", "drop") + (("ignore", "leaky") if table == "leads" else ()):
+        entries = getattr(m, key)
+        for col in entries:
+            _need(raw, col, f"{table}.{key}", file, mapping_file)
+    if table == "leads":
+        for key in ("outcome", "time_order"):
+            spec = getattr(m, key)
+            if spec is not None:
+                _need(raw, spec.column, f"leads.{key}.column", file, mapping_file)
+
+    names: dict[str, str] = {}  # export column -> dataset column
+    for target, col in m.columns.items():
+        names[col] = target
+    for col in required:
+        if col not in names.values() and col in raw.columns and col not in names:
+            names[col] = col  # already named as the contract wants
+    for col in (
+        ACTIVITY_OPTIONAL if table == "activities" else DEAL_OPTIONAL if table == "deals" else ()
+    ):
+        if col not in names.values() and col in raw.columns and col not in names:
+            names[col] = col
+    synthetic_created = table == "leads" and m.time_order is not None
+    missing = [
+        c
+        for c in required
+        if c not in names.values() and not (synthetic_created and c == "created_at")
+    ]
+    if missing:
+        hint = (
+            " (or leads.time_order when the export has no dates)"
+            if missing[0] == "created_at" and table == "leads"
+            else ""
+        )
+        raise ConfigError(
+            f"{mapping_file}: {table}.columns.{missing[0]} is not mapped and {file} has no "
+            f"{missing[0]!r} column; name the export column that holds it{hint}"
+        )
+    dropped = set(m.drop)
+    for col in raw.columns:
+        if col in names or col in dropped:
+            continue
+        if col in m.rename:
+            names[col] = m.rename[col]
+        elif mapping.profile_names == "snake_case":
+            names[col] = snake_case(col) or col
+        else:
+            names[col] = col
+    taken: dict[str, str] = {}
+    for col, name in names.items():
+        if name in taken:
+            raise ConfigError(
+                f"{mapping_file}: {file} columns {taken[name]!r} and {col!r} would both be "
+                f"named {name!r} in the dataset; rename one under {table}.rename"
+            )
+        taken[name] = col
+    if table == "leads" and m.time_order is not None and "created_at" in taken:
+        raise ConfigError(
+            f"{mapping_file}: leads.time_order makes created_at, but {file} column "
+            f"{taken['created_at']!r} is already named created_at"
+        )
+
+    for key in m.values:
+        if key not in taken and key not in names:
+            raise ConfigError(
+                f"{mapping_file}: {table}.values.{key} names neither a column of the dataset "
+                f"nor of {file}"
+            )
+
+    out = pd.DataFrame(index=raw.index)
+    for col, name in names.items():
+        values = raw[col]
+        vmap = m.values.get(name, m.values.get(col))
+        if vmap is not None:
+            values = _map_values(values, vmap)
+        out[name] = values
+
+    timestamp_columns = {
+        "leads": ("created_at",),
+        "activities": ("occurred_at",),
+        "deals": ("created_at", "closed_at"),
+    }[table]
+    for name in timestamp_columns:
+        if name in out.columns:
+            out[name] = _parse_dates(out[name], mapping.dates, file, taken[name], mapping_file)
+    if synthetic_created:
+        out.insert(1, "created_at", _times_from_order(raw, m.time_order, file))
+        names["(order of " + m.time_order.column + ")"] = "created_at"
+    front = [c for c in required if c in out.columns]
+    out = out[front + [c for c in out.columns if c not in front]]
+    return out.reset_index(drop=True), names
+
+
+def _map_values(values: pd.Series, vmap: dict) -> pd.Series:
+    """Replace listed values; '*' replaces every other non-missing value."""
+    table = {str(k).strip(): v for k, v in vmap.items() if k != ANY_OTHER}
+    mapped = values.map(lambda v: table.get(v, v) if isinstance(v, str) else v)
+    if ANY_OTHER in vmap:
+        other = vmap[ANY_OTHER]
+        listed = values.isin(list(table))
+        mapped = mapped.where(listed | values.isna(), other)
+    return mapped.map(
+        lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+    )
+
+
+def _parse_dates(
+    text: pd.Series, fmt: DateFormat, file: str, column: str, mapping_file: str
+) -> pd.Series:
+    """Export timestamps as UTC; unparseable cells are an error naming the export's rows."""
+    present = text.notna()
+    if fmt.format is not None:
+        parsed = pd.to_datetime(text, format=fmt.format, errors="coerce")
+        how = f"the format {fmt.format!r} (dates.format in {mapping_file})"
+    else:
+        parsed = pd.to_datetime(
+            text, dayfirst=fmt.dayfirst, format="mixed", errors="coerce", utc=False
+        )
+        how = (
+            "day-first dates such as 31/12/2025 (dates.dayfirst in " + mapping_file + ")"
+            if fmt.dayfirst
+            else "dates such as 2025-12-31 or 12/31/2025 (set dates.dayfirst or dates.format in "
+            + mapping_file
+            + " for other orders)"
+        )
+    bad = present & parsed.isna()
+    if bad.any():
+        idx = np.flatnonzero(bad.to_numpy())
+        raise DatasetError(
+            file,
+            "unparseable date",
+            column=column,
+            rows=(idx[:5] + 1).tolist(),
+            values=text.iloc[idx[:5]].tolist(),
+            expected=how,
+            total=int(bad.sum()),
+        )
+    return _to_utc(parsed, fmt.timezone)
+
+
+def _to_utc(parsed: pd.Series, zone: str) -> pd.Series:
+    """Naive timestamps are in `zone`; ones that carry an offset keep it."""
+    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+        return parsed.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
+    if parsed.dtype == object:  # mixed offsets: item by item
+        return pd.to_datetime(
+            [
+                v
+                if v is None or pd.isna(v)
+                else (v.tz_convert("UTC") if v.tzinfo else v.tz_localize(zone).tz_convert("UTC"))
+                for v in parsed
+            ],
+            utc=True,
+        ).astype("datetime64[us, UTC]")
+    local = parsed.dt.tz_localize(zone, ambiguous="NaT", nonexistent="shift_forward")
+    return local.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
+
+
+def _times_from_order(raw: pd.DataFrame, order: TimeOrder, file: str) -> pd.Series:
+    """Synthetic creation times: leads spread evenly over `days`, in the column's order."""
+    text = raw[order.column]
+    numbers = pd.to_numeric(text, errors="coerce")
+    bad = text.isna() | (numbers.isna() if numbers.notna().any() else False)
+    if np.asarray(bad).any():
+        idx = np.flatnonzero(np.asarray(bad))
+        raise DatasetError(
+            file,
+            "empty or non-numeric value in the time-order column",
+            column=order.column,
+            rows=(idx[:5] + 1).tolist(),
+            values=text.iloc[idx[:5]].tolist(),
+            expected="a number that grows with time in every row (leads.time_order)",
+            total=len(idx),
+        )
+    key = numbers if numbers.notna().any() else text
+    rank = key.rank(method="min").to_numpy() - 1  # ties share a time
+    step = pd.Timedelta(seconds=int(order.days * 86_400 // max(len(raw), 1)))
+    start = pd.Timestamp(order.start, tz="UTC")
+    return pd.Series(start + step * rank.astype(np.int64), index=raw.index).astype(
+        "datetime64[us, UTC]"
+    )
+
+
+def _dataset_yaml(mapping: Mapping, names: dict[str, str]) -> str:
+    m = mapping.leads
+    ignore = [names[c] for c in m.ignore]
+    if m.time_order is not None and m.time_order.column in names:
+        order_col = names[m.time_order.column]
+        if order_col != "lead_id" and order_col not in ignore:
+            ignore.append(order_col)  # it is the clock now, not a profile attribute
+    body: dict = {"name": mapping.name or "import"}
+    if m.outcome is not None:
+        body["label"] = {"column": names[m.outcome.column], "positive": list(m.outcome.positive)}
+    columns = {"ignore": ignore, "leaky": [names[c] for c in m.leaky]}
+    body["columns"] = {k: v for k, v in columns.items() if v}
+    if m.time_order is not None:
+        body["time_order"] = m.time_order.column
+    header = f"# written by `leadscore import` from the mapping {mapping.name or ''}\n"
+    if m.time_order is not None:
+        header += (
+            f"# created_at is synthetic: the export has no dates, so leads are spread evenly over "
+            f"{m.time_order.days:g} days in the order of {m.time_order.column!r}\n"
+        )
+    return header + yaml.safe_dump(body, sort_keys=False)
+
+
+def _in_export_terms(
+    exc: DatasetError, files: dict[str, str], columns: dict[str, dict[str, str]], mapping_file: str
+) -> DatasetError:
+    """A loader error about the written table, restated with the export's file and column."""
+    table = next((t for t in files if exc.file.startswith(f"{t}.")), None)
+    if table is None:
+        return exc
+    back = {v: k for k, v in columns[table].items()}
+    column = back.get(exc.column, exc.column) if exc.column else None
+    expected = exc.expected
+    if exc.column and exc.column != column:
+        expected = (expected + "; " if expected else "") + (
+            f"the dataset column {exc.column!r} (values can be mapped under "
+            f"{table}.values.{exc.column} in {mapping_file})"
+        )
+    return DatasetError(
+        files[table],
+        exc.problem,
+        column=column,
+        rows=exc.rows,
+        values=exc.values,
+        expected=expected,
+        total=exc.total,
+    )

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from features.errors import LeadscoreError
-from training.splits import time_split
+from tests.training.conftest import FAST
+from training.splits import split_training_set, time_split
 
 
 def test_split_has_no_time_overlap_and_train_labels_are_closed(small_set):
@@ -31,3 +33,29 @@ def test_split_without_both_outcomes_is_a_clear_error(small_set):
     df, spec, _ = small_set
     with pytest.raises(LeadscoreError, match="the train split has 0 rows"):
         time_split(df, test_days=300, validation_days=300, horizon_days=spec.horizon_days)
+
+
+def test_random_split_keeps_leads_whole_and_the_time_split_shares(small_set):
+    df, spec, _ = small_set
+    by_time = split_training_set(df, spec, FAST)
+    by_chance = split_training_set(df, spec, FAST.model_copy(update={"split": "random"}))
+    assert by_chance.kind == "random" and by_chance.describe(df)["kind"] == "random"
+    parts = [by_chance.train, by_chance.validation, by_chance.test]
+    assert (sum(p.astype(int) for p in parts) == 1).all()  # every row in exactly one part
+    owner = pd.Series(np.select(parts, [0, 1, 2]), index=df.index).groupby(df["lead_id"]).nunique()
+    assert (owner == 1).all()  # a lead's snapshots never straddle two parts
+    for name in ("validation", "test"):
+        leads_time = df.loc[getattr(by_time, name), "lead_id"].nunique()
+        leads_chance = df.loc[getattr(by_chance, name), "lead_id"].nunique()
+        assert abs(leads_chance - leads_time) <= 1
+    # Random test rows come from the whole period, time-split ones only from the end.
+    assert df.loc[by_chance.test, "as_of"].min() < by_time.validation_start
+
+
+def test_flat_data_is_not_purged_by_a_horizon(small_set):
+    df, spec, _ = small_set
+    flat = df.groupby("lead_id", sort=False).head(1).reset_index(drop=True)
+    flat_spec = spec.model_copy(update={"history": False})
+    split = split_training_set(flat, flat_spec, FAST)
+    assert split.purged == 0
+    assert split.train.sum() == int((flat["as_of"] < split.validation_start).sum())

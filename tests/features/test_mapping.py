@@ -1,0 +1,375 @@
+"""Mapping import: a hand-written export with odd names, day-first dates and CRM stages."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from features.errors import ConfigError, DatasetError, LeadscoreError
+from features.mapping import (
+    Mapping,
+    builtin_mapping_path,
+    import_tables,
+    load_mapping,
+    snake_case,
+)
+
+XEDUCATION = Path(__file__).resolve().parents[2].parent / "shared/datasets/xeducation/Leads.csv"
+
+CONTACTS = """\
+Contact ID;Created On;Lead Source;Company Size;Job Title;Notes
+C-1;03/04/2025 10:00;Web Form;51-200;Director;
+C-2;13/04/2025 09:30;Trade Show;1-10;Student;n/a
+C-3;01/05/2025 18:15;;201-1000;VP Sales;called twice
+"""
+TOUCHES = """\
+Contact;When;What;Seconds
+C-1;04/04/2025 08:00;Email Opened;
+C-1;05/04/2025 08:00;Webinar;3600
+C-3;02/05/2025 09:00;Phone Call;120
+"""
+OPPORTUNITIES = """\
+Opportunity;Contact;Opened;Close Date;Stage;Amount (EUR)
+O-1;C-1;06/04/2025 10:00;20/05/2025 10:00;Closed Won;12000
+O-2;C-2;14/04/2025 10:00;30/04/2025 10:00;Closed Lost;
+O-3;C-3;03/05/2025 10:00;;Negotiation;5000
+"""
+MAPPING = """\
+name: acme-crm
+csv: {delimiter: ";"}
+missing_values: ["n/a"]
+dates: {dayfirst: true, timezone: Europe/Paris}
+leads:
+  columns: {lead_id: Contact ID, created_at: Created On, source: Lead Source}
+  values:
+    source: {Web Form: website, Trade Show: trade_show}
+  rename: {Job Title: job_role}
+  ignore: [Notes]
+activities:
+  columns: {lead_id: Contact, occurred_at: When, activity_type: What, value: Seconds}
+  values:
+    activity_type: {Email Opened: email_open, Webinar: webinar_attendance, Phone Call: call}
+deals:
+  columns:
+    deal_id: Opportunity
+    lead_id: Contact
+    created_at: Opened
+    closed_at: Close Date
+    status: Stage
+    amount: Amount (EUR)
+  values:
+    status: {Closed Won: won, Closed Lost: lost, "*": open}
+"""
+
+
+def _export(tmp_path: Path, mapping: str = MAPPING, **override: str) -> dict:
+    texts = {"leads": CONTACTS, "activities": TOUCHES, "deals": OPPORTUNITIES, **override}
+    files = {}
+    for table, text in texts.items():
+        if text is not None:
+            files[table] = tmp_path / f"export_{table}.csv"
+            files[table].write_text(textwrap.dedent(text))
+    path = tmp_path / "mapping.yaml"
+    path.write_text(textwrap.dedent(mapping))
+    return {"mapping": load_mapping(path), **files, "out_dir": tmp_path / "dataset"}
+
+
+def test_export_with_odd_names_dayfirst_dates_and_stages_becomes_a_dataset(tmp_path):
+    result = import_tables(**_export(tmp_path))
+    ds = result.dataset
+    leads = ds.leads.set_index("lead_id")
+    # 03/04/2025 10:00 in Paris (CEST, UTC+2) is 3 April 08:00 UTC, not 4 March.
+    assert leads.loc["C-1", "created_at"] == pd.Timestamp("2025-04-03T08:00Z")
+    # 13/04 only parses day-first; winter time does not apply in April.
+    assert leads.loc["C-2", "created_at"] == pd.Timestamp("2025-04-13T07:30Z")
+    assert list(leads["source"].astype(str)) == ["website", "trade_show", "unknown"]
+    assert "job_role" in ds.profile_columns and "company_size" in ds.profile_columns
+    assert "notes" not in ds.profile_columns  # ignored: written, not a feature
+    assert ds.spec.columns.ignore == ["notes"]
+    assert pd.isna(pd.read_parquet(tmp_path / "dataset/leads.parquet")["notes"].iloc[1])  # n/a
+    deals = ds.deals.set_index("deal_id")
+    assert list(deals["status"].astype(str)) == ["won", "lost", "open"]
+    assert deals.loc["O-1", "amount"] == 12000 and deals.loc["O-1", "closed_at"] == pd.Timestamp(
+        "2025-05-20T08:00Z"
+    )
+    assert sorted(ds.activities["activity_type"].astype(str)) == [
+        "call",
+        "email_open",
+        "webinar_attendance",
+    ]
+    assert ds.activities["value"].max() == 3600
+    assert result.columns["deals"]["Stage"] == "status"
+    assert (tmp_path / "dataset/mapping.yaml").is_file()
+
+
+def test_csv_output_round_trips(tmp_path):
+    args = _export(tmp_path)
+    ds = import_tables(**args, file_format="csv").dataset
+    assert (tmp_path / "dataset/leads.csv").is_file() and len(ds.deals) == 3
+
+
+def test_flat_export_declares_outcome_leaky_and_ignored_columns(tmp_path):
+    flat = """\
+    Id,Signed Up,Channel,Score By Sales,Visits,Won?
+    1,2025-01-01,web,hot,3,Yes
+    2,2025-01-02,web,cold,0,No
+    3,2025-01-03,ads,cold,1,No
+    """
+    mapping = """\
+    leads:
+      columns: {lead_id: Id, created_at: Signed Up, source: Channel}
+      outcome: {column: "Won?", positive: ["yes"]}
+      values:
+        "Won?": {"Yes": "yes", "No": "no"}
+      leaky: [Score By Sales]
+    """
+    ds = import_tables(
+        **_export(tmp_path, mapping, leads=flat, activities=None, deals=None)
+    ).dataset
+    assert ds.is_flat and ds.label_column == "won"
+    assert list(ds.leads["won"]) == [1, 0, 0]
+    assert ds.spec.columns.leaky == ["score_by_sales"]
+
+
+def test_time_order_makes_creation_times_in_that_order(tmp_path):
+    rows = """\
+    Number,Origin,Converted
+    30,web,1
+    10,web,0
+    20,ads,0
+    """
+    mapping = """\
+    leads:
+      columns: {lead_id: Number, source: Origin}
+      time_order: {column: Number, start: "2020-01-01", days: 30}
+      outcome: {column: Converted}
+    """
+    ds = import_tables(
+        **_export(tmp_path, mapping, leads=rows, activities=None, deals=None)
+    ).dataset
+    created = ds.leads.set_index("lead_id")["created_at"]
+    assert created["10"] < created["20"] < created["30"]
+    assert created["10"] == pd.Timestamp("2020-01-01T00:00Z")
+    assert created["20"] - created["10"] == pd.Timedelta(days=10)
+    assert ds.spec.time_order == "Number"
+
+
+# --- every mapping error names the entry or the export's column, and writes nothing ---------
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (("Contact ID", "Contact Id"), r"leads\.columns\.lead_id names column 'Contact Id'"),
+        (
+            ("lead_id: Contact ID,", "lead_id: Contact ID, phone: Notes,"),
+            r"'phone' is not a column of the leads table",
+        ),
+        (("created_at: Created On, ", ""), r"leads\.columns\.created_at is not mapped.*time_order"),
+        (
+            ("Job Title: job_role", "Job Title: company_size"),
+            r"'Company Size' and 'Job Title' would both be named 'company_size'",
+        ),
+        (("    source: {Web", "    sourse: {Web"), r"leads\.values\.sourse names neither"),
+        (("ignore: [Notes]", "ignore: [Remarks]"), r"leads\.ignore names column 'Remarks'"),
+        (("dayfirst: true", "dayfirst: yes please"), r"dates\.dayfirst"),
+        (("timezone: Europe/Paris", "timezone: Mars/Olympus"), r"unknown time zone"),
+        (("missing_values:", "missing_value:"), r"missing_value: Extra inputs"),
+        (
+            ("lead_id: Contact, occurred_at", "lead_id: Opportunity, occurred_at"),
+            r"activities\.columns\.lead_id names column 'Opportunity'",
+        ),
+    ],
+)
+def test_mapping_errors_name_the_entry(tmp_path, change, expected):
+    old, new = change
+    assert old in MAPPING
+    with pytest.raises(ConfigError, match=expected):
+        import_tables(**_export(tmp_path, MAPPING.replace(old, new, 1)))
+    assert not (tmp_path / "dataset").exists()
+
+
+def test_both_created_at_and_time_order_is_refused(tmp_path):
+    mapping = MAPPING.replace(
+        "  rename: {Job Title: job_role}\n",
+        "  rename: {Job Title: job_role}\n  time_order: {column: Contact ID}\n",
+    )
+    with pytest.raises(ConfigError, match="either columns.created_at or time_order"):
+        import_tables(**_export(tmp_path, mapping))
+
+
+def test_month_first_dates_under_a_dayfirst_mapping_name_the_row(tmp_path):
+    contacts = CONTACTS.replace("13/04/2025 09:30", "04/31/2025 09:30")
+    with pytest.raises(DatasetError) as info:
+        import_tables(**_export(tmp_path, leads=contacts))
+    e = info.value
+    assert (e.file, e.column, e.rows) == ("export_leads.csv", "Created On", [2])
+    assert "dates.dayfirst" in str(e) and "04/31/2025 09:30" in str(e)
+    assert not (tmp_path / "dataset").exists()
+
+
+def test_unmapped_stage_names_the_export_column_and_the_mapping_entry(tmp_path):
+    mapping = MAPPING.replace(', "*": open', "")
+    with pytest.raises(DatasetError) as info:
+        import_tables(**_export(tmp_path, mapping))
+    e = info.value
+    assert (e.file, e.column, e.rows) == ("export_deals.csv", "Stage", [3])
+    assert "Negotiation" in str(e) and "deals.values.status" in str(e)
+    assert not (tmp_path / "dataset").exists() and not list(tmp_path.glob(".dataset*"))
+
+
+def test_loader_errors_come_back_in_the_exports_terms(tmp_path):
+    touches = TOUCHES + "C-9;06/04/2025 08:00;Webinar;\n"
+    with pytest.raises(DatasetError) as info:
+        import_tables(**_export(tmp_path, activities=touches))
+    e = info.value
+    assert (e.file, e.column, e.rows) == ("export_activities.csv", "Contact", [4])
+    assert "not found in leads" in str(e)
+
+    contacts = CONTACTS + "C-1;03/05/2025 10:00;Web Form;1-10;CEO;\n"
+    with pytest.raises(DatasetError, match=r"export_leads.csv, column 'Contact ID', rows 1, 4"):
+        import_tables(**_export(tmp_path, leads=contacts))
+
+
+def test_bad_time_order_and_outcome_values_name_the_column(tmp_path):
+    rows = "Number,Origin,Converted\n1,web,1\nx,web,0\n"
+    mapping = """\
+    leads:
+      columns: {lead_id: Number, source: Origin}
+      time_order: {column: Number}
+      outcome: {column: Converted}
+    """
+    with pytest.raises(DatasetError, match=r"column 'Number', row 2: empty or non-numeric"):
+        import_tables(**_export(tmp_path, mapping, leads=rows, activities=None, deals=None))
+    rows = "Number,Origin,Converted\n1,web,1\n2,web,maybe\n"
+    with pytest.raises(
+        DatasetError, match=r"column 'Converted', row 2: outcome value not understood"
+    ):
+        import_tables(**_export(tmp_path, mapping, leads=rows, activities=None, deals=None))
+
+
+def test_mapping_file_problems(tmp_path):
+    with pytest.raises(ConfigError, match="mapping file not found"):
+        load_mapping(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("leads: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_mapping(bad)
+    with pytest.raises(ConfigError, match="no built-in mapping 'hubspot'"):
+        builtin_mapping_path("hubspot")
+    with pytest.raises(ValueError, match="cannot also have activities"):
+        Mapping.model_validate({"leads": {"outcome": {"column": "x"}}, "deals": {}})
+
+
+def test_given_file_without_mapping_entry_and_the_reverse(tmp_path):
+    args = _export(tmp_path, MAPPING, deals=None)
+    with pytest.raises(LeadscoreError, match="maps deals but no deals file"):
+        import_tables(**args)
+
+
+def test_an_existing_folder_is_not_overwritten(tmp_path):
+    args = _export(tmp_path)
+    args["out_dir"].mkdir()
+    (args["out_dir"] / "keep.txt").write_text("mine")
+    with pytest.raises(LeadscoreError, match="not empty"):
+        import_tables(**args)
+    assert (args["out_dir"] / "keep.txt").read_text() == "mine"
+    import_tables(**args, overwrite=True)
+    assert not (args["out_dir"] / "keep.txt").exists()
+
+
+def test_snake_case():
+    assert snake_case("Total Time Spent on Website") == "total_time_spent_on_website"
+    assert snake_case("Amount (EUR)") == "amount_eur"
+
+
+# --- X Education ------------------------------------------------------------------------------
+
+XE_COLUMNS = ["Prospect ID", "Lead Number", "Lead Origin", "Lead Source", "Do Not Email", "Do Not Call", "Converted", "TotalVisits", "Total Time Spent on Website", "Page Views Per Visit", "Last Activity", "Country", "Specialization", "How did you hear about X Education", "What is your current occupation", "What matters most to you in choosing a course", "Search", "Magazine", "Newspaper Article", "X Education Forums", "Newspaper", "Digital Advertisement", "Through Recommendations", "Receive More Updates About Our Courses", "Tags", "Lead Quality", "Update me on Supply Chain Content", "Get updates on DM Content", "Lead Profile", "City", "Asymmetrique Activity Index", "Asymmetrique Profile Index", "Asymmetrique Activity Score", "Asymmetrique Profile Score", "I agree to pay the amount through cheque", "A free copy of Mastering The Interview", "Last Notable Activity"]
+XE_ROWS = [
+    {
+        "Prospect ID": "a1",
+        "Lead Number": "660737",
+        "Lead Origin": "API",
+        "Lead Source": "Olark Chat",
+        "Converted": "0",
+        "What is your current occupation": "Unemployed",
+        "Tags": "Ringing",
+    },
+    {
+        "Prospect ID": "a2",
+        "Lead Number": "579533",
+        "Lead Origin": "Landing Page Submission",
+        "Lead Source": "google",
+        "Converted": "1",
+        "What is your current occupation": "Select",
+        "Tags": "Closed by Horizzon",
+        "Lead Quality": "High in Relevance",
+        "City": "Select",
+    },
+    {
+        "Prospect ID": "a3",
+        "Lead Number": "600000",
+        "Lead Origin": "Lead Add Form",
+        "Lead Source": "Reference",
+        "Converted": "1",
+        "Do Not Email": "Yes",
+        "What is your current occupation": "Working Professional",
+        "Lead Quality": "Might be",
+    },
+]
+
+
+def _xe_csv(path: Path) -> Path:
+    lines = [",".join(XE_COLUMNS)]
+    for row in XE_ROWS:
+        lines.append(
+            ",".join(
+                row.get(c, "No" if c.startswith(("Do Not", "Search")) else "") for c in XE_COLUMNS
+            )
+        )
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_xeducation_mapping_on_a_miniature_export(tmp_path):
+    export = _xe_csv(tmp_path / "Leads.csv")
+    mapping = load_mapping(builtin_mapping_path("xeducation"))
+    ds = import_tables(mapping, leads=export, out_dir=tmp_path / "xe").dataset
+    leads = ds.leads.set_index("lead_id")
+    assert ds.is_flat and ds.label_column == "converted"
+    assert pd.isna(leads.loc["579533", "occupation"])  # "Select": left blank
+    assert leads.loc["579533", "source"] == "Google"  # the lower-case duplicate merged
+    # Lead Number is the clock: the smallest number is the oldest lead.
+    assert leads["created_at"].sort_values().index.tolist() == ["579533", "600000", "660737"]
+    assert {"tags", "lead_quality", "last_activity"} <= set(ds.spec.columns.leaky)
+    assert ds.spec.columns.ignore == ["prospect_id"]
+    assert {"visits", "time_on_website", "occupation", "lead_origin"} <= set(ds.profile_columns)
+
+
+@pytest.mark.skipif(not XEDUCATION.is_file(), reason=f"{XEDUCATION} not on this machine")
+def test_xeducation_real_export(tmp_path):
+    mapping = load_mapping(builtin_mapping_path("xeducation"))
+    result = import_tables(mapping, leads=XEDUCATION, out_dir=tmp_path / "xe")
+    ds = result.dataset
+    assert len(ds.leads) == 9_237 and ds.leads["converted"].sum() == 3_559
+    declared = yaml.safe_load((tmp_path / "xe/dataset.yaml").read_text())["columns"]["leaky"]
+    assert declared == [
+        "tags",
+        "lead_quality",
+        "lead_profile",
+        "asymmetrique_activity_index",
+        "asymmetrique_profile_index",
+        "asymmetrique_activity_score",
+        "asymmetrique_profile_score",
+        "last_activity",
+        "last_notable_activity",
+    ]
+    # No "Select" survives anywhere.
+    text = ds.leads.select_dtypes("category")
+    assert not any((text[c].astype(str) == "Select").any() for c in text.columns)
+    assert ds.leads["created_at"].is_unique

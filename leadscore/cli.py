@@ -336,7 +336,7 @@ def print_comparison(comp, html_path: Path | None = None) -> None:
             f"{r['wins']:,}",
             f"{r['win_rate']:.1%}" if r["leads"] else "-",
             f"{r['share_of_all_wins']:.1%}",
-            f"{r['revenue']:,.0f}",
+            f"{r['revenue']:,.0f}" if r["revenue"] == r["revenue"] else "-",  # NaN: no amounts
         )
     out.print(cap)
     if html_path is not None:

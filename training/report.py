@@ -225,7 +225,10 @@ def _window_deals(dataset: Dataset, test: pd.DataFrame, column: str) -> pd.DataF
 
 
 def _revenue(dataset: Dataset, test: pd.DataFrame, horizon_days: float) -> np.ndarray:
-    """Amount of the won deals closed within the horizon after each row's as_of."""
+    """Amount of the won deals closed within the horizon after each row's as_of (NaN for
+    every row when the data has no deal amounts: a flat export, say)."""
+    if dataset.is_flat or not dataset.deals["amount"].notna().any():
+        return np.full(len(test), np.nan)
     m = _window_deals(dataset, test, "closed_at")
     h = horizon_days * 86_400e6
     won = m[(m["status"] == "won") & (m["t"] > m["as_of"]) & (m["t"] <= m["as_of"] + h)]
@@ -470,7 +473,7 @@ def _sources_table(rows: pd.DataFrame) -> pd.DataFrame:
             "mqls": g["mql"].sum(),
             "opportunities": g["opportunity"].sum(),
             "wins": g["label"].sum(),
-            "revenue": g["revenue"].sum(),
+            "revenue": g["revenue"].sum(min_count=1),
             "mean_probability": g["probability"].mean(),
             "mean_rule_score": g["rule_score"].mean(),
         }

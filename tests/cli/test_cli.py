@@ -4,7 +4,9 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from leadscore.cli import app
@@ -30,6 +32,7 @@ def test_help_lists_every_command():
     assert result.exit_code == 0
     for command in (
         "validate", "simulate", "features", "train", "models", "promote", "demo", "compare", "rules",
+        "import",
     ):  # fmt: skip
         assert command in result.output
 
@@ -240,3 +243,54 @@ def test_features_errors_write_nothing(tmp_path, good_dataset):
     )
     assert result.returncode == 1 and "--data-end" in result.stderr
     assert not (tmp_path / "x.parquet").exists()
+
+
+def test_import_csv_writes_a_dataset_and_errors_are_one_line(tmp_path):
+    from tests.features.test_mapping import _export
+
+    args = _export(tmp_path)
+    mapping = tmp_path / "mapping.yaml"
+    common = [
+        "import", "csv", "--leads", str(args["leads"]), "--activities", str(args["activities"]),
+        "--deals", str(args["deals"]), "--mapping", str(mapping),
+    ]  # fmt: skip
+    result = _leadscore(*common, "--out", str(tmp_path / "ok"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "'Stage' -> status" in result.stdout and "3 leads" in result.stdout
+    assert _leadscore("validate", str(tmp_path / "ok")).returncode == 0
+
+    mapping.write_text(mapping.read_text().replace("Close Date", "Closing Date"))
+    failed = _leadscore(*common, "--out", str(tmp_path / "bad"))
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr
+    assert "deals.columns.closed_at names column 'Closing Date'" in failed.stderr
+    assert not (tmp_path / "bad").exists()
+
+
+XEDUCATION = Path(__file__).resolve().parents[2].parent / "shared/datasets/xeducation/Leads.csv"
+
+
+@pytest.mark.skipif(not XEDUCATION.is_file(), reason=f"{XEDUCATION} not on this machine")
+def test_xeducation_import_train_compare(tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'store.db'}"}
+    data = tmp_path / "xe"
+    imported = _leadscore("import", "xeducation", str(XEDUCATION), "--out", str(data))
+    assert imported.returncode == 0, imported.stderr[-2000:]
+    assert (
+        "9,237 leads" in imported.stdout and "declared leaky: tags, lead_quality" in imported.stdout
+    )
+    rules = str(root / "conf/xeducation/rules.yaml")
+    trained = _leadscore("train", "--data", str(data), "--rules", rules, cwd=tmp_path, env=env)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    assert "declared leaky in dataset.yaml: excluded" in trained.stderr
+    model_row = next(
+        line for line in trained.stdout.splitlines() if line.strip().startswith("model")
+    )
+    assert float(model_row.split("│")[1].split()[0]) >= 0.87  # out-of-time test ROC AUC
+    report = tmp_path / "compare.html"
+    compared = _leadscore(
+        "compare", "--data", str(data), "--rules", rules, "--out", str(report), "--no-learned",
+        cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert compared.returncode == 0, compared.stderr[-2000:]
+    assert "Points rules" in compared.stdout and report.is_file()

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+TABLES = ("leads", "activities", "deals")
+
 LEADS = """\
 lead_id,created_at,source,industry,employees
 L1,2025-01-01T10:00:00Z,website,software,10
@@ -73,3 +75,23 @@ def trained(small_set):
 
     df, spec, _ = small_set
     return fit_models(df, spec, FAST)
+
+
+@pytest.fixture(scope="session")
+def forty_won_path(tmp_path_factory):
+    """A simulated CRM with exactly 40 won leads (~360 leads, a few thousand activities)."""
+    import pandas as pd
+
+    from simulation import SimulationConfig, simulate
+
+    base = tmp_path_factory.mktemp("forty_won")
+    simulate(SimulationConfig(n_leads=400, seed=3), base / "sim")
+    tables = {t: pd.read_parquet(base / "sim" / f"{t}.parquet") for t in TABLES}
+    won = tables["deals"].loc[tables["deals"]["status"] == "won", "lead_id"].unique()
+    assert len(won) > 40
+    drop = set(won[40:])  # the other won leads leave with all their history
+    out = base / "crm"
+    out.mkdir()
+    for name, df in tables.items():
+        df[~df["lead_id"].isin(drop)].to_parquet(out / f"{name}.parquet", index=False)
+    return out

@@ -294,3 +294,16 @@ def test_xeducation_import_train_compare(tmp_path):
     )  # fmt: skip
     assert compared.returncode == 0, compared.stderr[-2000:]
     assert "Points rules" in compared.stdout and report.is_file()
+
+
+def test_train_on_forty_won_leads_warns_instead_of_failing(tmp_path, forty_won_path):
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'store.db'}"}
+    config = tmp_path / "train.yaml"
+    config.write_text("bootstrap: 50\n")
+    result = _leadscore(
+        "train", "--data", str(forty_won_path), "--config", str(config), cwd=tmp_path, env=env
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "thin data: " in result.stderr and "regularised harder" in result.stderr
+    assert "thin data: only" in result.stderr  # the comparison report's warning
+    assert "ROC AUC [95% CI]" in result.stdout and "registered lead-scoring v1" in result.stdout

@@ -289,7 +289,45 @@ def test_snake_case():
 
 # --- X Education ------------------------------------------------------------------------------
 
-XE_COLUMNS = ["Prospect ID", "Lead Number", "Lead Origin", "Lead Source", "Do Not Email", "Do Not Call", "Converted", "TotalVisits", "Total Time Spent on Website", "Page Views Per Visit", "Last Activity", "Country", "Specialization", "How did you hear about X Education", "What is your current occupation", "What matters most to you in choosing a course", "Search", "Magazine", "Newspaper Article", "X Education Forums", "Newspaper", "Digital Advertisement", "Through Recommendations", "Receive More Updates About Our Courses", "Tags", "Lead Quality", "Update me on Supply Chain Content", "Get updates on DM Content", "Lead Profile", "City", "Asymmetrique Activity Index", "Asymmetrique Profile Index", "Asymmetrique Activity Score", "Asymmetrique Profile Score", "I agree to pay the amount through cheque", "A free copy of Mastering The Interview", "Last Notable Activity"]
+XE_COLUMNS = [
+    "Prospect ID",
+    "Lead Number",
+    "Lead Origin",
+    "Lead Source",
+    "Do Not Email",
+    "Do Not Call",
+    "Converted",
+    "TotalVisits",
+    "Total Time Spent on Website",
+    "Page Views Per Visit",
+    "Last Activity",
+    "Country",
+    "Specialization",
+    "How did you hear about X Education",
+    "What is your current occupation",
+    "What matters most to you in choosing a course",
+    "Search",
+    "Magazine",
+    "Newspaper Article",
+    "X Education Forums",
+    "Newspaper",
+    "Digital Advertisement",
+    "Through Recommendations",
+    "Receive More Updates About Our Courses",
+    "Tags",
+    "Lead Quality",
+    "Update me on Supply Chain Content",
+    "Get updates on DM Content",
+    "Lead Profile",
+    "City",
+    "Asymmetrique Activity Index",
+    "Asymmetrique Profile Index",
+    "Asymmetrique Activity Score",
+    "Asymmetrique Profile Score",
+    "I agree to pay the amount through cheque",
+    "A free copy of Mastering The Interview",
+    "Last Notable Activity",
+]
 XE_ROWS = [
     {
         "Prospect ID": "a1",

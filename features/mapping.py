@@ -548,8 +548,8 @@ def _in_export_terms(
     column = back.get(exc.column, exc.column) if exc.column else None
     expected = exc.expected
     if exc.column and exc.column != column:
-        expected = (expected + "; " if expected else "") + (
-            f"the dataset column {exc.column!r} (values can be mapped under "
+        expected = (expected + " " if expected else "") + (
+            f"(this column becomes {exc.column!r}: map its values under "
             f"{table}.values.{exc.column} in {mapping_file})"
         )
     return DatasetError(

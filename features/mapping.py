@@ -440,24 +440,37 @@ def _map_values(values: pd.Series, vmap: dict) -> pd.Series:
 def _parse_dates(
     text: pd.Series, fmt: DateFormat, file: str, column: str, mapping_file: str
 ) -> pd.Series:
-    """Export timestamps as UTC; unparseable cells are an error naming the export's rows."""
+    """Export timestamps as UTC; unparseable cells are an error naming the export's rows.
+
+    Without a fixed format, the format is inferred from the column (fast: one vectorised
+    parse), and only the cells it does not fit are parsed one by one (exports that mix
+    "2025-01-02" and "2025-01-02T10:00:00Z", say).
+    """
     present = text.notna()
-    if fmt.format is not None:
-        parsed = pd.to_datetime(text, format=fmt.format, errors="coerce")
-        how = f"the format {fmt.format!r} (dates.format in {mapping_file})"
-    else:
-        parsed = pd.to_datetime(
-            text, dayfirst=fmt.dayfirst, format="mixed", errors="coerce", utc=False
-        )
-        how = (
-            "day-first dates such as 31/12/2025 (dates.dayfirst in " + mapping_file + ")"
-            if fmt.dayfirst
-            else "dates such as 2025-12-31 or 12/31/2025 (set dates.dayfirst or dates.format in "
-            + mapping_file
-            + " for other orders)"
-        )
-    bad = present & parsed.isna()
+    try:
+        if fmt.format is not None:
+            parsed = pd.to_datetime(text, format=fmt.format, errors="coerce")
+        else:
+            parsed = pd.to_datetime(text, dayfirst=fmt.dayfirst, errors="coerce")
+        utc = _to_utc(parsed, fmt.timezone)
+    except (ValueError, TypeError):  # mixed offsets and naive values: all one by one
+        utc = pd.Series(pd.NaT, index=text.index, dtype="datetime64[us, UTC]")
+    left = present & utc.isna()
+    if left.any() and fmt.format is None:
+        utc[left] = [_one_date(v, fmt) for v in text[left]]
+    bad = present & utc.isna()
     if bad.any():
+        if fmt.format is not None:
+            how = f"the format {fmt.format!r} (dates.format in {mapping_file})"
+        elif fmt.dayfirst:
+            how = f"day-first dates such as 31/12/2025 (dates.dayfirst in {mapping_file})"
+        else:
+            how = (
+                "dates such as 2025-12-31 or 12/31/2025 (set dates.dayfirst or dates.format "
+                f"in {mapping_file} for other orders)"
+            )
+        if fmt.timezone != "UTC":
+            how += f", as a time that exists in {fmt.timezone}"
         idx = np.flatnonzero(bad.to_numpy())
         raise DatasetError(
             file,
@@ -468,24 +481,25 @@ def _parse_dates(
             expected=how,
             total=int(bad.sum()),
         )
-    return _to_utc(parsed, fmt.timezone)
+    return utc
+
+
+def _one_date(value: str, fmt: DateFormat) -> pd.Timestamp:
+    """One cell the column's inferred format did not fit (NaT when it does not parse)."""
+    try:
+        ts = pd.Timestamp(pd.to_datetime(value, dayfirst=fmt.dayfirst))
+        if ts.tzinfo is None:
+            ts = ts.tz_localize(fmt.timezone)
+        return ts.tz_convert("UTC")
+    except (ValueError, TypeError, OverflowError):  # includes ambiguous local times
+        return pd.NaT
 
 
 def _to_utc(parsed: pd.Series, zone: str) -> pd.Series:
-    """Naive timestamps are in `zone`; ones that carry an offset keep it."""
+    """Naive timestamps are in `zone` (a skipped or repeated local hour becomes NaT)."""
     if isinstance(parsed.dtype, pd.DatetimeTZDtype):
         return parsed.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
-    if parsed.dtype == object:  # mixed offsets: item by item
-        return pd.to_datetime(
-            [
-                v
-                if v is None or pd.isna(v)
-                else (v.tz_convert("UTC") if v.tzinfo else v.tz_localize(zone).tz_convert("UTC"))
-                for v in parsed
-            ],
-            utc=True,
-        ).astype("datetime64[us, UTC]")
-    local = parsed.dt.tz_localize(zone, ambiguous="NaT", nonexistent="shift_forward")
+    local = parsed.dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
     return local.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
 
 

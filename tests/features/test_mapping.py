@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from features.errors import ConfigError, DatasetError, LeadscoreError
+from features.loading import load_dataset
 from features.mapping import (
     Mapping,
     builtin_mapping_path,
@@ -411,3 +412,29 @@ def test_xeducation_real_export(tmp_path):
     text = ds.leads.select_dtypes("category")
     assert not any((text[c].astype(str) == "Select").any() for c in text.columns)
     assert ds.leads["created_at"].is_unique
+
+
+def test_mixed_date_styles_and_local_times(tmp_path):
+    contacts = (
+        "Contact ID;Created On;Lead Source\n"
+        "C-1;2025-04-03 10:00;Web Form\n"
+        "C-2;2025-04-13T07:30:00Z;Web Form\n"  # an offset: kept, not read as Paris time
+        "C-3;2025-01-05;Web Form\n"  # winter: UTC+1
+    )
+    mapping = """\
+    csv: {delimiter: ";"}
+    dates: {timezone: Europe/Paris}
+    leads:
+      columns: {lead_id: Contact ID, created_at: Created On, source: Lead Source}
+    """
+    args = _export(tmp_path, mapping, leads=contacts, activities=None, deals=None)
+    leads = import_tables(**args).dataset.leads.set_index("lead_id")["created_at"]
+    assert leads["C-1"] == pd.Timestamp("2025-04-03T08:00Z")
+    assert leads["C-2"] == pd.Timestamp("2025-04-13T07:30Z")
+    assert leads["C-3"] == pd.Timestamp("2025-01-04T23:00Z")
+
+    skipped = contacts.replace("2025-01-05", "2025-03-30 02:30")  # no such hour in Paris
+    args = _export(tmp_path, mapping, leads=skipped, activities=None, deals=None)
+    with pytest.raises(DatasetError, match=r"row 3: unparseable date.*exists in Europe/Paris"):
+        import_tables(**args, overwrite=True)
+    assert len(load_dataset(tmp_path / "dataset").leads) == 3  # the earlier import is intact

@@ -80,8 +80,9 @@ def main() -> None:
     # One random split is one draw: the spread over seeds says how much it can differ.
     for name, kwargs in settings.items():
         aucs = [
-            fit_models(df, spec, TrainConfig(split="random", seed=seed, bootstrap=0), **kwargs)
-            .metrics["model"]["roc_auc"]
+            fit_models(
+                df, spec, TrainConfig(split="random", seed=seed, bootstrap=0), **kwargs
+            ).metrics["model"]["roc_auc"]
             for seed in range(args.seeds)
         ]
         results[f"random/{name}"]["model_auc_over_seeds"] = {

@@ -20,6 +20,7 @@ def summarize_dataset(ds: Dataset) -> dict:
         "leads_by_source": _counts(leads["source"]),
         "profile_columns": list(ds.profile_columns),
         "leaky_columns": list(ds.spec.columns.leaky),
+        "time_order": ds.spec.time_order,
         "activities": int(len(ds.activities)),
         "activities_by_type": _counts(ds.activities["activity_type"]),
         "deals": int(len(ds.deals)),

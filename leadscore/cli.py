@@ -765,6 +765,11 @@ def print_summary(s: dict) -> None:
             else ""
         )
     )
+    if s.get("time_order"):
+        out.print(
+            f"[yellow]created_at is synthetic: the export has no dates; leads follow the order "
+            f"of {s['time_order']!r}[/yellow]"
+        )
     for title, key in (
         ("source", "leads_by_source"),
         ("activity type", "activities_by_type"),

@@ -279,6 +279,7 @@ def test_xeducation_import_train_compare(tmp_path):
     assert (
         "9,237 leads" in imported.stdout and "declared leaky: tags, lead_quality" in imported.stdout
     )
+    assert "created_at is synthetic" in imported.stdout and "'Lead Number'" in imported.stdout
     rules = str(root / "conf/xeducation/rules.yaml")
     trained = _leadscore("train", "--data", str(data), "--rules", rules, cwd=tmp_path, env=env)
     assert trained.returncode == 0, trained.stderr[-2000:]

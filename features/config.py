@@ -7,7 +7,6 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from features.contract import load_yaml_model
-from features.errors import ConfigError
 
 
 class FeatureConfig(BaseModel):
@@ -73,7 +72,4 @@ def load_feature_config(path: str | Path | None) -> FeatureConfig:
     """Read a FeatureConfig from YAML; None gives the defaults."""
     if path is None:
         return FeatureConfig()
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: feature config not found")
-    return load_yaml_model(path, FeatureConfig)
+    return load_yaml_model(path, FeatureConfig, "feature config")

@@ -87,8 +87,12 @@ def load_dataset_spec(path: Path) -> DatasetSpec:
     return load_yaml_model(path, DatasetSpec) if path.exists() else DatasetSpec()
 
 
-def load_yaml_model(path: Path, model: type[M]) -> M:
-    """A typed config from a YAML file: a ConfigError naming the file and key otherwise."""
+def load_yaml_model(path: str | Path, model: type[M], what: str = "config file") -> M:
+    """A typed config from a YAML file: a ConfigError naming the file and key otherwise
+    (`what` names the file in the error when it does not exist)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: {what} not found")
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:

@@ -16,7 +16,6 @@ row number of the written table is the export's row number).
 from __future__ import annotations
 
 import re
-import shutil
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -33,9 +32,11 @@ from features.contract import (
     DEAL_COLUMNS,
     DEAL_OPTIONAL,
     LEAD_COLUMNS,
+    LabelSpec,
     load_yaml_model,
 )
 from features.errors import ConfigError, DatasetError, LeadscoreError
+from features.folders import staged_folder
 from features.loading import Dataset, load_dataset
 
 # Value-map key that stands for "any value not listed".
@@ -80,15 +81,6 @@ class TimeOrder(BaseModel):
     days: float = Field(365.0, gt=0)
 
 
-class Outcome(BaseModel):
-    """The outcome column of a flat export (one row per lead, no history)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    column: str
-    positive: list[str | int | bool] = Field(default_factory=lambda: [1, "1", True, "true", "yes"])
-
-
 class TableMapping(BaseModel):
     """How one export file becomes one contract table."""
 
@@ -109,7 +101,7 @@ class TableMapping(BaseModel):
 
 
 class LeadsMapping(TableMapping):
-    outcome: Outcome | None = None
+    outcome: LabelSpec | None = None  # the outcome column of a flat export
     time_order: TimeOrder | None = None
     ignore: list[str] = Field(
         default_factory=list, description="export columns written but not used as features"
@@ -168,10 +160,7 @@ class Mapping(BaseModel):
 
 def load_mapping(path: str | Path) -> Mapping:
     """Read a mapping YAML: a ConfigError naming the file and key when it is malformed."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: mapping file not found")
-    return load_yaml_model(path, Mapping)
+    return load_yaml_model(path, Mapping, "mapping file")
 
 
 def builtin_mapping_path(name: str) -> Path:
@@ -226,9 +215,6 @@ def import_tables(
                 f"{mapping_file} maps {table} but no {table} file was given (--{table})"
             )
     out = Path(out_dir)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise LeadscoreError(f"{out}: exists and is not empty (pass --overwrite to replace it)")
-
     frames: dict[str, pd.DataFrame] = {}
     columns: dict[str, dict[str, str]] = {}
     files: dict[str, str] = {}
@@ -243,11 +229,7 @@ def import_tables(
         )
 
     spec = _dataset_yaml(mapping, columns["leads"])
-    tmp = out.with_name(f".{out.name}.importing")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    try:
+    with staged_folder(out, overwrite=overwrite) as tmp:
         for table, df in frames.items():
             if file_format == "parquet":
                 df.to_parquet(tmp / f"{table}.parquet", index=False)
@@ -261,12 +243,6 @@ def import_tables(
             load_dataset(tmp)
         except DatasetError as exc:
             raise _in_export_terms(exc, files, columns, mapping_file) from None
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     dataset = load_dataset(out)
     return ImportResult(dataset, columns, {t: len(df) for t, df in frames.items()})
 

@@ -200,10 +200,7 @@ def activity_table(rules: RulesConfig) -> ActivityTable:
 
 def load_rules(path: str | Path) -> RulesConfig:
     """Rules from a YAML file; a malformed file is a ConfigError naming the key."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: rules file not found")
-    return load_yaml_model(path, RulesConfig)
+    return load_yaml_model(path, RulesConfig, "rules file")
 
 
 def check_rules(rules: RulesConfig, dataset: Dataset, *, file: str = "rules.yaml") -> list[str]:

@@ -7,8 +7,6 @@ same seed gives the same bytes. See `simulation.funnel` for the generative model
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +18,7 @@ import pyarrow.parquet as pq
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from features.errors import LeadscoreError
+from features.folders import staged_folder
 from simulation import funnel as fm
 
 US_PER_DAY = 86_400 * 1_000_000
@@ -63,17 +61,8 @@ def simulate(config: SimulationConfig, out_dir: str | Path, *, overwrite: bool =
     The folder is written under a temporary name and renamed at the end, so an interrupted
     run leaves nothing that looks like a dataset.
     """
-    out = Path(out_dir)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise LeadscoreError(
-            f"{out}: folder exists and is not empty (pass --overwrite to replace it)"
-        )
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
     counts = {"leads": 0, "activities": 0, "deals": 0}
-    try:
+    with staged_folder(out_dir, overwrite=overwrite) as tmp:
         with _Writers(tmp, config.format) as writers:
             for chunk in _chunks(config):
                 writers.write(chunk)
@@ -81,12 +70,6 @@ def simulate(config: SimulationConfig, out_dir: str | Path, *, overwrite: bool =
                 counts["activities"] += chunk.activities.num_rows
                 counts["deals"] += chunk.deals.num_rows
         (tmp / "dataset.yaml").write_text(yaml.safe_dump(_dataset_yaml(config), sort_keys=False))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return counts
 
 

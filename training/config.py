@@ -8,7 +8,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from features.contract import load_yaml_model
-from features.errors import ConfigError
 
 
 class LightGBMParams(BaseModel):
@@ -76,7 +75,4 @@ class TrainConfig(BaseModel):
 def load_train_config(path: str | Path | None) -> TrainConfig:
     if path is None:
         return TrainConfig()
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: training config not found")
-    return load_yaml_model(path, TrainConfig)
+    return load_yaml_model(path, TrainConfig, "training config")

@@ -3,6 +3,8 @@
 Both serve the same registered model, on this machine, driven by the same async client
 (aiohttp): one lead per request at concurrency 1, 8 and 32; then a 1,000-lead batch on
 ours. Prints one JSON object with req/s, p50 and p99 latency, errors, and the ratios.
+Also drives a BentoML service that parses the same requests and scores nothing
+(`benchmarks/floor/`): the framework's own ceiling on this machine.
 
 Usage: python benchmarks/serving.py [--requests 3000] [--workers 2]
 """
@@ -215,6 +217,22 @@ def main() -> None:
         out["ours_without_reasons"] = [
             asyncio.run(drive(url, cycle(no_reasons), c, ours_headers, 60)) for c in (8,)
         ]
+
+    # The framework's own ceiling: the same load on a BentoML service that parses the
+    # same requests and scores nothing (benchmarks/floor/noop_service.py).
+    floor_dir = Path(__file__).resolve().parent / "floor"
+    with Server(
+        env={}, cwd=floor_dir, workers=args.workers, access_log=False, service="noop_service:NoOp"
+    ) as server:
+        url = f"{server.base}/score"
+        asyncio.run(drive(url, cycle(ours_bodies)[:200], 8, ours_headers, 30))
+        out["bentoml_noop"] = [
+            asyncio.run(drive(url, cycle(ours_bodies), c, ours_headers, 60)) for c in (1, 8, 32)
+        ]
+    out["ours_share_of_bentoml_noop"] = {
+        str(o["concurrency"]): round(o["req_per_s"] / f["req_per_s"], 2)
+        for o, f in zip(out["ours"], out["bentoml_noop"], strict=True)
+    }
 
     port = free_port()
     env = {

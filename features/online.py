@@ -59,6 +59,10 @@ class OnlineBatch:
     categorical: dict[str, list[str | None]]
     numeric: dict[str, np.ndarray]
     behaviour: np.ndarray  # (n, len(spec.behaviour_names))
+    # The parsed as_ofs and activities (None for a model without history, which never
+    # reads them), so that other consumers of the same payloads (rules) do not parse again.
+    as_of_us: np.ndarray | None = None
+    events: PayloadEvents | None = None
 
     def row(self, i: int, spec: FeatureSpec) -> dict[str, Any]:
         """Feature name -> value for lead i."""
@@ -121,16 +125,17 @@ class OnlineFeaturizer:
         if not spec.history:
             return OnlineBatch(categorical, numbers, np.zeros((len(leads), 0)))
         as_of_us = payload_as_ofs(as_ofs)
-        prims = self.primitives(leads, as_of_us, strict=strict)
-        return OnlineBatch(categorical, numbers, assemble_features(prims, spec))
+        events = payload_events(leads, as_of_us, strict=strict)
+        prims = self.primitives(leads, as_of_us, events)
+        return OnlineBatch(categorical, numbers, assemble_features(prims, spec), as_of_us, events)
 
     def primitives(
-        self, leads: Sequence[Mapping[str, Any]], as_of_us: np.ndarray, *, strict: bool = False
+        self, leads: Sequence[Mapping[str, Any]], as_of_us: np.ndarray, events: PayloadEvents
     ) -> Primitives:
-        """Aggregates of n leads (arrays of length n), from all their activities at once."""
+        """Aggregates of n leads (arrays of length n), from all their activities at once
+        (`events`: `payload_events` of these leads)."""
         n = len(leads)
         n_types, width = len(self.spec.activity_types), len(self.windows_us) + 1
-        events = payload_events(leads, as_of_us, strict=strict)
         created, t, lead_idx = events.created_us, events.t, events.lead
         code = np.fromiter(
             map(self.codes.get, events.kinds, repeat(0)), dtype=np.int64, count=len(t)

@@ -43,7 +43,14 @@ from features.contract import load_yaml_model
 from features.definitions import US_PER_DAY
 from features.errors import ConfigError, LeadscoreError
 from features.loading import Dataset, lead_positions, timestamps_us
-from features.online import PayloadError, _category, _number, payload_as_ofs, payload_events
+from features.online import (
+    PayloadError,
+    PayloadEvents,
+    _category,
+    _number,
+    payload_as_ofs,
+    payload_events,
+)
 
 INACTIVE = "days_inactive"
 _ACTIVITY = "activity:"
@@ -358,10 +365,18 @@ def payload_rule_inputs(
     as_ofs: Sequence[Any],
     *,
     strict: bool = False,
+    parsed: tuple[np.ndarray, PayloadEvents] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Rule inputs for lead payloads (the CRM's JSON), each at its own as_of."""
-    as_of_us = payload_as_ofs(as_ofs)
-    events = payload_events(leads, as_of_us, strict=strict)
+    """Rule inputs for lead payloads (the CRM's JSON), each at its own as_of.
+
+    `parsed`: the as_ofs (µs) and events the featurizer already parsed from these same
+    payloads (`OnlineBatch.as_of_us`, `.events`), so they are not parsed twice.
+    """
+    if parsed is None:
+        as_of_us = payload_as_ofs(as_ofs)
+        events = payload_events(leads, as_of_us, strict=strict)
+    else:
+        as_of_us, events = parsed
     profile: dict[str, Any] = {}
     for col, rule in rules.profile.items():
         raw = [
@@ -489,13 +504,19 @@ class RuleScorer(ClassifierMixin, BaseEstimator):
     # --- online ----------------------------------------------------------------------
 
     def score_leads(
-        self, leads: Sequence[Mapping[str, Any]], as_of: Any, *, strict: bool = False
+        self,
+        leads: Sequence[Mapping[str, Any]],
+        as_of: Any,
+        *,
+        strict: bool = False,
+        parsed: tuple[np.ndarray, PayloadEvents] | None = None,
     ) -> list[dict[str, Any]]:
-        """rule_score, rule_grade, mql (and rule_probability once fitted) per payload."""
+        """rule_score, rule_grade, mql (and rule_probability once fitted) per payload
+        (`parsed`: see `payload_rule_inputs`)."""
         as_ofs = (
             [as_of] * len(leads) if as_of is not None else [lead.get("as_of") for lead in leads]
         )
-        X = payload_rule_inputs(self._rules, leads, as_ofs, strict=strict)
+        X = payload_rule_inputs(self._rules, leads, as_ofs, strict=strict, parsed=parsed)
         score = self.rule_scores(X)
         grade, mql = self.grade(score), self.mql(score)
         out = [

@@ -191,7 +191,9 @@ class LeadScorer:
                     totals[i], self._group_names, batch.row(i, self.spec), self.spec, k=reasons
                 )
         if self.rules is not None:
-            for item, rule in zip(out, self.rules.score_leads(leads, as_of), strict=True):
+            parsed = (batch.as_of_us, batch.events) if batch.events is not None else None
+            rules = self.rules.score_leads(leads, as_of, strict=strict, parsed=parsed)
+            for item, rule in zip(out, rules, strict=True):
                 item.update(rule)
         return out
 

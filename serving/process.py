@@ -20,8 +20,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve_command(host: str, port: int) -> list[str]:
-    return [sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", host, "--port", str(port)]
+def serve_command(host: str, port: int, service: str = SERVICE) -> list[str]:
+    return [sys.executable, "-m", "bentoml", "serve", service, "--host", host, "--port", str(port)]
 
 
 def workers_env(workers: int, access_log: bool = True) -> dict[str, str]:
@@ -46,11 +46,13 @@ class Server:
         workers: int = 1,
         access_log: bool = True,
         timeout: float = 120,
+        service: str = SERVICE,
     ) -> None:
         self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **env, **workers_env(workers, access_log)}
         self.cwd, self.log_path, self.timeout = cwd, log_path, timeout
+        self.service = service
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> Server:
@@ -58,7 +60,7 @@ class Server:
 
         log = open(self.log_path, "w") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
-            serve_command("127.0.0.1", self.port),
+            serve_command("127.0.0.1", self.port, self.service),
             cwd=self.cwd,
             env=self.env,
             stdout=log,

@@ -1,0 +1,23 @@
+"""A BentoML service that parses the same request as /score and scores nothing.
+
+`benchmarks/serving.py` drives it with the same load as the real endpoint: its req/s is
+what BentoML itself (HTTP, request validation, JSON, worker hand-off) allows on this
+machine, the ceiling any BentoML scoring endpoint can reach here. Named `leadscore` so
+that the benchmark's worker settings apply to it unchanged.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import bentoml
+
+
+@bentoml.service(name="leadscore")
+class NoOp:
+    @bentoml.api(route="/score")
+    def score(
+        self, leads: list[dict[str, Any]], as_of: datetime | None = None, reasons: bool = True
+    ) -> dict[str, Any]:
+        return {"scores": [{"lead_id": lead.get("lead_id"), "probability": 0.0} for lead in leads]}

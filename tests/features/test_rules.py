@@ -11,7 +11,7 @@ from sklearn.base import clone
 
 from features.errors import ConfigError, LeadscoreError
 from features.loading import load_dataset
-from features.online import PayloadError
+from features.online import OnlineFeaturizer, PayloadError
 from features.payloads import lead_payloads
 from features.rules import (
     RulesConfig,
@@ -179,6 +179,11 @@ def test_batch_and_online_rule_scores_are_identical(small_sim, small_set):
         for p, t in zip(payloads[:40], rows["as_of"][:40], strict=True)
     ]
     assert np.array_equal(np.array(single), scorer.points(batch)[:40])
+    # and reusing the featurizer's parse of the same payloads (as the endpoint does)
+    as_ofs = [t.isoformat() for t in rows["as_of"]]
+    parsed = OnlineFeaturizer(small_set[1]).batch(payloads, as_ofs)
+    reused = payload_rule_inputs(rules, payloads, as_ofs, parsed=(parsed.as_of_us, parsed.events))
+    assert all(np.array_equal(online[k], reused[k]) for k in online)
 
 
 def test_default_rules_fit_the_simulated_data(small_sim):

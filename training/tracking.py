@@ -15,7 +15,7 @@ import os
 import tempfile
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -196,6 +196,11 @@ def log_and_register(
                 "flagged": result.leakage.flagged,
                 "declared": result.leakage.declared,
                 "excluded": result.leakage.excluded,
+                # the evidence of the both-ways test: the most-won and most-lost value
+                "pinned": {
+                    f: [asdict(v) for v in values]
+                    for f, values in result.leakage.pinned.items()
+                },
             },
             "leakage_audit.json",
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from features.errors import LeadscoreError
@@ -84,6 +86,29 @@ def load_packed(model) -> tuple[LeadScorer, dict[str, Any]]:
         "source": f"bento model {stored.tag}",
     }
     return scorer, {**meta, **_scorer_meta(scorer)}
+
+
+def packed_model_tag(env: Mapping[str, str], service_file: Path) -> str | None:
+    """The BentoML model packed into the bento this service runs from, if any.
+
+    `LEADSCORE_PACKED_MODEL` (set by bentofile.yaml in a container) wins. `bentoml serve
+    <bento>` on a machine does not apply the bento's env vars, so the bento's own record
+    is read too: the service runs from `<bento>/src/serving/service.py`, next to
+    `<bento>/bento.yaml`, which lists the models packed for each service.
+    """
+    if env.get("LEADSCORE_PACKED_MODEL"):
+        return env["LEADSCORE_PACKED_MODEL"]
+    record = service_file.resolve().parents[2] / "bento.yaml"
+    if not record.is_file():
+        return None
+    import yaml
+
+    bento = yaml.safe_load(record.read_text()) or {}
+    for service in bento.get("services") or ():
+        if service.get("name") == bento.get("entry_service"):
+            tags = [m["tag"] for m in service.get("models") or () if m.get("tag")]
+            return str(tags[0]) if tags else None
+    return None
 
 
 def export_to_bentoml(name: str, alias: str) -> str:

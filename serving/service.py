@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import bentoml
@@ -28,12 +29,12 @@ from features.errors import LeadscoreError
 from features.online import PayloadError
 from serving.auth import ApiKeyMiddleware, BodyLimitMiddleware
 from serving.config import ServeConfig
-from serving.model import load_model, load_packed
+from serving.model import load_model, load_packed, packed_model_tag
 
 log = logging.getLogger("leadscore.serving")
-# Set by bentofile.yaml inside a built bento: the scorer packed into it (a BentoML model
-# tag). BentoML reads model declarations when the class is defined, so this is read then.
-PACKED_MODEL = os.environ.get("LEADSCORE_PACKED_MODEL")
+# Inside a built bento: the scorer packed into it (a BentoML model tag). BentoML reads model
+# declarations when the class is defined, so this is read then.
+PACKED_MODEL = packed_model_tag(os.environ, Path(__file__))
 _LOADED: dict[str, Any] = {}  # filled when the service starts; read by GET /metadata
 
 

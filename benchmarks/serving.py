@@ -84,11 +84,14 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 180) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=3000)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=None, help="default: cores + 1")
     parser.add_argument(
         "--leads", type=int, default=8000, help="simulated leads to train the model on"
     )
     args = parser.parse_args()
+    from serving.process import default_workers
+
+    args.workers = args.workers or default_workers()
 
     import mlflow
     from mlflow import MlflowClient

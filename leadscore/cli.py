@@ -605,19 +605,27 @@ def promote(
 def serve(
     port: int = typer.Option(3000, "--port", min=1, max=65535),
     host: str = typer.Option("127.0.0.1", "--host", help="0.0.0.0 to accept other machines."),
-    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes (one per core)."),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        min=1,
+        help="Worker processes (default: cores + 1; one more than the cores keeps the CPU "
+        "busy while a worker waits on Python's lock).",
+    ),
 ) -> None:
     """Serve the champion model over HTTP (BentoML): POST /score, GET /metadata."""
     import os
     import subprocess
 
     from serving.config import ServeConfig
-    from serving.process import serve_command, workers_env
+    from serving.process import default_workers, serve_command, workers_env
 
     if not ServeConfig.from_env().api_keys:
         raise LeadscoreError(
             "LEADSCORE_API_KEYS is empty: set one or more API keys (comma-separated) before serving"
         )
+    workers = workers or default_workers()
+    err.print(f"serving on http://{host}:{port} with {workers} workers")
     env = {**os.environ, **workers_env(workers)}
     sys.exit(subprocess.call(serve_command(host, port), env=env))
 

@@ -198,8 +198,7 @@ def log_and_register(
                 "excluded": result.leakage.excluded,
                 # the evidence of the both-ways test: the most-won and most-lost value
                 "pinned": {
-                    f: [asdict(v) for v in values]
-                    for f, values in result.leakage.pinned.items()
+                    f: [asdict(v) for v in values] for f, values in result.leakage.pinned.items()
                 },
             },
             "leakage_audit.json",

@@ -501,12 +501,13 @@ def import_xeducation(
     out.print(f"next: leadscore train --data {out_dir} --rules conf/xeducation/rules.yaml")
 
 
-def _run_import(mapping, mapping_name, *, file_format, **files) -> None:
+def _run_import(mapping, mapping_name, *, file_format, **paths_and_options) -> None:
+    """Import with `features.mapping.import_tables`; print the renames and the summary."""
     from features.mapping import import_tables
     from features.summary import summarize_dataset
 
     result = import_tables(
-        mapping, file_format=file_format.value, mapping_file=mapping_name, **files
+        mapping, file_format=file_format.value, mapping_file=mapping_name, **paths_and_options
     )
     for table, names in result.columns.items():
         renamed = {k: v for k, v in names.items() if k != v}
@@ -516,7 +517,7 @@ def _run_import(mapping, mapping_name, *, file_format, **files) -> None:
                 highlight=False,
             )
     print_summary(summarize_dataset(result.dataset))
-    out.print(f"wrote {files['out_dir']}")
+    out.print(f"wrote {result.dataset.path}")
 
 
 rules_app = typer.Typer(help="Points rules: learn a scorecard from data.", no_args_is_help=True)

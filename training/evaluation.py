@@ -8,14 +8,37 @@ from sklearn.metrics import average_precision_score, brier_score_loss, log_loss,
 EPS = 1e-6
 
 
+def calibration_bins(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict]:
+    """Equal-count bins of p, lowest first: rows, mean predicted and observed rate (the
+    points of a calibration curve; empty bins left out)."""
+    order = np.argsort(p, kind="stable")
+    return [
+        {
+            "bin": b,
+            "rows": len(chunk),
+            "mean_predicted": float(p[chunk].mean()),
+            "observed": float(y[chunk].mean()),
+        }
+        for b, chunk in enumerate(np.array_split(order, bins), start=1)
+        if len(chunk)
+    ]
+
+
 def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
     """Weighted mean |observed rate - mean predicted| over equal-count bins of p."""
-    order = np.argsort(p, kind="stable")
-    error = 0.0
-    for chunk in np.array_split(order, bins):
-        if len(chunk):
-            error += len(chunk) * abs(y[chunk].mean() - p[chunk].mean())
+    error = sum(
+        b["rows"] * abs(b["observed"] - b["mean_predicted"]) for b in calibration_bins(y, p, bins)
+    )
     return float(error / len(y))
+
+
+def gains_curve(y: np.ndarray, ranking: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Share of leads worked (best first by `ranking`) against share of wins captured, from
+    the origin."""
+    order = np.argsort(-ranking, kind="stable")
+    worked = np.arange(len(y) + 1) / len(y)
+    captured = np.concatenate([[0.0], np.cumsum(y[order]) / max(y.sum(), 1)])
+    return worked, captured
 
 
 def deciles(y: np.ndarray, p: np.ndarray) -> list[dict]:

@@ -29,7 +29,12 @@ from features.loading import Dataset, lead_positions, timestamps_us
 from features.rules import RulesConfig, RuleScorer, batch_rule_inputs, check_rules
 from features.scoring import LeadScorer
 from training.config import TrainConfig
-from training.evaluation import deciles, expected_calibration_error
+from training.evaluation import (
+    calibration_bins,
+    deciles,
+    expected_calibration_error,
+    gains_curve,
+)
 from training.scorecard import suggest_rules
 from training.splits import split_training_set
 
@@ -168,7 +173,7 @@ def compare(
         headline=headline,
         differences=differences,
         deciles=_deciles(rows, rankings),
-        gains={name: _gains(y, r) for name, r in rankings.items()},
+        gains={name: gains_curve(y, r) for name, r in rankings.items()},
         capacity=_capacity(rows, rankings, n_mql),
         quadrants=_quadrants(rows),
         examples=_examples(rows, test, scorer, rule_scorer, x_test),
@@ -307,13 +312,6 @@ def _headline(rows, rankings, probabilities, bootstrap: int, seed: int):
     return pd.DataFrame(table), differences
 
 
-def _gains(y: np.ndarray, ranking: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    order = np.argsort(-ranking, kind="stable")
-    worked = np.arange(len(y) + 1) / len(y)
-    captured = np.concatenate([[0.0], np.cumsum(y[order]) / max(y.sum(), 1)])
-    return worked, captured
-
-
 def _deciles(rows: pd.DataFrame, rankings: dict[str, np.ndarray]) -> pd.DataFrame:
     """Per scorer, `training.evaluation.deciles` of its own ranking (the training table's
     definition of lift and capture)."""
@@ -447,21 +445,13 @@ def _rule_item(name: str, points: float, x: dict, i: int) -> str:
 def _calibration(
     y: np.ndarray, probabilities: dict[str, np.ndarray], bins: int = 10
 ) -> pd.DataFrame:
-    out = []
-    for name, p in probabilities.items():
-        order = np.argsort(p, kind="stable")
-        for b, chunk in enumerate(np.array_split(order, bins), start=1):
-            if len(chunk):
-                out.append(
-                    {
-                        "scorer": name,
-                        "bin": b,
-                        "rows": len(chunk),
-                        "mean_predicted": float(p[chunk].mean()),
-                        "observed": float(y[chunk].mean()),
-                    }
-                )
-    return pd.DataFrame(out)
+    return pd.DataFrame(
+        [
+            {"scorer": name, **b}
+            for name, p in probabilities.items()
+            for b in calibration_bins(y, p, bins)
+        ]
+    )
 
 
 def _sources_table(rows: pd.DataFrame) -> pd.DataFrame:

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 import features
@@ -26,6 +25,7 @@ from features.definitions import FeatureSpec
 from features.errors import LeadscoreError
 from features.mlflow_model import SCORER_ARTIFACT, LeadScoringModel, load_registered_scorer
 from training.config import TrainConfig
+from training.evaluation import calibration_bins, gains_curve
 from training.fit import TrainResult
 
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -99,10 +99,13 @@ def _figures(result: TrainResult):
 
     fig, ax = plt.subplots(figsize=(5, 5))
     for name in scorers:
-        p = test[f"p_{name}"].to_numpy()
-        order = np.argsort(p)
-        bins = np.array_split(order, 10)
-        ax.plot([p[b].mean() for b in bins], [y[b].mean() for b in bins], marker="o", label=name)
+        points = calibration_bins(y, test[f"p_{name}"].to_numpy())
+        ax.plot(
+            [b["mean_predicted"] for b in points],
+            [b["observed"] for b in points],
+            marker="o",
+            label=name,
+        )
     top = float(max(test[[f"p_{n}" for n in scorers]].max().max(), y.mean() * 2))
     ax.plot([0, top], [0, top], "k--", lw=1)
     ax.set(
@@ -115,9 +118,7 @@ def _figures(result: TrainResult):
 
     fig, ax = plt.subplots(figsize=(5, 5))
     for name in scorers:
-        order = np.argsort(-test[f"p_{name}"].to_numpy(), kind="stable")
-        captured = np.cumsum(y[order]) / max(y.sum(), 1)
-        ax.plot(np.arange(1, len(y) + 1) / len(y), captured, label=name)
+        ax.plot(*gains_curve(y, test[f"p_{name}"].to_numpy()), label=name)
     ax.plot([0, 1], [0, 1], "k--", lw=1, label="random")
     ax.set(
         xlabel="share of leads worked (best first)",

@@ -16,7 +16,7 @@ row number of the written table is the export's row number).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -240,10 +240,11 @@ def import_tables(
             yaml.safe_dump(mapping.model_dump(exclude_defaults=True), sort_keys=False)
         )
         try:
-            load_dataset(tmp)
+            staged = load_dataset(tmp)
         except DatasetError as exc:
             raise _in_export_terms(exc, files, columns, mapping_file) from None
-    dataset = load_dataset(out)
+    # The validated dataset, now at its final place: the same files, not read a second time.
+    dataset = replace(staged, path=out)
     return ImportResult(dataset, columns, {t: len(df) for t, df in frames.items()})
 
 
@@ -321,14 +322,10 @@ def _map_table(
     names: dict[str, str] = {}  # export column -> dataset column
     for target, col in m.columns.items():
         names[col] = target
-    for col in required:
+    optional = {"leads": (), "activities": ACTIVITY_OPTIONAL, "deals": DEAL_OPTIONAL}[table]
+    for col in required + optional:
         if col not in names.values() and col in raw.columns and col not in names:
             names[col] = col  # already named as the contract wants
-    for col in (
-        ACTIVITY_OPTIONAL if table == "activities" else DEAL_OPTIONAL if table == "deals" else ()
-    ):
-        if col not in names.values() and col in raw.columns and col not in names:
-            names[col] = col
     synthetic_created = table == "leads" and m.time_order is not None
     missing = [
         c

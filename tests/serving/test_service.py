@@ -247,29 +247,25 @@ def test_no_champion_refuses_to_start(tmp_path):
     import subprocess
     import sys
 
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'empty.db'}",
-        "LEADSCORE_API_KEYS": "k",
-    }
-    result = subprocess.run(
-        [sys.executable, "-c", "from serving.service import LeadScoring; LeadScoring.inner()"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    def start(api_keys: str) -> subprocess.CompletedProcess:
+        """Build the service (what `bentoml serve` does at start) against an empty store."""
+        env = {
+            **os.environ,
+            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'empty.db'}",
+            "LEADSCORE_API_KEYS": api_keys,
+        }
+        return subprocess.run(
+            [sys.executable, "-c", "from serving.service import LeadScoring; LeadScoring.inner()"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    result = start("k")
     assert result.returncode != 0 and "no model lead-scoring@champion" in result.stderr
-    env["LEADSCORE_API_KEYS"] = ""
-    result = subprocess.run(
-        [sys.executable, "-c", "from serving.service import LeadScoring; LeadScoring.inner()"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = start("")
     assert "LEADSCORE_API_KEYS is empty" in result.stderr
 
 

@@ -54,8 +54,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, help="use this dataset instead of simulating one")
     args = parser.parse_args()
 
+    from crm.loading import load_dataset
     from features.batch import build_training_set
-    from features.loading import load_dataset
     from simulation import SimulationConfig, simulate_apart
 
     with tempfile.TemporaryDirectory() as tmp:

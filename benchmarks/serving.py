@@ -96,9 +96,9 @@ def main() -> None:
     import mlflow
     from mlflow import MlflowClient
 
+    from crm.loading import load_dataset
+    from crm.payloads import lead_payloads
     from features.batch import build_training_set
-    from features.loading import load_dataset
-    from features.payloads import lead_payloads
     from serving.process import Server, free_port
     from simulation import SimulationConfig, simulate_apart
     from training.config import TrainConfig

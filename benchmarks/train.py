@@ -32,8 +32,8 @@ def main() -> None:
 
     import lightgbm as lgb
 
+    from crm.loading import load_dataset
     from features.batch import build_training_set
-    from features.loading import load_dataset
     from simulation import SimulationConfig, simulate_apart
     from training.config import TrainConfig
     from training.fit import fit_models

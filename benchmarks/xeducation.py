@@ -38,9 +38,10 @@ def main() -> None:
 
     from sklearn.metrics import roc_auc_score
 
+    from crm.mapping import builtin_mapping_path, import_tables, load_mapping
     from features.batch import build_training_set
-    from features.mapping import builtin_mapping_path, import_tables, load_mapping
-    from features.rules import RuleScorer, batch_rule_inputs, load_rules
+    from rules.config import load_rules
+    from rules.scorer import RuleScorer, batch_rule_inputs
     from training.config import TrainConfig
     from training.fit import fit_models
 

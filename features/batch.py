@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from crm.loading import Dataset, lead_positions, timestamps_us
 from features.config import FeatureConfig
 from features.definitions import (
     US_PER_DAY,
@@ -23,7 +24,6 @@ from features.definitions import (
     resolve_spec,
 )
 from features.labels import build_snapshots
-from features.loading import Dataset, lead_positions, timestamps_us
 
 
 def feature_spec_for(dataset: Dataset, config: FeatureConfig) -> FeatureSpec:

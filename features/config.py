@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from features.contract import load_yaml_model
+from crm.contract import load_yaml_model
 
 
 class FeatureConfig(BaseModel):

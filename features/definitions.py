@@ -20,8 +20,8 @@ from itertools import repeat
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from crm.errors import ConfigError
 from features.config import FeatureConfig
-from features.errors import ConfigError
 
 FEATURE_SET_VERSION = "pit-1"
 US_PER_DAY = 86_400 * 1_000_000

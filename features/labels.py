@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from crm.loading import lead_positions, timestamps_us
 from features.definitions import US_PER_DAY
-from features.loading import lead_positions, timestamps_us
 
 
 def build_snapshots(

@@ -10,8 +10,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from crm.errors import DatasetError
 from features.definitions import FeatureSpec
-from features.errors import DatasetError
 
 METADATA_KEY = b"leadscore"
 

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from features.errors import LeadscoreError
-from features.scoring import LeadScorer
+from crm.errors import LeadscoreError
+from scoring.scorer import LeadScorer
 from serving.config import ServeConfig
 
 
@@ -26,7 +26,7 @@ def load_model(config: ServeConfig) -> tuple[LeadScorer, dict[str, Any]]:
         from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException
 
-        from features.mlflow_model import load_registered_scorer
+        from scoring.mlflow_model import load_registered_scorer
 
         client = MlflowClient()
         try:
@@ -116,7 +116,7 @@ def export_to_bentoml(name: str, alias: str) -> str:
     import bentoml
     from mlflow import MlflowClient
 
-    from features.mlflow_model import load_registered_scorer
+    from scoring.mlflow_model import load_registered_scorer
 
     version = MlflowClient().get_model_version_by_alias(name, alias)
     scorer = load_registered_scorer(name, version.version)

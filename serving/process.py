@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from features.errors import LeadscoreError
+from crm.errors import LeadscoreError
 
 SERVICE = "serving.service:LeadScoring"
 

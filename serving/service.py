@@ -25,7 +25,7 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from features.errors import LeadscoreError
+from crm.errors import LeadscoreError
 from features.online import PayloadError
 from serving.auth import ApiKeyMiddleware, BodyLimitMiddleware
 from serving.config import ServeConfig

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy.linalg import expm
 
-from features.errors import LeadscoreError
+from crm.errors import LeadscoreError
 from simulation import funnel as fm
 from simulation.simulator import TRUTH_FILE, state_at
 

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from features.folders import staged_folder
+from crm.folders import staged_folder
 from simulation import funnel as fm
 
 US_PER_DAY = 86_400 * 1_000_000

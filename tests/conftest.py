@@ -54,7 +54,7 @@ def small_sim_path(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def small_sim(small_sim_path):
-    from features import load_dataset
+    from crm import load_dataset
 
     return load_dataset(small_sim_path)
 

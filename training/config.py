@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from features.contract import load_yaml_model
+from crm.contract import load_yaml_model
 
 
 class LightGBMParams(BaseModel):

@@ -18,10 +18,11 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-from features.calibration import choose_calibrator
+from crm.errors import LeadscoreError
 from features.definitions import FeatureSpec
-from features.errors import LeadscoreError
-from features.scoring import Grades, LeadScorer, encode_frame
+from rules.calibration import choose_calibrator
+from scoring.grades import Grades
+from scoring.scorer import LeadScorer, encode_frame
 from training.config import TrainConfig
 from training.evaluation import evaluate
 from training.leakage import LeakageReport, audit_leakage

@@ -23,11 +23,13 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from crm.errors import LeadscoreError
+from crm.loading import Dataset, lead_positions, timestamps_us
 from features.batch import build_training_set
-from features.errors import LeadscoreError
-from features.loading import Dataset, lead_positions, timestamps_us
-from features.rules import RulesConfig, RuleScorer, batch_rule_inputs, check_rules
-from features.scoring import LeadScorer
+from rules.config import RulesConfig, check_rules
+from rules.scorecard import suggest_rules
+from rules.scorer import RuleScorer, batch_rule_inputs
+from scoring.scorer import LeadScorer
 from training.config import TrainConfig
 from training.evaluation import (
     calibration_bins,
@@ -35,7 +37,6 @@ from training.evaluation import (
     expected_calibration_error,
     gains_curve,
 )
-from training.scorecard import suggest_rules
 from training.splits import split_training_set
 
 SCORERS = {"model": "Model (LightGBM)", "rules": "Points rules", "learned": "Learned points"}

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from crm.errors import LeadscoreError
 from features.definitions import FeatureSpec
-from features.errors import LeadscoreError
 from training.config import TrainConfig
 
 

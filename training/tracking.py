@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pandas as pd
 
-import features
+import scoring
+from crm.errors import LeadscoreError
 from features.definitions import FeatureSpec
-from features.errors import LeadscoreError
-from features.mlflow_model import SCORER_ARTIFACT, LeadScoringModel, load_registered_scorer
+from scoring.mlflow_model import SCORER_ARTIFACT, LeadScoringModel, load_registered_scorer
 from training.config import TrainConfig
 from training.evaluation import calibration_bins, gains_curve
 from training.fit import TrainResult
@@ -31,7 +31,7 @@ from training.fit import TrainResult
 CHAMPION, CHALLENGER = "champion", "challenger"
 # Logged by path ("models from code"): MLflow runs it at load time; importing it here would
 # run its set_model call at import time.
-PYFUNC_ENTRY = Path(features.__file__).parent / "pyfunc_entry.py"
+PYFUNC_ENTRY = Path(scoring.__file__).parent / "pyfunc_entry.py"
 
 
 @dataclass(frozen=True)

@@ -138,7 +138,7 @@ def test_train_models_promote(tmp_path, small_sim_path):
         version = MlflowClient().get_model_version_by_alias("cli-model", "champion")
         files = {a.path for a in MlflowClient().list_artifacts(version.run_id, "report")}
         assert files == {"report/compare.html", "report/compare.csv"}
-        from features.mlflow_model import load_scorer
+        from scoring.mlflow_model import load_scorer
 
         assert load_scorer("models:/cli-model@champion").rules is not None
     finally:
@@ -173,7 +173,7 @@ def test_rules_suggest_writes_rules_that_load(tmp_path, small_sim_path):
     result = _leadscore("rules", "suggest", "--data", str(small_sim_path), "--out", str(out))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Out-of-time test ROC AUC" in result.stdout and out.is_file()
-    from features.rules import load_rules
+    from rules.config import load_rules
 
     rules = load_rules(out)
     assert rules.name == "suggested" and (rules.profile or rules.activities)
@@ -246,7 +246,7 @@ def test_features_errors_write_nothing(tmp_path, good_dataset):
 
 
 def test_import_csv_writes_a_dataset_and_errors_are_one_line(tmp_path):
-    from tests.features.test_mapping import _export
+    from tests.crm.test_mapping import _export
 
     args = _export(tmp_path)
     mapping = tmp_path / "mapping.yaml"

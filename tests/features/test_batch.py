@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features import load_dataset
+from crm import load_dataset
 from features.batch import build_training_set
 from features.config import FeatureConfig
 from tests.conftest import write_dataset

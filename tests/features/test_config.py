@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from crm.errors import ConfigError
 from features.config import FeatureConfig, load_feature_config
-from features.errors import ConfigError
 
 
 def test_defaults_and_shipped_config_agree():

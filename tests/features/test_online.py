@@ -9,11 +9,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from crm.payloads import lead_payloads
 from features.batch import build_training_set
 from features.config import FeatureConfig
 from features.definitions import resolve_spec, times_us, to_us
 from features.online import OnlineFeaturizer, PayloadError
-from features.payloads import lead_payloads
 
 
 def _same(a, b) -> bool:

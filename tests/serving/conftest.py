@@ -9,7 +9,8 @@ API_KEY = "test-key-4f9c2a"
 @pytest.fixture(scope="session")
 def served_rules(small_sim, small_set, trained):
     """The default points rules, calibrated on the validation rows, as packed with a model."""
-    from features.rules import RuleScorer, batch_rule_inputs, load_rules
+    from rules.config import load_rules
+    from rules.scorer import RuleScorer, batch_rule_inputs
 
     df = small_set[0][trained.split.validation]
     rules = load_rules("conf/rules.yaml")
@@ -26,8 +27,8 @@ def registry(tmp_path_factory, small_sim, small_set, trained, served_rules):
     import mlflow
     from mlflow import MlflowClient
 
+    from crm.payloads import lead_payloads
     from features.batch import build_training_set
-    from features.payloads import lead_payloads
     from tests.training.conftest import FAST
     from training.tracking import log_and_register
 

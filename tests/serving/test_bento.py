@@ -47,7 +47,7 @@ def test_bento_build_records_the_mlflow_version_and_serves_the_packed_model(
         headers = {"Authorization": f"Bearer {API_KEY}"}
         meta = httpx.get(f"{server.base}/metadata", headers=headers).json()
         assert meta["version"] == "1" and meta["source"] == f"bento model {tag}"
-        from features.payloads import lead_payloads
+        from crm.payloads import lead_payloads
 
         lead = lead_payloads(small_sim, [small_sim.leads["lead_id"].iloc[0]], iso=True)[0]
         scored = httpx.post(

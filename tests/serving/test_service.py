@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.payloads import lead_payloads
-from features.rules import batch_rule_inputs
+from crm.payloads import lead_payloads
+from rules.scorer import batch_rule_inputs
 from tests.serving.conftest import API_KEY
 
 

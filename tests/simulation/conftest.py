@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from features import load_dataset
+from crm import load_dataset
 from simulation import SimulationConfig, simulate
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.errors import LeadscoreError
+from crm.errors import LeadscoreError
 from simulation import funnel as fm
 from simulation.oracle import oracle_probability, read_truth
 from simulation.simulator import _funnel_paths

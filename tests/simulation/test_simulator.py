@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features import load_dataset
-from features.errors import LeadscoreError
+from crm import load_dataset
+from crm.errors import LeadscoreError
 from simulation import SimulationConfig, simulate
 from simulation import simulator as sim_module
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from features.calibration import choose_calibrator, fit_calibrator
-from features.scoring import LeadScorer
+from rules.calibration import choose_calibrator, fit_calibrator
+from scoring.scorer import LeadScorer
 from tests.training.conftest import FAST
 from training.evaluation import deciles, evaluate, expected_calibration_error
 from training.fit import fit_models
@@ -44,7 +44,7 @@ def test_calibrator_is_fitted_on_validation(small_set, trained):
 
 
 def test_reasons_add_up_to_the_raw_score(small_sim, trained):
-    from features.payloads import lead_payloads
+    from crm.payloads import lead_payloads
 
     scorer = trained.scorer
     test = trained.test.head(20)
@@ -74,7 +74,7 @@ def test_reasons_add_up_to_the_raw_score(small_sim, trained):
 
 
 def test_online_scores_equal_batch_scores(small_sim, trained):
-    from features.payloads import lead_payloads
+    from crm.payloads import lead_payloads
 
     test = trained.test.sample(200, random_state=0)
     payloads = {
@@ -90,7 +90,7 @@ def test_online_scores_equal_batch_scores(small_sim, trained):
 
 
 def test_an_irrelevant_field_does_not_change_the_score(small_sim, trained):
-    from features.payloads import lead_payloads
+    from crm.payloads import lead_payloads
 
     lead = lead_payloads(small_sim, [trained.test["lead_id"].iloc[0]], iso=True)[0]
     as_of = trained.test["as_of"].iloc[0].isoformat()
@@ -111,7 +111,7 @@ def test_scorer_round_trips_through_disk(tmp_path, trained):
 
 
 def test_loading_a_non_scorer_is_a_clear_error(tmp_path):
-    from features.errors import LeadscoreError
+    from crm.errors import LeadscoreError
 
     with pytest.raises(LeadscoreError, match="not a saved lead scorer"):
         LeadScorer.load(tmp_path)

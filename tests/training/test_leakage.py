@@ -88,8 +88,8 @@ def test_a_disposition_that_settles_the_outcome_both_ways_is_flagged(small_set):
 
 @pytest.mark.skipif(not XEDUCATION.is_file(), reason=f"{XEDUCATION} not on this machine")
 def test_xeducation_audit_flags_tags_and_lead_quality_undeclared(tmp_path):
+    from crm.mapping import builtin_mapping_path, import_tables, load_mapping
     from features.batch import build_training_set
-    from features.mapping import builtin_mapping_path, import_tables, load_mapping
 
     ds = import_tables(
         load_mapping(builtin_mapping_path("xeducation")), leads=XEDUCATION, out_dir=tmp_path / "xe"

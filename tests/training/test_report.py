@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from features.errors import ConfigError, LeadscoreError
-from features.rules import RulesConfig, load_rules
+from crm.errors import ConfigError, LeadscoreError
+from rules.config import RulesConfig, load_rules
 from tests.training.conftest import FAST
 from training.report import compare, write_report
 
@@ -225,7 +225,7 @@ def test_funnel_and_revenue_follow_the_deals(written, small_sim):
 
 
 def test_thin_data_is_a_warning_in_the_report_not_a_failure(tmp_path, trained):
-    from features.loading import load_dataset
+    from crm.loading import load_dataset
     from simulation.simulator import SimulationConfig, simulate
 
     simulate(SimulationConfig(n_leads=700, seed=5), tmp_path / "tiny")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from features import load_dataset
+from crm import load_dataset
 from features.batch import build_training_set
-from features.rules import load_rules
+from rules.config import load_rules
 from tests.training.conftest import FAST
 from training.fit import fit_models
 from training.report import compare, write_report

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.errors import LeadscoreError
+from crm.errors import LeadscoreError
 from tests.training.conftest import FAST
 from training.splits import split_training_set, time_split
 

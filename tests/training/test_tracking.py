@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from crm.payloads import lead_payloads
 from features.batch import build_training_set
-from features.payloads import lead_payloads
 from tests.training.conftest import FAST
 from training.config import LightGBMParams
 from training.fit import fit_models
@@ -129,7 +129,7 @@ def test_promotion_rule():
 
 
 def test_promoting_a_missing_version_is_a_clear_error(store):
-    from features.errors import LeadscoreError
+    from crm.errors import LeadscoreError
 
     with pytest.raises(LeadscoreError, match="no version 99"):
         promote(NAME, "99")

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from features.errors import LeadscoreError
-from features.rules import RuleScorer, batch_rule_inputs, check_rules, load_rules
-from training.scorecard import suggest_rules
+from crm.errors import LeadscoreError
+from rules.config import check_rules, load_rules
+from rules.scorecard import suggest_rules
+from rules.scorer import RuleScorer, batch_rule_inputs
 from training.splits import time_split
 
 

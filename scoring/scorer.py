@@ -1,8 +1,8 @@
 """The fitted lead scorer at run time: encoding, LightGBM, calibration, grades and reasons.
 
-It lives in `features` because both `training` (which builds it) and `serving` (which must
-not import `training`) run it: one prediction path for batch scoring, the MLflow model and
-the HTTP endpoint. NumPy only per call: no pandas on the online path.
+Both `training` (which builds it) and `serving` (which must not import `training`) run it:
+one prediction path for batch scoring, the MLflow model and the HTTP endpoint. NumPy only
+per call: no pandas on the online path.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,31 +17,17 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from features.calibration import Calibrator
+from crm.errors import LeadscoreError
 from features.definitions import FeatureSpec
-from features.errors import LeadscoreError
 from features.online import OnlineBatch, OnlineFeaturizer
-from features.reasons import feature_groups, word_reasons
-from features.rules import RuleScorer
+from rules.calibration import Calibrator
+from rules.scorer import RuleScorer
+from scoring.grades import Grades
+from scoring.reasons import feature_groups, word_reasons
 
 SCORER_FILE = "scorer.json"
 BOOSTER_FILE = "booster.txt"
 RULES_FILE = "rules.json"
-
-
-@dataclass(frozen=True)
-class Grades:
-    """Probability cut-offs of grades A-D (a probability >= A's cut-off is an A, ...)."""
-
-    a: float = 0.40
-    b: float = 0.20
-    c: float = 0.08
-
-    def __call__(self, p: np.ndarray) -> np.ndarray:
-        p = np.asarray(p)
-        return np.where(
-            p >= self.a, "A", np.where(p >= self.b, "B", np.where(p >= self.c, "C", "D"))
-        )
 
 
 def _threads(rows: int) -> int:

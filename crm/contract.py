@@ -8,7 +8,7 @@ from typing import Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from features.errors import ConfigError
+from crm.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from features.errors import ConfigError, DatasetError, LeadscoreError
-from features.loading import load_dataset
-from features.mapping import (
+from crm.errors import ConfigError, DatasetError, LeadscoreError
+from crm.loading import load_dataset
+from crm.mapping import (
     Mapping,
     builtin_mapping_path,
     import_tables,

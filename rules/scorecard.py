@@ -11,7 +11,7 @@
    `spread` points) and rounded to whole points; the base is set so that `mql_share` of
    train rows reach the MQL threshold. Zero-point entries are dropped.
 
-Marketing can read it, edit it, and run it like their own rules (`features.rules`).
+Marketing can read it, edit it, and run it like their own rules (`rules.scorer`).
 """
 
 from __future__ import annotations
@@ -23,18 +23,10 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss, roc_auc_score
 
-from features.errors import LeadscoreError
-from features.loading import Dataset
-from features.rules import (
-    _ACTIVITY,
-    INACTIVE,
-    ActivityRule,
-    InactivityRule,
-    ProfileRule,
-    RulesConfig,
-    RuleScorer,
-    batch_rule_inputs,
-)
+from crm.errors import LeadscoreError
+from crm.loading import Dataset
+from rules.config import ActivityRule, InactivityRule, ProfileRule, RulesConfig
+from rules.scorer import _ACTIVITY, INACTIVE, RuleScorer, batch_rule_inputs
 
 EPS = 1e-6
 

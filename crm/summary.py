@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from features.loading import Dataset
+from crm.loading import Dataset
 
 
 def summarize_dataset(ds: Dataset) -> dict:

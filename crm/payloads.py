@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.loading import Dataset
+from crm.loading import Dataset
 
 
 def lead_payloads(

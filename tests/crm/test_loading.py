@@ -3,8 +3,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from features import DatasetError, load_dataset
-from features.errors import ConfigError
+from crm import DatasetError, load_dataset
+from crm.errors import ConfigError
 from tests.conftest import ACTIVITIES, DEALS, LEADS, write_dataset
 
 

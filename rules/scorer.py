@@ -23,26 +23,19 @@ returns them, so that rules and model can be compared on calibration too.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import repeat
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from features.calibration import Calibrator, choose_calibrator
-from features.contract import load_yaml_model
+from crm.errors import LeadscoreError
+from crm.loading import Dataset, lead_positions, timestamps_us
 from features.definitions import US_PER_DAY
-from features.errors import ConfigError, LeadscoreError
-from features.loading import Dataset, lead_positions, timestamps_us
 from features.online import (
     PayloadError,
     PayloadEvents,
@@ -51,71 +44,13 @@ from features.online import (
     payload_as_ofs,
     payload_events,
 )
+from rules.calibration import Calibrator, choose_calibrator
+from rules.config import ProfileRule, RulesConfig
 
 INACTIVE = "days_inactive"
 _ACTIVITY = "activity:"
 # Rows x events processed at once by the batch path (bounds memory, not results).
 _PAIRS_PER_CHUNK = 4_000_000
-
-
-class ProfileRule(BaseModel):
-    """Points for one profile column (or `source`): by value, or by numeric threshold."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    values: dict[str, float] | None = None  # text value -> points (other values: `other`)
-    at_least: dict[float, float] | None = None  # threshold -> points of the highest reached
-    other: float = 0.0  # a value not listed (text), or below every threshold (number)
-    missing: float = 0.0  # no value
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> ProfileRule:
-        if (self.values is None) == (self.at_least is None):
-            raise ValueError("give either `values` (text column) or `at_least` (numeric column)")
-        return self
-
-    @field_validator("values", mode="before")
-    @classmethod
-    def _text_keys(cls, values: Any) -> Any:
-        # YAML reads `1000+` as text but `true` or `10` as other types: keys are text.
-        if isinstance(values, dict):
-            return {str(k): v for k, v in values.items()}
-        return values
-
-
-class ActivityRule(BaseModel):
-    """Points per activity of one type."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    points: float
-    max: float | None = Field(None, gt=0)  # cap on this type's points (absolute value)
-    decay: bool = True  # false: an old activity counts in full (e.g. an unsubscribe)
-
-
-class InactivityRule(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    days: float = Field(gt=0)
-    points: float
-
-
-class RuleGrades(BaseModel):
-    """Score cut-offs: a score >= A is an A, ... below C is a D."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    A: float = 75
-    B: float = 50
-    C: float = 25
-
-    @model_validator(mode="after")
-    def _descending(self) -> RuleGrades:
-        if not self.A >= self.B >= self.C:
-            raise ValueError(
-                f"grade cut-offs must satisfy A >= B >= C (got {self.A}, {self.B}, {self.C})"
-            )
-        return self
 
 
 @dataclass(frozen=True)
@@ -126,59 +61,6 @@ class ActivityTable:
     max: np.ndarray  # inf: no cap
     decays: np.ndarray
     engaging: np.ndarray
-
-
-class RulesConfig(BaseModel):
-    """A points scorecard (`conf/rules.yaml`)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = "rules"
-    base_points: float = 0.0
-    profile: dict[str, ProfileRule] = Field(default_factory=dict)
-    half_life_days: float = Field(30.0, gt=0)
-    activities: dict[str, ActivityRule] = Field(default_factory=dict)
-    inactivity: InactivityRule | None = None
-    floor: float = 0.0
-    cap: float = 100.0
-    mql_threshold: float = 75.0
-    grades: RuleGrades = Field(default_factory=RuleGrades)
-
-    @field_validator("activities", mode="before")
-    @classmethod
-    def _bare_points(cls, activities: Any) -> Any:
-        # `page_view: 2` is short for `page_view: {points: 2}`.
-        if isinstance(activities, dict):
-            return {
-                str(k): {"points": v} if isinstance(v, int | float | str) else v
-                for k, v in activities.items()
-            }
-        return activities
-
-    @model_validator(mode="after")
-    def _range(self) -> RulesConfig:
-        if self.floor >= self.cap:
-            raise ValueError(f"floor ({self.floor}) must be below cap ({self.cap})")
-        return self
-
-    @property
-    def version(self) -> str:
-        """Content hash: two files with the same rules have the same version."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
-        return f"{self.name}@{hashlib.sha256(blob).hexdigest()[:8]}"
-
-    def to_yaml(self) -> str:
-        data = self.model_dump(mode="json", exclude_none=True)
-        for rule in data["profile"].values():
-            for key in ("other", "missing"):
-                if rule.get(key) == 0:
-                    del rule[key]
-        for name, rule in data["activities"].items():
-            if rule.get("decay", True) and "max" not in rule:
-                data["activities"][name] = rule["points"]
-            elif rule.get("decay", True):
-                del rule["decay"]
-        return yaml.safe_dump(_whole(data), sort_keys=False, allow_unicode=True)
 
 
 _TABLES: dict[int, tuple[RulesConfig, ActivityTable]] = {}
@@ -203,50 +85,6 @@ def activity_table(rules: RulesConfig) -> ActivityTable:
         _TABLES.clear()
     _TABLES[id(rules)] = (rules, table)
     return table
-
-
-def load_rules(path: str | Path) -> RulesConfig:
-    """Rules from a YAML file; a malformed file is a ConfigError naming the key."""
-    return load_yaml_model(path, RulesConfig, "rules file")
-
-
-def check_rules(rules: RulesConfig, dataset: Dataset, *, file: str = "rules.yaml") -> list[str]:
-    """Check rules against a dataset: unknown columns or activity types, or a rule of the
-    wrong kind for its column, are a ConfigError. Returns warnings (listed values that never
-    occur: probably a typo)."""
-    warnings: list[str] = []
-    columns = {"source", *dataset.profile_columns}
-    for col, rule in rules.profile.items():
-        if col not in columns:
-            raise ConfigError(
-                f"{file}: profile.{col}: no such column in the leads table "
-                f"(columns: {', '.join(sorted(columns))})"
-            )
-        numeric = pd.api.types.is_numeric_dtype(dataset.leads[col])
-        if numeric and rule.values is not None:
-            raise ConfigError(f"{file}: profile.{col}: numeric column, use `at_least` thresholds")
-        if not numeric and rule.at_least is not None:
-            raise ConfigError(f"{file}: profile.{col}: text column, use `values`")
-        if rule.values is not None:
-            seen = {str(v) for v in dataset.leads[col].dropna().unique()}
-            unseen = sorted(set(rule.values) - seen)
-            if unseen:
-                warnings.append(
-                    f"{file}: profile.{col}: {', '.join(map(repr, unseen))} never occurs in the data"
-                )
-    if rules.activities:
-        if dataset.is_flat:
-            raise ConfigError(
-                f"{file}: activities: this dataset has no activity history; score its profile columns"
-            )
-        known = {str(t) for t in dataset.activities["activity_type"].dropna().unique()}
-        for kind in rules.activities:
-            if kind not in known:
-                raise ConfigError(
-                    f"{file}: activities.{kind}: unknown activity type "
-                    f"(the data has: {', '.join(sorted(known))})"
-                )
-    return warnings
 
 
 def rule_inputs(
@@ -563,12 +401,3 @@ def _profile_points(rule: ProfileRule, values: Any) -> np.ndarray:
         np.float64,
         len(values),
     )
-
-
-def _whole(value: Any) -> Any:
-    """Whole floats as ints (points read `5`, not `5.0`), recursively."""
-    if isinstance(value, dict):
-        return {_whole(k): _whole(v) for k, v in value.items()}
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value

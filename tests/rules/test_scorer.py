@@ -9,18 +9,12 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 
-from features.errors import ConfigError, LeadscoreError
-from features.loading import load_dataset
+from crm.errors import ConfigError, LeadscoreError
+from crm.loading import load_dataset
+from crm.payloads import lead_payloads
 from features.online import OnlineFeaturizer, PayloadError
-from features.payloads import lead_payloads
-from features.rules import (
-    RulesConfig,
-    RuleScorer,
-    batch_rule_inputs,
-    check_rules,
-    load_rules,
-    payload_rule_inputs,
-)
+from rules.config import RulesConfig, check_rules, load_rules
+from rules.scorer import RuleScorer, batch_rule_inputs, payload_rule_inputs
 from tests.conftest import write_dataset
 
 RULES = RulesConfig.model_validate(

@@ -4,7 +4,7 @@ import numpy as np
 
 from features.config import FeatureConfig
 from features.definitions import resolve_spec
-from features.reasons import describe, feature_groups, word_reasons
+from scoring.reasons import describe, feature_groups, word_reasons
 
 SPEC = resolve_spec(
     FeatureConfig(),

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from features.errors import LeadscoreError
+from crm.errors import LeadscoreError
 
 
 @contextmanager

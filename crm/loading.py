@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features.contract import (
+from crm.contract import (
     ACTIVITY_COLUMNS,
     ACTIVITY_OPTIONAL,
     DEAL_COLUMNS,
@@ -28,7 +28,7 @@ from features.contract import (
     DatasetSpec,
     load_dataset_spec,
 )
-from features.errors import DatasetError
+from crm.errors import DatasetError
 
 TIMESTAMP_DTYPE = "datetime64[us, UTC]"
 ISO_HINT = "an ISO-8601 timestamp such as 2025-03-01T09:30:00Z (UTC when no offset)"

@@ -7,7 +7,7 @@ its leaky or ignored columns, and can stand in for a missing creation time with 
 of a sequence column (X Education's `Lead Number`).
 
 The import writes a dataset folder (tables + `dataset.yaml` + a copy of the mapping) under
-a temporary name, loads it back through `features.loading.load_dataset`, and renames it
+a temporary name, loads it back through `crm.loading.load_dataset`, and renames it
 into place only when it validates: a bad export writes nothing. Every error names the
 mapping entry or the export's own file, column and row (rows are kept in file order, so a
 row number of the written table is the export's row number).
@@ -26,7 +26,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from features.contract import (
+from crm.contract import (
     ACTIVITY_COLUMNS,
     ACTIVITY_OPTIONAL,
     DEAL_COLUMNS,
@@ -35,9 +35,9 @@ from features.contract import (
     LabelSpec,
     load_yaml_model,
 )
-from features.errors import ConfigError, DatasetError, LeadscoreError
-from features.folders import staged_folder
-from features.loading import Dataset, load_dataset
+from crm.errors import ConfigError, DatasetError, LeadscoreError
+from crm.folders import staged_folder
+from crm.loading import Dataset, load_dataset
 
 # Value-map key that stands for "any value not listed".
 ANY_OTHER = "*"
@@ -164,10 +164,10 @@ def load_mapping(path: str | Path) -> Mapping:
 
 
 def builtin_mapping_path(name: str) -> Path:
-    """The mapping shipped for a public dataset (`features/mappings/<name>.yaml`)."""
+    """The mapping shipped for a public dataset (`crm/mappings/<name>.yaml`)."""
     if name not in BUILTIN_MAPPINGS:
         raise ConfigError(f"no built-in mapping {name!r}; known: {', '.join(BUILTIN_MAPPINGS)}")
-    return Path(str(resources.files("features") / "mappings" / f"{name}.yaml"))
+    return Path(str(resources.files("crm") / "mappings" / f"{name}.yaml"))
 
 
 def snake_case(name: str) -> str:

@@ -1,0 +1,10 @@
+"""The CRM side: data contract, loading and validation, import of foreign exports, dataset
+rows -> CRM payloads, and the project's error types.
+
+Imports nothing else of ours: every other package builds on it.
+"""
+
+from crm.errors import ConfigError, DatasetError, LeadscoreError
+from crm.loading import Dataset, load_dataset
+
+__all__ = ["ConfigError", "Dataset", "DatasetError", "LeadscoreError", "load_dataset"]

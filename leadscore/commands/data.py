@@ -1,0 +1,107 @@
+"""`leadscore validate`, `simulate` and `features`: datasets in, checked datasets and training sets out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from crm.errors import LeadscoreError
+from leadscore.console import EarlyEvents, FileFormat, out, print_summary
+
+
+def validate(
+    data: Path = typer.Argument(
+        ..., help="Dataset folder (leads, activities, deals; CSV or Parquet)."
+    ),
+    early_events: EarlyEvents | None = typer.Option(
+        None, help="Events dated before their lead was created: error, or drop and count them."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Load and check a dataset against the data contract; print a summary or the error."""
+    from crm.loading import load_dataset
+    from crm.summary import summarize_dataset
+
+    ds = load_dataset(data, early_events=early_events.value if early_events else None)
+    summary = summarize_dataset(ds)
+    if as_json:
+        out.print_json(json.dumps(summary))
+    else:
+        print_summary(summary)
+
+
+def simulate(
+    out_dir: Path = typer.Option(..., "--out", help="Folder to write the dataset into."),
+    leads: int = typer.Option(20_000, "--leads", min=1, help="Number of leads."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Random seed: same seed, same bytes."),
+    start: str = typer.Option("2025-01-01", help="First day leads arrive (UTC)."),
+    days: float = typer.Option(540.0, min=1, help="Days of arrivals (540 = ~18 months)."),
+    file_format: FileFormat = typer.Option(FileFormat.parquet, "--format", help="Table format."),
+    overwrite: bool = typer.Option(False, help="Replace the folder if it is not empty."),
+) -> None:
+    """Simulate a B2B CRM (leads, activities, deals) and its hidden truth (truth.csv)."""
+    from pydantic import ValidationError
+
+    from crm.contract import format_validation_error
+    from simulation.simulator import SimulationConfig
+    from simulation.simulator import simulate as run_simulation
+
+    try:
+        config = SimulationConfig(
+            n_leads=leads, seed=seed, start=start, days=days, format=file_format.value
+        )
+    except ValidationError as exc:
+        raise LeadscoreError(f"simulate: {format_validation_error(exc)}") from exc
+    counts = run_simulation(config, out_dir, overwrite=overwrite)
+    out.print(
+        f"wrote {counts['leads']:,} leads, {counts['activities']:,} activities, "
+        f"{counts['deals']:,} deals to {out_dir}"
+    )
+
+
+def features(
+    data: Path = typer.Option(..., "--data", help="Dataset folder."),
+    out_file: Path = typer.Option(..., "--out", help="Training set to write (.parquet)."),
+    config: Path | None = typer.Option(
+        None, "--config", help="Feature config YAML (default: built-in defaults)."
+    ),
+    data_end: str | None = typer.Option(
+        None, "--data-end", help="End of observation (ISO-8601); default: latest timestamp."
+    ),
+    early_events: EarlyEvents | None = typer.Option(
+        None, help="Events before their lead was created: error or drop."
+    ),
+) -> None:
+    """Build the labelled point-in-time training set (one row per lead and snapshot)."""
+    import pandas as pd
+
+    from crm.loading import load_dataset
+    from features.batch import build_training_set
+    from features.config import load_feature_config
+    from features.training_set import write_training_set
+
+    feature_config = load_feature_config(config)
+    end = None
+    if data_end is not None:
+        try:
+            end = pd.Timestamp(data_end)
+        except ValueError as exc:
+            raise LeadscoreError(f"--data-end: not an ISO-8601 timestamp ({data_end!r})") from exc
+    ds = load_dataset(data, early_events=early_events.value if early_events else None)
+    df, spec, stats = build_training_set(ds, feature_config, data_end=end)
+    if df.empty:
+        raise LeadscoreError(
+            f"{data}: no snapshot survives (all censored or closed); {stats}. "
+            "Is the data shorter than the horizon? Try a shorter horizon_days or a later --data-end."
+        )
+    write_training_set(df, spec, stats, out_file)
+    out.print(
+        f"wrote {stats['snapshots']:,} snapshots of {df['lead_id'].nunique():,} leads, "
+        f"{len(spec.feature_names)} features ({spec.version}) to {out_file}"
+    )
+    out.print(
+        f"positives {stats['positives']:,} ({stats['positives'] / stats['snapshots']:.1%}); "
+        f"dropped {stats['dropped_censored']:,} censored and {stats['dropped_closed']:,} already-closed snapshots"
+    )

@@ -1,0 +1,118 @@
+"""`leadscore demo`: the main job end to end on embedded defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from leadscore.commands.compare import print_comparison
+from leadscore.commands.train import run_training
+from leadscore.console import out, print_summary
+
+
+def demo(
+    out_dir: Path = typer.Option(Path("demo"), "--out", help="Working folder of the demo."),
+    leads: int = typer.Option(20_000, "--leads", min=100, help="Simulated leads."),
+    seed: int = typer.Option(42, "--seed", min=0),
+) -> None:
+    """The main job end to end on embedded defaults: simulate a CRM, validate, build features, train, serve, and report the model against the points rules."""
+    from crm.loading import load_dataset
+    from crm.summary import summarize_dataset
+    from features.batch import build_training_set
+    from features.training_set import write_training_set
+    from simulation.simulator import SimulationConfig
+    from simulation.simulator import simulate as run_simulation
+
+    data = out_dir / "crm"
+    out.rule("1. simulate a CRM")
+    counts = run_simulation(SimulationConfig(n_leads=leads, seed=seed), data, overwrite=True)
+    out.print(
+        f"{counts['leads']:,} leads, {counts['activities']:,} activities, {counts['deals']:,} deals in {data}"
+    )
+    out.rule("2. load and validate")
+    ds = load_dataset(data)
+    print_summary(summarize_dataset(ds))
+    out.rule("3. point-in-time training set")
+    df, spec, stats = build_training_set(ds)
+    path = write_training_set(df, spec, stats, out_dir / "training_set.parquet")
+    out.print(
+        f"{stats['snapshots']:,} snapshots ({stats['positives'] / max(stats['snapshots'], 1):.1%} positive), "
+        f"{len(spec.feature_names)} features ({spec.version}); dropped {stats['dropped_censored']:,} censored "
+        f"and {stats['dropped_closed']:,} closed snapshots -> {path}"
+    )
+    out.rule("4. train, calibrate, evaluate out of time; MLflow")
+    result, _, comparison = run_training(
+        data, None, None, None, None, path, False, show_comparison=False
+    )
+    out.rule("5. serve the champion (BentoML) and score a few leads")
+    serve_demo(ds, result, out_dir)
+    if comparison is not None:
+        from training.report import write_report
+
+        out.rule("6. the marketing report: model vs points rules")
+        html_path, _ = write_report(comparison, out_dir / "reports" / "compare.html")
+        print_comparison(comparison, html_path)
+
+
+def serve_demo(ds, result, out_dir: Path) -> None:
+    """Start the real server with a fresh API key, score three leads, show a curl, stop."""
+    import json
+    import secrets
+
+    import httpx
+    import mlflow
+
+    from crm.payloads import lead_payloads
+    from serving.process import Server
+
+    key = secrets.token_urlsafe(24)
+    # The best, a middling and the weakest lead of the test set, each at its own as_of,
+    # with what the CRM knew then.
+    ranked = result.test.sort_values("p_model", ascending=False).reset_index(drop=True)
+    picks = ranked.iloc[[0, len(ranked) // 2, len(ranked) - 1]]
+    payloads = {p["lead_id"]: p for p in lead_payloads(ds, picks["lead_id"], iso=True)}
+    bodies = []
+    for row in picks.itertuples():
+        when = row.as_of.isoformat()
+        lead = payloads[row.lead_id]
+        lead = {
+            **lead,
+            "activities": [a for a in lead["activities"] if a["occurred_at"] <= when],
+            "deals": [d for d in lead["deals"] if d["created_at"] <= when],
+        }
+        bodies.append({"leads": [lead], "as_of": when})
+    request_path = out_dir / "score_request.json"
+    request_path.parent.mkdir(parents=True, exist_ok=True)
+    request_path.write_text(json.dumps(bodies[0]))
+    with Server(
+        env={"LEADSCORE_API_KEYS": key, "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri()}
+    ) as server:
+        for body in bodies:
+            response = httpx.post(
+                f"{server.base}/score",
+                json=body,
+                headers={"Authorization": f"Bearer {key}"},
+                timeout=30,
+            )
+            response.raise_for_status()
+            s = response.json()["scores"][0]
+            up = "; ".join(r["text"] for r in s["reasons"]["positive"][:2]) or "-"
+            down = "; ".join(r["text"] for r in s["reasons"]["negative"][:2]) or "-"
+            rules = (
+                f"; rules: {s['rule_score']} points, grade {s['rule_grade']}, {'MQL' if s['mql'] else 'not MQL'}"
+                if s.get("rule_score") is not None
+                else ""
+            )
+            out.print(
+                f"{s['lead_id']} at {body['as_of'][:10]}: p={s['probability']:.3f}, score {s['score']}, grade {s['grade']} "
+                f"(model v{s['model']['version']}){rules}\n    up: {up}\n    down: {down}"
+            )
+        out.print(
+            f"server was at {server.base}; try it yourself with `LEADSCORE_API_KEYS={key} leadscore serve --port 3000` and:"
+        )
+        out.print(
+            f"curl -s -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' "
+            f"-d @{request_path} http://127.0.0.1:3000/score",
+            soft_wrap=True,
+        )

@@ -1,0 +1,81 @@
+"""`leadscore import csv|xeducation`: a CRM export or a public dataset into a dataset folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from leadscore.console import FileFormat, out, print_summary
+
+app = typer.Typer(
+    help="Import a CRM export or a public dataset into a dataset folder.", no_args_is_help=True
+)
+
+
+@app.command("csv")
+def import_csv(
+    leads: Path = typer.Option(..., "--leads", help="The export's leads (or contacts) CSV."),
+    activities: Path | None = typer.Option(None, "--activities", help="Activities CSV."),
+    deals: Path | None = typer.Option(None, "--deals", help="Deals (opportunities) CSV."),
+    mapping: Path = typer.Option(
+        ..., "--mapping", help="Mapping YAML: columns, values, dates, outcome, leaky columns."
+    ),
+    out_dir: Path = typer.Option(..., "--out", help="Dataset folder to write."),
+    file_format: FileFormat = typer.Option(FileFormat.parquet, "--format", help="Table format."),
+    overwrite: bool = typer.Option(False, help="Replace the folder if it is not empty."),
+) -> None:
+    """Map a CRM export's columns, values and dates into the data contract, validate it, and write a dataset folder (nothing is written when it does not validate)."""
+    from crm.mapping import load_mapping
+
+    _run_import(
+        load_mapping(mapping),
+        mapping.name,
+        leads=leads,
+        activities=activities,
+        deals=deals,
+        out_dir=out_dir,
+        file_format=file_format,
+        overwrite=overwrite,
+    )
+
+
+@app.command("xeducation")
+def import_xeducation(
+    leads: Path = typer.Argument(..., help="X Education's Leads.csv."),
+    out_dir: Path = typer.Option(..., "--out", help="Dataset folder to write."),
+    file_format: FileFormat = typer.Option(FileFormat.parquet, "--format", help="Table format."),
+    overwrite: bool = typer.Option(False, help="Replace the folder if it is not empty."),
+) -> None:
+    """Import the public X Education leads export with its built-in mapping ('Select' is missing, Lead Number is the time order, the sales-entered columns are declared leaky)."""
+    from crm.mapping import builtin_mapping_path, load_mapping
+
+    path = builtin_mapping_path("xeducation")
+    _run_import(
+        load_mapping(path),
+        "the built-in xeducation mapping",
+        leads=leads,
+        out_dir=out_dir,
+        file_format=file_format,
+        overwrite=overwrite,
+    )
+    out.print(f"next: leadscore train --data {out_dir} --rules conf/xeducation/rules.yaml")
+
+
+def _run_import(mapping, mapping_name, *, file_format, **paths_and_options) -> None:
+    """Import with `crm.mapping.import_tables`; print the renames and the summary."""
+    from crm.mapping import import_tables
+    from crm.summary import summarize_dataset
+
+    result = import_tables(
+        mapping, file_format=file_format.value, mapping_file=mapping_name, **paths_and_options
+    )
+    for table, names in result.columns.items():
+        renamed = {k: v for k, v in names.items() if k != v}
+        if renamed:
+            out.print(
+                f"{table}: " + ", ".join(f"{k!r} -> {v}" for k, v in renamed.items()),
+                highlight=False,
+            )
+    print_summary(summarize_dataset(result.dataset))
+    out.print(f"wrote {result.dataset.path}")

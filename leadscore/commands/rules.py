@@ -1,0 +1,58 @@
+"""`leadscore rules ...`: points rules for marketing (a learned scorecard)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from leadscore.console import out
+
+app = typer.Typer(help="Points rules: learn a scorecard from data.", no_args_is_help=True)
+
+
+@app.command("suggest")
+def rules_suggest(
+    data: Path = typer.Option(..., "--data", help="Dataset folder."),
+    out_path: Path = typer.Option(
+        Path("conf/rules.suggested.yaml"), "--out", help="Where to write the suggested rules."
+    ),
+    max_rules: int = typer.Option(30, "--max-rules", min=1, help="At most this many point items."),
+    mql_share: float = typer.Option(
+        0.15, "--mql-share", min=0.001, max=0.999, help="Share of leads reaching the MQL threshold."
+    ),
+    config: Path | None = typer.Option(None, "--config", help="Training config YAML."),
+    features_config: Path | None = typer.Option(None, "--features-config"),
+) -> None:
+    """Fit a small, sparse points scorecard (L1 logistic regression on binned features, rounded to whole points) in the rules' YAML format, for marketing to read and edit."""
+    from sklearn.metrics import roc_auc_score
+
+    from crm.loading import load_dataset
+    from features.batch import build_training_set
+    from features.config import load_feature_config
+    from rules.scorecard import suggest_rules
+    from rules.scorer import RuleScorer, batch_rule_inputs
+    from training.config import load_train_config
+    from training.splits import split_training_set
+
+    train_config = load_train_config(config)
+    ds = load_dataset(data)
+    df, spec, _ = build_training_set(ds, load_feature_config(features_config))
+    split = split_training_set(df, spec, train_config)
+    train, val, test = df[split.train], df[split.validation], df[split.test]
+    s = suggest_rules(
+        ds, train, val, max_rules=max_rules, mql_share=mql_share, seed=train_config.seed
+    )
+    lines = [
+        f"# Suggested by `leadscore rules suggest` from {data} ({len(train):,} train rows).",
+        f"# {s.nonzero} point items (L1 strength C={s.c:.4g}); validation ROC AUC {s.validation_auc:.3f}.",
+    ]
+    if len(test) and test["label"].nunique() == 2:
+        x = batch_rule_inputs(s.rules, ds, test["lead_id"], test["as_of"])
+        auc = roc_auc_score(test["label"], RuleScorer(s.rules).rule_scores(x))
+        lines.append(f"# Out-of-time test ROC AUC {auc:.3f} on {len(test):,} rows.")
+    lines.append("# Edit freely: this is the same format as conf/rules.yaml.")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text("\n".join(lines) + "\n" + s.rules.to_yaml())
+    out.print("\n".join(line[2:] for line in lines[1:-1]))
+    out.print(f"wrote {out_path}")

@@ -1,0 +1,61 @@
+"""`leadscore serve` and `bento`: the BentoML endpoint, served directly or packed into a bento."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from crm.errors import LeadscoreError
+from leadscore.console import err, out
+
+
+def serve(
+    port: int = typer.Option(3000, "--port", min=1, max=65535),
+    host: str = typer.Option("127.0.0.1", "--host", help="0.0.0.0 to accept other machines."),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        min=1,
+        help="Worker processes (default: cores + 1; one more than the cores keeps the CPU "
+        "busy while a worker waits on Python's lock).",
+    ),
+) -> None:
+    """Serve the champion model over HTTP (BentoML): POST /score, GET /metadata."""
+    import os
+    import subprocess
+
+    from serving.config import ServeConfig
+    from serving.process import default_workers, serve_command, workers_env
+
+    if not ServeConfig.from_env().api_keys:
+        raise LeadscoreError(
+            "LEADSCORE_API_KEYS is empty: set one or more API keys (comma-separated) before serving"
+        )
+    workers = workers or default_workers()
+    err.print(f"serving on http://{host}:{port} with {workers} workers")
+    env = {**os.environ, **workers_env(workers)}
+    sys.exit(subprocess.call(serve_command(host, port), env=env))
+
+
+def bento(
+    model_name: str = typer.Option("lead-scoring", "--model-name"),
+    alias: str = typer.Option("champion", "--alias"),
+) -> None:
+    """Pack a registered model into a bento: BentoML model store, then `bentoml build`."""
+    import os
+    import subprocess
+
+    import serving
+    from serving.model import export_to_bentoml
+
+    tag = export_to_bentoml(model_name, alias)
+    out.print(f"exported {model_name}@{alias} to the BentoML model store as {tag}")
+    root = Path(serving.__file__).resolve().parent.parent
+    if not (root / "bentofile.yaml").is_file():
+        raise LeadscoreError(f"{root}: no bentofile.yaml (run from a source checkout)")
+    env = {**os.environ, "LEADSCORE_PACKED_MODEL": tag}
+    code = subprocess.call([sys.executable, "-m", "bentoml", "build", "."], env=env, cwd=root)
+    if code:
+        raise LeadscoreError(f"bentoml build failed (exit {code})")

@@ -1,0 +1,214 @@
+"""`leadscore train`: fit, calibrate, evaluate out of time, compare with the rules, log and register."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from crm.errors import LeadscoreError
+from leadscore.commands.compare import default_rules_path, print_comparison
+from leadscore.console import err, out
+
+
+def train(
+    data: Path = typer.Option(
+        ...,
+        "--data",
+        help="Dataset folder (also used for example payloads and the champion comparison).",
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", help="Training config YAML (default: built-in defaults)."
+    ),
+    features_config: Path | None = typer.Option(
+        None, "--features-config", help="Feature config YAML."
+    ),
+    experiment: str | None = typer.Option(
+        None, "--experiment", help="MLflow experiment (default from the config)."
+    ),
+    model_name: str | None = typer.Option(
+        None, "--model-name", help="Registered model name (default lead-scoring)."
+    ),
+    training_set: Path | None = typer.Option(
+        None, "--training-set", help="Use this training set instead of building one."
+    ),
+    allow_leaky: bool = typer.Option(
+        False, "--allow-leaky", help="Keep features the leakage audit would exclude."
+    ),
+    rules: Path | None = typer.Option(
+        None,
+        "--rules",
+        help="Points rules YAML scored next to the model (default: conf/rules.yaml when it fits the data).",
+    ),
+) -> None:
+    """Train, calibrate and evaluate out of time; compare with the points rules; log to MLflow (with the comparison report); register; champion/challenger."""
+    run_training(
+        data, config, features_config, experiment, model_name, training_set, allow_leaky, rules
+    )
+
+
+def run_training(
+    data,
+    config,
+    features_config,
+    experiment,
+    model_name,
+    training_set,
+    allow_leaky,
+    rules_path=None,
+    show_comparison=True,
+):
+    """`leadscore train`, callable from the demo: returns (TrainResult, RunOutcome, Comparison or None)."""
+    import tempfile
+
+    import pandas as pd
+
+    from crm.loading import load_dataset
+    from crm.payloads import lead_payloads
+    from features.batch import build_training_set
+    from features.config import load_feature_config
+    from features.training_set import read_training_set
+    from training.config import load_train_config
+    from training.fit import fit_models
+    from training.tracking import log_and_register
+
+    train_config = load_train_config(config)
+    updates = {k: v for k, v in {"experiment": experiment, "model_name": model_name}.items() if v}
+    train_config = train_config.model_copy(update=updates)
+    feature_config = load_feature_config(features_config)
+    ds = load_dataset(data)
+    if training_set is not None:
+        df, spec, stats = read_training_set(training_set)
+    else:
+        df, spec, stats = build_training_set(ds, feature_config)
+    end = pd.Timestamp(stats["data_end"]) if stats.get("data_end") else None
+    references = {}
+    if (Path(data) / "truth.csv").is_file():
+        from simulation.oracle import oracle_probability, read_truth
+
+        truth = read_truth(data)
+        references["oracle"] = lambda test: oracle_probability(
+            truth, test["lead_id"].to_numpy(), test["as_of"].to_numpy(), spec.horizon_days
+        )
+    result = fit_models(
+        df,
+        spec,
+        train_config,
+        declared_leaky=ds.spec.columns.leaky,
+        allow_leaky=allow_leaky,
+        references=references,
+        info={"source": str(data)},
+    )
+    for warning in result.warnings:
+        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    comparison = _compare_for_training(ds, result, df, train_config, rules_path)
+    example_ids = result.test["lead_id"].drop_duplicates().head(2).tolist()
+    with tempfile.TemporaryDirectory(prefix="leadscore-report-") as tmp:
+        report_dir = None
+        if comparison is not None:
+            from training.report import write_report
+
+            write_report(comparison, Path(tmp) / "compare.html")
+            report_dir = Path(tmp)
+        outcome = log_and_register(
+            result,
+            config=train_config,
+            feature_config=feature_config.model_dump(),
+            training_set=df,
+            source=str(data),
+            example_payloads=lead_payloads(ds, example_ids, iso=True),
+            features_for=lambda other: build_training_set(ds, spec=other, data_end=end)[0],
+            report_dir=report_dir,
+        )
+    print_training(result, outcome, train_config.model_name)
+    if comparison is not None and show_comparison:
+        print_comparison(comparison)
+    return result, outcome, comparison
+
+
+def _compare_for_training(ds, result, df, train_config, rules_path):
+    """The rules next to the new model (their calibration is packed with it, so that the
+    endpoint returns rule scores too); None when no rules apply to this dataset."""
+    from rules.config import load_rules
+    from training.report import compare
+
+    path = rules_path or default_rules_path()
+    if path is None:
+        err.print("[yellow]warning:[/yellow] no rules file: no comparison report (see --rules)")
+        return None
+    rules = load_rules(path)
+    try:
+        comparison = compare(
+            ds,
+            result.scorer,
+            rules,
+            train_config,
+            training_set=df,
+            model_label="this run",
+            bootstrap=train_config.bootstrap,
+            rules_file=str(path),
+        )
+    except LeadscoreError as exc:
+        if rules_path is not None:  # rules asked for explicitly: their error is the user's
+            raise
+        err.print(
+            f"[yellow]warning:[/yellow] default rules skipped ({exc}); pass --rules for this dataset",
+            highlight=False,
+        )
+        return None
+    for warning in comparison.warnings:
+        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    result.scorer.rules = comparison.rule_scorer
+    return comparison
+
+
+def print_training(result, outcome, model_name: str) -> None:
+    split = result.split
+    out.print(
+        f"train {int(split.train.sum()):,} / validation {int(split.validation.sum()):,} / test {int(split.test.sum()):,} snapshots "
+        f"(test from {split.test_start.date()}; {split.purged:,} train snapshots purged: label window not closed "
+        f"before validation); calibration: {result.calibration['method']}; {result.params['features_used']} features, "
+        f"{result.params['best_iteration']} rounds"
+    )
+    table = Table(title="out-of-time test", show_edge=False)
+    for col in (
+        "scorer",
+        "ROC AUC [95% CI]",
+        "PR AUC",
+        "Brier",
+        "log loss",
+        "ECE",
+        "lift top 10%",
+        "capture top 10%",
+    ):
+        table.add_column(col, justify="right")
+    for name, m in result.metrics.items():
+        low, high = m["roc_auc_ci"]
+        table.add_row(
+            name,
+            f"{m['roc_auc']:.3f} [{low:.3f}, {high:.3f}]",
+            f"{m['pr_auc']:.3f}",
+            f"{m['brier']:.4f}",
+            f"{m['log_loss']:.4f}",
+            f"{m['ece']:.4f}",
+            f"{m['lift_top_decile']:.2f}",
+            f"{m['capture_top_decile']:.1%}",
+        )
+    out.print(table)
+    if len(result.by_age):
+        by_age = Table(title="test ROC AUC by lead age", show_edge=False)
+        for col in result.by_age.columns:
+            by_age.add_column(str(col), justify="right")
+        for row in result.by_age.itertuples(index=False):
+            by_age.add_row(
+                *[
+                    f"{v:.3f}" if isinstance(v, float) and not float(v).is_integer() else str(v)
+                    for v in row
+                ]
+            )
+        out.print(by_age)
+    verdict = "champion" if outcome.promoted else "challenger only"
+    out.print(
+        f"registered {model_name} v{outcome.version} ({verdict}: {outcome.reason}); MLflow run {outcome.run_id}"
+    )

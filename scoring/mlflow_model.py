@@ -1,0 +1,72 @@
+"""The MLflow pyfunc model: raw lead payloads in, probability, score, grade and reasons out.
+
+Input: a DataFrame with a `lead` column (one JSON payload per row, as the CRM sends it) and
+an optional `as_of` column (ISO-8601; empty: the payload's own `as_of`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow.pyfunc
+import pandas as pd
+
+from crm.errors import LeadscoreError
+from scoring.scorer import LeadScorer
+
+SCORER_ARTIFACT = "scorer"
+
+
+class LeadScoringModel(mlflow.pyfunc.PythonModel):
+    def load_context(self, context) -> None:
+        self.scorer = LeadScorer.load(context.artifacts[SCORER_ARTIFACT])
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        leads = [json.loads(v) if isinstance(v, str) else v for v in model_input["lead"]]
+        as_of = model_input["as_of"] if "as_of" in model_input.columns else [None] * len(leads)
+        # One batch: score_leads reads each lead's own as_of when none is given for all.
+        dated = [
+            {**lead, "as_of": when} if isinstance(when, str) and when else lead
+            for lead, when in zip(leads, as_of, strict=True)
+        ]
+        rows = [
+            {**scored, "reasons": json.dumps(scored["reasons"])}
+            for scored in self.scorer.score_leads(dated, None)
+        ]
+        columns = ["lead_id", "probability", "score", "grade", "reasons"]
+        if self.scorer.rules is not None:
+            columns += ["rule_score", "rule_grade", "mql", "rule_probability"]
+        return pd.DataFrame(rows, columns=columns)
+
+
+def load_registered_scorer(name: str, version_or_alias: str) -> LeadScorer:
+    """The LeadScorer inside a registered model version (`3`) or alias (`champion`)."""
+    uri = (
+        f"models:/{name}/{version_or_alias}"
+        if str(version_or_alias).isdigit()
+        else f"models:/{name}@{version_or_alias}"
+    )
+    try:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=uri)
+    except Exception as exc:  # MLflow raises several types for a missing model or alias
+        raise LeadscoreError(
+            f"{uri}: not found in the MLflow registry at {mlflow.get_tracking_uri()} ({exc})"
+        ) from exc
+    return LeadScorer.load(Path(local) / "artifacts" / SCORER_ARTIFACT)
+
+
+def load_scorer(ref: str | Path) -> LeadScorer:
+    """A scorer from `models:/<name>@<alias>`, `models:/<name>/<version>` or a saved folder."""
+    text = str(ref)
+    if text.startswith("models:/"):
+        rest = text[len("models:/") :]
+        name, sep, alias = rest.partition("@")
+        if not sep:
+            name, _, alias = rest.rpartition("/")
+        if not name or not alias:
+            raise LeadscoreError(
+                f"{text}: expected models:/<name>@<alias> or models:/<name>/<version>"
+            )
+        return load_registered_scorer(name, alias)
+    return LeadScorer.load(Path(text))

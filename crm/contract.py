@@ -39,12 +39,14 @@ class LabelSpec(BaseModel):
 
 
 class ColumnRoles(BaseModel):
-    """Roles of profile columns: dropped, leaky (kept but flagged), or type overrides."""
+    """Roles of profile columns: dropped, leaky (kept but flagged), kept although they look
+    like identifiers, or type overrides."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     ignore: list[str] = Field(default_factory=list)
     leaky: list[str] = Field(default_factory=list)
+    keep: list[str] = Field(default_factory=list)  # never treated as id-like
     categorical: list[str] = Field(default_factory=list)
     numeric: list[str] = Field(default_factory=list)
 

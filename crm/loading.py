@@ -341,7 +341,7 @@ def _normalise_leads(
     if df.empty:
         raise DatasetError(file, "no data rows", expected="at least one lead")
     roles = spec.columns
-    for role in ("ignore", "leaky", "categorical", "numeric"):
+    for role in ("ignore", "leaky", "keep", "categorical", "numeric"):
         for col in getattr(roles, role):
             if col not in df.columns:
                 raise DatasetError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from crm.columns import id_like_columns
 from crm.loading import Dataset
 
 
@@ -20,6 +21,9 @@ def summarize_dataset(ds: Dataset) -> dict:
         "leads_by_source": _counts(leads["source"]),
         "profile_columns": list(ds.profile_columns),
         "leaky_columns": list(ds.spec.columns.leaky),
+        "id_like_columns": id_like_columns(
+            ds.leads, list(ds.profile_columns), ds.spec.columns.keep
+        ),
         "time_order": ds.spec.time_order,
         "activities": int(len(ds.activities)),
         "activities_by_type": _counts(ds.activities["activity_type"]),

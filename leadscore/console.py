@@ -57,6 +57,12 @@ def print_summary(s: dict) -> None:
         out.print(table)
     if s["profile_columns"]:
         out.print("profile columns: " + ", ".join(s["profile_columns"]))
+    for col, why in s.get("id_like_columns", {}).items():
+        out.print(
+            f"[yellow]{col!r} looks like an identifier ({why}): never used as a feature "
+            "(dataset.yaml columns.keep overrides)[/yellow]",
+            highlight=False,
+        )
     if s["leaky_columns"]:
         out.print("[yellow]declared leaky: " + ", ".join(s["leaky_columns"]) + "[/yellow]")
     for what, n in s["dropped"].items():

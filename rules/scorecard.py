@@ -51,12 +51,15 @@ class Suggestion:
     path: list[dict]  # per strength tried: C, non-zero, validation log loss
 
 
-def _template(dataset: Dataset, half_life_days: float, inactivity_days: float) -> RulesConfig:
+def _template(
+    dataset: Dataset, columns: list[str], half_life_days: float, inactivity_days: float
+) -> RulesConfig:
     """Every candidate entry with placeholder points (for computing the inputs)."""
     leads = dataset.leads
     profile = {}
+    allowed = set(columns)
     for col in ("source", *dataset.profile_columns):
-        if col == dataset.label_column or col in dataset.spec.columns.leaky:
+        if col == dataset.label_column or col not in allowed:
             continue
         if pd.api.types.is_numeric_dtype(leads[col]):
             profile[col] = ProfileRule(at_least={0.0: 0.0})
@@ -127,6 +130,7 @@ def suggest_rules(
     train: pd.DataFrame,
     validation: pd.DataFrame,
     *,
+    columns: list[str],
     max_rules: int = 30,
     mql_share: float = 0.15,
     mql_threshold: float = 75.0,
@@ -136,11 +140,17 @@ def suggest_rules(
     seed: int = 0,
 ) -> Suggestion:
     """Fit a points scorecard on `train` rows (lead_id, as_of, label), choosing the
-    regularisation on `validation` rows."""
+    regularisation on `validation` rows.
+
+    Args:
+        columns: the profile columns (and `source`) it may use: exactly those the leakage
+            audit allowed (`training.leakage`), so that learned points never use a column
+            the model was kept from.
+    """
     for name, part in (("train", train), ("validation", validation)):
         if part["label"].nunique() < 2:
             raise LeadscoreError(f"suggesting points needs won and not-won leads in {name}")
-    template = _template(dataset, half_life_days, inactivity_days)
+    template = _template(dataset, columns, half_life_days, inactivity_days)
     x_train = batch_rule_inputs(template, dataset, train["lead_id"], train["as_of"])
     x_val = batch_rule_inputs(template, dataset, validation["lead_id"], validation["as_of"])
     min_count = max(10, int(0.002 * len(train)))

@@ -48,6 +48,9 @@ class TrainConfig(BaseModel):
     # A text feature with one value this many log-odds above the base rate and another this
     # many below (odds x12 and /12 at 2.5) settles the outcome both ways: flagged as leaky.
     leakage_log_odds: float = Field(2.5, gt=0)
+    # A profile column whose missing (or present) rows are this many log-odds from the base
+    # rate (odds /33 or x33 at 3.5) is filled because of the outcome: flagged as leaky.
+    leakage_missing_log_odds: float = Field(3.5, gt=0)
     split: Literal["time", "random"] = Field(
         "time",
         description="random: leads assigned at random in the time split's proportions, only to "

@@ -25,7 +25,7 @@ from scoring.grades import Grades
 from scoring.scorer import LeadScorer, encode_frame
 from training.config import TrainConfig
 from training.evaluation import evaluate
-from training.leakage import LeakageReport, audit_leakage
+from training.leakage import LeakageReport, audit_training_set
 from training.splits import Split, split_training_set
 
 
@@ -116,6 +116,7 @@ def fit_models(
     config: TrainConfig,
     *,
     declared_leaky: list[str] = (),
+    keep_columns: list[str] = (),
     allow_leaky: bool = False,
     references: dict[str, Callable[[pd.DataFrame], np.ndarray]] | None = None,
     info: dict | None = None,
@@ -124,6 +125,7 @@ def fit_models(
 
     Args:
         df: a training set (`features.batch.build_training_set`).
+        declared_leaky, keep_columns: dataset.yaml's `columns.leaky` and `columns.keep`.
         references: extra scorers evaluated on the same test rows (e.g. the simulator's
             Bayes oracle), each a function of the test frame.
     """
@@ -133,14 +135,8 @@ def fit_models(
 
     cap = config.max_rows_baseline_and_audit
     sample = train if len(train) <= cap else train.sample(cap, random_state=config.seed)
-    leakage = audit_leakage(
-        sample,
-        spec.feature_names,
-        list(declared_leaky),
-        threshold=config.leakage_auc,
-        allow_leaky=allow_leaky,
-        log_odds=config.leakage_log_odds,
-        seed=config.seed,
+    leakage = audit_training_set(
+        train, spec, config, declared=declared_leaky, keep=keep_columns, allow_leaky=allow_leaky
     )
     warnings += [
         w + ("" if allow_leaky else ": excluded (--allow-leaky keeps it)")
@@ -195,7 +191,7 @@ def fit_models(
         categories,
         calibrator,
         grades,
-        info={**(info or {}), "best_iteration": int(best)},
+        info={**(info or {}), "best_iteration": int(best), "leakage": leakage.to_dict()},
     )
 
     baseline = fit_baseline(sample, categorical, numeric, config.logistic_c, config.seed)

@@ -133,6 +133,8 @@ def compare(
                 dataset,
                 sample,
                 val,
+                # exactly the columns the model's leakage audit allowed: the model's own
+                columns=[c for c in ("source", *dataset.profile_columns) if c in scorer.features],
                 mql_share=max(float(rows["mql"].mean()), 0.01),
                 seed=config.seed,
             )

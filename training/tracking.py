@@ -15,7 +15,7 @@ import os
 import tempfile
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -191,19 +191,7 @@ def log_and_register(
         mlflow.log_dict(
             {k: {x: v for x, v in m.items()} for k, m in result.metrics.items()}, "metrics.json"
         )
-        mlflow.log_dict(
-            {
-                "auc": result.leakage.single_feature_auc,
-                "flagged": result.leakage.flagged,
-                "declared": result.leakage.declared,
-                "excluded": result.leakage.excluded,
-                # the evidence of the both-ways test: the most-won and most-lost value
-                "pinned": {
-                    f: [asdict(v) for v in values] for f, values in result.leakage.pinned.items()
-                },
-            },
-            "leakage_audit.json",
-        )
+        mlflow.log_dict(result.leakage.to_dict(), "leakage_audit.json")
         mlflow.log_dict(spec.model_dump(), "feature_spec.json")
         if len(result.by_age):
             mlflow.log_table(result.by_age, "auc_by_age.json")

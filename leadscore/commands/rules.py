@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from leadscore.console import out
+from leadscore.console import err, out
 
 app = typer.Typer(help="Points rules: learn a scorecard from data.", no_args_is_help=True)
 
@@ -33,6 +33,7 @@ def rules_suggest(
     from rules.scorecard import suggest_rules
     from rules.scorer import RuleScorer, batch_rule_inputs
     from training.config import load_train_config
+    from training.leakage import audit_training_set
     from training.splits import split_training_set
 
     train_config = load_train_config(config)
@@ -40,8 +41,20 @@ def rules_suggest(
     df, spec, _ = build_training_set(ds, load_feature_config(features_config))
     split = split_training_set(df, spec, train_config)
     train, val, test = df[split.train], df[split.validation], df[split.test]
+    # The same audit as `train`: learned points never use a column the model is kept from.
+    leakage = audit_training_set(
+        train, spec, train_config, declared=ds.spec.columns.leaky, keep=ds.spec.columns.keep
+    )
+    for warning in leakage.warnings():
+        err.print(f"[yellow]warning:[/yellow] {warning}: excluded", highlight=False)
     s = suggest_rules(
-        ds, train, val, max_rules=max_rules, mql_share=mql_share, seed=train_config.seed
+        ds,
+        train,
+        val,
+        columns=leakage.allowed(["source", *spec.categorical, *spec.numeric_profile]),
+        max_rules=max_rules,
+        mql_share=mql_share,
+        seed=train_config.seed,
     )
     lines = [
         f"# Suggested by `leadscore rules suggest` from {data} ({len(train):,} train rows).",
@@ -51,6 +64,10 @@ def rules_suggest(
         x = batch_rule_inputs(s.rules, ds, test["lead_id"], test["as_of"])
         auc = roc_auc_score(test["label"], RuleScorer(s.rules).rule_scores(x))
         lines.append(f"# Out-of-time test ROC AUC {auc:.3f} on {len(test):,} rows.")
+    if leakage.excluded:
+        lines.append(
+            "# Not used (leakage audit, as for the model): " + ", ".join(leakage.excluded) + "."
+        )
     lines.append("# Edit freely: this is the same format as conf/rules.yaml.")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text("\n".join(lines) + "\n" + s.rules.to_yaml())

@@ -96,6 +96,7 @@ def run_training(
         spec,
         train_config,
         declared_leaky=ds.spec.columns.leaky,
+        keep_columns=ds.spec.columns.keep,
         allow_leaky=allow_leaky,
         references=references,
         info={"source": str(data)},

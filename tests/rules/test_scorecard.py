@@ -20,6 +20,10 @@ def parts(small_set):
     return df[split.train], df[split.validation], df[split.test]
 
 
+def _columns(dataset) -> list[str]:
+    return ["source", *dataset.profile_columns]
+
+
 def _items(rules) -> int:
     n = sum(len(r.values or {}) + len(r.at_least or {}) for r in rules.profile.values())
     return n + len(rules.activities) + (rules.inactivity is not None)
@@ -27,7 +31,9 @@ def _items(rules) -> int:
 
 def test_suggested_rules_load_score_and_beat_chance(small_sim, parts, tmp_path):
     train, val, test = parts
-    s = suggest_rules(small_sim, train, val, max_rules=30, mql_share=0.15)
+    s = suggest_rules(
+        small_sim, train, val, columns=_columns(small_sim), max_rules=30, mql_share=0.15
+    )
     assert 0 < s.nonzero <= 30 and _items(s.rules) <= 30
     path = tmp_path / "rules.suggested.yaml"
     path.write_text(s.rules.to_yaml())
@@ -50,7 +56,7 @@ def test_suggested_rules_load_score_and_beat_chance(small_sim, parts, tmp_path):
 
 def test_max_rules_keeps_the_scorecard_small(small_sim, parts):
     train, val, _ = parts
-    s = suggest_rules(small_sim, train, val, max_rules=4)
+    s = suggest_rules(small_sim, train, val, columns=_columns(small_sim), max_rules=4)
     assert s.nonzero <= 4 and _items(s.rules) <= 4
     assert max(p["nonzero"] for p in s.path) > 4  # weaker penalties were tried and refused
 
@@ -58,4 +64,4 @@ def test_max_rules_keeps_the_scorecard_small(small_sim, parts):
 def test_no_winners_in_train_is_a_clear_error(small_sim, parts):
     train, val, _ = parts
     with pytest.raises(LeadscoreError, match="won and not-won leads in train"):
-        suggest_rules(small_sim, train.assign(label=np.int8(0)), val)
+        suggest_rules(small_sim, train.assign(label=np.int8(0)), val, columns=_columns(small_sim))

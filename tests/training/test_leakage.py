@@ -9,7 +9,7 @@ import pytest
 from features.definitions import FeatureSpec
 from tests.training.conftest import FAST
 from training.fit import fit_models
-from training.leakage import single_feature_auc
+from training.leakage import audit_leakage, single_feature_auc
 
 XEDUCATION = Path(__file__).resolve().parents[2].parent / "shared/datasets/xeducation/Leads.csv"
 
@@ -100,3 +100,94 @@ def test_xeducation_audit_flags_tags_and_lead_quality_undeclared(tmp_path):
     assert not {"occupation", "lead_origin", "time_on_website"} & set(result.leakage.flagged)
     declared = fit_models(df, spec, FAST, declared_leaky=ds.spec.columns.leaky)
     assert declared.metrics["model"]["roc_auc"] >= 0.87  # out of time, no leaky column
+
+
+def _snapshots(leads: int = 600, per_lead: int = 4, seed: int = 0) -> pd.DataFrame:
+    """Leads with several snapshots each, the same outcome on all of a lead's rows."""
+    rng = np.random.default_rng(seed)
+    won = rng.random(leads) < 0.2
+    return pd.DataFrame(
+        {
+            "lead_id": np.repeat([f"L{i:05d}" for i in range(leads)], per_lead),
+            "label": np.repeat(won.astype(int), per_lead),
+        }
+    )
+
+
+def test_folds_keep_a_leads_snapshots_together():
+    """An id column cannot score by memorising the lead's other snapshots."""
+    df = _snapshots()
+    ids = df["lead_id"].astype("category")
+    y = df["label"].to_numpy()
+    assert single_feature_auc(ids, y, df["lead_id"].to_numpy()) < 0.6
+    assert single_feature_auc(ids, y) > 0.9  # folds over rows: the leak the lead folds close
+
+
+def test_missingness_that_settles_the_outcome_is_flagged_one_sided():
+    """A field filled only once a deal closed (won or lost), blank on every open lead."""
+    df = _snapshots(seed=1)
+    rng = np.random.default_rng(1)
+    y = df["label"].to_numpy()
+    closed = (y == 1) | (np.repeat(rng.random(600) < 0.3, 4))
+    sector = np.where(closed, rng.choice(["retail", "services", "public"], len(df)), None)
+    # honest: a phone number is missing twice as often on lost leads: not flagged
+    phone = np.where(rng.random(len(df)) < np.where(y == 1, 0.1, 0.2), None, "yes")
+    df = df.assign(sector=pd.Categorical(sector), phone=pd.Categorical(phone))
+    report = audit_leakage(
+        df, ["sector", "phone"], [], threshold=0.95, allow_leaky=False, profile=["sector", "phone"]
+    )
+    assert report.flagged == ["sector"] and report.excluded == ["sector"]
+    m = report.missing["sector"]
+    assert m.side == "missing" and m.missing_win_rate == 0.0 and m.present_win_rate > 0.3
+    assert "whether it is filled settles the outcome" in report.warnings()[0]
+
+
+def test_id_like_profile_columns_are_excluded_unless_kept():
+    df = _snapshots(seed=2)
+    n = df["lead_id"].str[1:].astype(int)
+    df = df.assign(
+        crm_id=df["lead_id"].str.lower(),
+        account_number=n.astype(float),
+        employees=(n % 37).astype(float),
+    )
+    cols = ["crm_id", "account_number", "employees"]
+    report = audit_leakage(df, cols, [], threshold=0.95, allow_leaky=False, profile=cols)
+    assert set(report.id_like) == {"crm_id", "account_number"}
+    assert report.excluded == ["crm_id", "account_number"]
+    kept = audit_leakage(
+        df, cols, [], threshold=0.95, allow_leaky=False, profile=cols, keep=["account_number"]
+    )
+    assert kept.excluded == ["crm_id"]
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """A simulated CRM with an undeclared post-outcome status, a missingness leak and a
+    record id in its leads table."""
+    from crm import load_dataset
+    from features.batch import build_training_set
+    from simulation import SimulationConfig, simulate
+    from simulation.leaks import plant_leaks
+
+    path = tmp_path_factory.mktemp("planted") / "crm"
+    simulate(SimulationConfig(n_leads=4_000, seed=11), path)
+    columns = plant_leaks(path)
+    ds = load_dataset(path)
+    return ds, build_training_set(ds), columns
+
+
+def test_planted_leaks_are_excluded_from_the_model_and_the_learned_points(planted):
+    from rules.config import load_rules
+    from training.report import compare
+
+    ds, (df, spec, _), columns = planted
+    result = fit_models(df, spec, FAST)
+    assert set(columns.values()) <= set(result.leakage.excluded)
+    assert not set(columns.values()) & set(result.scorer.features)
+    assert set(result.leakage.flagged) == set(columns.values())  # honest columns stay
+    assert result.leakage.id_like.keys() == {"record_id"}
+    assert "sector" in result.leakage.missing
+    assert result.scorer.info["leakage"]["excluded"] == result.leakage.excluded
+    comp = compare(ds, result.scorer, load_rules("conf/rules.yaml"), FAST, training_set=df)
+    used = set(comp.learned_rules.profile)
+    assert used and not used & set(columns.values())

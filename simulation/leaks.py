@@ -34,9 +34,9 @@ def plant_leaks(dataset_path: str | Path, kinds: tuple[str, ...] = KINDS, seed: 
     read = pd.read_parquet if path.suffix == ".parquet" else pd.read_csv
     leads = read(path)
     deals = read(path.with_name("deals" + path.suffix))
-    status = deals.groupby("lead_id")["status"].agg(lambda s: "won" if (s == "won").any() else (
-        "lost" if (s == "lost").any() else "open"
-    ))
+    status = deals.groupby("lead_id")["status"].agg(
+        lambda s: "won" if (s == "won").any() else ("lost" if (s == "lost").any() else "open")
+    )
     final = leads["lead_id"].map(status).fillna("none").to_numpy()
     rng = np.random.default_rng(seed)
     planted = {}

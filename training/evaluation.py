@@ -1,26 +1,34 @@
-"""Out-of-time evaluation: discrimination, calibration, lift and capture, with intervals."""
+"""Out-of-time evaluation: discrimination, calibration, lift and capture, with intervals.
+
+Every rank-based table takes tied scores in expectation over their orderings
+(`training.ranking`), and every interval comes from the one bootstrap over leads
+(`training.bootstrap`): the numbers do not depend on the order of the rows.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
+from training.bootstrap import lead_resample_weights, percentile_interval, weighted_auc
+from training.ranking import cumulative_wins, ranked_groups
+
 EPS = 1e-6
 
 
 def calibration_bins(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict]:
     """Equal-count bins of p, lowest first: rows, mean predicted and observed rate (the
-    points of a calibration curve; empty bins left out)."""
-    order = np.argsort(p, kind="stable")
+    points of a calibration curve). Tied probabilities that straddle a bin edge share
+    their rows between the bins, so the bins do not depend on row order."""
+    y, p = np.asarray(y, dtype=np.float64), np.asarray(p, dtype=np.float64)
     return [
         {
             "bin": b,
-            "rows": len(chunk),
-            "mean_predicted": float(p[chunk].mean()),
-            "observed": float(y[chunk].mean()),
+            "rows": slots,
+            "mean_predicted": float(share @ p / slots),
+            "observed": float(share @ y / slots),
         }
-        for b, chunk in enumerate(np.array_split(order, bins), start=1)
-        if len(chunk)
+        for b, (slots, share) in enumerate(ranked_groups(p, bins, descending=False), start=1)
     ]
 
 
@@ -33,31 +41,30 @@ def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> 
 
 
 def gains_curve(y: np.ndarray, ranking: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Share of leads worked (best first by `ranking`) against share of wins captured, from
-    the origin."""
-    order = np.argsort(-ranking, kind="stable")
-    worked = np.arange(len(y) + 1) / len(y)
-    captured = np.concatenate([[0.0], np.cumsum(y[order]) / max(y.sum(), 1)])
-    return worked, captured
+    """Share of leads worked (best first by `ranking`) against the expected share of wins
+    captured, from the origin (straight inside a group of tied scores)."""
+    k, wins = cumulative_wins(y, ranking)
+    return k / len(y), wins / max(float(np.sum(y)), 1.0)
 
 
 def deciles(y: np.ndarray, p: np.ndarray) -> list[dict]:
     """Per decile of predicted probability (1 = highest): leads, wins, win rate, lift and
-    cumulative capture (share of all wins in the top deciles so far)."""
-    order = np.argsort(-p, kind="stable")
+    cumulative capture (share of all wins in the top deciles so far). Tied scores across a
+    decile edge share their wins between the deciles (expected counts)."""
+    y, p = np.asarray(y, dtype=np.float64), np.asarray(p, dtype=np.float64)
     total, base = y.sum(), y.mean()
-    rows, captured = [], 0
-    for i, chunk in enumerate(np.array_split(order, 10), start=1):
-        wins = int(y[chunk].sum())
+    rows, captured = [], 0.0
+    for i, (slots, share) in enumerate(ranked_groups(p, 10, descending=True), start=1):
+        wins = float(share @ y)
         captured += wins
-        rate = wins / len(chunk) if len(chunk) else 0.0
+        rate = wins / slots
         rows.append(
             {
                 "decile": i,
-                "leads": int(len(chunk)),
+                "leads": slots,
                 "wins": wins,
                 "win_rate": rate,
-                "mean_probability": float(p[chunk].mean()) if len(chunk) else 0.0,
+                "mean_probability": float(share @ p / slots),
                 "lift": rate / base if base else 0.0,
                 "capture": captured / total if total else 0.0,
             }
@@ -65,38 +72,31 @@ def deciles(y: np.ndarray, p: np.ndarray) -> list[dict]:
     return rows
 
 
-def bootstrap_auc(y: np.ndarray, p: np.ndarray, n: int, seed: int = 0) -> tuple[float, float]:
-    """95 % percentile interval of ROC AUC over `n` bootstrap resamples of the rows.
-
-    One sort for all resamples: a resample is a count per row; counts are summed per group
-    of tied scores, and the AUC is read off cumulative sums (ties count one half), O(rows)
-    per resample instead of a sort each time.
-    """
+def bootstrap_auc(
+    y: np.ndarray, p: np.ndarray, n: int, seed: int = 0, groups: np.ndarray | None = None
+) -> tuple[float, float]:
+    """95 % interval of ROC AUC from `training.bootstrap`'s resampling of leads (`groups`:
+    the lead of each row; each row its own lead when None); it contains the estimate."""
     if n <= 0:
         return (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    order = np.argsort(p, kind="stable")
-    _, group = np.unique(p[order], return_inverse=True)
-    is_pos = y[order].astype(bool)
-    n_groups = int(group.max()) + 1
-    aucs = []
-    for _ in range(n):
-        counts = np.bincount(rng.integers(0, len(y), len(y)), minlength=len(y))[order]
-        pos = np.bincount(group, weights=counts * is_pos, minlength=n_groups)
-        neg = np.bincount(group, weights=counts * ~is_pos, minlength=n_groups)
-        total_pos, total_neg = pos.sum(), neg.sum()
-        if total_pos == 0 or total_neg == 0:
-            continue
-        below = np.cumsum(neg) - neg  # negatives strictly below each group
-        aucs.append(float(np.sum(pos * (below + 0.5 * neg)) / (total_pos * total_neg)))
-    return (float(np.percentile(aucs, 2.5)), float(np.percentile(aucs, 97.5)))
+    groups = np.arange(len(y)) if groups is None else groups
+    draws = [weighted_auc(y, p, w) for w in lead_resample_weights(groups, y, n, seed)]
+    return percentile_interval(draws, float(roc_auc_score(y, p)))
 
 
-def evaluate(y: np.ndarray, p: np.ndarray, *, bootstrap: int = 200, seed: int = 0) -> dict:
-    """Every test metric of one scorer on the same rows."""
+def evaluate(
+    y: np.ndarray,
+    p: np.ndarray,
+    *,
+    bootstrap: int = 200,
+    seed: int = 0,
+    groups: np.ndarray | None = None,
+) -> dict:
+    """Every test metric of one scorer on the same rows (`groups`: each row's lead, the
+    bootstrap's resampling unit)."""
     y = np.asarray(y).astype(int)
     p = np.clip(np.asarray(p, dtype=np.float64), 0.0, 1.0)
-    low, high = bootstrap_auc(y, p, bootstrap, seed)
+    low, high = bootstrap_auc(y, p, bootstrap, seed, groups)
     table = deciles(y, p)
     return {
         "rows": int(len(y)),

@@ -204,7 +204,13 @@ def fit_models(
     for name, fn in (references or {}).items():
         scores[name] = np.asarray(fn(test), dtype=np.float64)
     metrics = {
-        name: evaluate(y_test, p, bootstrap=config.bootstrap, seed=config.seed)
+        name: evaluate(
+            y_test,
+            p,
+            bootstrap=config.bootstrap,
+            seed=config.seed,
+            groups=test["lead_id"].to_numpy(),
+        )
         for name, p in scores.items()
     }
 

@@ -30,6 +30,7 @@ from rules.config import RulesConfig, check_rules
 from rules.scorecard import suggest_rules
 from rules.scorer import RuleScorer, batch_rule_inputs
 from scoring.scorer import LeadScorer
+from training.bootstrap import lead_resample_weights, percentile_interval
 from training.config import TrainConfig
 from training.evaluation import (
     calibration_bins,
@@ -37,6 +38,7 @@ from training.evaluation import (
     expected_calibration_error,
     gains_curve,
 )
+from training.ranking import top_share
 from training.splits import split_training_set
 
 SCORERS = {"model": "Model (LightGBM)", "rules": "Points rules", "learned": "Learned points"}
@@ -169,8 +171,7 @@ def compare(
             f"no test lead reaches the MQL threshold ({rules.mql_threshold:g} points): the "
             "capacity-matched comparison and the quadrants are empty"
         )
-    top = _top_n(rows["probability"].to_numpy(), n_mql)
-    rows["model_top_n"] = top
+    rows["model_top_n"] = top_share(rows["probability"].to_numpy(), n_mql)
     return Comparison(
         rows=rows,
         headline=headline,
@@ -268,50 +269,33 @@ def _metrics(y: np.ndarray, ranking: np.ndarray, p: np.ndarray) -> dict[str, flo
 
 
 def _headline(rows, rankings, probabilities, bootstrap: int, seed: int):
-    """Point estimates and 95 % intervals from a bootstrap over leads (a lead's snapshots
-    are resampled together: they are not independent)."""
+    """Point estimates and 95 % intervals from `training.bootstrap` (leads resampled with
+    their snapshots, stratified by outcome); every interval contains its estimate."""
     y = rows["label"].to_numpy().astype(int)
-    codes, _ = pd.factorize(rows["lead_id"])
-    order = np.argsort(codes, kind="stable")
-    starts = np.searchsorted(codes[order], np.arange(codes.max() + 1))
-    counts = np.bincount(codes)
-    rng = np.random.default_rng(seed)
     names = list(rankings)
     point = {n: _metrics(y, rankings[n], probabilities[n]) for n in names}
     draws: dict[str, list[dict]] = {n: [] for n in names}
-    for _ in range(bootstrap):
-        leads = rng.integers(0, len(counts), len(counts))
-        idx = order[
-            np.repeat(starts[leads], counts[leads])
-            + np.arange(counts[leads].sum())
-            - np.repeat(np.cumsum(counts[leads]) - counts[leads], counts[leads])
-        ]
-        if y[idx].min() == y[idx].max():
-            continue
+    for weights in lead_resample_weights(rows["lead_id"].to_numpy(), y, bootstrap, seed):
+        idx = np.repeat(np.arange(len(y)), weights)
         for n in names:
             draws[n].append(_metrics(y[idx], rankings[n][idx], probabilities[n][idx]))
     table = []
     for n in names:
         row = {"scorer": n}
         for metric, value in point[n].items():
-            values = [d[metric] for d in draws[n]]
-            low, high = np.percentile(values, [2.5, 97.5]) if values else (np.nan, np.nan)
+            low, high = percentile_interval([d[metric] for d in draws[n]], value)
             row[metric] = value
-            row[f"{metric}_low"], row[f"{metric}_high"] = float(low), float(high)
+            row[f"{metric}_low"], row[f"{metric}_high"] = low, high
         row["ece"] = expected_calibration_error(y, probabilities[n])
         table.append(row)
     differences = {}
     if "rules" in names:
         for metric in ("roc_auc", "pr_auc", "brier", "lift_top_decile"):
+            diff = point["model"][metric] - point["rules"][metric]
             diffs = [
                 m[metric] - r[metric] for m, r in zip(draws["model"], draws["rules"], strict=True)
             ]
-            low, high = np.percentile(diffs, [2.5, 97.5]) if diffs else (np.nan, np.nan)
-            differences[metric] = [
-                point["model"][metric] - point["rules"][metric],
-                float(low),
-                float(high),
-            ]
+            differences[metric] = [diff, *percentile_interval(diffs, diff)]
     return pd.DataFrame(table), differences
 
 
@@ -324,29 +308,27 @@ def _deciles(rows: pd.DataFrame, rankings: dict[str, np.ndarray]) -> pd.DataFram
     )
 
 
-def _top_n(ranking: np.ndarray, n: int) -> np.ndarray:
-    top = np.zeros(len(ranking), dtype=bool)
-    top[np.argsort(-ranking, kind="stable")[:n]] = True
-    return top
-
-
 def _capacity(rows: pd.DataFrame, rankings: dict[str, np.ndarray], n: int) -> pd.DataFrame:
-    """The rules' MQLs against the same number of top leads by each other scorer."""
+    """The rules' MQLs against the same number of top leads by each other scorer (tied
+    scores at the cut share the remaining places: expected wins and revenue)."""
     y, revenue = rows["label"].to_numpy(), rows["revenue"].to_numpy()
-    picks = {"rules (score >= threshold)": rows["mql"].to_numpy()}
+    picks = {"rules (score >= threshold)": rows["mql"].to_numpy().astype(np.float64)}
     for name, r in rankings.items():
         if name != "rules":
-            picks[f"{name} (top {n:,})"] = _top_n(r, n)
+            picks[f"{name} (top {n:,})"] = top_share(r, n)
     out = []
-    for name, m in picks.items():
+    for name, share in picks.items():
+        leads, wins = float(share.sum()), float(share @ y)
         out.append(
             {
                 "handed to sales": name,
-                "leads": int(m.sum()),
-                "wins": int(y[m].sum()),
-                "win_rate": float(y[m].mean()) if m.any() else np.nan,
-                "share_of_all_wins": float(y[m].sum() / max(y.sum(), 1)),
-                "revenue": float(revenue[m].sum()),
+                "leads": leads,
+                "wins": wins,
+                "win_rate": wins / leads if leads else np.nan,
+                "share_of_all_wins": wins / max(float(y.sum()), 1.0),
+                "revenue": float(share @ np.nan_to_num(revenue))
+                if np.isfinite(revenue).any()
+                else np.nan,
             }
         )
     return pd.DataFrame(out)
@@ -360,32 +342,35 @@ QUADRANTS = {
 }
 
 
-def _quadrant(rows: pd.DataFrame) -> np.ndarray:
-    mql, top = rows["mql"].to_numpy(), rows["model_top_n"].to_numpy()
-    return np.where(
-        mql & top, "both", np.where(top, "model_only", np.where(mql, "rules_only", "neither"))
-    )
+def _quadrant_shares(rows: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Each row's share of each quadrant (a tied row at the model's cut is part top-N)."""
+    mql = rows["mql"].to_numpy().astype(np.float64)
+    top = rows["model_top_n"].to_numpy().astype(np.float64)
+    return {
+        "both": mql * top,
+        "model_only": (1 - mql) * top,
+        "rules_only": mql * (1 - top),
+        "neither": (1 - mql) * (1 - top),
+    }
 
 
 def _quadrants(rows: pd.DataFrame) -> pd.DataFrame:
-    q = _quadrant(rows)
     y, revenue = rows["label"].to_numpy(), rows["revenue"].to_numpy()
+    p, points = rows["probability"].to_numpy(), rows["rule_score"].to_numpy()
     out = []
-    for key, label in QUADRANTS.items():
-        m = q == key
+    for key, share in _quadrant_shares(rows).items():
+        leads = float(share.sum())
         out.append(
             {
-                "quadrant": label,
-                "leads": int(m.sum()),
-                "wins": int(y[m].sum()),
-                "win_rate": float(y[m].mean()) if m.any() else np.nan,
-                "revenue": float(revenue[m].sum()),
-                "mean_probability": float(rows["probability"].to_numpy()[m].mean())
-                if m.any()
+                "quadrant": QUADRANTS[key],
+                "leads": leads,
+                "wins": float(share @ y),
+                "win_rate": float(share @ y) / leads if leads else np.nan,
+                "revenue": float(share @ np.nan_to_num(revenue))
+                if np.isfinite(revenue).any()
                 else np.nan,
-                "mean_rule_score": float(rows["rule_score"].to_numpy()[m].mean())
-                if m.any()
-                else np.nan,
+                "mean_probability": float(share @ p) / leads if leads else np.nan,
+                "mean_rule_score": float(share @ points) / leads if leads else np.nan,
             }
         )
     return pd.DataFrame(out)
@@ -396,11 +381,15 @@ def _examples(
 ) -> dict[str, list[dict]]:
     """For the disagreements (and agreements), the leads each side is most sure of, with
     the model's reasons and the rules' biggest point items."""
-    q = _quadrant(rows)
+    shares = _quadrant_shares(rows)
     contributions = rule_scorer.contributions(x_test)
+    # tie-break by lead and time, never by row order
+    tiebreak = np.lexsort((rows["as_of"].to_numpy(), rows["lead_id"].astype(str).to_numpy()))
+    rank = np.empty(len(rows), dtype=np.int64)
+    rank[tiebreak] = np.arange(len(rows))
     out: dict[str, list[dict]] = {}
     for key in QUADRANTS:
-        idx = np.flatnonzero(q == key)
+        idx = np.flatnonzero(shares[key] > 0.5)
         if not len(idx):
             continue
         # model_only: the model's strongest picks; rules_only: the rules' strongest
@@ -411,7 +400,7 @@ def _examples(
             keys = -rows["probability"].to_numpy()[idx]
         else:
             keys = rows["probability"].to_numpy()[idx]
-        chosen = idx[np.argsort(-keys, kind="stable")[:EXAMPLES]]
+        chosen = idx[np.lexsort((rank[idx], -keys))[:EXAMPLES]]
         reasons = scorer.reasons_frame(test.iloc[chosen], k=3)
         items = []
         for j, i in enumerate(chosen):
@@ -552,6 +541,11 @@ def write_report(comp: Comparison, out: str | Path) -> tuple[Path, Path]:
     return out, csv_path
 
 
+def format_count(v: float) -> str:
+    """A count, or an expected count (tied rows at a cut count in part) with one decimal."""
+    return f"{v:,.0f}" if float(v).is_integer() else f"{v:,.1f}"
+
+
 def _fmt(v, kind: str = "") -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "–"
@@ -559,6 +553,8 @@ def _fmt(v, kind: str = "") -> str:
         return f"{v:.1%}"
     if kind == "money":
         return f"{v:,.0f}"
+    if kind == "count":
+        return format_count(v)
     if isinstance(v, bool | np.bool_):
         return "yes" if v else "no"
     if isinstance(v, int | np.integer):
@@ -568,8 +564,11 @@ def _fmt(v, kind: str = "") -> str:
     return html.escape(str(v))
 
 
+COUNT_COLUMNS = ("rows", "leads", "wins", "mqls", "opportunities")
+
+
 def _table(df: pd.DataFrame, kinds: dict[str, str] | None = None, section: str = "") -> str:
-    kinds = kinds or {}
+    kinds = {**{c: "count" for c in COUNT_COLUMNS}, **(kinds or {})}
     head = "".join(f"<th>{html.escape(str(c).replace('_', ' '))}</th>" for c in df.columns)
     body = "".join(
         "<tr>" + "".join(f"<td>{_fmt(v, kinds.get(c, ''))}</td>" for c, v in row.items()) + "</tr>"

@@ -72,7 +72,7 @@ def default_rules_path() -> Path | None:
 
 def print_comparison(comp, html_path: Path | None = None) -> None:
     """The report's headline and capacity-matched tables on the console."""
-    from training.report import SCORERS
+    from training.report import SCORERS, format_count
 
     table = Table(title="model vs points rules (out-of-time test)", show_edge=False)
     for col in (
@@ -100,8 +100,8 @@ def print_comparison(comp, html_path: Path | None = None) -> None:
     for r in comp.capacity.to_dict("records"):
         cap.add_row(
             r["handed to sales"],
-            f"{r['leads']:,}",
-            f"{r['wins']:,}",
+            format_count(r["leads"]),
+            format_count(r["wins"]),
             f"{r['win_rate']:.1%}" if r["leads"] else "-",
             f"{r['share_of_all_wins']:.1%}",
             f"{r['revenue']:,.0f}" if r["revenue"] == r["revenue"] else "-",  # NaN: no amounts

@@ -3,6 +3,12 @@
 Isotonic and Platt are compared by cross-fitted log loss within the validation slice (each
 fold scored by a calibrator fitted on the others), so isotonic's flexibility is not
 rewarded for memorising; the chosen method is then refitted on the whole slice.
+
+Calibrated probabilities stay strictly inside (0, 1): a CRM shows 0 % or 100 % as
+certainty, and n calibration rows cannot support a probability closer to 0 or 1 than about
+1 / n. Every calibrator clips to [0.5 / (n + 1), 1 - 0.5 / (n + 1)] (the estimate of a
+zero count among n rows with half a pseudo-count); calibrators saved before carry the old
+1e-6 bound.
 """
 
 from __future__ import annotations
@@ -27,23 +33,42 @@ class Calibrator:
     y: list[float] = field(default_factory=list)
     a: float = 1.0  # Platt: sigmoid(a * raw + b)
     b: float = 0.0
+    low: float = EPS  # probabilities are clipped to [low, high]
+    high: float = 1 - EPS
 
     def __call__(self, raw: np.ndarray) -> np.ndarray:
         raw = np.asarray(raw, dtype=np.float64)
         if self.method == "isotonic":
-            return np.interp(raw, self.x, self.y)
-        return 1.0 / (1.0 + np.exp(-(self.a * raw + self.b)))
+            p = np.interp(raw, self.x, self.y)
+        else:
+            p = 0.5 * (1.0 + np.tanh(0.5 * (self.a * raw + self.b)))  # sigmoid, no overflow
+        return np.clip(p, self.low, self.high)
+
+
+def probability_bounds(rows: int) -> tuple[float, float]:
+    """How close to 0 and 1 `rows` calibration rows let a probability go."""
+    low = 0.5 / (rows + 1)
+    return low, 1.0 - low
 
 
 def fit_calibrator(raw: np.ndarray, y: np.ndarray, method: str) -> Calibrator:
     """Fit one calibrator on (raw score, label) pairs."""
     raw = np.asarray(raw, dtype=np.float64)
+    low, high = probability_bounds(len(raw))
     if method == "isotonic":
-        iso = IsotonicRegression(out_of_bounds="clip", y_min=EPS, y_max=1 - EPS).fit(raw, y)
-        return Calibrator("isotonic", x=iso.X_thresholds_.tolist(), y=iso.y_thresholds_.tolist())
+        iso = IsotonicRegression(out_of_bounds="clip", y_min=low, y_max=high).fit(raw, y)
+        return Calibrator(
+            "isotonic",
+            x=iso.X_thresholds_.tolist(),
+            y=iso.y_thresholds_.tolist(),
+            low=low,
+            high=high,
+        )
     if method == "platt":
         lr = LogisticRegression(C=1e6, max_iter=1000).fit(raw.reshape(-1, 1), y)
-        return Calibrator("platt", a=float(lr.coef_[0, 0]), b=float(lr.intercept_[0]))
+        return Calibrator(
+            "platt", a=float(lr.coef_[0, 0]), b=float(lr.intercept_[0]), low=low, high=high
+        )
     raise ValueError(f"unknown calibration method {method!r}")
 
 

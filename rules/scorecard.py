@@ -7,9 +7,16 @@
 2. An L1-regularised logistic regression on train rows (standardised columns); the
    strength is chosen on validation log loss among fits with at most `max_rules` non-zero
    points, so the scorecard stays readable.
-3. Coefficients are scaled to points (the middle 90 % of train leads spread over
-   `spread` points) and rounded to whole points; the base is set so that `mql_share` of
-   train rows reach the MQL threshold. Zero-point entries are dropped.
+3. Coefficients are scaled to points, one factor for all (so the ranking is the
+   regression's): the middle 90 % of train leads spread over 80 % of [floor, cap], and no
+   single item worth more than half of that range (a rare, strong item would otherwise
+   take 200 points and send every lead that has it to the cap). Points are rounded to
+   whole numbers; the base is set so that `mql_share` of train rows reach the MQL
+   threshold. Zero-point entries are dropped.
+
+Bounded work: the path of strengths stops at the first one that keeps more than
+`max_rules` items (every weaker penalty keeps more), and the fit sees at most
+`max_fit_rows` train rows (a seeded sample by lead and time, not by row order).
 
 Marketing can read it, edit it, and run it like their own rules (`rules.scorer`).
 """
@@ -134,7 +141,9 @@ def suggest_rules(
     max_rules: int = 30,
     mql_share: float = 0.15,
     mql_threshold: float = 75.0,
-    spread: float = 80.0,
+    floor: float = 0.0,
+    cap: float = 100.0,
+    max_fit_rows: int = 50_000,
     half_life_days: float = 30.0,
     inactivity_days: float = 90.0,
     seed: int = 0,
@@ -150,6 +159,7 @@ def suggest_rules(
     for name, part in (("train", train), ("validation", validation)):
         if part["label"].nunique() < 2:
             raise LeadscoreError(f"suggesting points needs won and not-won leads in {name}")
+    train = _bounded_sample(train, max_fit_rows, seed)
     template = _template(dataset, columns, half_life_days, inactivity_days)
     x_train = batch_rule_inputs(template, dataset, train["lead_id"], train["as_of"])
     x_val = batch_rule_inputs(template, dataset, validation["lead_id"], validation["as_of"])
@@ -173,6 +183,8 @@ def suggest_rules(
         path.append({"C": float(c), "nonzero": nonzero, "validation_log_loss": loss})
         if 0 < nonzero <= max_rules and (best is None or loss < best[1]):
             best = (lr, loss, c, nonzero)
+        if nonzero > max_rules:
+            break  # weaker penalties only keep more items
     if best is None:
         raise LeadscoreError(
             "no sparse scorecard found: no regularisation strength kept between 1 and "
@@ -183,12 +195,17 @@ def suggest_rules(
 
     eta = m_train @ coef
     low, high = np.quantile(eta, [0.05, 0.95])
-    factor = spread / max(high - low, EPS)
+    span = cap - floor
+    # the most one item can add: an indicator counts once, an activity up to its count cap
+    reach = np.abs(coef) * np.array([c.cap if c.kind == "activity" else 1.0 for c in cands])
+    factor = min(0.8 * span / max(high - low, EPS), 0.5 * span / max(reach.max(), EPS))
     points = np.rint(coef * factor)
     rules = _to_rules(cands, points, template, factor)
     raw = RuleScorer(rules.model_copy(update={"floor": -1e9, "cap": 1e9})).points(x_train)
     base = float(np.rint(mql_threshold - np.quantile(raw, 1 - mql_share)))
-    rules = rules.model_copy(update={"base_points": base, "mql_threshold": mql_threshold})
+    rules = rules.model_copy(
+        update={"base_points": base, "mql_threshold": mql_threshold, "floor": floor, "cap": cap}
+    )
     val_scores = RuleScorer(rules).rule_scores(x_val)
     return Suggestion(
         rules=rules,
@@ -198,6 +215,16 @@ def suggest_rules(
         validation_log_loss=loss,
         path=path,
     )
+
+
+def _bounded_sample(rows: pd.DataFrame, limit: int, seed: int) -> pd.DataFrame:
+    """At most `limit` rows, drawn with a seed from the rows sorted by lead and time (the
+    same rows whatever order they came in)."""
+    if len(rows) <= limit:
+        return rows
+    ordered = rows.sort_values(["lead_id", "as_of"], kind="stable")
+    pick = np.sort(np.random.default_rng(seed).choice(len(ordered), limit, replace=False))
+    return ordered.iloc[pick]
 
 
 def _to_rules(

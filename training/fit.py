@@ -27,6 +27,7 @@ from training.config import TrainConfig
 from training.evaluation import evaluate
 from training.leakage import LeakageReport, audit_training_set
 from training.splits import Split, split_training_set
+from training.trust import untrusted_model
 
 
 @dataclass
@@ -41,6 +42,7 @@ class TrainResult:
     calibration: dict
     params: dict
     warnings: list[str] = field(default_factory=list)
+    untrusted: list[str] = field(default_factory=list)  # banners: do not trust this model
 
 
 def _text_categories(x: pd.DataFrame) -> pd.DataFrame:
@@ -214,6 +216,12 @@ def fit_models(
         for name, p in scores.items()
     }
 
+    untrusted = untrusted_model(
+        int(train.loc[train["label"] == 1, "lead_id"].nunique()),
+        booster.num_trees(),
+        scores["model"],
+    )
+    scorer.info["untrusted"] = untrusted
     out = test[["lead_id", "as_of", "label"]].copy()
     for name, p in scores.items():
         out[f"p_{name}"] = p
@@ -229,6 +237,7 @@ def fit_models(
         calibration={"method": calibrator.method, "cross_fitted_log_loss": losses},
         params={**params, "best_iteration": int(best), "features_used": len(features)},
         warnings=warnings,
+        untrusted=untrusted,
     )
 
 

@@ -40,6 +40,7 @@ from training.evaluation import (
 )
 from training.ranking import top_share
 from training.splits import split_training_set
+from training.trust import does_not_beat_rules, untrusted_model
 
 SCORERS = {"model": "Model (LightGBM)", "rules": "Points rules", "learned": "Learned points"}
 THIN_POSITIVES = 100  # fewer won rows than this in test: the report says the data is thin
@@ -53,14 +54,17 @@ class Comparison:
     differences: dict[str, list[float]]  # model - rules: AUC, PR AUC, Brier [point, low, high]
     deciles: pd.DataFrame  # scorer, decile, rows, wins, win_rate, lift, capture
     gains: dict[str, tuple[np.ndarray, np.ndarray]]  # scorer -> (share worked, share of wins)
-    capacity: pd.DataFrame  # rules' MQLs vs the same number of top model (and learned) leads
-    quadrants: pd.DataFrame  # rule MQL x model top-N
+    capacity: pd.DataFrame  # rules' MQLs vs as many top model (and learned) leads, no open deal
+    quadrants: pd.DataFrame  # rule MQL x model top-N, rows without an open deal
+    capacity_all: pd.DataFrame  # the same on every row (open deals included)
+    quadrants_all: pd.DataFrame
     examples: dict[str, list[dict]]  # quadrant -> a few leads with reasons
     calibration: pd.DataFrame  # scorer, bin, mean predicted, observed
     sources: pd.DataFrame
     funnel: pd.DataFrame
     meta: dict
     warnings: list[str] = field(default_factory=list)
+    verdict: list[str] = field(default_factory=list)  # shown first: do not trust / keep rules
     learned_rules: RulesConfig | None = None
     rule_scorer: RuleScorer | None = None  # the rules with their fitted calibration
 
@@ -120,6 +124,9 @@ def compare(
             "label": y,
             "revenue": _revenue(dataset, test, scorer.spec.horizon_days),
             "opportunity": _opportunity(dataset, test, scorer.spec.horizon_days),
+            "open_deal": test["open_deals"].to_numpy() > 0
+            if "open_deals" in test
+            else np.zeros(len(test), dtype=bool),
         }
     )
     learned_rules = None
@@ -171,15 +178,36 @@ def compare(
             f"no test lead reaches the MQL threshold ({rules.mql_threshold:g} points): the "
             "capacity-matched comparison and the quadrants are empty"
         )
-    rows["model_top_n"] = top_share(rows["probability"].to_numpy(), n_mql)
+    # The MQL decision is made before sales open a deal: rows with an open deal at as_of
+    # are already with sales (and `open_deals` tells the model so), so the hand-off
+    # comparison is on the other rows first, and on every row second.
+    decision = ~rows["open_deal"].to_numpy()
+    n_decision = int(rows["mql"].to_numpy()[decision].sum())
+    rows["model_top_n"] = 0.0
+    rows.loc[decision, "model_top_n"] = top_share(
+        rows["probability"].to_numpy()[decision], n_decision
+    )
+    rows["model_top_n_all"] = top_share(rows["probability"].to_numpy(), n_mql)
+    verdict = untrusted_model(
+        int(train.loc[train["label"] == 1, "lead_id"].nunique()),
+        scorer.booster.num_trees(),
+        p_model,
+    )
+    keep_rules = does_not_beat_rules(differences.get("roc_auc", [np.nan] * 3))
+    if keep_rules:
+        verdict.append(keep_rules)
+    decided = rows[decision]
+    decided_rankings = {name: r[decision] for name, r in rankings.items()}
     return Comparison(
         rows=rows,
         headline=headline,
         differences=differences,
         deciles=_deciles(rows, rankings),
         gains={name: gains_curve(y, r) for name, r in rankings.items()},
-        capacity=_capacity(rows, rankings, n_mql),
-        quadrants=_quadrants(rows),
+        capacity=_capacity(decided, decided_rankings, n_decision),
+        quadrants=_quadrants(decided),
+        capacity_all=_capacity(rows, rankings, n_mql),
+        quadrants_all=_quadrants(rows, top_column="model_top_n_all"),
         examples=_examples(rows, test, scorer, rule_scorer, x_test),
         calibration=_calibration(y, probabilities),
         sources=_sources_table(rows),
@@ -198,6 +226,7 @@ def compare(
             "dataset": str(dataset.path),
         },
         warnings=warnings,
+        verdict=verdict,
         learned_rules=learned_rules,
         rule_scorer=rule_scorer,
     )
@@ -342,10 +371,10 @@ QUADRANTS = {
 }
 
 
-def _quadrant_shares(rows: pd.DataFrame) -> dict[str, np.ndarray]:
+def _quadrant_shares(rows: pd.DataFrame, top_column: str = "model_top_n") -> dict[str, np.ndarray]:
     """Each row's share of each quadrant (a tied row at the model's cut is part top-N)."""
     mql = rows["mql"].to_numpy().astype(np.float64)
-    top = rows["model_top_n"].to_numpy().astype(np.float64)
+    top = rows[top_column].to_numpy().astype(np.float64)
     return {
         "both": mql * top,
         "model_only": (1 - mql) * top,
@@ -354,11 +383,11 @@ def _quadrant_shares(rows: pd.DataFrame) -> dict[str, np.ndarray]:
     }
 
 
-def _quadrants(rows: pd.DataFrame) -> pd.DataFrame:
+def _quadrants(rows: pd.DataFrame, top_column: str = "model_top_n") -> pd.DataFrame:
     y, revenue = rows["label"].to_numpy(), rows["revenue"].to_numpy()
     p, points = rows["probability"].to_numpy(), rows["rule_score"].to_numpy()
     out = []
-    for key, share in _quadrant_shares(rows).items():
+    for key, share in _quadrant_shares(rows, top_column).items():
         leads = float(share.sum())
         out.append(
             {
@@ -381,7 +410,9 @@ def _examples(
 ) -> dict[str, list[dict]]:
     """For the disagreements (and agreements), the leads each side is most sure of, with
     the model's reasons and the rules' biggest point items."""
-    shares = _quadrant_shares(rows)
+    shares = _quadrant_shares(rows)  # rows with an open deal have no share of the decision
+    decision = ~rows["open_deal"].to_numpy()
+    shares = {key: np.where(decision, share, 0.0) for key, share in shares.items()}
     contributions = rule_scorer.contributions(x_test)
     # tie-break by lead and time, never by row order
     tiebreak = np.lexsort((rows["as_of"].to_numpy(), rows["lead_id"].astype(str).to_numpy()))
@@ -503,7 +534,8 @@ def _funnel(rows: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
 
 CSV_COLUMNS = [
     "lead_id", "as_of", "probability", "grade", "rule_score", "rule_grade", "mql", "label",
-    "source", "score", "rule_probability", "revenue", "opportunity", "model_top_n",
+    "source", "score", "rule_probability", "revenue", "opportunity", "open_deal",
+    "model_top_n", "model_top_n_all",
 ]  # fmt: skip
 
 COLORS = {"model": "#1f5fa8", "rules": "#d0701c", "learned": "#3a8f3a"}
@@ -515,6 +547,7 @@ h1{font-size:1.6em}h2{font-size:1.25em;border-bottom:1px solid #ddd;padding-bott
 table{border-collapse:collapse;margin:.8em 0;font-size:.92em}
 th,td{border:1px solid #ddd;padding:.3em .6em;text-align:right}th{background:#f4f4f4}
 td:first-child,th:first-child{text-align:left}
+.verdict{background:#fde8e8;border:2px solid #c0392b;padding:.6em 1em;margin:1em 0;font-weight:600}
 .warn{background:#fff4e0;border:1px solid #e8b458;padding:.6em 1em;margin:1em 0}
 .note{color:#555;font-size:.92em}.plots{display:flex;flex-wrap:wrap;gap:1em}
 .plots figure{margin:0}ul.ex{margin:.2em 0 .8em 1em;padding:0}code{background:#f4f4f4;padding:0 .2em}
@@ -651,6 +684,7 @@ def render_html(comp: Comparison, csv_name: str) -> str:
         "<title>leadscore: model vs points rules</title>",
         f"<style>{CSS}</style></head><body>",
         "<h1>Predicted scores vs points rules</h1>",
+        *(f"<div class='verdict'>{html.escape(line)}</div>" for line in comp.verdict),
         f"<p class='note'>Model <code>{html.escape(m['model'])}</code>; rules <code>{html.escape(m['rules'])}</code> "
         f"(MQL at {m['mql_threshold']:g} points); data <code>{html.escape(m['dataset'])}</code>. "
         f"Out-of-time test: {m['test_rows']:,} rows ({m['test_leads']:,} leads, {m['test_positives']:,} won) "
@@ -707,20 +741,30 @@ def render_html(comp: Comparison, csv_name: str) -> str:
                         {c: "pct" for c in cap.columns}, "deciles"))  # fmt: skip
 
     parts.append("<h2 id='capacity'>Capacity-matched: the same number of leads to sales</h2>")
+    decision = ~comp.rows["open_deal"].to_numpy()
+    n_decision = int(comp.rows["mql"].to_numpy()[decision].sum())
+    n_open = int((~decision).sum())
     parts.append(
-        f"<p>The rules hand {int(comp.rows['mql'].sum()):,} rows to sales (score &ge; {m['mql_threshold']:g}). "
-        "Give sales the same number of leads, chosen by the model instead:</p>"
+        f"<p>The hand-off decision: rows without an open deal at that point ({int(decision.sum()):,} "
+        f"rows; {n_open:,} rows already had a deal open, so sales had them). The rules hand "
+        f"{n_decision:,} of them to sales (score &ge; {m['mql_threshold']:g}). Give sales the same "
+        "number of leads, chosen by the model instead:</p>"
     )
+    money = {"win_rate": "pct", "share_of_all_wins": "pct", "revenue": "money"}
+    parts.append(_table(comp.capacity, money, "capacity"))
     parts.append(
-        _table(
-            comp.capacity,
-            {"win_rate": "pct", "share_of_all_wins": "pct", "revenue": "money"},
-            "capacity",
-        )
+        f"<p class='note'>Every row, open deals included ({int(comp.rows['mql'].sum()):,} MQLs). "
+        "Tied scores at the cut share the places left (expected counts).</p>"
     )
+    parts.append(_table(comp.capacity_all, money, "capacity_all"))
 
     parts.append("<h2 id='quadrants'>Where they agree and disagree</h2>")
+    parts.append("<p class='note'>Rows without an open deal (the hand-off decision).</p>")
     parts.append(_table(comp.quadrants, {"win_rate": "pct", "revenue": "money"}, "quadrants"))
+    parts.append("<p class='note'>Every row.</p>")
+    parts.append(
+        _table(comp.quadrants_all, {"win_rate": "pct", "revenue": "money"}, "quadrants_all")
+    )
     for key, label in QUADRANTS.items():
         items = comp.examples.get(key)
         if not items:

@@ -142,6 +142,20 @@ def _figures(result: TrainResult):
     return figs, plt
 
 
+def run_description(result: TrainResult) -> str:
+    """The MLflow run's description: the do-not-trust banners first, then the test figures."""
+    m = result.metrics["model"]
+    lines = [f"**Do not trust this model:** {line}" for line in result.untrusted]
+    lines.append(
+        f"Out-of-time test: ROC AUC {m['roc_auc']:.3f} [{m['roc_auc_ci'][0]:.3f}, "
+        f"{m['roc_auc_ci'][1]:.3f}] on {m['rows']:,} rows ({m['positives']:,} won); "
+        f"{result.params['features_used']} features, {result.params['best_iteration']} rounds."
+    )
+    if result.leakage.excluded:
+        lines.append("Excluded by the leakage audit: " + ", ".join(result.leakage.excluded) + ".")
+    return "\n\n".join(lines)
+
+
 def input_example(payloads: list[dict], as_of: str) -> pd.DataFrame:
     """The pyfunc model's input: one JSON payload per row and its as_of."""
     return pd.DataFrame(
@@ -197,6 +211,8 @@ def log_and_register(
             mlflow.log_table(result.by_age, "auc_by_age.json")
         if result.warnings:
             mlflow.log_text("\n".join(result.warnings), "warnings.txt")
+        mlflow.set_tag("mlflow.note.content", run_description(result))
+        mlflow.set_tag("leadscore.trusted", str(not result.untrusted).lower())
         if report_dir is not None:  # the marketing report (model vs points rules)
             mlflow.log_artifacts(str(report_dir), "report")
         figs, plt = _figures(result)

@@ -74,6 +74,8 @@ def print_comparison(comp, html_path: Path | None = None) -> None:
     """The report's headline and capacity-matched tables on the console."""
     from training.report import SCORERS, format_count
 
+    for line in comp.verdict:
+        out.print(f"[bold red]{line}[/bold red]", highlight=False)
     table = Table(title="model vs points rules (out-of-time test)", show_edge=False)
     for col in (
         "scorer",
@@ -92,20 +94,22 @@ def print_comparison(comp, html_path: Path | None = None) -> None:
             f"{r.lift_top_decile:.2f} [{r.lift_top_decile_low:.2f}, {r.lift_top_decile_high:.2f}]",
         )
     out.print(table)
-    cap = Table(
-        title="capacity-matched: as many leads to sales as the rules' MQLs", show_edge=False
-    )
-    for col in ("handed to sales", "leads", "wins", "win rate", "share of wins", "revenue"):
-        cap.add_column(col, justify="right")
-    for r in comp.capacity.to_dict("records"):
-        cap.add_row(
-            r["handed to sales"],
-            format_count(r["leads"]),
-            format_count(r["wins"]),
-            f"{r['win_rate']:.1%}" if r["leads"] else "-",
-            f"{r['share_of_all_wins']:.1%}",
-            f"{r['revenue']:,.0f}" if r["revenue"] == r["revenue"] else "-",  # NaN: no amounts
-        )
-    out.print(cap)
+    for title, frame in (
+        ("capacity-matched, rows without an open deal (the hand-off decision)", comp.capacity),
+        ("capacity-matched, every row", comp.capacity_all),
+    ):
+        cap = Table(title=title, show_edge=False)
+        for col in ("handed to sales", "leads", "wins", "win rate", "share of wins", "revenue"):
+            cap.add_column(col, justify="right")
+        for r in frame.to_dict("records"):
+            cap.add_row(
+                r["handed to sales"],
+                format_count(r["leads"]),
+                format_count(r["wins"]),
+                f"{r['win_rate']:.1%}" if r["leads"] else "-",
+                f"{r['share_of_all_wins']:.1%}",
+                f"{r['revenue']:,.0f}" if r["revenue"] == r["revenue"] else "-",  # NaN: no amounts
+            )
+        out.print(cap)
     if html_path is not None:
         out.print(f"report: {html_path} (rows: {html_path.with_suffix('.csv')})")

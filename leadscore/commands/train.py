@@ -101,6 +101,8 @@ def run_training(
         references=references,
         info={"source": str(data)},
     )
+    for line in result.untrusted:
+        err.print(f"[bold red]do not trust this model:[/bold red] {line}", highlight=False)
     for warning in result.warnings:
         err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     comparison = _compare_for_training(ds, result, df, train_config, rules_path)

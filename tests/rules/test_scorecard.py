@@ -65,3 +65,39 @@ def test_no_winners_in_train_is_a_clear_error(small_sim, parts):
     train, val, _ = parts
     with pytest.raises(LeadscoreError, match="won and not-won leads in train"):
         suggest_rules(small_sim, train.assign(label=np.int8(0)), val, columns=_columns(small_sim))
+
+
+def test_points_stay_on_the_scale_with_a_rare_decisive_item(small_sim_path, tmp_path):
+    """A rare value that nearly always wins (honest, one-sided) must not take 200 points and
+    send every lead that has it to the cap: items fit the scale, scores spread out."""
+    import shutil
+
+    import pandas as pd
+
+    from crm import load_dataset
+    from features.batch import build_training_set
+
+    path = shutil.copytree(small_sim_path, tmp_path / "crm")
+    leads = pd.read_parquet(path / "leads.parquet")
+    deals = pd.read_parquet(path / "deals.parquet")
+    won = set(deals.loc[deals["status"] == "won", "lead_id"])
+    rng = np.random.default_rng(4)
+    is_won = leads["lead_id"].isin(won).to_numpy()
+    leads["referral"] = np.where(is_won & (rng.random(len(leads)) < 0.25), "yes", "no")
+    leads.to_parquet(path / "leads.parquet", index=False)
+    ds = load_dataset(path)
+    df, spec, _ = build_training_set(ds)
+    split = time_split(df, test_days=60, validation_days=60, horizon_days=spec.horizon_days)
+    train, val, test = df[split.train], df[split.validation], df[split.test]
+    s = suggest_rules(ds, train, val, columns=_columns(ds), max_rules=30)
+    rules = s.rules
+    items = [
+        abs(p) for r in rules.profile.values() for p in [*(r.values or {}).values(),
+                                                          *(r.at_least or {}).values()]
+    ] + [abs(a.max or a.points) for a in rules.activities.values()]  # fmt: skip
+    assert rules.profile["referral"].values["yes"] > 0  # it is used ...
+    assert max(items) <= 0.5 * (rules.cap - rules.floor)  # ... but within the scale
+    x = batch_rule_inputs(rules, ds, test["lead_id"], test["as_of"])
+    scores = RuleScorer(rules).rule_scores(x)
+    at_ends = np.isin(scores, [rules.floor, rules.cap]).mean()
+    assert at_ends < 0.5 and len(np.unique(scores)) >= 20

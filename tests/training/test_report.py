@@ -160,25 +160,34 @@ def _expected_top_wins(y, score, k: int) -> float:
     return float(y[above].sum() + (k - above.sum()) * y[tied].mean())
 
 
-def test_capacity_matched_and_quadrants_match_the_csv(written):
+@pytest.mark.parametrize(
+    "suffix, top_column, open_deals",
+    [("", "model_top_n", False), ("_all", "model_top_n_all", True)],
+)
+def test_capacity_matched_and_quadrants_match_the_csv(written, suffix, top_column, open_deals):
+    """First on the rows without an open deal (the hand-off decision), then on every row."""
     html, rows = written
-    y, revenue = rows["label"].to_numpy(), rows["revenue"].to_numpy()
-    n = int(rows["mql"].sum())
+    assert rows["open_deal"].any() and not rows["open_deal"].all()
+    part = rows if open_deals else rows[~rows["open_deal"]]
+    y, revenue = part["label"].to_numpy(), part["revenue"].to_numpy()
+    n = int(part["mql"].sum())
     assert n > 0
-    top = rows["model_top_n"].to_numpy()  # each row's share of the model's top n
+    top = part[top_column].to_numpy()  # each row's share of the model's top n
     assert top.sum() == pytest.approx(n) and ((top >= 0) & (top <= 1)).all()
-    p = rows["probability"].to_numpy()
+    if not open_deals:
+        assert (rows.loc[rows["open_deal"], top_column] == 0).all()
+    p = part["probability"].to_numpy()
     assert (top[p > p[top > 0].min()] == 1).all() and (top[p < p[top > 0].min()] == 0).all()
-    cap = _table(html, "capacity").set_index("handed to sales")
+    cap = _table(html, "capacity" + suffix).set_index("handed to sales")
     rules_row = cap.loc["rules (score >= threshold)"]
     model_row = cap.loc[f"model (top {n:,})"]
     assert _num(rules_row["leads"]) == n == _num(model_row["leads"])
-    assert _num(rules_row["wins"]) == y[rows["mql"]].sum()
+    assert _num(rules_row["wins"]) == y[part["mql"]].sum()
     assert _num(model_row["wins"]) == pytest.approx(_expected_top_wins(y, p, n), abs=0.05)
     assert _num(model_row["revenue"]) == pytest.approx(revenue @ top, abs=1)
     assert _num(model_row["win rate"]) == pytest.approx(y @ top / n, abs=5e-4)
-    quads = _table(html, "quadrants").set_index("quadrant")
-    mql = rows["mql"].to_numpy()
+    quads = _table(html, "quadrants" + suffix).set_index("quadrant")
+    mql = part["mql"].to_numpy()
     for label, share in {
         "rules MQL and model top-N": mql * top,
         "model top-N only": top * ~mql,

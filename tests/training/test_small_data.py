@@ -25,6 +25,9 @@ def test_forty_won_leads_train_and_report(forty_won_path, tmp_path):
     # regularised for the few positives: small trees, strong L2
     assert result.params["num_leaves"] <= 7 and result.params["lambda_l2"] >= 10
     assert any(w.startswith("thin data") for w in result.warnings)
+    # the do-not-trust banner, with its number
+    assert any(line.startswith("too few wins") for line in result.untrusted)
+    assert result.scorer.info["untrusted"] == result.untrusted
     # honest, wide intervals: the test period holds a handful of wins
     low, high = result.metrics["model"]["roc_auc_ci"]
     assert low < result.metrics["model"]["roc_auc"] < high and high - low > 0.1
@@ -35,5 +38,10 @@ def test_forty_won_leads_train_and_report(forty_won_path, tmp_path):
     html_path, csv_path = write_report(comp, tmp_path / "compare.html")
     page = html_path.read_text()
     assert "thin data: only" in page and csv_path.is_file()
+    # the verdict comes first: right after the title, before any table or warning
+    assert comp.verdict and any("too few wins" in line for line in comp.verdict)
+    first = page.index("<h1>")
+    assert page.index("class='verdict'") > first
+    assert page.index("class='verdict'") < min(page.index("<table"), page.index("class='warn'"))
     row = comp.headline.set_index("scorer").loc["model"]
     assert row["roc_auc_high"] - row["roc_auc_low"] > 0.1

@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument(
         "--leads-csv", type=Path, default=ROOT.parent / "shared/datasets/xeducation/Leads.csv"
     )
-    parser.add_argument("--rules", type=Path, default=ROOT / "conf/xeducation/rules.yaml")
+    parser.add_argument("--rules", type=Path, default=ROOT / "crm/mappings/xeducation.rules.yaml")
     parser.add_argument("--seeds", type=int, default=5, help="random splits to average")
     args = parser.parse_args()
 

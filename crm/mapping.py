@@ -170,6 +170,13 @@ def builtin_mapping_path(name: str) -> Path:
     return Path(str(resources.files("crm") / "mappings" / f"{name}.yaml"))
 
 
+def builtin_rules_path(name: str) -> Path | None:
+    """The points rules shipped with a public dataset's mapping, if any."""
+    builtin_mapping_path(name)  # an unknown name is a ConfigError naming the known ones
+    path = Path(str(resources.files("crm") / "mappings" / f"{name}.rules.yaml"))
+    return path if path.is_file() else None
+
+
 def snake_case(name: str) -> str:
     """'Total Time Spent on Website' -> 'total_time_spent_on_website'."""
     return re.sub(r"[^0-9a-z]+", "_", name.strip().lower()).strip("_")
@@ -192,6 +199,7 @@ def import_tables(
     file_format: Literal["parquet", "csv"] = "parquet",
     overwrite: bool = False,
     mapping_file: str = "mapping.yaml",
+    extra_files: dict[str, str] | None = None,
 ) -> ImportResult:
     """Map the export's files into a validated dataset folder at `out_dir`.
 
@@ -201,6 +209,8 @@ def import_tables(
         out_dir: the dataset folder to write (refused when it exists and is not empty,
             unless `overwrite`).
         mapping_file: how to name the mapping in errors.
+        extra_files: more files for the folder, name -> text (a built-in mapping's
+            `rules.yaml`, the default rules of `train` and `compare` on that folder).
 
     Returns:
         the loaded dataset and, per table, which export column became which column.
@@ -236,6 +246,8 @@ def import_tables(
             else:
                 df.to_csv(tmp / f"{table}.csv", index=False)
         (tmp / "dataset.yaml").write_text(spec)
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text)
         (tmp / "mapping.yaml").write_text(
             yaml.safe_dump(mapping.model_dump(exclude_defaults=True), sort_keys=False)
         )

@@ -72,7 +72,7 @@ class Comparison:
 def compare(
     dataset: Dataset,
     scorer: LeadScorer,
-    rules: RulesConfig,
+    rules: RulesConfig | None,
     config: TrainConfig | None = None,
     *,
     training_set: pd.DataFrame | None = None,
@@ -80,15 +80,18 @@ def compare(
     model_label: str = "model",
     bootstrap: int = 200,
     rules_file: str = "rules.yaml",
+    rules_absent: str = "no points rules were given",
 ) -> Comparison:
     """Score the out-of-time test rows with the model, the rules and a learned scorecard.
 
     Args:
+        rules: marketing's points rules; None when none fit this data: the report is then
+            model vs learned points, and its rules sections say why (`rules_absent`).
         training_set: the training set built with `scorer.spec` (built when None).
         learned: also fit a learned points scorecard on the train period.
     """
     config = config or TrainConfig()
-    warnings = check_rules(rules, dataset, file=rules_file)
+    warnings = [] if rules is None else check_rules(rules, dataset, file=rules_file)
     df = training_set
     if df is None:
         df = build_training_set(dataset, spec=scorer.spec)[0]
@@ -102,11 +105,12 @@ def compare(
         )
     y = test["label"].to_numpy().astype(int)
 
-    rule_scorer = RuleScorer(rules)
-    x_val = batch_rule_inputs(rules, dataset, val["lead_id"], val["as_of"])
-    x_test = batch_rule_inputs(rules, dataset, test["lead_id"], test["as_of"])
-    rule_scorer.fit(x_val, val["label"].to_numpy())
-    rule_score = rule_scorer.rule_scores(x_test)
+    rule_scorer, x_test = None, None
+    if rules is not None:
+        rule_scorer = RuleScorer(rules)
+        x_val = batch_rule_inputs(rules, dataset, val["lead_id"], val["as_of"])
+        x_test = batch_rule_inputs(rules, dataset, test["lead_id"], test["as_of"])
+        rule_scorer.fit(x_val, val["label"].to_numpy())
 
     p_model = scorer.predict_proba(scorer.encode_frame(test))
     rows = pd.DataFrame(
@@ -117,10 +121,6 @@ def compare(
             "probability": p_model,
             "score": np.rint(100 * p_model).astype(int),
             "grade": scorer.grades(p_model),
-            "rule_score": rule_score,
-            "rule_grade": rule_scorer.grade(rule_score),
-            "mql": rule_scorer.mql(rule_score),
-            "rule_probability": rule_scorer.predict_proba(x_test)[:, 1],
             "label": y,
             "revenue": _revenue(dataset, test, scorer.spec.horizon_days),
             "opportunity": _opportunity(dataset, test, scorer.spec.horizon_days),
@@ -129,6 +129,14 @@ def compare(
             else np.zeros(len(test), dtype=bool),
         }
     )
+    if rule_scorer is not None:
+        rule_score = rule_scorer.rule_scores(x_test)
+        rows["rule_score"] = rule_score
+        rows["rule_grade"] = rule_scorer.grade(rule_score)
+        rows["mql"] = rule_scorer.mql(rule_score)
+        rows["rule_probability"] = rule_scorer.predict_proba(x_test)[:, 1]
+    else:
+        warnings.insert(0, f"points rules absent: {rules_absent}")
     learned_rules = None
     if learned:
         if train["label"].nunique() < 2:
@@ -144,7 +152,7 @@ def compare(
                 val,
                 # exactly the columns the model's leakage audit allowed: the model's own
                 columns=[c for c in ("source", *dataset.profile_columns) if c in scorer.features],
-                mql_share=max(float(rows["mql"].mean()), 0.01),
+                mql_share=max(float(rows["mql"].mean()), 0.01) if "mql" in rows else 0.15,
                 seed=config.seed,
             )
             learned_rules = suggestion.rules
@@ -157,22 +165,69 @@ def compare(
             rows["learned_score"] = learned_scorer.rule_scores(x_learned)
             rows["learned_probability"] = learned_scorer.predict_proba(x_learned)[:, 1]
 
-    rankings = {"model": rows["probability"].to_numpy(), "rules": rows["rule_score"].to_numpy()}
-    probabilities = {
-        "model": rows["probability"].to_numpy(),
-        "rules": rows["rule_probability"].to_numpy(),
-    }
+    rankings = {"model": rows["probability"].to_numpy()}
+    probabilities = {"model": rows["probability"].to_numpy()}
+    if rule_scorer is not None:
+        rankings["rules"] = rows["rule_score"].to_numpy()
+        probabilities["rules"] = rows["rule_probability"].to_numpy()
     if "learned_score" in rows:
         rankings["learned"] = rows["learned_score"].to_numpy()
         probabilities["learned"] = rows["learned_probability"].to_numpy()
 
     headline, differences = _headline(rows, rankings, probabilities, bootstrap, config.seed)
-    n_mql = int(rows["mql"].sum())
     if int(y.sum()) < THIN_POSITIVES:
         warnings.append(
             f"thin data: only {int(y.sum())} won rows in the test period; every figure below is "
             "uncertain (see the intervals) and small differences mean nothing"
         )
+    verdict = untrusted_model(
+        int(train.loc[train["label"] == 1, "lead_id"].nunique()),
+        scorer.booster.num_trees(),
+        p_model,
+    )
+    keep_rules = does_not_beat_rules(differences.get("roc_auc", [np.nan] * 3))
+    if keep_rules:
+        verdict.append(keep_rules)
+    common = {
+        "rows": rows,
+        "headline": headline,
+        "differences": differences,
+        "deciles": _deciles(rows, rankings),
+        "gains": {name: gains_curve(y, r) for name, r in rankings.items()},
+        "calibration": _calibration(y, probabilities),
+        "meta": {
+            "model": model_label,
+            "rules": rules.version if rules is not None else None,
+            "rules_absent": None if rules is not None else rules_absent,
+            "mql_threshold": rules.mql_threshold if rules is not None else None,
+            "test_rows": int(len(rows)),
+            "test_leads": int(rows["lead_id"].nunique()),
+            "test_positives": int(y.sum()),
+            "test_from": split.test_start.isoformat(),
+            "test_to": pd.Timestamp(rows["as_of"].max()).isoformat(),
+            "horizon_days": scorer.spec.horizon_days,
+            "rules_calibration": rule_scorer.calibrator_.method if rule_scorer else None,
+            "dataset": str(dataset.path),
+            "opportunity_stage_absent": opportunity_stage_absent(dataset),
+        },
+        "warnings": warnings,
+        "verdict": verdict,
+        "learned_rules": learned_rules,
+        "rule_scorer": rule_scorer,
+    }
+    if rule_scorer is None:
+        empty = pd.DataFrame()
+        return Comparison(
+            **common,
+            capacity=empty,
+            quadrants=empty,
+            capacity_all=empty,
+            quadrants_all=empty,
+            examples={},
+            sources=_sources_table(rows, opportunity_stage_absent(dataset) is None),
+            funnel=_funnel(rows, dataset),
+        )
+    n_mql = int(rows["mql"].sum())
     if n_mql == 0:
         warnings.append(
             f"no test lead reaches the MQL threshold ({rules.mql_threshold:g} points): the "
@@ -188,47 +243,17 @@ def compare(
         rows["probability"].to_numpy()[decision], n_decision
     )
     rows["model_top_n_all"] = top_share(rows["probability"].to_numpy(), n_mql)
-    verdict = untrusted_model(
-        int(train.loc[train["label"] == 1, "lead_id"].nunique()),
-        scorer.booster.num_trees(),
-        p_model,
-    )
-    keep_rules = does_not_beat_rules(differences.get("roc_auc", [np.nan] * 3))
-    if keep_rules:
-        verdict.append(keep_rules)
     decided = rows[decision]
     decided_rankings = {name: r[decision] for name, r in rankings.items()}
     return Comparison(
-        rows=rows,
-        headline=headline,
-        differences=differences,
-        deciles=_deciles(rows, rankings),
-        gains={name: gains_curve(y, r) for name, r in rankings.items()},
+        **common,
         capacity=_capacity(decided, decided_rankings, n_decision),
         quadrants=_quadrants(decided),
         capacity_all=_capacity(rows, rankings, n_mql),
         quadrants_all=_quadrants(rows, top_column="model_top_n_all"),
         examples=_examples(rows, test, scorer, rule_scorer, x_test),
-        calibration=_calibration(y, probabilities),
-        sources=_sources_table(rows),
+        sources=_sources_table(rows, opportunity_stage_absent(dataset) is None),
         funnel=_funnel(rows, dataset),
-        meta={
-            "model": model_label,
-            "rules": rules.version,
-            "mql_threshold": rules.mql_threshold,
-            "test_rows": int(len(rows)),
-            "test_leads": int(rows["lead_id"].nunique()),
-            "test_positives": int(y.sum()),
-            "test_from": split.test_start.isoformat(),
-            "test_to": pd.Timestamp(rows["as_of"].max()).isoformat(),
-            "horizon_days": scorer.spec.horizon_days,
-            "rules_calibration": rule_scorer.calibrator_.method,
-            "dataset": str(dataset.path),
-        },
-        warnings=warnings,
-        verdict=verdict,
-        learned_rules=learned_rules,
-        rule_scorer=rule_scorer,
     )
 
 
@@ -477,54 +502,75 @@ def _calibration(
     )
 
 
-def _sources_table(rows: pd.DataFrame) -> pd.DataFrame:
+def _sources_table(rows: pd.DataFrame, opportunities: bool = True) -> pd.DataFrame:
+    """Per first-touch source; rule columns only with rules, opportunities only when the
+    data has that stage."""
     g = rows.groupby("source", sort=False, observed=True)
-    out = pd.DataFrame(
-        {
-            "rows": g.size(),
-            "leads": g["lead_id"].nunique(),
-            "mqls": g["mql"].sum(),
-            "opportunities": g["opportunity"].sum(),
-            "wins": g["label"].sum(),
-            "revenue": g["revenue"].sum(min_count=1),
-            "mean_probability": g["probability"].mean(),
-            "mean_rule_score": g["rule_score"].mean(),
-        }
-    )
+    out = pd.DataFrame({"rows": g.size(), "leads": g["lead_id"].nunique()})
+    if "mql" in rows:
+        out["mqls"] = g["mql"].sum()
+    out["opportunities"] = g["opportunity"].sum() if opportunities else np.nan
+    out["wins"] = g["label"].sum()
+    out["revenue"] = g["revenue"].sum(min_count=1)
+    out["mean_probability"] = g["probability"].mean()
+    if "rule_score" in rows:
+        out["mean_rule_score"] = g["rule_score"].mean()
     out["win_rate"] = out["wins"] / out["rows"]
     out = out.sort_values("rows", ascending=False).reset_index()
-    return out[
-        ["source", "rows", "leads", "mqls", "opportunities", "wins", "win_rate", "revenue",
-         "mean_probability", "mean_rule_score"]
-    ]  # fmt: skip
+    order = ["source", "rows", "leads", "mqls", "opportunities", "wins", "win_rate", "revenue",
+             "mean_probability", "mean_rule_score"]  # fmt: skip
+    return out[[c for c in order if c in out]]
+
+
+def opportunity_stage_absent(dataset: Dataset) -> str | None:
+    """Why the data cannot tell an opportunity apart from a win (None when it can): no
+    deals table, only won deals, or won deals created when they closed."""
+    if dataset.is_flat or not len(dataset.deals):
+        return "the data has no deals table, so no opportunity stage"
+    deals = dataset.deals
+    if (deals["status"] == "won").all():
+        return "every deal in the data is won: no opportunity is seen before its outcome"
+    won = deals[deals["status"] == "won"]
+    if len(won) and (won["created_at"] >= won["closed_at"]).mean() > 0.5:
+        return "won deals are created when they close: the opportunity stage is not recorded"
+    return None
 
 
 def _funnel(rows: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
     """Per lead seen in the test period: MQL at any of its test snapshots, an opportunity
-    (deal) created after its first test snapshot, a won deal after it; by source."""
-    per_lead = rows.groupby("lead_id", sort=False).agg(
-        source=("source", "first"),
-        mql=("mql", "max"),
-        opportunity=("opportunity", "max"),
-        won=("label", "max"),
+    (deal) created after its first test snapshot, a won deal after it; by source. A stage
+    the data does not have (no rules: no MQL; no opportunity stage) is NaN, shown as '-'."""
+    has_mql = "mql" in rows
+    per_lead = (
+        rows.assign(mql=rows["mql"] if has_mql else False)
+        .groupby("lead_id", sort=False)
+        .agg(
+            source=("source", "first"),
+            mql=("mql", "max"),
+            opportunity=("opportunity", "max"),
+            won=("label", "max"),
+        )
     )
-    has_deals = not dataset.is_flat and len(dataset.deals) > 0
+    has_opportunities = opportunity_stage_absent(dataset) is None
     out = []
     for source, g in [("all sources", per_lead), *per_lead.groupby("source", sort=True)]:
         n = len(g)
         mql = g["mql"].to_numpy(bool)
         won = g["won"].to_numpy(bool)
         opp = g["opportunity"].to_numpy(bool)
+        mql_to_opp = opp[mql].mean() if mql.any() else np.nan
         out.append(
             {
                 "source": source,
                 "leads": n,
-                "lead_to_mql": mql.mean(),
-                "mql_to_opportunity": opp[mql].mean() if has_deals and mql.any() else np.nan,
-                "opportunity_to_won": won[opp].mean() if has_deals and opp.any() else np.nan,
+                "lead_to_mql": mql.mean() if has_mql else np.nan,
+                "mql_to_opportunity": mql_to_opp if has_opportunities and has_mql else np.nan,
+                "opportunity_to_won": won[opp].mean()
+                if has_opportunities and opp.any()
+                else np.nan,
                 "lead_to_won": won.mean(),
-                "won_from_mqls": won[mql].mean() if mql.any() else np.nan,
-                "won_from_non_mqls": won[~mql].mean() if (~mql).any() else np.nan,
+                "won_from_mqls": won[mql].mean() if has_mql and mql.any() else np.nan,
+                "won_from_non_mqls": won[~mql].mean() if has_mql and (~mql).any() else np.nan,
             }
         )
     return pd.DataFrame(out)
@@ -659,11 +705,11 @@ def _figures(comp: Comparison) -> dict[str, str]:
 
     rows = comp.rows
     won = rows["label"].to_numpy().astype(bool)
-    fig, axes = plt.subplots(1, 2, figsize=(9.2, 3.2))
-    for ax, column, title, bins in (
-        (axes[0], "probability", "Model probability", np.linspace(0, 1, 41)),
-        (axes[1], "rule_score", "Rule score (points)", np.arange(-0.5, 101.5, 2.5)),
-    ):
+    panels = [("probability", "Model probability", np.linspace(0, 1, 41))]
+    if "rule_score" in rows:
+        panels.append(("rule_score", "Rule score (points)", np.arange(-0.5, 101.5, 2.5)))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.2), squeeze=False)
+    for ax, (column, title, bins) in zip(axes[0], panels, strict=True):
         v = rows[column].to_numpy(dtype=float)
         ax.hist(v[~won], bins=bins, density=True, alpha=0.55, color="#888", label="not won")
         ax.hist(v[won], bins=bins, density=True, alpha=0.55, color="#2a9d4a", label="won")
@@ -685,13 +731,23 @@ def render_html(comp: Comparison, csv_name: str) -> str:
         f"<style>{CSS}</style></head><body>",
         "<h1>Predicted scores vs points rules</h1>",
         *(f"<div class='verdict'>{html.escape(line)}</div>" for line in comp.verdict),
-        f"<p class='note'>Model <code>{html.escape(m['model'])}</code>; rules <code>{html.escape(m['rules'])}</code> "
-        f"(MQL at {m['mql_threshold']:g} points); data <code>{html.escape(m['dataset'])}</code>. "
+        f"<p class='note'>Model <code>{html.escape(m['model'])}</code>; "
+        + (
+            f"rules <code>{html.escape(m['rules'])}</code> (MQL at {m['mql_threshold']:g} points); "
+            if m["rules"]
+            else f"no points rules ({html.escape(m['rules_absent'])}); "
+        )
+        + f"data <code>{html.escape(m['dataset'])}</code>. "
         f"Out-of-time test: {m['test_rows']:,} rows ({m['test_leads']:,} leads, {m['test_positives']:,} won) "
         f"with as_of from {m['test_from'][:10]} to {m['test_to'][:10]}. A row is a lead at one point of its "
         f"life (a snapshot while still open); won = a won deal closed within {m['horizon_days']:g} days after it. "
-        f"Rule points are mapped to probabilities by a {m['rules_calibration']} calibration fitted on the "
-        "validation period; learned points were fitted on the train period only.</p>",
+        + (
+            f"Rule points are mapped to probabilities by a {m['rules_calibration']} calibration "
+            "fitted on the validation period; "
+            if m["rules"]
+            else ""
+        )
+        + "learned points were fitted on the train period only.</p>",
     ]
     for w in comp.warnings:
         parts.append(f"<div class='warn'>{html.escape(w)}</div>")
@@ -740,44 +796,52 @@ def render_html(comp: Comparison, csv_name: str) -> str:
     parts.append(_table(pd.concat([wide, cap], axis=1).reset_index(),
                         {c: "pct" for c in cap.columns}, "deciles"))  # fmt: skip
 
-    parts.append("<h2 id='capacity'>Capacity-matched: the same number of leads to sales</h2>")
-    decision = ~comp.rows["open_deal"].to_numpy()
-    n_decision = int(comp.rows["mql"].to_numpy()[decision].sum())
-    n_open = int((~decision).sum())
-    parts.append(
-        f"<p>The hand-off decision: rows without an open deal at that point ({int(decision.sum()):,} "
-        f"rows; {n_open:,} rows already had a deal open, so sales had them). The rules hand "
-        f"{n_decision:,} of them to sales (score &ge; {m['mql_threshold']:g}). Give sales the same "
-        "number of leads, chosen by the model instead:</p>"
-    )
-    money = {"win_rate": "pct", "share_of_all_wins": "pct", "revenue": "money"}
-    parts.append(_table(comp.capacity, money, "capacity"))
-    parts.append(
-        f"<p class='note'>Every row, open deals included ({int(comp.rows['mql'].sum()):,} MQLs). "
-        "Tied scores at the cut share the places left (expected counts).</p>"
-    )
-    parts.append(_table(comp.capacity_all, money, "capacity_all"))
+    if m["rules"] is None:
+        parts.append("<h2 id='capacity'>Capacity-matched: the same number of leads to sales</h2>")
+        parts.append(
+            f"<p>No points rules, so no hand-off to match: {html.escape(m['rules_absent'])}. "
+            "<code>leadscore rules init --data DIR</code> writes a template to fill in.</p>"
+        )
+        parts.append("<h2 id='quadrants'>Where they agree and disagree</h2><p>-</p>")
+    else:
+        parts.append("<h2 id='capacity'>Capacity-matched: the same number of leads to sales</h2>")
+        decision = ~comp.rows["open_deal"].to_numpy()
+        n_decision = int(comp.rows["mql"].to_numpy()[decision].sum())
+        n_open = int((~decision).sum())
+        parts.append(
+            f"<p>The hand-off decision: rows without an open deal at that point ({int(decision.sum()):,} "
+            f"rows; {n_open:,} rows already had a deal open, so sales had them). The rules hand "
+            f"{n_decision:,} of them to sales (score &ge; {m['mql_threshold']:g}). Give sales the same "
+            "number of leads, chosen by the model instead:</p>"
+        )
+        money = {"win_rate": "pct", "share_of_all_wins": "pct", "revenue": "money"}
+        parts.append(_table(comp.capacity, money, "capacity"))
+        parts.append(
+            f"<p class='note'>Every row, open deals included ({int(comp.rows['mql'].sum()):,} MQLs). "
+            "Tied scores at the cut share the places left (expected counts).</p>"
+        )
+        parts.append(_table(comp.capacity_all, money, "capacity_all"))
 
-    parts.append("<h2 id='quadrants'>Where they agree and disagree</h2>")
-    parts.append("<p class='note'>Rows without an open deal (the hand-off decision).</p>")
-    parts.append(_table(comp.quadrants, {"win_rate": "pct", "revenue": "money"}, "quadrants"))
-    parts.append("<p class='note'>Every row.</p>")
-    parts.append(
-        _table(comp.quadrants_all, {"win_rate": "pct", "revenue": "money"}, "quadrants_all")
-    )
-    for key, label in QUADRANTS.items():
-        items = comp.examples.get(key)
-        if not items:
-            continue
-        parts.append(f"<h3>{html.escape(label)}: examples</h3>")
-        for ex in items:
-            parts.append(
-                f"<p><b>{html.escape(str(ex['lead_id']))}</b> at {ex['as_of'][:10]}: probability {ex['probability']:.3f}, "
-                f"rule score {ex['rule_score']}, {'won' if ex['won'] else 'not won'}</p><ul class='ex'>"
-                f"<li>model, up: {html.escape('; '.join(ex['model_up']) or '–')}</li>"
-                f"<li>model, down: {html.escape('; '.join(ex['model_down']) or '–')}</li>"
-                f"<li>rules: {html.escape('; '.join(ex['rule_points']) or 'no points')}</li></ul>"
-            )
+        parts.append("<h2 id='quadrants'>Where they agree and disagree</h2>")
+        parts.append("<p class='note'>Rows without an open deal (the hand-off decision).</p>")
+        parts.append(_table(comp.quadrants, {"win_rate": "pct", "revenue": "money"}, "quadrants"))
+        parts.append("<p class='note'>Every row.</p>")
+        parts.append(
+            _table(comp.quadrants_all, {"win_rate": "pct", "revenue": "money"}, "quadrants_all")
+        )
+        for key, label in QUADRANTS.items():
+            items = comp.examples.get(key)
+            if not items:
+                continue
+            parts.append(f"<h3>{html.escape(label)}: examples</h3>")
+            for ex in items:
+                parts.append(
+                    f"<p><b>{html.escape(str(ex['lead_id']))}</b> at {ex['as_of'][:10]}: probability {ex['probability']:.3f}, "
+                    f"rule score {ex['rule_score']}, {'won' if ex['won'] else 'not won'}</p><ul class='ex'>"
+                    f"<li>model, up: {html.escape('; '.join(ex['model_up']) or '–')}</li>"
+                    f"<li>model, down: {html.escape('; '.join(ex['model_down']) or '–')}</li>"
+                    f"<li>rules: {html.escape('; '.join(ex['rule_points']) or 'no points')}</li></ul>"
+                )
 
     parts.append("<h2 id='calibration'>Calibration</h2><div class='plots'>")
     parts.append(f"<figure>{figs['calibration']}</figure></div>")
@@ -797,8 +861,12 @@ def render_html(comp: Comparison, csv_name: str) -> str:
     parts.append("<h2 id='funnel'>Funnel by source</h2>")
     parts.append(
         "<p class='note'>Per lead seen in the test period: MQL at any of its test snapshots; opportunity "
-        "and won within the horizon after one of them. Opportunity rates need a deals table.</p>"
+        "and won within the horizon after one of them. '-': a stage the data does not have.</p>"
     )
+    if m.get("opportunity_stage_absent"):
+        parts.append(
+            f"<p class='note'>No opportunity stage: {html.escape(m['opportunity_stage_absent'])}.</p>"
+        )
     parts.append(
         _table(
             comp.funnel,

@@ -14,7 +14,7 @@ import json
 import os
 import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,6 +174,7 @@ def log_and_register(
     features_for: Callable[[FeatureSpec], pd.DataFrame],
     before_aliases: Callable[[], None] | None = None,
     report_dir: Path | None = None,
+    data_columns: Collection[str] | None = None,
 ) -> RunOutcome:
     """Log everything about one training run, register its model, then move aliases.
 
@@ -182,6 +183,8 @@ def log_and_register(
             so that both models are compared on the same test rows.
         before_aliases: called right before aliases move (tests inject failures here).
         report_dir: a folder logged as the run's `report/` artifacts.
+        data_columns: the dataset's lead columns (the champion's lineage check; default:
+            the training set's columns).
     """
     import mlflow
     from mlflow import MlflowClient
@@ -191,6 +194,15 @@ def log_and_register(
         mlflow.set_experiment(config.experiment)
     client = MlflowClient()
     spec = result.scorer.spec
+    # Lineage first, before anything is logged or registered: a champion trained on other
+    # data (other columns) cannot be compared with this run on the same rows.
+    champion = _champion(client, config.model_name)
+    champion_scorer = None
+    if champion is not None:
+        champion_scorer = load_registered_scorer(champion.name, champion.version)
+        columns = data_columns if data_columns is not None else training_set.columns
+        history = spec.history if data_columns is not None else "lead_age_days" in training_set
+        check_lineage(champion_scorer, champion.version, config.model_name, columns, history)
     with mlflow.start_run() as run, tempfile.TemporaryDirectory() as tmp:
         mlflow.set_tags({"feature_set_version": spec.version, "leadscore.source": source})
         params = _flat("train", config.model_dump(), {})
@@ -249,10 +261,9 @@ def log_and_register(
         }.items():
             client.set_model_version_tag(config.model_name, version, key, str(value))
 
-        champion = _champion(client, config.model_name)
         promoted, reason, champ_metrics = True, "no champion yet", None
         if champion is not None:
-            champ_metrics = _champion_metrics(champion, result, features_for)
+            champ_metrics = _champion_metrics(champion, champion_scorer, result, features_for)
             mlflow.log_metrics(
                 {
                     "champion_test_roc_auc": champ_metrics["roc_auc"],
@@ -291,12 +302,28 @@ def _champion(client, name: str):
         return None
 
 
+def check_lineage(
+    scorer, version: str, model_name: str, columns: Collection[str], history: bool
+) -> None:
+    """Refuse, in one line, a champion whose features this data cannot compute (`columns`:
+    the data's lead columns; `history`: whether it has an activity history)."""
+    needed = [*scorer.spec.categorical, *scorer.spec.numeric_profile]
+    missing = [c for c in needed if c not in set(columns)]
+    if scorer.spec.history and not history:
+        missing.append("(activity history)")
+    if missing:
+        raise LeadscoreError(
+            f"champion v{version} of {model_name!r} was trained on other data: this dataset has "
+            f"no {', '.join(missing)}; train into another registered model with "
+            "--model-name NAME (nothing was logged or registered)"
+        )
+
+
 def _champion_metrics(
-    champion, result: TrainResult, features_for: Callable[[FeatureSpec], pd.DataFrame]
+    champion, scorer, result: TrainResult, features_for: Callable[[FeatureSpec], pd.DataFrame]
 ) -> dict:
     from training.evaluation import evaluate
 
-    scorer = load_registered_scorer(champion.name, champion.version)
     keys = result.test[["lead_id", "as_of"]]
     frame = features_for(scorer.spec)
     rows = keys.merge(frame, on=["lead_id", "as_of"], how="left", validate="one_to_one")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import typer
@@ -19,7 +20,9 @@ def compare(
         help="models:/<name>@<alias>, models:/<name>/<version>, or a saved scorer folder.",
     ),
     rules: Path | None = typer.Option(
-        None, "--rules", help="Points rules YAML (default: conf/rules.yaml)."
+        None,
+        "--rules",
+        help="Points rules YAML (default: the rules packed with the model, else the dataset's rules.yaml, else conf/rules.yaml when it fits the data).",
     ),
     report: Path = typer.Option(Path("reports/compare.html"), "--out", help="HTML report path."),
     config: Path | None = typer.Option(
@@ -31,33 +34,66 @@ def compare(
 ) -> None:
     """Marketing report: the model vs the points rules on the same out-of-time leads (HTML + CSV)."""
     from crm.loading import load_dataset
-    from rules.config import load_rules
     from scoring.mlflow_model import load_scorer
     from training.config import load_train_config
     from training.report import compare as run_compare
     from training.report import write_report
 
-    path = rules or default_rules_path()
-    if path is None:
-        raise LeadscoreError("no rules file: pass --rules RULES.yaml")
-    rules_config = load_rules(path)
     scorer = load_scorer(model)
     ds = load_dataset(data)
+    found = resolve_rules(rules, ds, packed=scorer.rules.config if scorer.rules else None)
     train_config = load_train_config(config)
     comp = run_compare(
         ds,
         scorer,
-        rules_config,
+        found.rules,
         train_config,
         learned=learned,
         model_label=model,
         bootstrap=train_config.bootstrap,
-        rules_file=str(path),
+        rules_file=found.source,
+        rules_absent=found.absent,
     )
     for warning in comp.warnings:
         err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     html_path, _ = write_report(comp, report)
     print_comparison(comp, html_path)
+
+
+@dataclass(frozen=True)
+class FoundRules:
+    rules: object  # RulesConfig | None
+    source: str  # where they came from (a file, or "packed with the model")
+    absent: str = ""  # why there are none
+
+
+def resolve_rules(explicit: Path | None, dataset, packed=None) -> FoundRules:
+    """Marketing's rules for a dataset: `--rules` (its errors are the user's), else the
+    rules packed with the model, else the dataset folder's own `rules.yaml`, else
+    conf/rules.yaml when it fits the data; otherwise none, with the reason."""
+    from rules.config import check_rules, load_rules
+
+    if explicit is not None:
+        return FoundRules(load_rules(explicit), str(explicit))
+    if packed is not None:
+        return FoundRules(packed, "the rules packed with the model")
+    own = Path(dataset.path) / "rules.yaml"
+    if own.is_file():
+        return FoundRules(load_rules(own), str(own))
+    default = default_rules_path()
+    if default is None:
+        return FoundRules(None, "", "no rules file (pass --rules, or `leadscore rules init`)")
+    rules = load_rules(default)
+    try:
+        check_rules(rules, dataset, file=str(default))
+    except LeadscoreError as exc:
+        return FoundRules(
+            None,
+            "",
+            f"{default} does not fit this data ({exc}); `leadscore rules init --data "
+            f"{dataset.path}` writes a template for it",
+        )
+    return FoundRules(rules, str(default))
 
 
 def default_rules_path() -> Path | None:
@@ -95,8 +131,12 @@ def print_comparison(comp, html_path: Path | None = None) -> None:
         )
     out.print(table)
     for title, frame in (
-        ("capacity-matched, rows without an open deal (the hand-off decision)", comp.capacity),
-        ("capacity-matched, every row", comp.capacity_all),
+        ()
+        if comp.capacity.empty
+        else (
+            ("capacity-matched, rows without an open deal (the hand-off decision)", comp.capacity),
+            ("capacity-matched, every row", comp.capacity_all),
+        )
     ):
         cap = Table(title=title, show_edge=False)
         for col in ("handed to sales", "leads", "wins", "win rate", "share of wins", "revenue"):

@@ -48,9 +48,10 @@ def import_xeducation(
     overwrite: bool = typer.Option(False, help="Replace the folder if it is not empty."),
 ) -> None:
     """Import the public X Education leads export with its built-in mapping ('Select' is missing, Lead Number is the time order, the sales-entered columns are declared leaky)."""
-    from crm.mapping import builtin_mapping_path, load_mapping
+    from crm.mapping import builtin_mapping_path, builtin_rules_path, load_mapping
 
     path = builtin_mapping_path("xeducation")
+    rules = builtin_rules_path("xeducation")
     _run_import(
         load_mapping(path),
         "the built-in xeducation mapping",
@@ -58,8 +59,12 @@ def import_xeducation(
         out_dir=out_dir,
         file_format=file_format,
         overwrite=overwrite,
+        extra_files={"rules.yaml": rules.read_text()} if rules else None,
     )
-    out.print(f"next: leadscore train --data {out_dir} --rules conf/xeducation/rules.yaml")
+    out.print(
+        f"next: leadscore train --data {out_dir} (its rules.yaml, a marketer's points for this "
+        "export, is the default for train and compare)"
+    )
 
 
 def _run_import(mapping, mapping_name, *, file_format, **paths_and_options) -> None:

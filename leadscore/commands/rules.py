@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from crm.errors import LeadscoreError
 from leadscore.console import err, out
 
 app = typer.Typer(help="Points rules: learn a scorecard from data.", no_args_is_help=True)
@@ -73,3 +74,30 @@ def rules_suggest(
     out_path.write_text("\n".join(lines) + "\n" + s.rules.to_yaml())
     out.print("\n".join(line[2:] for line in lines[1:-1]))
     out.print(f"wrote {out_path}")
+
+
+@app.command("init")
+def rules_init(
+    data: Path = typer.Option(..., "--data", help="Dataset folder."),
+    out_path: Path = typer.Option(
+        ...,
+        "--out",
+        help="Where to write the template (e.g. DIR/rules.yaml, the dataset's default rules).",
+    ),
+    overwrite: bool = typer.Option(False, help="Replace the file if it exists."),
+) -> None:
+    """Write a commented points-rules template for a dataset: every profile value and activity type at 0 points, with how often each occurs, for marketing to fill in."""
+    from crm.loading import load_dataset
+    from rules.config import check_rules, load_rules
+    from rules.template import rules_template
+
+    if out_path.exists() and not overwrite:
+        raise LeadscoreError(f"{out_path}: exists (pass --overwrite to replace it)")
+    ds = load_dataset(data)
+    text = rules_template(ds, name=f"{Path(data).name}-rules")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(out_path.name + ".tmp")
+    tmp.write_text(text)
+    check_rules(load_rules(tmp), ds, file=str(out_path))  # the template is valid as written
+    tmp.replace(out_path)
+    out.print(f"wrote {out_path}: fill in the points, then `leadscore compare --data {data}`")

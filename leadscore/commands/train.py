@@ -7,8 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from crm.errors import LeadscoreError
-from leadscore.commands.compare import default_rules_path, print_comparison
+from leadscore.commands.compare import print_comparison, resolve_rules
 from leadscore.console import err, out
 
 
@@ -123,6 +122,7 @@ def run_training(
             example_payloads=lead_payloads(ds, example_ids, iso=True),
             features_for=lambda other: build_training_set(ds, spec=other, data_end=end)[0],
             report_dir=report_dir,
+            data_columns=["lead_id", "source", *ds.profile_columns],
         )
     print_training(result, outcome, train_config.model_name)
     if comparison is not None and show_comparison:
@@ -131,35 +131,25 @@ def run_training(
 
 
 def _compare_for_training(ds, result, df, train_config, rules_path):
-    """The rules next to the new model (their calibration is packed with it, so that the
-    endpoint returns rule scores too); None when no rules apply to this dataset."""
-    from rules.config import load_rules
+    """The model next to marketing's rules (their calibration is packed with it, so that
+    the endpoint returns rule scores too) and learned points; without rules that fit the
+    data, the report is model vs learned points and says why."""
     from training.report import compare
 
-    path = rules_path or default_rules_path()
-    if path is None:
-        err.print("[yellow]warning:[/yellow] no rules file: no comparison report (see --rules)")
-        return None
-    rules = load_rules(path)
-    try:
-        comparison = compare(
-            ds,
-            result.scorer,
-            rules,
-            train_config,
-            training_set=df,
-            model_label="this run",
-            bootstrap=train_config.bootstrap,
-            rules_file=str(path),
-        )
-    except LeadscoreError as exc:
-        if rules_path is not None:  # rules asked for explicitly: their error is the user's
-            raise
-        err.print(
-            f"[yellow]warning:[/yellow] default rules skipped ({exc}); pass --rules for this dataset",
-            highlight=False,
-        )
-        return None
+    found = resolve_rules(rules_path, ds)
+    if found.rules is None:
+        err.print(f"[yellow]warning:[/yellow] no points rules: {found.absent}", highlight=False)
+    comparison = compare(
+        ds,
+        result.scorer,
+        found.rules,
+        train_config,
+        training_set=df,
+        model_label="this run",
+        bootstrap=train_config.bootstrap,
+        rules_file=found.source,
+        rules_absent=found.absent,
+    )
     for warning in comparison.warnings:
         err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     result.scorer.rules = comparison.rule_scorer

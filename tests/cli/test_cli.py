@@ -280,8 +280,11 @@ def test_xeducation_import_train_compare(tmp_path):
         "9,237 leads" in imported.stdout and "declared leaky: tags, lead_quality" in imported.stdout
     )
     assert "created_at is synthetic" in imported.stdout and "'Lead Number'" in imported.stdout
-    rules = str(root / "conf/xeducation/rules.yaml")
-    trained = _leadscore("train", "--data", str(data), "--rules", rules, cwd=tmp_path, env=env)
+    # the import writes the marketer's points next to the data: train's default rules
+    assert (data / "rules.yaml").read_text() == (
+        root / "crm/mappings/xeducation.rules.yaml"
+    ).read_text()
+    trained = _leadscore("train", "--data", str(data), cwd=tmp_path, env=env)
     assert trained.returncode == 0, trained.stderr[-2000:]
     assert "declared leaky in dataset.yaml: excluded" in trained.stderr
     model_row = next(
@@ -290,11 +293,12 @@ def test_xeducation_import_train_compare(tmp_path):
     assert float(model_row.split("│")[1].split()[0]) >= 0.87  # out-of-time test ROC AUC
     report = tmp_path / "compare.html"
     compared = _leadscore(
-        "compare", "--data", str(data), "--rules", rules, "--out", str(report), "--no-learned",
+        "compare", "--data", str(data), "--out", str(report), "--no-learned",
         cwd=tmp_path, env=env,
     )  # fmt: skip
     assert compared.returncode == 0, compared.stderr[-2000:]
     assert "Points rules" in compared.stdout and report.is_file()
+    assert "the rules packed with the model" in report.read_text()  # compare's default
 
 
 def test_train_on_forty_won_leads_warns_instead_of_failing(tmp_path, forty_won_path):
@@ -308,3 +312,33 @@ def test_train_on_forty_won_leads_warns_instead_of_failing(tmp_path, forty_won_p
     assert "thin data: " in result.stderr and "regularised harder" in result.stderr
     assert "thin data: only" in result.stderr  # the comparison report's warning
     assert "ROC AUC [95% CI]" in result.stdout and "registered lead-scoring v1" in result.stdout
+
+
+def test_rules_come_from_the_flag_the_model_the_dataset_or_a_fitting_default(
+    good_dataset, small_sim
+):
+    from crm import load_dataset
+    from leadscore.commands.compare import resolve_rules
+    from rules.config import RulesConfig
+
+    ds = load_dataset(good_dataset)  # industry, employees: conf/rules.yaml does not fit
+    found = resolve_rules(None, ds)
+    assert found.rules is None and "does not fit this data" in found.absent
+    assert "rules init" in found.absent
+    packed = RulesConfig(name="packed")
+    assert resolve_rules(None, ds, packed=packed).rules is packed
+    (good_dataset / "rules.yaml").write_text(
+        "name: own\nprofile: {industry: {values: {software: 5}}}\n"
+    )
+    own = resolve_rules(None, load_dataset(good_dataset))
+    assert own.rules.name == "own" and own.source.endswith("rules.yaml")
+    assert resolve_rules(None, small_sim).rules.name == "b2b-default"  # it fits the simulator
+
+
+def test_rules_init_writes_a_template_that_loads(good_dataset, tmp_path):
+    out = tmp_path / "rules.yaml"
+    result = runner.invoke(app, ["rules", "init", "--data", str(good_dataset), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert '"software": 0' in out.read_text() and '"page_view": 0' in out.read_text()
+    again = _leadscore("rules", "init", "--data", str(good_dataset), "--out", str(out))
+    assert again.returncode == 1 and "exists (pass --overwrite" in again.stderr

@@ -296,3 +296,46 @@ def test_every_table_is_the_same_when_the_rows_come_in_another_order(
     parser_b.feed(render_html(again, "compare.csv"))
     assert parser_a.tables == parser_b.tables
     assert comparison.examples == again.examples
+
+
+def test_without_rules_the_report_is_model_vs_learned_points_and_says_why(
+    small_sim, small_set, trained, tmp_path
+):
+    comp = compare(
+        small_sim,
+        trained.scorer,
+        None,
+        FAST,
+        training_set=small_set[0],
+        bootstrap=20,
+        rules_absent="conf/rules.yaml does not fit this data (profile.job_role: no such column)",
+    )
+    assert list(comp.headline["scorer"]) == ["model", "learned"]
+    assert comp.capacity.empty and comp.rule_scorer is None and not comp.differences
+    assert comp.warnings[0].startswith("points rules absent: conf/rules.yaml does not fit")
+    html_path, csv_path = write_report(comp, tmp_path / "compare.html")
+    page = html_path.read_text()
+    assert "No points rules, so no hand-off to match" in page and "rules init" in page
+    assert "rule_score" not in pd.read_csv(csv_path).columns
+    funnel = _table(page, "funnel")
+    assert set(funnel["lead to mql"]) == {"–"}  # no rules: no MQL stage
+
+
+def test_a_stage_the_data_does_not_have_is_a_dash_with_a_note(small_sim):
+    from dataclasses import replace
+
+    from training.report import _funnel, opportunity_stage_absent
+
+    assert opportunity_stage_absent(small_sim) is None
+    only_won = replace(small_sim, deals=small_sim.deals[small_sim.deals["status"] == "won"])
+    assert "every deal in the data is won" in opportunity_stage_absent(only_won)
+    at_close = small_sim.deals.assign(created_at=small_sim.deals["closed_at"])
+    at_close = at_close[at_close["status"] != "open"]
+    assert "created when they close" in opportunity_stage_absent(replace(small_sim, deals=at_close))
+    rows = pd.DataFrame(
+        {"lead_id": ["a", "b"], "source": ["web", "web"], "mql": [True, False],
+         "opportunity": [False, False], "label": [1, 0]}
+    )  # fmt: skip
+    table = _funnel(rows, only_won)
+    assert table["opportunity_to_won"].isna().all() and table["mql_to_opportunity"].isna().all()
+    assert table["lead_to_won"].iloc[0] == 0.5

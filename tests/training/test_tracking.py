@@ -10,6 +10,7 @@ from mlflow import MlflowClient
 
 from crm.payloads import lead_payloads
 from features.batch import build_training_set
+from features.definitions import FeatureSpec
 from tests.training.conftest import FAST
 from training.config import LightGBMParams
 from training.fit import fit_models
@@ -133,3 +134,31 @@ def test_promoting_a_missing_version_is_a_clear_error(store):
 
     with pytest.raises(LeadscoreError, match="no version 99"):
         promote(NAME, "99")
+
+
+def test_a_champion_trained_on_other_columns_is_refused_before_anything_is_logged(
+    store, small_sim, small_set, trained
+):
+    """Another dataset into the same registry: one line naming the columns and
+    --model-name, no new version, no run, aliases untouched."""
+    from crm.errors import LeadscoreError
+
+    df, spec, _ = small_set
+    _register(trained, small_sim, df)  # a champion that uses `industry`
+    before = {v.version for v in MlflowClient().search_model_versions(f"name='{NAME}'")}
+    runs_before = len(mlflow.search_runs(experiment_names=["leadscore-test"]))
+    aliases = _aliases()
+    other = df.rename(columns={"industry": "sector"})
+    other_spec = FeatureSpec(
+        **{
+            **spec.model_dump(),
+            "categorical": [c if c != "industry" else "sector" for c in spec.categorical],
+        }
+    )
+    result = fit_models(other, other_spec, FAST)
+    with pytest.raises(LeadscoreError, match=r"no industry; .*--model-name") as info:
+        _register(result, small_sim, other)
+    assert "\n" not in str(info.value)
+    after = {v.version for v in MlflowClient().search_model_versions(f"name='{NAME}'")}
+    assert after == before and _aliases() == aliases
+    assert len(mlflow.search_runs(experiment_names=["leadscore-test"])) == runs_before

@@ -79,6 +79,27 @@ class FeatureSpec(BaseModel):
         return [*self.categorical, *self.numeric_profile, *self.behaviour_names]
 
     @cached_property
+    def unsupported_features(self) -> dict[str, str]:
+        """Behaviour features from a family the data does not have, with the reason: the
+        engines still compute them (zeros, or the lead's age), but nothing may learn from
+        them or word a reason from them ("not contacted yet" where no call is recorded)."""
+        names = self.behaviour_names
+        activity = [
+            n
+            for n in names
+            if n.startswith(("n_activities_", "active_days_"))
+            or n in ("days_since_last_activity", "engagement_trend", "engagement_decayed")
+        ]
+        speed = ["contacted", "first_touch_seconds", "uncontacted_seconds"]
+        if not self.activity_types:
+            why = "the data has no activities"
+            return {n: why for n in [*activity, *speed] if n in names}
+        if not self.sales_mask.any():
+            why = "the data records no sales touch (see dataset.yaml activity_groups.sales_touch)"
+            return {n: why for n in speed if n in names}
+        return {}
+
+    @cached_property
     def sales_mask(self) -> np.ndarray:
         touches = set(self.sales_touch_types)
         return np.array([t in touches for t in self.activity_types], dtype=bool)
@@ -147,8 +168,20 @@ def resolve_spec(
         "categorical": ["source"] + [c for c in columns if profile_dtypes[c] == "categorical"],
         "numeric_profile": [c for c in columns if profile_dtypes[c] == "numeric"],
     }
-    digest = hashlib.sha1(json.dumps(body, sort_keys=True).encode()).hexdigest()[:10]
+    digest = hashlib.sha1(json.dumps(_canonical(body), sort_keys=True).encode()).hexdigest()[:10]
     return FeatureSpec(version=f"{FEATURE_SET_VERSION}+{digest}", **body)
+
+
+def _canonical(value):
+    """Whole floats as ints, recursively: `[0, 3]` and `[0.0, 3.0]` are the same features and
+    get the same version."""
+    if isinstance(value, dict):
+        return {k: _canonical(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 @dataclass

@@ -144,7 +144,14 @@ def fit_models(
         w + ("" if allow_leaky else ": excluded (--allow-leaky keeps it)")
         for w in leakage.warnings()
     ]
-    features = [f for f in spec.feature_names if f not in leakage.excluded]
+    unsupported = spec.unsupported_features
+    if unsupported:
+        reasons = sorted(set(unsupported.values()))
+        warnings.append(
+            f"{'; '.join(reasons)}: {len(unsupported)} behaviour features left out "
+            f"({', '.join(list(unsupported)[:4])}{', ...' if len(unsupported) > 4 else ''})"
+        )
+    features = [f for f in spec.feature_names if f not in leakage.excluded and f not in unsupported]
     if not features:
         raise LeadscoreError(
             "every feature was excluded by the leakage audit; nothing is left to learn from"

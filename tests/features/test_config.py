@@ -43,3 +43,22 @@ def test_bad_config_gets_a_clear_error(tmp_path, text, fragment):
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_feature_config(tmp_path / "nope.yaml")
+
+
+def test_the_feature_set_version_does_not_depend_on_how_numbers_are_written(tmp_path):
+    from features.definitions import resolve_spec
+
+    def version(config):
+        return resolve_spec(
+            config,
+            profile_dtypes={"industry": "categorical"},
+            observed_types=["page_view"],
+            sales_touch_types=["call"],
+        ).version
+
+    path = tmp_path / "features.yaml"
+    path.write_text("snapshot_ages_days: [0.0, 3.0, 7.0, 14.0, 30.0, 60.0]\nhorizon_days: 90.0\n")
+    assert version(load_feature_config(path)) == version(FeatureConfig())
+    assert version(load_feature_config("conf/features.yaml")) == version(FeatureConfig())
+    path.write_text("snapshot_ages_days: [0, 3.5]\n")
+    assert version(load_feature_config(path)) != version(FeatureConfig())

@@ -163,3 +163,30 @@ def test_bootstrap_interval_matches_sorting_each_resample():
         (min(np.percentile(slow, 2.5), estimate), max(np.percentile(slow, 97.5), estimate)),
         abs=1e-12,
     )
+
+
+def test_no_activity_table_no_activity_features_and_no_such_reasons(small_sim_path, tmp_path):
+    """Leads and deals only: nothing learns from, or words a reason from, activities or
+    speed to lead (uncontacted time would only be the lead's age)."""
+    import shutil
+
+    from crm import load_dataset
+    from crm.payloads import lead_payloads
+    from features.batch import build_training_set
+    from tests.training.conftest import FAST
+
+    folder = tmp_path / "crm"
+    folder.mkdir()
+    for name in ("leads.parquet", "deals.parquet", "dataset.yaml"):
+        shutil.copy(small_sim_path / name, folder / name)
+    ds = load_dataset(folder)
+    df, spec, _ = build_training_set(ds)
+    assert spec.activity_types == [] and "uncontacted_seconds" in spec.unsupported_features
+    result = fit_models(df, spec, FAST)
+    assert not set(spec.unsupported_features) & set(result.scorer.features)
+    assert any("the data has no activities" in w for w in result.warnings)
+    ids = result.test["lead_id"].drop_duplicates().head(40).tolist()
+    as_of = result.test["as_of"].max().isoformat()
+    scored = result.scorer.score_leads(lead_payloads(ds, ids, iso=True), as_of)
+    texts = [r["text"] for s in scored for side in s["reasons"].values() for r in side]
+    assert texts and not [t for t in texts if "contacted" in t or "activit" in t]

@@ -250,18 +250,24 @@ def _ids(df: pd.DataFrame, file: str, column: str, *, unique: bool) -> pd.Series
 
 
 def _timestamps(df: pd.DataFrame, file: str, column: str, *, required: bool) -> pd.Series:
+    """UTC timestamps from text (CSV) or typed (Parquet) cells: the same checks either way
+    (an empty required cell is an error whether it reads as '' or as NaT)."""
     s = df[column]
     if isinstance(s.dtype, pd.DatetimeTZDtype):
-        return s.dt.tz_convert("UTC").astype(TIMESTAMP_DTYPE)
-    if pd.api.types.is_datetime64_dtype(s):
-        return s.dt.tz_localize("UTC").astype(TIMESTAMP_DTYPE)
-    text = _as_text(s)
-    parsed = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
+        parsed, text = s.dt.tz_convert("UTC"), None
+    elif pd.api.types.is_datetime64_dtype(s):
+        parsed, text = s.dt.tz_localize("UTC"), None
+    else:
+        text = _as_text(s)
+        parsed = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
+    empty = parsed.isna() if text is None else text.isna()
     if required:
-        _fail_rows(file, column, text.isna(), f"empty {column}", expected=ISO_HINT)
-    _fail_rows(
-        file, column, text.notna() & parsed.isna(), "unparseable timestamp", text, expected=ISO_HINT
-    )
+        _fail_rows(file, column, empty, f"empty {column}", expected=ISO_HINT)
+    if text is not None:
+        _fail_rows(
+            file, column, text.notna() & parsed.isna(), "unparseable timestamp", text,
+            expected=ISO_HINT,
+        )  # fmt: skip
     return parsed.astype(TIMESTAMP_DTYPE)
 
 

@@ -16,7 +16,7 @@ row number of the written table is the export's row number).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -81,14 +81,38 @@ class TimeOrder(BaseModel):
     days: float = Field(365.0, gt=0)
 
 
+class Const(BaseModel):
+    """A contract column with the same value in every row (`status: {const: won}` for an
+    export of won deals only)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    const: str | int | float | bool
+
+
+class Lookup(BaseModel):
+    """Columns joined from another file by a key (accounts onto opportunities, say): they
+    then count as the export's own columns (map, rename, ignore them as any other)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    file: str = Field(description="CSV next to the table's file (or an absolute path)")
+    key: str = Field(description="the key column of the table's export file")
+    lookup_key: str = Field(description="the matching column of the lookup file (unique there)")
+    columns: list[str] | None = Field(None, description="columns to bring; default: all")
+
+
 class TableMapping(BaseModel):
     """How one export file becomes one contract table."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    columns: dict[str, str] = Field(
-        default_factory=dict, description="contract column -> the export's column"
+    columns: dict[str, str | Const] = Field(
+        default_factory=dict,
+        description="contract column -> the export's column (one export column may feed "
+        "two contract columns), or {const: value}",
     )
+    lookups: list[Lookup] = Field(default_factory=list, description="files joined by a key")
     rename: dict[str, str] = Field(
         default_factory=dict, description="other export column -> name in the dataset"
     )
@@ -109,6 +133,9 @@ class LeadsMapping(TableMapping):
     leaky: list[str] = Field(
         default_factory=list, description="export columns recorded after the outcome (excluded)"
     )
+    keep: list[str] = Field(
+        default_factory=list, description="export columns used as features even if id-like"
+    )
 
 
 class Mapping(BaseModel):
@@ -123,6 +150,9 @@ class Mapping(BaseModel):
     )
     dates: DateFormat = Field(default_factory=DateFormat)
     profile_names: Literal["snake_case", "keep"] = "snake_case"
+    # activities or deals dated before their lead was created: an error, or dropped and
+    # counted (written to dataset.yaml: `validate`, `train` and the rest apply it too)
+    early_events: Literal["error", "drop"] | None = None
     leads: LeadsMapping = Field(default_factory=LeadsMapping)
     activities: TableMapping | None = None
     deals: TableMapping | None = None
@@ -143,10 +173,6 @@ class Mapping(BaseModel):
                     f"{table}.columns: {unknown[0]!r} is not a column of the {table} table "
                     f"(its columns: {', '.join(allowed)}); other columns go under {table}.rename"
                 )
-            sources = list(m.columns.values())
-            twice = sorted({s for s in sources if sources.count(s) > 1})
-            if twice:
-                raise ValueError(f"{table}.columns: export column {twice[0]!r} is mapped twice")
         if self.leads.time_order is not None and "created_at" in self.leads.columns:
             raise ValueError(
                 "leads: give either columns.created_at or time_order (for exports without dates), not both"
@@ -185,8 +211,9 @@ def snake_case(name: str) -> str:
 @dataclass(frozen=True)
 class ImportResult:
     dataset: Dataset
-    columns: dict[str, dict[str, str]]  # table -> export column -> dataset column
+    columns: dict[str, dict[str, str]]  # table -> export column -> dataset column(s)
     rows: dict[str, int]
+    notes: list[str] = field(default_factory=list)  # what was adjusted, counted
 
 
 def import_tables(
@@ -227,16 +254,27 @@ def import_tables(
     out = Path(out_dir)
     frames: dict[str, pd.DataFrame] = {}
     columns: dict[str, dict[str, str]] = {}
+    back: dict[str, dict[str, str]] = {}  # table -> dataset column -> export column
     files: dict[str, str] = {}
+    notes: list[str] = []
     for table, src in sources.items():
         if src is None:
             continue
         path = Path(src)
         files[table] = path.name
+        m = getattr(mapping, table)
         raw = _read_export(path, mapping)
-        frames[table], columns[table] = _map_table(
-            table, raw, getattr(mapping, table), mapping, path.name, mapping_file
+        for i, lookup in enumerate(m.lookups):
+            raw = _join_lookup(raw, lookup, path, mapping, f"{table}.lookups[{i}]", mapping_file)
+        frames[table], back[table], table_notes = _map_table(
+            table, raw, m, mapping, path.name, mapping_file
         )
+        notes += table_notes
+        columns[table] = {}
+        for name, col in back[table].items():
+            columns[table][col] = (
+                f"{columns[table][col]}, {name}" if col in columns[table] else name
+            )
 
     spec = _dataset_yaml(mapping, columns["leads"])
     with staged_folder(out, overwrite=overwrite) as tmp:
@@ -254,10 +292,10 @@ def import_tables(
         try:
             staged = load_dataset(tmp)
         except DatasetError as exc:
-            raise _in_export_terms(exc, files, columns, mapping_file) from None
+            raise _in_export_terms(exc, files, back, mapping_file) from None
     # The validated dataset, now at its final place: the same files, not read a second time.
     dataset = replace(staged, path=out)
-    return ImportResult(dataset, columns, {t: len(df) for t, df in frames.items()})
+    return ImportResult(dataset, columns, {t: len(df) for t, df in frames.items()}, notes)
 
 
 # --- reading and mapping -------------------------------------------------------------------
@@ -309,6 +347,53 @@ def _need(df: pd.DataFrame, column: str, entry: str, file: str, mapping_file: st
         )
 
 
+def _join_lookup(
+    raw: pd.DataFrame,
+    lookup: Lookup,
+    table_file: Path,
+    mapping: Mapping,
+    entry: str,
+    mapping_file: str,
+) -> pd.DataFrame:
+    """The export with a lookup file's columns joined on its key (left join: rows without
+    a match keep blanks). A key that repeats in the lookup file is an error naming its rows."""
+    path = Path(lookup.file)
+    path = path if path.is_absolute() else table_file.parent / path
+    other = _read_export(path, mapping)
+    _need(raw, lookup.key, f"{entry}.key", table_file.name, mapping_file)
+    _need(other, lookup.lookup_key, f"{entry}.lookup_key", path.name, mapping_file)
+    wanted = (
+        lookup.columns
+        if lookup.columns is not None
+        else [c for c in other.columns if c != lookup.lookup_key]
+    )
+    for col in wanted:
+        _need(other, col, f"{entry}.columns", path.name, mapping_file)
+    clash = [c for c in wanted if c in raw.columns]
+    if clash:
+        raise ConfigError(
+            f"{mapping_file}: {entry} brings column {clash[0]!r}, which {table_file.name} has "
+            "already; list the ones to bring under columns"
+        )
+    keys = other[lookup.lookup_key]
+    repeated = keys.notna() & keys.duplicated(keep=False)
+    if repeated.any():
+        idx = np.flatnonzero(repeated.to_numpy())
+        raise DatasetError(
+            path.name,
+            "the lookup key repeats",
+            column=lookup.lookup_key,
+            rows=(idx[:5] + 1).tolist(),
+            values=keys.iloc[idx[:5]].tolist(),
+            expected=f"one row per {lookup.lookup_key} ({entry})",
+            total=len(idx),
+        )
+    table = other[[lookup.lookup_key, *wanted]].set_index(lookup.lookup_key)
+    joined = table.reindex(raw[lookup.key].to_numpy())
+    joined.index = raw.index
+    return pd.concat([raw, joined], axis=1)
+
+
 def _map_table(
     table: str,
     raw: pd.DataFrame,
@@ -316,12 +401,13 @@ def _map_table(
     mapping: Mapping,
     file: str,
     mapping_file: str,
-) -> tuple[pd.DataFrame, dict[str, str]]:
-    """The contract's frame of one export file, and export column -> dataset column."""
+) -> tuple[pd.DataFrame, dict[str, str], list[str]]:
+    """The contract's frame of one export file, dataset column -> export column, and notes."""
     required = {"leads": LEAD_COLUMNS, "activities": ACTIVITY_COLUMNS, "deals": DEAL_COLUMNS}[table]
     for target, col in m.columns.items():
-        _need(raw, col, f"{table}.columns.{target}", file, mapping_file)
-    for key in ("rename", "drop") + (("ignore", "leaky") if table == "leads" else ()):
+        if not isinstance(col, Const):
+            _need(raw, col, f"{table}.columns.{target}", file, mapping_file)
+    for key in ("rename", "drop") + (("ignore", "leaky", "keep") if table == "leads" else ()):
         entries = getattr(m, key)
         for col in entries:
             _need(raw, col, f"{table}.{key}", file, mapping_file)
@@ -331,18 +417,17 @@ def _map_table(
             if spec is not None:
                 _need(raw, spec.column, f"leads.{key}.column", file, mapping_file)
 
-    names: dict[str, str] = {}  # export column -> dataset column
-    for target, col in m.columns.items():
-        names[col] = target
+    # contract column -> export column or constant; one export column may feed two
+    targets: dict[str, str | Const] = dict(m.columns)
+    used = {c for c in targets.values() if isinstance(c, str)}
     optional = {"leads": (), "activities": ACTIVITY_OPTIONAL, "deals": DEAL_OPTIONAL}[table]
     for col in required + optional:
-        if col not in names.values() and col in raw.columns and col not in names:
-            names[col] = col  # already named as the contract wants
+        if col not in targets and col in raw.columns and col not in used:
+            targets[col] = col  # already named as the contract wants
+            used.add(col)
     synthetic_created = table == "leads" and m.time_order is not None
     missing = [
-        c
-        for c in required
-        if c not in names.values() and not (synthetic_created and c == "created_at")
+        c for c in required if c not in targets and not (synthetic_created and c == "created_at")
     ]
     if missing:
         hint = (
@@ -354,45 +439,52 @@ def _map_table(
             f"{mapping_file}: {table}.columns.{missing[0]} is not mapped and {file} has no "
             f"{missing[0]!r} column; name the export column that holds it{hint}"
         )
+    back: dict[str, str] = {  # dataset column -> export column (or the constant)
+        name: (f"(constant {src.const!r})" if isinstance(src, Const) else src)
+        for name, src in targets.items()
+    }
     dropped = set(m.drop)
     for col in raw.columns:
-        if col in names or col in dropped:
+        if col in used or col in dropped:
             continue
         if col in m.rename:
-            names[col] = m.rename[col]
+            name = m.rename[col]
         elif mapping.profile_names == "snake_case":
-            names[col] = snake_case(col) or col
+            name = snake_case(col) or col
         else:
-            names[col] = col
-    taken: dict[str, str] = {}
-    for col, name in names.items():
-        if name in taken:
+            name = col
+        if name in back:
             raise ConfigError(
-                f"{mapping_file}: {file} columns {taken[name]!r} and {col!r} would both be "
+                f"{mapping_file}: {file} columns {back[name]!r} and {col!r} would both be "
                 f"named {name!r} in the dataset; rename one under {table}.rename"
             )
-        taken[name] = col
-    if table == "leads" and m.time_order is not None and "created_at" in taken:
+        back[name] = col
+    if synthetic_created and "created_at" in back:
         raise ConfigError(
             f"{mapping_file}: leads.time_order makes created_at, but {file} column "
-            f"{taken['created_at']!r} is already named created_at"
+            f"{back['created_at']!r} is already named created_at"
         )
 
     for key in m.values:
-        if key not in taken and key not in names:
+        if key not in back and key not in raw.columns:
             raise ConfigError(
                 f"{mapping_file}: {table}.values.{key} names neither a column of the dataset "
                 f"nor of {file}"
             )
 
     out = pd.DataFrame(index=raw.index)
-    for col, name in names.items():
-        values = raw[col]
-        vmap = m.values.get(name, m.values.get(col))
+    for name, col in back.items():
+        src = targets.get(name, col)
+        if isinstance(src, Const):
+            values = pd.Series(str(src.const), index=raw.index, dtype=object)
+        else:
+            values = raw[src]
+        vmap = m.values.get(name, m.values.get(src if isinstance(src, str) else None))
         if vmap is not None:
             values = _map_values(values, vmap)
         out[name] = values
 
+    notes = []
     timestamp_columns = {
         "leads": ("created_at",),
         "activities": ("occurred_at",),
@@ -400,13 +492,22 @@ def _map_table(
     }[table]
     for name in timestamp_columns:
         if name in out.columns:
-            out[name] = _parse_dates(out[name], mapping.dates, file, taken[name], mapping_file)
+            out[name], shifted = _parse_dates(
+                out[name], mapping.dates, file, back[name], mapping_file
+            )
+            if shifted:
+                notes.append(
+                    f"{file}, column {back[name]!r}: {shifted:,} local time"
+                    f"{'s' if shifted > 1 else ''} in a daylight-saving gap of "
+                    f"{mapping.dates.timezone} (a clock time that did not exist) shifted "
+                    "forward to the first valid time"
+                )
     if synthetic_created:
         out.insert(1, "created_at", _times_from_order(raw, m.time_order, file))
-        names["(order of " + m.time_order.column + ")"] = "created_at"
+        back["created_at"] = "(order of " + m.time_order.column + ")"
     front = [c for c in required if c in out.columns]
     out = out[front + [c for c in out.columns if c not in front]]
-    return out.reset_index(drop=True), names
+    return out.reset_index(drop=True), back, list(dict.fromkeys(notes))
 
 
 def _map_values(values: pd.Series, vmap: dict) -> pd.Series:
@@ -424,25 +525,31 @@ def _map_values(values: pd.Series, vmap: dict) -> pd.Series:
 
 def _parse_dates(
     text: pd.Series, fmt: DateFormat, file: str, column: str, mapping_file: str
-) -> pd.Series:
-    """Export timestamps as UTC; unparseable cells are an error naming the export's rows.
+) -> tuple[pd.Series, int]:
+    """Export timestamps as UTC, and how many local times fell in a daylight-saving gap
+    (shifted forward to the first valid time, as a CRM that stored "00:30" on a night
+    when clocks jumped from 00:00 to 01:00 meant); unparseable cells (and a repeated,
+    ambiguous local hour) are an error naming the export's rows.
 
     Without a fixed format, the format is inferred from the column (fast: one vectorised
     parse), and only the cells it does not fit are parsed one by one (exports that mix
     "2025-01-02" and "2025-01-02T10:00:00Z", say).
     """
     present = text.notna()
+    shifted = 0
     try:
         if fmt.format is not None:
             parsed = pd.to_datetime(text, format=fmt.format, errors="coerce")
         else:
             parsed = pd.to_datetime(text, dayfirst=fmt.dayfirst, errors="coerce")
-        utc = _to_utc(parsed, fmt.timezone)
+        utc, shifted = _to_utc(parsed, fmt.timezone)
     except (ValueError, TypeError):  # mixed offsets and naive values: all one by one
         utc = pd.Series(pd.NaT, index=text.index, dtype="datetime64[us, UTC]")
     left = present & utc.isna()
     if left.any() and fmt.format is None:
-        utc[left] = [_one_date(v, fmt) for v in text[left]]
+        cells = [_one_date(v, fmt) for v in text[left]]
+        utc[left] = [ts for ts, _ in cells]
+        shifted += sum(moved for _, moved in cells)
     bad = present & utc.isna()
     if bad.any():
         if fmt.format is not None:
@@ -466,26 +573,32 @@ def _parse_dates(
             expected=how,
             total=int(bad.sum()),
         )
-    return utc
+    return utc, int(shifted)
 
 
-def _one_date(value: str, fmt: DateFormat) -> pd.Timestamp:
-    """One cell the column's inferred format did not fit (NaT when it does not parse)."""
+def _one_date(value: str, fmt: DateFormat) -> tuple[pd.Timestamp, bool]:
+    """One cell the column's inferred format did not fit (NaT when it does not parse), and
+    whether it was shifted out of a daylight-saving gap."""
     try:
         ts = pd.Timestamp(pd.to_datetime(value, dayfirst=fmt.dayfirst))
-        if ts.tzinfo is None:
-            ts = ts.tz_localize(fmt.timezone)
-        return ts.tz_convert("UTC")
+        if ts.tzinfo is not None:
+            return ts.tz_convert("UTC"), False
+        local = ts.tz_localize(fmt.timezone, ambiguous="NaT", nonexistent="shift_forward")
+        gap = pd.isna(ts.tz_localize(fmt.timezone, ambiguous="NaT", nonexistent="NaT"))
+        return local.tz_convert("UTC"), bool(gap and pd.notna(local))
     except (ValueError, TypeError, OverflowError):  # includes ambiguous local times
-        return pd.NaT
+        return pd.NaT, False
 
 
-def _to_utc(parsed: pd.Series, zone: str) -> pd.Series:
-    """Naive timestamps are in `zone` (a skipped or repeated local hour becomes NaT)."""
+def _to_utc(parsed: pd.Series, zone: str) -> tuple[pd.Series, int]:
+    """Naive timestamps are in `zone`: a local time in a daylight-saving gap moves forward
+    to the first valid time (counted); a repeated, ambiguous hour becomes NaT."""
     if isinstance(parsed.dtype, pd.DatetimeTZDtype):
-        return parsed.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
-    local = parsed.dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
-    return local.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
+        return parsed.dt.tz_convert("UTC").astype("datetime64[us, UTC]"), 0
+    strict = parsed.dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
+    local = parsed.dt.tz_localize(zone, ambiguous="NaT", nonexistent="shift_forward")
+    shifted = int((strict.isna() & local.notna() & parsed.notna()).sum())
+    return local.dt.tz_convert("UTC").astype("datetime64[us, UTC]"), shifted
 
 
 def _times_from_order(raw: pd.DataFrame, order: TimeOrder, file: str) -> pd.Series:
@@ -523,10 +636,16 @@ def _dataset_yaml(mapping: Mapping, names: dict[str, str]) -> str:
     body: dict = {"name": mapping.name or "import"}
     if m.outcome is not None:
         body["label"] = {"column": names[m.outcome.column], "positive": list(m.outcome.positive)}
-    columns = {"ignore": ignore, "leaky": [names[c] for c in m.leaky]}
+    columns = {
+        "ignore": ignore,
+        "leaky": [names[c] for c in m.leaky],
+        "keep": [names[c] for c in m.keep],
+    }
     body["columns"] = {k: v for k, v in columns.items() if v}
     if m.time_order is not None:
         body["time_order"] = m.time_order.column
+    if mapping.early_events is not None:
+        body["early_events"] = mapping.early_events
     header = f"# written by `leadscore import` from the mapping {mapping.name or ''}\n"
     if m.time_order is not None:
         header += (
@@ -537,20 +656,30 @@ def _dataset_yaml(mapping: Mapping, names: dict[str, str]) -> str:
 
 
 def _in_export_terms(
-    exc: DatasetError, files: dict[str, str], columns: dict[str, dict[str, str]], mapping_file: str
+    exc: DatasetError, files: dict[str, str], back: dict[str, dict[str, str]], mapping_file: str
 ) -> DatasetError:
-    """A loader error about the written table, restated with the export's file and column."""
+    """A loader error about the written table, restated with the export's file and column,
+    and a hint that fits the error (values, dates or the column's mapping)."""
     table = next((t for t in files if exc.file.startswith(f"{t}.")), None)
     if table is None:
         return exc
-    back = {v: k for k, v in columns[table].items()}
-    column = back.get(exc.column, exc.column) if exc.column else None
+    column = back[table].get(exc.column, exc.column) if exc.column else None
     expected = exc.expected
     if exc.column and exc.column != column:
-        expected = (expected + " " if expected else "") + (
-            f"(this column becomes {exc.column!r}: map its values under "
-            f"{table}.values.{exc.column} in {mapping_file})"
-        )
+        becomes = f"this column becomes {exc.column!r}"
+        problem = exc.problem.lower()
+        if "timestamp" in problem or "date" in problem or exc.column.endswith("_at"):
+            hint = f"{becomes}: check dates.format / dates.dayfirst in {mapping_file}"
+            if "before the lead's created_at" in problem:
+                hint = (
+                    f"{becomes}; early_events: drop in {mapping_file} drops and counts such "
+                    "rows instead"
+                )
+        elif problem.startswith("empty") or "duplicate" in problem or "not found" in problem:
+            hint = f"{becomes}: map another export column under {table}.columns.{exc.column}"
+        else:
+            hint = f"{becomes}: map its values under {table}.values.{exc.column} in {mapping_file}"
+        expected = (expected + " " if expected else "") + f"({hint})"
     return DatasetError(
         files[table],
         exc.problem,

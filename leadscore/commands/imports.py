@@ -82,5 +82,7 @@ def _run_import(mapping, mapping_name, *, file_format, **paths_and_options) -> N
                 f"{table}: " + ", ".join(f"{k!r} -> {v}" for k, v in renamed.items()),
                 highlight=False,
             )
+    for note in result.notes:
+        out.print(f"[yellow]{note}[/yellow]", highlight=False)
     print_summary(summarize_dataset(result.dataset))
     out.print(f"wrote {result.dataset.path}")

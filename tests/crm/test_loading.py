@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import io
+
 import pandas as pd
 import pytest
 
@@ -315,3 +317,20 @@ def test_malformed_dataset_yaml(tmp_path, text, fragment):
     with pytest.raises(ConfigError, match="dataset.yaml") as info:
         load_dataset(folder)
     assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_an_empty_created_at_fails_the_same_in_csv_and_typed_parquet(tmp_path, fmt):
+    """A Parquet column of real timestamps with a NaT is as empty as a blank CSV cell."""
+    leads = pd.read_csv(io.StringIO(LEADS))
+    leads["created_at"] = pd.to_datetime(leads["created_at"], utc=True, format="ISO8601")
+    leads.loc[1, "created_at"] = pd.NaT
+    folder = tmp_path / fmt
+    folder.mkdir()
+    if fmt == "csv":
+        leads.to_csv(folder / "leads.csv", index=False)
+    else:
+        leads.to_parquet(folder / "leads.parquet", index=False)
+        assert pd.read_parquet(folder / "leads.parquet")["created_at"].dtype.kind == "M"
+    with pytest.raises(DatasetError, match=rf"leads\.{fmt}, column 'created_at', row 2: empty"):
+        load_dataset(folder)

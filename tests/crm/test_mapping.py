@@ -433,8 +433,152 @@ def test_mixed_date_styles_and_local_times(tmp_path):
     assert leads["C-2"] == pd.Timestamp("2025-04-13T07:30Z")
     assert leads["C-3"] == pd.Timestamp("2025-01-04T23:00Z")
 
-    skipped = contacts.replace("2025-01-05", "2025-03-30 02:30")  # no such hour in Paris
+    # No 02:30 in Paris on 30 March 2025 (clocks jumped 02:00 -> 03:00): shifted, counted
+    skipped = contacts.replace("2025-01-05", "2025-03-30 02:30")
     args = _export(tmp_path, mapping, leads=skipped, activities=None, deals=None)
+    result = import_tables(**args, overwrite=True)
+    leads = result.dataset.leads.set_index("lead_id")["created_at"]
+    assert leads["C-3"] == pd.Timestamp("2025-03-30T01:00Z")  # 03:00 Paris summer time
+    assert result.notes == [
+        "export_leads.csv, column 'Created On': 1 local time in a daylight-saving gap of "
+        "Europe/Paris (a clock time that did not exist) shifted forward to the first valid time"
+    ]
+    # 02:30 on 26 October 2025 happened twice in Paris: ambiguous, an error naming the row
+    repeated = contacts.replace("2025-01-05", "2025-10-26 02:30")
+    args = _export(tmp_path, mapping, leads=repeated, activities=None, deals=None)
     with pytest.raises(DatasetError, match=r"row 3: unparseable date.*exists in Europe/Paris"):
         import_tables(**args, overwrite=True)
     assert len(load_dataset(tmp_path / "dataset").leads) == 3  # the earlier import is intact
+
+
+def test_a_midnight_that_did_not_exist_is_shifted_in_a_vectorised_column(tmp_path):
+    """Day-first dates in a zone whose clocks jump at midnight (Santiago, 6 Sep 2025):
+    the whole column parses at once and the missing midnight moves to 01:00."""
+    contacts = "Contact ID;Created On;Lead Source\n" + "".join(
+        f"C-{i};{d};Web Form\n"
+        for i, d in enumerate(["05/09/2025 10:00", "06/09/2025 00:00", "07/09/2025 00:00"])
+    )
+    mapping = """\
+    csv: {delimiter: ";"}
+    dates: {dayfirst: true, timezone: America/Santiago}
+    leads:
+      columns: {lead_id: Contact ID, created_at: Created On, source: Lead Source}
+    """
+    result = import_tables(
+        **_export(tmp_path, mapping, leads=contacts, activities=None, deals=None)
+    )
+    created = result.dataset.leads.set_index("lead_id")["created_at"]
+    assert created["C-1"] == pd.Timestamp("2025-09-06T04:00Z")  # 01:00 at UTC-3
+    assert len(result.notes) == 1 and "1 local time in a daylight-saving gap" in result.notes[0]
+
+
+PIPELINE = """\
+opportunity_id,account,engage_date,close_date,deal_stage,close_value,agent
+O-1,Acme,2025-01-03,2025-02-10,Won,1200,ann
+O-2,Globex,2025-01-05,2025-01-30,Lost,0,bob
+O-3,Acme,2025-01-09,,Engaging,,ann
+O-4,Initech,2025-01-12,2025-03-01,Won,800,cid
+"""
+ACCOUNTS = """\
+account,sector,employees,office_location
+Acme,software,120,Paris
+Globex,retail,5400,Berlin
+Initech,software,40,Austin
+"""
+PIPELINE_MAPPING = """\
+name: opportunities-only
+early_events: drop
+leads:
+  columns:
+    lead_id: opportunity_id
+    created_at: engage_date
+    source: {const: other}
+  lookups:
+    - {file: accounts.csv, key: account, lookup_key: account}
+  drop: [close_date, deal_stage, close_value]
+  ignore: [agent]
+deals:
+  columns:
+    deal_id: opportunity_id
+    lead_id: opportunity_id
+    created_at: engage_date
+    closed_at: close_date
+    status: deal_stage
+    amount: close_value
+  values:
+    status: {Won: won, Lost: lost, "*": open}
+"""
+
+
+def test_an_opportunities_export_with_an_accounts_lookup(tmp_path):
+    """One export column feeds two contract columns (the opportunity id is both lead and
+    deal; engage_date both creation times), a constant source, accounts joined by key."""
+    (tmp_path / "accounts.csv").write_text(ACCOUNTS)
+    args = _export(tmp_path, PIPELINE_MAPPING, leads=PIPELINE, activities=None, deals=PIPELINE)
+    result = import_tables(**args)
+    ds = result.dataset
+    leads = ds.leads.set_index("lead_id")
+    assert list(leads.index) == ["O-1", "O-2", "O-3", "O-4"]
+    assert set(leads["source"].astype(str)) == {"other"}
+    assert leads.loc["O-2", "sector"] == "retail" and leads.loc["O-4", "employees"] == 40
+    assert leads.loc["O-1", "office_location"] == "Paris"
+    deals = ds.deals.set_index("deal_id")
+    assert deals.loc["O-1", "lead_id"] == "O-1" and deals.loc["O-1", "status"] == "won"
+    assert deals.loc["O-3", "status"] == "open" and pd.isna(deals.loc["O-3", "closed_at"])
+    assert (deals["created_at"].to_numpy() == leads["created_at"].to_numpy()).all()
+    assert result.columns["deals"]["opportunity_id"] == "deal_id, lead_id"
+    assert ds.spec.early_events == "drop" and ds.spec.columns.ignore == ["agent"]
+
+
+def test_a_won_deals_export_with_a_constant_status_and_one_date_for_both(tmp_path):
+    wins = "id,won_date,who\nW-1,2025-02-01,ann\nW-2,2025-02-03,bob\n"
+    leads = "id,created,source\nW-1,2025-01-01,web\nW-2,2025-01-02,web\n"
+    mapping = """\
+    leads:
+      columns: {lead_id: id, created_at: created}
+    deals:
+      columns:
+        deal_id: id
+        lead_id: id
+        created_at: won_date
+        closed_at: won_date
+        status: {const: won}
+      drop: [who]
+    """
+    ds = import_tables(
+        **_export(tmp_path, mapping, leads=leads, activities=None, deals=wins)
+    ).dataset
+    assert (ds.deals["status"] == "won").all()
+    assert (ds.deals["created_at"] == ds.deals["closed_at"]).all()
+
+
+def test_a_lookup_key_that_repeats_names_its_rows(tmp_path):
+    (tmp_path / "accounts.csv").write_text(ACCOUNTS + "Acme,services,10,Lyon\n")
+    args = _export(tmp_path, PIPELINE_MAPPING, leads=PIPELINE, activities=None, deals=PIPELINE)
+    with pytest.raises(
+        DatasetError, match=r"accounts\.csv, column 'account', rows 1, 4: the lookup key repeats"
+    ):
+        import_tables(**args)
+    assert not (tmp_path / "dataset").exists()
+
+
+def test_error_hints_fit_the_error(tmp_path):
+    """A date error points at the date settings, a value error at the value map."""
+    deals = OPPORTUNITIES.replace("06/04/2025 10:00;20/05/2025", "06/04/2025 10:00;10/03/2025")
+    with pytest.raises(DatasetError) as info:  # closed before it was created
+        import_tables(**_export(tmp_path, deals=deals))
+    assert "closed_at before the deal's created_at" in str(info.value)
+    assert "check dates.format / dates.dayfirst" in str(info.value)
+    assert "map its values" not in str(info.value) and "early_events" not in str(info.value)
+    mapping = MAPPING.replace(', "*": open', "")
+    with pytest.raises(DatasetError, match=r"map its values under deals\.values\.status"):
+        import_tables(**_export(tmp_path, mapping))
+    early = TOUCHES.replace("04/04/2025 08:00", "01/04/2025 08:00")  # before C-1 was created
+    with pytest.raises(DatasetError) as info:
+        import_tables(**_export(tmp_path, activities=early))
+    assert "early_events: drop" in str(info.value)
+    assert "map its values" not in str(info.value)
+    dropped = import_tables(
+        **_export(tmp_path, "early_events: drop\n" + MAPPING, activities=early)
+    ).dataset
+    assert sum(dropped.dropped.values()) == 1 and len(dropped.activities) == 2

@@ -92,6 +92,18 @@ def compare(
     """
     config = config or TrainConfig()
     warnings = [] if rules is None else check_rules(rules, dataset, file=rules_file)
+    # The model's leakage audit (carried by the scorer) is the one list of columns nothing
+    # fitted may use; marketing's rules are theirs, but their figures are flattered when
+    # they score such a column.
+    audit = scorer.info.get("leakage") or {}
+    if rules is not None:
+        flagged = [c for c in rules.profile if c in set(audit.get("excluded", []))]
+        if flagged:
+            warnings.append(
+                f"the rules score {', '.join(flagged)}, which the leakage audit excluded from "
+                "the model (recorded after the outcome, or an identifier): their figures here "
+                "are flattered"
+            )
     df = training_set
     if df is None:
         df = build_training_set(dataset, spec=scorer.spec)[0]
@@ -209,6 +221,7 @@ def compare(
             "rules_calibration": rule_scorer.calibrator_.method if rule_scorer else None,
             "dataset": str(dataset.path),
             "opportunity_stage_absent": opportunity_stage_absent(dataset),
+            "leakage": audit,
         },
         "warnings": warnings,
         "verdict": verdict,
@@ -874,6 +887,25 @@ def render_html(comp: Comparison, csv_name: str) -> str:
             "funnel",
         )
     )
+
+    audit = m.get("leakage") or {}
+    parts.append("<h2 id='leakage'>Columns left out (leakage audit)</h2>")
+    if audit.get("excluded"):
+        why = {w.split("'")[1]: w for w in audit.get("warnings", []) if "'" in w}
+        parts.append(
+            "<p class='note'>Neither the model nor the learned points use these columns: the same "
+            "audit decided for both (it is in the MLflow run as leakage_audit.json).</p>"
+        )
+        parts.append(
+            _table(
+                pd.DataFrame(
+                    [{"column": c, "why": why.get(c, "declared leaky")} for c in audit["excluded"]]
+                ),
+                section="leakage",
+            )
+        )
+    else:
+        parts.append("<p>None: no column looked recorded after the outcome or like an id.</p>")
 
     if comp.learned_rules is not None:
         parts.append("<h2 id='learned'>Learned points (fitted on the train period)</h2>")

@@ -177,7 +177,7 @@ def planted(tmp_path_factory):
 
 
 def test_planted_leaks_are_excluded_from_the_model_and_the_learned_points(planted):
-    from rules.config import load_rules
+    from rules.config import ProfileRule, load_rules
     from training.report import compare
 
     ds, (df, spec, _), columns = planted
@@ -188,6 +188,19 @@ def test_planted_leaks_are_excluded_from_the_model_and_the_learned_points(plante
     assert result.leakage.id_like.keys() == {"record_id"}
     assert "sector" in result.leakage.missing
     assert result.scorer.info["leakage"]["excluded"] == result.leakage.excluded
-    comp = compare(ds, result.scorer, load_rules("conf/rules.yaml"), FAST, training_set=df)
+    rules = load_rules("conf/rules.yaml")
+    rules = rules.model_copy(  # marketing scores the post-outcome status too
+        update={
+            "profile": {**rules.profile, "account_status": ProfileRule(values={"customer": 50})}
+        }
+    )
+    comp = compare(ds, result.scorer, rules, FAST, training_set=df, bootstrap=20)
     used = set(comp.learned_rules.profile)
     assert used and not used & set(columns.values())
+    assert any("the rules score account_status" in w for w in comp.warnings)
+    from training.report import render_html
+
+    page = render_html(comp, "x.csv")
+    assert "Columns left out (leakage audit)" in page
+    for column in columns.values():
+        assert f"<td>{column}</td>" in page

@@ -1,4 +1,4 @@
-"""The package layout of ARCHITECTURE.md: every import arrow points down the table."""
+"""The package layout (README "Layout"): every import arrow points down the table."""
 
 from __future__ import annotations
 

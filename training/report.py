@@ -210,6 +210,7 @@ def compare(
         "meta": {
             "model": model_label,
             "rules": rules.version if rules is not None else None,
+            "rules_source": rules_file if rules is not None else None,
             "rules_absent": None if rules is not None else rules_absent,
             "mql_threshold": rules.mql_threshold if rules is not None else None,
             "test_rows": int(len(rows)),
@@ -746,7 +747,8 @@ def render_html(comp: Comparison, csv_name: str) -> str:
         *(f"<div class='verdict'>{html.escape(line)}</div>" for line in comp.verdict),
         f"<p class='note'>Model <code>{html.escape(m['model'])}</code>; "
         + (
-            f"rules <code>{html.escape(m['rules'])}</code> (MQL at {m['mql_threshold']:g} points); "
+            f"rules <code>{html.escape(m['rules'])}</code> from {html.escape(m.get('rules_source') or '-')} "
+            f"(MQL at {m['mql_threshold']:g} points); "
             if m["rules"]
             else f"no points rules ({html.escape(m['rules_absent'])}); "
         )

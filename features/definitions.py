@@ -265,11 +265,15 @@ def times_us(values: list) -> np.ndarray:
         naive = list(
             map(str.removesuffix, map(str.removesuffix, values, repeat("Z")), repeat("+00:00"))
         )
-        joined = "".join(naive)
-        # Any offset left (a '+', or a '-' beyond the date's two) goes the exact way.
-        if "+" not in joined and joined.count("-") == 2 * len(naive):
+        # Any offset left (a '+', or a '-' beyond the date's two, in any one value) goes the
+        # exact way; so does text NumPy reads as "not a time" ('NaT', ''), which it would
+        # otherwise turn into the smallest int64 without a word.
+        dashes = set(map(str.count, naive, repeat("-")))
+        if dashes == {2} and not any(map(str.__contains__, naive, repeat("+"))):
             try:
-                return np.array(naive, dtype="datetime64[us]").astype(np.int64)
+                parsed = np.array(naive, dtype="datetime64[us]").astype(np.int64)
             except ValueError:
-                pass  # the exact path below names the bad value
+                parsed = None  # the exact path below names the bad value
+            if parsed is not None and not (parsed == np.iinfo(np.int64).min).any():
+                return parsed
     return np.fromiter(map(to_us, values), dtype=np.int64, count=len(values))

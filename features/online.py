@@ -15,7 +15,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import repeat
-from operator import itemgetter
+from operator import itemgetter, methodcaller
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,7 @@ from features.definitions import (
 
 _TYPE = itemgetter("activity_type")
 _OCCURRED = itemgetter("occurred_at")
+_VALUE = methodcaller("get", "value")
 
 
 class PayloadError(ValueError):
@@ -50,6 +51,12 @@ class PayloadError(ValueError):
 
 _INT_MIN = np.iinfo(np.int64).min
 _INT_MAX = np.iinfo(np.int64).max
+# Timestamps a request may carry: CRM data lives after 1970 and before 2200; outside that
+# the day arithmetic has no meaning (and a year 0001 or 9999 is a client's bug).
+MIN_US = 0
+MAX_US = to_us("2200-01-01T00:00:00+00:00")
+TIME_RANGE = "a timestamp from 1970-01-01 to 2199-12-31"
+DEAL_STATUSES = (None, "open", "won", "lost")
 
 
 @dataclass
@@ -205,6 +212,12 @@ class OnlineFeaturizer:
         for i, d in enumerate(deals):
             if not isinstance(d, Mapping):
                 raise PayloadError(f"deals[{i}]", "expected an object")
+            status = d.get("status")
+            if not isinstance(status, str | None) or status not in DEAL_STATUSES:
+                raise PayloadError(
+                    f"deals[{i}].status",
+                    f"unknown deal status ({str(status)[:40]!r}); expected open, won or lost",
+                )
             created = _time(d.get("created_at"), f"deals[{i}].created_at")
             closed = d.get("closed_at")
             closed_us = _time(closed, f"deals[{i}].closed_at") if closed not in (None, "") else None
@@ -228,7 +241,12 @@ class PayloadEvents:
         for j, kind in enumerate(self.kinds):
             if not isinstance(kind, str) or not kind.strip():
                 lead, k = _position(self.counts, j)
-                raise PayloadError(f"activities[{k}].activity_type", "missing or empty", lead)
+                problem = (
+                    "missing or empty"
+                    if kind is None or isinstance(kind, str)
+                    else f"expected text, got {type(kind).__name__}"
+                )
+                raise PayloadError(f"activities[{k}].activity_type", problem, lead)
 
 
 def payload_events(
@@ -241,6 +259,7 @@ def payload_events(
     created = np.empty(n, dtype=np.int64)
     kinds: list[Any] = []
     stamps: list[Any] = []
+    values: list[Any] = []
     counts = np.empty(n, dtype=np.int64)
     for i, lead in enumerate(leads):
         try:
@@ -253,14 +272,20 @@ def payload_events(
         try:
             kinds.extend(map(_TYPE, acts))
             stamps.extend(map(_OCCURRED, acts))
+            values.extend(map(_VALUE, acts))
         except (KeyError, TypeError):
             _locate_bad_activity(acts, i)
         counts[i] = len(acts)
+    _check_values(values, counts)
+    if set(map(type, kinds)) - {str}:  # an object or a list as activity_type
+        PayloadEvents(created, np.zeros(0, np.int64), np.zeros(0), kinds, counts).check_kinds()
     try:
         t = times_us(stamps)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         _locate_bad_time(leads)
         raise
+    if len(t) and (t.min() < MIN_US or t.max() >= MAX_US):
+        _locate_bad_time(leads)
     lead_idx = np.repeat(np.arange(n), counts)
     if strict:
         past = t <= as_of_us[lead_idx]
@@ -268,6 +293,24 @@ def payload_events(
             lead, k = _position(counts, int(np.argmin(past)))
             raise PayloadError(f"activities[{k}].occurred_at", "after as_of", lead)
     return PayloadEvents(created, lead_idx, t, kinds, counts)
+
+
+def _check_values(values: list[Any], counts: np.ndarray) -> None:
+    """Activity values are finite numbers or absent (NaN, Infinity and 1e999 are refused)."""
+    kinds = set(map(type, values))
+    if kinds <= {type(None)}:
+        return
+    if kinds <= {type(None), int, float}:
+        numbers = np.array([v for v in values if v is not None], dtype=np.float64)
+        if np.isfinite(numbers).all():
+            return
+    for j, v in enumerate(values):
+        ok = v is None or (type(v) in (int, float) and math.isfinite(v))
+        if not ok:
+            lead, k = _position(counts, j)
+            raise PayloadError(
+                f"activities[{k}].value", f"expected a finite number, got {str(v)[:40]!r}", lead
+            )
 
 
 def payload_as_ofs(as_ofs: Sequence[Any]) -> np.ndarray:
@@ -309,13 +352,24 @@ def _locate_bad_time(leads: Sequence[Mapping[str, Any]]) -> None:
                 raise PayloadError(exc.field, exc.problem, i) from exc
 
 
+def payload_time(value: Any, field: str) -> int:
+    """A payload timestamp in µs: ISO-8601 text (or a datetime), within 1970-2199; a
+    PayloadError naming `field` otherwise (an epoch number is refused like any non-ISO text)."""
+    return _time(value, field)
+
+
 def _time(value: Any, field: str) -> int:
     if value is None or value == "":
         raise PayloadError(field, "missing timestamp")
+    if isinstance(value, str) and len(value) > 64:
+        raise PayloadError(field, f"not an ISO-8601 timestamp ({value[:20]!r}... is too long)")
     try:
-        return to_us(value)
-    except (TypeError, ValueError) as exc:
+        us = to_us(value)
+    except (TypeError, ValueError, OverflowError) as exc:
         raise PayloadError(field, f"not an ISO-8601 timestamp ({value!r})") from exc
+    if not MIN_US <= us < MAX_US:
+        raise PayloadError(field, f"out of range ({value!r}); expected {TIME_RANGE}")
+    return us
 
 
 def _category(value: Any, field: str) -> str | None:
@@ -335,6 +389,9 @@ def _number(value: Any, field: str) -> float:
     if isinstance(value, bool):
         raise PayloadError(field, f"expected a number, got {value!r}")
     try:
-        return float(value)
-    except (TypeError, ValueError) as exc:
-        raise PayloadError(field, f"expected a number, got {value!r}") from exc
+        number = float(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise PayloadError(field, f"expected a number, got {str(value)[:40]!r}") from exc
+    if not math.isfinite(number):
+        raise PayloadError(field, f"expected a finite number, got {value!r}")
+    return number

@@ -18,6 +18,30 @@ from scoring.scorer import LeadScorer
 SCORER_ARTIFACT = "scorer"
 
 
+def masked_uri(uri: str) -> str:
+    """A tracking URI fit to show: a password (`user:password@`) and secret-looking query
+    parameters are replaced by `***`."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(str(uri))
+    netloc = parts.netloc
+    if "@" in netloc:
+        credentials, _, host = netloc.rpartition("@")
+        user = credentials.split(":", 1)[0]
+        netloc = f"{user}:***@{host}" if ":" in credentials else f"***@{host}"
+    query = parts.query
+    if query:
+        secret = ("pass", "secret", "token", "key", "sig", "credential")
+        pairs = [
+            (k, "***" if any(s in k.lower() for s in secret) else v)
+            for k, v in parse_qsl(query, keep_blank_values=True)
+        ]
+        query = urlencode(pairs, safe="*")
+    if netloc == parts.netloc and query == parts.query:
+        return str(uri)  # nothing secret; urlunsplit would also turn sqlite:/// into sqlite:/
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
 class LeadScoringModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         self.scorer = LeadScorer.load(context.artifacts[SCORER_ARTIFACT])
@@ -51,7 +75,8 @@ def load_registered_scorer(name: str, version_or_alias: str) -> LeadScorer:
         local = mlflow.artifacts.download_artifacts(artifact_uri=uri)
     except Exception as exc:  # MLflow raises several types for a missing model or alias
         raise LeadscoreError(
-            f"{uri}: not found in the MLflow registry at {mlflow.get_tracking_uri()} ({exc})"
+            f"{uri}: not found in the MLflow registry at {masked_uri(mlflow.get_tracking_uri())} "
+            f"({type(exc).__name__})"
         ) from exc
     return LeadScorer.load(Path(local) / "artifacts" / SCORER_ARTIFACT)
 

@@ -7,9 +7,10 @@ endpoints stay open.
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 from collections.abc import Iterable
+
+from serving.http import send_json
 
 PROTECTED = ("/score", "/metadata")
 
@@ -62,41 +63,3 @@ class ApiKeyMiddleware:
                 )
                 return
         await self.app(scope, receive, send)
-
-
-class BodyLimitMiddleware:
-    """Refuses a request body larger than `max_bytes` with 413, before it is read."""
-
-    def __init__(self, app, max_bytes: int | None = None) -> None:
-        from serving.config import ServeConfig
-
-        self.app = app
-        self.max_bytes = ServeConfig.from_env().max_body_bytes if max_bytes is None else max_bytes
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http":
-            length = dict(scope.get("headers") or []).get(b"content-length")
-            if length is not None and length.isdigit() and int(length) > self.max_bytes:
-                await send_json(
-                    send,
-                    413,
-                    {"error": f"request body over {self.max_bytes} bytes", "field": "body"},
-                )
-                return
-        await self.app(scope, receive, send)
-
-
-async def send_json(send, status: int, body: dict, headers: list[tuple[bytes, bytes]] = ()) -> None:
-    payload = json.dumps(body).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})

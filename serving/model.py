@@ -26,14 +26,14 @@ def load_model(config: ServeConfig) -> tuple[LeadScorer, dict[str, Any]]:
         from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException
 
-        from scoring.mlflow_model import load_registered_scorer
+        from scoring.mlflow_model import load_registered_scorer, masked_uri
 
         client = MlflowClient()
         try:
             version = client.get_model_version_by_alias(config.model_name, config.model_alias)
         except MlflowException as exc:
             raise LeadscoreError(
-                f"no model {config.model_name}@{config.model_alias} in the MLflow registry at {mlflow.get_tracking_uri()}: "
+                f"no model {config.model_name}@{config.model_alias} in the MLflow registry at {masked_uri(mlflow.get_tracking_uri())}: "
                 "train one with `leadscore train` (or set MLFLOW_TRACKING_URI / LEADSCORE_MODEL_ALIAS)"
             ) from exc
         scorer = load_registered_scorer(config.model_name, version.version)
@@ -42,7 +42,7 @@ def load_model(config: ServeConfig) -> tuple[LeadScorer, dict[str, Any]]:
             "name": config.model_name,
             "version": str(version.version),
             "alias": config.model_alias,
-            "source": mlflow.get_tracking_uri(),
+            "source": masked_uri(mlflow.get_tracking_uri()),
             "trained_at": _iso(run.info.start_time) if run else None,
             "run_id": version.run_id,
             "training_metrics": {

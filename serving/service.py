@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +26,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from crm.errors import LeadscoreError
-from features.online import PayloadError
-from serving.auth import ApiKeyMiddleware, BodyLimitMiddleware
+from features.online import PayloadError, payload_time
+from serving.auth import ApiKeyMiddleware
 from serving.config import ServeConfig
+from serving.http import BodyLimitMiddleware, ErrorShapeMiddleware, quiet_client_errors
 from serving.model import load_model, load_packed, packed_model_tag
 
 log = logging.getLogger("leadscore.serving")
@@ -36,6 +37,8 @@ log = logging.getLogger("leadscore.serving")
 # declarations when the class is defined, so this is read then.
 PACKED_MODEL = packed_model_tag(os.environ, Path(__file__))
 _LOADED: dict[str, Any] = {}  # filled when the service starts; read by GET /metadata
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_ID_LENGTH = 256
 
 
 async def _metadata(request) -> JSONResponse:
@@ -50,6 +53,7 @@ class LeadScoring:
         packed = bentoml.models.BentoModel(PACKED_MODEL)
 
     def __init__(self) -> None:
+        quiet_client_errors()
         self.config = ServeConfig.from_env()
         if not self.config.api_keys:
             raise LeadscoreError(
@@ -68,7 +72,7 @@ class LeadScoring:
         self,
         leads: list[dict[str, Any]],
         ctx: bentoml.Context,
-        as_of: datetime | None = None,
+        as_of: str | None = None,
         reasons: bool = True,
     ) -> dict[str, Any]:
         """Score a batch of leads (one code path for one lead and for many).
@@ -81,23 +85,34 @@ class LeadScoring:
         problem = self._check_sizes(leads)
         if problem is not None:
             status, field, message = problem
-            ctx.response.status_code = status
-            return {"error": message, "field": field}
+            return self._refuse(ctx, status, field, message)
         # Without as_of the clock decides, and events slightly ahead of it (clock skew) are
         # left out; with an explicit as_of, an event after it is the request's mistake.
-        when = as_of if as_of is not None else datetime.now(UTC)
+        if as_of is None:
+            when = datetime.now(UTC)
+        else:
+            try:  # the same ISO-8601 rule as every time in the payload (no epoch numbers)
+                when = _EPOCH + timedelta(microseconds=payload_time(as_of, "as_of"))
+            except PayloadError as exc:
+                return self._refuse(ctx, 422, exc.path, exc.problem)
         try:
             scored = self.scorer.score_leads(
                 leads, when, strict=as_of is not None, reasons=3 if reasons else 0
             )
         except PayloadError as exc:
-            ctx.response.status_code = 422
-            return {"error": exc.problem, "field": exc.path}
+            return self._refuse(ctx, 422, exc.path, exc.problem)
         for item in scored:
             item["model"] = self.model
             if self.scorer.rules is None:  # a model trained without rules
                 item.update(rule_score=None, rule_grade=None, mql=None)
         return {"as_of": when.isoformat(), "scores": scored}
+
+    @staticmethod
+    def _refuse(ctx: bentoml.Context, status: int, field: str, message: str) -> dict[str, str]:
+        """A client's mistake: its status, `{error, field}`, and one INFO line (no trace)."""
+        ctx.response.status_code = status
+        log.info("refused /score with %d: %s: %s", status, field, message[:200])
+        return {"error": message, "field": field}
 
     def _check_sizes(self, leads: list[dict[str, Any]]) -> tuple[int, str, str] | None:
         if not leads:
@@ -108,10 +123,25 @@ class LeadScoring:
                 "leads",
                 f"{len(leads)} leads in one request; at most {self.config.max_leads}",
             )
+        seen: dict[str, int] = {}
         for i, lead in enumerate(leads):
             lead_id = lead.get("lead_id")
             if not isinstance(lead_id, str) or not lead_id.strip():
                 return 422, f"leads[{i}].lead_id", "missing or empty lead_id"
+            if len(lead_id) > MAX_ID_LENGTH:
+                return (
+                    422,
+                    f"leads[{i}].lead_id",
+                    f"lead_id of {len(lead_id):,} characters; at most {MAX_ID_LENGTH}",
+                )
+            if lead_id in seen:
+                return (
+                    422,
+                    f"leads[{i}].lead_id",
+                    f"duplicate lead_id {lead_id!r} (also leads[{seen[lead_id]}]): one entry per "
+                    "lead in a batch",
+                )
+            seen[lead_id] = i
             # Shapes (activities, profile, deals) are checked by the featurizer, which names
             # the same fields; here only what it cannot know: the request's size limits.
             activities = lead.get("activities")
@@ -128,5 +158,8 @@ class LeadScoring:
 LeadScoring.mount_asgi_app(
     Starlette(routes=[Route("/metadata", _metadata, methods=["GET"])]), path="/"
 )
-LeadScoring.add_asgi_middleware(BodyLimitMiddleware)
+# The first added is the outermost: keys (no body is read for a caller without one), then
+# the body bound, then the error shape around BentoML's own handling.
 LeadScoring.add_asgi_middleware(ApiKeyMiddleware)
+LeadScoring.add_asgi_middleware(BodyLimitMiddleware)
+LeadScoring.add_asgi_middleware(ErrorShapeMiddleware)

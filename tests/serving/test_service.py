@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -60,10 +62,11 @@ def test_one_lead_and_a_batch_agree(client, small_sim, trained):
     alone = client.post("/score", json={"leads": [lead], "as_of": row["as_of"].isoformat()}).json()[
         "scores"
     ][0]
-    batch = client.post(
-        "/score", json={"leads": [lead] * 5, "as_of": row["as_of"].isoformat()}
-    ).json()["scores"]
-    assert all(b == alone for b in batch)
+    copies = [{**lead, "lead_id": f"{lead['lead_id']}-{k}"} for k in range(5)]
+    batch = client.post("/score", json={"leads": copies, "as_of": row["as_of"].isoformat()}).json()[
+        "scores"
+    ]
+    assert all({**b, "lead_id": alone["lead_id"]} == alone for b in batch)
 
 
 def test_without_as_of_the_clock_decides(client, small_sim, trained):
@@ -118,8 +121,115 @@ BAD = {
     "leads not a list": (lambda lead, as_of: {"leads": "everything", "as_of": as_of}, 400, "leads"),
     "as_of not a date": (
         lambda lead, as_of: {"leads": [lead], "as_of": "next tuesday"},
-        400,
+        422,
         "as_of",
+    ),
+    "as_of an epoch string": (
+        lambda lead, as_of: {"leads": [lead], "as_of": "1746000000"},
+        422,
+        "as_of",
+    ),
+    "as_of in year 1": (
+        lambda lead, as_of: {"leads": [lead], "as_of": "0001-01-01T00:00:00Z"},
+        422,
+        "as_of",
+    ),
+    "created in year 9999": (
+        lambda lead, as_of: {"leads": [{**lead, "created_at": "9999-01-01T00:00:00Z"}]},
+        422,
+        "leads[0].created_at",
+    ),
+    "activity before 1970 near as_of": (
+        lambda lead, as_of: {
+            "leads": [
+                {
+                    **lead,
+                    "created_at": "1970-01-02T00:00:00Z",
+                    "activities": [
+                        {"activity_type": "call", "occurred_at": "1969-12-31T00:00:00Z"}
+                    ],
+                }
+            ],
+            "as_of": "1970-01-10T00:00:00Z",
+        },
+        422,
+        "leads[0].activities[0].occurred_at",
+    ),
+    "activity type an object": (
+        lambda lead, as_of: {
+            "leads": [{**lead, "activities": [{"activity_type": {"a": 1}, "occurred_at": as_of}]}],
+            "as_of": as_of,
+        },
+        422,
+        "leads[0].activities[0].activity_type",
+    ),
+    "activity type a list": (
+        lambda lead, as_of: {
+            "leads": [{**lead, "activities": [{"activity_type": ["call"], "occurred_at": as_of}]}],
+            "as_of": as_of,
+        },
+        422,
+        "leads[0].activities[0].activity_type",
+    ),
+    "NaT among offset times": (
+        lambda lead, as_of: {
+            "leads": [
+                {
+                    **lead,
+                    "activities": [
+                        {"activity_type": "call", "occurred_at": "2025-01-02T10:00:00-05:00"},
+                        {"activity_type": "call", "occurred_at": "2025-01-02T11:00:00-05:00"},
+                        {"activity_type": "call", "occurred_at": "NaT"},
+                    ],
+                }
+            ],
+            "as_of": as_of,
+        },
+        422,
+        "leads[0].activities[2].occurred_at",
+    ),
+    "activity value infinite": (  # raw text: a JSON encoder would refuse to write 1e999
+        lambda lead, as_of: (
+            json.dumps(
+                {
+                    "leads": [
+                        {
+                            **lead,
+                            "activities": [
+                                {
+                                    "activity_type": "call",
+                                    "occurred_at": lead["created_at"],
+                                    "value": 7,
+                                }
+                            ],
+                        }
+                    ],
+                    "as_of": as_of,
+                }
+            )
+            .replace('"value": 7', '"value": 1e999')
+            .encode()
+        ),
+        None,  # 400 or 422: strict JSON refuses the number, else the featurizer
+        "leads[0].activities[0].value",
+    ),
+    "deal status maybe": (
+        lambda lead, as_of: {
+            "leads": [{**lead, "deals": [{"created_at": lead["created_at"], "status": "maybe"}]}],
+            "as_of": as_of,
+        },
+        422,
+        "leads[0].deals[0].status",
+    ),
+    "the same lead three times": (
+        lambda lead, as_of: {"leads": [lead, lead, lead], "as_of": as_of},
+        422,
+        "leads[1].lead_id",
+    ),
+    "a lead_id of a megabyte": (
+        lambda lead, as_of: {"leads": [{**lead, "lead_id": "x" * 1_000_000}], "as_of": as_of},
+        422,
+        "leads[0].lead_id",
     ),
     "no leads field": (lambda lead, as_of: {"as_of": as_of}, 400, "leads"),
     "empty batch": (lambda lead, as_of: {"leads": [], "as_of": as_of}, 422, "leads"),
@@ -212,9 +322,18 @@ BAD = {
 def test_bad_requests_get_a_4xx_naming_the_field(client, small_sim, trained, case):
     make, status, field = BAD[case]
     lead, as_of = _lead(small_sim, trained)
-    response = client.post("/score", json=make(lead, as_of))
-    assert response.status_code == status, response.text
-    assert field in response.text
+    body = make(lead, as_of)
+    if isinstance(body, bytes):
+        response = client.post("/score", content=body, headers={"Content-Type": "application/json"})
+    else:
+        response = client.post("/score", json=body)
+    if status is None:
+        assert response.status_code in (400, 422), response.text
+    else:
+        assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error", "field"} and body["field"].endswith(field), body
+    assert len(response.content) < 2_000  # nothing of the request is echoed at length
 
 
 def test_malformed_json_and_oversized_bodies(client):
@@ -225,6 +344,48 @@ def test_malformed_json_and_oversized_bodies(client):
     huge = b'{"leads": [], "pad": "' + b"x" * (65 * 1024 * 1024) + b'"}'
     response = client.post("/score", content=huge, headers={"Content-Type": "application/json"})
     assert response.status_code == 413 and response.json()["field"] == "body"
+
+
+def test_a_chunked_body_over_the_limit_is_refused_while_streaming(client):
+    """No Content-Length: the bound is counted on the bytes as they arrive."""
+    sent = 0
+
+    def stream():
+        nonlocal sent
+        yield b'{"leads": [], "pad": "'
+        for _ in range(80):  # 80 MiB, over the 64 MiB bound
+            sent += 1
+            yield b"x" * (1024 * 1024)
+        yield b'"}'
+
+    response = client.post("/score", content=stream(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 413 and response.json()["field"] == "body"
+
+
+def test_only_json_is_accepted(client):
+    response = client.post(
+        "/score", content=b"--x\r\n", headers={"Content-Type": "multipart/form-data"}
+    )
+    assert response.status_code == 415 and response.json()["field"] == "Content-Type"
+
+
+def test_schema_errors_have_the_documented_shape(client):
+    response = client.post("/score", json={"leads": "everything"})
+    assert response.status_code == 400
+    assert set(response.json()) == {"error", "field"} and response.json()["field"] == "leads"
+
+
+def test_client_mistakes_are_one_info_line_not_a_traceback(client, server):
+    before = server["log"].read_text()
+    for _ in range(3):
+        client.post("/score", json={"leads": "everything"})
+        client.post("/score", content=b'{"leads": [', headers={"Content-Type": "application/json"})
+    import time
+
+    time.sleep(0.5)  # the log is written by the server's workers
+    new = server["log"].read_text()[len(before) :]
+    assert "refused" in new
+    assert "Traceback" not in new and "[ERROR]" not in new
 
 
 def test_unknown_activity_types_are_accepted(client, small_sim, trained):

@@ -11,6 +11,27 @@ from scoring.scorer import LeadScorer
 from serving.config import ServeConfig
 
 
+def check_store(uri: str) -> None:
+    """Refuse a local tracking store that does not exist (a missing sqlite file, an empty
+    one, a missing mlruns folder) before MLflow is asked: MLflow would create it and write
+    its schema, and several workers would race to do so."""
+    from scoring.mlflow_model import masked_uri
+
+    path = None
+    if uri.startswith("sqlite:///"):
+        path = Path(uri[len("sqlite:///") :])
+        missing = not path.is_file() or path.stat().st_size == 0
+    elif uri.startswith("file:") or "://" not in uri:
+        path = Path(uri[len("file://") :] if uri.startswith("file://") else uri)
+        missing = not path.is_dir()
+    if path is not None and missing:
+        raise LeadscoreError(
+            f"no MLflow store at {masked_uri(uri)}: train a model with `leadscore train` in "
+            "this folder first, or point MLFLOW_TRACKING_URI at the store that has it "
+            "(nothing was created)"
+        )
+
+
 def load_model(config: ServeConfig) -> tuple[LeadScorer, dict[str, Any]]:
     """The scorer and its metadata; a LeadscoreError with a clear message when none is found."""
     if config.scorer_path:
@@ -28,6 +49,7 @@ def load_model(config: ServeConfig) -> tuple[LeadScorer, dict[str, Any]]:
 
         from scoring.mlflow_model import load_registered_scorer, masked_uri
 
+        check_store(mlflow.get_tracking_uri())
         client = MlflowClient()
         try:
             version = client.get_model_version_by_alias(config.model_name, config.model_alias)

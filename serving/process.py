@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -20,8 +21,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve_command(host: str, port: int, service: str = SERVICE) -> list[str]:
-    return [sys.executable, "-m", "bentoml", "serve", service, "--host", host, "--port", str(port)]
+def serve_command(host: str | None, port: int, service: str = SERVICE) -> list[str]:
+    """`bentoml serve`; without a host, the service's own default (loopback)."""
+    command = [sys.executable, "-m", "bentoml", "serve", service, "--port", str(port)]
+    return command + (["--host", host] if host else [])
 
 
 def default_workers() -> int:
@@ -39,6 +42,39 @@ def workers_env(workers: int, access_log: bool = True) -> dict[str, str]:
     return {"BENTOML_CONFIG_OPTIONS": options}
 
 
+def run_until_stopped(command: list[str], env: dict[str, str], grace: float = 30.0) -> int:
+    """Run the server in a session of its own and wait; SIGTERM or SIGINT to this process
+    stops it (BentoML lets its workers finish the requests in flight), and whatever is left
+    of its process group `grace` seconds later is killed. Returns the server's exit code,
+    0 after a requested stop."""
+    import signal
+
+    proc = subprocess.Popen(command, env=env, start_new_session=True)
+    deadline: float | None = None
+
+    def stop(signum, frame) -> None:
+        nonlocal deadline
+        if deadline is None:
+            deadline = time.monotonic() + grace
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while proc.poll() is None:
+            try:
+                proc.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                if deadline is not None and time.monotonic() > deadline:
+                    break
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)  # workers a dying arbiter left behind
+    return 0 if deadline is not None else (proc.returncode or 0)
+
+
 class Server:
     """A running server: `with Server(env=...) as s: httpx.get(s.base + '/readyz')`."""
 
@@ -53,12 +89,13 @@ class Server:
         access_log: bool = True,
         timeout: float = 120,
         service: str = SERVICE,
+        host: str | None = "127.0.0.1",
     ) -> None:
         self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **env, **workers_env(workers, access_log)}
         self.cwd, self.log_path, self.timeout = cwd, log_path, timeout
-        self.service = service
+        self.service, self.host = service, host
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> Server:
@@ -66,7 +103,7 @@ class Server:
 
         log = open(self.log_path, "w") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
-            serve_command("127.0.0.1", self.port, self.service),
+            serve_command(self.host, self.port, self.service),
             cwd=self.cwd,
             env=self.env,
             stdout=log,

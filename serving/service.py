@@ -47,7 +47,9 @@ async def _metadata(request) -> JSONResponse:
     return JSONResponse(_LOADED["meta"])
 
 
-@bentoml.service(name="leadscore", traffic={"timeout": 60})
+# Loopback unless told otherwise (`--host 0.0.0.0`): `bentoml serve` of a built bento would
+# otherwise listen on every interface.
+@bentoml.service(name="leadscore", traffic={"timeout": 60}, http={"host": "127.0.0.1"})
 class LeadScoring:
     if PACKED_MODEL:
         packed = bentoml.models.BentoModel(PACKED_MODEL)

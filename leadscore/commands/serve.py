@@ -22,21 +22,27 @@ def serve(
         "busy while a worker waits on Python's lock).",
     ),
 ) -> None:
-    """Serve the champion model over HTTP (BentoML): POST /score, GET /metadata."""
+    """Serve the champion model over HTTP (BentoML): POST /score, GET /metadata. SIGTERM or Ctrl+C stops the server and its workers, letting requests in flight finish."""
     import os
-    import subprocess
 
     from serving.config import ServeConfig
-    from serving.process import default_workers, serve_command, workers_env
+    from serving.model import load_model
+    from serving.process import default_workers, run_until_stopped, serve_command, workers_env
 
-    if not ServeConfig.from_env().api_keys:
+    config = ServeConfig.from_env()
+    if not config.api_keys:
         raise LeadscoreError(
             "LEADSCORE_API_KEYS is empty: set one or more API keys (comma-separated) before serving"
         )
+    # Refuse here, in seconds, rather than let BentoML restart workers that cannot start.
+    _, meta = load_model(config)
     workers = workers or default_workers()
-    err.print(f"serving on http://{host}:{port} with {workers} workers")
+    err.print(
+        f"serving {meta['name']} v{meta['version']} on http://{host}:{port} with {workers} workers",
+        highlight=False,
+    )
     env = {**os.environ, **workers_env(workers)}
-    sys.exit(subprocess.call(serve_command(host, port), env=env))
+    sys.exit(run_until_stopped(serve_command(host, port), env))
 
 
 def bento(

@@ -35,3 +35,17 @@ def test_legacy_scorer_folder_loads_with_its_rules():
 def test_not_a_scorer_folder_is_a_clear_error(tmp_path):
     with pytest.raises(LeadscoreError, match="not a saved lead scorer"):
         load_scorer(tmp_path)
+
+
+def test_tracking_uris_are_shown_without_credentials():
+    from scoring.mlflow_model import masked_uri
+
+    assert (
+        masked_uri("http://user:s3cret@mlflow.internal:5000")
+        == "http://user:***@mlflow.internal:5000"
+    )
+    assert masked_uri("postgresql://ls:pw@db/mlflow") == "postgresql://ls:***@db/mlflow"
+    assert masked_uri("https://token@host") == "https://***@host"
+    assert masked_uri("https://host/api?token=abc&x=1") == "https://host/api?token=***&x=1"
+    for plain in ("sqlite:///mlflow.db", "sqlite:////abs/mlflow.db", "file:///tmp/mlruns"):
+        assert masked_uri(plain) == plain

@@ -43,7 +43,18 @@ def test_bento_build_records_the_mlflow_version_and_serves_the_packed_model(
         "LEADSCORE_API_KEYS": API_KEY,
         "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'missing' / 'none.db'}",
     }
-    with Server(env=serve_env, cwd=tmp_path, service="leadscore:latest") as server:
+    # No --host: the bento listens on loopback only, not on every interface.
+    with Server(env=serve_env, cwd=tmp_path, service="leadscore:latest", host=None) as server:
+        import psutil
+
+        family = {p.pid for p in psutil.Process(server.proc.pid).children(recursive=True)}
+        family.add(server.proc.pid)
+        listening = {
+            c.laddr.ip
+            for c in psutil.net_connections("inet")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port == server.port and c.pid in family
+        }
+        assert listening == {"127.0.0.1"}
         headers = {"Authorization": f"Bearer {API_KEY}"}
         meta = httpx.get(f"{server.base}/metadata", headers=headers).json()
         assert meta["version"] == "1" and meta["source"] == f"bento model {tag}"

@@ -424,6 +424,15 @@ def test_no_champion_refuses_to_start(tmp_path):
             timeout=120,
         )
 
+    result = start("k")  # no store at all: refused, and none is created
+    assert result.returncode != 0 and "no MLflow store at sqlite:///" in result.stderr
+    assert not (tmp_path / "empty.db").exists()
+    (tmp_path / "empty.db").touch()  # an empty file: refused, and left empty
+    result = start("k")
+    assert "no MLflow store" in result.stderr and (tmp_path / "empty.db").stat().st_size == 0
+    import mlflow
+
+    mlflow.MlflowClient(f"sqlite:///{tmp_path / 'empty.db'}").search_experiments()  # a store
     result = start("k")
     assert result.returncode != 0 and "no model lead-scoring@champion" in result.stderr
     result = start("")
@@ -443,3 +452,27 @@ def test_deals_that_are_not_a_list_are_a_4xx(client, small_sim, trained):
     lead, as_of = _lead(small_sim, trained)
     response = client.post("/score", json={"leads": [{**lead, "deals": 5}], "as_of": as_of})
     assert response.status_code == 422 and response.json()["field"] == "leads[0].deals"
+
+
+def test_metadata_names_the_store_without_secrets(tmp_path, monkeypatch):
+    """What /metadata and the start-up error show of a tracking URI with credentials."""
+    from crm.errors import LeadscoreError
+    from serving.config import ServeConfig
+    from serving.model import load_model
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'x' / 'none.db'}")
+    with pytest.raises(LeadscoreError) as info:
+        load_model(ServeConfig())
+    assert "none.db" in str(info.value)
+    import mlflow
+
+    monkeypatch.setattr(mlflow, "get_tracking_uri", lambda: "http://ops:hunter2@127.0.0.1:9")
+    monkeypatch.setattr("serving.model.check_store", lambda uri: None)
+    monkeypatch.setattr(
+        mlflow.MlflowClient,
+        "get_model_version_by_alias",
+        lambda *a, **k: (_ for _ in ()).throw(mlflow.exceptions.MlflowException("no alias")),
+    )
+    with pytest.raises(LeadscoreError) as info:
+        load_model(ServeConfig())
+    assert "hunter2" not in str(info.value) and "ops:***@127.0.0.1:9" in str(info.value)

@@ -1,0 +1,87 @@
+"""`leadscore serve` as an operator runs it: a clear refusal, and a clean stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import psutil
+
+from crm.payloads import lead_payloads
+from serving.process import free_port
+from tests.serving.conftest import API_KEY
+
+
+def _serve(tmp_path, uri: str, port: int) -> subprocess.Popen:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "LEADSCORE_API_KEYS": API_KEY}
+    return subprocess.Popen(
+        [sys.executable, "-m", "leadscore", "serve", "--port", str(port), "--workers", "1"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_no_store_is_one_line_and_a_fast_exit_creating_nothing(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'none.db'}"
+    start = time.monotonic()
+    proc = _serve(tmp_path, uri, free_port())
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and time.monotonic() - start < 30
+    assert stderr.strip().count("\n") == 0 and "no MLflow store at" in stderr
+    assert "Traceback" not in stderr and not (tmp_path / "none.db").exists()
+
+
+def test_sigterm_stops_the_server_and_its_workers_after_the_request_in_flight(
+    registry, tmp_path, small_sim
+):
+    _, uri = registry
+    port = free_port()
+    proc = _serve(tmp_path, uri, port)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        raise AssertionError(f"not ready: {proc.stderr.read()[-2000:]}")
+    family = psutil.Process(proc.pid).children(recursive=True)
+    assert family  # the BentoML server and its worker
+
+    leads = lead_payloads(small_sim, small_sim.leads["lead_id"].head(1000), iso=True)
+    result: dict = {}
+
+    def score() -> None:
+        result["response"] = httpx.post(
+            f"{base}/score",
+            json={"leads": leads},
+            headers={"Authorization": f"Bearer {API_KEY}"},
+            timeout=60,
+        )
+
+    request = threading.Thread(target=score)
+    request.start()
+    time.sleep(0.3)  # the request is being read or scored
+    proc.send_signal(signal.SIGTERM)
+    request.join(timeout=60)
+    assert proc.wait(timeout=60) == 0
+    assert result["response"].status_code == 200  # the request in flight finished
+    assert len(result["response"].json()["scores"]) == 1000
+    gone, alive = psutil.wait_procs(family, timeout=10)
+    assert not alive, [p.cmdline() for p in alive]
+    try:
+        httpx.get(f"{base}/readyz", timeout=2)
+        raise AssertionError("the port still answers")
+    except httpx.ConnectError:
+        pass

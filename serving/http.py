@@ -130,12 +130,11 @@ def reshape(body: bytes) -> dict:
     detail = data.get("detail")
     if isinstance(detail, list) and detail and isinstance(detail[0], dict):
         first = detail[0]
-        loc = [str(p) for p in first.get("loc", ()) if p not in ("body",)]
-        field = ".".join(loc) or "body"
-        for i, part in enumerate(loc):  # leads.0.lead_id -> leads[0].lead_id
-            if part.isdigit() and i:
-                field = ".".join(loc[:i]) + f"[{part}]" + "".join(f".{p}" for p in loc[i + 1 :])
-                break
+        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "root")]
+        field = ""
+        for part in loc:  # leads.0.activities.3.occurred_at -> leads[0].activities[3]...
+            field += f"[{part}]" if part.isdigit() and field else f".{part}" if field else part
+        field = field or "body"
         return {
             "error": str(first.get("msg", data.get("error", "invalid request"))),
             "field": field,

@@ -1,4 +1,5 @@
-"""A BentoML service that parses the same request as /score and scores nothing.
+"""A BentoML service that parses the same request as /score (the same typed schema) and
+scores nothing.
 
 `benchmarks/serving.py` drives it with the same load as the real endpoint: its req/s is
 what BentoML itself (HTTP, request validation, JSON, worker hand-off) allows on this
@@ -8,16 +9,17 @@ that the benchmark's worker settings apply to it unchanged.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import bentoml
+
+from serving.schemas import Lead
 
 
 @bentoml.service(name="leadscore")
 class NoOp:
     @bentoml.api(route="/score")
     def score(
-        self, leads: list[dict[str, Any]], as_of: datetime | None = None, reasons: bool = True
+        self, leads: list[Lead], as_of: str | None = None, reasons: bool = True
     ) -> dict[str, Any]:
         return {"scores": [{"lead_id": lead.get("lead_id"), "probability": 0.0} for lead in leads]}

@@ -160,7 +160,7 @@ BAD = {
             "leads": [{**lead, "activities": [{"activity_type": {"a": 1}, "occurred_at": as_of}]}],
             "as_of": as_of,
         },
-        422,
+        400,
         "leads[0].activities[0].activity_type",
     ),
     "activity type a list": (
@@ -168,7 +168,7 @@ BAD = {
             "leads": [{**lead, "activities": [{"activity_type": ["call"], "occurred_at": as_of}]}],
             "as_of": as_of,
         },
-        422,
+        400,
         "leads[0].activities[0].activity_type",
     ),
     "NaT among offset times": (
@@ -218,7 +218,7 @@ BAD = {
             "leads": [{**lead, "deals": [{"created_at": lead["created_at"], "status": "maybe"}]}],
             "as_of": as_of,
         },
-        422,
+        400,
         "leads[0].deals[0].status",
     ),
     "the same lead three times": (
@@ -228,7 +228,7 @@ BAD = {
     ),
     "a lead_id of a megabyte": (
         lambda lead, as_of: {"leads": [{**lead, "lead_id": "x" * 1_000_000}], "as_of": as_of},
-        422,
+        400,
         "leads[0].lead_id",
     ),
     "no leads field": (lambda lead, as_of: {"as_of": as_of}, 400, "leads"),
@@ -238,12 +238,12 @@ BAD = {
             "leads": [{k: v for k, v in lead.items() if k != "lead_id"}],
             "as_of": as_of,
         },
-        422,
+        400,
         "leads[0].lead_id",
     ),
     "missing created_at": (
         lambda lead, as_of: {"leads": [{**lead, "created_at": None}], "as_of": as_of},
-        422,
+        400,
         "leads[0].created_at",
     ),
     "created after as_of": (
@@ -275,7 +275,7 @@ BAD = {
             "leads": [{**lead, "activities": [{"activity_type": "call", "occurred_at": 12}]}],
             "as_of": as_of,
         },
-        422,
+        400,
         "leads[0].activities[0].occurred_at",
     ),
     "activity without type": (
@@ -283,17 +283,17 @@ BAD = {
             "leads": [{**lead, "activities": [{"occurred_at": as_of}]}],
             "as_of": as_of,
         },
-        422,
+        400,
         "leads[0].activities[0].activity_type",
     ),
     "activity not an object": (
         lambda lead, as_of: {"leads": [{**lead, "activities": ["call"]}], "as_of": as_of},
-        422,
+        400,
         "leads[0].activities[0]",
     ),
     "profile not an object": (
         lambda lead, as_of: {"leads": [{**lead, "profile": ["x"]}], "as_of": as_of},
-        422,
+        400,
         "leads[0].profile",
     ),
     "deal with a bad date": (
@@ -451,20 +451,22 @@ def test_reasons_can_be_skipped(client, small_sim, trained):
 def test_deals_that_are_not_a_list_are_a_4xx(client, small_sim, trained):
     lead, as_of = _lead(small_sim, trained)
     response = client.post("/score", json={"leads": [{**lead, "deals": 5}], "as_of": as_of})
-    assert response.status_code == 422 and response.json()["field"] == "leads[0].deals"
+    assert response.status_code == 400 and response.json()["field"] == "leads[0].deals"
 
 
 def test_metadata_names_the_store_without_secrets(tmp_path, monkeypatch):
     """What /metadata and the start-up error show of a tracking URI with credentials."""
+    import mlflow
+
     from crm.errors import LeadscoreError
     from serving.config import ServeConfig
     from serving.model import load_model
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'x' / 'none.db'}")
+    monkeypatch.setattr(mlflow, "get_tracking_uri", lambda: f"sqlite:///{tmp_path / 'none.db'}")
     with pytest.raises(LeadscoreError) as info:
         load_model(ServeConfig())
-    assert "none.db" in str(info.value)
-    import mlflow
+    assert "no MLflow store" in str(info.value) and "none.db" in str(info.value)
+    assert not (tmp_path / "none.db").exists()
 
     monkeypatch.setattr(mlflow, "get_tracking_uri", lambda: "http://ops:hunter2@127.0.0.1:9")
     monkeypatch.setattr("serving.model.check_store", lambda uri: None)

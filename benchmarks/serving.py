@@ -71,7 +71,7 @@ def measure_validation(bodies: dict[str, bytes]) -> dict:
     TypedDicts, as BentoML does for /score) and into untyped dicts (the path before the
     schemas), in this process, best of several runs; the ratio typed / untyped."""
     import timeit
-    from typing import Any
+    from typing import Any, NotRequired
 
     from pydantic import TypeAdapter
     from typing_extensions import TypedDict
@@ -80,13 +80,13 @@ def measure_validation(bodies: dict[str, bytes]) -> dict:
 
     class Typed(TypedDict):
         leads: list[Lead]
-        as_of: str | None
-        reasons: bool
+        as_of: NotRequired[str | None]
+        reasons: NotRequired[bool]
 
     class Untyped(TypedDict):
         leads: list[dict[str, Any]]
-        as_of: str | None
-        reasons: bool
+        as_of: NotRequired[str | None]
+        reasons: NotRequired[bool]
 
     out = {}
     for name, body in bodies.items():

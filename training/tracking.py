@@ -9,12 +9,17 @@ that fails never moves one.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+import shutil
+import socket
 import tempfile
+import time
 import warnings
 from collections.abc import Callable, Collection
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +34,10 @@ from training.evaluation import calibration_bins, gains_curve
 from training.fit import TrainResult
 
 CHAMPION, CHALLENGER = "champion", "challenger"
+# A version's state tag: "pending" from registration until its aliases have moved ("ready");
+# "failed" when its run failed, or its process died (seen by the next training or listing).
+STATE = "leadscore.state"
+SCRATCH_PREFIX = "leadscore-scratch-"
 # Logged by path ("models from code"): MLflow runs it at load time; importing it here would
 # run its set_model call at import time.
 PYFUNC_ENTRY = Path(scoring.__file__).parent / "pyfunc_entry.py"
@@ -163,6 +172,84 @@ def input_example(payloads: list[dict], as_of: str) -> pd.DataFrame:
     )
 
 
+@contextmanager
+def store_lock(uri: str):
+    """An exclusive lock on a local sqlite store (a `.lock` file next to it), so that two
+    trainings do not race on its schema migration nor on moving the aliases. Other stores
+    (a tracking server) are not locked: the alias move re-checks the champion instead."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    path = Path(uri[len("sqlite:///") :])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def scratch_dir():
+    """A temporary folder named after this process: removed on exit, and swept by a later
+    run when this process was killed before it could remove it."""
+    folder = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def sweep_scratch() -> list[Path]:
+    """Remove the scratch folders of processes that no longer run; returns them."""
+    removed = []
+    for folder in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*-*"):
+        pid = folder.name[len(SCRATCH_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_dead_runs(client, name: str) -> list[str]:
+    """Versions left `pending` by a training that failed or died: their run is ended as
+    FAILED (or KILLED, when its process on this machine is gone) and the version tagged
+    `failed`. Returns the versions marked."""
+    from mlflow.exceptions import MlflowException
+
+    marked = []
+    try:
+        versions = client.search_model_versions(f"name='{name}'")
+    except MlflowException:
+        return marked
+    for v in versions:
+        if v.tags.get(STATE) not in (None, "pending") or not v.run_id:
+            continue
+        run = client.get_run(v.run_id)
+        status = run.info.status
+        if status == "RUNNING":
+            host, pid = run.data.tags.get("leadscore.host"), run.data.tags.get("leadscore.pid")
+            if host != socket.gethostname() or not pid or _alive(int(pid)):
+                continue  # still training (or on another machine: not ours to judge)
+            client.set_terminated(v.run_id, "KILLED")
+        elif status == "FINISHED" and v.tags.get(STATE) is None:
+            continue  # registered before states existed
+        client.set_model_version_tag(name, v.version, STATE, "failed")
+        marked.append(str(v.version))
+    return marked
+
+
 def log_and_register(
     result: TrainResult,
     *,
@@ -190,9 +277,14 @@ def log_and_register(
     from mlflow import MlflowClient
     from mlflow.models import infer_signature
 
-    if not os.environ.get("MLFLOW_RUN_ID"):  # under `mlflow run`, log into the run it created
-        mlflow.set_experiment(config.experiment)
-    client = MlflowClient()
+    uri = mlflow.get_tracking_uri()
+    with store_lock(uri):  # one process creates or migrates the store's schema
+        client = MlflowClient()
+        client.search_experiments(max_results=1)
+        if not os.environ.get("MLFLOW_RUN_ID"):  # under `mlflow run`, log into its run
+            mlflow.set_experiment(config.experiment)
+        reap_dead_runs(client, config.model_name)
+    sweep_scratch()
     spec = result.scorer.spec
     # Lineage first, before anything is logged or registered: a champion trained on other
     # data (other columns) cannot be compared with this run on the same rows.
@@ -203,8 +295,16 @@ def log_and_register(
         columns = data_columns if data_columns is not None else training_set.columns
         history = spec.history if data_columns is not None else "lead_age_days" in training_set
         check_lineage(champion_scorer, champion.version, config.model_name, columns, history)
-    with mlflow.start_run() as run, tempfile.TemporaryDirectory() as tmp:
-        mlflow.set_tags({"feature_set_version": spec.version, "leadscore.source": source})
+    version = None
+    with mlflow.start_run() as run, scratch_dir() as tmp:
+        mlflow.set_tags(
+            {
+                "feature_set_version": spec.version,
+                "leadscore.source": source,
+                "leadscore.host": socket.gethostname(),
+                "leadscore.pid": str(os.getpid()),
+            }
+        )
         params = _flat("train", config.model_dump(), {})
         params.update(_flat("features", feature_config, {}))
         params.update({f"lightgbm.effective.{k}": v for k, v in result.params.items()})
@@ -249,42 +349,79 @@ def log_and_register(
             pip_requirements=["leadscore"],
         )
         version = str(info.registered_model_version)
-        auc, ll = result.metrics["model"]["roc_auc"], result.metrics["model"]["log_loss"]
-        window = f"{result.split.test_start.isoformat()}..{result.test['as_of'].max().isoformat()}"
-        for key, value in {
-            "test_roc_auc": auc,
-            "test_log_loss": ll,
-            "test_window": window,
-            "feature_set_version": spec.version,
-            "run_id": run.info.run_id,
-            "source": source,
-        }.items():
-            client.set_model_version_tag(config.model_name, version, key, str(value))
+        client.set_model_version_tag(config.model_name, version, STATE, "pending")
+        try:
+            return _finish(client, run, version, result, config, source, champion,
+                           champion_scorer, features_for, before_aliases)  # fmt: skip
+        except BaseException:
+            client.set_model_version_tag(config.model_name, version, STATE, "failed")
+            raise
 
-        promoted, reason, champ_metrics = True, "no champion yet", None
-        if champion is not None:
-            champ_metrics = _champion_metrics(champion, champion_scorer, result, features_for)
-            mlflow.log_metrics(
-                {
-                    "champion_test_roc_auc": champ_metrics["roc_auc"],
-                    "champion_test_log_loss": champ_metrics["log_loss"],
-                }
-            )
+
+def _finish(
+    client, run, version, result, config, source, champion, champion_scorer, features_for,
+    before_aliases,
+) -> RunOutcome:  # fmt: skip
+    """Tags, the champion comparison and the alias move of a registered version."""
+    import mlflow
+
+    spec = result.scorer.spec
+    auc, ll = result.metrics["model"]["roc_auc"], result.metrics["model"]["log_loss"]
+    window = f"{result.split.test_start.isoformat()}..{result.test['as_of'].max().isoformat()}"
+    for key, value in {
+        "test_roc_auc": auc,
+        "test_log_loss": ll,
+        "test_window": window,
+        "feature_set_version": spec.version,
+        "run_id": run.info.run_id,
+        "source": source,
+    }.items():
+        client.set_model_version_tag(config.model_name, version, key, str(value))
+
+    promoted, reason, champ_metrics = True, "no champion yet", None
+    if champion is not None:
+        champ_metrics = _champion_metrics(champion, champion_scorer, result, features_for)
+        mlflow.log_metrics(
+            {
+                "champion_test_roc_auc": champ_metrics["roc_auc"],
+                "champion_test_log_loss": champ_metrics["log_loss"],
+            }
+        )
+        promoted = beats(auc, ll, champ_metrics["roc_auc"], champ_metrics["log_loss"])
+        reason = (
+            f"challenger AUC {auc:.4f} vs champion v{champion.version} {champ_metrics['roc_auc']:.4f}, "
+            f"log loss {ll:.4f} vs {champ_metrics['log_loss']:.4f} on the same {len(result.test):,} test rows"
+        )
+    mlflow.set_tags(
+        {"promoted": str(promoted), "promotion_reason": reason, "registered_version": version}
+    )
+    if before_aliases is not None:
+        before_aliases()
+    pause = float(os.environ.get("LEADSCORE_FAULT_PAUSE_BEFORE_ALIASES", "0") or 0)
+    if pause:  # fault injection for the kill test: a window to kill the training in
+        time.sleep(pause)
+    # Last: aliases move only when everything above succeeded, as a compare-and-set:
+    # under the store's lock, a champion that changed since the comparison (another
+    # training promoted meanwhile) is compared again before anything moves.
+    with store_lock(mlflow.get_tracking_uri()):
+        current = _champion(client, config.model_name)
+        before = str(champion.version) if champion is not None else None
+        now = str(current.version) if current is not None else None
+        if promoted and now is not None and now != before:
+            scorer = load_registered_scorer(current.name, current.version)
+            champ_metrics = _champion_metrics(current, scorer, result, features_for)
             promoted = beats(auc, ll, champ_metrics["roc_auc"], champ_metrics["log_loss"])
             reason = (
-                f"challenger AUC {auc:.4f} vs champion v{champion.version} {champ_metrics['roc_auc']:.4f}, "
-                f"log loss {ll:.4f} vs {champ_metrics['log_loss']:.4f} on the same {len(result.test):,} test rows"
+                f"re-checked against champion v{now} promoted meanwhile: AUC {auc:.4f} vs "
+                f"{champ_metrics['roc_auc']:.4f}, log loss {ll:.4f} vs "
+                f"{champ_metrics['log_loss']:.4f}"
             )
-        mlflow.set_tags(
-            {"promoted": str(promoted), "promotion_reason": reason, "registered_version": version}
-        )
-        if before_aliases is not None:
-            before_aliases()
-        # Last: aliases move only when everything above succeeded.
+            mlflow.set_tags({"promoted": str(promoted), "promotion_reason": reason})
         client.set_registered_model_alias(config.model_name, CHALLENGER, version)
         if promoted:
             client.set_registered_model_alias(config.model_name, CHAMPION, version)
-        return RunOutcome(run.info.run_id, version, promoted, reason, champ_metrics)
+        client.set_model_version_tag(config.model_name, version, STATE, "ready")
+    return RunOutcome(run.info.run_id, version, promoted, reason, champ_metrics)
 
 
 def beats(auc: float, log_loss: float, champion_auc: float, champion_log_loss: float) -> bool:
@@ -358,6 +495,7 @@ def list_versions(name: str) -> list[dict]:
         aliases = client.get_registered_model(name).aliases or {}
     except MlflowException:
         return []
+    reap_dead_runs(client, name)
     by_version: dict[str, list[str]] = {}
     for alias, version in aliases.items():
         by_version.setdefault(str(version), []).append(alias)
@@ -379,6 +517,7 @@ def list_versions(name: str) -> list[dict]:
                 if window
                 else "",
                 "feature_set": v.tags.get("feature_set_version", ""),
+                "state": v.tags.get(STATE, "ready"),
                 "run": (v.run_id or "")[:8],
             }
         )

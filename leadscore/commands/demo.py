@@ -60,10 +60,10 @@ def serve_demo(ds, result, out_dir: Path) -> None:
     import json
     import secrets
 
-    import httpx
     import mlflow
 
     from crm.payloads import lead_payloads
+    from leadscore.client import Client
     from serving.process import Server
 
     key = secrets.token_urlsafe(24)
@@ -85,18 +85,14 @@ def serve_demo(ds, result, out_dir: Path) -> None:
     request_path = out_dir / "score_request.json"
     request_path.parent.mkdir(parents=True, exist_ok=True)
     request_path.write_text(json.dumps(bodies[0]))
-    with Server(
-        env={"LEADSCORE_API_KEYS": key, "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri()}
-    ) as server:
+    with (
+        Server(
+            env={"LEADSCORE_API_KEYS": key, "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri()}
+        ) as server,
+        Client(server.base, key) as client,
+    ):
         for body in bodies:
-            response = httpx.post(
-                f"{server.base}/score",
-                json=body,
-                headers={"Authorization": f"Bearer {key}"},
-                timeout=30,
-            )
-            response.raise_for_status()
-            s = response.json()["scores"][0]
+            s = client.score(body["leads"], as_of=body["as_of"])[0]
             up = "; ".join(r["text"] for r in s["reasons"]["positive"][:2]) or "-"
             down = "; ".join(r["text"] for r in s["reasons"]["negative"][:2]) or "-"
             rules = (

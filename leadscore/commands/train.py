@@ -59,8 +59,6 @@ def run_training(
     show_comparison=True,
 ):
     """`leadscore train`, callable from the demo: returns (TrainResult, RunOutcome, Comparison or None)."""
-    import tempfile
-
     import pandas as pd
 
     from crm.loading import load_dataset
@@ -70,7 +68,7 @@ def run_training(
     from features.training_set import read_training_set
     from training.config import load_train_config
     from training.fit import fit_models
-    from training.tracking import log_and_register
+    from training.tracking import log_and_register, scratch_dir
 
     train_config = load_train_config(config)
     updates = {k: v for k, v in {"experiment": experiment, "model_name": model_name}.items() if v}
@@ -106,13 +104,13 @@ def run_training(
         err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     comparison = _compare_for_training(ds, result, df, train_config, rules_path)
     example_ids = result.test["lead_id"].drop_duplicates().head(2).tolist()
-    with tempfile.TemporaryDirectory(prefix="leadscore-report-") as tmp:
+    with scratch_dir() as tmp:  # swept by a later run if this one is killed
         report_dir = None
         if comparison is not None:
             from training.report import write_report
 
-            write_report(comparison, Path(tmp) / "compare.html")
-            report_dir = Path(tmp)
+            write_report(comparison, tmp / "compare.html")
+            report_dir = tmp
         outcome = log_and_register(
             result,
             config=train_config,

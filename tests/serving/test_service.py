@@ -468,13 +468,16 @@ def test_metadata_names_the_store_without_secrets(tmp_path, monkeypatch):
     assert "no MLflow store" in str(info.value) and "none.db" in str(info.value)
     assert not (tmp_path / "none.db").exists()
 
+    class NoAlias:  # a registry that has no such alias (no network, no store)
+        def __init__(self, *args, **kwargs) -> None:
+            pass
+
+        def get_model_version_by_alias(self, *args):
+            raise mlflow.exceptions.MlflowException("no alias")
+
     monkeypatch.setattr(mlflow, "get_tracking_uri", lambda: "http://ops:hunter2@127.0.0.1:9")
     monkeypatch.setattr("serving.model.check_store", lambda uri: None)
-    monkeypatch.setattr(
-        mlflow.MlflowClient,
-        "get_model_version_by_alias",
-        lambda *a, **k: (_ for _ in ()).throw(mlflow.exceptions.MlflowException("no alias")),
-    )
+    monkeypatch.setattr(mlflow, "MlflowClient", NoAlias)
     with pytest.raises(LeadscoreError) as info:
         load_model(ServeConfig())
     assert "hunter2" not in str(info.value) and "ops:***@127.0.0.1:9" in str(info.value)

@@ -1,0 +1,115 @@
+"""Training faults: two trainings at once on a fresh store, a training killed after it
+registered its model. The registry stays consistent and says what happened."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from training.tracking import SCRATCH_PREFIX, STATE
+
+FAST_YAML = """\
+bootstrap: 20
+test_days: 60
+validation_days: 60
+lightgbm: {max_rounds: 60, early_stopping_rounds: 10}
+"""
+
+
+@pytest.fixture(scope="module")
+def small_crm(tmp_path_factory):
+    from simulation import SimulationConfig, simulate
+
+    path = tmp_path_factory.mktemp("faults") / "crm"
+    simulate(SimulationConfig(n_leads=1_500, seed=21), path)
+    return path
+
+
+def _train(folder: Path, data: Path, uri: str, **env) -> subprocess.Popen:
+    (folder / "train.yaml").write_text(FAST_YAML)
+    log = folder / f"train-{time.monotonic_ns()}.log"
+    return subprocess.Popen(
+        [sys.executable, "-m", "leadscore", "train", "--data", str(data),
+         "--config", str(folder / "train.yaml"), "--rules", "none.yaml"],
+        cwd=folder,
+        env={**os.environ, "MLFLOW_TRACKING_URI": uri, **env},
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+def _log(proc: subprocess.Popen) -> str:
+    return Path(proc.stdout.name).read_text()[-3000:] if proc.stdout else ""
+
+
+def _rules_free(folder: Path) -> None:
+    # No points rules: the runs are about the registry, not the report.
+    (folder / "none.yaml").write_text("name: none\n")
+
+
+def test_two_trainings_at_once_on_a_fresh_store(small_crm, tmp_path):
+    _rules_free(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'fresh.db'}"
+    procs = [_train(tmp_path, small_crm, uri) for _ in range(2)]
+    for proc in procs:
+        assert proc.wait(timeout=600) == 0, _log(proc)
+        assert "Traceback" not in _log(proc)
+    client = MlflowClient(uri)
+    versions = client.search_model_versions("name='lead-scoring'")
+    assert sorted(str(v.version) for v in versions) == ["1", "2"]
+    assert {v.tags[STATE] for v in versions} == {"ready"}
+    aliases = client.get_registered_model("lead-scoring").aliases
+    assert {str(aliases["champion"]), str(aliases["challenger"])} <= {"1", "2"}
+
+
+def test_a_killed_training_is_marked_failed_and_leaves_nothing_behind(small_crm, tmp_path):
+    _rules_free(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    first = _train(tmp_path, small_crm, uri)
+    assert first.wait(timeout=600) == 0, _log(first)
+    client = MlflowClient(uri)
+    before = dict(client.get_registered_model("lead-scoring").aliases)
+
+    victim = _train(tmp_path, small_crm, uri, LEADSCORE_FAULT_PAUSE_BEFORE_ALIASES="120")
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:  # wait until it has registered version 2
+        states = {
+            str(v.version): v.tags.get(STATE)
+            for v in client.search_model_versions("name='lead-scoring'")
+        }
+        if states.get("2") == "pending":
+            break
+        assert victim.poll() is None, _log(victim)
+        time.sleep(0.5)
+    else:
+        victim.kill()
+        raise AssertionError("the training never registered its version")
+    scratch = list(Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}{victim.pid}-*"))
+    assert scratch  # its report and model folders exist while it runs
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait(timeout=30)
+
+    listed = subprocess.run(
+        [sys.executable, "-m", "leadscore", "models"],
+        cwd=tmp_path, env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    row = next(line for line in listed.stdout.splitlines() if line.strip().startswith("2 "))
+    assert "failed" in row
+    version = client.get_model_version("lead-scoring", "2")
+    assert version.tags[STATE] == "failed"
+    assert client.get_run(version.run_id).info.status == "KILLED"
+    assert dict(client.get_registered_model("lead-scoring").aliases) == before
+
+    again = _train(tmp_path, small_crm, uri)  # the next training sweeps what the kill left
+    assert again.wait(timeout=600) == 0, _log(again)
+    assert not list(Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}{victim.pid}-*"))

@@ -21,7 +21,8 @@ def check_store(uri: str) -> None:
     if uri.startswith("sqlite:///"):
         path = Path(uri[len("sqlite:///") :])
         missing = not path.is_file() or path.stat().st_size == 0
-    elif uri.startswith("file:") or "://" not in uri:
+    elif uri.startswith("file:") or (":" not in uri.split("/", 1)[0] and uri != "databricks"):
+        # a local folder (./mlruns, /abs/mlruns); "databricks" and other schemes are remote
         path = Path(uri[len("file://") :] if uri.startswith("file://") else uri)
         missing = not path.is_dir()
     if path is not None and missing:

@@ -234,7 +234,9 @@ def reap_dead_runs(client, name: str) -> list[str]:
     except MlflowException:
         return marked
     for v in versions:
-        if v.tags.get(STATE) not in (None, "pending") or not v.run_id:
+        # Only versions this code marked pending: older ones never had a state, and their
+        # runs are not worth a look each time.
+        if v.tags.get(STATE) != "pending" or not v.run_id:
             continue
         run = client.get_run(v.run_id)
         status = run.info.status
@@ -243,8 +245,9 @@ def reap_dead_runs(client, name: str) -> list[str]:
             if host != socket.gethostname() or not pid or _alive(int(pid)):
                 continue  # still training (or on another machine: not ours to judge)
             client.set_terminated(v.run_id, "KILLED")
-        elif status == "FINISHED" and v.tags.get(STATE) is None:
-            continue  # registered before states existed
+        elif status == "FINISHED":  # it completed; only its last tag was not written
+            client.set_model_version_tag(name, v.version, STATE, "ready")
+            continue
         client.set_model_version_tag(name, v.version, STATE, "failed")
         marked.append(str(v.version))
     return marked

@@ -85,3 +85,21 @@ def test_sigterm_stops_the_server_and_its_workers_after_the_request_in_flight(
         raise AssertionError("the port still answers")
     except httpx.ConnectError:
         pass
+
+
+def test_only_local_stores_are_checked_for_existence(tmp_path):
+    """A missing local store is refused; remote URIs (a server, databricks) are MLflow's."""
+    import pytest
+
+    from crm.errors import LeadscoreError
+    from serving.model import check_store
+
+    for remote in ("databricks", "databricks://profile", "http://mlflow:5000", "postgresql://db/x"):
+        check_store(remote)
+    for local in (
+        f"sqlite:///{tmp_path / 'x.db'}",
+        str(tmp_path / "mlruns"),
+        f"file://{tmp_path}/m",
+    ):
+        with pytest.raises(LeadscoreError, match="no MLflow store"):
+            check_store(local)

@@ -200,6 +200,7 @@ def compare(
     keep_rules = does_not_beat_rules(differences.get("roc_auc", [np.nan] * 3))
     if keep_rules:
         verdict.append(keep_rules)
+    no_opportunities = opportunity_stage_absent(dataset)  # why the data has no such stage
     common = {
         "rows": rows,
         "headline": headline,
@@ -221,7 +222,7 @@ def compare(
             "horizon_days": scorer.spec.horizon_days,
             "rules_calibration": rule_scorer.calibrator_.method if rule_scorer else None,
             "dataset": str(dataset.path),
-            "opportunity_stage_absent": opportunity_stage_absent(dataset),
+            "opportunity_stage_absent": no_opportunities,
             "leakage": audit,
         },
         "warnings": warnings,
@@ -238,8 +239,8 @@ def compare(
             capacity_all=empty,
             quadrants_all=empty,
             examples={},
-            sources=_sources_table(rows, opportunity_stage_absent(dataset) is None),
-            funnel=_funnel(rows, dataset),
+            sources=_sources_table(rows, no_opportunities is None),
+            funnel=_funnel(rows, no_opportunities is None),
         )
     n_mql = int(rows["mql"].sum())
     if n_mql == 0:
@@ -266,8 +267,8 @@ def compare(
         capacity_all=_capacity(rows, rankings, n_mql),
         quadrants_all=_quadrants(rows, top_column="model_top_n_all"),
         examples=_examples(rows, test, scorer, rule_scorer, x_test),
-        sources=_sources_table(rows, opportunity_stage_absent(dataset) is None),
-        funnel=_funnel(rows, dataset),
+        sources=_sources_table(rows, no_opportunities is None),
+        funnel=_funnel(rows, no_opportunities is None),
     )
 
 
@@ -550,7 +551,7 @@ def opportunity_stage_absent(dataset: Dataset) -> str | None:
     return None
 
 
-def _funnel(rows: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
+def _funnel(rows: pd.DataFrame, has_opportunities: bool) -> pd.DataFrame:
     """Per lead seen in the test period: MQL at any of its test snapshots, an opportunity
     (deal) created after its first test snapshot, a won deal after it; by source. A stage
     the data does not have (no rules: no MQL; no opportunity stage) is NaN, shown as '-'."""
@@ -565,7 +566,6 @@ def _funnel(rows: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
             won=("label", "max"),
         )
     )
-    has_opportunities = opportunity_stage_absent(dataset) is None
     out = []
     for source, g in [("all sources", per_lead), *per_lead.groupby("source", sort=True)]:
         n = len(g)

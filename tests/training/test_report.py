@@ -336,6 +336,6 @@ def test_a_stage_the_data_does_not_have_is_a_dash_with_a_note(small_sim):
         {"lead_id": ["a", "b"], "source": ["web", "web"], "mql": [True, False],
          "opportunity": [False, False], "label": [1, 0]}
     )  # fmt: skip
-    table = _funnel(rows, only_won)
+    table = _funnel(rows, opportunity_stage_absent(only_won) is None)
     assert table["opportunity_to_won"].isna().all() and table["mql_to_opportunity"].isna().all()
     assert table["lead_to_won"].iloc[0] == 0.5

@@ -31,4 +31,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/serving.py
 
 clean:
-	rm -rf $(VENV) demo mlflow.db mlruns .pytest_cache
+	rm -rf $(VENV) demo mlflow.db mlflow.db.lock mlruns .pytest_cache

@@ -238,15 +238,19 @@ class PayloadEvents:
 
     def check_kinds(self) -> None:
         """PayloadError for the first activity without a usable activity_type."""
-        for j, kind in enumerate(self.kinds):
-            if not isinstance(kind, str) or not kind.strip():
-                lead, k = _position(self.counts, j)
-                problem = (
-                    "missing or empty"
-                    if kind is None or isinstance(kind, str)
-                    else f"expected text, got {type(kind).__name__}"
-                )
-                raise PayloadError(f"activities[{k}].activity_type", problem, lead)
+        _check_kinds(self.kinds, self.counts)
+
+
+def _check_kinds(kinds: list[Any], counts: np.ndarray) -> None:
+    for j, kind in enumerate(kinds):
+        if not isinstance(kind, str) or not kind.strip():
+            lead, k = _position(counts, j)
+            problem = (
+                "missing or empty"
+                if kind is None or isinstance(kind, str)
+                else f"expected text, got {type(kind).__name__}"
+            )
+            raise PayloadError(f"activities[{k}].activity_type", problem, lead)
 
 
 def payload_events(
@@ -278,7 +282,7 @@ def payload_events(
         counts[i] = len(acts)
     _check_values(values, counts)
     if set(map(type, kinds)) - {str}:  # an object or a list as activity_type
-        PayloadEvents(created, np.zeros(0, np.int64), np.zeros(0), kinds, counts).check_kinds()
+        _check_kinds(kinds, counts)
     try:
         t = times_us(stamps)
     except (TypeError, ValueError, OverflowError):

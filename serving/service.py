@@ -41,7 +41,6 @@ log = logging.getLogger("leadscore.serving")
 PACKED_MODEL = packed_model_tag(os.environ, Path(__file__))
 _LOADED: dict[str, Any] = {}  # filled when the service starts; read by GET /metadata
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-MAX_ID_LENGTH = 256
 
 
 async def _metadata(request) -> JSONResponse:
@@ -145,12 +144,6 @@ class LeadScoring:
             lead_id = lead.get("lead_id")
             if not isinstance(lead_id, str) or not lead_id.strip():
                 return 422, f"leads[{i}].lead_id", "missing or empty lead_id"
-            if len(lead_id) > MAX_ID_LENGTH:
-                return (
-                    422,
-                    f"leads[{i}].lead_id",
-                    f"lead_id of {len(lead_id):,} characters; at most {MAX_ID_LENGTH}",
-                )
             if lead_id in seen:
                 return (
                     422,
@@ -159,8 +152,8 @@ class LeadScoring:
                     "lead in a batch",
                 )
             seen[lead_id] = i
-            # Shapes (activities, profile, deals) are checked by the featurizer, which names
-            # the same fields; here only what it cannot know: the request's size limits.
+            # Shapes and string lengths are the schema's (serving.schemas), times and order
+            # the featurizer's; here what neither knows: duplicates and the configured sizes.
             activities = lead.get("activities")
             if isinstance(activities, list) and len(activities) > self.config.max_activities:
                 return (

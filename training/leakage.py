@@ -236,7 +236,6 @@ def audit_leakage(
     keep: list[str] = (),
     min_rows: int = 30,
     min_share: float = 0.005,
-    seed: int = 0,
 ) -> LeakageReport:
     """Flag features by every test (module docstring); exclude them and the declared ones.
 
@@ -250,7 +249,6 @@ def audit_leakage(
         keep: profile columns never called id-like (dataset.yaml `columns.keep`).
         min_rows, min_share: a value needs max(min_rows, min_share * rows) rows to count.
     """
-    del seed  # folds come from the lead ids: no randomness left
     y = train["label"].to_numpy().astype(int)
     lead_ids = train["lead_id"].to_numpy() if "lead_id" in train else None
     aucs = {f: single_feature_auc(train[f], y, lead_ids) for f in features}

@@ -317,6 +317,18 @@ def _check_values(values: list[Any], counts: np.ndarray) -> None:
             )
 
 
+def lead_as_ofs(leads: Sequence[Mapping[str, Any]], as_of: Any) -> list[Any]:
+    """One as_of per lead from a call's `as_of`: a list or tuple holds one per lead (merged
+    requests), None means each lead's own `as_of` field, anything else is for every lead."""
+    if isinstance(as_of, list | tuple):
+        if len(as_of) != len(leads):
+            raise ValueError(f"{len(as_of)} as_of values for {len(leads)} leads")
+        return list(as_of)
+    if as_of is None:
+        return [lead.get("as_of") for lead in leads]
+    return [as_of] * len(leads)
+
+
 def payload_as_ofs(as_ofs: Sequence[Any]) -> np.ndarray:
     """Each lead's as_of in µs (a PayloadError names the lead)."""
     out = np.empty(len(as_ofs), dtype=np.int64)

@@ -41,6 +41,7 @@ from features.online import (
     PayloadEvents,
     _category,
     _number,
+    lead_as_ofs,
     payload_as_ofs,
     payload_events,
 )
@@ -351,9 +352,7 @@ class RuleScorer(ClassifierMixin, BaseEstimator):
     ) -> list[dict[str, Any]]:
         """rule_score, rule_grade, mql (and rule_probability once fitted) per payload
         (`parsed`: see `payload_rule_inputs`)."""
-        as_ofs = (
-            [as_of] * len(leads) if as_of is not None else [lead.get("as_of") for lead in leads]
-        )
+        as_ofs = lead_as_ofs(leads, as_of)
         X = payload_rule_inputs(self._rules, leads, as_ofs, strict=strict, parsed=parsed)
         score = self.rule_scores(X)
         grade, mql = self.grade(score), self.mql(score)

@@ -20,6 +20,10 @@ class ServeConfig(BaseModel):
     max_leads: int = Field(1_000, ge=1)
     max_activities: int = Field(10_000, ge=1)
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    # Adaptive batching (serving.batching): concurrent requests merged up to this many leads
+    # (1 turns merging off), and how long a lone request may wait for company (0: never).
+    batch_max_leads: int = Field(64, ge=1)
+    batch_wait_ms: float = Field(0.0, ge=0, le=1_000)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> ServeConfig:
@@ -32,6 +36,8 @@ class ServeConfig(BaseModel):
             "max_leads": env.get("LEADSCORE_MAX_LEADS"),
             "max_activities": env.get("LEADSCORE_MAX_ACTIVITIES"),
             "max_body_bytes": env.get("LEADSCORE_MAX_BODY_BYTES"),
+            "batch_max_leads": env.get("LEADSCORE_BATCH_MAX_LEADS"),
+            "batch_wait_ms": env.get("LEADSCORE_BATCH_WAIT_MS"),
         }
         return cls(api_keys=keys, **{k: v for k, v in values.items() if v})
 

@@ -63,8 +63,15 @@ def server(registry, tmp_path_factory):
     from serving.process import Server
 
     root, uri = registry
-    log_path = tmp_path_factory.mktemp("server") / "server.log"
-    env = {"MLFLOW_TRACKING_URI": uri, "LEADSCORE_API_KEYS": f"other-key,{API_KEY}"}
+    folder = tmp_path_factory.mktemp("server")
+    log_path = folder / "server.log"
+    # Its own BentoML home: every BentoML server that starts empties the Prometheus folder
+    # under its home, so the other tests' servers would wipe this one's /metrics.
+    env = {
+        "MLFLOW_TRACKING_URI": uri,
+        "LEADSCORE_API_KEYS": f"other-key,{API_KEY}",
+        "BENTOML_HOME": str(folder / "bentoml"),
+    }
     with Server(env=env, cwd=root, log_path=log_path) as running:
         yield {"base": running.base, "log": log_path}
 

@@ -481,3 +481,52 @@ def test_metadata_names_the_store_without_secrets(tmp_path, monkeypatch):
     with pytest.raises(LeadscoreError) as info:
         load_model(ServeConfig())
     assert "hunter2" not in str(info.value) and "ops:***@127.0.0.1:9" in str(info.value)
+
+
+def _merged_requests(base: str) -> tuple[float, float]:
+    """(count, sum) of the micro-batcher's histogram in /metrics: requests per scoring call."""
+    import httpx
+
+    text = httpx.get(f"{base}/metrics", timeout=10).text
+    values = {}
+    for line in text.splitlines():
+        for part in ("count", "sum"):
+            if line.startswith(f"leadscore_batch_requests_{part}"):
+                values[part] = values.get(part, 0.0) + float(line.rsplit(" ", 1)[1])
+    return values.get("count", 0.0), values.get("sum", 0.0)
+
+
+def test_concurrent_requests_are_merged_and_answer_as_if_alone(client, server, small_sim, trained):
+    """Requests from many threads at once (with and without as_of or reasons, some bad) get
+    exactly what each gets alone, and the service merged some of them into one call."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    rows = trained.test.drop_duplicates("lead_id").head(48)
+    payloads = _payloads(small_sim, rows["lead_id"])
+    bodies = []
+    for k, row in enumerate(rows.itertuples()):
+        lead = _as_of(payloads[row.lead_id], row.as_of)
+        body = {"leads": [lead], "as_of": row.as_of.isoformat(), "reasons": k % 3 != 0}
+        if k % 4 == 1:  # the lead's own copy, twice, under other ids: a 2-lead request
+            body["leads"] = [{**lead, "lead_id": f"{row.lead_id}-{j}"} for j in range(2)]
+        if k % 7 == 3:  # a mistake: created after as_of
+            body["leads"] = [{**lead, "created_at": "2199-01-01T00:00:00+00:00"}]
+        bodies.append(body)
+    alone = [client.post("/score", json=b) for b in bodies]
+    before = _merged_requests(server["base"])
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+
+    def post(body):
+        with httpx.Client(base_url=server["base"], headers=headers, timeout=30) as c:
+            return c.post("/score", json=body)
+
+    with ThreadPoolExecutor(16) as pool:
+        for _ in range(3):
+            together = list(pool.map(post, bodies))
+            for a, t in zip(alone, together, strict=True):
+                assert (t.status_code, t.json()) == (a.status_code, a.json())
+    assert {a.status_code for a in alone} == {200, 422}
+    count, total = (a - b for a, b in zip(_merged_requests(server["base"]), before, strict=True))
+    assert count > 0 and total > count  # some call scored more than one request

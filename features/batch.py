@@ -8,6 +8,8 @@ per-snapshot tables. Formulas on top of the aggregates live in `features.definit
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import duckdb
 import numpy as np
@@ -68,8 +70,73 @@ def build_training_set(
     if dataset.is_flat:
         return _flat_training_set(dataset, spec)
 
-    end = pd.Timestamp(data_end) if data_end is not None else dataset.data_end
-    end = end.tz_localize("UTC") if end.tzinfo is None else end.tz_convert("UTC")
+    end = _utc(data_end if data_end is not None else dataset.data_end)
+    with _duckdb(memory_limit) as con:
+        snaps, stats = build_snapshots(
+            leads,
+            dataset.deals,
+            ages_days=spec.snapshot_ages_days,
+            horizon_days=spec.horizon_days,
+            data_end=end,
+            con=con,
+        )
+        prims = _primitives(con, snaps, dataset, spec)
+    stats["data_end"] = end.isoformat()
+    return _frame(dataset, spec, snaps, prims, {"label": snaps["label"].to_numpy()}), spec, stats
+
+
+def build_scoring_set(
+    dataset: Dataset,
+    spec: FeatureSpec,
+    as_of: pd.Timestamp | str | None = None,
+    *,
+    memory_limit: str = "4GB",
+) -> pd.DataFrame:
+    """The open pipeline at `as_of` (default: the data's end), one row per lead: lead_id,
+    as_of, then the features in spec order, as the training set has them (no label).
+
+    Open: created at or before as_of, and no won or lost deal closed at or before it (the
+    training snapshots' rule). Only what was known at as_of is used: later activities and
+    deals are invisible. A flat export (no dates) has no timeline: its open leads are those
+    without the outcome, as of the data's end.
+    """
+    end = _utc(dataset.data_end)
+    when = _utc(as_of) if as_of is not None else end
+    leads = dataset.leads
+    if dataset.is_flat:
+        df = _flat_training_set(dataset, spec)[0]
+        df = df[df["label"] == 0].drop(columns="label").reset_index(drop=True)
+        df["as_of"] = pd.Timestamp(when)
+        return df
+    when_us = int(timestamps_us(pd.Series([when]))[0])
+    created = timestamps_us(leads["created_at"]).astype("int64")
+    deals = dataset.deals
+    closed = deals["status"].isin(["won", "lost"]).to_numpy()
+    closed_us = timestamps_us(deals["closed_at"])
+    done = closed & (closed_us <= when_us)
+    gone = np.zeros(len(leads), dtype=bool)
+    gone[lead_positions(deals["lead_id"], leads["lead_id"])[done]] = True
+    rows = np.flatnonzero((created <= when_us) & ~gone)
+    snaps = pd.DataFrame(
+        {
+            "lead": rows.astype(np.int32),
+            "created_us": created[rows],
+            "as_of_us": np.full(len(rows), when_us, dtype=np.int64),
+        }
+    )
+    with _duckdb(memory_limit) as con:
+        prims = _primitives(con, snaps, dataset, spec)
+    return _frame(dataset, spec, snaps, prims, {})
+
+
+def _utc(when: pd.Timestamp | str) -> pd.Timestamp:
+    when = pd.Timestamp(when)
+    return when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
+
+
+@contextmanager
+def _duckdb(memory_limit: str) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-process DuckDB that spills to a temporary folder past `memory_limit`."""
     with tempfile.TemporaryDirectory(prefix="leadscore-duckdb-") as spill:
         con = duckdb.connect(
             config={
@@ -79,18 +146,20 @@ def build_training_set(
             }
         )
         try:
-            snaps, stats = build_snapshots(
-                leads,
-                dataset.deals,
-                ages_days=spec.snapshot_ages_days,
-                horizon_days=spec.horizon_days,
-                data_end=end,
-                con=con,
-            )
-            prims = _primitives(con, snaps, dataset, spec)
+            yield con
         finally:
             con.close()
-    stats["data_end"] = end.isoformat()
+
+
+def _frame(
+    dataset: Dataset,
+    spec: FeatureSpec,
+    snaps: pd.DataFrame,
+    prims: Primitives,
+    extra: dict[str, np.ndarray],
+) -> pd.DataFrame:
+    """lead_id, as_of, the `extra` columns, the profile columns, then the behaviour features."""
+    leads = dataset.leads
     # Column-major feature matrix: pandas keeps it as one block, without copying.
     df = pd.DataFrame(assemble_features(prims, spec), columns=spec.behaviour_names, copy=False)
     rows = snaps["lead"].to_numpy()
@@ -98,7 +167,7 @@ def build_training_set(
     front = {
         "lead_id": leads["lead_id"].take(rows).reset_index(drop=True),
         "as_of": pd.to_datetime(snaps["as_of_us"].to_numpy(), unit="us", utc=True),
-        "label": snaps["label"].to_numpy(),
+        **extra,
     }
     for col in spec.categorical:
         values = leads[col].astype("category").array
@@ -107,7 +176,7 @@ def build_training_set(
         front[col] = leads[col].to_numpy(dtype="float64")[rows]
     for position, (name, values) in enumerate(front.items()):
         df.insert(position, name, values)
-    return df, spec, stats
+    return df
 
 
 def _flat_training_set(

@@ -12,7 +12,17 @@ import sys
 import typer
 
 from crm.errors import LeadscoreError
-from leadscore.commands import compare, data, demo, imports, registry, rules, serve, train
+from leadscore.commands import (
+    compare,
+    data,
+    demo,
+    imports,
+    operations,
+    registry,
+    rules,
+    serve,
+    train,
+)
 from leadscore.console import err
 
 app = typer.Typer(
@@ -33,6 +43,8 @@ app.command()(registry.models)
 app.command()(registry.promote)
 app.command()(serve.serve)
 app.command()(serve.bento)
+app.command()(operations.score)
+app.command()(operations.history)
 app.command()(demo.demo)
 
 

@@ -95,3 +95,25 @@ def load_scorer(ref: str | Path) -> LeadScorer:
             )
         return load_registered_scorer(name, alias)
     return LeadScorer.load(Path(text))
+
+
+def model_identity(ref: str | Path) -> tuple[str, str]:
+    """(registered name, version) of `models:/<name>@<alias>` or `models:/<name>/<version>`
+    as the registry resolves it now; a saved folder is (its path, "local")."""
+    text = str(ref)
+    if not text.startswith("models:/"):
+        return text, "local"
+    rest = text[len("models:/") :]
+    name, sep, alias = rest.partition("@")
+    if not sep:
+        name, _, version = rest.rpartition("/")
+        return name, version
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return name, str(MlflowClient().get_model_version_by_alias(name, alias).version)
+    except MlflowException as exc:
+        raise LeadscoreError(
+            f"{text}: not found in the MLflow registry at {masked_uri(mlflow.get_tracking_uri())}"
+        ) from exc

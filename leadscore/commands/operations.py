@@ -1,0 +1,175 @@
+"""`leadscore score` (the open pipeline, scored and recorded) and `leadscore history LEAD_ID`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from crm.errors import LeadscoreError
+from leadscore.console import err, out
+
+
+def score(
+    data: Path = typer.Option(..., "--data", help="Dataset folder: the CRM export to score."),
+    out_path: Path = typer.Option(
+        ..., "--out", help="Scores file: .parquet or .csv (written whole, or not at all)."
+    ),
+    model: str = typer.Option(
+        "models:/lead-scoring@champion",
+        "--model",
+        help="models:/<name>@<alias>, models:/<name>/<version>, or a saved scorer folder.",
+    ),
+    as_of: str | None = typer.Option(
+        None,
+        "--as-of",
+        help="Score the leads open at this ISO-8601 time, with what was known then (default: the data's end).",
+    ),
+    reasons: bool = typer.Option(
+        True, "--reasons/--no-reasons", help="Word the top reasons up and down for each lead."
+    ),
+    history: str | None = typer.Option(
+        None,
+        "--history",
+        help="Score history: a DuckDB file or a SQLAlchemy URL such as postgresql://... (default: score_history.duckdb in the data folder).",
+    ),
+    no_history: bool = typer.Option(
+        False, "--no-history", help="Do not read or record the score history (no trends)."
+    ),
+) -> None:
+    """Score every lead open at --as-of (not snapshots) with the model the endpoint serves, the points rules next to it, worded reasons and each lead's trend over the earlier runs; record the run in the score history (the same as_of again replaces it)."""
+    import pandas as pd
+
+    from crm.loading import load_dataset
+    from operations.history import ScoreHistory, default_store
+    from operations.pipeline import ModelRef, score_and_record, write_scores
+    from scoring.mlflow_model import load_scorer, model_identity
+
+    when = None
+    if as_of is not None:
+        try:
+            when = _utc(pd.Timestamp(as_of))
+        except ValueError as exc:
+            raise LeadscoreError(f"--as-of {as_of!r}: not an ISO-8601 time ({exc})") from exc
+    if out_path.suffix.lower() not in (".parquet", ".csv"):
+        raise LeadscoreError(f"--out {out_path}: the scores file must end in .parquet or .csv")
+    name, version = model_identity(model)
+    # The version the alias points at now, loaded by number: the file names what scored.
+    scorer = load_scorer(f"models:/{name}/{version}" if model.startswith("models:/") else model)
+    ds = load_dataset(data)
+    if when is not None and not ds.is_flat and when > _utc(ds.data_end):
+        err.print(
+            f"[yellow]warning:[/yellow] --as-of {as_of} is after the data's end "
+            f"({ds.data_end.isoformat()}): nothing after the end is known",
+            highlight=False,
+        )
+    store = None if no_history else ScoreHistory(history or default_store(data))
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("scoring the open pipeline"),
+        BarColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("featurising", total=None)
+        frame = score_and_record(
+            ds,
+            scorer,
+            ModelRef(name, version),
+            when,
+            reasons=reasons,
+            history=store,
+            progress=lambda done, total: bar.update(
+                task, completed=done, total=total, description=f"{done:,}/{total:,} leads"
+            ),
+        )
+    path = write_scores(frame, out_path)
+    print_run(frame, path, store)
+
+
+def print_run(frame, path: Path, store) -> None:
+    if frame.empty:
+        out.print(f"no open lead at that time: wrote an empty {path}")
+        return
+    out.print(
+        f"scored {len(frame):,} open leads as of {frame['as_of'].iloc[0].isoformat()} with "
+        f"{frame['model_name'].iloc[0]} v{frame['model_version'].iloc[0]} -> [bold]{path}[/bold]"
+    )
+    table = Table(show_edge=False, pad_edge=False)
+    table.add_column("grade")
+    table.add_column("model", justify="right")
+    table.add_column("rules", justify="right")
+    rules = frame["rule_grade"].value_counts()
+    model = frame["grade"].value_counts()
+    for grade in "ABCD":
+        table.add_row(grade, f"{model.get(grade, 0):,}", f"{rules.get(grade, 0):,}")
+    out.print(table)
+    trends = frame["trend"].value_counts()
+    out.print(
+        "trend: "
+        + ", ".join(f"{t} {trends.get(t, 0):,}" for t in ("improving", "steady", "declining"))
+        + f", not enough history {trends.get('not enough history', 0):,}"
+    )
+    if store is not None:
+        out.print(f"history: {store.store}")
+
+
+def history(
+    lead_id: str = typer.Argument(..., help="The lead's id, as in the CRM export."),
+    data: Path | None = typer.Option(
+        None, "--data", help="Dataset folder whose score_history.duckdb to read."
+    ),
+    store: str | None = typer.Option(
+        None, "--history", help="Score history: a DuckDB file or a SQLAlchemy URL."
+    ),
+) -> None:
+    """A lead's scores over time, one line per `leadscore score` run: probability, score, grade, rule score and trend."""
+    from operations.history import ScoreHistory, default_store
+
+    if store is None and data is None:
+        raise LeadscoreError("give --data (its score_history.duckdb) or --history")
+    rows = ScoreHistory(store or default_store(data)).lead(lead_id)
+    if rows.empty:
+        raise LeadscoreError(
+            f"lead {lead_id!r} has no stored score in {store or default_store(data)}"
+        )
+    table = Table(title=f"lead {lead_id}", show_edge=False, pad_edge=False)
+    for col in (
+        "as_of",
+        "probability",
+        "score",
+        "grade",
+        "rule score",
+        "rule grade",
+        "trend",
+        "model",
+    ):
+        table.add_column(
+            col, justify="right" if col in ("probability", "score", "rule score") else "left"
+        )
+    for r in rows.itertuples():
+        table.add_row(
+            r.as_of.isoformat(),
+            f"{r.probability:.3f}",
+            str(int(r.score)),
+            str(r.grade),
+            "-" if pd_isna(r.rule_score) else str(int(r.rule_score)),
+            "-" if pd_isna(r.rule_grade) else str(r.rule_grade),
+            str(r.trend),
+            f"{r.model_name} v{r.model_version}",
+        )
+    out.print(table)
+
+
+def _utc(when):
+    return when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
+
+
+def pd_isna(value) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(value))

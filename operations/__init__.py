@@ -1,0 +1,1 @@
+"""Running leadscore day to day: scoring the open pipeline, the score history and trends."""

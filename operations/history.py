@@ -1,0 +1,194 @@
+"""The score history: every `leadscore score` run's scores, and each lead's trend.
+
+Store: one DuckDB file by default (`score_history.duckdb` next to the data), or any
+SQLAlchemy URL (`postgresql://...`, `sqlite:///...`) for a shared one. One table,
+`lead_scores`, keyed by (as_of, lead_id): a run is identified by its as_of, so re-running
+the same as_of replaces that run's rows (in one transaction) and never duplicates them.
+
+Trend (per lead, at each run): the change of the lead's log-odds from the mean of its up to
+`TREND_RUNS` previous scores, against a noise-aware threshold: the larger of
+`MIN_LOG_ODDS_CHANGE` (0.2, odds x/÷ 1.22) and twice the spread (standard deviation) of those
+previous log-odds, so that a lead whose score always wobbles needs a bigger move. Above it:
+improving; below minus it: declining; otherwise steady. Fewer than `MIN_PREVIOUS` earlier
+scores: "not enough history".
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from crm.errors import LeadscoreError
+
+TABLE = "lead_scores"
+TREND_RUNS = 3
+MIN_PREVIOUS = 2
+MIN_LOG_ODDS_CHANGE = 0.2
+STORED = [
+    "as_of",
+    "lead_id",
+    "probability",
+    "score",
+    "grade",
+    "rule_score",
+    "rule_grade",
+    "mql",
+    "trend",
+    "model_name",
+    "model_version",
+    "feature_set_version",
+    "scored_at",
+]
+TRENDS = ("improving", "steady", "declining", "not enough history")
+
+
+def default_store(data: str | Path) -> str:
+    return str(Path(data) / "score_history.duckdb")
+
+
+class ScoreHistory:
+    """Append, replace and read runs of scores in a DuckDB file or a SQLAlchemy database."""
+
+    def __init__(self, store: str | Path) -> None:
+        self.store = str(store)
+        self.is_url = "://" in self.store
+
+    # --- writing -----------------------------------------------------------------------
+
+    def write_run(self, scores: pd.DataFrame) -> None:
+        """Store one run (all rows share one as_of), replacing an earlier run at that as_of."""
+        as_ofs = scores["as_of"].unique()
+        if len(as_ofs) > 1:
+            raise ValueError("one run has one as_of")
+        frame = scores.reindex(columns=STORED).copy()
+        frame["scored_at"] = pd.Timestamp.now(tz="UTC")
+        frame["as_of"] = pd.to_datetime(frame["as_of"], utc=True)
+        for col in ("lead_id", "grade", "rule_grade", "trend", "model_name", "model_version"):
+            frame[col] = frame[col].astype(object)
+        frame["feature_set_version"] = frame["feature_set_version"].astype(object)
+        when = pd.Timestamp(as_ofs[0]) if len(as_ofs) else None
+        if self.is_url:
+            self._write_sql(frame, when)
+        else:
+            self._write_duckdb(frame, when)
+
+    def _write_duckdb(self, frame: pd.DataFrame, when: pd.Timestamp | None) -> None:
+        con = self._duckdb(create=True)
+        try:
+            con.execute("BEGIN")
+            con.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} AS SELECT * FROM frame LIMIT 0")
+            if when is not None:
+                con.execute(f"DELETE FROM {TABLE} WHERE as_of = ?", [when.to_pydatetime()])
+            con.execute(f"INSERT INTO {TABLE} SELECT * FROM frame")
+            con.execute("COMMIT")
+        finally:
+            con.close()
+
+    def _write_sql(self, frame: pd.DataFrame, when: pd.Timestamp | None) -> None:
+        import sqlalchemy as sa
+
+        engine = self._engine()
+        with engine.begin() as con:  # one transaction: the old run goes only if the new lands
+            if when is not None and sa.inspect(con).has_table(TABLE):
+                con.execute(
+                    sa.text(f"DELETE FROM {TABLE} WHERE as_of = :when"),
+                    {"when": when.to_pydatetime()},
+                )
+            frame.to_sql(TABLE, con, if_exists="append", index=False)
+        engine.dispose()
+
+    # --- reading -----------------------------------------------------------------------
+
+    def read(
+        self, lead_ids: list[str] | None = None, before: pd.Timestamp | None = None
+    ) -> pd.DataFrame:
+        """Stored rows (optionally of some leads, and before an as_of), oldest first."""
+        if self.is_url:
+            import sqlalchemy as sa
+
+            engine = self._engine()
+            try:
+                with engine.connect() as con:
+                    if not sa.inspect(con).has_table(TABLE):
+                        return pd.DataFrame(columns=STORED)
+                    df = pd.read_sql_table(TABLE, con)
+            finally:
+                engine.dispose()
+        else:
+            if not Path(self.store).is_file():
+                return pd.DataFrame(columns=STORED)
+            con = self._duckdb(create=False)
+            try:
+                exists = con.execute(
+                    "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [TABLE]
+                ).fetchone()[0]
+                df = (
+                    con.execute(f"SELECT * FROM {TABLE}").df()
+                    if exists
+                    else pd.DataFrame(columns=STORED)
+                )
+            finally:
+                con.close()
+        df["as_of"] = pd.to_datetime(df["as_of"], utc=True)
+        if lead_ids is not None:
+            df = df[df["lead_id"].isin(lead_ids)]
+        if before is not None:
+            df = df[df["as_of"] < pd.Timestamp(before)]
+        return df.sort_values(["as_of", "lead_id"], kind="stable").reset_index(drop=True)
+
+    def lead(self, lead_id: str) -> pd.DataFrame:
+        return self.read([lead_id])
+
+    # --- connections -------------------------------------------------------------------
+
+    def _duckdb(self, *, create: bool):
+        import duckdb
+
+        path = Path(self.store)
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return duckdb.connect(str(path), read_only=not create)
+        except duckdb.Error as exc:
+            raise LeadscoreError(f"{path}: not a readable score history ({exc})") from exc
+
+    def _engine(self):
+        import sqlalchemy as sa
+
+        try:
+            return sa.create_engine(self.store)
+        except (sa.exc.ArgumentError, ImportError) as exc:
+            raise LeadscoreError(f"{self.store}: not a usable database URL ({exc})") from exc
+
+
+def trends(current: pd.DataFrame, earlier: pd.DataFrame) -> pd.Series:
+    """The trend of each lead of `current` (lead_id, probability) given its `earlier` stored
+    scores (lead_id, as_of, probability; runs before the current one)."""
+    out = pd.Series("not enough history", index=current.index, dtype=object)
+    if earlier.empty or current.empty:
+        return out
+    recent = (
+        earlier.sort_values("as_of", kind="stable").groupby("lead_id", sort=False).tail(TREND_RUNS)
+    )
+    logit = _logit(recent["probability"].to_numpy(dtype=float))
+    stats = (
+        pd.DataFrame({"lead_id": recent["lead_id"].to_numpy(), "logit": logit})
+        .groupby("lead_id", sort=False)["logit"]
+        .agg(["mean", "std", "count"])
+    )
+    joined = stats.reindex(current["lead_id"].to_numpy())
+    enough = (joined["count"] >= MIN_PREVIOUS).to_numpy()
+    change = _logit(current["probability"].to_numpy(dtype=float)) - joined["mean"].to_numpy()
+    threshold = np.maximum(MIN_LOG_ODDS_CHANGE, 2 * np.nan_to_num(joined["std"].to_numpy()))
+    labels = np.where(
+        change > threshold, "improving", np.where(change < -threshold, "declining", "steady")
+    )
+    out[enough] = labels[enough]
+    return out
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))

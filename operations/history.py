@@ -27,7 +27,8 @@ TREND_RUNS = 3
 MIN_PREVIOUS = 2
 MIN_LOG_ODDS_CHANGE = 0.2
 STORED = [
-    "as_of",
+    "as_of_us",  # the run's key: µs since the epoch (UTC), exact in every database
+    "as_of",  # the same time, UTC without a zone, for people querying the table
     "lead_id",
     "probability",
     "score",
@@ -63,39 +64,38 @@ class ScoreHistory:
         if len(as_ofs) > 1:
             raise ValueError("one run has one as_of")
         frame = scores.reindex(columns=STORED).copy()
-        frame["scored_at"] = pd.Timestamp.now(tz="UTC")
-        frame["as_of"] = pd.to_datetime(frame["as_of"], utc=True)
+        frame["scored_at"] = pd.Timestamp.now(tz="UTC").tz_localize(None)
+        as_of = pd.to_datetime(frame["as_of"], utc=True)
+        frame["as_of_us"] = _us(as_of)
+        frame["as_of"] = as_of.dt.tz_localize(None)
         for col in ("lead_id", "grade", "rule_grade", "trend", "model_name", "model_version"):
             frame[col] = frame[col].astype(object)
         frame["feature_set_version"] = frame["feature_set_version"].astype(object)
-        when = pd.Timestamp(as_ofs[0]) if len(as_ofs) else None
+        when = int(frame["as_of_us"].iloc[0]) if len(frame) else None
         if self.is_url:
             self._write_sql(frame, when)
         else:
             self._write_duckdb(frame, when)
 
-    def _write_duckdb(self, frame: pd.DataFrame, when: pd.Timestamp | None) -> None:
+    def _write_duckdb(self, frame: pd.DataFrame, when: int | None) -> None:
         con = self._duckdb(create=True)
         try:
             con.execute("BEGIN")
             con.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} AS SELECT * FROM frame LIMIT 0")
             if when is not None:
-                con.execute(f"DELETE FROM {TABLE} WHERE as_of = ?", [when.to_pydatetime()])
+                con.execute(f"DELETE FROM {TABLE} WHERE as_of_us = ?", [when])
             con.execute(f"INSERT INTO {TABLE} SELECT * FROM frame")
             con.execute("COMMIT")
         finally:
             con.close()
 
-    def _write_sql(self, frame: pd.DataFrame, when: pd.Timestamp | None) -> None:
+    def _write_sql(self, frame: pd.DataFrame, when: int | None) -> None:
         import sqlalchemy as sa
 
         engine = self._engine()
         with engine.begin() as con:  # one transaction: the old run goes only if the new lands
             if when is not None and sa.inspect(con).has_table(TABLE):
-                con.execute(
-                    sa.text(f"DELETE FROM {TABLE} WHERE as_of = :when"),
-                    {"when": when.to_pydatetime()},
-                )
+                con.execute(sa.text(f"DELETE FROM {TABLE} WHERE as_of_us = :when"), {"when": when})
             frame.to_sql(TABLE, con, if_exists="append", index=False)
         engine.dispose()
 
@@ -112,13 +112,13 @@ class ScoreHistory:
             try:
                 with engine.connect() as con:
                     if not sa.inspect(con).has_table(TABLE):
-                        return pd.DataFrame(columns=STORED)
+                        return _empty()
                     df = pd.read_sql_table(TABLE, con)
             finally:
                 engine.dispose()
         else:
             if not Path(self.store).is_file():
-                return pd.DataFrame(columns=STORED)
+                return _empty()
             con = self._duckdb(create=False)
             try:
                 exists = con.execute(
@@ -131,7 +131,10 @@ class ScoreHistory:
                 )
             finally:
                 con.close()
-        df["as_of"] = pd.to_datetime(df["as_of"], utc=True)
+            if df is None:
+                return _empty()
+        df["as_of"] = pd.to_datetime(df["as_of_us"].astype("int64"), unit="us", utc=True)
+        df = df.drop(columns="as_of_us")
         if lead_ids is not None:
             df = df[df["lead_id"].isin(lead_ids)]
         if before is not None:
@@ -187,6 +190,14 @@ def trends(current: pd.DataFrame, earlier: pd.DataFrame) -> pd.Series:
     )
     out[enough] = labels[enough]
     return out
+
+
+def _empty() -> pd.DataFrame:
+    return pd.DataFrame(columns=[c for c in STORED if c != "as_of_us"])
+
+
+def _us(times: pd.Series) -> np.ndarray:
+    return (times - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(microseconds=1)
 
 
 def _logit(p: np.ndarray) -> np.ndarray:

@@ -7,18 +7,6 @@ API_KEY = "test-key-4f9c2a"
 
 
 @pytest.fixture(scope="session")
-def served_rules(small_sim, small_set, trained):
-    """The default points rules, calibrated on the validation rows, as packed with a model."""
-    from rules.config import load_rules
-    from rules.scorer import RuleScorer, batch_rule_inputs
-
-    df = small_set[0][trained.split.validation]
-    rules = load_rules("conf/rules.yaml")
-    x = batch_rule_inputs(rules, small_sim, df["lead_id"], df["as_of"])
-    return RuleScorer(rules).fit(x, df["label"].to_numpy())
-
-
-@pytest.fixture(scope="session")
 def registry(tmp_path_factory, small_sim, small_set, trained, served_rules):
     """A temporary MLflow store whose `lead-scoring` champion is a model trained on small_sim,
     with the points rules packed next to it (as `leadscore train` does)."""

@@ -530,3 +530,36 @@ def test_concurrent_requests_are_merged_and_answer_as_if_alone(client, server, s
     assert {a.status_code for a in alone} == {200, 422}
     count, total = (a - b for a, b in zip(_merged_requests(server["base"]), before, strict=True))
     assert count > 0 and total > count  # some call scored more than one request
+
+
+def test_the_batch_scores_file_equals_the_endpoint(client, small_sim, trained, served_rules):
+    """`leadscore score` (operations.pipeline) and POST /score agree lead by lead at the same
+    as_of: probability, score, grade, rules, MQL and the worded reasons."""
+    import copy
+
+    from operations.pipeline import REASON_SEPARATOR, ModelRef, score_pipeline
+
+    scorer = copy.copy(trained.scorer)
+    scorer.rules = served_rules
+    when = trained.test["as_of"].max()
+    frame = score_pipeline(small_sim, scorer, ModelRef("lead-scoring", "1"), when)
+    sample = frame.sample(40, random_state=3)
+    payloads = _payloads(small_sim, sample["lead_id"])
+    body = {
+        "leads": [_as_of(payloads[i], when) for i in sample["lead_id"]],
+        "as_of": when.isoformat(),
+    }
+    response = client.post("/score", json=body)
+    assert response.status_code == 200, response.text
+    for row, got in zip(sample.itertuples(), response.json()["scores"], strict=True):
+        assert got["lead_id"] == row.lead_id
+        assert got["probability"] == pytest.approx(row.probability, rel=1e-9)
+        assert (got["score"], got["grade"]) == (row.score, row.grade)
+        assert (got["rule_score"], got["rule_grade"], got["mql"]) == (
+            row.rule_score,
+            row.rule_grade,
+            row.mql,
+        )
+        assert got["model"] == {"name": row.model_name, "version": row.model_version}
+        for key, column in (("positive", row.reasons_up), ("negative", row.reasons_down)):
+            assert REASON_SEPARATOR.join(r["text"] for r in got["reasons"][key]) == column

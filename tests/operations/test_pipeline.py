@@ -1,0 +1,163 @@
+"""Scoring the open pipeline (operations.pipeline) and `leadscore score` / `history`."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.batch import build_scoring_set
+from operations.history import ScoreHistory
+from operations.pipeline import COLUMNS, ModelRef, score_and_record, score_pipeline, write_scores
+from tests.conftest import write_dataset
+
+LEADS = """lead_id,created_at,source,industry
+L1,2025-01-01T00:00:00Z,web,tech
+L2,2025-01-05T00:00:00Z,event,retail
+L3,2025-02-20T00:00:00Z,web,retail
+L4,2025-01-10T00:00:00Z,web,tech
+"""
+ACTIVITIES = """lead_id,occurred_at,activity_type
+L1,2025-01-02T00:00:00Z,email_open
+L1,2025-02-10T00:00:00Z,webinar_attendance
+L1,2025-03-01T00:00:00Z,demo_request
+L2,2025-01-06T00:00:00Z,page_view
+L4,2025-01-11T00:00:00Z,page_view
+"""
+DEALS = """deal_id,lead_id,created_at,closed_at,status,amount
+D1,L2,2025-01-20T00:00:00Z,2025-02-01T00:00:00Z,won,1000
+D2,L4,2025-01-20T00:00:00Z,2025-03-10T00:00:00Z,lost,
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    from crm.loading import load_dataset
+
+    return load_dataset(
+        write_dataset(tmp_path / "crm", leads=LEADS, activities=ACTIVITIES, deals=DEALS)
+    )
+
+
+def test_open_leads_and_what_is_known_at_as_of(tiny):
+    from features.batch import feature_spec_for
+    from features.config import FeatureConfig
+
+    spec = feature_spec_for(tiny, FeatureConfig())
+    df = build_scoring_set(tiny, spec, "2025-02-15T00:00:00Z")
+    # L2 won on 2025-02-01 (closed: out), L3 is not created yet; L4's deal closes later
+    assert sorted(df["lead_id"]) == ["L1", "L4"]
+    l1 = df.set_index("lead_id").loc["L1"]
+    # L1's demo request on 2025-03-01 is in the future: unseen (its last activity: 02-10)
+    assert l1["days_since_last_activity"] == pytest.approx(5.0)
+    assert l1["lead_age_days"] == pytest.approx(45.0)
+    later = build_scoring_set(tiny, spec, "2025-03-05T00:00:00Z")
+    assert sorted(later["lead_id"]) == ["L1", "L3", "L4"]
+    assert sorted(build_scoring_set(tiny, spec, "2025-03-20T00:00:00Z")["lead_id"]) == ["L1", "L3"]
+
+
+def test_scoring_rows_equal_training_rows_at_the_same_time(small_sim, small_set):
+    """A lead's scoring row at t is its training snapshot's row at t (one feature engine)."""
+    df, spec, _ = small_set
+    when = df["as_of"].iloc[len(df) // 2]
+    snaps = df[df["as_of"] == when].set_index("lead_id")
+    rows = build_scoring_set(small_sim, spec, when).set_index("lead_id")
+    common = snaps.index.intersection(rows.index)
+    assert len(common) == len(snaps) > 0  # every open snapshot lead at t is in the pipeline
+    features = [c for c in snaps.columns if c not in ("as_of", "label")]
+    pd.testing.assert_frame_equal(
+        rows.loc[common, features], snaps.loc[common, features], check_dtype=False
+    )
+
+
+def test_score_pipeline_columns_and_the_scorer_agree(small_sim, trained, served_rules):
+    scorer = copy.copy(trained.scorer)
+    scorer.rules = served_rules
+    when = trained.test["as_of"].max()
+    frame = score_pipeline(small_sim, scorer, ModelRef("lead-scoring", "7"), when)
+    assert list(frame.columns) == COLUMNS[:-1] and len(frame) > 100
+    assert (frame["as_of"] == when).all()
+    assert set(frame["grade"]) <= set("ABCD") and set(frame["rule_grade"]) <= set("ABCD")
+    assert (frame["model_version"] == "7").all()
+    assert (frame["feature_set_version"] == scorer.spec.version).all()
+    assert frame["reasons_up"].str.len().gt(0).mean() > 0.9
+    without = score_pipeline(small_sim, scorer, ModelRef("m", "1"), when, reasons=False)
+    np.testing.assert_array_equal(without["probability"], frame["probability"])
+    assert without["reasons_up"].isna().all()
+
+
+def test_score_and_record_trends_and_replacing_a_run(small_sim, trained, tmp_path):
+    history = ScoreHistory(tmp_path / "h.duckdb")
+    ref = ModelRef("lead-scoring", "1")
+    days = pd.date_range(trained.test["as_of"].min(), periods=4, freq="7D")
+    runs = [score_and_record(small_sim, trained.scorer, ref, d, history=history) for d in days]
+    assert (runs[0]["trend"] == "not enough history").all()
+    assert set(runs[-1]["trend"]) <= {"improving", "steady", "declining", "not enough history"}
+    assert (runs[-1]["trend"] != "not enough history").any()
+    stored = history.read()
+    assert len(stored) == sum(len(r) for r in runs)
+    again = score_and_record(small_sim, trained.scorer, ref, days[-1], history=history)
+    assert len(history.read()) == len(stored)  # replaced, not duplicated
+    pd.testing.assert_series_equal(again["trend"], runs[-1]["trend"])
+
+
+def test_write_scores_formats_and_refusals(tmp_path, small_sim, trained):
+    frame = score_pipeline(
+        small_sim, trained.scorer, ModelRef("m", "1"), trained.test["as_of"].max(), reasons=False
+    )
+    frame["trend"] = "steady"
+    for suffix in (".parquet", ".csv"):
+        path = write_scores(frame, tmp_path / f"s{suffix}")
+        back = pd.read_parquet(path) if suffix == ".parquet" else pd.read_csv(path)
+        assert list(back.columns) == COLUMNS and len(back) == len(frame)
+    from crm.errors import LeadscoreError
+
+    with pytest.raises(LeadscoreError, match="parquet or .csv"):
+        write_scores(frame, tmp_path / "s.xlsx")
+
+
+def _leadscore(*args, cwd):
+    return subprocess.run(
+        [sys.executable, "-m", "leadscore", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=cwd,
+    )
+
+
+def test_score_and_history_commands(tmp_path, small_sim_path, trained):
+    folder = trained.scorer.save(tmp_path / "scorer")
+    when = trained.test["as_of"].max()
+    for day in (when - pd.Timedelta(days=14), when - pd.Timedelta(days=7), when):
+        result = _leadscore(
+            "score", "--data", str(small_sim_path), "--out", str(tmp_path / "scores.csv"),
+            "--model", str(folder), "--as-of", day.isoformat(), "--history",
+            str(tmp_path / "history.duckdb"),
+            cwd=tmp_path,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+    assert "open leads" in result.stdout and "improving" in result.stdout
+    scores = pd.read_csv(tmp_path / "scores.csv")
+    lead = scores["lead_id"].iloc[0]
+    shown = _leadscore("history", lead, "--history", str(tmp_path / "history.duckdb"), cwd=tmp_path)
+    assert shown.returncode == 0 and shown.stdout.count(str(when.year)) >= 3
+    # mistakes: one line, exit 1, no file written
+    for args, message in (
+        (["--out", str(tmp_path / "x.xlsx")], ".parquet or .csv"),
+        (["--out", str(tmp_path / "y.csv"), "--as-of", "yesterday-ish"], "not an ISO-8601"),
+    ):
+        bad = _leadscore(
+            "score", "--data", str(small_sim_path), "--model", str(folder), "--no-history", *args,
+            cwd=tmp_path,
+        )  # fmt: skip
+        assert bad.returncode == 1 and message in bad.stderr and "Traceback" not in bad.stderr
+    assert not (tmp_path / "x.xlsx").exists() and not (tmp_path / "y.csv").exists()
+    missing = _leadscore(
+        "history", "no-such-lead", "--history", str(tmp_path / "history.duckdb"), cwd=tmp_path
+    )
+    assert missing.returncode == 1 and "no stored score" in missing.stderr

@@ -16,8 +16,8 @@ contributions are one lookup per (leaf, feature) summed per feature. A tree's le
 up; so do the trees.
 
 Memory: 2^D * D numbers per leaf, D at most the trees' depth. Models whose paths have more
-than `MAX_PATH_FEATURES` distinct features, or linear trees, are left to LightGBM
-(`supported` is False and `TreeShap.build` returns None).
+than `MAX_PATH_FEATURES` distinct features, whose tables would pass `MAX_TABLE_ENTRIES`, or
+with linear trees, are left to LightGBM (`TreeShap.build` returns None).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 
 MAX_PATH_FEATURES = 12  # 2^12 * 12 numbers per leaf at most
+MAX_TABLE_ENTRIES = 8_000_000  # 64 MB of tables for the whole model at most
 ZERO = 1e-35  # LightGBM's kZeroThreshold
 # Rows per pass: the (slots x rows) work arrays stay small enough to be reused from the
 # allocator (measured on 1,000 rows: 128 -> 55 ms, 512 -> 94 ms, 32 -> 80 ms).
@@ -142,6 +143,8 @@ class TreeShap:
                 entry_node.append(node)
                 entry_left.append(left)
                 entry_bit.append(1 << distinct.index(f))
+            if offset + (width << width) > MAX_TABLE_ENTRIES:
+                raise _Unsupported
             table = _leaf_table(leaf.value, z)
             tables.append(table.ravel())
             for k, f in enumerate(distinct):

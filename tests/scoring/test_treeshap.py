@@ -4,6 +4,8 @@ does not reach."""
 
 from __future__ import annotations
 
+import copy
+
 import lightgbm as lgb
 import numpy as np
 import pytest
@@ -105,9 +107,20 @@ def test_models_beyond_it_are_left_to_lightgbm(monkeypatch, trained):
         num_boost_round=3,
     )
     assert TreeShap.build(linear) is None
-    booster, _ = _booster()
+    booster, x = _booster()
     monkeypatch.setattr(treeshap, "MAX_PATH_FEATURES", 2)  # paths longer than its tables
     assert TreeShap.build(booster) is None
+    monkeypatch.undo()
+    monkeypatch.setattr(treeshap, "MAX_TABLE_ENTRIES", 1_000)  # a model too big for tables
+    assert TreeShap.build(booster) is None
+    scorer = copy.copy(trained.scorer)
+    scorer.booster = booster
+    if hasattr(scorer, "_explainer"):
+        del scorer._explainer
+    assert scorer.explainer is None  # then LightGBM's own TreeSHAP answers
+    np.testing.assert_array_equal(
+        scorer.contributions(x[:5]), booster.predict(x[:5], pred_contrib=True)
+    )
 
 
 def test_the_scorer_uses_it_and_agrees_with_lightgbm(trained, small_set):

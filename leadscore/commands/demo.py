@@ -53,6 +53,38 @@ def demo(
         out.rule("6. the marketing report: model vs points rules")
         html_path, _ = write_report(comparison, out_dir / "reports" / "compare.html")
         print_comparison(comparison, html_path)
+    out.rule("7. a simulated week: the open pipeline scored daily, with trends")
+    week_demo(ds, data, out_dir)
+
+
+def week_demo(ds, data: Path, out_dir: Path) -> None:
+    """Score the open pipeline once a day over the data's last 7 days (the champion, history
+    in the data folder), print each day's counts, and keep the last day's file."""
+    import pandas as pd
+
+    from operations.history import ScoreHistory, default_store
+    from operations.pipeline import ModelRef, score_and_record, write_scores
+    from scoring.mlflow_model import load_scorer, model_identity
+
+    name, version = model_identity("models:/lead-scoring@champion")
+    scorer = load_scorer(f"models:/{name}/{version}")
+    history = ScoreHistory(default_store(data))
+    end = pd.Timestamp(ds.data_end).floor("D")
+    for day in pd.date_range(end - pd.Timedelta(days=6), end, freq="D"):
+        frame = score_and_record(ds, scorer, ModelRef(name, version), day, history=history)
+        grades = frame["grade"].value_counts()
+        trends = frame["trend"].value_counts()
+        out.print(
+            f"{day.date()}: {len(frame):,} open leads; grade A {grades.get('A', 0):,}, "
+            f"MQL {int(frame['mql'].sum()) if frame['mql'].notna().any() else 0:,}; "
+            f"improving {trends.get('improving', 0):,}, declining {trends.get('declining', 0):,}, "
+            f"steady {trends.get('steady', 0):,}"
+        )
+    path = write_scores(frame, out_dir / "scores.parquet")
+    out.print(
+        f"the last day's scores -> {path}; history in {history.store} "
+        f"(`leadscore history {frame['lead_id'].iloc[0]} --data {data}`)"
+    )
 
 
 def serve_demo(ds, result, out_dir: Path) -> None:

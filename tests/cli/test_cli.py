@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -32,7 +33,7 @@ def test_help_lists_every_command():
     assert result.exit_code == 0
     for command in (
         "validate", "simulate", "features", "train", "models", "promote", "demo", "compare", "rules",
-        "import",
+        "import", "score", "history",
     ):  # fmt: skip
         assert command in result.output
 
@@ -103,6 +104,13 @@ def test_demo_runs_end_to_end(tmp_path):
     assert "report: demo/reports/compare.html" in tail and "Points rules" in tail
     assert (tmp_path / "demo" / "reports" / "compare.csv").is_file()
     assert "rules:" in result.stdout and "points, grade" in result.stdout  # served rule scores
+    # and a week of daily scoring of the open pipeline, with trends once history builds up
+    week = result.stdout[result.stdout.index("a simulated week") :]
+    days = [line for line in week.splitlines() if "open leads; grade A" in line]
+    assert len(days) == 7 and "improving" in days[-1]
+    scores = pd.read_parquet(tmp_path / "demo" / "scores.parquet")
+    assert len(scores) > 0 and (scores["trend"] != "not enough history").any()
+    assert (tmp_path / "demo" / "crm" / "score_history.duckdb").is_file()
 
 
 def test_train_models_promote(tmp_path, small_sim_path):

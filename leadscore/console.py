@@ -13,6 +13,9 @@ out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
+MODEL_REF_HELP = "models:/<name>@<alias>, models:/<name>/<version>, or a saved scorer folder."
+
+
 class EarlyEvents(StrEnum):
     error = "error"
     drop = "drop"

@@ -21,27 +21,16 @@ import numpy as np
 import pandas as pd
 
 from crm.errors import LeadscoreError
+from operations.pipeline import COLUMNS
 
 TABLE = "lead_scores"
 TREND_RUNS = 3
 MIN_PREVIOUS = 2
 MIN_LOG_ODDS_CHANGE = 0.2
-STORED = [
-    "as_of_us",  # the run's key: µs since the epoch (UTC), exact in every database
-    "as_of",  # the same time, UTC without a zone, for people querying the table
-    "lead_id",
-    "probability",
-    "score",
-    "grade",
-    "rule_score",
-    "rule_grade",
-    "mql",
-    "trend",
-    "model_name",
-    "model_version",
-    "feature_set_version",
-    "scored_at",
-]
+# The run's key, as_of_us (µs since the epoch, UTC: exact in every database), then the
+# scores file's columns without the reasons (as_of: UTC without a zone, for people querying
+# the table), then when the run was stored.
+STORED = ["as_of_us", *(c for c in COLUMNS if not c.startswith("reasons_")), "scored_at"]
 TRENDS = ("improving", "steady", "declining", "not enough history")
 
 

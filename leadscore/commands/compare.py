@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from crm.errors import LeadscoreError
-from leadscore.console import err, out
+from leadscore.console import MODEL_REF_HELP, err, out
 
 
 def compare(
@@ -17,7 +17,7 @@ def compare(
     model: str = typer.Option(
         "models:/lead-scoring@champion",
         "--model",
-        help="models:/<name>@<alias>, models:/<name>/<version>, or a saved scorer folder.",
+        help=MODEL_REF_HELP,
     ),
     rules: Path | None = typer.Option(
         None,

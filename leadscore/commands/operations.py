@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from crm.errors import LeadscoreError
-from leadscore.console import err, out
+from leadscore.console import MODEL_REF_HELP, err, out
 
 
 def score(
@@ -19,7 +19,7 @@ def score(
     model: str = typer.Option(
         "models:/lead-scoring@champion",
         "--model",
-        help="models:/<name>@<alias>, models:/<name>/<version>, or a saved scorer folder.",
+        help=MODEL_REF_HELP,
     ),
     as_of: str | None = typer.Option(
         None,

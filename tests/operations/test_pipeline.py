@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import copy
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -13,6 +11,7 @@ import pytest
 from features.batch import build_scoring_set
 from operations.history import ScoreHistory
 from operations.pipeline import COLUMNS, ModelRef, score_and_record, score_pipeline, write_scores
+from tests.cli.test_cli import _leadscore
 from tests.conftest import write_dataset
 
 LEADS = """lead_id,created_at,source,industry
@@ -118,16 +117,6 @@ def test_write_scores_formats_and_refusals(tmp_path, small_sim, trained):
 
     with pytest.raises(LeadscoreError, match="parquet or .csv"):
         write_scores(frame, tmp_path / "s.xlsx")
-
-
-def _leadscore(*args, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", "leadscore", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=cwd,
-    )
 
 
 def test_score_and_history_commands(tmp_path, small_sim_path, trained):

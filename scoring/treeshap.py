@@ -61,7 +61,10 @@ class TreeShap:
             if "split_feature" not in root:  # a single leaf: a constant
                 self.expected += float(root["leaf_value"])
                 continue
-            self._walk(root, nodes, leaves, float(root["internal_count"]), [], [], [], [])
+            root_cover = float(root.get("internal_count", 0))
+            if root_cover <= 0:  # no row counts (covers) in the model: nothing to weigh by
+                raise _Unsupported
+            self._walk(root, nodes, leaves, root_cover, [], [], [], [])
         self._index_nodes(nodes)
         self._index_leaves(leaves)
 

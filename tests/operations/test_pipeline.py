@@ -150,3 +150,33 @@ def test_score_and_history_commands(tmp_path, small_sim_path, trained):
         "history", "no-such-lead", "--history", str(tmp_path / "history.duckdb"), cwd=tmp_path
     )
     assert missing.returncode == 1 and "no stored score" in missing.stderr
+
+
+def test_a_flat_export_scores_its_leads_without_the_outcome(tmp_path):
+    """No dates: the open pipeline is the leads not converted, as of the data's end."""
+    from crm.loading import load_dataset
+    from features.batch import build_training_set
+    from tests.training.conftest import FAST
+    from training.fit import fit_models
+
+    rng = np.random.default_rng(0)
+    n = 1_500
+    visits = rng.poisson(3, n)
+    won = (rng.random(n) < 1 / (1 + np.exp(2 - 0.5 * visits))).astype(int)
+    rows = "\n".join(
+        f"{i},{(pd.Timestamp('2024-01-01') + pd.Timedelta(hours=6 * i)).date()},"
+        f"{'web' if i % 3 else 'ads'},{won[i]},{visits[i]}"
+        for i in range(n)
+    )
+    folder = write_dataset(
+        tmp_path / "flat",
+        leads=f"lead_id,created_at,source,Converted,Visits\n{rows}\n",
+        dataset="label: {column: Converted}\n",
+    )
+    ds = load_dataset(folder)
+    df, spec, _ = build_training_set(ds)
+    result = fit_models(df, spec, FAST)
+    frame = score_pipeline(ds, result.scorer, ModelRef("flat", "1"))
+    assert len(frame) == int((won == 0).sum())
+    assert set(frame["lead_id"]) == {str(i) for i in range(n) if not won[i]}
+    assert frame["probability"].between(0, 1).all() and frame["reasons_up"].notna().all()

@@ -57,9 +57,16 @@ class ScoreHistory:
         as_of = pd.to_datetime(frame["as_of"], utc=True)
         frame["as_of_us"] = _us(as_of)
         frame["as_of"] = as_of.dt.tz_localize(None)
-        for col in ("lead_id", "grade", "rule_grade", "trend", "model_name", "model_version"):
+        for col in (
+            "lead_id",
+            "grade",
+            "rule_grade",
+            "trend",
+            "model_name",
+            "model_version",
+            "feature_set_version",
+        ):
             frame[col] = frame[col].astype(object)
-        frame["feature_set_version"] = frame["feature_set_version"].astype(object)
         when = int(frame["as_of_us"].iloc[0]) if len(frame) else None
         if self.is_url:
             self._write_sql(frame, when)

@@ -20,7 +20,6 @@ from crm.errors import LeadscoreError
 from crm.loading import Dataset
 from features.batch import build_scoring_set
 from rules.scorer import batch_rule_inputs
-from scoring.reasons import word_reasons
 from scoring.scorer import LeadScorer
 
 CHUNK = 20_000  # leads per step: bounds the reasons' memory and paces the progress bar
@@ -71,9 +70,7 @@ def score_pipeline(
         x = scorer.encode_frame(part)
         probability[start : start + len(part)] = scorer.predict_proba(x)
         if reasons:
-            totals = scorer.contributions(x)[:, :-1] @ scorer._group_matrix
-            for i, row in enumerate(part.to_dict("records")):
-                worded = word_reasons(totals[i], scorer._group_names, row, scorer.spec)
+            for i, worded in enumerate(scorer.reasons_frame(part, x=x)):
                 up[start + i] = REASON_SEPARATOR.join(r["text"] for r in worded["positive"])
                 down[start + i] = REASON_SEPARATOR.join(r["text"] for r in worded["negative"])
         if progress is not None:

@@ -117,3 +117,11 @@ def model_identity(ref: str | Path) -> tuple[str, str]:
         raise LeadscoreError(
             f"{text}: not found in the MLflow registry at {masked_uri(mlflow.get_tracking_uri())}"
         ) from exc
+
+
+def load_pinned_scorer(ref: str | Path) -> tuple[LeadScorer, str, str]:
+    """(scorer, name, version) of a model reference, an alias resolved once and the version
+    loaded by number, so that what is reported as the scoring model is what scored."""
+    name, version = model_identity(ref)
+    pinned = f"models:/{name}/{version}" if str(ref).startswith("models:/") else ref
+    return load_scorer(pinned), name, version

@@ -123,9 +123,16 @@ class LeadScorer:
             index=df.index,
         )
 
-    def reasons_frame(self, df: pd.DataFrame, k: int = 3) -> list[dict[str, list[dict]]]:
-        """Worded reasons for every row of a training-set frame (reports)."""
-        totals = self.contributions(self.encode_frame(df))[:, :-1] @ self._group_matrix
+    def group_contributions(self, x: np.ndarray) -> np.ndarray:
+        """TreeSHAP contributions summed per reason group: (n, groups), no base value."""
+        return self.contributions(x)[:, :-1] @ self._group_matrix
+
+    def reasons_frame(
+        self, df: pd.DataFrame, k: int = 3, x: np.ndarray | None = None
+    ) -> list[dict[str, list[dict]]]:
+        """Worded reasons for every row of a training-set frame (reports, batch scoring);
+        `x`: the frame already encoded, when the caller has it."""
+        totals = self.group_contributions(self.encode_frame(df) if x is None else x)
         rows = df.to_dict("records")
         return [
             word_reasons(totals[i], self._group_names, rows[i], self.spec, k=k)
@@ -179,7 +186,7 @@ class LeadScorer:
             for i, lead in enumerate(leads)
         ]
         if reasons:
-            totals = self.contributions(x)[:, :-1] @ self._group_matrix
+            totals = self.group_contributions(x)
             for i, item in enumerate(out):
                 item["reasons"] = word_reasons(
                     totals[i], self._group_names, batch.row(i, self.spec), self.spec, k=reasons

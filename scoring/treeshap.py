@@ -41,7 +41,6 @@ CHUNK_ROWS = 128
 @dataclass
 class _Leaf:
     value: float
-    cover: float
     nodes: list[int]  # global indices of the internal nodes on the path, root first
     lefts: list[bool]  # the direction taken at each
     features: list[int]  # the feature split on at each
@@ -86,7 +85,7 @@ class TreeShap:
     def _walk(self, node, nodes, leaves, root_cover, path, lefts, features, zeros) -> None:
         if "split_feature" not in node:
             cover = float(node.get("leaf_count", 0))
-            leaves.append(_Leaf(float(node["leaf_value"]), cover, path, lefts, features, zeros))
+            leaves.append(_Leaf(float(node["leaf_value"]), path, lefts, features, zeros))
             self.expected += float(node["leaf_value"]) * cover / root_cover
             return
         idx = len(nodes)

@@ -64,10 +64,9 @@ def week_demo(ds, data: Path, out_dir: Path) -> None:
 
     from operations.history import ScoreHistory, default_store
     from operations.pipeline import ModelRef, score_and_record, write_scores
-    from scoring.mlflow_model import load_scorer, model_identity
+    from scoring.mlflow_model import load_pinned_scorer
 
-    name, version = model_identity("models:/lead-scoring@champion")
-    scorer = load_scorer(f"models:/{name}/{version}")
+    scorer, name, version = load_pinned_scorer("models:/lead-scoring@champion")
     history = ScoreHistory(default_store(data))
     end = pd.Timestamp(ds.data_end).floor("D")
     for day in pd.date_range(end - pd.Timedelta(days=6), end, freq="D"):

@@ -44,7 +44,7 @@ def score(
     from crm.loading import load_dataset
     from operations.history import ScoreHistory, default_store
     from operations.pipeline import ModelRef, score_and_record, write_scores
-    from scoring.mlflow_model import load_scorer, model_identity
+    from scoring.mlflow_model import load_pinned_scorer
 
     when = None
     if as_of is not None:
@@ -54,9 +54,7 @@ def score(
             raise LeadscoreError(f"--as-of {as_of!r}: not an ISO-8601 time ({exc})") from exc
     if out_path.suffix.lower() not in (".parquet", ".csv"):
         raise LeadscoreError(f"--out {out_path}: the scores file must end in .parquet or .csv")
-    name, version = model_identity(model)
-    # The version the alias points at now, loaded by number: the file names what scored.
-    scorer = load_scorer(f"models:/{name}/{version}" if model.startswith("models:/") else model)
+    scorer, name, version = load_pinned_scorer(model)  # the file names what scored
     ds = load_dataset(data)
     if when is not None and not ds.is_flat and when > _utc(ds.data_end):
         err.print(
@@ -128,6 +126,8 @@ def history(
     ),
 ) -> None:
     """A lead's scores over time, one line per `leadscore score` run: probability, score, grade, rule score and trend."""
+    import pandas as pd
+
     from operations.history import ScoreHistory, default_store
 
     if store is None and data is None:
@@ -157,8 +157,8 @@ def history(
             f"{r.probability:.3f}",
             str(int(r.score)),
             str(r.grade),
-            "-" if pd_isna(r.rule_score) else str(int(r.rule_score)),
-            "-" if pd_isna(r.rule_grade) else str(r.rule_grade),
+            "-" if pd.isna(r.rule_score) else str(int(r.rule_score)),
+            "-" if pd.isna(r.rule_grade) else str(r.rule_grade),
             str(r.trend),
             f"{r.model_name} v{r.model_version}",
         )
@@ -167,9 +167,3 @@ def history(
 
 def _utc(when):
     return when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
-
-
-def pd_isna(value) -> bool:
-    import pandas as pd
-
-    return bool(pd.isna(value))

@@ -41,10 +41,12 @@ app.add_typer(rules.app, name="rules")
 app.command()(compare.compare)
 app.command()(registry.models)
 app.command()(registry.promote)
+app.command()(registry.rollback)
 app.command()(serve.serve)
 app.command()(serve.bento)
 app.command()(operations.score)
 app.command()(operations.history)
+app.command()(train.retrain)
 app.command()(demo.demo)
 
 

@@ -200,7 +200,16 @@ def fit_models(
         categories,
         calibrator,
         grades,
-        info={**(info or {}), "best_iteration": int(best), "leakage": leakage.to_dict()},
+        info={
+            **(info or {}),
+            "best_iteration": int(best),
+            "leakage": leakage.to_dict(),
+            # When the model's knowledge ends: monitoring compares today's pipeline with
+            # the pipeline at validation_start (the last the training rows describe).
+            "validation_start": split.validation_start.isoformat(),
+            "test_start": split.test_start.isoformat(),
+            "test_end": pd.Timestamp(test["as_of"].max()).isoformat() if len(test) else None,
+        },
     )
 
     baseline = fit_baseline(sample, categorical, numeric, config.logistic_c, config.seed)

@@ -37,6 +37,11 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 # A version's state tag: "pending" from registration until its aliases have moved ("ready");
 # "failed" when its run failed, or its process died (seen by the next training or listing).
 STATE = "leadscore.state"
+# The champion's alias history, as version tags (see move_champion).
+PREVIOUS_CHAMPION = "leadscore.previous_champion"
+CHAMPION_SINCE = "leadscore.champion_since"
+CHAMPION_UNTIL = "leadscore.champion_until"
+CHAMPION_BY = "leadscore.champion_by"
 SCRATCH_PREFIX = "leadscore-scratch-"
 # Logged by path ("models from code"): MLflow runs it at load time; importing it here would
 # run its set_model call at import time.
@@ -50,6 +55,8 @@ class RunOutcome:
     promoted: bool
     reason: str
     champion_metrics: dict | None
+    # Why the champion stayed, for a scheduler: "" (promoted), "not better" or "untrusted".
+    kept: str = ""
 
 
 def dataset_fingerprint(df: pd.DataFrame, source: str) -> dict:
@@ -265,6 +272,7 @@ def log_and_register(
     before_aliases: Callable[[], None] | None = None,
     report_dir: Path | None = None,
     data_columns: Collection[str] | None = None,
+    require_trusted: bool = False,
 ) -> RunOutcome:
     """Log everything about one training run, register its model, then move aliases.
 
@@ -275,6 +283,8 @@ def log_and_register(
         report_dir: a folder logged as the run's `report/` artifacts.
         data_columns: the dataset's lead columns (the champion's lineage check; default:
             the training set's columns).
+        require_trusted: never promote a model with a "do not trust" banner (`retrain`,
+            unattended); `train` leaves that call to the data scientist who reads it.
     """
     import mlflow
     from mlflow import MlflowClient
@@ -355,7 +365,8 @@ def log_and_register(
         client.set_model_version_tag(config.model_name, version, STATE, "pending")
         try:
             return _finish(client, run, version, result, config, source, champion,
-                           champion_scorer, features_for, before_aliases)  # fmt: skip
+                           champion_scorer, features_for, before_aliases,
+                           require_trusted)  # fmt: skip
         except BaseException:
             client.set_model_version_tag(config.model_name, version, STATE, "failed")
             raise
@@ -363,7 +374,7 @@ def log_and_register(
 
 def _finish(
     client, run, version, result, config, source, champion, champion_scorer, features_for,
-    before_aliases,
+    before_aliases, require_trusted=False,
 ) -> RunOutcome:  # fmt: skip
     """Tags, the champion comparison and the alias move of a registered version."""
     import mlflow
@@ -395,6 +406,10 @@ def _finish(
             f"challenger AUC {auc:.4f} vs champion v{champion.version} {champ_metrics['roc_auc']:.4f}, "
             f"log loss {ll:.4f} vs {champ_metrics['log_loss']:.4f} on the same {len(result.test):,} test rows"
         )
+    kept = "" if promoted else "not better"
+    if require_trusted and result.untrusted and promoted:
+        promoted, kept = False, "untrusted"
+        reason = "not promoted: do not trust this model (" + "; ".join(result.untrusted) + ")"
     mlflow.set_tags(
         {"promoted": str(promoted), "promotion_reason": reason, "registered_version": version}
     )
@@ -420,11 +435,12 @@ def _finish(
                 f"{champ_metrics['log_loss']:.4f}"
             )
             mlflow.set_tags({"promoted": str(promoted), "promotion_reason": reason})
+            kept = "" if promoted else "not better"
         client.set_registered_model_alias(config.model_name, CHALLENGER, version)
         if promoted:
-            client.set_registered_model_alias(config.model_name, CHAMPION, version)
+            move_champion(client, config.model_name, version, by=f"training run {run.info.run_id}")
         client.set_model_version_tag(config.model_name, version, STATE, "ready")
-    return RunOutcome(run.info.run_id, version, promoted, reason, champ_metrics)
+    return RunOutcome(run.info.run_id, version, promoted, reason, champ_metrics, kept)
 
 
 def beats(auc: float, log_loss: float, champion_auc: float, champion_log_loss: float) -> bool:
@@ -475,6 +491,27 @@ def _champion_metrics(
     return evaluate(result.test["label"].to_numpy(), p, bootstrap=0)
 
 
+def move_champion(client, name: str, version: str, *, by: str, rollback: bool = False) -> None:
+    """Every move of `champion` goes through here, and leaves its history on the versions
+    (version tags: the registry keeps no alias history of its own). The new champion gets
+    `PREVIOUS_CHAMPION` (the one it replaced; a rollback keeps the target's own, so that a
+    second rollback goes one further back), `CHAMPION_SINCE` and `CHAMPION_BY`; the old one
+    gets `CHAMPION_UNTIL`. The tags are written first and the alias last: a process killed
+    in between leaves the alias where it was."""
+    current = _champion(client, name)
+    old = str(current.version) if current is not None else None
+    if old == str(version):
+        return
+    now = pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")
+    if not rollback:
+        client.set_model_version_tag(name, version, PREVIOUS_CHAMPION, old or "")
+    client.set_model_version_tag(name, version, CHAMPION_SINCE, now)
+    client.set_model_version_tag(name, version, CHAMPION_BY, by)
+    if old is not None:
+        client.set_model_version_tag(name, old, CHAMPION_UNTIL, now)
+    client.set_registered_model_alias(name, CHAMPION, version)
+
+
 def promote(name: str, version: str) -> None:
     """Move `champion` to a version explicitly (a data scientist's decision)."""
     from mlflow import MlflowClient
@@ -485,7 +522,39 @@ def promote(name: str, version: str) -> None:
         client.get_model_version(name, version)
     except MlflowException as exc:
         raise LeadscoreError(f"model {name!r} has no version {version}") from exc
-    client.set_registered_model_alias(name, CHAMPION, version)
+    with store_lock(client.tracking_uri):
+        move_champion(client, name, version, by="leadscore promote")
+
+
+def rollback(name: str) -> tuple[str, str]:
+    """Move `champion` back to the champion it replaced (its `PREVIOUS_CHAMPION` tag);
+    returns (from, to). A previous champion that has since failed or was deleted is refused."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient()
+    with store_lock(client.tracking_uri):
+        current = _champion(client, name)
+        if current is None:
+            raise LeadscoreError(f"model {name!r} has no champion to roll back")
+        previous = current.tags.get(PREVIOUS_CHAMPION)
+        if not previous:
+            raise LeadscoreError(
+                f"{name} v{current.version} is champion with no earlier champion recorded: "
+                "nothing to roll back to (`leadscore promote VERSION` moves it explicitly)"
+            )
+        try:
+            target = client.get_model_version(name, previous)
+        except MlflowException as exc:
+            raise LeadscoreError(
+                f"the previous champion, {name} v{previous}, is no longer registered"
+            ) from exc
+        if target.tags.get(STATE) == "failed":
+            raise LeadscoreError(f"the previous champion, {name} v{previous}, is marked failed")
+        move_champion(
+            client, name, previous, by=f"leadscore rollback from v{current.version}", rollback=True
+        )
+    return str(current.version), str(previous)
 
 
 def list_versions(name: str) -> list[dict]:
@@ -520,11 +589,26 @@ def list_versions(name: str) -> list[dict]:
                 if window
                 else "",
                 "feature_set": v.tags.get("feature_set_version", ""),
+                "champion": _period(v.tags),
                 "state": v.tags.get(STATE, "ready"),
                 "run": (v.run_id or "")[:8],
             }
         )
     return rows
+
+
+def _period(tags: dict) -> str:
+    """When a version was champion (the alias history's tags), e.g. `11-20..11-23 (after v2)`."""
+    since = tags.get(CHAMPION_SINCE)
+    if not since:
+        return ""
+    until = tags.get(CHAMPION_UNTIL, "")
+    if until and until < since:  # champion again since (a rollback): the old end is past
+        until = ""
+    after = tags.get(PREVIOUS_CHAMPION)
+    return f"{since[:16].replace('T', ' ')}..{until[:16].replace('T', ' ')}" + (
+        f" (after v{after})" if after else ""
+    )
 
 
 def _rounded(text: str | None) -> str:

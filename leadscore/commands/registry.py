@@ -35,3 +35,11 @@ def promote(
 
     promote_version(model_name, version)
     out.print(f"{model_name} v{version} is now champion")
+
+
+def rollback(model_name: str = typer.Option("lead-scoring", "--model-name")) -> None:
+    """Move `champion` back to the version it replaced (the alias history is kept as version tags; a second rollback goes one further back)."""
+    from training.tracking import rollback as roll_back
+
+    old, new = roll_back(model_name)
+    out.print(f"{model_name}: champion v{old} -> v{new}")

@@ -57,8 +57,11 @@ def run_training(
     allow_leaky,
     rules_path=None,
     show_comparison=True,
+    require_trusted=False,
 ):
-    """`leadscore train`, callable from the demo: returns (TrainResult, RunOutcome, Comparison or None)."""
+    """`leadscore train`, callable from the demo and `retrain`: returns (TrainResult,
+    RunOutcome, Comparison or None). `require_trusted`: never promote a model with a
+    "do not trust" banner."""
     import pandas as pd
 
     from crm.loading import load_dataset
@@ -121,6 +124,7 @@ def run_training(
             features_for=lambda other: build_training_set(ds, spec=other, data_end=end)[0],
             report_dir=report_dir,
             data_columns=["lead_id", "source", *ds.profile_columns],
+            require_trusted=require_trusted,
         )
     print_training(result, outcome, train_config.model_name)
     if comparison is not None and show_comparison:
@@ -203,3 +207,49 @@ def print_training(result, outcome, model_name: str) -> None:
     out.print(
         f"registered {model_name} v{outcome.version} ({verdict}: {outcome.reason}); MLflow run {outcome.run_id}"
     )
+
+
+# `leadscore retrain`'s exit codes, for a scheduler (1 stays a user mistake, as everywhere).
+PROMOTED, KEPT_NOT_BETTER, KEPT_UNTRUSTED = 0, 3, 4
+
+
+def retrain(
+    data: Path = typer.Option(..., "--data", help="Dataset folder: the CRM export as of today."),
+    config: Path | None = typer.Option(
+        None, "--config", help="Training config YAML (default: built-in defaults)."
+    ),
+    features_config: Path | None = typer.Option(
+        None, "--features-config", help="Feature config YAML."
+    ),
+    experiment: str | None = typer.Option(
+        None, "--experiment", help="MLflow experiment (default from the config)."
+    ),
+    model_name: str | None = typer.Option(
+        None, "--model-name", help="Registered model name (default lead-scoring)."
+    ),
+    rules: Path | None = typer.Option(
+        None,
+        "--rules",
+        help="Points rules YAML scored next to the model (default: conf/rules.yaml when it fits the data).",
+    ),
+) -> None:
+    """For a scheduler: train on today's data, gate, and promote. The new version becomes champion only when it is trusted and beats the champion on the same test rows. Exit codes: 0 promoted; 3 registered as challenger, the champion stays (not better); 4 registered, not promoted (do not trust this model); 1 a mistake in the input (nothing registered); any other code: the run failed, and no alias moved."""
+    _, outcome, _ = run_training(
+        data,
+        config,
+        features_config,
+        experiment,
+        model_name,
+        None,
+        False,
+        rules,
+        show_comparison=False,
+        require_trusted=True,
+    )
+    if outcome.promoted:
+        return
+    out.print(f"the champion stays ({outcome.kept}): exit {_KEPT[outcome.kept]}")
+    raise typer.Exit(_KEPT[outcome.kept])
+
+
+_KEPT = {"not better": KEPT_NOT_BETTER, "untrusted": KEPT_UNTRUSTED}

@@ -33,21 +33,23 @@ def small_crm(tmp_path_factory):
     return path
 
 
-def _train(folder: Path, data: Path, uri: str, **env) -> subprocess.Popen:
+def _train(folder: Path, data: Path, uri: str, command="train", **env) -> subprocess.Popen:
     (folder / "train.yaml").write_text(FAST_YAML)
     log = folder / f"train-{time.monotonic_ns()}.log"
-    return subprocess.Popen(
-        [sys.executable, "-m", "leadscore", "train", "--data", str(data),
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "leadscore", command, "--data", str(data),
          "--config", str(folder / "train.yaml"), "--rules", "none.yaml"],
         cwd=folder,
         env={**os.environ, "MLFLOW_TRACKING_URI": uri, **env},
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
     )  # fmt: skip
+    proc.log_path = log  # Popen.stdout is None when it writes to a file
+    return proc
 
 
 def _log(proc: subprocess.Popen) -> str:
-    return Path(proc.stdout.name).read_text()[-3000:] if proc.stdout else ""
+    return proc.log_path.read_text()[-3000:]
 
 
 def _rules_free(folder: Path) -> None:
@@ -78,7 +80,8 @@ def test_a_killed_training_is_marked_failed_and_leaves_nothing_behind(small_crm,
     client = MlflowClient(uri)
     before = dict(client.get_registered_model("lead-scoring").aliases)
 
-    victim = _train(tmp_path, small_crm, uri, LEADSCORE_FAULT_PAUSE_BEFORE_ALIASES="120")
+    # The scheduler's command, killed between registering and moving the aliases.
+    victim = _train(tmp_path, small_crm, uri, "retrain", LEADSCORE_FAULT_PAUSE_BEFORE_ALIASES="120")
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:  # wait until it has registered version 2
         states = {
@@ -110,6 +113,19 @@ def test_a_killed_training_is_marked_failed_and_leaves_nothing_behind(small_crm,
     assert client.get_run(version.run_id).info.status == "KILLED"
     assert dict(client.get_registered_model("lead-scoring").aliases) == before
 
-    again = _train(tmp_path, small_crm, uri)  # the next training sweeps what the kill left
-    assert again.wait(timeout=600) == 0, _log(again)
+    # The next retrain sweeps what the kill left. Same data, same model: a tie keeps the
+    # champion, and the exit code says so.
+    again = _train(tmp_path, small_crm, uri, "retrain")
+    assert again.wait(timeout=600) == 3, _log(again)
+    assert "the champion stays (not better)" in _log(again)
     assert not list(Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}{victim.pid}-*"))
+    assert str(client.get_registered_model("lead-scoring").aliases["champion"]) == "1"
+
+    # v1 replaced no champion: rolling back is refused in one line, exit 1.
+    refused = subprocess.run(
+        [sys.executable, "-m", "leadscore", "rollback"],
+        cwd=tmp_path, env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert refused.returncode == 1 and "nothing to roll back to" in refused.stderr
+    assert "Traceback" not in refused.stderr

@@ -8,13 +8,23 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from crm.errors import LeadscoreError
 from crm.payloads import lead_payloads
 from features.batch import build_training_set
 from features.definitions import FeatureSpec
 from tests.training.conftest import FAST
 from training.config import LightGBMParams
 from training.fit import fit_models
-from training.tracking import beats, list_versions, log_and_register, promote
+from training.tracking import (
+    CHAMPION_SINCE,
+    CHAMPION_UNTIL,
+    PREVIOUS_CHAMPION,
+    beats,
+    list_versions,
+    log_and_register,
+    promote,
+    rollback,
+)
 
 NAME = "lead-scoring-test"
 
@@ -30,8 +40,8 @@ def store(tmp_path_factory):
     mlflow.set_tracking_uri(previous)
 
 
-def _register(result, small_sim, df, **kwargs):
-    config = FAST.model_copy(update={"model_name": NAME, "experiment": "leadscore-test"})
+def _register(result, small_sim, df, name=NAME, **kwargs):
+    config = FAST.model_copy(update={"model_name": name, "experiment": "leadscore-test"})
     ids = result.test["lead_id"].drop_duplicates().head(2).tolist()
     return log_and_register(
         result,
@@ -45,8 +55,8 @@ def _register(result, small_sim, df, **kwargs):
     )
 
 
-def _aliases():
-    return {alias: str(v) for alias, v in MlflowClient().get_registered_model(NAME).aliases.items()}
+def _aliases(name=NAME):
+    return {alias: str(v) for alias, v in MlflowClient().get_registered_model(name).aliases.items()}
 
 
 def test_champion_challenger_lifecycle(store, small_sim, small_set, trained):
@@ -94,6 +104,18 @@ def test_champion_challenger_lifecycle(store, small_sim, small_set, trained):
     assert _aliases()["champion"] == second.version
     listed = {row["version"]: row for row in list_versions(NAME)}
     assert "champion" in listed[second.version]["aliases"] and listed[first.version]["test_auc"]
+    assert listed[second.version]["champion"].endswith(f"(after v{first.version})")
+
+    # The alias history is on the versions, and a rollback walks it back.
+    tags = MlflowClient().get_model_version(NAME, second.version).tags
+    assert tags[PREVIOUS_CHAMPION] == first.version and tags[CHAMPION_SINCE]
+    assert rollback(NAME) == (second.version, first.version)
+    assert _aliases()["champion"] == first.version
+    assert MlflowClient().get_model_version(NAME, second.version).tags[CHAMPION_UNTIL]
+    # The first champion replaced none: nothing further back, and nothing moves.
+    with pytest.raises(LeadscoreError, match="nothing to roll back to"):
+        rollback(NAME)
+    assert _aliases()["champion"] == first.version
 
 
 def test_pyfunc_model_equals_the_in_process_scorer(store, small_sim, small_set, trained):
@@ -122,6 +144,29 @@ def test_pyfunc_model_equals_the_in_process_scorer(store, small_sim, small_set, 
     assert [json.loads(r) for r in got["reasons"]] == [e["reasons"] for e in expected]
 
 
+def test_an_untrusted_model_is_never_promoted_unattended(store, small_sim, small_set):
+    """`retrain`'s gate: a model with a "do not trust" banner (here a one-tree stump) stays
+    a challenger even with no champion to beat; `train` leaves that call to its reader."""
+    df, spec, _ = small_set
+    stump = fit_models(
+        df,
+        spec,
+        FAST.model_copy(
+            update={"lightgbm": LightGBMParams(max_rounds=1, num_leaves=2, early_stopping_rounds=1)}
+        ),
+    )
+    assert stump.untrusted
+    outcome = _register(stump, small_sim, df, name="untrusted-test", require_trusted=True)
+    assert not outcome.promoted and outcome.kept == "untrusted"
+    assert "do not trust" in outcome.reason
+    assert _aliases("untrusted-test") == {"challenger": outcome.version}
+
+
+def test_rolling_back_without_a_champion_is_a_clear_error(store):
+    with pytest.raises(LeadscoreError, match="no champion to roll back"):
+        rollback("never-registered")
+
+
 def test_promotion_rule():
     assert beats(0.81, 0.30, 0.80, 0.30) and beats(0.80, 0.29, 0.80, 0.30)
     assert not beats(0.80, 0.30, 0.80, 0.30)  # a tie keeps the champion
@@ -130,8 +175,6 @@ def test_promotion_rule():
 
 
 def test_promoting_a_missing_version_is_a_clear_error(store):
-    from crm.errors import LeadscoreError
-
     with pytest.raises(LeadscoreError, match="no version 99"):
         promote(NAME, "99")
 
@@ -141,8 +184,6 @@ def test_a_champion_trained_on_other_columns_is_refused_before_anything_is_logge
 ):
     """Another dataset into the same registry: one line naming the columns and
     --model-name, no new version, no run, aliases untouched."""
-    from crm.errors import LeadscoreError
-
     df, spec, _ = small_set
     _register(trained, small_sim, df)  # a champion that uses `industry`
     before = {v.version for v in MlflowClient().search_model_versions(f"name='{NAME}'")}

@@ -70,7 +70,7 @@ def week_demo(ds, data: Path, out_dir: Path) -> None:
     history = ScoreHistory(default_store(data))
     end = pd.Timestamp(ds.data_end).floor("D")
     for day in pd.date_range(end - pd.Timedelta(days=6), end, freq="D"):
-        frame = score_and_record(ds, scorer, ModelRef(name, version), day, history=history)
+        frame = score_and_record(ds, scorer, ModelRef(name, version), day, history=history).scores
         grades = frame["grade"].value_counts()
         trends = frame["trend"].value_counts()
         out.print(

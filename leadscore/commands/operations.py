@@ -35,17 +35,55 @@ def score(
         help="Score history: a DuckDB file or a SQLAlchemy URL such as postgresql://... (default: score_history.duckdb in the data folder).",
     ),
     no_history: bool = typer.Option(
-        False, "--no-history", help="Do not read or record the score history (no trends)."
+        False,
+        "--no-history",
+        help="Do not read or record the score history (no trends; every lead above the hand-off line is an event).",
+    ),
+    events: Path | None = typer.Option(
+        None,
+        "--events",
+        help="Hand-off events file, JSONL (default: next to --out, named <out>.events.jsonl).",
+    ),
+    handoff_grades: str = typer.Option(
+        "A",
+        "--handoff-grades",
+        help="Model grades above the hand-off line, e.g. A or AB ('' for none).",
+    ),
+    handoff_mql: bool = typer.Option(
+        True,
+        "--handoff-mql/--no-handoff-mql",
+        help="Whether the rules' MQL flag also puts a lead above the hand-off line.",
+    ),
+    webhook: str | None = typer.Option(
+        None,
+        "--webhook",
+        help="POST the events to this URL, signed with HMAC-SHA256 (secret: $LEADSCORE_WEBHOOK_SECRET or --webhook-secret-file); undelivered events are kept in the outbox and sent first next run.",
+    ),
+    webhook_secret_file: Path | None = typer.Option(
+        None, "--webhook-secret-file", help="A file holding the webhook's signing secret."
+    ),
+    outbox: Path | None = typer.Option(
+        None,
+        "--outbox",
+        help="Undelivered events, kept for the next run (default: handoff_outbox.jsonl in the data folder).",
     ),
 ) -> None:
-    """Score every lead open at --as-of (not snapshots) with the model the endpoint serves, the points rules next to it, worded reasons and each lead's trend over the earlier runs; record the run in the score history (the same as_of again replaces it)."""
+    """Score every lead open at --as-of (not snapshots) with the model the endpoint serves, the points rules next to it, worded reasons and each lead's trend over the earlier runs; record the run in the score history (the same as_of again replaces it); write the hand-off events (leads that crossed the hand-off line or changed grade since their last score) and optionally POST them to a webhook."""
     import pandas as pd
 
     from crm.loading import load_dataset
+    from operations.events import HandoffLine, WebhookSender, write_events
     from operations.history import ScoreHistory, default_store
     from operations.pipeline import ModelRef, score_and_record, write_scores
     from scoring.mlflow_model import load_pinned_scorer
 
+    line = HandoffLine(mql=handoff_mql, grades=handoff_grades)
+    sender = None
+    if webhook is not None:  # checked before any work: a missing secret is a mistake
+        sender = WebhookSender(webhook, _secret(webhook_secret_file))
+    events_path = events or out_path.with_name(out_path.stem + ".events.jsonl")
+    if events_path.suffix.lower() != ".jsonl":
+        raise LeadscoreError(f"--events {events_path}: the events file must end in .jsonl")
     when = None
     if as_of is not None:
         try:
@@ -74,19 +112,76 @@ def score(
         transient=True,
     ) as bar:
         task = bar.add_task("featurising", total=None)
-        frame = score_and_record(
+        run = score_and_record(
             ds,
             scorer,
             ModelRef(name, version),
             when,
             reasons=reasons,
             history=store,
+            line=line,
             progress=lambda done, total: bar.update(
                 task, completed=done, total=total, description=f"{done:,}/{total:,} leads"
             ),
         )
+    frame = run.scores
     path = write_scores(frame, out_path)
     print_run(frame, path, store)
+    write_events(run.events, events_path)
+    print_events(run.events, events_path, line)
+    if sender is not None:
+        from operations.events import Outbox, default_outbox, deliver
+
+        box = Outbox(outbox or default_outbox(data))
+        report = deliver(run.events, sender, box)
+        print_delivery(report, webhook, box)
+
+
+def _secret(path: Path | None) -> str:
+    import os
+
+    from operations.events import SECRET_ENV
+
+    if path is not None:
+        try:
+            return path.read_text().strip()
+        except OSError as exc:
+            raise LeadscoreError(f"--webhook-secret-file {path}: {exc.strerror}") from exc
+    return os.environ.get(SECRET_ENV, "")
+
+
+def print_events(events: list[dict], path: Path, line, show: int = 0) -> None:
+    """The run's hand-off events: counts, and the first `show` of them with their reasons."""
+    from operations.events import summarize
+
+    counts = summarize(events)
+    out.print(
+        f"hand-off events: {counts['crossed_handoff_line']:,} crossed the line ({line.describe()}), "
+        f"{counts['grade_up']:,} grades up, {counts['grade_down']:,} down -> {path}"
+    )
+    for e in events[:show]:
+        up = "; ".join(e["reasons_up"][:2]) or "-"
+        change = (
+            f"grade {e['previous_grade']} -> {e['grade']}"
+            if e["previous_grade"]
+            else f"grade {e['grade']}"
+        )
+        out.print(
+            f"  {e['lead_id']}: {e['type']}, {change}, p={e['probability']:.3f}, "
+            f"rules {e['rule_score'] if e['rule_score'] is not None else '-'}; up: {up}",
+            highlight=False,
+        )
+
+
+def print_delivery(report, url: str, box) -> None:
+    if report.kept:
+        err.print(
+            f"[yellow]warning:[/yellow] webhook: {report.delivered:,} events delivered, "
+            f"{report.kept:,} kept in {box.path} for the next run ({report.failures[-1]})",
+            highlight=False,
+        )
+    else:
+        out.print(f"webhook: {report.delivered:,} events delivered to {url}")
 
 
 def print_run(frame, path: Path, store) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,7 @@ from operations.history import ScoreHistory
 from operations.pipeline import COLUMNS, ModelRef, score_and_record, score_pipeline, write_scores
 from tests.cli.test_cli import _leadscore
 from tests.conftest import write_dataset
+from tests.operations.test_events import SECRET, Receiver
 
 LEADS = """lead_id,created_at,source,industry
 L1,2025-01-01T00:00:00Z,web,tech
@@ -93,7 +95,8 @@ def test_score_and_record_trends_and_replacing_a_run(small_sim, trained, tmp_pat
     history = ScoreHistory(tmp_path / "h.duckdb")
     ref = ModelRef("lead-scoring", "1")
     days = pd.date_range(trained.test["as_of"].min(), periods=4, freq="7D")
-    runs = [score_and_record(small_sim, trained.scorer, ref, d, history=history) for d in days]
+    recorded = [score_and_record(small_sim, trained.scorer, ref, d, history=history) for d in days]
+    runs = [r.scores for r in recorded]
     assert (runs[0]["trend"] == "not enough history").all()
     assert set(runs[-1]["trend"]) <= {"improving", "steady", "declining", "not enough history"}
     assert (runs[-1]["trend"] != "not enough history").any()
@@ -101,7 +104,23 @@ def test_score_and_record_trends_and_replacing_a_run(small_sim, trained, tmp_pat
     assert len(stored) == sum(len(r) for r in runs)
     again = score_and_record(small_sim, trained.scorer, ref, days[-1], history=history)
     assert len(history.read()) == len(stored)  # replaced, not duplicated
-    pd.testing.assert_series_equal(again["trend"], runs[-1]["trend"])
+    pd.testing.assert_series_equal(again.scores["trend"], runs[-1]["trend"])
+    # The same run's events again, with the same ids (a receiver's idempotency keys).
+    assert again.events == recorded[-1].events
+
+    # First run: every lead above the line is new, so handed off; no grade change yet.
+    first = recorded[0].events
+    above = runs[0]["mql"].fillna(False).astype(bool) | (runs[0]["grade"] == "A")
+    assert {e["lead_id"] for e in first} == set(runs[0].loc[above, "lead_id"])
+    assert all(e["triggers"] == ["crossed_handoff_line"] for e in first)
+    # Later runs: a grade change is exactly a lead whose grade differs from its last run's.
+    before = runs[1].set_index("lead_id")["grade"]
+    now = runs[2].set_index("lead_id")["grade"]
+    common = before.index.intersection(now.index)
+    moved = set(common[before[common].to_numpy() != now[common].to_numpy()])
+    assert moved and moved == {
+        e["lead_id"] for e in recorded[2].events if "grade_changed" in e["triggers"]
+    }
 
 
 def test_write_scores_formats_and_refusals(tmp_path, small_sim, trained):
@@ -122,15 +141,22 @@ def test_write_scores_formats_and_refusals(tmp_path, small_sim, trained):
 def test_score_and_history_commands(tmp_path, small_sim_path, trained):
     folder = trained.scorer.save(tmp_path / "scorer")
     when = trained.test["as_of"].max()
-    for day in (when - pd.Timedelta(days=14), when - pd.Timedelta(days=7), when):
-        result = _leadscore(
-            "score", "--data", str(small_sim_path), "--out", str(tmp_path / "scores.csv"),
-            "--model", str(folder), "--as-of", day.isoformat(), "--history",
-            str(tmp_path / "history.duckdb"),
-            cwd=tmp_path,
-        )  # fmt: skip
-        assert result.returncode == 0, result.stderr
+    days = (when - pd.Timedelta(days=14), when - pd.Timedelta(days=7), when)
+    with Receiver(script=[503]) as receiver:  # the last run posts its events (one retry)
+        for day in days:
+            webhook = ["--webhook", receiver.url] if day == when else []
+            result = _leadscore(
+                "score", "--data", str(small_sim_path), "--out", str(tmp_path / "scores.csv"),
+                "--model", str(folder), "--as-of", day.isoformat(), "--history",
+                str(tmp_path / "history.duckdb"), "--outbox", str(tmp_path / "outbox.jsonl"),
+                *webhook, cwd=tmp_path, env={"LEADSCORE_WEBHOOK_SECRET": SECRET},
+            )  # fmt: skip
+            assert result.returncode == 0, result.stderr
     assert "open leads" in result.stdout and "improving" in result.stdout
+    assert "hand-off events:" in result.stdout and "events delivered" in result.stdout
+    events = [json.loads(line) for line in (tmp_path / "scores.events.jsonl").open()]
+    assert events and receiver.delivered_ids() == [e["event_id"] for e in events]
+    assert not (tmp_path / "outbox.jsonl").exists()
     scores = pd.read_csv(tmp_path / "scores.csv")
     lead = scores["lead_id"].iloc[0]
     shown = _leadscore("history", lead, "--history", str(tmp_path / "history.duckdb"), cwd=tmp_path)
@@ -139,13 +165,16 @@ def test_score_and_history_commands(tmp_path, small_sim_path, trained):
     for args, message in (
         (["--out", str(tmp_path / "x.xlsx")], ".parquet or .csv"),
         (["--out", str(tmp_path / "y.csv"), "--as-of", "yesterday-ish"], "not an ISO-8601"),
+        (["--out", str(tmp_path / "z.csv"), "--webhook", "http://127.0.0.1:9/"], "signing secret"),
+        (["--out", str(tmp_path / "w.csv"), "--handoff-grades", "AX"], "X not in A-D"),
     ):
         bad = _leadscore(
             "score", "--data", str(small_sim_path), "--model", str(folder), "--no-history", *args,
             cwd=tmp_path,
         )  # fmt: skip
         assert bad.returncode == 1 and message in bad.stderr and "Traceback" not in bad.stderr
-    assert not (tmp_path / "x.xlsx").exists() and not (tmp_path / "y.csv").exists()
+    for name in ("x.xlsx", "y.csv", "z.csv", "w.csv", "z.events.jsonl"):
+        assert not (tmp_path / name).exists()
     missing = _leadscore(
         "history", "no-such-lead", "--history", str(tmp_path / "history.duckdb"), cwd=tmp_path
     )

@@ -46,6 +46,7 @@ app.command()(serve.serve)
 app.command()(serve.bento)
 app.command()(operations.score)
 app.command()(operations.history)
+app.command()(operations.monitor)
 app.command()(train.retrain)
 app.command()(demo.demo)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -36,14 +37,27 @@ class SimulationConfig(BaseModel):
     days: float = Field(540.0, gt=0)
     chunk_size: int = Field(25_000, ge=100)
     format: str = Field("parquet", pattern="^(parquet|csv)$")
+    # Planted drift (monitoring's tests): leads created from `drift_after` on differ in the
+    # `drift` ways. source_mix: more leads from the weakest sources; conversion: their win
+    # rate falls to a third, with the same behaviour (what the model cannot see); behaviour:
+    # they leave fewer marketing traces for the same buying intent (tracking lost). Without
+    # `drift_after`, the data is exactly that of the same seed without drift.
+    drift_after: str | None = None
+    drift: tuple[Literal["source_mix", "conversion", "behaviour"], ...] = (
+        "source_mix",
+        "conversion",
+        "behaviour",
+    )
 
-    @field_validator("start")
+    @field_validator("start", "drift_after")
     @classmethod
-    def _start_is_a_date(cls, value: str) -> str:
+    def _start_is_a_date(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         try:
             np.datetime64(value, "D")
         except ValueError as exc:
-            raise ValueError(f"start must be a date such as 2025-01-01, not {value!r}") from exc
+            raise ValueError(f"a date such as 2025-01-01 is needed, not {value!r}") from exc
         return value
 
 
@@ -162,11 +176,15 @@ def _chunks(config: SimulationConfig) -> Iterator[_Chunk]:
     start_us = int(np.datetime64(config.start, "us").astype(np.int64))
     n_chunks = -(-config.n_leads // config.chunk_size)
     streams = np.random.SeedSequence(config.seed).spawn(n_chunks)
+    drift = None
+    if config.drift_after is not None:
+        day = (np.datetime64(config.drift_after, "us").astype(np.int64) - start_us) / 86_400e6
+        drift = (float(day), frozenset(config.drift))
     for i, stream in enumerate(streams):
         first = i * config.chunk_size
         n = min(config.chunk_size, config.n_leads - first)
         yield _simulate_chunk(
-            np.random.default_rng(stream), first, n, config.n_leads, start_us, config.days
+            np.random.default_rng(stream), first, n, config.n_leads, start_us, config.days, drift
         )
 
 
@@ -198,14 +216,31 @@ def _arrival_days(rng: np.random.Generator, n: int, days: float) -> np.ndarray:
 
 
 def _simulate_chunk(
-    rng: np.random.Generator, first: int, n: int, total: int, start_us: int, days: float
+    rng: np.random.Generator,
+    first: int,
+    n: int,
+    total: int,
+    start_us: int,
+    days: float,
+    drift: tuple[float, frozenset[str]] | None = None,
 ) -> _Chunk:
     width = max(7, len(str(total)))
     lead_ids = np.array([f"L{first + i + 1:0{width}d}" for i in range(n)], dtype=object)
+    if drift is not None:  # arrival times first (from a stream of their own): who drifts
+        drift_rng = np.random.default_rng(rng.integers(2**62))
+        created = _arrival_days(drift_rng, n, days)
+        drifted = created >= drift[0]
 
     # Profile and first-touch source.
     src_names = list(fm.SOURCES)
     src_idx = rng.choice(len(src_names), size=n, p=np.fromiter(fm.SOURCES.values(), float))
+    if drift is not None and "source_mix" in drift[1]:
+        weights = np.fromiter(fm.SOURCES.values(), float) * np.exp(
+            -2.5 * np.array([fm.SOURCE_FIT[s] for s in src_names])
+        )
+        src_idx[drifted] = drift_rng.choice(
+            len(src_names), size=int(drifted.sum()), p=weights / weights.sum()
+        )
     source = np.asarray(src_names, dtype=object)[src_idx]
     industry, f_ind = _draw_categorical(rng, fm.INDUSTRY, n)
     size, f_size = _draw_categorical(rng, fm.COMPANY_SIZE, n)
@@ -230,12 +265,18 @@ def _simulate_chunk(
     response = np.minimum(response, len(fm.RESPONSE_CLASSES) - 1)
     engager = rng.random(n) < 1 / (1 + np.exp(-(0.8 + 1.0 * z)))
     rates = fm.funnel_rates(z, fit, epsilon, response)
-
-    created = _arrival_days(rng, n, days)
+    z_behaviour = z
+    if drift is None:
+        created = _arrival_days(rng, n, days)
+    else:
+        if "conversion" in drift[1]:
+            rates["rate_win"] = np.where(drifted, rates["rate_win"] / 3, rates["rate_win"])
+        if "behaviour" in drift[1]:
+            z_behaviour = np.where(drifted, z - 1.0, z)
     path = _funnel_paths(rng, created, rates)
     obs_end = np.minimum(days, path["closed_at"])  # behaviour stops at close and at the end of data
 
-    acts = _activities(rng, created, obs_end, z, engager, email_kind, path, start_us)
+    acts = _activities(rng, created, obs_end, z_behaviour, engager, email_kind, path, start_us)
     deals = _deals(rng, lead_ids, path, size, days)
 
     def ts(day_values: np.ndarray) -> pa.Array:

@@ -639,7 +639,7 @@ def format_count(v: float) -> str:
     return f"{v:,.0f}" if float(v).is_integer() else f"{v:,.1f}"
 
 
-def _fmt(v, kind: str = "") -> str:
+def format_cell(v, kind: str = "") -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "–"
     if kind == "pct":
@@ -664,13 +664,15 @@ def _table(df: pd.DataFrame, kinds: dict[str, str] | None = None, section: str =
     kinds = {**{c: "count" for c in COUNT_COLUMNS}, **(kinds or {})}
     head = "".join(f"<th>{html.escape(str(c).replace('_', ' '))}</th>" for c in df.columns)
     body = "".join(
-        "<tr>" + "".join(f"<td>{_fmt(v, kinds.get(c, ''))}</td>" for c, v in row.items()) + "</tr>"
+        "<tr>"
+        + "".join(f"<td>{format_cell(v, kinds.get(c, ''))}</td>" for c, v in row.items())
+        + "</tr>"
         for row in df.to_dict("records")
     )
     return f'<table data-section="{section}"><tr>{head}</tr>{body}</table>'
 
 
-def _svg(fig) -> str:
+def svg(fig) -> str:
     import matplotlib.pyplot as plt
 
     buf = io.StringIO()
@@ -695,7 +697,7 @@ def _figures(comp: Comparison) -> dict[str, str]:
     ax.set(xlabel="share of leads worked (best first)", ylabel="share of won deals captured",
            title="Gains")  # fmt: skip
     ax.legend(loc="lower right")
-    figs["gains"] = _svg(fig)
+    figs["gains"] = svg(fig)
 
     fig, ax = plt.subplots(figsize=(4.6, 3.6))
     for name, g in comp.deciles.groupby("scorer", sort=False):
@@ -704,7 +706,7 @@ def _figures(comp: Comparison) -> dict[str, str]:
     ax.set(xlabel="decile (1 = highest scores)", ylabel="lift (win rate / average)",
            title="Lift by decile", xticks=range(1, 11))  # fmt: skip
     ax.legend()
-    figs["lift"] = _svg(fig)
+    figs["lift"] = svg(fig)
 
     fig, ax = plt.subplots(figsize=(4.6, 3.6))
     top = float(comp.calibration[["mean_predicted", "observed"]].to_numpy().max()) * 1.05
@@ -715,7 +717,7 @@ def _figures(comp: Comparison) -> dict[str, str]:
     ax.plot([0, top], [0, top], ls=":", color="grey", label="perfect")
     ax.set(xlabel="mean predicted probability", ylabel="observed win rate", title="Calibration")
     ax.legend()
-    figs["calibration"] = _svg(fig)
+    figs["calibration"] = svg(fig)
 
     rows = comp.rows
     won = rows["label"].to_numpy().astype(bool)
@@ -731,7 +733,7 @@ def _figures(comp: Comparison) -> dict[str, str]:
         if column == "rule_score":
             ax.axvline(comp.meta["mql_threshold"], color="#d0701c", ls="--", label="MQL threshold")
         ax.legend()
-    figs["distributions"] = _svg(fig)
+    figs["distributions"] = svg(fig)
     return figs
 
 

@@ -40,6 +40,16 @@ def simulate(
     days: float = typer.Option(540.0, min=1, help="Days of arrivals (540 = ~18 months)."),
     file_format: FileFormat = typer.Option(FileFormat.parquet, "--format", help="Table format."),
     overwrite: bool = typer.Option(False, help="Replace the folder if it is not empty."),
+    drift_after: str | None = typer.Option(
+        None,
+        "--drift-after",
+        help="Plant drift: leads created from this date on differ (see --drift); for trying monitoring.",
+    ),
+    drift: str = typer.Option(
+        "source_mix,conversion,behaviour",
+        "--drift",
+        help="Which drifts, comma-separated: source_mix (more leads from weak sources), conversion (a third of the win rate), behaviour (fewer marketing traces for the same intent).",
+    ),
 ) -> None:
     """Simulate a B2B CRM (leads, activities, deals) and its hidden truth (truth.csv)."""
     from pydantic import ValidationError
@@ -50,7 +60,13 @@ def simulate(
 
     try:
         config = SimulationConfig(
-            n_leads=leads, seed=seed, start=start, days=days, format=file_format.value
+            n_leads=leads,
+            seed=seed,
+            start=start,
+            days=days,
+            format=file_format.value,
+            drift_after=drift_after,
+            drift=tuple(k.strip() for k in drift.split(",") if k.strip()),
         )
     except ValidationError as exc:
         raise LeadscoreError(f"simulate: {format_validation_error(exc)}") from exc

@@ -69,7 +69,6 @@ def score(
     ),
 ) -> None:
     """Score every lead open at --as-of (not snapshots) with the model the endpoint serves, the points rules next to it, worded reasons and each lead's trend over the earlier runs; record the run in the score history (the same as_of again replaces it); write the hand-off events (leads that crossed the hand-off line or changed grade since their last score) and optionally POST them to a webhook."""
-    import pandas as pd
 
     from crm.loading import load_dataset
     from operations.events import HandoffLine, WebhookSender, write_events
@@ -84,12 +83,7 @@ def score(
     events_path = events or out_path.with_name(out_path.stem + ".events.jsonl")
     if events_path.suffix.lower() != ".jsonl":
         raise LeadscoreError(f"--events {events_path}: the events file must end in .jsonl")
-    when = None
-    if as_of is not None:
-        try:
-            when = _utc(pd.Timestamp(as_of))
-        except ValueError as exc:
-            raise LeadscoreError(f"--as-of {as_of!r}: not an ISO-8601 time ({exc})") from exc
+    when = _when(as_of, "--as-of")
     if out_path.suffix.lower() not in (".parquet", ".csv"):
         raise LeadscoreError(f"--out {out_path}: the scores file must end in .parquet or .csv")
     scorer, name, version = load_pinned_scorer(model)  # the file names what scored
@@ -262,3 +256,82 @@ def history(
 
 def _utc(when):
     return when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
+
+
+def monitor(
+    data: Path = typer.Option(..., "--data", help="Dataset folder: the CRM export as of today."),
+    model: str = typer.Option("models:/lead-scoring@champion", "--model", help=MODEL_REF_HELP),
+    out_path: Path = typer.Option(
+        Path("reports/monitor.html"),
+        "--out",
+        help="The HTML page (a JSON summary is written next to it, for schedulers).",
+    ),
+    as_of: str | None = typer.Option(
+        None,
+        "--as-of",
+        help="Monitor the pipeline at this ISO-8601 time (default: the data's end).",
+    ),
+    reference_as_of: str | None = typer.Option(
+        None,
+        "--reference-as-of",
+        help="Compare with the pipeline at this time (default: when the model's training data ends, on the same weekday).",
+    ),
+    log_mlflow: bool = typer.Option(
+        True,
+        "--mlflow/--no-mlflow",
+        help="Log the figures, the verdict and the page to MLflow (experiment leadscore-monitoring).",
+    ),
+) -> None:
+    """Drift of every feature and of the score since the model's training data (PSI against thresholds from the sampling distribution at these sample sizes), calibration on matured outcomes by grade and decile, conversion shifts by source, and a verdict: ok, watch or retrain."""
+    from crm.loading import load_dataset
+    from operations.monitor import monitor as run_monitor
+    from operations.monitor_page import log_monitor, write_monitor
+    from scoring.mlflow_model import load_pinned_scorer
+
+    if out_path.suffix.lower() not in (".html", ".htm"):
+        raise LeadscoreError(f"--out {out_path}: the monitoring report is an HTML file (.html)")
+    when, reference = _when(as_of, "--as-of"), _when(reference_as_of, "--reference-as-of")
+    scorer, name, version = load_pinned_scorer(model)
+    ds = load_dataset(data)
+    with err.status("monitoring: the pipeline now, then, and one horizon ago"):
+        report = run_monitor(
+            ds,
+            scorer,
+            {"name": name, "version": str(version)},
+            as_of=when,
+            reference_as_of=reference,
+        )
+    html_path, json_path = write_monitor(report, out_path)
+    print_monitor(report, html_path)
+    if log_mlflow:
+        import mlflow
+
+        run_id = log_monitor(report, html_path, json_path)
+        out.print(f"MLflow run {run_id} ({mlflow.get_tracking_uri()})", highlight=False)
+
+
+def print_monitor(report, path: Path) -> None:
+    colour = {"ok": "green", "watch": "yellow", "retrain": "red"}[report.verdict]
+    version = report.model["version"]
+    out.print(
+        f"[bold {colour}]{report.verdict}[/bold {colour}]: {report.model['name']}"
+        f"{'' if version == 'local' else f' v{version}'} on the pipeline at {report.as_of.date()} "
+        f"({report.n_current:,} leads) against {report.reference_as_of.date()} "
+        f"({report.n_reference:,})"
+    )
+    for reason in report.reasons:
+        out.print(f"  - {reason}", highlight=False)
+    for note in report.notes:
+        out.print(f"  note: {note}", highlight=False)
+    out.print(f"report -> [bold]{path}[/bold] (and {path.with_suffix('.json').name})")
+
+
+def _when(text: str | None, option: str):
+    import pandas as pd
+
+    if text is None:
+        return None
+    try:
+        return _utc(pd.Timestamp(text))
+    except ValueError as exc:
+        raise LeadscoreError(f"{option} {text!r}: not an ISO-8601 time ({exc})") from exc

@@ -165,3 +165,33 @@ def test_state_at_follows_the_path():
     assert sim_module.state_at(path, t).tolist() == [0, 0, 0]
     assert sim_module.state_at(path, t + 9).tolist() == [3, 1, 4]
     assert sim_module.state_at(path, t + 40).tolist() == [5, 4, 4]
+
+
+def test_planted_drift_changes_only_the_leads_after_its_date(tmp_path):
+    """The monitoring tests' drift: after the date, more leads from the weakest sources, a
+    lower win rate, fewer marketing traces; before it, the same population as without."""
+    import pandas as pd
+
+    from simulation import SimulationConfig, simulate
+
+    cut = pd.Timestamp("2026-01-01", tz="UTC")
+    shares = {}
+    for name, drift in (("plain", {}), ("drift", {"drift_after": "2026-01-01"})):
+        simulate(SimulationConfig(n_leads=6_000, seed=3, **drift), tmp_path / name)
+        leads = pd.read_parquet(tmp_path / name / "leads.parquet")
+        deals = pd.read_parquet(tmp_path / name / "deals.parquet")
+        acts = pd.read_parquet(tmp_path / name / "activities.parquet")
+        late = leads["created_at"] >= cut
+        early_won = leads.loc[~late, "lead_id"].isin(deals.loc[deals.status == "won", "lead_id"])
+        marketing = acts[acts["activity_type"] == "page_view"].groupby("lead_id").size()
+        shares[name] = {
+            "weak_late": leads.loc[late, "source"].isin(["social", "advertising"]).mean(),
+            "weak_early": leads.loc[~late, "source"].isin(["social", "advertising"]).mean(),
+            "views_late": marketing.reindex(leads.loc[late, "lead_id"]).fillna(0).mean(),
+            "won_early": early_won.mean(),
+        }
+    plain, drift = shares["plain"], shares["drift"]
+    assert drift["weak_late"] > plain["weak_late"] + 0.1
+    assert abs(drift["weak_early"] - plain["weak_early"]) < 0.03
+    assert abs(drift["won_early"] - plain["won_early"]) < 0.03
+    assert drift["views_late"] < 0.8 * plain["views_late"]

@@ -1,0 +1,493 @@
+"""Monitoring: has the population moved since the model learned it, are its probabilities
+still right on outcomes that have matured, has conversion shifted by source, and so: ok,
+watch or retrain.
+
+Like for like. The model's training rows are snapshots at fixed lead ages, while the
+scored population is the open pipeline (every open lead, of any age): comparing the two
+would flag a "drift" that is only the difference in sampling. So the reference is the open
+pipeline at the date the model's knowledge ends (its validation start, kept in the model;
+moved back to the same weekday and time as the monitored date, so weekly rhythms cancel),
+built from the same data by the same batch engine as the monitored pipeline.
+
+- **Population drift**: the PSI of each feature and of the score between the reference and
+  the monitored pipeline (reference deciles for numbers, reference categories for
+  categories, missing values as a bin of their own). Under no drift, PSI x n m / (n + m)
+  follows a chi-square with bins - 1 degrees of freedom (PSI is, to second order, the
+  two-sample chi-square statistic scaled by 1/n + 1/m), so the threshold at the current
+  sample sizes is that chi-square's 1 - alpha quantile x (1/n + 1/m). A drift is flagged
+  when the PSI is both beyond that threshold (not sampling noise) and at least
+  `MATERIAL_PSI` (big enough to matter); `STRONG_PSI` is a strong drift. On small batches the
+  first condition stops the false alarms of fixed 0.1/0.25 thresholds; on big ones the second
+  stops alarms on shifts too small to matter.
+- **Calibration on matured outcomes**: the pipeline one horizon before the monitored date,
+  scored now with what was known then, against what happened within the horizon: predicted
+  vs actual by grade and by decile, ECE with a bootstrap interval, ROC AUC, and observed /
+  expected wins with its z-test.
+- **Conversion by source**: the win rate within the horizon of the reference pipeline vs the
+  matured one, per source, with a two-proportion z-test.
+- **Verdict**: alpha is shared by every test of the run (Bonferroni: 5 % / tests), so that on
+  data that has not drifted, a false alarm (watch or retrain) happens in at most ~5 % of
+  runs. Retrain: the score drifted strongly, the matured wins are off the predicted by more
+  than `MATERIAL_OE` (significantly), at least `STRONG_FEATURES` features drifted strongly,
+  or at least `SHARE_FEATURES` of them drifted.
+  Watch: any flagged drift or source shift. Ok: none.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from crm.errors import LeadscoreError
+from crm.loading import Dataset, lead_positions, timestamps_us
+from features.batch import build_scoring_set
+from scoring.scorer import LeadScorer
+
+FAMILY_ALPHA = 0.05
+MATERIAL_PSI = 0.10
+STRONG_PSI = 0.25
+MATERIAL_OE = 0.25  # matured wins vs predicted: off by more than 25 %
+STRONG_FEATURES = 2
+SHARE_FEATURES = 0.25  # ... or a quarter of them drifted: what the model learned is moving
+MATERIAL_RATE_CHANGE = 0.25  # a source's win rate, relative
+MIN_RATE_CHANGE = 0.01  # ... and absolute
+BINS = 10
+TOP_CATEGORIES = 12
+ECE_BOOTSTRAP = 200
+GRADES = "ABCD"
+VERDICTS = ("ok", "watch", "retrain")
+
+
+@dataclass
+class Drift:
+    name: str
+    kind: str  # "score", "numeric" or "categorical"
+    psi: float
+    threshold: float  # the sampling threshold at these sample sizes
+    bins: pd.DataFrame  # bin, reference share, current share
+    status: str = "ok"  # ok, drift, strong drift
+
+
+@dataclass
+class Matured:
+    as_of: pd.Timestamp
+    leads: int
+    wins: int
+    expected: float
+    z: float
+    ece: float
+    ece_interval: tuple[float, float]
+    roc_auc: float | None
+    by_grade: pd.DataFrame
+    by_decile: pd.DataFrame
+    in_training: bool  # the matured date is not after the model's test start
+
+
+@dataclass
+class MonitorReport:
+    model: dict[str, str]
+    as_of: pd.Timestamp
+    reference_as_of: pd.Timestamp
+    n_current: int
+    n_reference: int
+    alpha: float
+    tests: int
+    drift: list[Drift]
+    matured: Matured | None
+    sources: pd.DataFrame | None
+    verdict: str
+    reasons: list[str]
+    notes: list[str] = field(default_factory=list)
+    score_samples: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def metrics(self) -> dict[str, float]:
+        """Flat numbers for MLflow and the JSON summary."""
+        out: dict[str, float] = {
+            "verdict_level": float(VERDICTS.index(self.verdict)),
+            "leads_current": float(self.n_current),
+            "leads_reference": float(self.n_reference),
+        }
+        for d in self.drift:
+            key = "score" if d.kind == "score" else d.name
+            out[f"psi_{key}"] = d.psi
+            out[f"psi_threshold_{key}"] = d.threshold
+        if self.matured is not None:
+            m = self.matured
+            out.update(
+                matured_leads=float(m.leads),
+                matured_wins=float(m.wins),
+                matured_expected_wins=m.expected,
+                matured_observed_over_expected=m.wins / m.expected if m.expected else np.nan,
+                matured_ece=m.ece,
+                matured_ece_low=m.ece_interval[0],
+                matured_ece_high=m.ece_interval[1],
+            )
+            if m.roc_auc is not None:
+                out["matured_roc_auc"] = m.roc_auc
+        # MLflow's metric names: letters, digits, _ - . / and spaces.
+        return {re.sub(r"[^\w\-. /]", "_", k): float(v) for k, v in out.items() if np.isfinite(v)}
+
+
+def critical_psi(bins: int, n: int, m: int, alpha: float) -> float:
+    """The PSI that sampling alone exceeds with probability alpha, for `bins` bins and
+    samples of n and m rows (the chi-square approximation)."""
+    if bins < 2 or n == 0 or m == 0:
+        return float("inf")
+    return float(stats.chi2.ppf(1 - alpha, bins - 1) * (1 / n + 1 / m))
+
+
+def psi(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
+    """Population stability index of two histograms over the same bins (a half count added
+    to every bin, so that an empty bin is finite)."""
+    p = (ref_counts + 0.5) / (ref_counts.sum() + 0.5 * len(ref_counts))
+    q = (cur_counts + 0.5) / (cur_counts.sum() + 0.5 * len(cur_counts))
+    return float(np.sum((q - p) * np.log(q / p)))
+
+
+def _numeric_bins(ref: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    ref_ok, cur_ok = ref[~np.isnan(ref)], cur[~np.isnan(cur)]
+    edges = (
+        np.unique(np.quantile(ref_ok, np.linspace(0, 1, BINS + 1)[1:-1]))
+        if len(ref_ok)
+        else np.array([])
+    )
+    labels = [f"<= {e:.4g}" for e in edges] + [f"> {edges[-1]:.4g}" if len(edges) else "all"]
+    rc = np.bincount(np.searchsorted(edges, ref_ok, side="left"), minlength=len(edges) + 1)
+    cc = np.bincount(np.searchsorted(edges, cur_ok, side="left"), minlength=len(edges) + 1)
+    rc = np.append(rc, np.isnan(ref).sum())
+    cc = np.append(cc, np.isnan(cur).sum())
+    return rc, cc, [*labels, "missing"]
+
+
+def _categorical_bins(ref: pd.Series, cur: pd.Series) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    ref = ref.astype(object).where(ref.notna(), "(missing)")
+    cur = cur.astype(object).where(cur.notna(), "(missing)")
+    top = ref.value_counts().index[:TOP_CATEGORIES].tolist()
+    labels = [*map(str, top), "(other)"]
+    rc = np.array([(ref == t).sum() for t in top] + [(~ref.isin(top)).sum()], dtype=float)
+    cc = np.array([(cur == t).sum() for t in top] + [(~cur.isin(top)).sum()], dtype=float)
+    return rc, cc, labels
+
+
+def _drift(name, kind, rc, cc, labels, alpha) -> Drift:
+    used = (rc + cc) > 0  # a bin empty on both sides is no bin
+    rc, cc = rc[used], cc[used]
+    labels = [label for label, u in zip(labels, used, strict=True) if u]
+    value = psi(rc, cc) if len(rc) > 1 else 0.0
+    threshold = critical_psi(len(rc), int(rc.sum()), int(cc.sum()), alpha)
+    status = "ok"
+    if value > threshold and value >= MATERIAL_PSI:
+        status = "strong drift" if value >= STRONG_PSI else "drift"
+    bins = pd.DataFrame(
+        {
+            "bin": labels,
+            "reference": rc / max(rc.sum(), 1),
+            "current": cc / max(cc.sum(), 1),
+        }
+    )
+    return Drift(name, kind, value, threshold, bins, status)
+
+
+def matured_outcomes(
+    dataset: Dataset, lead_ids: pd.Series, as_of: pd.Timestamp, horizon_days: float
+) -> np.ndarray:
+    """1 where the lead has a won deal closed in (as_of, as_of + horizon]: the training
+    label's definition, for leads scored at as_of."""
+    deals = dataset.deals
+    won = (deals["status"] == "won").to_numpy()
+    closed = timestamps_us(deals["closed_at"])
+    start = int(timestamps_us(pd.Series([as_of]))[0])
+    stop = start + int(round(horizon_days * 86_400e6))
+    inside = won & (closed > start) & (closed <= stop)
+    hit = np.zeros(len(dataset.leads), dtype=bool)
+    hit[lead_positions(deals["lead_id"], dataset.leads["lead_id"])[inside]] = True
+    positions = lead_positions(lead_ids, dataset.leads["lead_id"])
+    return hit[positions].astype(int)
+
+
+def _ece(p: np.ndarray, y: np.ndarray) -> float:
+    order = np.argsort(p, kind="stable")
+    total = 0.0
+    for part in np.array_split(order, BINS):
+        if len(part):
+            total += len(part) * abs(p[part].mean() - y[part].mean())
+    return total / max(len(p), 1)
+
+
+def _calibration_table(groups: np.ndarray, p: np.ndarray, y: np.ndarray, order) -> pd.DataFrame:
+    rows = []
+    for g in order:
+        m = groups == g
+        if m.any():
+            rows.append(
+                {
+                    "group": g,
+                    "leads": int(m.sum()),
+                    "predicted": float(p[m].mean()),
+                    "actual": float(y[m].mean()),
+                    "wins": int(y[m].sum()),
+                    "expected_wins": float(p[m].sum()),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _matured(scorer, ds, as_of, horizon, test_start, seed=0) -> tuple[Matured, pd.DataFrame] | None:
+    """The pipeline at `as_of` scored and set against its outcomes; with its rows."""
+    from sklearn.metrics import roc_auc_score
+
+    frame, _ = in_domain(build_scoring_set(ds, scorer.spec, as_of), scorer.spec)
+    if frame.empty:
+        return None
+    p = scorer.predict_proba(scorer.encode_frame(frame))
+    y = matured_outcomes(ds, frame["lead_id"], as_of, horizon)
+    expected = float(p.sum())
+    variance = float(np.sum(p * (1 - p)))
+    z = (y.sum() - expected) / np.sqrt(variance) if variance > 0 else 0.0
+    rng = np.random.default_rng(seed)
+    boots = [
+        _ece(p[idx], y[idx])
+        for idx in (rng.integers(0, len(p), len(p)) for _ in range(ECE_BOOTSTRAP))
+    ]
+    deciles = np.minimum(
+        (np.argsort(np.argsort(p, kind="stable"), kind="stable") * BINS) // len(p), BINS - 1
+    )
+    auc = float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else None
+    return Matured(
+        as_of=as_of,
+        leads=len(y),
+        wins=int(y.sum()),
+        expected=expected,
+        z=float(z),
+        ece=_ece(p, y),
+        ece_interval=(float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))),
+        roc_auc=auc,
+        by_grade=_calibration_table(scorer.grades(p).astype(str), p, y, GRADES),
+        by_decile=_calibration_table(deciles + 1, p, y, range(1, BINS + 1)),
+        in_training=test_start is not None and as_of <= test_start,
+    ), frame.assign(label=y)
+
+
+def _sources(reference: pd.DataFrame, matured: pd.DataFrame, alpha: float) -> pd.DataFrame:
+    rows = []
+    for source in sorted(set(reference["source"].dropna()) | set(matured["source"].dropna())):
+        r = reference.loc[reference["source"] == source, "label"]
+        m = matured.loc[matured["source"] == source, "label"]
+        if len(r) == 0 or len(m) == 0:
+            continue
+        p1, p2 = r.mean(), m.mean()
+        pooled = (r.sum() + m.sum()) / (len(r) + len(m))
+        se = np.sqrt(pooled * (1 - pooled) * (1 / len(r) + 1 / len(m)))
+        z = (p2 - p1) / se if se > 0 else 0.0
+        p_value = float(2 * stats.norm.sf(abs(z)))
+        change = abs(p2 - p1)
+        shifted = (
+            p_value < alpha
+            and change >= MIN_RATE_CHANGE
+            and change >= MATERIAL_RATE_CHANGE * max(p1, 1e-9)
+        )
+        rows.append(
+            {
+                "source": str(source),
+                "reference_leads": len(r),
+                "reference_rate": float(p1),
+                "matured_leads": len(m),
+                "matured_rate": float(p2),
+                "p_value": p_value,
+                "shifted": bool(shifted),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def in_domain(frame: pd.DataFrame, spec) -> tuple[pd.DataFrame, int]:
+    """The leads no older than the model's oldest training snapshot (the ages it learned),
+    and how many were older. Without a lead age (a flat export), every lead."""
+    if "lead_age_days" not in frame.columns or not spec.snapshot_ages_days:
+        return frame, 0
+    keep = frame["lead_age_days"].to_numpy(dtype=float) <= max(spec.snapshot_ages_days) + 1e-9
+    return frame[keep].reset_index(drop=True), int((~keep).sum())
+
+
+def same_weekday_before(when: pd.Timestamp, limit: pd.Timestamp) -> pd.Timestamp:
+    """The latest time at or before `limit` that is a whole number of weeks before `when`."""
+    weeks = int(np.ceil((when - limit) / pd.Timedelta(days=7)))
+    return when - pd.Timedelta(days=7 * max(weeks, 0))
+
+
+def monitor(
+    dataset: Dataset,
+    scorer: LeadScorer,
+    model: dict[str, str],
+    *,
+    as_of: pd.Timestamp | None = None,
+    reference_as_of: pd.Timestamp | None = None,
+) -> MonitorReport:
+    """The monitoring report of `dataset` at `as_of` (default: its end) for this model."""
+    if dataset.is_flat:
+        raise LeadscoreError(
+            "monitoring needs dated data (when leads were created, when deals closed): this "
+            "export is flat"
+        )
+    end = _utc(dataset.data_end)
+    when = _utc(as_of) if as_of is not None else end
+    info = scorer.info or {}
+    if reference_as_of is None:
+        if not info.get("validation_start"):
+            raise LeadscoreError(
+                "this model does not record when its training data ends: give --reference-as-of"
+            )
+        reference_as_of = same_weekday_before(when, _utc(info["validation_start"]))
+    reference_as_of = _utc(reference_as_of)
+    if reference_as_of >= when:
+        raise LeadscoreError(
+            f"the reference ({reference_as_of.date()}) is not before the monitored date "
+            f"({when.date()}): the model knows data later than what is monitored"
+        )
+    spec = scorer.spec
+    horizon = float(spec.horizon_days)
+    notes: list[str] = []
+    current, outside = in_domain(build_scoring_set(dataset, spec, when), spec)
+    reference, _ = in_domain(build_scoring_set(dataset, spec, reference_as_of), spec)
+    if outside:
+        oldest = max(spec.snapshot_ages_days)
+        notes.append(
+            f"{outside:,} open leads ({outside / (outside + len(current)):.0%}) are older than "
+            f"the model's oldest training snapshot ({oldest:g} days): their scores are "
+            "extrapolated, and they are left out of the checks below (an open pipeline keeps "
+            "every lead never closed, so their number grows by itself)"
+        )
+    if current.empty or reference.empty:
+        raise LeadscoreError(
+            f"no open lead at {'the monitored date' if current.empty else 'the reference date'}"
+        )
+    p_cur = scorer.predict_proba(scorer.encode_frame(current))
+    p_ref = scorer.predict_proba(scorer.encode_frame(reference))
+
+    matured_as_of = when - pd.Timedelta(days=horizon)
+    has_source = "source" in current.columns and "source" in reference.columns
+    ref_outcomes_known = reference_as_of + pd.Timedelta(days=horizon) <= end
+    matured_ok = matured_as_of > reference_as_of and matured_as_of >= _utc(
+        dataset.leads["created_at"].min()
+    )
+    n_sources = int(reference["source"].nunique()) if has_source else 0
+    features = list(scorer.features)
+    tests = len(features) + 1 + (1 if matured_ok else 0)
+    tests += n_sources if (has_source and matured_ok and ref_outcomes_known) else 0
+    alpha = FAMILY_ALPHA / tests
+
+    drift = [
+        _drift(
+            "score",
+            "score",
+            *_numeric_bins(p_ref.astype(float), p_cur.astype(float)),
+            alpha,
+        )
+    ]
+    categorical = set(spec.categorical)
+    for name in features:
+        if name not in current.columns:
+            continue
+        if name in categorical or not pd.api.types.is_numeric_dtype(current[name]):
+            rc, cc, labels = _categorical_bins(reference[name], current[name])
+            kind = "categorical"
+        else:
+            rc, cc, labels = _numeric_bins(
+                reference[name].to_numpy(dtype=float), current[name].to_numpy(dtype=float)
+            )
+            kind = "numeric"
+        drift.append(_drift(name, kind, rc, cc, labels, alpha))
+
+    matured = None
+    sources = None
+    if matured_ok:
+        test_start = _utc(info["test_start"]) if info.get("test_start") else None
+        found = _matured(scorer, dataset, matured_as_of, horizon, test_start)
+        if found is not None:
+            matured, matured_rows = found
+            if matured.in_training:
+                notes.append(
+                    f"the matured date ({matured_as_of.date()}) is not after the model's test "
+                    "start: its calibration there is not an out-of-sample check, and is left "
+                    "out of the verdict"
+                )
+            if has_source and ref_outcomes_known:
+                ref_rows = reference.assign(
+                    label=matured_outcomes(dataset, reference["lead_id"], reference_as_of, horizon)
+                )
+                sources = _sources(ref_rows, matured_rows, alpha)
+    else:
+        notes.append(
+            f"no matured outcome yet: one horizon ({horizon:g} days) before the monitored date "
+            "is not after the reference; calibration and conversion shifts are not checked"
+        )
+    verdict, reasons = _verdict(drift, matured, sources, alpha)
+    return MonitorReport(
+        model=model,
+        as_of=when,
+        reference_as_of=reference_as_of,
+        n_current=len(current),
+        n_reference=len(reference),
+        alpha=alpha,
+        tests=tests,
+        drift=drift,
+        matured=matured,
+        sources=sources,
+        verdict=verdict,
+        reasons=reasons,
+        notes=notes,
+        score_samples={"reference": p_ref, "current": p_cur},
+    )
+
+
+def _verdict(drift, matured, sources, alpha) -> tuple[str, list[str]]:
+    retrain, watch = [], []
+    score = drift[0]
+    features = drift[1:]
+    if score.status != "ok":
+        (retrain if score.status == "strong drift" else watch).append(
+            f"the score's distribution moved: PSI {score.psi:.3f} (noise threshold "
+            f"{score.threshold:.3f} at these sizes)"
+        )
+    strong = [d for d in features if d.status == "strong drift"]
+    moved = [d for d in features if d.status != "ok"]
+    if moved:
+        listed = ", ".join(
+            f"{d.name} ({d.psi:.2f})" for d in sorted(moved, key=lambda d: -d.psi)[:6]
+        )
+        line = f"{len(moved)} feature{'s' if len(moved) > 1 else ''} drifted: {listed}"
+        many = len(strong) >= STRONG_FEATURES or len(moved) >= SHARE_FEATURES * len(features)
+        (retrain if many else watch).append(line)
+    if matured is not None and not matured.in_training and matured.expected > 0:
+        ratio = matured.wins / matured.expected
+        z_crit = stats.norm.isf(alpha / 2)
+        if abs(matured.z) > z_crit and abs(ratio - 1) > MATERIAL_OE:
+            retrain.append(
+                f"matured outcomes are off the predictions: {matured.wins:,} wins against "
+                f"{matured.expected:,.1f} predicted ({ratio:.2f}x) among the {matured.leads:,} "
+                f"leads open at {matured.as_of.date()}"
+            )
+    if sources is not None and len(sources) and sources["shifted"].any():
+        shifted = sources[sources["shifted"]]
+        watch.append(
+            "conversion shifted by source: "
+            + ", ".join(
+                f"{r.source} {r.reference_rate:.1%} -> {r.matured_rate:.1%}"
+                for r in shifted.itertuples()
+            )
+        )
+    if retrain:
+        return "retrain", retrain + watch
+    if watch:
+        return "watch", watch
+    return "ok", ["no drift beyond sampling noise, matured outcomes as predicted"]
+
+
+def _utc(when: Any) -> pd.Timestamp:
+    when = pd.Timestamp(when)
+    return when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")

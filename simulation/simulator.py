@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from crm.folders import staged_folder
 from simulation import funnel as fm
@@ -51,13 +51,15 @@ class SimulationConfig(BaseModel):
 
     @field_validator("start", "drift_after")
     @classmethod
-    def _start_is_a_date(cls, value: str | None) -> str | None:
+    def _start_is_a_date(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return value
         try:
             np.datetime64(value, "D")
         except ValueError as exc:
-            raise ValueError(f"a date such as 2025-01-01 is needed, not {value!r}") from exc
+            raise ValueError(
+                f"{info.field_name} must be a date such as 2025-01-01, not {value!r}"
+            ) from exc
         return value
 
 

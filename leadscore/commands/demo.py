@@ -53,37 +53,63 @@ def demo(
         out.rule("6. the marketing report: model vs points rules")
         html_path, _ = write_report(comparison, out_dir / "reports" / "compare.html")
         print_comparison(comparison, html_path)
-    out.rule("7. a simulated week: the open pipeline scored daily, with trends")
+    out.rule("7. a simulated week: the open pipeline scored daily, trends and hand-off events")
     week_demo(ds, data, out_dir)
+    out.rule("8. monitoring: drift since training, matured calibration, verdict")
+    monitor_demo(ds, out_dir)
 
 
 def week_demo(ds, data: Path, out_dir: Path) -> None:
     """Score the open pipeline once a day over the data's last 7 days (the champion, history
-    in the data folder), print each day's counts, and keep the last day's file."""
+    in the data folder), print each day's counts and hand-off events, and keep the last
+    day's files."""
     import pandas as pd
 
+    from leadscore.commands.operations import print_events
+    from operations.events import HandoffLine, summarize, write_events
     from operations.history import ScoreHistory, default_store
     from operations.pipeline import ModelRef, score_and_record, write_scores
     from scoring.mlflow_model import load_pinned_scorer
 
     scorer, name, version = load_pinned_scorer("models:/lead-scoring@champion")
     history = ScoreHistory(default_store(data))
+    line = HandoffLine()
     end = pd.Timestamp(ds.data_end).floor("D")
     for day in pd.date_range(end - pd.Timedelta(days=6), end, freq="D"):
-        frame = score_and_record(ds, scorer, ModelRef(name, version), day, history=history).scores
+        run = score_and_record(ds, scorer, ModelRef(name, version), day, history=history, line=line)
+        frame = run.scores
         grades = frame["grade"].value_counts()
         trends = frame["trend"].value_counts()
+        events = summarize(run.events)
         out.print(
             f"{day.date()}: {len(frame):,} open leads; grade A {grades.get('A', 0):,}, "
             f"MQL {int(frame['mql'].sum()) if frame['mql'].notna().any() else 0:,}; "
             f"improving {trends.get('improving', 0):,}, declining {trends.get('declining', 0):,}, "
-            f"steady {trends.get('steady', 0):,}"
+            f"steady {trends.get('steady', 0):,}; hand-offs {events['crossed_handoff_line']:,}, "
+            f"grades up {events['grade_up']:,}, down {events['grade_down']:,}"
         )
     path = write_scores(frame, out_dir / "scores.parquet")
+    events_path = write_events(run.events, out_dir / "scores.events.jsonl")
+    out.print(f"the last day's hand-off events, first {min(3, len(run.events))}:")
+    print_events(run.events, events_path, line, show=3)
     out.print(
         f"the last day's scores -> {path}; history in {history.store} "
         f"(`leadscore history {frame['lead_id'].iloc[0]} --data {data}`)"
     )
+
+
+def monitor_demo(ds, out_dir: Path) -> None:
+    """`leadscore monitor` on the demo's data with the champion: page, JSON, MLflow run."""
+    from leadscore.commands.operations import print_monitor
+    from operations.monitor import monitor
+    from operations.monitor_page import log_monitor, write_monitor
+    from scoring.mlflow_model import load_pinned_scorer
+
+    scorer, name, version = load_pinned_scorer("models:/lead-scoring@champion")
+    report = monitor(ds, scorer, {"name": name, "version": str(version)})
+    html_path, json_path = write_monitor(report, out_dir / "reports" / "monitor.html")
+    print_monitor(report, html_path)
+    log_monitor(report, html_path, json_path)
 
 
 def serve_demo(ds, result, out_dir: Path) -> None:

@@ -107,10 +107,16 @@ def test_demo_runs_end_to_end(tmp_path):
     # and a week of daily scoring of the open pipeline, with trends once history builds up
     week = result.stdout[result.stdout.index("a simulated week") :]
     days = [line for line in week.splitlines() if "open leads; grade A" in line]
-    assert len(days) == 7 and "improving" in days[-1]
+    assert len(days) == 7 and "improving" in days[-1] and "hand-offs" in days[-1]
     scores = pd.read_parquet(tmp_path / "demo" / "scores.parquet")
     assert len(scores) > 0 and (scores["trend"] != "not enough history").any()
     assert (tmp_path / "demo" / "crm" / "score_history.duckdb").is_file()
+    assert (tmp_path / "demo" / "scores.events.jsonl").is_file()
+    # and the monitoring of that pipeline: a verdict, its page and JSON
+    monitoring = result.stdout[result.stdout.index("8. monitoring") :]
+    assert any(v in monitoring for v in ("ok:", "watch:", "retrain:"))
+    assert (tmp_path / "demo" / "reports" / "monitor.html").is_file()
+    assert (tmp_path / "demo" / "reports" / "monitor.json").is_file()
 
 
 def test_train_models_promote(tmp_path, small_sim_path):

@@ -10,6 +10,19 @@ from rich.table import Table
 from leadscore.commands.compare import print_comparison, resolve_rules
 from leadscore.console import err, out
 
+# Options `train` and `retrain` share (one declaration each, reused as defaults).
+CONFIG = typer.Option(None, "--config", help="Training config YAML (default: built-in defaults).")
+FEATURES_CONFIG = typer.Option(None, "--features-config", help="Feature config YAML.")
+EXPERIMENT = typer.Option(None, "--experiment", help="MLflow experiment (default from the config).")
+MODEL_NAME = typer.Option(
+    None, "--model-name", help="Registered model name (default lead-scoring)."
+)
+RULES = typer.Option(
+    None,
+    "--rules",
+    help="Points rules YAML scored next to the model (default: conf/rules.yaml when it fits the data).",
+)
+
 
 def train(
     data: Path = typer.Option(
@@ -17,29 +30,17 @@ def train(
         "--data",
         help="Dataset folder (also used for example payloads and the champion comparison).",
     ),
-    config: Path | None = typer.Option(
-        None, "--config", help="Training config YAML (default: built-in defaults)."
-    ),
-    features_config: Path | None = typer.Option(
-        None, "--features-config", help="Feature config YAML."
-    ),
-    experiment: str | None = typer.Option(
-        None, "--experiment", help="MLflow experiment (default from the config)."
-    ),
-    model_name: str | None = typer.Option(
-        None, "--model-name", help="Registered model name (default lead-scoring)."
-    ),
+    config: Path | None = CONFIG,
+    features_config: Path | None = FEATURES_CONFIG,
+    experiment: str | None = EXPERIMENT,
+    model_name: str | None = MODEL_NAME,
     training_set: Path | None = typer.Option(
         None, "--training-set", help="Use this training set instead of building one."
     ),
     allow_leaky: bool = typer.Option(
         False, "--allow-leaky", help="Keep features the leakage audit would exclude."
     ),
-    rules: Path | None = typer.Option(
-        None,
-        "--rules",
-        help="Points rules YAML scored next to the model (default: conf/rules.yaml when it fits the data).",
-    ),
+    rules: Path | None = RULES,
 ) -> None:
     """Train, calibrate and evaluate out of time; compare with the points rules; log to MLflow (with the comparison report); register; champion/challenger."""
     run_training(
@@ -215,23 +216,11 @@ PROMOTED, KEPT_NOT_BETTER, KEPT_UNTRUSTED = 0, 3, 4
 
 def retrain(
     data: Path = typer.Option(..., "--data", help="Dataset folder: the CRM export as of today."),
-    config: Path | None = typer.Option(
-        None, "--config", help="Training config YAML (default: built-in defaults)."
-    ),
-    features_config: Path | None = typer.Option(
-        None, "--features-config", help="Feature config YAML."
-    ),
-    experiment: str | None = typer.Option(
-        None, "--experiment", help="MLflow experiment (default from the config)."
-    ),
-    model_name: str | None = typer.Option(
-        None, "--model-name", help="Registered model name (default lead-scoring)."
-    ),
-    rules: Path | None = typer.Option(
-        None,
-        "--rules",
-        help="Points rules YAML scored next to the model (default: conf/rules.yaml when it fits the data).",
-    ),
+    config: Path | None = CONFIG,
+    features_config: Path | None = FEATURES_CONFIG,
+    experiment: str | None = EXPERIMENT,
+    model_name: str | None = MODEL_NAME,
+    rules: Path | None = RULES,
 ) -> None:
     """For a scheduler: train on today's data, gate, and promote. The new version becomes champion only when it is trusted and beats the champion on the same test rows. Exit codes: 0 promoted; 3 registered as challenger, the champion stays (not better); 4 registered, not promoted (do not trust this model); 1 a mistake in the input (nothing registered); any other code: the run failed, and no alias moved."""
     _, outcome, _ = run_training(

@@ -33,7 +33,7 @@ def test_help_lists_every_command():
     assert result.exit_code == 0
     for command in (
         "validate", "simulate", "features", "train", "models", "promote", "demo", "compare", "rules",
-        "import", "score", "history",
+        "import", "score", "history", "monitor", "retrain", "rollback",
     ):  # fmt: skip
         assert command in result.output
 

@@ -98,9 +98,25 @@ class ScoreHistory:
     # --- reading -----------------------------------------------------------------------
 
     def read(
-        self, lead_ids: list[str] | None = None, before: pd.Timestamp | None = None
+        self,
+        lead_ids: list[str] | None = None,
+        before: pd.Timestamp | None = None,
+        last_runs: int | None = None,
     ) -> pd.DataFrame:
-        """Stored rows (optionally of some leads, and before an as_of), oldest first."""
+        """Stored rows (optionally of some leads, before an as_of, and of the `last_runs`
+        runs before it only), oldest first. The time filters run in the database, so a
+        run reads the few runs its trends need, not the whole history."""
+        where, params = [], {}
+        if before is not None:
+            where.append("as_of_us < :before")
+            params["before"] = int(_us(pd.Series([pd.Timestamp(before)]))[0])
+        if last_runs is not None:
+            inner = " AND ".join(where) or "TRUE"
+            where.append(
+                f"as_of_us IN (SELECT DISTINCT as_of_us FROM {TABLE} WHERE {inner} "
+                f"ORDER BY as_of_us DESC LIMIT {int(last_runs)})"
+            )
+        query = f"SELECT * FROM {TABLE}" + (f" WHERE {' AND '.join(where)}" if where else "")
         if self.is_url:
             import sqlalchemy as sa
 
@@ -109,7 +125,7 @@ class ScoreHistory:
                 with engine.connect() as con:
                     if not sa.inspect(con).has_table(TABLE):
                         return _empty()
-                    df = pd.read_sql_table(TABLE, con)
+                    df = pd.read_sql_query(sa.text(query), con, params=params)
             finally:
                 engine.dispose()
         else:
@@ -120,21 +136,15 @@ class ScoreHistory:
                 exists = con.execute(
                     "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [TABLE]
                 ).fetchone()[0]
-                df = (
-                    con.execute(f"SELECT * FROM {TABLE}").df()
-                    if exists
-                    else pd.DataFrame(columns=STORED)
-                )
+                if not exists:
+                    return _empty()
+                df = con.execute(query.replace(":before", "$before"), params).df()
             finally:
                 con.close()
-            if df is None:
-                return _empty()
         df["as_of"] = pd.to_datetime(df["as_of_us"].astype("int64"), unit="us", utc=True)
         df = df.drop(columns="as_of_us")
         if lead_ids is not None:
             df = df[df["lead_id"].isin(lead_ids)]
-        if before is not None:
-            df = df[df["as_of"] < pd.Timestamp(before)]
         return df.sort_values(["as_of", "lead_id"], kind="stable").reset_index(drop=True)
 
     def lead(self, lead_id: str) -> pd.DataFrame:

@@ -128,13 +128,15 @@ def score_and_record(
     against each lead's latest earlier score (`line`: an events.HandoffLine; default MQL
     or grade A)."""
     from operations.events import HandoffLine, handoff_events
-    from operations.history import trends
+    from operations.history import TREND_RUNS, trends
 
     frame = score_pipeline(dataset, scorer, model, as_of, reasons=reasons, progress=progress)
     line = line if line is not None else HandoffLine()
     earlier = pd.DataFrame(columns=["lead_id", "as_of", "probability", "grade", "mql"])
     if history is not None and len(frame):
-        earlier = history.read(frame["lead_id"].tolist(), before=frame["as_of"].iloc[0])
+        earlier = history.read(
+            frame["lead_id"].tolist(), before=frame["as_of"].iloc[0], last_runs=TREND_RUNS
+        )
     frame["trend"] = trends(frame, earlier).to_numpy() if len(frame) else []
     events = handoff_events(frame, earlier.drop_duplicates("lead_id", keep="last"), line)
     if history is not None:

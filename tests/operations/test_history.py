@@ -83,3 +83,11 @@ def test_trend_uses_the_last_runs_only():
     recent = [_run(f"2025-01-0{d}", {"a": 0.1}) for d in (1, 2, 3)]
     now = pd.DataFrame({"lead_id": ["a"], "probability": [0.1]})
     assert trends(now, pd.concat(old + recent)).tolist() == ["steady"]
+
+
+def test_a_run_reads_only_the_runs_before_it_that_trends_need(history):
+    for day in range(1, 6):
+        history.write_run(_run(f"2025-01-0{day}", {"a": 0.1 * day, "b": 0.2}))
+    got = history.read(["a"], before=pd.Timestamp("2025-01-05", tz="UTC"), last_runs=3)
+    assert got["as_of"].dt.day.tolist() == [2, 3, 4] and set(got["lead_id"]) == {"a"}
+    assert len(history.read(last_runs=2)) == 4  # the two latest runs, both leads

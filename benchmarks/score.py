@@ -75,6 +75,7 @@ def main() -> None:
         start = time.perf_counter()
         ds = load_dataset(data)
         load_s = time.perf_counter() - start
+        rss_after_load = _rss_mib()
 
         start = time.perf_counter()
         frame = build_scoring_set(ds, scorer.spec)
@@ -151,6 +152,7 @@ def main() -> None:
                 },
                 "grade_counts": {g: int((grades == g).sum()) for g in "ABCD"},
                 "peak_rss_mib": round(peak),
+                "peak_rss_after_load_mib": round(rss_after_load),
                 "pyfunc": {
                     "leads": len(sample),
                     "wall_s": round(pyfunc_s, 2),

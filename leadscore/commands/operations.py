@@ -153,7 +153,9 @@ def print_events(events: list[dict], path: Path, line, show: int = 0) -> None:
         f"hand-off events: {counts['crossed_handoff_line']:,} crossed the line ({line.describe()}), "
         f"{counts['grade_up']:,} grades up, {counts['grade_down']:,} down -> {path}"
     )
-    for e in events[:show]:
+    # Hand-offs first (what sales acts on), most likely to win first.
+    ranked = sorted(events, key=lambda e: (e["type"] != "lead.handoff", -e["probability"]))
+    for e in ranked[:show]:
         up = "; ".join(e["reasons_up"][:2]) or "-"
         change = (
             f"grade {e['previous_grade']} -> {e['grade']}"

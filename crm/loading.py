@@ -302,6 +302,12 @@ def _looks_numeric(s: pd.Series) -> bool:
     return bool(pd.to_numeric(text, errors="coerce").notna().all())
 
 
+def utc(when) -> pd.Timestamp:
+    """One point in time as a UTC Timestamp: a naive time is read as UTC."""
+    when = pd.Timestamp(when)
+    return when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
+
+
 def timestamps_us(values: pd.Series) -> np.ndarray:
     """UTC timestamps as float64 microseconds since the epoch (NaN for missing)."""
     naive = values.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[us]")

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from crm.loading import Dataset, lead_positions, timestamps_us
+from crm.loading import Dataset, lead_positions, timestamps_us, utc
 from features.config import FeatureConfig
 from features.definitions import (
     US_PER_DAY,
@@ -70,7 +70,7 @@ def build_training_set(
     if dataset.is_flat:
         return _flat_training_set(dataset, spec)
 
-    end = _utc(data_end if data_end is not None else dataset.data_end)
+    end = utc(data_end if data_end is not None else dataset.data_end)
     with _duckdb(memory_limit) as con:
         snaps, stats = build_snapshots(
             leads,
@@ -100,8 +100,8 @@ def build_scoring_set(
     deals are invisible. A flat export (no dates) has no timeline: its open leads are those
     without the outcome, as of the data's end.
     """
-    end = _utc(dataset.data_end)
-    when = _utc(as_of) if as_of is not None else end
+    end = utc(dataset.data_end)
+    when = utc(as_of) if as_of is not None else end
     leads = dataset.leads
     if dataset.is_flat:
         df = _flat_training_set(dataset, spec)[0]
@@ -127,11 +127,6 @@ def build_scoring_set(
     with _duckdb(memory_limit) as con:
         prims = _primitives(con, snaps, dataset, spec)
     return _frame(dataset, spec, snaps, prims, {})
-
-
-def _utc(when: pd.Timestamp | str) -> pd.Timestamp:
-    when = pd.Timestamp(when)
-    return when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
 
 
 @contextmanager

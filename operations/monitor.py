@@ -37,14 +37,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from crm.errors import LeadscoreError
-from crm.loading import Dataset, lead_positions, timestamps_us
+from crm.loading import Dataset, lead_positions, timestamps_us, utc
 from features.batch import build_scoring_set
 from scoring.scorer import LeadScorer
 
@@ -334,16 +333,16 @@ def monitor(
             "monitoring needs dated data (when leads were created, when deals closed): this "
             "export is flat"
         )
-    end = _utc(dataset.data_end)
-    when = _utc(as_of) if as_of is not None else end
+    end = utc(dataset.data_end)
+    when = utc(as_of) if as_of is not None else end
     info = scorer.info or {}
     if reference_as_of is None:
         if not info.get("validation_start"):
             raise LeadscoreError(
                 "this model does not record when its training data ends: give --reference-as-of"
             )
-        reference_as_of = same_weekday_before(when, _utc(info["validation_start"]))
-    reference_as_of = _utc(reference_as_of)
+        reference_as_of = same_weekday_before(when, utc(info["validation_start"]))
+    reference_as_of = utc(reference_as_of)
     if reference_as_of >= when:
         raise LeadscoreError(
             f"the reference ({reference_as_of.date()}) is not before the monitored date "
@@ -372,7 +371,7 @@ def monitor(
     matured_as_of = when - pd.Timedelta(days=horizon)
     has_source = "source" in current.columns and "source" in reference.columns
     ref_outcomes_known = reference_as_of + pd.Timedelta(days=horizon) <= end
-    matured_ok = matured_as_of > reference_as_of and matured_as_of >= _utc(
+    matured_ok = matured_as_of > reference_as_of and matured_as_of >= utc(
         dataset.leads["created_at"].min()
     )
     n_sources = int(reference["source"].nunique()) if has_source else 0
@@ -406,7 +405,7 @@ def monitor(
     matured = None
     sources = None
     if matured_ok:
-        test_start = _utc(info["test_start"]) if info.get("test_start") else None
+        test_start = utc(info["test_start"]) if info.get("test_start") else None
         found = _matured(scorer, dataset, matured_as_of, horizon, test_start)
         if found is not None:
             matured, matured_rows = found
@@ -486,8 +485,3 @@ def _verdict(drift, matured, sources, alpha) -> tuple[str, list[str]]:
     if watch:
         return "watch", watch
     return "ok", ["no drift beyond sampling noise, matured outcomes as predicted"]
-
-
-def _utc(when: Any) -> pd.Timestamp:
-    when = pd.Timestamp(when)
-    return when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")

@@ -70,7 +70,7 @@ def score(
 ) -> None:
     """Score every lead open at --as-of (not snapshots) with the model the endpoint serves, the points rules next to it, worded reasons and each lead's trend over the earlier runs; record the run in the score history (the same as_of again replaces it); write the hand-off events (leads that crossed the hand-off line or changed grade since their last score) and optionally POST them to a webhook."""
 
-    from crm.loading import load_dataset
+    from crm.loading import load_dataset, utc
     from operations.events import HandoffLine, WebhookSender, write_events
     from operations.history import ScoreHistory, default_store
     from operations.pipeline import ModelRef, score_and_record, write_scores
@@ -88,7 +88,7 @@ def score(
         raise LeadscoreError(f"--out {out_path}: the scores file must end in .parquet or .csv")
     scorer, name, version = load_pinned_scorer(model)  # the file names what scored
     ds = load_dataset(data)
-    if when is not None and not ds.is_flat and when > _utc(ds.data_end):
+    if when is not None and not ds.is_flat and when > utc(ds.data_end):
         err.print(
             f"[yellow]warning:[/yellow] --as-of {as_of} is after the data's end "
             f"({ds.data_end.isoformat()}): nothing after the end is known",
@@ -256,10 +256,6 @@ def history(
     out.print(table)
 
 
-def _utc(when):
-    return when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
-
-
 def monitor(
     data: Path = typer.Option(..., "--data", help="Dataset folder: the CRM export as of today."),
     model: str = typer.Option("models:/lead-scoring@champion", "--model", help=MODEL_REF_HELP),
@@ -329,11 +325,12 @@ def print_monitor(report, path: Path) -> None:
 
 
 def _when(text: str | None, option: str):
-    import pandas as pd
+    """An option's ISO-8601 time in UTC, or None; a bad one is a user mistake."""
+    from crm.loading import utc
 
     if text is None:
         return None
     try:
-        return _utc(pd.Timestamp(text))
+        return utc(text)
     except ValueError as exc:
         raise LeadscoreError(f"{option} {text!r}: not an ISO-8601 time ({exc})") from exc

@@ -136,3 +136,23 @@ def test_a_flat_export_or_a_model_without_dates_is_refused(tmp_path, model):
     )
     with pytest.raises(LeadscoreError, match="needs dated data"):
         monitor(load_dataset(flat), model, MODEL)
+
+
+def test_bins_of_messy_columns_ties_blanks_and_unseen_values():
+    """What the simulator never makes: a count that is mostly 0, blanks, a value only the
+    current export has, a column empty in the reference."""
+    from operations.monitor import _categorical_bins, _drift, _numeric_bins
+
+    ref = np.array([0.0] * 70 + [1.0] * 20 + [5.0] * 5 + [np.nan] * 5)
+    rc, cc, labels = _numeric_bins(ref, ref.copy())
+    assert labels[-1] == "missing" and rc.sum() == cc.sum() == len(ref) and rc[-1] == 5
+    assert _drift("n", "numeric", rc, cc, labels, 0.01).psi == pytest.approx(0.0)
+    rc, cc, labels = _numeric_bins(np.full(10, np.nan), np.array([1.0, 2.0, np.nan]))
+    assert labels == ["all", "missing"] and list(rc) == [0, 10] and list(cc) == [2, 1]
+
+    before = pd.Series(["web", None, "ads", "web", ""], dtype="str")
+    now = pd.Series(["web", "tiktok", None, None, ""], dtype="str")
+    rc, cc, labels = _categorical_bins(before, now)
+    counts = dict(zip(labels, cc, strict=True))
+    assert counts["(other)"] == 1 and counts["(missing)"] == 2 and counts[""] == 1
+    assert rc.sum() == len(before) and cc.sum() == len(now)

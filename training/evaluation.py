@@ -84,6 +84,23 @@ def bootstrap_auc(
     return percentile_interval(draws, float(roc_auc_score(y, p)))
 
 
+def point_metrics(y: np.ndarray, p: np.ndarray) -> dict:
+    """The threshold-free metrics of one scorer on some rows, without intervals (NaN for an
+    AUC when the rows hold one class only)."""
+    y = np.asarray(y).astype(int)
+    p = np.clip(np.asarray(p, dtype=np.float64), 0.0, 1.0)
+    both = 0 < y.sum() < len(y)
+    return {
+        "rows": int(len(y)),
+        "positives": int(y.sum()),
+        "roc_auc": float(roc_auc_score(y, p)) if both else float("nan"),
+        "pr_auc": float(average_precision_score(y, p)) if both else float("nan"),
+        "brier": float(brier_score_loss(y, p)),
+        "log_loss": float(log_loss(y, np.clip(p, EPS, 1 - EPS), labels=[0, 1])),
+        "ece": expected_calibration_error(y, p),
+    }
+
+
 def evaluate(
     y: np.ndarray,
     p: np.ndarray,
@@ -98,15 +115,10 @@ def evaluate(
     p = np.clip(np.asarray(p, dtype=np.float64), 0.0, 1.0)
     low, high = bootstrap_auc(y, p, bootstrap, seed, groups)
     table = deciles(y, p)
+    point = point_metrics(y, p)
     return {
-        "rows": int(len(y)),
-        "positives": int(y.sum()),
-        "roc_auc": float(roc_auc_score(y, p)),
+        **point,
         "roc_auc_ci": [low, high],
-        "pr_auc": float(average_precision_score(y, p)),
-        "brier": float(brier_score_loss(y, p)),
-        "log_loss": float(log_loss(y, np.clip(p, EPS, 1 - EPS), labels=[0, 1])),
-        "ece": expected_calibration_error(y, p),
         "lift_top_decile": table[0]["lift"],
         "capture_top_decile": table[0]["capture"],
         "deciles": table,

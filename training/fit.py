@@ -24,7 +24,7 @@ from rules.calibration import choose_calibrator
 from scoring.grades import Grades
 from scoring.scorer import LeadScorer, encode_frame
 from training.config import TrainConfig
-from training.evaluation import evaluate
+from training.evaluation import evaluate, point_metrics
 from training.leakage import LeakageReport, audit_training_set
 from training.splits import Split, split_training_set
 from training.trust import untrusted_model
@@ -43,6 +43,13 @@ class TrainResult:
     params: dict
     warnings: list[str] = field(default_factory=list)
     untrusted: list[str] = field(default_factory=list)  # banners: do not trust this model
+    # The calibrated model on its own training and validation rows ("train", "validation"
+    # -> roc_auc, pr_auc, brier, log_loss, ece), next to `metrics` (test): a gap shows
+    # overfitting. The validation rows also fitted the calibrator, so they flatter it.
+    fit_metrics: dict[str, dict] = field(default_factory=dict)
+    # LightGBM's learning curve, one value per boosting round (also past the best round,
+    # up to where early stopping ended): {"train"|"validation": {"binary_logloss"|"auc": [...]}}
+    learning_curve: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
 
 def _text_categories(x: pd.DataFrame) -> pd.DataFrame:
@@ -122,6 +129,7 @@ def fit_models(
     allow_leaky: bool = False,
     references: dict[str, Callable[[pd.DataFrame], np.ndarray]] | None = None,
     info: dict | None = None,
+    on_step: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Split, audit, fit, calibrate on validation, evaluate on test.
 
@@ -130,13 +138,16 @@ def fit_models(
         declared_leaky, keep_columns: dataset.yaml's `columns.leaky` and `columns.keep`.
         references: extra scorers evaluated on the same test rows (e.g. the simulator's
             Bayes oracle), each a function of the test frame.
+        on_step: told what is being done now (a progress display), e.g. "LightGBM round 40".
     """
+    step = on_step or (lambda _: None)
     warnings: list[str] = []
     split = split_training_set(df, spec, config)
     train, val, test = df[split.train], df[split.validation], df[split.test]
 
     cap = config.max_rows_baseline_and_audit
     sample = train if len(train) <= cap else train.sample(cap, random_state=config.seed)
+    step("leakage audit")
     leakage = audit_training_set(
         train, spec, config, declared=declared_leaky, keep=keep_columns, allow_leaky=allow_leaky
     )
@@ -177,16 +188,27 @@ def fit_models(
         free_raw_data=False,
     )
     dval = lgb.Dataset(x_val, val["label"].to_numpy(), reference=dtrain)
+    curve: dict = {}
     booster = lgb.train(
-        params,
+        # Log loss first: early stopping watches it alone on the validation rows (LightGBM
+        # never stops on the training rows); AUC is recorded for the learning curve.
+        {**params, "metric": ["binary_logloss", "auc"]},
         dtrain,
         num_boost_round=config.lightgbm.max_rounds,
-        valid_sets=[dval],
-        callbacks=[lgb.early_stopping(config.lightgbm.early_stopping_rounds, verbose=False)],
+        valid_sets=[dtrain, dval],
+        valid_names=["train", "validation"],
+        callbacks=[
+            lgb.early_stopping(
+                config.lightgbm.early_stopping_rounds, first_metric_only=True, verbose=False
+            ),
+            lgb.record_evaluation(curve),
+            lambda env: step(f"LightGBM round {env.iteration + 1}"),
+        ],
     )
     best = booster.best_iteration or booster.current_iteration()
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
 
+    step("calibration")
     y_val = val["label"].to_numpy().astype(int)
     raw_val = booster.predict(x_val, raw_score=True)
     calibrator, losses = choose_calibrator(raw_val, y_val, config.calibration, config.seed)
@@ -212,6 +234,7 @@ def fit_models(
         },
     )
 
+    step("logistic baseline")
     baseline = fit_baseline(sample, categorical, numeric, config.logistic_c, config.seed)
 
     y_test = test["label"].to_numpy().astype(int)
@@ -221,6 +244,7 @@ def fit_models(
     }
     for name, fn in (references or {}).items():
         scores[name] = np.asarray(fn(test), dtype=np.float64)
+    step(f"test metrics ({config.bootstrap} bootstrap draws)")
     metrics = {
         name: evaluate(
             y_test,
@@ -254,6 +278,16 @@ def fit_models(
         params={**params, "best_iteration": int(best), "features_used": len(features)},
         warnings=warnings,
         untrusted=untrusted,
+        fit_metrics={
+            "train": point_metrics(
+                train["label"].to_numpy(), scorer.predict_proba(scorer.encode_frame(train))
+            ),
+            "validation": point_metrics(y_val, calibrator(raw_val)),
+        },
+        learning_curve={
+            name: {metric: [float(v) for v in values] for metric, values in by_metric.items()}
+            for name, by_metric in curve.items()
+        },
     )
 
 

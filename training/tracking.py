@@ -21,6 +21,7 @@ import warnings
 from collections.abc import Callable, Collection
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -29,6 +30,7 @@ import scoring
 from crm.errors import LeadscoreError
 from features.definitions import FeatureSpec
 from scoring.mlflow_model import SCORER_ARTIFACT, LeadScoringModel, load_registered_scorer
+from training import run_log
 from training.config import TrainConfig
 from training.evaluation import calibration_bins, gains_curve
 from training.fit import TrainResult
@@ -158,20 +160,6 @@ def _figures(result: TrainResult):
     return figs, plt
 
 
-def run_description(result: TrainResult) -> str:
-    """The MLflow run's description: the do-not-trust banners first, then the test figures."""
-    m = result.metrics["model"]
-    lines = [f"**Do not trust this model:** {line}" for line in result.untrusted]
-    lines.append(
-        f"Out-of-time test: ROC AUC {m['roc_auc']:.3f} [{m['roc_auc_ci'][0]:.3f}, "
-        f"{m['roc_auc_ci'][1]:.3f}] on {m['rows']:,} rows ({m['positives']:,} won); "
-        f"{result.params['features_used']} features, {result.params['best_iteration']} rounds."
-    )
-    if result.leakage.excluded:
-        lines.append("Excluded by the leakage audit: " + ", ".join(result.leakage.excluded) + ".")
-    return "\n\n".join(lines)
-
-
 def input_example(payloads: list[dict], as_of: str) -> pd.DataFrame:
     """The pyfunc model's input: one JSON payload per row and its as_of."""
     return pd.DataFrame(
@@ -195,6 +183,28 @@ def store_lock(uri: str):
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def registry_messages_quiet():
+    """MLflow announces a registration ("Successfully registered model", "Created version")
+    with print() to its log stream, not through its logger: hold that stream while its
+    logger is quieter than INFO (`leadscore` without --verbose), as for its INFO lines.
+    MLflow's warnings in that call are held too."""
+    import logging
+
+    from mlflow.utils import logging_utils
+
+    stream = logging_utils.MLFLOW_LOGGING_STREAM
+    if logging.getLogger("mlflow").getEffectiveLevel() <= logging.INFO:
+        yield
+        return
+    enabled = stream.enabled
+    stream.enabled = False
+    try:
+        yield
+    finally:
+        stream.enabled = enabled
 
 
 @contextmanager
@@ -273,6 +283,7 @@ def log_and_register(
     report_dir: Path | None = None,
     data_columns: Collection[str] | None = None,
     require_trusted: bool = False,
+    rules_metrics: dict | None = None,
 ) -> RunOutcome:
     """Log everything about one training run, register its model, then move aliases.
 
@@ -285,6 +296,8 @@ def log_and_register(
             the training set's columns).
         require_trusted: never promote a model with a "do not trust" banner (`retrain`,
             unattended); `train` leaves that call to the data scientist who reads it.
+        rules_metrics: the points rules' test metrics (`run_log.rules_metrics`), quoted in
+            the run's and the version's descriptions.
     """
     import mlflow
     from mlflow import MlflowClient
@@ -309,7 +322,11 @@ def log_and_register(
         history = spec.history if data_columns is not None else "lead_age_days" in training_set
         check_lineage(champion_scorer, champion.version, config.model_name, columns, history)
     version = None
-    with mlflow.start_run() as run, scratch_dir() as tmp:
+    describe = partial(run_log.description, result, source, training_set, rules=rules_metrics)
+    with (
+        mlflow.start_run(run_name=run_log.run_name(result, source), description=describe()) as run,
+        scratch_dir() as tmp,
+    ):
         mlflow.set_tags(
             {
                 "feature_set_version": spec.version,
@@ -324,7 +341,9 @@ def log_and_register(
         params["calibration.method"] = result.calibration["method"]
         params["features.excluded_by_leakage_audit"] = ",".join(result.leakage.excluded) or "-"
         mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
-        mlflow.log_metrics(_metrics_for_mlflow(result))
+        mlflow.log_metrics({**_metrics_for_mlflow(result), **run_log.fit_metrics(result)})
+        run_log.log_learning_curve(run.info.run_id, result)
+        run_log.log_datasets(training_set, result, source)
         mlflow.log_dict(dataset_fingerprint(training_set, source), "dataset_fingerprint.json")
         mlflow.log_dict(result.split.describe(training_set), "split.json")
         mlflow.log_dict(
@@ -336,7 +355,6 @@ def log_and_register(
             mlflow.log_table(result.by_age, "auc_by_age.json")
         if result.warnings:
             mlflow.log_text("\n".join(result.warnings), "warnings.txt")
-        mlflow.set_tag("mlflow.note.content", run_description(result))
         mlflow.set_tag("leadscore.trusted", str(not result.untrusted).lower())
         if report_dir is not None:  # the marketing report (model vs points rules)
             mlflow.log_artifacts(str(report_dir), "report")
@@ -352,21 +370,27 @@ def log_and_register(
         with warnings.catch_warnings():  # MLflow's hint about integer columns: score is an int
             warnings.simplefilter("ignore", UserWarning)
             signature = infer_signature(example, model.predict(None, example))
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=str(PYFUNC_ENTRY),
-            artifacts={SCORER_ARTIFACT: str(scorer_dir)},
-            signature=signature,
-            input_example=example,
-            registered_model_name=config.model_name,
-            pip_requirements=["leadscore"],
-        )
+        with registry_messages_quiet():
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(PYFUNC_ENTRY),
+                artifacts={SCORER_ARTIFACT: str(scorer_dir)},
+                signature=signature,
+                input_example=example,
+                registered_model_name=config.model_name,
+                # Pinned third-party requirements, and our code shipped with the model: it
+                # loads wherever they install (`mlflow models serve` builds that environment).
+                pip_requirements=run_log.model_requirements(),
+                code_paths=run_log.code_paths(),
+            )
         version = str(info.registered_model_version)
+        if not client.get_registered_model(config.model_name).description:
+            client.update_registered_model(config.model_name, run_log.MODEL_DESCRIPTION)
         client.set_model_version_tag(config.model_name, version, STATE, "pending")
         try:
             return _finish(client, run, version, result, config, source, champion,
                            champion_scorer, features_for, before_aliases,
-                           require_trusted)  # fmt: skip
+                           require_trusted, describe)  # fmt: skip
         except BaseException:
             client.set_model_version_tag(config.model_name, version, STATE, "failed")
             raise
@@ -374,7 +398,7 @@ def log_and_register(
 
 def _finish(
     client, run, version, result, config, source, champion, champion_scorer, features_for,
-    before_aliases, require_trusted=False,
+    before_aliases, require_trusted=False, describe=None,
 ) -> RunOutcome:  # fmt: skip
     """Tags, the champion comparison and the alias move of a registered version."""
     import mlflow
@@ -392,9 +416,10 @@ def _finish(
     }.items():
         client.set_model_version_tag(config.model_name, version, key, str(value))
 
-    promoted, reason, champ_metrics = True, "no champion yet", None
+    promoted, reason, champ_metrics, champ_version = True, "no champion yet", None, None
     if champion is not None:
         champ_metrics = _champion_metrics(champion, champion_scorer, result, features_for)
+        champ_version = str(champion.version)
         mlflow.log_metrics(
             {
                 "champion_test_roc_auc": champ_metrics["roc_auc"],
@@ -428,6 +453,7 @@ def _finish(
         if promoted and now is not None and now != before:
             scorer = load_registered_scorer(current.name, current.version)
             champ_metrics = _champion_metrics(current, scorer, result, features_for)
+            champ_version = now
             promoted = beats(auc, ll, champ_metrics["roc_auc"], champ_metrics["log_loss"])
             reason = (
                 f"re-checked against champion v{now} promoted meanwhile: AUC {auc:.4f} vs "
@@ -436,6 +462,13 @@ def _finish(
             )
             mlflow.set_tags({"promoted": str(promoted), "promotion_reason": reason})
             kept = "" if promoted else "not better"
+        if describe is not None:  # the run's and the version's description, final figures
+            text = describe(
+                champion=(champ_version, champ_metrics) if champ_metrics is not None else None,
+                outcome=("champion: " if promoted else "challenger only: ") + reason,
+            )
+            mlflow.set_tag("mlflow.note.content", text)
+            client.update_model_version(config.model_name, version, description=text)
         client.set_registered_model_alias(config.model_name, CHALLENGER, version)
         if promoted:
             move_champion(client, config.model_name, version, by=f"training run {run.info.run_id}")

@@ -1,0 +1,140 @@
+"""What a training run shows in MLflow: name, dataset inputs, train/validation/test
+metrics, learning curve, descriptions, and a logged model whose environment installs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from crm.payloads import lead_payloads
+from features.batch import build_training_set
+from tests.training.conftest import FAST
+from training import run_log
+from training.tracking import log_and_register
+
+NAME = "run-log-test"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mlflow")
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    yield root
+    mlflow.set_tracking_uri(previous)
+
+
+def _register(result, small_sim, df, **kwargs):
+    config = FAST.model_copy(update={"model_name": NAME, "experiment": "run-log-test"})
+    ids = result.test["lead_id"].drop_duplicates().head(2).tolist()
+    return log_and_register(
+        result,
+        config=config,
+        feature_config={},
+        training_set=df,
+        source="/data/exports/acme-crm",
+        example_payloads=lead_payloads(small_sim, ids, iso=True),
+        features_for=lambda spec: build_training_set(small_sim, spec=spec)[0],
+        **kwargs,
+    )
+
+
+def test_requirements_pin_every_import_of_the_shipped_code():
+    pins = run_log.model_requirements()
+    names = {line.split("==")[0] for line in pins}
+    assert all("==" in line for line in pins), pins
+    assert {"mlflow", "lightgbm", "numpy", "pandas", "scikit-learn", "pydantic", "pyyaml"} <= names
+    assert "leadscore" not in names  # the code travels with the model instead
+    imported = run_log.third_party_imports()
+    assert {run_log.DISTRIBUTIONS[m] for m in imported} == names
+
+
+def test_an_unmapped_import_is_refused_not_left_unpinned(monkeypatch):
+    monkeypatch.setattr(run_log, "third_party_imports", lambda: {"numpy", "shapely"})
+    with pytest.raises(RuntimeError, match="'shapely'"):
+        run_log.model_requirements()
+
+
+def test_a_run_reads_like_an_mlflow_run(store, small_sim, small_set, trained, tmp_path):
+    df, _, _ = small_set
+    rules = {"roc_auc": 0.61, "roc_auc_ci": [0.55, 0.66], "brier": 0.09, "ece": 0.02}
+    first = _register(trained, small_sim, df, rules_metrics=rules)
+    second = _register(trained, small_sim, df)
+    client = MlflowClient()
+    run = client.get_run(first.run_id)
+
+    # a name that says what, on what, when; the experiment asked for
+    name = run.info.run_name
+    assert name.startswith("acme-crm · LightGBM · data to ") and name[-16:-6].count("-") == 2
+    assert client.get_experiment(run.info.experiment_id).name == "run-log-test"
+
+    # the three periods as run inputs, with digest and schema
+    inputs = {i.tags[0].value: i.dataset for i in run.inputs.dataset_inputs}
+    assert set(inputs) == {"train", "validation", "test"}
+    split = trained.split
+    for context, mask in (("train", split.train), ("test", split.test)):
+        data = inputs[context]
+        assert data.name == f"acme-crm-{context}" and data.digest
+        assert json.loads(data.profile)["num_rows"] == int(mask.sum())
+        assert "label" in data.schema and "acme-crm" in data.source
+
+    # train and validation metrics next to the test ones
+    metrics = run.data.metrics
+    for key in ("train_roc_auc", "validation_roc_auc", "train_log_loss", "validation_ece"):
+        assert key in metrics
+    assert metrics["train_roc_auc"] == pytest.approx(trained.fit_metrics["train"]["roc_auc"])
+    assert metrics["train_roc_auc"] > metrics["test_roc_auc_model"] - 0.2
+
+    # LightGBM's learning curve, one point per round, train and validation
+    curve = client.get_metric_history(first.run_id, "lgbm_validation_binary_logloss")
+    rounds = len(trained.learning_curve["validation"]["binary_logloss"])
+    assert [m.step for m in curve] == list(range(1, rounds + 1))
+    assert rounds >= trained.params["best_iteration"]
+    assert client.get_metric_history(first.run_id, "lgbm_train_auc")
+
+    # descriptions: the registered model, each version, the run
+    assert "champion" in client.get_registered_model(NAME).description
+    v1 = client.get_model_version(NAME, first.version).description
+    assert "Trained on `/data/exports/acme-crm`" in v1 and "Out-of-time test" in v1
+    assert "| points rules (same period) | 0.610 [0.550, 0.660] | - |" in v1
+    assert "Promotion: champion: no champion yet" in v1 and "leakage audit" in v1
+    assert run.data.tags["mlflow.note.content"] == v1
+    v2 = client.get_model_version(NAME, second.version).description
+    assert f"| champion v{first.version} (same rows) |" in v2 and "challenger only" in v2
+
+    # the logged model: pinned requirements, and our code inside it
+    model_dir = Path(mlflow.artifacts.download_artifacts(f"models:/{NAME}/{first.version}"))
+    lines = (model_dir / "requirements.txt").read_text().split()
+    assert sorted(lines) == sorted(run_log.model_requirements())
+    assert (model_dir / "code" / "scoring" / "scorer.py").is_file()
+    assert (model_dir / "code" / "crm" / "mappings").is_dir()
+
+    # it loads and predicts in a fresh interpreter, with the shipped code first on the path
+    script = tmp_path / "load.py"
+    script.write_text(
+        "import json, sys, mlflow, pandas as pd\n"
+        "m = mlflow.pyfunc.load_model(sys.argv[1])\n"
+        "import scoring.scorer\n"
+        "example = json.load(open(sys.argv[2]))\n"
+        "rows = pd.DataFrame(example['data'], columns=example['columns'])\n"
+        "print(scoring.scorer.__file__, len(m.predict(rows)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script), str(model_dir), str(model_dir / "input_example.json")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "MLFLOW_TRACKING_URI": ""},
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    where, count = done.stdout.split()[-2:]
+    assert Path(where).is_relative_to(model_dir / "code") and count == "2"
+

@@ -1,0 +1,266 @@
+"""What a training run shows in MLflow, as MLflow users expect it: a run name, the datasets
+as run inputs, train / validation / test metrics, LightGBM's learning curve per round,
+descriptions on the run, the registered model and each version, and the logged model's
+environment (pinned requirements and the code it runs).
+
+`training.tracking` calls these; they hold no registry logic.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import pandas as pd
+
+import crm
+import features
+import rules
+import scoring
+from training.fit import TrainResult
+
+# The packages a logged model runs (scoring and what it imports), shipped with the model as
+# its code (MLflow's `code_paths`), so that it loads anywhere its requirements install: no
+# `leadscore` requirement to resolve, and the model runs the code it was trained with.
+MODEL_PACKAGES = (crm, features, rules, scoring)
+# Import name -> distribution name, for the third-party imports of MODEL_PACKAGES.
+DISTRIBUTIONS = {
+    "duckdb": "duckdb",
+    "lightgbm": "lightgbm",
+    "mlflow": "mlflow",
+    "numpy": "numpy",
+    "pandas": "pandas",
+    "pyarrow": "pyarrow",
+    "pydantic": "pydantic",
+    "scipy": "scipy",
+    "sklearn": "scikit-learn",
+    "yaml": "pyyaml",
+}
+MODEL_DESCRIPTION = (
+    "leadscore: the probability that a lead is won within the horizon, from its CRM "
+    "profile and behaviour history at a point in time. LightGBM, calibrated on a later "
+    "period, evaluated out of time; the points rules' scores and worded reasons come with "
+    "each score. The `champion` alias is the version served; `challenger` the latest "
+    "trained. Each version's description says what it was trained on and how it compared."
+)
+# Metrics logged for the train / validation rows and the learning curve.
+FIT_METRICS = ("roc_auc", "pr_auc", "brier", "log_loss", "ece")
+
+
+def code_paths() -> list[str]:
+    return [str(Path(p.__file__).parent) for p in MODEL_PACKAGES]
+
+
+def third_party_imports() -> set[str]:
+    """The top-level third-party modules the shipped packages import (read from their
+    source: what the model's environment must provide)."""
+    local = {p.__name__ for p in MODEL_PACKAGES}
+    found = set()
+    for folder in code_paths():
+        for path in Path(folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                for name in names:
+                    top = name.split(".")[0]
+                    if top not in local and top not in sys.stdlib_module_names:
+                        found.add(top)
+    return found
+
+
+def model_requirements() -> list[str]:
+    """The logged model's pip requirements: every third-party distribution its code imports,
+    pinned to the version it was trained with."""
+    pins = []
+    for module in sorted(third_party_imports()):
+        dist = DISTRIBUTIONS.get(module)
+        if dist is None:
+            raise RuntimeError(
+                f"the model's code imports {module!r}: add its distribution to "
+                "training.run_log.DISTRIBUTIONS so that the model's environment pins it"
+            )
+        try:
+            pins.append(f"{dist}=={version(dist)}")
+        except PackageNotFoundError as exc:  # pragma: no cover - a broken environment
+            raise RuntimeError(f"{dist} is imported by the model but not installed") from exc
+    return sorted(set(pins))
+
+
+def dataset_name(source: str) -> str:
+    return Path(str(source).rstrip("/")).name or "dataset"
+
+
+def run_name(result: TrainResult, source: str, now: datetime | None = None) -> str:
+    """`<dataset> · LightGBM · data to <date> · <trained at>`: what, on what, when."""
+    now = now or datetime.now(UTC)
+    end = pd.Timestamp(result.test["as_of"].max()).date() if len(result.test) else "?"
+    return f"{dataset_name(source)} · LightGBM · data to {end} · {now:%Y-%m-%d %H:%M}"
+
+
+def log_datasets(training_set: pd.DataFrame, result: TrainResult, source: str) -> None:
+    """The training set's three periods as run inputs (source, digest, schema; context
+    train / validation / test), so that the run page lists what it learned from."""
+    import warnings
+
+    import mlflow
+
+    split = result.split
+    name = dataset_name(source)
+    for context, mask in (
+        ("train", split.train),
+        ("validation", split.validation),
+        ("test", split.test),
+    ):
+        part = training_set[mask]
+        # Not for our users: MLflow's hints on how it read a local path, and on integer
+        # columns in an inferred schema (the schema is a record here, never enforced).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            data = mlflow.data.from_pandas(
+                _schema_friendly(part),
+                source=str(source),
+                name=f"{name}-{context}",
+                targets="label",
+            )
+            mlflow.log_input(data, context=context)
+
+
+def _schema_friendly(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text and category columns as object: MLflow's schema inference knows those."""
+    out = frame.copy()
+    for col in out.columns:
+        dtype = out[col].dtype
+        if isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(dtype):
+            out[col] = out[col].astype(object)
+    return out
+
+
+def fit_metrics(result: TrainResult) -> dict[str, float]:
+    """train_* and validation_* metrics of the calibrated model (NaN ones left out)."""
+    out = {}
+    for part, values in result.fit_metrics.items():
+        for key in FIT_METRICS:
+            value = values.get(key)
+            if value is not None and value == value:
+                out[f"{part}_{key}"] = float(value)
+    return out
+
+
+def log_learning_curve(run_id: str, result: TrainResult) -> int:
+    """LightGBM's metric per boosting round, as MLflow metric histories
+    (`lgbm_train_binary_logloss`, `lgbm_validation_auc`, ...; step = round). Returns the
+    number of points logged."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    stamp = int(datetime.now(UTC).timestamp() * 1000)
+    points = [
+        Metric(f"lgbm_{part}_{metric}", float(v), stamp, step)
+        for part, by_metric in result.learning_curve.items()
+        for metric, values in by_metric.items()
+        for step, v in enumerate(values, start=1)
+    ]
+    client = MlflowClient()
+    for i in range(0, len(points), 1000):  # MLflow's batch limit
+        client.log_batch(run_id, metrics=points[i : i + 1000])
+    return len(points)
+
+
+def _metric_line(label: str, m: dict) -> str:
+    ci = m.get("roc_auc_ci")
+    interval = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci and ci[0] == ci[0] else ""
+
+    def cell(key: str) -> str:
+        value = m.get(key)
+        return "-" if value is None or value != value else f"{value:.4f}"
+
+    return (
+        f"| {label} | {m['roc_auc']:.3f}{interval} | {cell('log_loss')} | {cell('brier')} | "
+        f"{cell('ece')} |"
+    )
+
+
+def rules_metrics(comparison) -> dict | None:
+    """The points rules' headline test metrics from a `training.report.Comparison`."""
+    if comparison is None:
+        return None
+    head = comparison.headline.set_index("scorer")
+    if "rules" not in head.index:
+        return None
+    r = head.loc["rules"]
+    return {
+        "roc_auc": float(r["roc_auc"]),
+        "roc_auc_ci": [float(r["roc_auc_low"]), float(r["roc_auc_high"])],
+        "brier": float(r["brier"]),
+        "ece": float(r["ece"]),
+    }
+
+
+def description(
+    result: TrainResult,
+    source: str,
+    training_set: pd.DataFrame,
+    *,
+    rules: dict | None = None,
+    champion: tuple[str, dict] | None = None,
+    outcome: str | None = None,
+) -> str:
+    """The Markdown shown on the run and on its model version: the do-not-trust banners
+    first, what it was trained on, its test metrics against the champion (same rows) and
+    the points rules, the fit on train and validation, and the audit's exclusions.
+
+    Args:
+        rules: the points rules' test metrics on the same rows, when they were compared.
+        champion: (version, metrics on the same test rows) of the champion it met.
+        outcome: the promotion decision, in words.
+    """
+    lines = [f"**Do not trust this model:** {line}" for line in result.untrusted]
+    split, m = result.split, result.metrics["model"]
+    lines.append(
+        f"Trained on `{source}`: {len(training_set):,} snapshots of "
+        f"{training_set['lead_id'].nunique():,} leads, as of "
+        f"{pd.Timestamp(training_set['as_of'].min()).date()} to "
+        f"{pd.Timestamp(training_set['as_of'].max()).date()}; train "
+        f"{int(split.train.sum()):,} / validation {int(split.validation.sum()):,} / test "
+        f"{int(split.test.sum()):,} (test from {split.test_start.date()}). "
+        f"{result.params['features_used']} features, {result.params['best_iteration']} "
+        f"rounds, {result.calibration['method']} calibration."
+    )
+    table = [
+        f"Out-of-time test, {m['rows']:,} rows ({m['positives']:,} won):",
+        "",
+        "| scorer | ROC AUC [95% CI] | log loss | Brier | ECE |",
+        "|---|---|---|---|---|",
+        _metric_line("this model", m),
+    ]
+    if champion is not None:
+        table.append(_metric_line(f"champion v{champion[0]} (same rows)", champion[1]))
+    if rules is not None:
+        table.append(_metric_line("points rules (same period)", rules))
+    for name, other in result.metrics.items():
+        if name != "model":
+            table.append(_metric_line(name, other))
+    lines.append("\n".join(table))
+    fit = result.fit_metrics
+    if fit:
+        lines.append(
+            "Fit: ROC AUC "
+            + ", ".join(f"{part} {v['roc_auc']:.3f}" for part, v in fit.items())
+            + f", test {m['roc_auc']:.3f} (validation also fitted the calibration)."
+        )
+    if outcome:
+        lines.append(f"Promotion: {outcome}.")
+    excluded = result.leakage.excluded
+    lines.append(
+        "Excluded by the leakage audit: " + ", ".join(excluded) + "."
+        if excluded
+        else "The leakage audit excluded no feature."
+    )
+    return "\n\n".join(lines)

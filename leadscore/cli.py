@@ -23,32 +23,68 @@ from leadscore.commands import (
     serve,
     train,
 )
-from leadscore.console import err
+from leadscore.console import configure_logging, err
 
 app = typer.Typer(
     name="leadscore",
-    help="Predictive lead scoring: point-in-time features, calibrated models, explainable scores.",
+    help="Predictive lead scoring: point-in-time features, calibrated models, explainable scores. The commands are listed in workflow order: get a CRM export (simulate, import), check it (validate), build features, train, compare with the points rules, manage models, serve or score, monitor, retrain.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-app.command()(data.simulate)
-app.add_typer(imports.app, name="import")
-app.command()(data.validate)
-app.command()(data.features)
-app.command()(train.train)
-app.add_typer(rules.app, name="rules")
-app.command()(compare.compare)
-app.command()(registry.models)
-app.command()(registry.promote)
-app.command()(registry.rollback)
-app.command()(serve.serve)
-app.command()(serve.bento)
-app.command()(operations.score)
-app.command()(operations.history)
-app.command()(operations.monitor)
-app.command()(train.retrain)
-app.command()(demo.demo)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"leadscore {version('leadscore')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    verbose: bool = typer.Option(
+        False,
+        "--verbose",
+        "-v",
+        help="Show the libraries' log lines too (MLflow's INFO lines, model registration messages). Put it before the command: leadscore --verbose train ...",
+    ),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    configure_logging(verbose)
+
+
+# Workflow order, in panels: typer lists a panel's commands in the order they are added
+# (a command group, such as `import`, after the plain commands of its panel).
+# A panel holding only groups would come last, whatever its number.
+GET, CHECK, MODELS, REGISTRY, PRODUCTION, TRY = (
+    "1. Get a CRM export",
+    "2. Check it, build features",
+    "3. Train, compare with the points rules (rules: write or learn them)",
+    "4. Registered models",
+    "5. Serve, score, monitor, retrain",
+    "6. Try it all",
+)
+app.command(rich_help_panel=GET)(data.simulate)
+app.add_typer(imports.app, name="import", rich_help_panel=GET)
+app.command(rich_help_panel=CHECK)(data.validate)
+app.command(rich_help_panel=CHECK)(data.features)
+app.command(rich_help_panel=MODELS)(train.train)
+app.add_typer(rules.app, name="rules", rich_help_panel=MODELS)
+app.command(rich_help_panel=MODELS)(compare.compare)
+app.command(rich_help_panel=REGISTRY)(registry.models)
+app.command(rich_help_panel=REGISTRY)(registry.promote)
+app.command(rich_help_panel=REGISTRY)(registry.rollback)
+app.command(rich_help_panel=PRODUCTION)(serve.serve)
+app.command(rich_help_panel=PRODUCTION)(serve.bento)
+app.command(rich_help_panel=PRODUCTION)(operations.score)
+app.command(rich_help_panel=PRODUCTION)(operations.history)
+app.command(rich_help_panel=PRODUCTION)(operations.monitor)
+app.command(rich_help_panel=PRODUCTION)(train.retrain)
+app.command(rich_help_panel=TRY)(demo.demo)
 
 
 def main() -> None:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 
 from rich.console import Console
@@ -11,6 +16,57 @@ from rich.table import Table
 # Piped or captured output (CI logs, scripts) gets room for the tables instead of 80 columns.
 out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+
+# A step this long or longer prints its duration when it ends (a spinner shows it meanwhile).
+SLOW_STEP_S = 2.0
+
+
+def configure_logging(verbose: bool) -> None:
+    """Keep the libraries' INFO lines (MLflow's "Creating a new experiment", "Successfully
+    registered model", alembic's migrations) out of our output unless `--verbose`; their
+    warnings still show. Set through MLFLOW_LOGGING_LEVEL so that MLflow, imported later and
+    in our subprocesses (the BentoML server), reads it; a level the user set is kept."""
+    level = "INFO" if verbose else os.environ.get("MLFLOW_LOGGING_LEVEL") or "WARNING"
+    os.environ["MLFLOW_LOGGING_LEVEL"] = level
+    if "mlflow" in sys.modules:  # already imported (tests invoking the app in-process)
+        logging.getLogger("mlflow").setLevel(level.upper())
+
+
+@contextmanager
+def step(text: str) -> Iterator[Callable[[str], None]]:
+    """A spinner with the elapsed time on stderr while `text` runs, then, for a step of
+    SLOW_STEP_S or more, one line with its duration. Yields `detail(str)`, which shows what
+    the step is doing now next to its name. Without a terminal (CI logs, pipes) only the
+    closing line is written."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    start = time.perf_counter()
+    if err.is_terminal:
+        progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        )
+        with progress:
+            task = progress.add_task(text)
+            yield lambda detail: progress.update(task, description=f"{text}: {detail}")
+    else:  # a log: no live display (it would leave blank lines), only the closing line
+        yield lambda detail: None
+    elapsed = time.perf_counter() - start
+    if elapsed >= SLOW_STEP_S:
+        err.print(f"[dim]{text}: {elapsed:.1f} s[/dim]", highlight=False)
+
+
+def load(data, **kwargs):
+    """`crm.loading.load_dataset` with a spinner: a large export takes a while to read and
+    check."""
+    from crm.loading import load_dataset
+
+    with step(f"loading and checking {data}"):
+        return load_dataset(data, **kwargs)
 
 
 MODEL_REF_HELP = "models:/<name>@<alias>, models:/<name>/<version>, or a saved scorer folder."

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from crm.errors import LeadscoreError
-from leadscore.console import MODEL_REF_HELP, err, out
+from leadscore.console import MODEL_REF_HELP, err, load, out, step
 
 
 def compare(
@@ -33,27 +33,27 @@ def compare(
     ),
 ) -> None:
     """Marketing report: the model vs the points rules on the same out-of-time leads (HTML + CSV)."""
-    from crm.loading import load_dataset
     from scoring.mlflow_model import load_scorer
     from training.config import load_train_config
     from training.report import compare as run_compare
     from training.report import write_report
 
     scorer = load_scorer(model)
-    ds = load_dataset(data)
+    ds = load(data)
     found = resolve_rules(rules, ds, packed=scorer.rules.config if scorer.rules else None)
     train_config = load_train_config(config)
-    comp = run_compare(
-        ds,
-        scorer,
-        found.rules,
-        train_config,
-        learned=learned,
-        model_label=model,
-        bootstrap=train_config.bootstrap,
-        rules_file=found.source,
-        rules_absent=found.absent,
-    )
+    with step("scoring the out-of-time leads with the model and the rules"):
+        comp = run_compare(
+            ds,
+            scorer,
+            found.rules,
+            train_config,
+            learned=learned,
+            model_label=model,
+            bootstrap=train_config.bootstrap,
+            rules_file=found.source,
+            rules_absent=found.absent,
+        )
     for warning in comp.warnings:
         err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     html_path, _ = write_report(comp, report)

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from crm.errors import LeadscoreError
-from leadscore.console import EarlyEvents, FileFormat, out, print_summary
+from leadscore.console import EarlyEvents, FileFormat, load, out, print_summary, step
 
 
 def validate(
@@ -21,10 +21,9 @@ def validate(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Load and check a dataset against the data contract; print a summary or the error."""
-    from crm.loading import load_dataset
     from crm.summary import summarize_dataset
 
-    ds = load_dataset(data, early_events=early_events.value if early_events else None)
+    ds = load(data, early_events=early_events.value if early_events else None)
     summary = summarize_dataset(ds)
     if as_json:
         out.print_json(json.dumps(summary))
@@ -70,7 +69,8 @@ def simulate(
         )
     except ValidationError as exc:
         raise LeadscoreError(f"simulate: {format_validation_error(exc)}") from exc
-    counts = run_simulation(config, out_dir, overwrite=overwrite)
+    with step(f"simulating {leads:,} leads"):
+        counts = run_simulation(config, out_dir, overwrite=overwrite)
     out.print(
         f"wrote {counts['leads']:,} leads, {counts['activities']:,} activities, "
         f"{counts['deals']:,} deals to {out_dir}"
@@ -93,7 +93,6 @@ def features(
     """Build the labelled point-in-time training set (one row per lead and snapshot)."""
     import pandas as pd
 
-    from crm.loading import load_dataset
     from features.batch import build_training_set
     from features.config import load_feature_config
     from features.training_set import write_training_set
@@ -105,8 +104,9 @@ def features(
             end = pd.Timestamp(data_end)
         except ValueError as exc:
             raise LeadscoreError(f"--data-end: not an ISO-8601 timestamp ({data_end!r})") from exc
-    ds = load_dataset(data, early_events=early_events.value if early_events else None)
-    df, spec, stats = build_training_set(ds, feature_config, data_end=end)
+    ds = load(data, early_events=early_events.value if early_events else None)
+    with step("building the point-in-time training set"):
+        df, spec, stats = build_training_set(ds, feature_config, data_end=end)
     if df.empty:
         raise LeadscoreError(
             f"{data}: no snapshot survives (all censored or closed); {stats}. "

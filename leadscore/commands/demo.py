@@ -8,16 +8,17 @@ import typer
 
 from leadscore.commands.compare import print_comparison
 from leadscore.commands.train import run_training
-from leadscore.console import out, print_summary
+from leadscore.console import load, out, print_summary, step
 
 
 def demo(
     out_dir: Path = typer.Option(Path("demo"), "--out", help="Working folder of the demo."),
     leads: int = typer.Option(20_000, "--leads", min=100, help="Simulated leads."),
-    seed: int = typer.Option(42, "--seed", min=0),
+    seed: int = typer.Option(
+        42, "--seed", min=0, help="Random seed of the simulated CRM: same seed, same data."
+    ),
 ) -> None:
     """The main job end to end on embedded defaults: simulate a CRM, validate, build features, train, serve, and report the model against the points rules."""
-    from crm.loading import load_dataset
     from crm.summary import summarize_dataset
     from features.batch import build_training_set
     from features.training_set import write_training_set
@@ -26,16 +27,18 @@ def demo(
 
     data = out_dir / "crm"
     out.rule("1. simulate a CRM")
-    counts = run_simulation(SimulationConfig(n_leads=leads, seed=seed), data, overwrite=True)
+    with step(f"simulating {leads:,} leads"):
+        counts = run_simulation(SimulationConfig(n_leads=leads, seed=seed), data, overwrite=True)
     out.print(
         f"{counts['leads']:,} leads, {counts['activities']:,} activities, {counts['deals']:,} deals in {data}"
     )
     out.rule("2. load and validate")
-    ds = load_dataset(data)
+    ds = load(data)
     print_summary(summarize_dataset(ds))
     out.rule("3. point-in-time training set")
-    df, spec, stats = build_training_set(ds)
-    path = write_training_set(df, spec, stats, out_dir / "training_set.parquet")
+    with step("building the point-in-time training set"):
+        df, spec, stats = build_training_set(ds)
+        path = write_training_set(df, spec, stats, out_dir / "training_set.parquet")
     out.print(
         f"{stats['snapshots']:,} snapshots ({stats['positives'] / max(stats['snapshots'], 1):.1%} positive), "
         f"{len(spec.feature_names)} features ({spec.version}); dropped {stats['dropped_censored']:,} censored "
@@ -46,7 +49,7 @@ def demo(
         data, None, None, None, None, path, False, show_comparison=False
     )
     out.rule("5. serve the champion (BentoML) and score a few leads")
-    serve_demo(ds, result, out_dir)
+    key, request_path = serve_demo(ds, result, out_dir)
     if comparison is not None:
         from training.report import write_report
 
@@ -57,6 +60,8 @@ def demo(
     week_demo(ds, data, out_dir)
     out.rule("8. monitoring: drift since training, matured calibration, verdict")
     monitor_demo(ds, out_dir)
+    out.rule("open what the demo made")
+    print_next_steps(out_dir, key, request_path)
 
 
 def week_demo(ds, data: Path, out_dir: Path) -> None:
@@ -75,22 +80,26 @@ def week_demo(ds, data: Path, out_dir: Path) -> None:
     history = ScoreHistory(default_store(data))
     line = HandoffLine()
     end = pd.Timestamp(ds.data_end).floor("D")
-    for day in pd.date_range(end - pd.Timedelta(days=6), end, freq="D"):
-        run = score_and_record(ds, scorer, ModelRef(name, version), day, history=history, line=line)
-        frame = run.scores
-        grades = frame["grade"].value_counts()
-        trends = frame["trend"].value_counts()
-        events = summarize(run.events)
-        out.print(
-            f"{day.date()}: {len(frame):,} open leads; grade A {grades.get('A', 0):,}, "
-            f"MQL {int(frame['mql'].sum()) if frame['mql'].notna().any() else 0:,}; "
-            f"improving {trends.get('improving', 0):,}, declining {trends.get('declining', 0):,}, "
-            f"steady {trends.get('steady', 0):,}; hand-offs {events['crossed_handoff_line']:,}, "
-            f"grades up {events['grade_up']:,}, down {events['grade_down']:,}"
-        )
+    with step("scoring the open pipeline once a day") as detail:
+        for day in pd.date_range(end - pd.Timedelta(days=6), end, freq="D"):
+            detail(str(day.date()))
+            run = score_and_record(
+                ds, scorer, ModelRef(name, version), day, history=history, line=line
+            )
+            frame = run.scores
+            grades = frame["grade"].value_counts()
+            trends = frame["trend"].value_counts()
+            events = summarize(run.events)
+            out.print(
+                f"{day.date()}: {len(frame):,} open leads; grade A {grades.get('A', 0):,}, "
+                f"MQL {int(frame['mql'].sum()) if frame['mql'].notna().any() else 0:,}; "
+                f"improving {trends.get('improving', 0):,}, declining {trends.get('declining', 0):,}, "
+                f"steady {trends.get('steady', 0):,}; hand-offs {events['crossed_handoff_line']:,}, "
+                f"grades up {events['grade_up']:,}, down {events['grade_down']:,}"
+            )
     path = write_scores(frame, out_dir / "scores.parquet")
     events_path = write_events(run.events, out_dir / "scores.events.jsonl")
-    out.print(f"the last day's hand-off events, first {min(3, len(run.events))}:")
+    out.print("the last day:")
     print_events(run.events, events_path, line, show=3)
     out.print(
         f"the last day's scores -> {path}; history in {history.store} "
@@ -106,7 +115,8 @@ def monitor_demo(ds, out_dir: Path) -> None:
     from scoring.mlflow_model import load_pinned_scorer
 
     scorer, name, version = load_pinned_scorer("models:/lead-scoring@champion")
-    report = monitor(ds, scorer, {"name": name, "version": str(version)})
+    with step("monitoring: the pipeline now, then, and one horizon ago"):
+        report = monitor(ds, scorer, {"name": name, "version": str(version)})
     html_path, json_path = write_monitor(report, out_dir / "reports" / "monitor.html")
     print_monitor(report, html_path)
     log_monitor(report, html_path, json_path)
@@ -116,6 +126,7 @@ def serve_demo(ds, result, out_dir: Path) -> None:
     """Start the real server with a fresh API key, score three leads, show a curl, stop."""
     import json
     import secrets
+    from contextlib import ExitStack
 
     import mlflow
 
@@ -142,12 +153,12 @@ def serve_demo(ds, result, out_dir: Path) -> None:
     request_path = out_dir / "score_request.json"
     request_path.parent.mkdir(parents=True, exist_ok=True)
     request_path.write_text(json.dumps(bodies[0]))
-    with (
-        Server(
-            env={"LEADSCORE_API_KEYS": key, "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri()}
-        ) as server,
-        Client(server.base, key) as client,
-    ):
+    env = {"LEADSCORE_API_KEYS": key, "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri()}
+    with ExitStack() as stack:
+        with step("starting the BentoML server"):
+            server = stack.enter_context(Server(env=env))
+        client = stack.enter_context(Client(server.base, key))
+        out.print(f"the BentoML server answers at {server.base} (it stops with the demo)")
         for body in bodies:
             s = client.score(body["leads"], as_of=body["as_of"])[0]
             up = "; ".join(r["text"] for r in s["reasons"]["positive"][:2]) or "-"
@@ -161,11 +172,41 @@ def serve_demo(ds, result, out_dir: Path) -> None:
                 f"{s['lead_id']} at {body['as_of'][:10]}: p={s['probability']:.3f}, score {s['score']}, grade {s['grade']} "
                 f"(model v{s['model']['version']}){rules}\n    up: {up}\n    down: {down}"
             )
-        out.print(
-            f"server was at {server.base}; try it yourself with `LEADSCORE_API_KEYS={key} leadscore serve --port 3000` and:"
-        )
-        out.print(
+    return key, request_path
+
+
+def print_next_steps(out_dir: Path, key: str, request_path: Path) -> None:
+    """The demo's last lines: how to open what it made."""
+    import shutil
+    import sys
+
+    import mlflow
+
+    def tool(name: str) -> str:  # `mlflow`, or `.venv/bin/mlflow` when the venv is not on PATH
+        here = Path(sys.executable).parent / name
+        if shutil.which(name) == str(here):
+            return name
+        try:
+            return str(here.relative_to(Path.cwd()))
+        except ValueError:
+            return str(here)
+
+    uri = mlflow.get_tracking_uri()
+    reports = out_dir / "reports"
+    lines = [
+        ("the marketing report", str(reports / "compare.html")),
+        ("the monitoring report", str(reports / "monitor.html")),
+        (
+            "runs and models in MLflow",
+            f"{tool('mlflow')} ui --backend-store-uri {uri} --port 5000, then http://127.0.0.1:5000",
+        ),
+        ("the scoring endpoint", f"LEADSCORE_API_KEYS={key} {tool('leadscore')} serve --port 3000"),
+        (
+            "then, in another shell",
             f"curl -s -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' "
             f"-d @{request_path} http://127.0.0.1:3000/score",
-            soft_wrap=True,
-        )
+        ),
+    ]
+    width = max(len(label) for label, _ in lines)
+    for label, text in lines:
+        out.print(f"  {label:<{width}}  {text}", soft_wrap=True, highlight=False)

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from crm.errors import LeadscoreError
-from leadscore.console import MODEL_REF_HELP, err, out
+from leadscore.console import MODEL_REF_HELP, err, load, out
 
 
 def score(
@@ -70,7 +70,7 @@ def score(
 ) -> None:
     """Score every lead open at --as-of (not snapshots) with the model the endpoint serves, the points rules next to it, worded reasons and each lead's trend over the earlier runs; record the run in the score history (the same as_of again replaces it); write the hand-off events (leads that crossed the hand-off line or changed grade since their last score) and optionally POST them to a webhook."""
 
-    from crm.loading import load_dataset, utc
+    from crm.loading import utc
     from operations.events import HandoffLine, WebhookSender, write_events
     from operations.history import ScoreHistory, default_store
     from operations.pipeline import ModelRef, score_and_record, write_scores
@@ -87,7 +87,7 @@ def score(
     if out_path.suffix.lower() not in (".parquet", ".csv"):
         raise LeadscoreError(f"--out {out_path}: the scores file must end in .parquet or .csv")
     scorer, name, version = load_pinned_scorer(model)  # the file names what scored
-    ds = load_dataset(data)
+    ds = load(data)
     if when is not None and not ds.is_flat and when > utc(ds.data_end):
         err.print(
             f"[yellow]warning:[/yellow] --as-of {as_of} is after the data's end "
@@ -281,7 +281,6 @@ def monitor(
     ),
 ) -> None:
     """Drift of every feature and of the score since the model's training data (PSI against thresholds from the sampling distribution at these sample sizes), calibration on matured outcomes by grade and decile, conversion shifts by source, and a verdict: ok, watch or retrain."""
-    from crm.loading import load_dataset
     from operations.monitor import monitor as run_monitor
     from operations.monitor_page import log_monitor, write_monitor
     from scoring.mlflow_model import load_pinned_scorer
@@ -290,7 +289,7 @@ def monitor(
         raise LeadscoreError(f"--out {out_path}: the monitoring report is an HTML file (.html)")
     when, reference = _when(as_of, "--as-of"), _when(reference_as_of, "--reference-as-of")
     scorer, name, version = load_pinned_scorer(model)
-    ds = load_dataset(data)
+    ds = load(data)
     with err.status("monitoring: the pipeline now, then, and one horizon ago"):
         report = run_monitor(
             ds,

@@ -9,7 +9,9 @@ from crm.errors import LeadscoreError
 from leadscore.console import out
 
 
-def models(model_name: str = typer.Option("lead-scoring", "--model-name")) -> None:
+def models(
+    model_name: str = typer.Option("lead-scoring", "--model-name", help="Registered model name."),
+) -> None:
     """List registered model versions with their aliases and test metrics."""
     from training.tracking import list_versions
 
@@ -28,7 +30,7 @@ def models(model_name: str = typer.Option("lead-scoring", "--model-name")) -> No
 
 def promote(
     version: str = typer.Argument(..., help="Version to make champion."),
-    model_name: str = typer.Option("lead-scoring", "--model-name"),
+    model_name: str = typer.Option("lead-scoring", "--model-name", help="Registered model name."),
 ) -> None:
     """Move the `champion` alias to a version explicitly."""
     from training.tracking import promote as promote_version
@@ -37,7 +39,9 @@ def promote(
     out.print(f"{model_name} v{version} is now champion")
 
 
-def rollback(model_name: str = typer.Option("lead-scoring", "--model-name")) -> None:
+def rollback(
+    model_name: str = typer.Option("lead-scoring", "--model-name", help="Registered model name."),
+) -> None:
     """Move `champion` back to the version it replaced (the alias history is kept as version tags; a second rollback goes one further back)."""
     from training.tracking import rollback as roll_back
 

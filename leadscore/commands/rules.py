@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from crm.errors import LeadscoreError
-from leadscore.console import err, out
+from leadscore.console import err, load, out, step
 
 app = typer.Typer(help="Points rules: learn a scorecard from data.", no_args_is_help=True)
 
@@ -23,12 +23,13 @@ def rules_suggest(
         0.15, "--mql-share", min=0.001, max=0.999, help="Share of leads reaching the MQL threshold."
     ),
     config: Path | None = typer.Option(None, "--config", help="Training config YAML."),
-    features_config: Path | None = typer.Option(None, "--features-config"),
+    features_config: Path | None = typer.Option(
+        None, "--features-config", help="Feature config YAML (default: built-in defaults)."
+    ),
 ) -> None:
     """Fit a small, sparse points scorecard (L1 logistic regression on binned features, rounded to whole points) in the rules' YAML format, for marketing to read and edit."""
     from sklearn.metrics import roc_auc_score
 
-    from crm.loading import load_dataset
     from features.batch import build_training_set
     from features.config import load_feature_config
     from rules.scorecard import suggest_rules
@@ -38,8 +39,9 @@ def rules_suggest(
     from training.splits import split_training_set
 
     train_config = load_train_config(config)
-    ds = load_dataset(data)
-    df, spec, _ = build_training_set(ds, load_feature_config(features_config))
+    ds = load(data)
+    with step("building the point-in-time training set"):
+        df, spec, _ = build_training_set(ds, load_feature_config(features_config))
     split = split_training_set(df, spec, train_config)
     train, val, test = df[split.train], df[split.validation], df[split.test]
     # The same audit as `train`: learned points never use a column the model is kept from.
@@ -87,13 +89,12 @@ def rules_init(
     overwrite: bool = typer.Option(False, help="Replace the file if it exists."),
 ) -> None:
     """Write a commented points-rules template for a dataset: every profile value and activity type at 0 points, with how often each occurs, for marketing to fill in."""
-    from crm.loading import load_dataset
     from rules.config import check_rules, load_rules
     from rules.template import rules_template
 
     if out_path.exists() and not overwrite:
         raise LeadscoreError(f"{out_path}: exists (pass --overwrite to replace it)")
-    ds = load_dataset(data)
+    ds = load(data)
     text = rules_template(ds, name=f"{Path(data).name}-rules")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(out_path.name + ".tmp")

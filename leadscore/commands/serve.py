@@ -12,7 +12,7 @@ from leadscore.console import err, out
 
 
 def serve(
-    port: int = typer.Option(3000, "--port", min=1, max=65535),
+    port: int = typer.Option(3000, "--port", min=1, max=65535, help="Port to listen on."),
     host: str = typer.Option("127.0.0.1", "--host", help="0.0.0.0 to accept other machines."),
     workers: int | None = typer.Option(
         None,
@@ -46,8 +46,10 @@ def serve(
 
 
 def bento(
-    model_name: str = typer.Option("lead-scoring", "--model-name"),
-    alias: str = typer.Option("champion", "--alias"),
+    model_name: str = typer.Option("lead-scoring", "--model-name", help="Registered model name."),
+    alias: str = typer.Option(
+        "champion", "--alias", help="The alias whose version is packed (champion, challenger, ...)."
+    ),
 ) -> None:
     """Pack a registered model into a bento: BentoML model store, then `bentoml build`."""
     import os

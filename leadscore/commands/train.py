@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from leadscore.commands.compare import print_comparison, resolve_rules
-from leadscore.console import err, out
+from leadscore.console import err, load, out, step
 
 # Options `train` and `retrain` share (one declaration each, reused as defaults).
 CONFIG = typer.Option(None, "--config", help="Training config YAML (default: built-in defaults).")
@@ -65,24 +65,25 @@ def run_training(
     "do not trust" banner."""
     import pandas as pd
 
-    from crm.loading import load_dataset
     from crm.payloads import lead_payloads
     from features.batch import build_training_set
     from features.config import load_feature_config
     from features.training_set import read_training_set
     from training.config import load_train_config
     from training.fit import fit_models
+    from training.run_log import rules_metrics
     from training.tracking import log_and_register, scratch_dir
 
     train_config = load_train_config(config)
     updates = {k: v for k, v in {"experiment": experiment, "model_name": model_name}.items() if v}
     train_config = train_config.model_copy(update=updates)
     feature_config = load_feature_config(features_config)
-    ds = load_dataset(data)
-    if training_set is not None:
-        df, spec, stats = read_training_set(training_set)
-    else:
-        df, spec, stats = build_training_set(ds, feature_config)
+    ds = load(data)
+    with step("building the point-in-time training set"):
+        if training_set is not None:
+            df, spec, stats = read_training_set(training_set)
+        else:
+            df, spec, stats = build_training_set(ds, feature_config)
     end = pd.Timestamp(stats["data_end"]) if stats.get("data_end") else None
     references = {}
     if (Path(data) / "truth.csv").is_file():
@@ -92,23 +93,29 @@ def run_training(
         references["oracle"] = lambda test: oracle_probability(
             truth, test["lead_id"].to_numpy(), test["as_of"].to_numpy(), spec.horizon_days
         )
-    result = fit_models(
-        df,
-        spec,
-        train_config,
-        declared_leaky=ds.spec.columns.leaky,
-        keep_columns=ds.spec.columns.keep,
-        allow_leaky=allow_leaky,
-        references=references,
-        info={"source": str(data)},
-    )
+    with step("training LightGBM and the baseline, calibrating, testing") as detail:
+        result = fit_models(
+            df,
+            spec,
+            train_config,
+            declared_leaky=ds.spec.columns.leaky,
+            keep_columns=ds.spec.columns.keep,
+            allow_leaky=allow_leaky,
+            references=references,
+            info={"source": str(data)},
+            on_step=detail,
+        )
     for line in result.untrusted:
         err.print(f"[bold red]do not trust this model:[/bold red] {line}", highlight=False)
     for warning in result.warnings:
         err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
-    comparison = _compare_for_training(ds, result, df, train_config, rules_path)
+    with step("comparing with the points rules"):
+        comparison = _compare_for_training(ds, result, df, train_config, rules_path)
     example_ids = result.test["lead_id"].drop_duplicates().head(2).tolist()
-    with scratch_dir() as tmp:  # swept by a later run if this one is killed
+    with (
+        step("logging to MLflow and registering the model"),
+        scratch_dir() as tmp,  # swept by a later run if this one is killed
+    ):
         report_dir = None
         if comparison is not None:
             from training.report import write_report
@@ -126,6 +133,7 @@ def run_training(
             report_dir=report_dir,
             data_columns=["lead_id", "source", *ds.profile_columns],
             require_trusted=require_trusted,
+            rules_metrics=rules_metrics(comparison),
         )
     print_training(result, outcome, train_config.model_name)
     if comparison is not None and show_comparison:
@@ -196,12 +204,11 @@ def print_training(result, outcome, model_name: str) -> None:
         by_age = Table(title="test ROC AUC by lead age", show_edge=False)
         for col in result.by_age.columns:
             by_age.add_column(str(col), justify="right")
-        for row in result.by_age.itertuples(index=False):
+        for row in result.by_age.to_dict("records"):
             by_age.add_row(
-                *[
-                    f"{v:.3f}" if isinstance(v, float) and not float(v).is_integer() else str(v)
-                    for v in row
-                ]
+                f"{row.pop('age_days'):g}",  # 0, 3, 7 ... (an age of 0.5 days stays 0.5)
+                f"{row.pop('rows'):,}",
+                *[f"{v:.3f}" for v in row.values()],
             )
         out.print(by_age)
     verdict = "champion" if outcome.promoted else "challenger only"

@@ -192,19 +192,12 @@ def write_monitor(report: MonitorReport, out: str | Path) -> tuple[Path, Path]:
 def log_monitor(report: MonitorReport, html_path: Path, json_path: Path) -> str:
     """One MLflow run in the monitoring experiment: the figures as metrics, the verdict as a
     tag, the page and the summary as artifacts. Returns the run id."""
-    import logging
-
     import mlflow
 
-    fluent = logging.getLogger("mlflow.tracking.fluent")
-    level = fluent.level
-    fluent.setLevel(logging.WARNING)  # not "Creating a new experiment" in our output
-    try:
-        mlflow.set_experiment(EXPERIMENT)
-    finally:
-        fluent.setLevel(level)
+    from scoring.mlflow_runs import start_run
+
     name = f"monitor {report.model['name']} v{report.model['version']} {report.as_of.date()}"
-    with mlflow.start_run(run_name=name) as run:
+    with start_run(EXPERIMENT, run_name=name) as run:
         mlflow.set_tags(
             {
                 "verdict": report.verdict,

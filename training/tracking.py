@@ -30,6 +30,7 @@ import scoring
 from crm.errors import LeadscoreError
 from features.definitions import FeatureSpec
 from scoring.mlflow_model import SCORER_ARTIFACT, LeadScoringModel, load_registered_scorer
+from scoring.mlflow_runs import start_run
 from training import run_log
 from training.config import TrainConfig
 from training.evaluation import calibration_bins, gains_curve
@@ -307,8 +308,7 @@ def log_and_register(
     with store_lock(uri):  # one process creates or migrates the store's schema
         client = MlflowClient()
         client.search_experiments(max_results=1)
-        if not os.environ.get("MLFLOW_RUN_ID"):  # under `mlflow run`, log into its run
-            mlflow.set_experiment(config.experiment)
+        mlflow.set_experiment(config.experiment)
         reap_dead_runs(client, config.model_name)
     sweep_scratch()
     spec = result.scorer.spec
@@ -324,7 +324,9 @@ def log_and_register(
     version = None
     describe = partial(run_log.description, result, source, training_set, rules=rules_metrics)
     with (
-        mlflow.start_run(run_name=run_log.run_name(result, source), description=describe()) as run,
+        start_run(
+            config.experiment, run_name=run_log.run_name(result, source), description=describe()
+        ) as run,
         scratch_dir() as tmp,
     ):
         mlflow.set_tags(

@@ -34,6 +34,7 @@ def compare(
 ) -> None:
     """Marketing report: the model vs the points rules on the same out-of-time leads (HTML + CSV)."""
     from scoring.mlflow_model import load_scorer
+    from scoring.mlflow_runs import log_to_project_run
     from training.config import load_train_config
     from training.report import compare as run_compare
     from training.report import write_report
@@ -56,8 +57,18 @@ def compare(
         )
     for warning in comp.warnings:
         err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
-    html_path, _ = write_report(comp, report)
+    html_path, csv_path = write_report(comp, report)
     print_comparison(comp, html_path)
+    headline = comp.headline.set_index("scorer")
+    log_to_project_run(
+        {
+            f"test_{metric}_{scorer}": headline.loc[scorer, metric]
+            for scorer in headline.index
+            for metric in ("roc_auc", "pr_auc", "brier")
+        },
+        files=[html_path, csv_path],
+        tags={"model": model},
+    )
 
 
 @dataclass(frozen=True)

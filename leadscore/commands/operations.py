@@ -75,6 +75,7 @@ def score(
     from operations.history import ScoreHistory, default_store
     from operations.pipeline import ModelRef, score_and_record, write_scores
     from scoring.mlflow_model import load_pinned_scorer
+    from scoring.mlflow_runs import log_to_project_run
 
     line = HandoffLine(mql=handoff_mql, grades=handoff_grades)
     sender = None
@@ -123,6 +124,15 @@ def score(
     print_run(frame, path, store)
     write_events(run.events, events_path)
     print_events(run.events, events_path, line)
+    log_to_project_run(
+        {
+            "open_leads": len(frame),
+            "grade_a": int((frame["grade"] == "A").sum()),
+            "handoff_events": len(run.events),
+        },
+        files=[events_path],
+        tags={"model": f"{name} v{version}"},
+    )
     if sender is not None:
         from operations.events import Outbox, default_outbox, deliver
 
@@ -327,7 +337,7 @@ def _when(text: str | None, option: str):
     """An option's ISO-8601 time in UTC, or None; a bad one is a user mistake."""
     from crm.loading import utc
 
-    if text is None:
+    if text is None or not text.strip():  # '' too: MLproject parameters cannot be left out
         return None
     try:
         return utc(text)

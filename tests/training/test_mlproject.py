@@ -69,9 +69,7 @@ def test_mlflow_run_main_then_compare(tmp_path):
     try:
         client = MlflowClient()
         # the training run is in the experiment the parameter named...
-        trained = client.search_runs(
-            [client.get_experiment_by_name("project-exp").experiment_id]
-        )
+        trained = client.search_runs([client.get_experiment_by_name("project-exp").experiment_id])
         assert len(trained) == 1 and "LightGBM" in trained[0].info.run_name
         champion = client.get_model_version_by_alias("project-model", "champion")
         assert champion.run_id == trained[0].info.run_id

@@ -137,4 +137,3 @@ def test_a_run_reads_like_an_mlflow_run(store, small_sim, small_set, trained, tm
     assert done.returncode == 0, done.stderr[-2000:]
     where, count = done.stdout.split()[-2:]
     assert Path(where).is_relative_to(model_dir / "code") and count == "2"
-

@@ -1,0 +1,156 @@
+"""A production tracking server: `mlflow server` on a throwaway PostgreSQL, artifacts served
+from a local folder (docs/tracking-server.md). Train twice, promote, serve the champion
+from it, and run two trainings at once without corrupting the aliases."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from crm.loading import load_dataset
+from crm.payloads import lead_payloads
+from leadscore.client import Client
+from serving.process import Server, free_port
+from simulation import SimulationConfig, simulate
+from tests.postgres import postgres_cluster
+from training.tracking import CHAMPION_SINCE, PREVIOUS_CHAMPION, STATE
+
+NAME = "server-model"
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tracking_server():
+    """`mlflow server` on PostgreSQL, in its own process group; yields its URL."""
+    with postgres_cluster("mlflow") as db, tempfile.TemporaryDirectory() as folder:
+        port = free_port()
+        log = open(Path(folder) / "server.log", "w")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "mlflow"), "server",
+                "--backend-store-uri", db,
+                "--artifacts-destination", str(Path(folder) / "artifacts"),
+                "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log.flush()
+                    pytest.fail(
+                        "mlflow server did not start: " + _tail(Path(folder) / "server.log")
+                    )
+                time.sleep(0.5)
+            yield url
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            log.close()
+
+
+def _tail(path: Path) -> str:
+    return path.read_text()[-2000:] if path.exists() else ""
+
+
+def _leadscore(*args, url, cwd, background=False):
+    command = [sys.executable, "-m", "leadscore", *args]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": url}
+    if background:
+        return subprocess.Popen(
+            command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+
+
+def test_train_promote_serve_and_concurrent_trainings(tracking_server, tmp_path):
+    url = tracking_server
+    data = tmp_path / "export"  # not "crm": `python -m` puts the cwd first on sys.path
+    simulate(SimulationConfig(n_leads=1_500, seed=5), data)
+    fast = tmp_path / "train.yaml"
+    fast.write_text(f"bootstrap: 20\nexperiment: server-test\nmodel_name: {NAME}\n")
+    stump = tmp_path / "stump.yaml"
+    stump.write_text(
+        fast.read_text()
+        + "lightgbm:\n  max_rounds: 1\n  num_leaves: 2\n  early_stopping_rounds: 1\n"
+    )
+    train = ("train", "--data", str(data), "--config")
+
+    # train twice: a weak first model, then a real one that beats it
+    for config, version in ((stump, "1"), (fast, "2")):
+        done = _leadscore(*train, str(config), url=url, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert f"{NAME} v{version} (champion" in done.stdout
+    mlflow.set_tracking_uri(url)
+    client = MlflowClient()
+    try:
+        assert client.get_model_version_by_alias(NAME, "champion").version == "2"
+        # promote: back to v1 by rollback, then v2 again explicitly
+        assert _leadscore("rollback", "--model-name", NAME, url=url, cwd=tmp_path).returncode == 0
+        assert client.get_model_version_by_alias(NAME, "champion").version == "1"
+        done = _leadscore("promote", "2", "--model-name", NAME, url=url, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-2000:]
+
+        # serve the champion from the tracking server
+        env = {
+            "MLFLOW_TRACKING_URI": url,
+            "LEADSCORE_API_KEYS": "k" * 32,
+            "LEADSCORE_MODEL_NAME": NAME,
+        }
+        payload = lead_payloads(load_dataset(data), ["L0000001"], iso=True)
+        with (
+            Server(env=env, log_path=tmp_path / "bento.log") as server,
+            Client(server.base, "k" * 32) as api,
+        ):
+            meta = httpx.get(
+                f"{server.base}/metadata", headers={"Authorization": "Bearer " + "k" * 32}
+            ).json()
+            assert meta["name"] == NAME and meta["version"] == "2"
+            scored = api.score(payload)[0]
+            assert scored["model"]["version"] == "2" and 0 <= scored["probability"] <= 1
+
+        # two trainings at once, against a weak champion: both beat it, the aliases stay whole
+        assert (
+            _leadscore("promote", "1", "--model-name", NAME, url=url, cwd=tmp_path).returncode == 0
+        )
+        runs = [
+            _leadscore(*train, str(fast), url=url, cwd=tmp_path, background=True) for _ in range(2)
+        ]
+        outputs = [run.communicate(timeout=900) for run in runs]
+        for run, (_, stderr) in zip(runs, outputs, strict=True):
+            assert run.returncode == 0, stderr[-3000:]
+        versions = {v.version: v for v in client.search_model_versions(f"name='{NAME}'")}
+        assert set(versions) == {"1", "2", "3", "4"}
+        assert all(v.tags.get(STATE) == "ready" for k, v in versions.items() if k in ("3", "4"))
+        champion = client.get_model_version_by_alias(NAME, "champion")
+        challenger = client.get_model_version_by_alias(NAME, "challenger")
+        assert champion.version in ("3", "4") and challenger.version in ("3", "4")
+        # the champion's history is whole: it replaced v1 or the other new version
+        assert champion.tags[PREVIOUS_CHAMPION] in ("1", "3", "4") and champion.tags[CHAMPION_SINCE]
+        promoted = [o for o, _ in outputs if "(champion" in o]
+        assert 1 <= len(promoted) <= 2
+    finally:
+        mlflow.set_tracking_uri("")

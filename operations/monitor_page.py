@@ -11,23 +11,10 @@ import pandas as pd
 
 from crm.errors import LeadscoreError
 from operations.monitor import MATERIAL_PSI, STRONG_PSI, MonitorReport
-from training.report import CSS, format_cell, svg
+from training.html import CSS, environment, svg, table
 
 TEMPLATES = Path(__file__).parent / "templates"
 EXPERIMENT = "leadscore-monitoring"
-
-
-def table(df: pd.DataFrame, kinds: dict[str, str] | None = None, flag: str | None = None) -> str:
-    """An HTML table; rows where the boolean column `flag` is true are highlighted."""
-    kinds = kinds or {}
-    shown = [c for c in df.columns if c != flag]
-    head = "".join(f"<th>{format_cell(c.replace('_', ' '))}</th>" for c in shown)
-    rows = []
-    for row in df.to_dict("records"):
-        cls = " class='flag'" if flag and row[flag] else ""
-        cells = "".join(f"<td>{format_cell(row[c], kinds.get(c, ''))}</td>" for c in shown)
-        rows.append(f"<tr{cls}>{cells}</tr>")
-    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
 def _figures(report: MonitorReport) -> tuple[list[str], list[str]]:
@@ -75,9 +62,7 @@ def _figures(report: MonitorReport) -> tuple[list[str], list[str]]:
 
 
 def render(report: MonitorReport) -> str:
-    from jinja2 import Environment, FileSystemLoader, select_autoescape
-
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["j2"]))
+    env = environment(TEMPLATES)
     drift_figs, calibration_figs = _figures(report)
     drift = pd.DataFrame(
         [

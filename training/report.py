@@ -13,9 +13,6 @@ closed within the horizon after that point.
 
 from __future__ import annotations
 
-import html
-import io
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +35,7 @@ from training.evaluation import (
     expected_calibration_error,
     gains_curve,
 )
+from training.kpis import grade_table, no_sales_touch, processing_rate, speed_to_lead
 from training.ranking import top_share
 from training.splits import split_training_set
 from training.trust import does_not_beat_rules, untrusted_model
@@ -67,6 +65,11 @@ class Comparison:
     verdict: list[str] = field(default_factory=list)  # shown first: do not trust / keep rules
     learned_rules: RulesConfig | None = None
     rule_scorer: RuleScorer | None = None  # the rules with their fitted calibration
+    # Marketing's KPIs (training.kpis): wins per grade A-D of the model and of the rules;
+    # win rate by the delay to the first sales touch; MQLs touched by sales within N days.
+    grades: pd.DataFrame = field(default_factory=pd.DataFrame)
+    speed: pd.DataFrame = field(default_factory=pd.DataFrame)
+    processing: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def compare(
@@ -223,12 +226,16 @@ def compare(
             "rules_calibration": rule_scorer.calibrator_.method if rule_scorer else None,
             "dataset": str(dataset.path),
             "opportunity_stage_absent": no_opportunities,
+            "no_sales_touch": no_sales_touch(dataset),
             "leakage": audit,
         },
         "warnings": warnings,
         "verdict": verdict,
         "learned_rules": learned_rules,
         "rule_scorer": rule_scorer,
+        "grades": grade_table(rows),
+        "speed": speed_to_lead(dataset, rows),
+        "processing": processing_rate(dataset, rows),
     }
     if rule_scorer is None:
         empty = pd.DataFrame()
@@ -600,19 +607,6 @@ CSV_COLUMNS = [
 
 COLORS = {"model": "#1f5fa8", "rules": "#d0701c", "learned": "#3a8f3a"}
 
-CSS = """
-body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;
-color:#222;padding:0 1em;line-height:1.45}
-h1{font-size:1.6em}h2{font-size:1.25em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
-table{border-collapse:collapse;margin:.8em 0;font-size:.92em}
-th,td{border:1px solid #ddd;padding:.3em .6em;text-align:right}th{background:#f4f4f4}
-td:first-child,th:first-child{text-align:left}
-.verdict{background:#fde8e8;border:2px solid #c0392b;padding:.6em 1em;margin:1em 0;font-weight:600}
-.warn{background:#fff4e0;border:1px solid #e8b458;padding:.6em 1em;margin:1em 0}
-.note{color:#555;font-size:.92em}.plots{display:flex;flex-wrap:wrap;gap:1em}
-.plots figure{margin:0}ul.ex{margin:.2em 0 .8em 1em;padding:0}code{background:#f4f4f4;padding:0 .2em}
-"""
-
 
 def write_report(comp: Comparison, out: str | Path) -> tuple[Path, Path]:
     """Write the HTML page and `<name>.csv` next to it; returns both paths."""
@@ -634,294 +628,8 @@ def write_report(comp: Comparison, out: str | Path) -> tuple[Path, Path]:
     return out, csv_path
 
 
-def format_count(v: float) -> str:
-    """A count, or an expected count (tied rows at a cut count in part) with one decimal."""
-    return f"{v:,.0f}" if float(v).is_integer() else f"{v:,.1f}"
-
-
-def format_cell(v, kind: str = "") -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "–"
-    if kind == "pct":
-        return f"{v:.1%}"
-    if kind == "money":
-        return f"{v:,.0f}"
-    if kind == "count":
-        return format_count(v)
-    if isinstance(v, bool | np.bool_):
-        return "yes" if v else "no"
-    if isinstance(v, int | np.integer):
-        return f"{int(v):,}"
-    if isinstance(v, float | np.floating):
-        return f"{v:.3f}"
-    return html.escape(str(v))
-
-
-COUNT_COLUMNS = ("rows", "leads", "wins", "mqls", "opportunities")
-
-
-def _table(df: pd.DataFrame, kinds: dict[str, str] | None = None, section: str = "") -> str:
-    kinds = {**{c: "count" for c in COUNT_COLUMNS}, **(kinds or {})}
-    head = "".join(f"<th>{html.escape(str(c).replace('_', ' '))}</th>" for c in df.columns)
-    body = "".join(
-        "<tr>"
-        + "".join(f"<td>{format_cell(v, kinds.get(c, ''))}</td>" for c, v in row.items())
-        + "</tr>"
-        for row in df.to_dict("records")
-    )
-    return f'<table data-section="{section}"><tr>{head}</tr>{body}</table>'
-
-
-def svg(fig) -> str:
-    import matplotlib.pyplot as plt
-
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
-    plt.close(fig)
-    text = buf.getvalue()
-    return text[text.index("<svg") :]
-
-
-def _figures(comp: Comparison) -> dict[str, str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update({"svg.fonttype": "path", "font.size": 9})
-    figs = {}
-    fig, ax = plt.subplots(figsize=(4.6, 3.6))
-    for name, (x, c) in comp.gains.items():
-        ax.plot(x, c, label=SCORERS[name], color=COLORS[name])
-    ax.plot([0, 1], [0, 1], ls=":", color="grey", label="random")
-    ax.set(xlabel="share of leads worked (best first)", ylabel="share of won deals captured",
-           title="Gains")  # fmt: skip
-    ax.legend(loc="lower right")
-    figs["gains"] = svg(fig)
-
-    fig, ax = plt.subplots(figsize=(4.6, 3.6))
-    for name, g in comp.deciles.groupby("scorer", sort=False):
-        ax.plot(g["decile"], g["lift"], marker="o", label=SCORERS[name], color=COLORS[name])
-    ax.axhline(1, ls=":", color="grey")
-    ax.set(xlabel="decile (1 = highest scores)", ylabel="lift (win rate / average)",
-           title="Lift by decile", xticks=range(1, 11))  # fmt: skip
-    ax.legend()
-    figs["lift"] = svg(fig)
-
-    fig, ax = plt.subplots(figsize=(4.6, 3.6))
-    top = float(comp.calibration[["mean_predicted", "observed"]].to_numpy().max()) * 1.05
-    for name, g in comp.calibration.groupby("scorer", sort=False):
-        ax.plot(
-            g["mean_predicted"], g["observed"], marker="o", label=SCORERS[name], color=COLORS[name]
-        )
-    ax.plot([0, top], [0, top], ls=":", color="grey", label="perfect")
-    ax.set(xlabel="mean predicted probability", ylabel="observed win rate", title="Calibration")
-    ax.legend()
-    figs["calibration"] = svg(fig)
-
-    rows = comp.rows
-    won = rows["label"].to_numpy().astype(bool)
-    panels = [("probability", "Model probability", np.linspace(0, 1, 41))]
-    if "rule_score" in rows:
-        panels.append(("rule_score", "Rule score (points)", np.arange(-0.5, 101.5, 2.5)))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.2), squeeze=False)
-    for ax, (column, title, bins) in zip(axes[0], panels, strict=True):
-        v = rows[column].to_numpy(dtype=float)
-        ax.hist(v[~won], bins=bins, density=True, alpha=0.55, color="#888", label="not won")
-        ax.hist(v[won], bins=bins, density=True, alpha=0.55, color="#2a9d4a", label="won")
-        ax.set(title=title, ylabel="density")
-        if column == "rule_score":
-            ax.axvline(comp.meta["mql_threshold"], color="#d0701c", ls="--", label="MQL threshold")
-        ax.legend()
-    figs["distributions"] = svg(fig)
-    return figs
-
-
 def render_html(comp: Comparison, csv_name: str) -> str:
-    m = comp.meta
-    figs = _figures(comp)
-    h = comp.headline.set_index("scorer")
-    parts = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        "<title>leadscore: model vs points rules</title>",
-        f"<style>{CSS}</style></head><body>",
-        "<h1>Predicted scores vs points rules</h1>",
-        *(f"<div class='verdict'>{html.escape(line)}</div>" for line in comp.verdict),
-        f"<p class='note'>Model <code>{html.escape(m['model'])}</code>; "
-        + (
-            f"rules <code>{html.escape(m['rules'])}</code> from {html.escape(m.get('rules_source') or '-')} "
-            f"(MQL at {m['mql_threshold']:g} points); "
-            if m["rules"]
-            else f"no points rules ({html.escape(m['rules_absent'])}); "
-        )
-        + f"data <code>{html.escape(m['dataset'])}</code>. "
-        f"Out-of-time test: {m['test_rows']:,} rows ({m['test_leads']:,} leads, {m['test_positives']:,} won) "
-        f"with as_of from {m['test_from'][:10]} to {m['test_to'][:10]}. A row is a lead at one point of its "
-        f"life (a snapshot while still open); won = a won deal closed within {m['horizon_days']:g} days after it. "
-        + (
-            f"Rule points are mapped to probabilities by a {m['rules_calibration']} calibration "
-            "fitted on the validation period; "
-            if m["rules"]
-            else ""
-        )
-        + "learned points were fitted on the train period only.</p>",
-    ]
-    for w in comp.warnings:
-        parts.append(f"<div class='warn'>{html.escape(w)}</div>")
+    """The page (`training/templates/compare.html.j2`, through `training.report_page`)."""
+    from training.report_page import render
 
-    parts.append("<h2 id='headline'>Headline</h2>")
-    head_rows = []
-    for name in h.index:
-        r = h.loc[name]
-        head_rows.append(
-            {
-                "scorer": SCORERS[name],
-                "ROC AUC [95% CI]": f"{r.roc_auc:.3f} [{r.roc_auc_low:.3f}, {r.roc_auc_high:.3f}]",
-                "PR AUC [95% CI]": f"{r.pr_auc:.3f} [{r.pr_auc_low:.3f}, {r.pr_auc_high:.3f}]",
-                "Brier [95% CI]": f"{r.brier:.4f} [{r.brier_low:.4f}, {r.brier_high:.4f}]",
-                "lift top 10% [95% CI]": f"{r.lift_top_decile:.2f} [{r.lift_top_decile_low:.2f}, {r.lift_top_decile_high:.2f}]",
-                "ECE": f"{r.ece:.4f}",
-            }
-        )
-    parts.append(_table(pd.DataFrame(head_rows), section="headline"))
-    if comp.differences:
-        d = comp.differences
-        parts.append(
-            "<p>Model minus rules, paired on the same leads: "
-            + "; ".join(
-                f"{label} {d[k][0]:+.3f} [{d[k][1]:+.3f}, {d[k][2]:+.3f}]"
-                for k, label in (
-                    ("roc_auc", "ROC AUC"),
-                    ("pr_auc", "PR AUC"),
-                    ("brier", "Brier"),
-                    ("lift_top_decile", "lift top 10%"),
-                )  # fmt: skip
-            )
-            + ". Intervals: 95 % bootstrap over leads.</p>"
-        )
-    parts.append(
-        "<p class='note'>Ranking metrics (AUC, PR AUC, lift) use each scorer's own ranking (probability, "
-        "points); Brier and ECE use probabilities.</p>"
-    )
-
-    parts.append("<h2 id='gains'>Gains and lift</h2><div class='plots'>")
-    parts.append(f"<figure>{figs['gains']}</figure><figure>{figs['lift']}</figure></div>")
-    wide = comp.deciles.pivot(index="decile", columns="scorer", values="lift")
-    wide.columns = [f"lift {SCORERS[c]}" for c in wide.columns]
-    cap = comp.deciles.pivot(index="decile", columns="scorer", values="capture")
-    cap.columns = [f"capture {SCORERS[c]}" for c in cap.columns]
-    parts.append(_table(pd.concat([wide, cap], axis=1).reset_index(),
-                        {c: "pct" for c in cap.columns}, "deciles"))  # fmt: skip
-
-    if m["rules"] is None:
-        parts.append("<h2 id='capacity'>Capacity-matched: the same number of leads to sales</h2>")
-        parts.append(
-            f"<p>No points rules, so no hand-off to match: {html.escape(m['rules_absent'])}. "
-            "<code>leadscore rules init --data DIR</code> writes a template to fill in.</p>"
-        )
-        parts.append("<h2 id='quadrants'>Where they agree and disagree</h2><p>-</p>")
-    else:
-        parts.append("<h2 id='capacity'>Capacity-matched: the same number of leads to sales</h2>")
-        decision = ~comp.rows["open_deal"].to_numpy()
-        n_decision = int(comp.rows["mql"].to_numpy()[decision].sum())
-        n_open = int((~decision).sum())
-        parts.append(
-            f"<p>The hand-off decision: rows without an open deal at that point ({int(decision.sum()):,} "
-            f"rows; {n_open:,} rows already had a deal open, so sales had them). The rules hand "
-            f"{n_decision:,} of them to sales (score &ge; {m['mql_threshold']:g}). Give sales the same "
-            "number of leads, chosen by the model instead:</p>"
-        )
-        money = {"win_rate": "pct", "share_of_all_wins": "pct", "revenue": "money"}
-        parts.append(_table(comp.capacity, money, "capacity"))
-        parts.append(
-            f"<p class='note'>Every row, open deals included ({int(comp.rows['mql'].sum()):,} MQLs). "
-            "Tied scores at the cut share the places left (expected counts).</p>"
-        )
-        parts.append(_table(comp.capacity_all, money, "capacity_all"))
-
-        parts.append("<h2 id='quadrants'>Where they agree and disagree</h2>")
-        parts.append("<p class='note'>Rows without an open deal (the hand-off decision).</p>")
-        parts.append(_table(comp.quadrants, {"win_rate": "pct", "revenue": "money"}, "quadrants"))
-        parts.append("<p class='note'>Every row.</p>")
-        parts.append(
-            _table(comp.quadrants_all, {"win_rate": "pct", "revenue": "money"}, "quadrants_all")
-        )
-        for key, label in QUADRANTS.items():
-            items = comp.examples.get(key)
-            if not items:
-                continue
-            parts.append(f"<h3>{html.escape(label)}: examples</h3>")
-            for ex in items:
-                parts.append(
-                    f"<p><b>{html.escape(str(ex['lead_id']))}</b> at {ex['as_of'][:10]}: probability {ex['probability']:.3f}, "
-                    f"rule score {ex['rule_score']}, {'won' if ex['won'] else 'not won'}</p><ul class='ex'>"
-                    f"<li>model, up: {html.escape('; '.join(ex['model_up']) or '–')}</li>"
-                    f"<li>model, down: {html.escape('; '.join(ex['model_down']) or '–')}</li>"
-                    f"<li>rules: {html.escape('; '.join(ex['rule_points']) or 'no points')}</li></ul>"
-                )
-
-    parts.append("<h2 id='calibration'>Calibration</h2><div class='plots'>")
-    parts.append(f"<figure>{figs['calibration']}</figure></div>")
-    parts.append(_table(comp.calibration, {"mean_predicted": "", "observed": ""}, "calibration"))
-
-    parts.append("<h2 id='distributions'>Score distributions: won vs not won</h2>")
-    parts.append(f"<div class='plots'><figure>{figs['distributions']}</figure></div>")
-
-    parts.append("<h2 id='sources'>By first-touch source</h2>")
-    parts.append(
-        "<p class='note'>rows: test snapshots; leads: distinct leads; MQLs: rows at or above the "
-        "threshold; opportunities: rows followed by a new deal within the horizon; wins: rows followed by "
-        "a won deal within the horizon.</p>"
-    )
-    parts.append(_table(comp.sources, {"win_rate": "pct", "revenue": "money"}, "sources"))
-
-    parts.append("<h2 id='funnel'>Funnel by source</h2>")
-    parts.append(
-        "<p class='note'>Per lead seen in the test period: MQL at any of its test snapshots; opportunity "
-        "and won within the horizon after one of them. '-': a stage the data does not have.</p>"
-    )
-    if m.get("opportunity_stage_absent"):
-        parts.append(
-            f"<p class='note'>No opportunity stage: {html.escape(m['opportunity_stage_absent'])}.</p>"
-        )
-    parts.append(
-        _table(
-            comp.funnel,
-            {c: "pct" for c in comp.funnel.columns if c not in ("source", "leads")},
-            "funnel",
-        )
-    )
-
-    audit = m.get("leakage") or {}
-    parts.append("<h2 id='leakage'>Columns left out (leakage audit)</h2>")
-    if audit.get("excluded"):
-        why = {w.split("'")[1]: w for w in audit.get("warnings", []) if "'" in w}
-        parts.append(
-            "<p class='note'>Neither the model nor the learned points use these columns: the same "
-            "audit decided for both (it is in the MLflow run as leakage_audit.json).</p>"
-        )
-        parts.append(
-            _table(
-                pd.DataFrame(
-                    [{"column": c, "why": why.get(c, "declared leaky")} for c in audit["excluded"]]
-                ),
-                section="leakage",
-            )
-        )
-    else:
-        parts.append("<p>None: no column looked recorded after the outcome or like an id.</p>")
-
-    if comp.learned_rules is not None:
-        parts.append("<h2 id='learned'>Learned points (fitted on the train period)</h2>")
-        parts.append(
-            "<p class='note'>A sparse scorecard in the same format as the rules: "
-            "<code>leadscore rules suggest</code> writes one to edit.</p>"
-        )
-        parts.append(f"<pre>{html.escape(comp.learned_rules.to_yaml())}</pre>")
-
-    parts.append(
-        f"<h2 id='export'>Export</h2><p>Every row above: <a href='{html.escape(csv_name)}'>{html.escape(csv_name)}</a> "
-        "(lead_id, as_of, probability, grade, rule_score, rule_grade, mql, label, source, revenue, ...).</p>"
-    )
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    return render(comp, csv_name)

@@ -119,7 +119,8 @@ def default_rules_path() -> Path | None:
 
 def print_comparison(comp, html_path: Path | None = None) -> None:
     """The report's headline and capacity-matched tables on the console."""
-    from training.report import SCORERS, format_count
+    from training.html import format_count
+    from training.report import SCORERS
 
     for line in comp.verdict:
         out.print(f"[bold red]{line}[/bold red]", highlight=False)

@@ -17,6 +17,8 @@ from training.report import compare, write_report
 
 SECTIONS = [
     "headline",
+    "summary",
+    "grades",
     "gains",
     "capacity",
     "quadrants",
@@ -24,6 +26,7 @@ SECTIONS = [
     "distributions",
     "sources",
     "funnel",
+    "speed",
     "learned",
     "export",
 ]
@@ -316,6 +319,7 @@ def test_without_rules_the_report_is_model_vs_learned_points_and_says_why(
     html_path, csv_path = write_report(comp, tmp_path / "compare.html")
     page = html_path.read_text()
     assert "No points rules, so no hand-off to match" in page and "rules init" in page
+    assert "There are no points rules to compare with" in page
     assert "rule_score" not in pd.read_csv(csv_path).columns
     funnel = _table(page, "funnel")
     assert set(funnel["lead to mql"]) == {"–"}  # no rules: no MQL stage
@@ -339,3 +343,89 @@ def test_a_stage_the_data_does_not_have_is_a_dash_with_a_note(small_sim):
     table = _funnel(rows, opportunity_stage_absent(only_won) is None)
     assert table["opportunity_to_won"].isna().all() and table["mql_to_opportunity"].isna().all()
     assert table["lead_to_won"].iloc[0] == 0.5
+
+
+def test_the_page_opens_with_a_summary_in_words(written, comparison):
+    html, _ = written
+    assert html.index("id='summary'") < html.index("id='headline'")
+    lead = html[html.index("id='summary'") : html.index("</b>")]
+    head = comparison.headline.set_index("scorer")
+    # the decision, and the numbers behind it (the headline's)
+    assert "Use the model" in lead or "Keep the points rules" in lead
+    assert f"{head.loc['model', 'roc_auc']:.3f}" in lead
+    assert f"{head.loc['rules', 'roc_auc']:.3f}" in lead
+    assert "grade A holds" in html and "read as win rates" in html
+
+
+def test_grade_tables_are_the_csvs(written):
+    html, rows = written
+    for scorer, column in (("model", "grade"), ("rules", "rule_grade")):
+        table = _table(html, f"grades_{scorer}").set_index("grade")
+        assert list(table.index) == ["A", "B", "C", "D"]
+        for grade in "ABCD":
+            mine = rows[rows[column] == grade]
+            assert table.loc[grade, "rows"] == f"{len(mine):,}"
+            assert table.loc[grade, "wins"] == f"{int(mine['label'].sum()):,}"
+            share = mine["label"].sum() / rows["label"].sum()
+            assert table.loc[grade, "share of all wins"] == f"{share:.1%}"
+
+
+def _touch_case(small_sim):
+    """Five leads, first sales touches after 1 min, 30 min, 3 h, 2 days, and never (a page
+    view is no sales touch); A and D won."""
+    from dataclasses import replace
+
+    t0 = pd.Timestamp("2026-01-05 09:00", tz="UTC")
+    leads = small_sim.leads.head(5).copy()
+    ids = leads["lead_id"].tolist()
+    leads["created_at"] = t0
+    delays = [pd.Timedelta(minutes=1), pd.Timedelta(minutes=30), pd.Timedelta(hours=3),
+              pd.Timedelta(days=2)]  # fmt: skip
+    acts = pd.DataFrame(
+        {
+            "lead_id": ids[:4] + [ids[4]] + [ids[0]],
+            "occurred_at": [t0 + d for d in delays] + [t0, t0 + pd.Timedelta(days=9)],
+            "activity_type": ["call", "sales_email", "meeting", "call", "page_view", "call"],
+        }
+    )
+    acts["activity_type"] = acts["activity_type"].astype(
+        small_sim.activities["activity_type"].dtype
+    )
+    dataset = replace(small_sim, leads=leads, activities=acts)
+    rows = pd.DataFrame(
+        {"lead_id": ids, "label": [1, 0, 0, 1, 0], "as_of": [t0] * 5,
+         "mql": [True, True, False, True, False]}
+    )  # fmt: skip
+    return dataset, rows
+
+
+def test_speed_to_lead_buckets_by_first_sales_touch(small_sim):
+    from training.kpis import NEVER, speed_to_lead
+
+    dataset, rows = _touch_case(small_sim)
+    table = speed_to_lead(dataset, rows).set_index("first_sales_touch")
+    assert list(table.index) == ["under 5 minutes", "5-60 minutes", "1-24 hours", "later", NEVER]
+    assert table["leads"].tolist() == [1, 1, 1, 1, 1]
+    assert table["wins"].tolist() == [1, 0, 0, 1, 0]
+    assert table.loc["later", "win_rate"] == 1.0 and table.loc[NEVER, "win_rate"] == 0.0
+
+
+def test_processing_rate_counts_touches_after_becoming_mql(small_sim):
+    from training.kpis import processing_rate
+
+    dataset, rows = _touch_case(small_sim)
+    table = processing_rate(dataset, rows).set_index("touched_by_sales")
+    # MQLs: the 1-minute, 30-minute and 2-day leads, all MQL at t0
+    assert set(table["mqls"]) == {3}
+    assert table["touched"].tolist() == [2, 3, 3, 0]  # within 1, 2 (inclusive), 7 days; never
+
+
+def test_without_sales_touches_the_kpis_say_why(small_sim):
+    from dataclasses import replace
+
+    from training.kpis import no_sales_touch, speed_to_lead
+
+    acts = small_sim.activities[small_sim.activities["activity_type"] == "page_view"]
+    dataset = replace(small_sim, activities=acts)
+    assert speed_to_lead(dataset, pd.DataFrame({"lead_id": [], "label": []})).empty
+    assert "no activity of a sales-touch type" in no_sales_touch(dataset)

@@ -1,0 +1,147 @@
+"""Marketing's KPIs in the comparison report: wins per grade of the model and of the rules,
+speed to lead, and the processing rate of MQLs.
+
+All are computed on the report's out-of-time test rows (a row is a lead at one snapshot) and
+the leads seen in them. They describe; they are not features: speed to lead uses every sales
+touch in the export, whenever it happened.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from crm.loading import Dataset
+
+GRADES = ("A", "B", "C", "D")
+# Time from a lead's creation to its first sales touch, the buckets sales teams use.
+SPEED_BUCKETS = (
+    ("under 5 minutes", pd.Timedelta(0), pd.Timedelta(minutes=5)),
+    ("5-60 minutes", pd.Timedelta(minutes=5), pd.Timedelta(hours=1)),
+    ("1-24 hours", pd.Timedelta(hours=1), pd.Timedelta(days=1)),
+    ("later", pd.Timedelta(days=1), None),
+)
+NEVER = "never (by the data's end)"
+# An MQL counts as processed when sales touched it within these many days of becoming one.
+PROCESSING_DAYS = (1, 2, 7)
+
+
+def grade_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per scorer (model grades; rule grades when there are rules) and grade A-D: rows,
+    distinct leads, wins, win rate, and the grade's share of all wins."""
+    out = []
+    y = rows["label"].to_numpy(dtype=float)
+    total = y.sum()
+    for scorer, column in (("model", "grade"), ("rules", "rule_grade")):
+        if column not in rows or rows[column].isna().all():
+            continue
+        grades = rows[column].astype(str).to_numpy()
+        for grade in GRADES:
+            mask = grades == grade
+            wins = float(y[mask].sum())
+            out.append(
+                {
+                    "scorer": scorer,
+                    "grade": grade,
+                    "rows": int(mask.sum()),
+                    "leads": int(rows.loc[mask, "lead_id"].nunique()),
+                    "wins": wins,
+                    "win_rate": wins / mask.sum() if mask.any() else np.nan,
+                    "share_of_all_wins": wins / total if total else np.nan,
+                }
+            )
+    return pd.DataFrame(out)
+
+
+def _per_lead(rows: pd.DataFrame) -> pd.DataFrame:
+    """One line per lead of the test rows: won within the horizon after any of its rows."""
+    return rows.groupby("lead_id", sort=True).agg(won=("label", "max")).reset_index()
+
+
+def _touches(dataset: Dataset) -> pd.DataFrame | None:
+    kinds = set(dataset.spec.sales_touch_types)
+    if dataset.is_flat or not kinds or not len(dataset.activities):
+        return None
+    acts = dataset.activities
+    touches = acts[acts["activity_type"].astype(str).isin(kinds)]
+    return touches[["lead_id", "occurred_at"]] if len(touches) else None
+
+
+def no_sales_touch(dataset: Dataset) -> str | None:
+    """Why speed to lead and the processing rate cannot be measured (None when they can)."""
+    if dataset.is_flat:
+        return "the data has no activity history, so no sales touch"
+    if not dataset.spec.sales_touch_types:
+        return (
+            "no activity type is declared a sales touch (dataset.yaml activity_groups.sales_touch)"
+        )
+    if _touches(dataset) is None:
+        return "no activity of a sales-touch type in the data"
+    return None
+
+
+def speed_to_lead(dataset: Dataset, rows: pd.DataFrame) -> pd.DataFrame:
+    """Leads of the test rows by the delay from creation to their first sales touch (under 5
+    minutes, 5-60 minutes, 1-24 hours, later, never): leads, share, wins, win rate. Empty
+    when the data records no sales touch."""
+    touches = _touches(dataset)
+    if touches is None:
+        return pd.DataFrame()
+    leads = _per_lead(rows)
+    created = dataset.leads.set_index("lead_id")["created_at"]
+    first = touches.groupby("lead_id")["occurred_at"].min()
+    delay = leads["lead_id"].map(first) - leads["lead_id"].map(created)
+    label = pd.Series(NEVER, index=leads.index, dtype=object)
+    for name, low, high in SPEED_BUCKETS:
+        inside = delay >= low if high is None else (delay >= low) & (delay < high)
+        label[inside.fillna(False).to_numpy(bool)] = name
+    # A touch logged before the lead's creation time (an import artefact) counts as at once.
+    label[(delay < pd.Timedelta(0)).fillna(False).to_numpy(bool)] = SPEED_BUCKETS[0][0]
+    out = []
+    for name in [b[0] for b in SPEED_BUCKETS] + [NEVER]:
+        mask = (label == name).to_numpy()
+        wins = int(leads.loc[mask, "won"].sum())
+        out.append(
+            {
+                "first_sales_touch": name,
+                "leads": int(mask.sum()),
+                "share_of_leads": mask.mean() if len(mask) else np.nan,
+                "wins": wins,
+                "win_rate": wins / mask.sum() if mask.any() else np.nan,
+            }
+        )
+    return pd.DataFrame(out)
+
+
+def processing_rate(dataset: Dataset, rows: pd.DataFrame) -> pd.DataFrame:
+    """Of the leads that became MQL in the test rows (their first MQL snapshot), the share
+    sales touched within 1, 2 and 7 days after it. Empty without rules or sales touches."""
+    touches = _touches(dataset)
+    if touches is None or "mql" not in rows or not rows["mql"].any():
+        return pd.DataFrame()
+    mql_at = rows.loc[rows["mql"].astype(bool)].groupby("lead_id")["as_of"].min()
+    after = touches.merge(mql_at.rename("mql_at").reset_index(), on="lead_id")
+    after = after[after["occurred_at"] >= after["mql_at"]]
+    first = after.groupby("lead_id").apply(
+        lambda g: (g["occurred_at"] - g["mql_at"]).min(), include_groups=False
+    )
+    delay = mql_at.index.to_series().map(first)
+    n = len(mql_at)
+    out = [
+        {
+            "touched_by_sales": f"within {days} day{'s' if days > 1 else ''} of becoming MQL",
+            "mqls": n,
+            "touched": int((delay <= pd.Timedelta(days=days)).sum()),
+        }
+        for days in PROCESSING_DAYS
+    ]
+    out.append(
+        {
+            "touched_by_sales": "never after becoming MQL",
+            "mqls": n,
+            "touched": int(delay.isna().sum()),
+        }
+    )
+    frame = pd.DataFrame(out)
+    frame["share"] = frame["touched"] / n
+    return frame

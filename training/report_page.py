@@ -1,0 +1,225 @@
+"""The marketing report's page: a summary in words first, then the evidence, rendered by
+`templates/compare.html.j2` (no HTML here: tables come from `training.html.table`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from training.html import environment, svg
+from training.kpis import NEVER, SPEED_BUCKETS
+from training.report import COLORS, QUADRANTS, SCORERS, Comparison
+from training.trust import does_not_beat_rules
+
+
+def render(comp: Comparison, csv_name: str) -> str:
+    m = comp.meta
+    h = comp.headline.set_index("scorer")
+    head = pd.DataFrame(
+        [
+            {
+                "scorer": SCORERS[name],
+                "ROC AUC [95% CI]": f"{r.roc_auc:.3f} [{r.roc_auc_low:.3f}, {r.roc_auc_high:.3f}]",
+                "PR AUC [95% CI]": f"{r.pr_auc:.3f} [{r.pr_auc_low:.3f}, {r.pr_auc_high:.3f}]",
+                "Brier [95% CI]": f"{r.brier:.4f} [{r.brier_low:.4f}, {r.brier_high:.4f}]",
+                "lift top 10% [95% CI]": f"{r.lift_top_decile:.2f} [{r.lift_top_decile_low:.2f}, {r.lift_top_decile_high:.2f}]",
+                "ECE": f"{r.ece:.4f}",
+            }
+            for name, r in h.iterrows()
+        ]
+    )
+    d = comp.differences
+    differences = [
+        f"{label} {d[k][0]:+.3f} [{d[k][1]:+.3f}, {d[k][2]:+.3f}]"
+        for k, label in (
+            ("roc_auc", "ROC AUC"),
+            ("pr_auc", "PR AUC"),
+            ("brier", "Brier"),
+            ("lift_top_decile", "lift top 10%"),
+        )  # fmt: skip
+        if k in d
+    ]
+    wide = comp.deciles.pivot(index="decile", columns="scorer", values="lift")
+    wide.columns = [f"lift {SCORERS[c]}" for c in wide.columns]
+    cap = comp.deciles.pivot(index="decile", columns="scorer", values="capture")
+    cap.columns = [f"capture {SCORERS[c]}" for c in cap.columns]
+    audit = m.get("leakage") or {}
+    why = {w.split("'")[1]: w for w in audit.get("warnings", []) if "'" in w}
+    excluded = pd.DataFrame(
+        [{"column": c, "why": why.get(c, "declared leaky")} for c in audit.get("excluded", [])]
+    )
+    decision = ~comp.rows["open_deal"].to_numpy() if "open_deal" in comp.rows else None
+    grades = comp.grades
+    return (
+        environment()
+        .get_template("compare.html.j2")
+        .render(
+            m=m,
+            summary=summary(comp),
+            verdict=comp.verdict,
+            warnings=comp.warnings,
+            figures=figures(comp),
+            headline=head,
+            differences=differences,
+            deciles=pd.concat([wide, cap], axis=1).reset_index(),
+            capture_columns={c: "pct" for c in cap.columns},
+            grades={
+                scorer: g.drop(columns="scorer")
+                for scorer, g in grades.groupby("scorer", sort=False)
+            }
+            if len(grades)
+            else {},
+            capacity=comp.capacity,
+            capacity_all=comp.capacity_all,
+            n_decision=int(comp.rows["mql"].to_numpy()[decision].sum()) if m["rules"] else 0,
+            n_rows_decision=int(decision.sum()) if decision is not None else 0,
+            n_open=int((~decision).sum()) if decision is not None else 0,
+            n_mql=int(comp.rows["mql"].sum()) if "mql" in comp.rows else 0,
+            quadrants=comp.quadrants,
+            quadrants_all=comp.quadrants_all,
+            examples=[(label, comp.examples.get(key) or []) for key, label in QUADRANTS.items()],
+            calibration=comp.calibration,
+            sources=comp.sources,
+            funnel=comp.funnel,
+            funnel_kinds={c: "pct" for c in comp.funnel.columns if c not in ("source", "leads")},
+            speed=comp.speed,
+            processing=comp.processing,
+            excluded=excluded,
+            learned_yaml=comp.learned_rules.to_yaml() if comp.learned_rules is not None else None,
+            csv_name=csv_name,
+        )
+    )
+
+
+def summary(comp: Comparison) -> dict:
+    """The report's first words: which scorer to use and why (`lead`), and the figures
+    behind it (`points`), each one sentence."""
+    m, h = comp.meta, comp.headline.set_index("scorer")
+    model = h.loc["model"]
+    keep_rules = does_not_beat_rules(comp.differences["roc_auc"]) if comp.differences else None
+    untrusted = [line for line in comp.verdict if line != keep_rules]
+    n = f"{m['test_rows']:,} out-of-time rows ({m['test_leads']:,} leads, {m['test_positives']:,} won)"
+    if untrusted:
+        lead = (
+            "Do not use this model's scores yet: "
+            + "; ".join(untrusted)
+            + (". Keep the points rules." if m["rules"] else ".")
+        )
+    elif m["rules"] is None:
+        lead = (
+            f"There are no points rules to compare with ({m['rules_absent']}). "
+            f"The model ranks won leads above the others with a ROC AUC of {model.roc_auc:.3f} on {n}"
+        )
+        if "learned" in h.index:
+            lead += f", against {h.loc['learned', 'roc_auc']:.3f} for points learned from the data"
+        lead += "."
+    elif keep_rules:
+        lead = (
+            f"Keep the points rules: on {n}, the model's ROC AUC is {model.roc_auc:.3f} against "
+            f"{h.loc['rules', 'roc_auc']:.3f} for the rules, and the difference is not surely "
+            f"above zero ({keep_rules.split('difference ')[1].split(' reaches')[0]})."
+        )
+    else:
+        diff = comp.differences["roc_auc"]
+        lead = (
+            f"Use the model's grades to decide which leads go to sales. On {n} it ranks won "
+            f"leads higher than the points rules: ROC AUC {model.roc_auc:.3f} against "
+            f"{h.loc['rules', 'roc_auc']:.3f} (difference {diff[0]:+.3f}, 95 % interval "
+            f"[{diff[1]:+.3f}, {diff[2]:+.3f}])."
+        )
+    points = []
+    if len(comp.capacity):
+        c = comp.capacity.set_index("handed to sales")
+        rules_row = c.iloc[0]
+        model_row = c[c.index.str.startswith("model")].iloc[0]
+        points.append(
+            f"Given as many leads as the rules hand to sales ({rules_row['leads']:,.0f} MQLs "
+            f"without an open deal), the model's pick holds {model_row['wins']:,.0f} wins "
+            f"against {rules_row['wins']:,.0f} (win rate {model_row['win_rate']:.1%} against "
+            f"{rules_row['win_rate']:.1%})."
+        )
+    g = comp.grades
+    if len(g):
+        parts = []
+        for scorer in g["scorer"].unique():
+            a = g[(g["scorer"] == scorer) & (g["grade"] == "A")].iloc[0]
+            parts.append(
+                f"the {'model' if scorer == 'model' else 'rules'}' grade A holds "
+                f"{a['share_of_all_wins']:.0%} of all wins in {a['rows']:,} rows "
+                f"(win rate {a['win_rate']:.1%})"
+                if np.isfinite(a["win_rate"])
+                else f"the {scorer}' grade A is empty"
+            )
+        points.append(parts[0][0].upper() + "; ".join(parts)[1:] + ".")
+    points.append(
+        f"The model's probabilities can be read as win rates: they are off by "
+        f"{model.ece * 100:.1f} points on average (ECE {model.ece:.3f})."
+    )
+    if len(comp.speed):
+        s = comp.speed.set_index("first_sales_touch")
+        fast, late = s.loc[SPEED_BUCKETS[0][0]], s.loc[SPEED_BUCKETS[-1][0]]
+        if fast["leads"] and late["leads"]:
+            points.append(
+                f"Speed to lead: leads first touched by sales within 5 minutes won at "
+                f"{fast['win_rate']:.1%}, those touched after a day at {late['win_rate']:.1%} "
+                f"({s.loc[NEVER, 'leads']:,} leads were never touched). This is a correlation: "
+                "sales may call first the leads that look best."
+            )
+    points += [f"Caveat: {w}." for w in comp.warnings]
+    return {"lead": lead, "points": points}
+
+
+def figures(comp: Comparison) -> dict[str, str]:
+    """Gains, lift, calibration and score distributions, as inline SVG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"svg.fonttype": "path", "font.size": 9})
+    figs = {}
+    fig, ax = plt.subplots(figsize=(4.6, 3.6))
+    for name, (x, c) in comp.gains.items():
+        ax.plot(x, c, label=SCORERS[name], color=COLORS[name])
+    ax.plot([0, 1], [0, 1], ls=":", color="grey", label="random")
+    ax.set(xlabel="share of leads worked (best first)", ylabel="share of won deals captured",
+           title="Gains")  # fmt: skip
+    ax.legend(loc="lower right")
+    figs["gains"] = svg(fig)
+
+    fig, ax = plt.subplots(figsize=(4.6, 3.6))
+    for name, g in comp.deciles.groupby("scorer", sort=False):
+        ax.plot(g["decile"], g["lift"], marker="o", label=SCORERS[name], color=COLORS[name])
+    ax.axhline(1, ls=":", color="grey")
+    ax.set(xlabel="decile (1 = highest scores)", ylabel="lift (win rate / average)",
+           title="Lift by decile", xticks=range(1, 11))  # fmt: skip
+    ax.legend()
+    figs["lift"] = svg(fig)
+
+    fig, ax = plt.subplots(figsize=(4.6, 3.6))
+    top = float(comp.calibration[["mean_predicted", "observed"]].to_numpy().max()) * 1.05
+    for name, g in comp.calibration.groupby("scorer", sort=False):
+        ax.plot(
+            g["mean_predicted"], g["observed"], marker="o", label=SCORERS[name], color=COLORS[name]
+        )
+    ax.plot([0, top], [0, top], ls=":", color="grey", label="perfect")
+    ax.set(xlabel="mean predicted probability", ylabel="observed win rate", title="Calibration")
+    ax.legend()
+    figs["calibration"] = svg(fig)
+
+    rows = comp.rows
+    won = rows["label"].to_numpy().astype(bool)
+    panels = [("probability", "Model probability", np.linspace(0, 1, 41))]
+    if "rule_score" in rows:
+        panels.append(("rule_score", "Rule score (points)", np.arange(-0.5, 101.5, 2.5)))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.2), squeeze=False)
+    for ax, (column, title, bins) in zip(axes[0], panels, strict=True):
+        v = rows[column].to_numpy(dtype=float)
+        ax.hist(v[~won], bins=bins, density=True, alpha=0.55, color="#888", label="not won")
+        ax.hist(v[won], bins=bins, density=True, alpha=0.55, color="#2a9d4a", label="won")
+        ax.set(title=title, ylabel="density")
+        if column == "rule_score":
+            ax.axvline(comp.meta["mql_threshold"], color="#d0701c", ls="--", label="MQL threshold")
+        ax.legend()
+    figs["distributions"] = svg(fig)
+    return figs

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench clean venv
+.PHONY: demo test lint bench clean venv notebooks
 
 venv: $(STAMP)
 
@@ -23,6 +23,10 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+# Re-execute the notebooks in place (their figures and tables are committed).
+notebooks: $(STAMP)
+	$(BIN)/python notebooks/run.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/simulate.py

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from leadscore.console import FileFormat, out, print_summary
+from leadscore.console import FileFormat, out, print_summary, step
 
 app = typer.Typer(
     help="Import a CRM export or a public dataset into a dataset folder.", no_args_is_help=True
@@ -72,9 +72,10 @@ def _run_import(mapping, mapping_name, *, file_format, **paths_and_options) -> N
     from crm.mapping import import_tables
     from crm.summary import summarize_dataset
 
-    result = import_tables(
-        mapping, file_format=file_format.value, mapping_file=mapping_name, **paths_and_options
-    )
+    with step("mapping, checking and writing the export"):
+        result = import_tables(
+            mapping, file_format=file_format.value, mapping_file=mapping_name, **paths_and_options
+        )
     for table, names in result.columns.items():
         renamed = {k: v for k, v in names.items() if k != v}
         if renamed:

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from crm.errors import LeadscoreError
-from leadscore.console import MODEL_REF_HELP, err, load, out
+from leadscore.console import MODEL_REF_HELP, err, load, out, step
 
 
 def score(
@@ -300,7 +300,7 @@ def monitor(
     when, reference = _when(as_of, "--as-of"), _when(reference_as_of, "--reference-as-of")
     scorer, name, version = load_pinned_scorer(model)
     ds = load(data)
-    with err.status("monitoring: the pipeline now, then, and one horizon ago"):
+    with step("monitoring: the pipeline now, then, and one horizon ago"):
         report = run_monitor(
             ds,
             scorer,

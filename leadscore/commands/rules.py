@@ -50,15 +50,16 @@ def rules_suggest(
     )
     for warning in leakage.warnings():
         err.print(f"[yellow]warning:[/yellow] {warning}: excluded", highlight=False)
-    s = suggest_rules(
-        ds,
-        train,
-        val,
-        columns=leakage.allowed(["source", *spec.categorical, *spec.numeric_profile]),
-        max_rules=max_rules,
-        mql_share=mql_share,
-        seed=train_config.seed,
-    )
+    with step("learning a points scorecard"):
+        s = suggest_rules(
+            ds,
+            train,
+            val,
+            columns=leakage.allowed(["source", *spec.categorical, *spec.numeric_profile]),
+            max_rules=max_rules,
+            mql_share=mql_share,
+            seed=train_config.seed,
+        )
     lines = [
         f"# Suggested by `leadscore rules suggest` from {data} ({len(train):,} train rows).",
         f"# {s.nonzero} point items (L1 strength C={s.c:.4g}); validation ROC AUC {s.validation_auc:.3f}.",

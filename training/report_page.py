@@ -39,9 +39,10 @@ def render(comp: Comparison, csv_name: str) -> str:
         )  # fmt: skip
         if k in d
     ]
-    wide = comp.deciles.pivot(index="decile", columns="scorer", values="lift")
+    order = list(dict.fromkeys(comp.deciles["scorer"]))  # model, rules, learned
+    wide = comp.deciles.pivot(index="decile", columns="scorer", values="lift")[order]
     wide.columns = [f"lift {SCORERS[c]}" for c in wide.columns]
-    cap = comp.deciles.pivot(index="decile", columns="scorer", values="capture")
+    cap = comp.deciles.pivot(index="decile", columns="scorer", values="capture")[order]
     cap.columns = [f"capture {SCORERS[c]}" for c in cap.columns]
     audit = m.get("leakage") or {}
     why = {w.split("'")[1]: w for w in audit.get("warnings", []) if "'" in w}
@@ -144,11 +145,12 @@ def summary(comp: Comparison) -> dict:
         for scorer in g["scorer"].unique():
             a = g[(g["scorer"] == scorer) & (g["grade"] == "A")].iloc[0]
             parts.append(
-                f"the {'model' if scorer == 'model' else 'rules'}' grade A holds "
+                f"the {'model' if scorer == 'model' else 'rules'}'{'s' if scorer == 'model' else ''} grade A holds "
                 f"{a['share_of_all_wins']:.0%} of all wins in {a['rows']:,} rows "
                 f"(win rate {a['win_rate']:.1%})"
                 if np.isfinite(a["win_rate"])
-                else f"the {scorer}' grade A is empty"
+                else ("the model has" if scorer == "model" else "the rules have")
+                + " an empty grade A"
             )
         points.append(parts[0][0].upper() + "; ".join(parts)[1:] + ".")
     points.append(

@@ -13,11 +13,8 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from crm.payloads import lead_payloads
-from features.batch import build_training_set
-from tests.training.conftest import FAST
+from tests.training.conftest import register
 from training import run_log
-from training.tracking import log_and_register
 
 NAME = "run-log-test"
 
@@ -32,18 +29,10 @@ def store(tmp_path_factory):
 
 
 def _register(result, small_sim, df, **kwargs):
-    config = FAST.model_copy(update={"model_name": NAME, "experiment": "run-log-test"})
-    ids = result.test["lead_id"].drop_duplicates().head(2).tolist()
-    return log_and_register(
-        result,
-        config=config,
-        feature_config={},
-        training_set=df,
-        source="/data/exports/acme-crm",
-        example_payloads=lead_payloads(small_sim, ids, iso=True),
-        features_for=lambda spec: build_training_set(small_sim, spec=spec)[0],
-        **kwargs,
-    )
+    return register(
+        result, small_sim, df, name=NAME, experiment="run-log-test",
+        source="/data/exports/acme-crm", **kwargs,
+    )  # fmt: skip
 
 
 def test_requirements_pin_every_import_of_the_shipped_code():

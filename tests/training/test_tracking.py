@@ -10,9 +10,8 @@ from mlflow import MlflowClient
 
 from crm.errors import LeadscoreError
 from crm.payloads import lead_payloads
-from features.batch import build_training_set
 from features.definitions import FeatureSpec
-from tests.training.conftest import FAST
+from tests.training.conftest import FAST, register
 from training.config import LightGBMParams
 from training.fit import fit_models
 from training.tracking import (
@@ -21,7 +20,6 @@ from training.tracking import (
     PREVIOUS_CHAMPION,
     beats,
     list_versions,
-    log_and_register,
     promote,
     rollback,
 )
@@ -41,18 +39,7 @@ def store(tmp_path_factory):
 
 
 def _register(result, small_sim, df, name=NAME, **kwargs):
-    config = FAST.model_copy(update={"model_name": name, "experiment": "leadscore-test"})
-    ids = result.test["lead_id"].drop_duplicates().head(2).tolist()
-    return log_and_register(
-        result,
-        config=config,
-        feature_config={},
-        training_set=df,
-        source="test",
-        example_payloads=lead_payloads(small_sim, ids, iso=True),
-        features_for=lambda spec: build_training_set(small_sim, spec=spec)[0],
-        **kwargs,
-    )
+    return register(result, small_sim, df, name=name, experiment="leadscore-test", **kwargs)
 
 
 def _aliases(name=NAME):

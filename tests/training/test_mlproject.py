@@ -42,6 +42,13 @@ def test_every_entry_point_calls_existing_options(entry):
     assert {"main", "train", "compare", "score", "monitor"} <= set(PROJECT["entry_points"])
 
 
+def _clean_environ() -> dict[str, str]:
+    """This process's environment without the experiment or run that in-process tests left
+    behind (`mlflow.set_experiment` exports MLFLOW_EXPERIMENT_ID for subprocesses)."""
+    leftover = ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID")
+    return {k: v for k, v in os.environ.items() if k not in leftover}
+
+
 def _mlflow_run(*args, env):
     bin_dir = str(Path(sys.executable).parent)
     return subprocess.run(
@@ -49,7 +56,7 @@ def _mlflow_run(*args, env):
         capture_output=True,
         text=True,
         timeout=900,
-        env={**os.environ, **env, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")},
+        env={**_clean_environ(), **env, "PATH": bin_dir + os.pathsep + os.environ["PATH"]},
     )
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 
 from crm.errors import LeadscoreError
 from operations.monitor import MATERIAL_PSI, STRONG_PSI, MonitorReport
-from training.html import CSS, environment, svg, table
+from training.html import CSS, environment, svg, table, write_page
 
 TEMPLATES = Path(__file__).parent / "templates"
 EXPERIMENT = "leadscore-monitoring"
@@ -160,17 +160,9 @@ def write_monitor(report: MonitorReport, out: str | Path) -> tuple[Path, Path]:
     out = Path(out)
     if out.suffix.lower() not in (".html", ".htm"):
         raise LeadscoreError(f"--out {out}: the monitoring report is an HTML file (.html)")
-    out.parent.mkdir(parents=True, exist_ok=True)
     json_path = out.with_suffix(".json")
-    page = render(report)
-    tmp_html, tmp_json = (
-        out.with_name(f".{out.name}.tmp"),
-        json_path.with_name(f".{json_path.name}.tmp"),
-    )
-    tmp_html.write_text(page, encoding="utf-8")
-    tmp_json.write_text(json.dumps(summary(report), indent=2, default=str))
-    tmp_json.replace(json_path)
-    tmp_html.replace(out)
+    text = json.dumps(summary(report), indent=2, default=str)
+    write_page(out, render(report), json_path, lambda path: path.write_text(text))
     return out, json_path
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -109,3 +110,20 @@ def svg(fig) -> str:
     plt.close(fig)
     text = buf.getvalue()
     return text[text.index("<svg") :]
+
+
+def write_page(out: Path, page: str, side: Path, write_side: Callable[[Path], None]) -> None:
+    """Write an HTML page and the file it goes with (its CSV, its JSON) whole or not at
+    all: both are written to hidden temporary names next to them first, then the side file
+    replaces its old copy, then the page (a page never links to a side file not there)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp_page, tmp_side = out.with_name(f".{out.name}.tmp"), side.with_name(f".{side.name}.tmp")
+    try:
+        write_side(tmp_side)
+        tmp_page.write_text(page, encoding="utf-8")
+    except BaseException:
+        tmp_side.unlink(missing_ok=True)
+        tmp_page.unlink(missing_ok=True)
+        raise
+    tmp_side.replace(side)
+    tmp_page.replace(out)

@@ -58,33 +58,38 @@ def _per_lead(rows: pd.DataFrame) -> pd.DataFrame:
     return rows.groupby("lead_id", sort=True).agg(won=("label", "max")).reset_index()
 
 
-def _touches(dataset: Dataset) -> pd.DataFrame | None:
+def sales_touches(dataset: Dataset) -> pd.DataFrame | None:
+    """The export's sales touches (lead_id, occurred_at), or None when it records none.
+    Computed once per report: the activity table can hold tens of millions of rows."""
     kinds = set(dataset.spec.sales_touch_types)
     if dataset.is_flat or not kinds or not len(dataset.activities):
         return None
     acts = dataset.activities
-    touches = acts[acts["activity_type"].astype(str).isin(kinds)]
-    return touches[["lead_id", "occurred_at"]] if len(touches) else None
+    touches = acts.loc[acts["activity_type"].isin(kinds), ["lead_id", "occurred_at"]]
+    return touches if len(touches) else None
 
 
-def no_sales_touch(dataset: Dataset) -> str | None:
-    """Why speed to lead and the processing rate cannot be measured (None when they can)."""
+def no_sales_touch(dataset: Dataset, touches: pd.DataFrame | None = None) -> str | None:
+    """Why speed to lead and the processing rate cannot be measured (None when they can;
+    `touches`: `sales_touches(dataset)` when already at hand)."""
     if dataset.is_flat:
         return "the data has no activity history, so no sales touch"
     if not dataset.spec.sales_touch_types:
         return (
             "no activity type is declared a sales touch (dataset.yaml activity_groups.sales_touch)"
         )
-    if _touches(dataset) is None:
+    if (touches if touches is not None else sales_touches(dataset)) is None:
         return "no activity of a sales-touch type in the data"
     return None
 
 
-def speed_to_lead(dataset: Dataset, rows: pd.DataFrame) -> pd.DataFrame:
+def speed_to_lead(
+    dataset: Dataset, rows: pd.DataFrame, touches: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Leads of the test rows by the delay from creation to their first sales touch (under 5
     minutes, 5-60 minutes, 1-24 hours, later, never): leads, share, wins, win rate. Empty
     when the data records no sales touch."""
-    touches = _touches(dataset)
+    touches = touches if touches is not None else sales_touches(dataset)
     if touches is None:
         return pd.DataFrame()
     leads = _per_lead(rows)
@@ -113,18 +118,18 @@ def speed_to_lead(dataset: Dataset, rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def processing_rate(dataset: Dataset, rows: pd.DataFrame) -> pd.DataFrame:
+def processing_rate(
+    dataset: Dataset, rows: pd.DataFrame, touches: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Of the leads that became MQL in the test rows (their first MQL snapshot), the share
     sales touched within 1, 2 and 7 days after it. Empty without rules or sales touches."""
-    touches = _touches(dataset)
+    touches = touches if touches is not None else sales_touches(dataset)
     if touches is None or "mql" not in rows or not rows["mql"].any():
         return pd.DataFrame()
     mql_at = rows.loc[rows["mql"].astype(bool)].groupby("lead_id")["as_of"].min()
     after = touches.merge(mql_at.rename("mql_at").reset_index(), on="lead_id")
     after = after[after["occurred_at"] >= after["mql_at"]]
-    first = after.groupby("lead_id").apply(
-        lambda g: (g["occurred_at"] - g["mql_at"]).min(), include_groups=False
-    )
+    first = (after["occurred_at"] - after["mql_at"]).groupby(after["lead_id"]).min()
     delay = mql_at.index.to_series().map(first)
     n = len(mql_at)
     out = [

@@ -35,7 +35,14 @@ from training.evaluation import (
     expected_calibration_error,
     gains_curve,
 )
-from training.kpis import grade_table, no_sales_touch, processing_rate, speed_to_lead
+from training.html import write_page
+from training.kpis import (
+    grade_table,
+    no_sales_touch,
+    processing_rate,
+    sales_touches,
+    speed_to_lead,
+)
 from training.ranking import top_share
 from training.splits import split_training_set
 from training.trust import does_not_beat_rules, untrusted_model
@@ -204,6 +211,7 @@ def compare(
     if keep_rules:
         verdict.append(keep_rules)
     no_opportunities = opportunity_stage_absent(dataset)  # why the data has no such stage
+    touches = sales_touches(dataset)  # once: speed to lead and the processing rate
     common = {
         "rows": rows,
         "headline": headline,
@@ -226,7 +234,7 @@ def compare(
             "rules_calibration": rule_scorer.calibrator_.method if rule_scorer else None,
             "dataset": str(dataset.path),
             "opportunity_stage_absent": no_opportunities,
-            "no_sales_touch": no_sales_touch(dataset),
+            "no_sales_touch": no_sales_touch(dataset, touches),
             "leakage": audit,
         },
         "warnings": warnings,
@@ -234,8 +242,8 @@ def compare(
         "learned_rules": learned_rules,
         "rule_scorer": rule_scorer,
         "grades": grade_table(rows),
-        "speed": speed_to_lead(dataset, rows),
-        "processing": processing_rate(dataset, rows),
+        "speed": speed_to_lead(dataset, rows, touches),
+        "processing": processing_rate(dataset, rows, touches),
     }
     if rule_scorer is None:
         empty = pd.DataFrame()
@@ -613,18 +621,14 @@ def write_report(comp: Comparison, out: str | Path) -> tuple[Path, Path]:
     out = Path(out)
     if out.suffix.lower() not in (".html", ".htm"):
         raise LeadscoreError(f"{out}: the report is an HTML file (give a path ending in .html)")
-    out.parent.mkdir(parents=True, exist_ok=True)
     csv_path = out.with_suffix(".csv")
     export = comp.rows.copy()
     export["as_of"] = pd.to_datetime(export["as_of"], utc=True).map(lambda t: t.isoformat())
     cols = [c for c in CSV_COLUMNS if c in export] + [
         c for c in ("learned_score", "learned_probability") if c in export
     ]
-    tmp_csv, tmp_html = csv_path.with_name(csv_path.name + ".tmp"), out.with_name(out.name + ".tmp")
-    export[cols].to_csv(tmp_csv, index=False)
-    tmp_html.write_text(render_html(comp, csv_path.name), encoding="utf-8")
-    tmp_csv.replace(csv_path)
-    tmp_html.replace(out)
+    page = render_html(comp, csv_path.name)
+    write_page(out, page, csv_path, lambda path: export[cols].to_csv(path, index=False))
     return out, csv_path
 
 

@@ -115,10 +115,11 @@ def summary(comp: Comparison) -> dict:
             lead += f", against {h.loc['learned', 'roc_auc']:.3f} for points learned from the data"
         lead += "."
     elif keep_rules:
+        d = comp.differences["roc_auc"]
         lead = (
             f"Keep the points rules: on {n}, the model's ROC AUC is {model.roc_auc:.3f} against "
             f"{h.loc['rules', 'roc_auc']:.3f} for the rules, and the difference is not surely "
-            f"above zero ({keep_rules.split('difference ')[1].split(' reaches')[0]})."
+            f"above zero (difference {d[0]:+.3f}, 95 % interval [{d[1]:+.3f}, {d[2]:+.3f}])."
         )
     else:
         diff = comp.differences["roc_auc"]

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from training.config import LightGBMParams, TrainConfig
 
 # Fewer bootstrap resamples and rounds than the defaults: the same code, faster.
@@ -25,3 +27,17 @@ def register(result, dataset, df, *, name: str, experiment: str, source: str = "
         features_for=lambda spec: build_training_set(dataset, spec=spec)[0],
         **kwargs,
     )
+
+
+@contextmanager
+def sqlite_store(root):
+    """MLflow pointed at a throwaway sqlite store (tracking and registry) in `root`, and
+    back at the previous URI afterwards."""
+    import mlflow
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    try:
+        yield root
+    finally:
+        mlflow.set_tracking_uri(previous)

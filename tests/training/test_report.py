@@ -429,3 +429,46 @@ def test_without_sales_touches_the_kpis_say_why(small_sim):
     dataset = replace(small_sim, activities=acts)
     assert speed_to_lead(dataset, pd.DataFrame({"lead_id": [], "label": []})).empty
     assert "no activity of a sales-touch type" in no_sales_touch(dataset)
+
+
+def test_speed_to_lead_on_messy_touches(small_sim):
+    """What real exports do: a touch logged before the lead's creation (an import
+    artefact) counts as at once; two touches at the same instant count once; a touch of a
+    lead outside the test rows is ignored."""
+    from training.kpis import NEVER, speed_to_lead
+
+    dataset, rows = _touch_case(small_sim)
+    ids = rows["lead_id"].tolist()
+    t0 = dataset.leads["created_at"].iloc[0]
+    dtype = dataset.activities["activity_type"].dtype
+    messy = pd.DataFrame(
+        {
+            "lead_id": [ids[4], ids[1], ids[1], "NOT-IN-TEST"],
+            "occurred_at": [t0 - pd.Timedelta(hours=1), t0 + pd.Timedelta(minutes=30),
+                            t0 + pd.Timedelta(minutes=30), t0],
+            "activity_type": pd.Series(["call", "call", "meeting", "call"]).astype(dtype),
+        }
+    )  # fmt: skip
+    from dataclasses import replace
+
+    dataset = replace(dataset, activities=pd.concat([dataset.activities, messy]))
+    table = speed_to_lead(dataset, rows).set_index("first_sales_touch")
+    assert table["leads"].tolist() == [2, 1, 1, 1, 0]
+    assert table.loc[NEVER, "leads"] == 0 and table["leads"].sum() == len(rows)
+
+
+def test_a_failed_write_leaves_neither_file(tmp_path):
+    from training.html import write_page
+
+    out, side = tmp_path / "page.html", tmp_path / "page.csv"
+
+    def broken(path):
+        path.write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_page(out, "<p>page</p>", side, broken)
+    assert list(tmp_path.iterdir()) == []
+    write_page(out, "<p>page</p>", side, lambda path: path.write_text("a,b"))
+    assert out.read_text() == "<p>page</p>" and side.read_text() == "a,b"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["page.csv", "page.html"]

@@ -13,7 +13,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from tests.training.conftest import register
+from tests.training.conftest import register, sqlite_store
 from training import run_log
 
 NAME = "run-log-test"
@@ -21,11 +21,8 @@ NAME = "run-log-test"
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mlflow")
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
-    yield root
-    mlflow.set_tracking_uri(previous)
+    with sqlite_store(tmp_path_factory.mktemp("mlflow")) as root:
+        yield root
 
 
 def _register(result, small_sim, df, **kwargs):

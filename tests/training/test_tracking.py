@@ -11,7 +11,7 @@ from mlflow import MlflowClient
 from crm.errors import LeadscoreError
 from crm.payloads import lead_payloads
 from features.definitions import FeatureSpec
-from tests.training.conftest import FAST, register
+from tests.training.conftest import FAST, register, sqlite_store
 from training.config import LightGBMParams
 from training.fit import fit_models
 from training.tracking import (
@@ -30,12 +30,11 @@ NAME = "lead-scoring-test"
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """A throwaway MLflow sqlite store (tracking and registry) with its own artifact folder."""
-    root = tmp_path_factory.mktemp("mlflow")
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
-    MlflowClient().create_experiment("leadscore-test", artifact_location=str(root / "artifacts"))
-    yield root
-    mlflow.set_tracking_uri(previous)
+    with sqlite_store(tmp_path_factory.mktemp("mlflow")) as root:
+        MlflowClient().create_experiment(
+            "leadscore-test", artifact_location=str(root / "artifacts")
+        )
+        yield root
 
 
 def _register(result, small_sim, df, name=NAME, **kwargs):

@@ -12,8 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from crm.contract import (
     ACTIVITY_COLUMNS,
@@ -29,6 +27,8 @@ from crm.contract import (
     load_dataset_spec,
 )
 from crm.errors import DatasetError
+from crm.lead_index import lead_positions
+from crm.times import timestamps_us
 
 TIMESTAMP_DTYPE = "datetime64[us, UTC]"
 ISO_HINT = "an ISO-8601 timestamp such as 2025-03-01T09:30:00Z (UTC when no offset)"
@@ -300,31 +300,6 @@ def _looks_numeric(s: pd.Series) -> bool:
     if len(text) == 0 or pd.to_numeric(head, errors="coerce").isna().any():
         return False
     return bool(pd.to_numeric(text, errors="coerce").notna().all())
-
-
-def utc(when) -> pd.Timestamp:
-    """One point in time as a UTC Timestamp: a naive time is read as UTC."""
-    when = pd.Timestamp(when)
-    return when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
-
-
-def timestamps_us(values: pd.Series) -> np.ndarray:
-    """UTC timestamps as float64 microseconds since the epoch (NaN for missing)."""
-    naive = values.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[us]")
-    raw = naive.to_numpy().view("int64").astype("float64")
-    raw[naive.isna().to_numpy()] = np.nan
-    return raw
-
-
-def lead_positions(ids: pd.Series, lead_ids: pd.Series) -> np.ndarray:
-    """Row position in `lead_ids` of each id in `ids` (int64; -1 where unknown).
-
-    Arrow's hash lookup: pandas' isin on Arrow text builds a Python object per value.
-    """
-    keys = pc.index_in(
-        pa.array(ids, type=pa.large_string()), value_set=pa.array(lead_ids, type=pa.large_string())
-    )
-    return keys.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def _lead_index(leads: pd.DataFrame, file: str, df: pd.DataFrame) -> tuple[pd.Series, np.ndarray]:

@@ -16,16 +16,17 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from crm.loading import Dataset, lead_positions, timestamps_us, utc
+from crm.lead_index import lead_positions
+from crm.loading import Dataset
+from crm.times import US_PER_DAY, from_us, timestamps_us, utc
 from features.config import FeatureConfig
 from features.definitions import (
-    US_PER_DAY,
     FeatureSpec,
     Primitives,
     assemble_features,
     resolve_spec,
 )
-from features.labels import build_snapshots
+from features.labels import Timeline, flat_open, open_rows, snapshot_rows
 
 
 def feature_spec_for(dataset: Dataset, config: FeatureConfig) -> FeatureSpec:
@@ -66,20 +67,17 @@ def build_training_set(
     """
     config = config or FeatureConfig()
     spec = spec or feature_spec_for(dataset, config)
-    leads = dataset.leads
     if dataset.is_flat:
         return _flat_training_set(dataset, spec)
 
     end = utc(data_end if data_end is not None else dataset.data_end)
+    snaps, stats = snapshot_rows(
+        Timeline.of_dataset(dataset),
+        ages_days=spec.snapshot_ages_days,
+        horizon_days=spec.horizon_days,
+        data_end=end,
+    )
     with _duckdb(memory_limit) as con:
-        snaps, stats = build_snapshots(
-            leads,
-            dataset.deals,
-            ages_days=spec.snapshot_ages_days,
-            horizon_days=spec.horizon_days,
-            data_end=end,
-            con=con,
-        )
         prims = _primitives(con, snaps, dataset, spec)
     stats["data_end"] = end.isoformat()
     return _frame(dataset, spec, snaps, prims, {"label": snaps["label"].to_numpy()}), spec, stats
@@ -95,35 +93,18 @@ def build_scoring_set(
     """The open pipeline at `as_of` (default: the data's end), one row per lead: lead_id,
     as_of, then the features in spec order, as the training set has them (no label).
 
-    Open: created at or before as_of, and no won or lost deal closed at or before it (the
-    training snapshots' rule). Only what was known at as_of is used: later activities and
-    deals are invisible. A flat export (no dates) has no timeline: its open leads are those
-    without the outcome, as of the data's end.
+    Open as `features.labels` defines it (the training snapshots' rule). Only what was known
+    at as_of is used: later activities and deals are invisible. A flat export (no dates) has
+    no timeline: its open leads are those without the outcome, as of the data's end.
     """
     end = utc(dataset.data_end)
     when = utc(as_of) if as_of is not None else end
-    leads = dataset.leads
     if dataset.is_flat:
         df = _flat_training_set(dataset, spec)[0]
-        df = df[df["label"] == 0].drop(columns="label").reset_index(drop=True)
+        df = df[flat_open(df["label"].to_numpy())].drop(columns="label").reset_index(drop=True)
         df["as_of"] = pd.Timestamp(when)
         return df
-    when_us = int(timestamps_us(pd.Series([when]))[0])
-    created = timestamps_us(leads["created_at"]).astype("int64")
-    deals = dataset.deals
-    closed = deals["status"].isin(["won", "lost"]).to_numpy()
-    closed_us = timestamps_us(deals["closed_at"])
-    done = closed & (closed_us <= when_us)
-    gone = np.zeros(len(leads), dtype=bool)
-    gone[lead_positions(deals["lead_id"], leads["lead_id"])[done]] = True
-    rows = np.flatnonzero((created <= when_us) & ~gone)
-    snaps = pd.DataFrame(
-        {
-            "lead": rows.astype(np.int32),
-            "created_us": created[rows],
-            "as_of_us": np.full(len(rows), when_us, dtype=np.int64),
-        }
-    )
+    snaps = open_rows(Timeline.of_dataset(dataset), when)
     with _duckdb(memory_limit) as con:
         prims = _primitives(con, snaps, dataset, spec)
     return _frame(dataset, spec, snaps, prims, {})
@@ -161,7 +142,7 @@ def _frame(
     # Ids stay Arrow text and categoricals stay codes: no round trip through Python objects.
     front = {
         "lead_id": leads["lead_id"].take(rows).reset_index(drop=True),
-        "as_of": pd.to_datetime(snaps["as_of_us"].to_numpy(), unit="us", utc=True),
+        "as_of": from_us(snaps["as_of_us"].to_numpy()),
         **extra,
     }
     for col in spec.categorical:
@@ -213,7 +194,7 @@ def _primitives(
     # Per category code (the last entry for a missing code -1): spec index, sales touch.
     index_of = np.array([type_index.get(c, -1) for c in categories] + [-1], dtype=np.int64)
     sales_of = np.array([c in touches for c in categories] + [False])
-    t_us = timestamps_us(acts["occurred_at"]).astype("int64")
+    t_us = timestamps_us(acts["occurred_at"])
     act_lead = lead_positions(acts["lead_id"], leads["lead_id"])
     con.register(
         "f_acts",
@@ -237,7 +218,7 @@ def _primitives(
         pa.table(
             {
                 "lead": lead_positions(deals["lead_id"], leads["lead_id"]),
-                "created_us": timestamps_us(deals["created_at"]).astype("int64"),
+                "created_us": timestamps_us(deals["created_at"]),
                 "closed_us": timestamps_us(deals["closed_at"]),
             }
         ),
@@ -268,7 +249,7 @@ def _primitives(
     open_deals = con.execute(
         """SELECT s.sid, count(*)::DOUBLE AS n FROM f_snaps s JOIN f_deals d
            ON d.lead = s.lead AND d.created_us <= s.as_of_us
-              AND (d.closed_us IS NULL OR isnan(d.closed_us) OR d.closed_us > s.as_of_us)
+              AND d.closed_us > s.as_of_us
            GROUP BY s.sid"""
     ).fetchnumpy()
     for name in ("f_acts", "f_snaps", "f_deals"):

@@ -4,7 +4,8 @@ Both engines compute the same *primitives* for each (lead, as_of): counts per ac
 and window, the last time of each type, the first sales touch, distinct active days, a
 decayed engagement sum and open deals, all from rows with a timestamp `<= as_of`.
 `assemble_features` then turns primitives into named features, so every formula exists once.
-Times are integer microseconds since the epoch (exact in float64 until the year 2255).
+Times are integer microseconds since the epoch (`crm.times`; exact in float64 until the year
+2255, which the primitives use so that a missing time is NaN).
 """
 
 from __future__ import annotations
@@ -13,19 +14,16 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from itertools import repeat
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from crm.errors import ConfigError
+from crm.times import US_PER_DAY, US_PER_SECOND
 from features.config import FeatureConfig
 
 FEATURE_SET_VERSION = "pit-1"
-US_PER_DAY = 86_400 * 1_000_000
-US_PER_SECOND = 1_000_000
 
 
 class FeatureSpec(BaseModel):
@@ -233,47 +231,3 @@ def assemble_features(p: Primitives, spec: FeatureSpec) -> np.ndarray:
     out[:, col + 6] = np.where(contacted, np.nan, (p.as_of_us - p.created_us) / US_PER_SECOND)
     out[:, col + 7] = p.open_deals
     return out
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_US = timedelta(microseconds=1)
-
-
-def to_us(value: str | datetime) -> int:
-    """A timestamp (datetime, pandas Timestamp or ISO-8601 text; UTC when naive) in µs.
-
-    Raises ValueError on text that is not ISO-8601.
-    """
-    asm8 = getattr(value, "asm8", None)  # pandas Timestamp: its UTC datetime64, no pandas math
-    if asm8 is not None:
-        return int(asm8.astype("datetime64[us]").astype(np.int64))
-    dt = datetime.fromisoformat(value) if isinstance(value, str) else value
-    if not isinstance(dt, datetime):
-        raise ValueError(f"not a timestamp: {value!r}")
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return (dt - _EPOCH) // _ONE_US
-
-
-def times_us(values: list) -> np.ndarray:
-    """Many timestamps in µs (int64), exactly as `to_us` gives them, but in bulk: UTC text
-    (`Z`, `+00:00` or no offset) is parsed by NumPy in one call; anything else (datetime
-    objects, other offsets, bad text) goes through `to_us` one by one."""
-    if not values:
-        return np.zeros(0, dtype=np.int64)
-    if set(map(type, values)) == {str}:
-        naive = list(
-            map(str.removesuffix, map(str.removesuffix, values, repeat("Z")), repeat("+00:00"))
-        )
-        # Any offset left (a '+', or a '-' beyond the date's two, in any one value) goes the
-        # exact way; so does text NumPy reads as "not a time" ('NaT', ''), which it would
-        # otherwise turn into the smallest int64 without a word.
-        dashes = set(map(str.count, naive, repeat("-")))
-        if dashes == {2} and not any(map(str.__contains__, naive, repeat("+"))):
-            try:
-                parsed = np.array(naive, dtype="datetime64[us]").astype(np.int64)
-            except ValueError:
-                parsed = None  # the exact path below names the bad value
-            if parsed is not None and not (parsed == np.iinfo(np.int64).min).any():
-                return parsed
-    return np.fromiter(map(to_us, values), dtype=np.int64, count=len(values))

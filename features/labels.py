@@ -1,96 +1,218 @@
-"""Snapshots and labels: which (lead, as_of) pairs become examples, and their outcome.
+"""Entity rows and outcomes: the one producer of (lead, as_of) rows for every purpose, and the
+one definition of "open at as_of" and "won within the horizon".
 
-- A snapshot is taken at each configured lead age: `as_of = created_at + age`.
-- Only while the lead is open: no won or lost deal closed at or before `as_of`.
-- Only when its horizon is observed: `as_of + horizon <= data_end`; otherwise it is
-  censored (dropped, never counted as a negative). This also keeps only ages the lead has
+Every consumer goes through here (Feast's entity rows): the training snapshots
+(`snapshot_rows`), the open pipeline that `score` and `monitor` rescore (`open_rows`), the
+matured rows that monitoring sets against their outcomes (`open_rows` one horizon back, then
+`Timeline.won_within`), backtest origins (`snapshot_rows` with the origin as `data_end`), and
+the report's per-row revenue and opportunities (`Timeline.deals_within`).
+
+- **Open at as_of**: created at or before `as_of`, and no won or lost deal closed at or
+  before it (an open deal does not close a lead).
+- **Open in a flat export** (no dates): without the outcome (`flat_open`).
+- **Won within**: a won deal with `closed_at` in `(as_of, as_of + horizon]`.
+- A snapshot is taken at each configured lead age (`as_of = created_at + age`) while the lead
+  is open, and only when its horizon is observed (`as_of + horizon <= data_end`); otherwise it
+  is censored (dropped, never counted as a negative). This also keeps only ages the lead has
   reached by the end of the data.
-- `label = 1` iff the lead has a won deal with `closed_at` in `(as_of, as_of + horizon]`.
+
+Times are `crm.times` microseconds; leads are row positions in the dataset's leads table.
 """
 
 from __future__ import annotations
 
-import duckdb
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
-from crm.loading import lead_positions, timestamps_us
-from features.definitions import US_PER_DAY
+from crm.errors import LeadscoreError
+from crm.lead_index import lead_positions
+from crm.loading import Dataset
+from crm.times import NEVER, days_us, timestamps_us, to_us
 
 
-def build_snapshots(
-    leads: pd.DataFrame,
-    deals: pd.DataFrame,
+@dataclass(frozen=True)
+class Timeline:
+    """What the outcome rules read of a dataset: each lead's creation, and its deals."""
+
+    created_us: np.ndarray  # per lead (int64)
+    first_closed_us: np.ndarray  # per lead: its first won or lost close, NEVER when none
+    deal_lead: np.ndarray  # per deal: the lead's position
+    deal_created_us: np.ndarray
+    deal_closed_us: np.ndarray  # NEVER while open
+    deal_won: np.ndarray  # bool
+    deal_amount: np.ndarray  # float64, NaN when unknown
+
+    @classmethod
+    def of(cls, leads: pd.DataFrame, deals: pd.DataFrame) -> Timeline:
+        """From a leads table (lead_id, created_at) and a deals table (lead_id, created_at,
+        closed_at, status, optional amount)."""
+        lead = lead_positions(deals["lead_id"], leads["lead_id"])
+        status = deals["status"].astype("str").to_numpy()
+        closed_us = timestamps_us(deals["closed_at"])
+        closes = np.isin(status, ["won", "lost"])
+        first = np.full(len(leads), NEVER, dtype=np.int64)
+        np.minimum.at(first, lead[closes], closed_us[closes])
+        created_deals = (
+            timestamps_us(deals["created_at"])
+            if "created_at" in deals
+            else np.full(len(deals), NEVER, dtype=np.int64)
+        )
+        amount = (
+            deals["amount"].to_numpy(dtype=np.float64, na_value=np.nan)
+            if "amount" in deals
+            else np.full(len(deals), np.nan)
+        )
+        return cls(
+            created_us=timestamps_us(leads["created_at"]),
+            first_closed_us=first,
+            deal_lead=lead,
+            deal_created_us=created_deals,
+            deal_closed_us=closed_us,
+            deal_won=status == "won",
+            deal_amount=amount,
+        )
+
+    @classmethod
+    def of_dataset(cls, dataset: Dataset) -> Timeline:
+        return cls.of(dataset.leads, dataset.deals)
+
+    def is_open(self, lead: np.ndarray, as_of_us: np.ndarray) -> np.ndarray:
+        """Open at as_of: created at or before it, not closed (won or lost) at or before it."""
+        return (self.created_us[lead] <= as_of_us) & (self.first_closed_us[lead] > as_of_us)
+
+    def deals_within(
+        self,
+        lead: np.ndarray,
+        as_of_us: np.ndarray,
+        horizon_us: int,
+        *,
+        when: str = "closed",
+        won: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Pairs (row, deal) of the rows' deals whose `when` time ("closed" or "created")
+        falls in (as_of, as_of + horizon]; with `won`, won deals only."""
+        keep = self.deal_won if won else np.ones(len(self.deal_lead), dtype=bool)
+        times = self.deal_closed_us if when == "closed" else self.deal_created_us
+        deals = np.flatnonzero(keep & (times != NEVER))
+        lo = np.asarray(as_of_us, dtype=np.int64)
+        q, d = window_pairs(
+            np.asarray(lead), lo, lo + horizon_us, self.deal_lead[deals], times[deals]
+        )
+        return q, deals[d]
+
+    def won_within(self, lead: np.ndarray, as_of_us: np.ndarray, horizon_us: int) -> np.ndarray:
+        """1 where the row's lead has a won deal closed in (as_of, as_of + horizon] (int8)."""
+        rows, _ = self.deals_within(lead, as_of_us, horizon_us, won=True)
+        out = np.zeros(len(lead), dtype=np.int8)
+        out[rows] = 1
+        return out
+
+
+def window_pairs(
+    q_lead: np.ndarray, lo: np.ndarray, hi: np.ndarray, d_lead: np.ndarray, d_t: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair (query, item) with the same lead and `lo < t <= hi`, in NumPy.
+
+    Items are sorted once by (lead, rank of t) into one int64 key; each query's bounds map to
+    the same key space (the number of distinct item times at or below them), so one
+    searchsorted per bound finds its run of items.
+    """
+    empty = np.zeros(0, dtype=np.int64)
+    if not len(q_lead) or not len(d_lead):
+        return empty, empty
+    values = np.unique(d_t)
+    r = np.int64(len(values))
+    key = d_lead.astype(np.int64) * r + np.searchsorted(values, d_t, side="left")
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    base = q_lead.astype(np.int64) * r
+    start = np.searchsorted(key, base + np.searchsorted(values, lo, side="right"), side="left")
+    stop = np.searchsorted(key, base + np.searchsorted(values, hi, side="right"), side="left")
+    counts = np.maximum(stop - start, 0)
+    total = int(counts.sum())
+    q = np.repeat(np.arange(len(q_lead), dtype=np.int64), counts)
+    offset = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    return q, order[np.repeat(start, counts) + offset]
+
+
+def snapshot_rows(
+    timeline: Timeline,
     *,
     ages_days: list[float],
     horizon_days: float,
     data_end: pd.Timestamp,
-    con: duckdb.DuckDBPyConnection | None = None,
 ) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Labelled snapshots and what was dropped.
+    """Labelled training snapshots and what was dropped.
 
-    Returns a frame with `lead` (row position in `leads`), `created_us`, `as_of_us`
-    (µs since the epoch) and `label`, ordered by as_of then lead.
-
-    Args:
-        leads: lead_id, created_at.
-        deals: lead_id, closed_at, status.
-        data_end: the end of observation; horizons running past it are censored.
+    Returns a frame with `lead` (row position in the leads), `created_us`, `as_of_us` and
+    `label`, ordered by as_of then lead, and counts: candidates (ages reached by the data's
+    end), dropped_closed, dropped_censored, snapshots, positives.
     """
-    con = con or duckdb.connect()
-    horizon_us = int(round(horizon_days * US_PER_DAY))
-    end_us = int(timestamps_us(pd.Series([data_end]))[0])
-    created = timestamps_us(leads["created_at"]).astype("int64")
-    con.register(
-        "snap_leads",
-        pa.table({"lead": np.arange(len(leads), dtype=np.int32), "created_us": created}),
-    )
-    closed = deals["status"].isin(["won", "lost"]).to_numpy()
-    con.register(
-        "snap_deals",
-        pa.table(
-            {
-                "lead": lead_positions(deals["lead_id"], leads["lead_id"])[closed],
-                "closed_us": timestamps_us(deals["closed_at"])[closed].astype("int64"),
-                "won": deals["status"].to_numpy()[closed] == "won",
-            }
-        ),
-    )
-    ages_us = np.round(np.asarray(ages_days) * US_PER_DAY).astype("int64")
-    con.register("snap_ages", pa.table({"age_us": ages_us}))
-    rows = con.execute(
-        f"""
-        WITH first_closed AS (
-            SELECT lead, min(closed_us) AS closed_us FROM snap_deals GROUP BY lead
-        ),
-        candidates AS (
-            SELECT l.lead, l.created_us, l.created_us + a.age_us AS as_of_us, f.closed_us
-            FROM snap_leads l CROSS JOIN snap_ages a LEFT JOIN first_closed f USING (lead)
-            WHERE l.created_us + a.age_us <= {end_us}
-        )
-        SELECT c.lead, c.created_us, c.as_of_us,
-               (c.as_of_us + {horizon_us} > {end_us}) AS censored,
-               (c.closed_us IS NOT NULL AND c.closed_us <= c.as_of_us) AS closed,
-               EXISTS (
-                   SELECT 1 FROM snap_deals w
-                   WHERE w.lead = c.lead AND w.won
-                     AND w.closed_us > c.as_of_us AND w.closed_us <= c.as_of_us + {horizon_us}
-               )::TINYINT AS label
-        FROM candidates c
-        ORDER BY c.as_of_us, c.lead
-        """
-    ).df()
-    for name in ("snap_leads", "snap_deals", "snap_ages"):
-        con.unregister(name)
+    end_us = to_us(data_end)
+    horizon_us = days_us(horizon_days)
+    ages_us = np.array([days_us(a) for a in ages_days], dtype=np.int64)
+    n = len(timeline.created_us)
+    lead = np.tile(np.arange(n, dtype=np.int64), len(ages_us))
+    as_of = np.repeat(ages_us, n) + timeline.created_us[lead]
+    reached = as_of <= end_us
+    lead, as_of = lead[reached], as_of[reached]
+    open_ = timeline.is_open(lead, as_of)
+    censored = as_of + horizon_us > end_us
     stats = {
-        "candidates": int(len(rows)),
-        "dropped_closed": int(rows["closed"].sum()),
-        "dropped_censored": int((rows["censored"] & ~rows["closed"]).sum()),
+        "candidates": int(len(lead)),
+        "dropped_closed": int((~open_).sum()),
+        "dropped_censored": int((censored & open_).sum()),
     }
-    keep = ~(rows["censored"] | rows["closed"])
-    snaps = rows.loc[keep, ["lead", "created_us", "as_of_us", "label"]].reset_index(drop=True)
-    snaps["label"] = snaps["label"].astype("int8")
+    keep = open_ & ~censored
+    lead, as_of = lead[keep], as_of[keep]
+    order = np.lexsort((lead, as_of))
+    lead, as_of = lead[order], as_of[order]
+    snaps = pd.DataFrame(
+        {
+            "lead": lead.astype(np.int32),
+            "created_us": timeline.created_us[lead],
+            "as_of_us": as_of,
+            "label": timeline.won_within(lead, as_of, horizon_us),
+        }
+    )
     stats["snapshots"] = int(len(snaps))
     stats["positives"] = int(snaps["label"].sum())
     return snaps, stats
+
+
+def open_rows(timeline: Timeline, as_of: pd.Timestamp) -> pd.DataFrame:
+    """The open pipeline at `as_of`: one row per open lead (`lead`, `created_us`,
+    `as_of_us`), in lead order."""
+    when_us = to_us(as_of)
+    every = np.arange(len(timeline.created_us), dtype=np.int64)
+    lead = every[timeline.is_open(every, np.full(len(every), when_us, dtype=np.int64))]
+    return pd.DataFrame(
+        {
+            "lead": lead.astype(np.int32),
+            "created_us": timeline.created_us[lead],
+            "as_of_us": np.full(len(lead), when_us, dtype=np.int64),
+        }
+    )
+
+
+def flat_open(outcome: np.ndarray) -> np.ndarray:
+    """A flat export (one row per lead, an outcome column, no dates) has no timeline: its
+    open leads are those without the outcome."""
+    return np.asarray(outcome) == 0
+
+
+def won_within(
+    dataset: Dataset, lead_ids: pd.Series, as_of: pd.Series | pd.Timestamp, horizon_days: float
+) -> np.ndarray:
+    """The label of rows given by lead id and as_of (one time, or one per row): 1 where the
+    lead won within the horizon after as_of (int8)."""
+    lead = lead_positions(pd.Series(lead_ids).astype("str"), dataset.leads["lead_id"])
+    if (lead < 0).any():
+        raise LeadscoreError(f"{int((lead < 0).sum())} rows name leads that are not in the dataset")
+    if isinstance(as_of, pd.Series):
+        as_of_us = timestamps_us(pd.to_datetime(as_of.reset_index(drop=True), utc=True))
+    else:
+        as_of_us = np.full(len(lead), to_us(as_of), dtype=np.int64)
+    return Timeline.of_dataset(dataset).won_within(lead, as_of_us, days_us(horizon_days))

@@ -20,13 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from crm.times import US_PER_DAY, times_us, to_us
 from features.definitions import (
-    US_PER_DAY,
     FeatureSpec,
     Primitives,
     assemble_features,
-    times_us,
-    to_us,
 )
 
 _TYPE = itemgetter("activity_type")

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from crm.errors import LeadscoreError
+from crm.times import from_us
 from operations.pipeline import COLUMNS
 
 TABLE = "lead_scores"
@@ -141,7 +142,7 @@ class ScoreHistory:
                 df = con.execute(query.replace(":before", "$before"), params).df()
             finally:
                 con.close()
-        df["as_of"] = pd.to_datetime(df["as_of_us"].astype("int64"), unit="us", utc=True)
+        df["as_of"] = from_us(df["as_of_us"].to_numpy(dtype="int64"))
         df = df.drop(columns="as_of_us")
         if lead_ids is not None:
             df = df[df["lead_id"].isin(lead_ids)]

@@ -43,9 +43,14 @@ import pandas as pd
 from scipy import stats
 
 from crm.errors import LeadscoreError
-from crm.loading import Dataset, lead_positions, timestamps_us, utc
+from crm.loading import Dataset
+from crm.times import utc
 from features.batch import build_scoring_set
+from features.labels import won_within
 from scoring.scorer import LeadScorer
+from stats.bootstrap import lead_resample_weights, percentile_interval
+from stats.metrics import expected_calibration_error
+from stats.ranking import ranked_groups
 
 FAMILY_ALPHA = 0.05
 MATERIAL_PSI = 0.10
@@ -166,7 +171,9 @@ def _numeric_bins(ref: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndar
 def _categorical_bins(ref: pd.Series, cur: pd.Series) -> tuple[np.ndarray, np.ndarray, list[str]]:
     ref = ref.astype(object).where(ref.notna(), "(missing)")
     cur = cur.astype(object).where(cur.notna(), "(missing)")
-    top = ref.value_counts().index[:TOP_CATEGORIES].tolist()
+    # Most frequent first, ties by name: the bins do not depend on the order of the rows.
+    counts = ref.value_counts()
+    top = sorted(counts.index, key=lambda v: (-counts[v], str(v)))[:TOP_CATEGORIES]
     labels = [*map(str, top), "(other)"]
     rc = np.array([(ref == t).sum() for t in top] + [(~ref.isin(top)).sum()], dtype=float)
     cc = np.array([(cur == t).sum() for t in top] + [(~cur.isin(top)).sum()], dtype=float)
@@ -192,30 +199,33 @@ def _drift(name, kind, rc, cc, labels, alpha) -> Drift:
     return Drift(name, kind, value, threshold, bins, status)
 
 
-def matured_outcomes(
-    dataset: Dataset, lead_ids: pd.Series, as_of: pd.Timestamp, horizon_days: float
-) -> np.ndarray:
-    """1 where the lead has a won deal closed in (as_of, as_of + horizon]: the training
-    label's definition, for leads scored at as_of."""
-    deals = dataset.deals
-    won = (deals["status"] == "won").to_numpy()
-    closed = timestamps_us(deals["closed_at"])
-    start = int(timestamps_us(pd.Series([as_of]))[0])
-    stop = start + int(round(horizon_days * 86_400e6))
-    inside = won & (closed > start) & (closed <= stop)
-    hit = np.zeros(len(dataset.leads), dtype=bool)
-    hit[lead_positions(deals["lead_id"], dataset.leads["lead_id"])[inside]] = True
-    positions = lead_positions(lead_ids, dataset.leads["lead_id"])
-    return hit[positions].astype(int)
+def _ece_interval(lead_ids, p: np.ndarray, y: np.ndarray, seed: int) -> tuple[float, float]:
+    """95 % interval of the ECE from the one bootstrap over leads (`stats.bootstrap`); it
+    contains the estimate, and does not depend on the order of the rows."""
+    draws = []
+    for counts in lead_resample_weights(np.asarray(lead_ids), y, ECE_BOOTSTRAP, seed):
+        rows = np.repeat(np.arange(len(p)), counts)
+        draws.append(expected_calibration_error(y[rows], p[rows]))
+    return percentile_interval(draws, expected_calibration_error(y, p))
 
 
-def _ece(p: np.ndarray, y: np.ndarray) -> float:
-    order = np.argsort(p, kind="stable")
-    total = 0.0
-    for part in np.array_split(order, BINS):
-        if len(part):
-            total += len(part) * abs(p[part].mean() - y[part].mean())
-    return total / max(len(p), 1)
+def _decile_table(p: np.ndarray, y: np.ndarray) -> pd.DataFrame:
+    """Calibration by decile of the probability (1 = lowest), tie-aware (`stats.ranking`):
+    tied probabilities across a decile edge share their rows, so wins are expectations."""
+    rows = []
+    for decile, (slots, share) in enumerate(ranked_groups(p, BINS, descending=False), start=1):
+        wins, expected = float(share @ y), float(share @ p)
+        rows.append(
+            {
+                "group": decile,
+                "leads": slots,
+                "predicted": expected / slots,
+                "actual": wins / slots,
+                "wins": wins,
+                "expected_wins": expected,
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def _calibration_table(groups: np.ndarray, p: np.ndarray, y: np.ndarray, order) -> pd.DataFrame:
@@ -244,18 +254,10 @@ def _matured(scorer, ds, as_of, horizon, test_start, seed=0) -> tuple[Matured, p
     if frame.empty:
         return None
     p = scorer.predict_proba(scorer.encode_frame(frame))
-    y = matured_outcomes(ds, frame["lead_id"], as_of, horizon)
+    y = won_within(ds, frame["lead_id"], as_of, horizon).astype(int)
     expected = float(p.sum())
     variance = float(np.sum(p * (1 - p)))
     z = (y.sum() - expected) / np.sqrt(variance) if variance > 0 else 0.0
-    rng = np.random.default_rng(seed)
-    boots = [
-        _ece(p[idx], y[idx])
-        for idx in (rng.integers(0, len(p), len(p)) for _ in range(ECE_BOOTSTRAP))
-    ]
-    deciles = np.minimum(
-        (np.argsort(np.argsort(p, kind="stable"), kind="stable") * BINS) // len(p), BINS - 1
-    )
     auc = float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else None
     return Matured(
         as_of=as_of,
@@ -263,11 +265,11 @@ def _matured(scorer, ds, as_of, horizon, test_start, seed=0) -> tuple[Matured, p
         wins=int(y.sum()),
         expected=expected,
         z=float(z),
-        ece=_ece(p, y),
-        ece_interval=(float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))),
+        ece=expected_calibration_error(y, p),
+        ece_interval=_ece_interval(frame["lead_id"], p, y, seed),
         roc_auc=auc,
         by_grade=_calibration_table(scorer.grades(p).astype(str), p, y, GRADES),
-        by_decile=_calibration_table(deciles + 1, p, y, range(1, BINS + 1)),
+        by_decile=_decile_table(p, y),
         in_training=test_start is not None and as_of <= test_start,
     ), frame.assign(label=y)
 
@@ -417,7 +419,7 @@ def monitor(
                 )
             if has_source and ref_outcomes_known:
                 ref_rows = reference.assign(
-                    label=matured_outcomes(dataset, reference["lead_id"], reference_as_of, horizon)
+                    label=won_within(dataset, reference["lead_id"], reference_as_of, horizon)
                 )
                 sources = _sources(ref_rows, matured_rows, alpha)
     else:

@@ -34,8 +34,9 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from crm.errors import LeadscoreError
-from crm.loading import Dataset, lead_positions, timestamps_us
-from features.definitions import US_PER_DAY
+from crm.lead_index import lead_positions
+from crm.loading import Dataset
+from crm.times import US_PER_DAY, timestamps_us
 from features.online import (
     PayloadError,
     PayloadEvents,
@@ -45,8 +46,8 @@ from features.online import (
     payload_as_ofs,
     payload_events,
 )
-from rules.calibration import Calibrator, choose_calibrator
 from rules.config import ProfileRule, RulesConfig
+from stats.calibration import Calibrator, choose_calibrator
 
 INACTIVE = "days_inactive"
 _ACTIVITY = "activity:"
@@ -174,7 +175,7 @@ def batch_rule_inputs(
     pos = lead_positions(pd.Series(list(lead_ids), dtype="str"), leads["lead_id"])
     if (pos < 0).any():
         raise LeadscoreError(f"{int((pos < 0).sum())} rows name leads that are not in the dataset")
-    as_of_us = timestamps_us(pd.Series(pd.to_datetime(as_of, utc=True))).astype(np.int64)
+    as_of_us = timestamps_us(pd.Series(pd.to_datetime(as_of, utc=True)))
     profile = {}
     for col in rules.profile:
         values = leads[col].iloc[pos]
@@ -190,10 +191,10 @@ def batch_rule_inputs(
         rules,
         profile=profile,
         row_lead=pos,
-        created_us=timestamps_us(leads["created_at"]).astype(np.int64)[pos],
+        created_us=timestamps_us(leads["created_at"])[pos],
         as_of_us=as_of_us,
         event_lead=lead_positions(acts["lead_id"], leads["lead_id"]),
-        event_t=timestamps_us(acts["occurred_at"]).astype(np.int64),
+        event_t=timestamps_us(acts["occurred_at"]),
         event_kind=acts["activity_type"].astype("object").to_numpy(),
     )
 

@@ -20,11 +20,11 @@ import pandas as pd
 from crm.errors import LeadscoreError
 from features.definitions import FeatureSpec
 from features.online import OnlineBatch, OnlineFeaturizer, lead_as_ofs
-from rules.calibration import Calibrator
 from rules.scorer import RuleScorer
 from scoring.grades import Grades
 from scoring.reasons import feature_groups, word_reasons
 from scoring.treeshap import TreeShap
+from stats.calibration import Calibrator
 
 SCORER_FILE = "scorer.json"
 BOOSTER_FILE = "booster.txt"

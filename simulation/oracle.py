@@ -13,6 +13,7 @@ import pandas as pd
 from scipy.linalg import expm
 
 from crm.errors import LeadscoreError
+from crm.times import US_PER_DAY
 from simulation import funnel as fm
 from simulation.simulator import TRUTH_FILE, state_at
 
@@ -69,5 +70,5 @@ def _batched_expm(q: np.ndarray) -> np.ndarray:
 
 
 def _days(stamps: pd.DatetimeIndex) -> np.ndarray:
-    values = stamps.as_unit("us").asi8.astype(float) / 8.64e10
+    values = stamps.as_unit("us").asi8.astype(float) / US_PER_DAY
     return np.where(stamps.isna(), np.inf, values)

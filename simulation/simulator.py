@@ -20,9 +20,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from crm.folders import staged_folder
+from crm.times import US_PER_DAY, US_PER_SECOND
 from simulation import funnel as fm
 
-US_PER_DAY = 86_400 * 1_000_000
 TRUTH_FILE = "truth.csv"
 
 
@@ -180,7 +180,7 @@ def _chunks(config: SimulationConfig) -> Iterator[_Chunk]:
     streams = np.random.SeedSequence(config.seed).spawn(n_chunks)
     drift = None
     if config.drift_after is not None:
-        day = (np.datetime64(config.drift_after, "us").astype(np.int64) - start_us) / 86_400e6
+        day = (np.datetime64(config.drift_after, "us").astype(np.int64) - start_us) / US_PER_DAY
         drift = (float(day), frozenset(config.drift))
     for i, stream in enumerate(streams):
         first = i * config.chunk_size
@@ -284,7 +284,7 @@ def _simulate_chunk(
     def ts(day_values: np.ndarray) -> pa.Array:
         finite = np.isfinite(day_values)
         us = np.where(
-            finite, start_us + np.round(np.where(finite, day_values, 0) * 86_400) * 1_000_000, 0
+            finite, start_us + np.round(np.where(finite, day_values, 0) * 86_400) * US_PER_SECOND, 0
         )
         return pa.array(us.astype(np.int64), type=pa.timestamp("us", tz="UTC"), mask=~finite)
 

@@ -20,11 +20,11 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 
 from crm.errors import LeadscoreError
 from features.definitions import FeatureSpec
-from rules.calibration import choose_calibrator
 from scoring.grades import Grades
 from scoring.scorer import LeadScorer, encode_frame
+from stats.calibration import choose_calibrator
+from stats.metrics import evaluate, point_metrics
 from training.config import TrainConfig
-from training.evaluation import evaluate, point_metrics
 from training.leakage import LeakageReport, audit_training_set
 from training.splits import Split, split_training_set
 from training.trust import untrusted_model

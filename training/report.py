@@ -21,20 +21,24 @@ import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from crm.errors import LeadscoreError
-from crm.loading import Dataset, lead_positions, timestamps_us
+from crm.lead_index import lead_positions
+from crm.loading import Dataset
+from crm.times import days_us, timestamps_us
 from features.batch import build_training_set
+from features.labels import Timeline
 from rules.config import RulesConfig, check_rules
 from rules.scorecard import suggest_rules
 from rules.scorer import RuleScorer, batch_rule_inputs
 from scoring.scorer import LeadScorer
-from training.bootstrap import lead_resample_weights, percentile_interval
-from training.config import TrainConfig
-from training.evaluation import (
+from stats.bootstrap import lead_resample_weights, percentile_interval
+from stats.metrics import (
     calibration_bins,
     deciles,
     expected_calibration_error,
     gains_curve,
 )
+from stats.ranking import top_share
+from training.config import TrainConfig
 from training.html import write_page
 from training.kpis import (
     grade_table,
@@ -43,7 +47,6 @@ from training.kpis import (
     sales_touches,
     speed_to_lead,
 )
-from training.ranking import top_share
 from training.splits import split_training_set
 from training.trust import does_not_beat_rules, untrusted_model
 
@@ -295,26 +298,14 @@ def _sources(dataset: Dataset, lead_ids: pd.Series) -> np.ndarray:
     return dataset.leads["source"].astype("object").to_numpy()[pos]
 
 
-def _window_deals(dataset: Dataset, test: pd.DataFrame, column: str) -> pd.DataFrame:
-    """Deals of the test rows' leads with their row index and µs times (empty when flat)."""
-    deals = dataset.deals
-    if dataset.is_flat or not len(deals):
-        return pd.DataFrame(columns=["row", "t", "as_of", "status", "amount"])
-    rows = pd.DataFrame(
-        {"lead_id": test["lead_id"].astype("str").to_numpy(), "row": np.arange(len(test))}
-    )
-    rows["as_of"] = timestamps_us(test["as_of"].reset_index(drop=True))
-    d = pd.DataFrame(
-        {
-            "lead_id": deals["lead_id"].astype("str").to_numpy(),
-            "t": timestamps_us(deals[column]),
-            "status": deals["status"].astype("str").to_numpy(),
-            "amount": deals["amount"].to_numpy(dtype=np.float64, na_value=np.nan)
-            if "amount" in deals
-            else np.nan,
-        }
-    )
-    return rows.merge(d, on="lead_id")
+def _row_deals(dataset: Dataset, test: pd.DataFrame, horizon_days: float, **which):
+    """The test rows' deals inside their horizon (`Timeline.deals_within`): (row, deal)
+    pairs and the timeline (empty when the export is flat)."""
+    timeline = Timeline.of_dataset(dataset)
+    lead = lead_positions(test["lead_id"].astype("str"), dataset.leads["lead_id"])
+    as_of_us = timestamps_us(test["as_of"].reset_index(drop=True))
+    rows, deals = timeline.deals_within(lead, as_of_us, days_us(horizon_days), **which)
+    return rows, deals, timeline
 
 
 def _revenue(dataset: Dataset, test: pd.DataFrame, horizon_days: float) -> np.ndarray:
@@ -322,21 +313,19 @@ def _revenue(dataset: Dataset, test: pd.DataFrame, horizon_days: float) -> np.nd
     every row when the data has no deal amounts: a flat export, say)."""
     if dataset.is_flat or not dataset.deals["amount"].notna().any():
         return np.full(len(test), np.nan)
-    m = _window_deals(dataset, test, "closed_at")
-    h = horizon_days * 86_400e6
-    won = m[(m["status"] == "won") & (m["t"] > m["as_of"]) & (m["t"] <= m["as_of"] + h)]
+    rows, deals, timeline = _row_deals(dataset, test, horizon_days, won=True)
     out = np.zeros(len(test))
-    np.add.at(out, won["row"].to_numpy(dtype=np.int64), won["amount"].fillna(0).to_numpy())
+    np.add.at(out, rows, np.nan_to_num(timeline.deal_amount[deals], nan=0.0))
     return out
 
 
 def _opportunity(dataset: Dataset, test: pd.DataFrame, horizon_days: float) -> np.ndarray:
     """A deal (opportunity) was created within the horizon after the row's as_of."""
-    m = _window_deals(dataset, test, "created_at")
-    h = horizon_days * 86_400e6
-    hit = m[(m["t"] > m["as_of"]) & (m["t"] <= m["as_of"] + h)]
     out = np.zeros(len(test), dtype=bool)
-    out[hit["row"].to_numpy(dtype=np.int64)] = True
+    if dataset.is_flat or not len(dataset.deals):
+        return out
+    rows, _, _ = _row_deals(dataset, test, horizon_days, when="created")
+    out[rows] = True
     return out
 
 
@@ -353,7 +342,7 @@ def _metrics(y: np.ndarray, ranking: np.ndarray, p: np.ndarray) -> dict[str, flo
 
 
 def _headline(rows, rankings, probabilities, bootstrap: int, seed: int):
-    """Point estimates and 95 % intervals from `training.bootstrap` (leads resampled with
+    """Point estimates and 95 % intervals from `stats.bootstrap` (leads resampled with
     their snapshots, stratified by outcome); every interval contains its estimate."""
     y = rows["label"].to_numpy().astype(int)
     names = list(rankings)
@@ -384,7 +373,7 @@ def _headline(rows, rankings, probabilities, bootstrap: int, seed: int):
 
 
 def _deciles(rows: pd.DataFrame, rankings: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Per scorer, `training.evaluation.deciles` of its own ranking (the training table's
+    """Per scorer, `stats.metrics.deciles` of its own ranking (the training table's
     definition of lift and capture)."""
     y = rows["label"].to_numpy()
     return pd.DataFrame(

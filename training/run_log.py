@@ -20,12 +20,13 @@ import crm
 import features
 import rules
 import scoring
+import stats
 from training.fit import TrainResult
 
 # The packages a logged model runs (scoring and what it imports), shipped with the model as
 # its code (MLflow's `code_paths`), so that it loads anywhere its requirements install: no
 # `leadscore` requirement to resolve, and the model runs the code it was trained with.
-MODEL_PACKAGES = (crm, features, rules, scoring)
+MODEL_PACKAGES = (stats, crm, features, rules, scoring)
 # Import name -> distribution name, for the third-party imports of MODEL_PACKAGES.
 DISTRIBUTIONS = {
     "duckdb": "duckdb",

@@ -31,9 +31,9 @@ from crm.errors import LeadscoreError
 from features.definitions import FeatureSpec
 from scoring.mlflow_model import SCORER_ARTIFACT, LeadScoringModel, load_registered_scorer
 from scoring.mlflow_runs import start_run
+from stats.metrics import calibration_bins, gains_curve
 from training import run_log
 from training.config import TrainConfig
-from training.evaluation import calibration_bins, gains_curve
 from training.fit import TrainResult
 
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -513,7 +513,7 @@ def check_lineage(
 def _champion_metrics(
     champion, scorer, result: TrainResult, features_for: Callable[[FeatureSpec], pd.DataFrame]
 ) -> dict:
-    from training.evaluation import evaluate
+    from stats.metrics import evaluate
 
     keys = result.test[["lead_id", "as_of"]]
     frame = features_for(scorer.spec)

@@ -70,7 +70,7 @@ def score(
 ) -> None:
     """Score every lead open at --as-of (not snapshots) with the model the endpoint serves, the points rules next to it, worded reasons and each lead's trend over the earlier runs; record the run in the score history (the same as_of again replaces it); write the hand-off events (leads that crossed the hand-off line or changed grade since their last score) and optionally POST them to a webhook."""
 
-    from crm.loading import utc
+    from crm.times import utc
     from operations.events import HandoffLine, WebhookSender, write_events
     from operations.history import ScoreHistory, default_store
     from operations.pipeline import ModelRef, score_and_record, write_scores
@@ -335,7 +335,7 @@ def print_monitor(report, path: Path) -> None:
 
 def _when(text: str | None, option: str):
     """An option's ISO-8601 time in UTC, or None; a bad one is a user mistake."""
-    from crm.loading import utc
+    from crm.times import utc
 
     if text is None or not text.strip():  # '' too: MLproject parameters cannot be left out
         return None

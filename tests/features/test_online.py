@@ -10,9 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crm.payloads import lead_payloads
+from crm.times import times_us, to_us
 from features.batch import build_training_set
 from features.config import FeatureConfig
-from features.definitions import resolve_spec, times_us, to_us
+from features.definitions import resolve_spec
 from features.online import OnlineFeaturizer, PayloadError
 
 

@@ -156,3 +156,28 @@ def test_bins_of_messy_columns_ties_blanks_and_unseen_values():
     counts = dict(zip(labels, cc, strict=True))
     assert counts["(other)"] == 1 and counts["(missing)"] == 2 and counts[""] == 1
     assert rc.sum() == len(before) and cc.sum() == len(now)
+
+
+def test_shuffled_rows_give_identical_monitor_numbers(tmp_path_factory, model):
+    """Every ranking number of the monitor (deciles, ECE and its interval, category bins) is
+    independent of the order of the export's rows."""
+    import dataclasses
+
+    ds = _export(tmp_path_factory, 9, n=3_000)
+    rng = np.random.default_rng(3)
+
+    def shuffled(df):
+        return df.iloc[rng.permutation(len(df))].reset_index(drop=True)
+
+    mixed = dataclasses.replace(
+        ds, leads=shuffled(ds.leads), activities=shuffled(ds.activities), deals=shuffled(ds.deals)
+    )
+    a, b = monitor(ds, model, MODEL), monitor(mixed, model, MODEL)
+    assert a.verdict == b.verdict and a.matured is not None
+    ma, mb = a.metrics(), b.metrics()
+    assert ma.keys() == mb.keys()
+    for key in ma:
+        assert ma[key] == pytest.approx(mb[key], rel=1e-9, abs=1e-12), key
+    for name in ("by_decile", "by_grade"):
+        pd.testing.assert_frame_equal(getattr(a.matured, name), getattr(b.matured, name), rtol=1e-9)
+    assert a.matured.ece_interval[0] <= a.matured.ece <= a.matured.ece_interval[1]

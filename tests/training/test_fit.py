@@ -3,10 +3,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rules.calibration import choose_calibrator, fit_calibrator
 from scoring.scorer import LeadScorer
+from stats.calibration import choose_calibrator, fit_calibrator
+from stats.metrics import deciles, evaluate, expected_calibration_error
 from tests.training.conftest import FAST
-from training.evaluation import deciles, evaluate, expected_calibration_error
 from training.fit import fit_models
 
 
@@ -146,8 +146,8 @@ def test_bootstrap_interval_matches_sorting_each_resample():
     """The fast weighted AUC over lead resamples equals sorting each resample."""
     from sklearn.metrics import roc_auc_score
 
-    from training.bootstrap import lead_resample_weights
-    from training.evaluation import bootstrap_auc
+    from stats.bootstrap import lead_resample_weights
+    from stats.metrics import bootstrap_auc
 
     rng = np.random.default_rng(3)
     leads = np.repeat(np.arange(1_000), 3)

@@ -58,3 +58,19 @@ class DatasetError(LeadscoreError):
 
 class ConfigError(LeadscoreError):
     """A configuration file (YAML) is malformed or has values out of range."""
+
+
+class PayloadError(LeadscoreError, ValueError):
+    """A lead payload (the CRM's JSON) has a field missing or malformed; `field` names it
+    (dotted path) and `lead` is the lead's position in a batch (None for a single lead).
+    A ValueError too, for callers that validate input generally."""
+
+    def __init__(self, field: str, problem: str, lead: int | None = None) -> None:
+        self.field = field
+        self.problem = problem
+        self.lead = lead
+        super().__init__(f"{field}: {problem}")
+
+    @property
+    def path(self) -> str:
+        return f"leads[{self.lead}].{self.field}" if self.lead is not None else self.field

@@ -59,7 +59,7 @@ class DateFormat(BaseModel):
     def _known_zone(self) -> DateFormat:
         try:
             pd.Timestamp("2025-01-01").tz_localize(self.timezone)
-        except Exception as exc:  # pytz/zoneinfo raise several types
+        except (KeyError, ValueError, TypeError, OSError) as exc:  # zoneinfo / pytz / pandas
             raise ValueError(f"unknown time zone {self.timezone!r}") from exc
         return self
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from crm.errors import PayloadError
 from crm.times import US_PER_DAY, times_us, to_us
 from features.definitions import (
     FeatureSpec,
@@ -30,21 +31,6 @@ from features.definitions import (
 _TYPE = itemgetter("activity_type")
 _OCCURRED = itemgetter("occurred_at")
 _VALUE = methodcaller("get", "value")
-
-
-class PayloadError(ValueError):
-    """A lead payload field is missing or malformed; `field` names it (dotted path) and
-    `lead` is the lead's position in a batch (None for a single lead)."""
-
-    def __init__(self, field: str, problem: str, lead: int | None = None) -> None:
-        self.field = field
-        self.problem = problem
-        self.lead = lead
-        super().__init__(f"{field}: {problem}")
-
-    @property
-    def path(self) -> str:
-        return f"leads[{self.lead}].{self.field}" if self.lead is not None else self.field
 
 
 _INT_MIN = np.iinfo(np.int64).min

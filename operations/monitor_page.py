@@ -11,7 +11,7 @@ import pandas as pd
 
 from crm.errors import LeadscoreError
 from operations.monitor import MATERIAL_PSI, STRONG_PSI, MonitorReport
-from training.html import CSS, environment, svg, table, write_page
+from pages.html import CSS, environment, svg, table, write_page
 
 TEMPLATES = Path(__file__).parent / "templates"
 EXPERIMENT = "leadscore-monitoring"
@@ -171,7 +171,7 @@ def log_monitor(report: MonitorReport, html_path: Path, json_path: Path) -> str:
     tag, the page and the summary as artifacts. Returns the run id."""
     import mlflow
 
-    from scoring.mlflow_runs import start_run
+    from training.mlflow_runs import start_run
 
     name = f"monitor {report.model['name']} v{report.model['version']} {report.as_of.date()}"
     with start_run(EXPERIMENT, run_name=name) as run:

@@ -104,46 +104,6 @@ def score_pipeline(
     return frame
 
 
-@dataclass
-class ScoredRun:
-    """One recorded run: its scores (COLUMNS, trend included) and its hand-off events."""
-
-    scores: pd.DataFrame
-    events: list[dict]
-
-
-def score_and_record(
-    dataset: Dataset,
-    scorer: LeadScorer,
-    model: ModelRef,
-    as_of: pd.Timestamp | str | None = None,
-    *,
-    reasons: bool = True,
-    history: Any = None,
-    line: Any = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> ScoredRun:
-    """score_pipeline, plus each lead's trend from the earlier runs in `history` (a
-    ScoreHistory, or None for no history), this run stored there, and the hand-off events
-    against each lead's latest earlier score (`line`: an events.HandoffLine; default MQL
-    or grade A)."""
-    from operations.events import HandoffLine, handoff_events
-    from operations.history import TREND_RUNS, trends
-
-    frame = score_pipeline(dataset, scorer, model, as_of, reasons=reasons, progress=progress)
-    line = line if line is not None else HandoffLine()
-    earlier = pd.DataFrame(columns=["lead_id", "as_of", "probability", "grade", "mql"])
-    if history is not None and len(frame):
-        earlier = history.read(
-            frame["lead_id"].tolist(), before=frame["as_of"].iloc[0], last_runs=TREND_RUNS
-        )
-    frame["trend"] = trends(frame, earlier).to_numpy() if len(frame) else []
-    events = handoff_events(frame, earlier.drop_duplicates("lead_id", keep="last"), line)
-    if history is not None:
-        history.write_run(frame)
-    return ScoredRun(frame, events)
-
-
 def write_scores(frame: pd.DataFrame, path: str | Path) -> Path:
     """Parquet or CSV by the file's suffix, written whole or not at all (a temporary file
     renamed into place)."""

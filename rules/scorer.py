@@ -33,12 +33,11 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from crm.errors import LeadscoreError
+from crm.errors import LeadscoreError, PayloadError
 from crm.lead_index import lead_positions
 from crm.loading import Dataset
 from crm.times import US_PER_DAY, timestamps_us
 from features.online import (
-    PayloadError,
     PayloadEvents,
     _category,
     _number,

@@ -71,9 +71,11 @@ def load_registered_scorer(name: str, version_or_alias: str) -> LeadScorer:
         if str(version_or_alias).isdigit()
         else f"models:/{name}@{version_or_alias}"
     )
+    from mlflow.exceptions import MlflowException
+
     try:
         local = mlflow.artifacts.download_artifacts(artifact_uri=uri)
-    except Exception as exc:  # MLflow raises several types for a missing model or alias
+    except (MlflowException, OSError) as exc:  # a missing model or alias, a store down
         raise LeadscoreError(
             f"{uri}: not found in the MLflow registry at {masked_uri(mlflow.get_tracking_uri())} "
             f"({type(exc).__name__})"

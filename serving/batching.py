@@ -28,7 +28,7 @@ from typing import Any
 
 import anyio.to_thread
 
-from features.online import PayloadError
+from crm.errors import PayloadError
 
 # compute(leads, as_ofs, options) -> one result per lead, in order; a PayloadError's `lead`
 # is a position in `leads`.

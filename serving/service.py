@@ -27,8 +27,8 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from crm.errors import LeadscoreError
-from features.online import PayloadError, payload_time
+from crm.errors import LeadscoreError, PayloadError
+from features.online import payload_time
 from serving.auth import ApiKeyMiddleware
 from serving.batching import MicroBatcher
 from serving.config import ServeConfig

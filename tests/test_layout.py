@@ -1,4 +1,6 @@
-"""The package layout (README "Layout"): every import arrow points down the table."""
+"""The package layout (docs/architecture.md): every import arrow points down the table, with
+no exception, and no two modules import each other, directly or through others (lazy
+imports inside functions count too)."""
 
 from __future__ import annotations
 
@@ -10,16 +12,18 @@ ROOT = Path(__file__).resolve().parent.parent
 # package -> the packages of ours it may import (itself always allowed)
 ALLOWED = {
     "stats": set(),
+    "pages": set(),
     "crm": set(),
     "features": {"stats", "crm"},
     "rules": {"stats", "crm", "features"},
     "scoring": {"stats", "crm", "features", "rules"},
-    "training": {"stats", "crm", "features", "rules", "scoring"},
+    "training": {"stats", "pages", "crm", "features", "rules", "scoring"},
     "serving": {"stats", "crm", "features", "rules", "scoring"},
     "simulation": {"stats", "crm", "features"},
-    "operations": {"stats", "crm", "features", "rules", "scoring", "training"},
+    "operations": {"stats", "pages", "crm", "features", "rules", "scoring", "training"},
     "leadscore": {
         "stats",
+        "pages",
         "crm",
         "features",
         "rules",
@@ -31,23 +35,22 @@ ALLOWED = {
     },
 }
 OURS = set(ALLOWED) | {"tests", "benchmarks", "notebooks"}
-# The one sanctioned exception: a lazy alias that lets models registered with the 0.1
-# layout (whose logged entry file imports features.mlflow_model) still load.
-LEGACY_ALIASES = {("features/mlflow_model.py", "scoring")}
+
+
+def _imports(path: Path) -> list[tuple[str, list[str]]]:
+    """(module imported from, names) for every import statement of a file, lazy ones too."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, []) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.module, [alias.name for alias in node.names]))
+    return found
 
 
 def imported_packages(path: Path) -> set[str]:
     """Top-level packages of ours that a module imports (anywhere in it, lazily too)."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names = [node.module]
-        else:
-            continue
-        found |= {name.split(".")[0] for name in names} & OURS
-    return found
+    return {module.split(".")[0] for module, _ in _imports(path)} & OURS
 
 
 def violations(root: Path) -> list[str]:
@@ -56,13 +59,71 @@ def violations(root: Path) -> list[str]:
         for path in sorted((root / package).rglob("*.py")):
             rel = path.relative_to(root).as_posix()
             for target in sorted(imported_packages(path) - allowed - {package}):
-                if (rel, target) not in LEGACY_ALIASES:
-                    out.append(f"{rel} imports {target} (allowed: {sorted(allowed) or 'nothing'})")
+                out.append(f"{rel} imports {target} (allowed: {sorted(allowed) or 'nothing'})")
     return out
+
+
+def module_graph(root: Path) -> dict[str, set[str]]:
+    """Module -> the modules of ours it imports (`from a.b import c` is a.b.c when that is a
+    module, else a.b; a package is its __init__)."""
+    modules = {}
+    for package in ALLOWED:
+        for path in (root / package).rglob("*.py"):
+            parts = list(path.relative_to(root).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            modules[".".join(parts)] = path
+    graph = {}
+    for name, path in modules.items():
+        targets = set()
+        for module, names in _imports(path):
+            hits = {f"{module}.{n}" for n in names} & modules.keys()
+            targets |= hits or ({module} & modules.keys())
+        graph[name] = targets - {name}
+    return graph
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return sorted(found)
 
 
 def test_every_arrow_points_down():
     assert violations(ROOT) == []
+
+
+def test_no_import_circle_between_modules():
+    assert circles(module_graph(ROOT)) == []
 
 
 def test_every_package_is_in_the_table():
@@ -70,15 +131,27 @@ def test_every_package_is_in_the_table():
     assert packages == set(ALLOWED)
 
 
-def test_an_upward_import_is_caught(tmp_path):
+def _tree(tmp_path: Path) -> Path:
     for package in ALLOWED:
         (tmp_path / package).mkdir()
         (tmp_path / package / "__init__.py").write_text("")
-    (tmp_path / "serving" / "bad.py").write_text(
-        "def f():\n    from training.fit import fit_models\n"
-    )
-    (tmp_path / "crm" / "bad.py").write_text("import features.batch\n")
-    assert violations(tmp_path) == [
+    return tmp_path
+
+
+def test_an_upward_import_is_caught(tmp_path):
+    root = _tree(tmp_path)
+    (root / "serving" / "bad.py").write_text("def f():\n    from training.fit import fit_models\n")
+    (root / "crm" / "bad.py").write_text("import features.batch\n")
+    assert violations(root) == [
         "crm/bad.py imports features (allowed: nothing)",
-        "serving/bad.py imports training (allowed: ['crm', 'features', 'rules', 'scoring'])",
+        "serving/bad.py imports training (allowed: ['crm', 'features', 'rules', 'scoring', 'stats'])",
     ]
+
+
+def test_a_circle_is_caught_even_through_a_lazy_import(tmp_path):
+    root = _tree(tmp_path)
+    (root / "operations" / "a.py").write_text("from operations.b import X\nY = 1\n")
+    (root / "operations" / "b.py").write_text("X = 1\n\n\ndef f():\n    from operations import c\n")
+    (root / "operations" / "c.py").write_text("from operations.a import Y\n")
+    (root / "operations" / "d.py").write_text("from operations.a import Y\n")  # no circle
+    assert circles(module_graph(root)) == [["operations.a", "operations.b", "operations.c"]]

@@ -1,8 +1,8 @@
 """The marketing report: the model next to the points rules (and a learned scorecard), on
 the same out-of-time test leads.
 
-`compare(...)` computes everything into a `Comparison` (plain tables); `write_report`
-renders one self-contained HTML page (SVG plots inline, no scripts, no web fonts) and a CSV
+`compare(...)` computes everything into a `Comparison` (plain tables);
+`training.report_page.write_report` renders one self-contained HTML page (SVG plots inline, no scripts, no web fonts) and a CSV
 of the scored rows next to it. Every number in the page comes from the CSV's columns, so a
 reader can recompute any of them.
 
@@ -14,7 +14,6 @@ closed within the horizon after that point.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -39,7 +38,6 @@ from stats.metrics import (
 )
 from stats.ranking import top_share
 from training.config import TrainConfig
-from training.html import write_page
 from training.kpis import (
     grade_table,
     no_sales_touch,
@@ -592,37 +590,3 @@ def _funnel(rows: pd.DataFrame, has_opportunities: bool) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(out)
-
-
-# --- rendering -------------------------------------------------------------------------
-
-CSV_COLUMNS = [
-    "lead_id", "as_of", "probability", "grade", "rule_score", "rule_grade", "mql", "label",
-    "source", "score", "rule_probability", "revenue", "opportunity", "open_deal",
-    "model_top_n", "model_top_n_all",
-]  # fmt: skip
-
-COLORS = {"model": "#1f5fa8", "rules": "#d0701c", "learned": "#3a8f3a"}
-
-
-def write_report(comp: Comparison, out: str | Path) -> tuple[Path, Path]:
-    """Write the HTML page and `<name>.csv` next to it; returns both paths."""
-    out = Path(out)
-    if out.suffix.lower() not in (".html", ".htm"):
-        raise LeadscoreError(f"{out}: the report is an HTML file (give a path ending in .html)")
-    csv_path = out.with_suffix(".csv")
-    export = comp.rows.copy()
-    export["as_of"] = pd.to_datetime(export["as_of"], utc=True).map(lambda t: t.isoformat())
-    cols = [c for c in CSV_COLUMNS if c in export] + [
-        c for c in ("learned_score", "learned_probability") if c in export
-    ]
-    page = render_html(comp, csv_path.name)
-    write_page(out, page, csv_path, lambda path: export[cols].to_csv(path, index=False))
-    return out, csv_path
-
-
-def render_html(comp: Comparison, csv_name: str) -> str:
-    """The page (`training/templates/compare.html.j2`, through `training.report_page`)."""
-    from training.report_page import render
-
-    return render(comp, csv_name)

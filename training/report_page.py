@@ -1,15 +1,21 @@
 """The marketing report's page: a summary in words first, then the evidence, rendered by
-`templates/compare.html.j2` (no HTML here: tables come from `training.html.table`)."""
+`templates/compare.html.j2` (no HTML here: tables come from `pages.html.table`)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from training.html import environment, svg
+from crm.errors import LeadscoreError
+from pages.html import environment, svg, write_page
 from training.kpis import NEVER, SPEED_BUCKETS
-from training.report import COLORS, QUADRANTS, SCORERS, Comparison
+from training.report import QUADRANTS, SCORERS, Comparison
 from training.trust import does_not_beat_rules
+
+TEMPLATES = Path(__file__).parent / "templates"
+COLORS = {"model": "#1f5fa8", "rules": "#d0701c", "learned": "#3a8f3a"}
 
 
 def render(comp: Comparison, csv_name: str) -> str:
@@ -52,7 +58,7 @@ def render(comp: Comparison, csv_name: str) -> str:
     decision = ~comp.rows["open_deal"].to_numpy() if "open_deal" in comp.rows else None
     grades = comp.grades
     return (
-        environment()
+        environment(TEMPLATES)
         .get_template("compare.html.j2")
         .render(
             m=m,
@@ -226,3 +232,31 @@ def figures(comp: Comparison) -> dict[str, str]:
         ax.legend()
     figs["distributions"] = svg(fig)
     return figs
+
+
+CSV_COLUMNS = [
+    "lead_id", "as_of", "probability", "grade", "rule_score", "rule_grade", "mql", "label",
+    "source", "score", "rule_probability", "revenue", "opportunity", "open_deal",
+    "model_top_n", "model_top_n_all",
+]  # fmt: skip
+
+
+def write_report(comp: Comparison, out: str | Path) -> tuple[Path, Path]:
+    """Write the HTML page and `<name>.csv` next to it; returns both paths."""
+    out = Path(out)
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise LeadscoreError(f"{out}: the report is an HTML file (give a path ending in .html)")
+    csv_path = out.with_suffix(".csv")
+    export = comp.rows.copy()
+    export["as_of"] = pd.to_datetime(export["as_of"], utc=True).map(lambda t: t.isoformat())
+    cols = [c for c in CSV_COLUMNS if c in export] + [
+        c for c in ("learned_score", "learned_probability") if c in export
+    ]
+    page = render_html(comp, csv_path.name)
+    write_page(out, page, csv_path, lambda path: export[cols].to_csv(path, index=False))
+    return out, csv_path
+
+
+def render_html(comp: Comparison, csv_name: str) -> str:
+    """The page (`training/templates/compare.html.j2`)."""
+    return render(comp, csv_name)

@@ -1,25 +1,26 @@
 """MLflow: log a training run, register its model, and move aliases (champion/challenger).
 
 Tracking and registry use MLflow's own default (`sqlite:///mlflow.db` in the working folder)
-or `MLFLOW_TRACKING_URI`. Promotion rule: the new version becomes `champion` when there is
-none, or when on the same test rows it beats the champion: an AUC at least as high and a
-log loss at least as low, one of them strictly (a tie keeps the champion). Aliases move only after every other step has succeeded, so a run
-that fails never moves one.
+or `MLFLOW_TRACKING_URI`. Promotion rule (`training.registry.beats`): the new version
+becomes `champion` when there is none, or when on the same test rows it beats the champion:
+an AUC at least as high and a log loss at least as low, one of them strictly (a tie keeps
+the champion).
+
+A registration runs in phases, each callable on its own (`Registration`): log the run,
+register the version (state "pending"), compare it with the champion, move the aliases.
+Aliases move only in the last phase, after every other has succeeded; a failure in any
+phase marks the run FAILED and the version "failed", and moves nothing.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
-import shutil
 import socket
-import tempfile
-import time
 import warnings
 from collections.abc import Callable, Collection
-from contextlib import contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -30,22 +31,25 @@ import scoring
 from crm.errors import LeadscoreError
 from features.definitions import FeatureSpec
 from scoring.mlflow_model import SCORER_ARTIFACT, LeadScoringModel, load_registered_scorer
-from scoring.mlflow_runs import start_run
-from stats.metrics import calibration_bins, gains_curve
 from training import run_log
 from training.config import TrainConfig
+from training.figures import training_figures
 from training.fit import TrainResult
+from training.mlflow_runs import start_run
+from training.registry import (
+    CHALLENGER,
+    CHAMPION,
+    STATE,
+    beats,
+    champion_metrics,
+    check_lineage,
+    current_champion,
+    move_champion,
+    reap_dead_runs,
+)
+from training.scratch import scratch_dir, sweep_scratch
+from training.store import registry_messages_quiet, store_lock
 
-CHAMPION, CHALLENGER = "champion", "challenger"
-# A version's state tag: "pending" from registration until its aliases have moved ("ready");
-# "failed" when its run failed, or its process died (seen by the next training or listing).
-STATE = "leadscore.state"
-# The champion's alias history, as version tags (see move_champion).
-PREVIOUS_CHAMPION = "leadscore.previous_champion"
-CHAMPION_SINCE = "leadscore.champion_since"
-CHAMPION_UNTIL = "leadscore.champion_until"
-CHAMPION_BY = "leadscore.champion_by"
-SCRATCH_PREFIX = "leadscore-scratch-"
 # Logged by path ("models from code"): MLflow runs it at load time; importing it here would
 # run its set_model call at import time.
 PYFUNC_ENTRY = Path(scoring.__file__).parent / "pyfunc_entry.py"
@@ -105,62 +109,6 @@ def _metrics_for_mlflow(result: TrainResult) -> dict[str, float]:
     return out
 
 
-def _figures(result: TrainResult):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figs = {}
-    test = result.test
-    y = test["label"].to_numpy()
-    scorers = [c[2:] for c in test.columns if c.startswith("p_")]
-
-    fig, ax = plt.subplots(figsize=(5, 5))
-    for name in scorers:
-        points = calibration_bins(y, test[f"p_{name}"].to_numpy())
-        ax.plot(
-            [b["mean_predicted"] for b in points],
-            [b["observed"] for b in points],
-            marker="o",
-            label=name,
-        )
-    top = float(max(test[[f"p_{n}" for n in scorers]].max().max(), y.mean() * 2))
-    ax.plot([0, top], [0, top], "k--", lw=1)
-    ax.set(
-        xlabel="predicted probability (decile mean)",
-        ylabel="observed win rate",
-        title="Calibration (test)",
-    )
-    ax.legend()
-    figs["calibration_curve.png"] = fig
-
-    fig, ax = plt.subplots(figsize=(5, 5))
-    for name in scorers:
-        ax.plot(*gains_curve(y, test[f"p_{name}"].to_numpy()), label=name)
-    ax.plot([0, 1], [0, 1], "k--", lw=1, label="random")
-    ax.set(
-        xlabel="share of leads worked (best first)",
-        ylabel="share of wins captured",
-        title="Gains (test)",
-    )
-    ax.legend()
-    figs["gains_chart.png"] = fig
-
-    booster = result.scorer.booster
-    gain = (
-        pd.Series(booster.feature_importance("gain"), index=booster.feature_name())
-        .sort_values()
-        .tail(20)
-    )
-    fig, ax = plt.subplots(figsize=(6, 6))
-    ax.barh(gain.index, gain.to_numpy())
-    ax.set(xlabel="total gain", title="Feature importance (top 20)")
-    fig.tight_layout()
-    figs["feature_importance.png"] = fig
-    return figs, plt
-
-
 def input_example(payloads: list[dict], as_of: str) -> pd.DataFrame:
     """The pyfunc model's input: one JSON payload per row and its as_of."""
     return pd.DataFrame(
@@ -168,186 +116,156 @@ def input_example(payloads: list[dict], as_of: str) -> pd.DataFrame:
     )
 
 
-@contextmanager
-def store_lock(uri: str):
-    """An exclusive lock on a local sqlite store (a `.lock` file next to it), so that two
-    trainings do not race on its schema migration nor on moving the aliases. Other stores
-    (a tracking server) are not locked: the alias move re-checks the champion instead."""
-    if not uri.startswith("sqlite:///"):
-        yield
-        return
-    path = Path(uri[len("sqlite:///") :])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-@contextmanager
-def registry_messages_quiet():
-    """MLflow announces a registration ("Successfully registered model", "Created version")
-    with print() to its log stream, not through its logger: hold that stream while its
-    logger is quieter than INFO (`leadscore` without --verbose), as for its INFO lines.
-    MLflow's warnings in that call are held too."""
-    import logging
-
-    from mlflow.utils import logging_utils
-
-    stream = logging_utils.MLFLOW_LOGGING_STREAM
-    if logging.getLogger("mlflow").getEffectiveLevel() <= logging.INFO:
-        yield
-        return
-    enabled = stream.enabled
-    stream.enabled = False
-    try:
-        yield
-    finally:
-        stream.enabled = enabled
-
-
-@contextmanager
-def scratch_dir():
-    """A temporary folder named after this process: removed on exit, and swept by a later
-    run when this process was killed before it could remove it."""
-    folder = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def sweep_scratch() -> list[Path]:
-    """Remove the scratch folders of processes that no longer run; returns them."""
-    removed = []
-    for folder in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*-*"):
-        pid = folder.name[len(SCRATCH_PREFIX) :].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def reap_dead_runs(client, name: str) -> list[str]:
-    """Versions left `pending` by a training that failed or died: their run is ended as
-    FAILED (or KILLED, when its process on this machine is gone) and the version tagged
-    `failed`. Returns the versions marked."""
-    from mlflow.exceptions import MlflowException
-
-    marked = []
-    try:
-        versions = client.search_model_versions(f"name='{name}'")
-    except MlflowException:
-        return marked
-    for v in versions:
-        # Only versions this code marked pending: older ones never had a state, and their
-        # runs are not worth a look each time.
-        if v.tags.get(STATE) != "pending" or not v.run_id:
-            continue
-        run = client.get_run(v.run_id)
-        status = run.info.status
-        if status == "RUNNING":
-            host, pid = run.data.tags.get("leadscore.host"), run.data.tags.get("leadscore.pid")
-            if host != socket.gethostname() or not pid or _alive(int(pid)):
-                continue  # still training (or on another machine: not ours to judge)
-            client.set_terminated(v.run_id, "KILLED")
-        elif status == "FINISHED":  # it completed; only its last tag was not written
-            client.set_model_version_tag(name, v.version, STATE, "ready")
-            continue
-        client.set_model_version_tag(name, v.version, STATE, "failed")
-        marked.append(str(v.version))
-    return marked
-
-
-def log_and_register(
-    result: TrainResult,
-    *,
-    config: TrainConfig,
-    feature_config: dict,
-    training_set: pd.DataFrame,
-    source: str,
-    example_payloads: list[dict],
-    features_for: Callable[[FeatureSpec], pd.DataFrame],
-    before_aliases: Callable[[], None] | None = None,
-    report_dir: Path | None = None,
-    data_columns: Collection[str] | None = None,
-    require_trusted: bool = False,
-    rules_metrics: dict | None = None,
-) -> RunOutcome:
-    """Log everything about one training run, register its model, then move aliases.
-
-    Args:
-        features_for: builds the training set with another feature spec (the champion's),
-            so that both models are compared on the same test rows.
-        before_aliases: called right before aliases move (tests inject failures here).
-        report_dir: a folder logged as the run's `report/` artifacts.
-        data_columns: the dataset's lead columns (the champion's lineage check; default:
-            the training set's columns).
-        require_trusted: never promote a model with a "do not trust" banner (`retrain`,
-            unattended); `train` leaves that call to the data scientist who reads it.
-        rules_metrics: the points rules' test metrics (`run_log.rules_metrics`), quoted in
-            the run's and the version's descriptions.
-    """
+def log_scorer_model(scorer, example: pd.DataFrame, name: str, scratch: Path) -> str:
+    """Log a scorer as the pyfunc model (the current entry point, our code shipped with it)
+    into the active run, registered as a new version of `name`; returns the version."""
     import mlflow
-    from mlflow import MlflowClient
     from mlflow.models import infer_signature
 
-    uri = mlflow.get_tracking_uri()
-    with store_lock(uri):  # one process creates or migrates the store's schema
-        client = MlflowClient()
-        client.search_experiments(max_results=1)
-        mlflow.set_experiment(config.experiment)
-        reap_dead_runs(client, config.model_name)
-    sweep_scratch()
-    spec = result.scorer.spec
-    # Lineage first, before anything is logged or registered: a champion trained on other
-    # data (other columns) cannot be compared with this run on the same rows.
-    champion = _champion(client, config.model_name)
-    champion_scorer = None
-    if champion is not None:
-        champion_scorer = load_registered_scorer(champion.name, champion.version)
-        columns = data_columns if data_columns is not None else training_set.columns
-        history = spec.history if data_columns is not None else "lead_age_days" in training_set
-        check_lineage(champion_scorer, champion.version, config.model_name, columns, history)
-    version = None
-    describe = partial(run_log.description, result, source, training_set, rules=rules_metrics)
-    with (
-        start_run(
-            config.experiment, run_name=run_log.run_name(result, source), description=describe()
-        ) as run,
-        scratch_dir() as tmp,
-    ):
+    scorer_dir = scorer.save(Path(scratch) / SCORER_ARTIFACT)
+    model = LeadScoringModel()
+    model.scorer = scorer
+    with warnings.catch_warnings():  # MLflow's hint about integer columns: score is an int
+        warnings.simplefilter("ignore", UserWarning)
+        signature = infer_signature(example, model.predict(None, example))
+    with registry_messages_quiet():
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(PYFUNC_ENTRY),
+            artifacts={SCORER_ARTIFACT: str(scorer_dir)},
+            signature=signature,
+            input_example=example,
+            registered_model_name=name,
+            # Pinned third-party requirements, and our code shipped with the model: it
+            # loads wherever they install (`mlflow models serve` builds that environment).
+            pip_requirements=run_log.model_requirements(),
+            code_paths=run_log.code_paths(),
+        )
+    return str(info.registered_model_version)
+
+
+class Registration:
+    """One training run logged and registered, phase by phase.
+
+    Use as a context manager: entering prepares the store (creates or migrates its schema
+    under a lock, marks versions of dead trainings failed, sweeps dead scratch folders),
+    checks the champion's lineage and starts the MLflow run; leaving ends the run (FAILED
+    on an exception, the version then tagged "failed"). Inside, call `log_run`,
+    `register_version`, `compare_with_champion` and `move_aliases`, in that order
+    (`log_and_register` does).
+    """
+
+    def __init__(
+        self,
+        result: TrainResult,
+        *,
+        config: TrainConfig,
+        feature_config: dict,
+        training_set: pd.DataFrame,
+        source: str,
+        example_payloads: list[dict],
+        features_for: Callable[[FeatureSpec], pd.DataFrame],
+        report_dir: Path | None = None,
+        data_columns: Collection[str] | None = None,
+        require_trusted: bool = False,
+        rules_metrics: dict | None = None,
+    ) -> None:
+        self.result = result
+        self.config = config
+        self.feature_config = feature_config
+        self.training_set = training_set
+        self.source = source
+        self.example_payloads = example_payloads
+        self.features_for = features_for
+        self.report_dir = report_dir
+        self.data_columns = data_columns
+        self.require_trusted = require_trusted
+        self.rules_metrics = rules_metrics
+        self.version: str | None = None
+        self.promoted, self.reason, self.kept = True, "no champion yet", ""
+        self.champion_metrics: dict | None = None
+        self.champion_version: str | None = None
+        self._stack = ExitStack()
+
+    # --- the run's lifetime ----------------------------------------------------------
+
+    def __enter__(self) -> Registration:
+        import mlflow
+        from mlflow import MlflowClient
+
+        name = self.config.model_name
+        with store_lock(mlflow.get_tracking_uri()):  # one process creates or migrates it
+            self.client = MlflowClient()
+            self.client.search_experiments(max_results=1)
+            mlflow.set_experiment(self.config.experiment)
+            reap_dead_runs(self.client, name)
+        sweep_scratch()
+        # Lineage first, before anything is logged or registered: a champion trained on
+        # other data (other columns) cannot be compared with this run on the same rows.
+        self.champion = current_champion(self.client, name)
+        self.champion_scorer = None
+        if self.champion is not None:
+            self.champion_scorer = load_registered_scorer(name, self.champion.version)
+            df = self.training_set
+            columns = self.data_columns if self.data_columns is not None else df.columns
+            history = (
+                self.result.scorer.spec.history
+                if self.data_columns is not None
+                else "lead_age_days" in df
+            )
+            check_lineage(self.champion_scorer, self.champion.version, name, columns, history)
+        self.describe = partial(
+            run_log.description,
+            self.result,
+            self.source,
+            self.training_set,
+            rules=self.rules_metrics,
+        )
+        with ExitStack() as stack:
+            self.run = stack.enter_context(
+                start_run(
+                    self.config.experiment,
+                    run_name=run_log.run_name(self.result, self.source),
+                    description=self.describe(),
+                )
+            )
+            self.scratch = stack.enter_context(scratch_dir())
+            self._stack = stack.pop_all()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is not None and self.version is not None:
+            self.client.set_model_version_tag(self.config.model_name, self.version, STATE, "failed")
+        return bool(self._stack.__exit__(exc_type, exc, tb))
+
+    # --- phases ----------------------------------------------------------------------
+
+    def log_run(self) -> None:
+        """Params, metrics, the learning curve, datasets, artifacts and figures."""
+        import mlflow
+
+        result, spec = self.result, self.result.scorer.spec
         mlflow.set_tags(
             {
                 "feature_set_version": spec.version,
-                "leadscore.source": source,
+                "leadscore.source": self.source,
                 "leadscore.host": socket.gethostname(),
                 "leadscore.pid": str(os.getpid()),
             }
         )
-        params = _flat("train", config.model_dump(), {})
-        params.update(_flat("features", feature_config, {}))
+        params = _flat("train", self.config.model_dump(), {})
+        params.update(_flat("features", self.feature_config, {}))
         params.update({f"lightgbm.effective.{k}": v for k, v in result.params.items()})
         params["calibration.method"] = result.calibration["method"]
         params["features.excluded_by_leakage_audit"] = ",".join(result.leakage.excluded) or "-"
         mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
         mlflow.log_metrics({**_metrics_for_mlflow(result), **run_log.fit_metrics(result)})
-        run_log.log_learning_curve(run.info.run_id, result)
-        run_log.log_datasets(training_set, result, source)
-        mlflow.log_dict(dataset_fingerprint(training_set, source), "dataset_fingerprint.json")
-        mlflow.log_dict(result.split.describe(training_set), "split.json")
+        run_log.log_learning_curve(self.run.info.run_id, result)
+        run_log.log_datasets(self.training_set, result, self.source)
+        mlflow.log_dict(
+            dataset_fingerprint(self.training_set, self.source), "dataset_fingerprint.json"
+        )
+        mlflow.log_dict(result.split.describe(self.training_set), "split.json")
         mlflow.log_dict(
             {k: {x: v for x, v in m.items()} for k, m in result.metrics.items()}, "metrics.json"
         )
@@ -358,296 +276,198 @@ def log_and_register(
         if result.warnings:
             mlflow.log_text("\n".join(result.warnings), "warnings.txt")
         mlflow.set_tag("leadscore.trusted", str(not result.untrusted).lower())
-        if report_dir is not None:  # the marketing report (model vs points rules)
-            mlflow.log_artifacts(str(report_dir), "report")
-        figs, plt = _figures(result)
+        if self.report_dir is not None:  # the marketing report (model vs points rules)
+            mlflow.log_artifacts(str(self.report_dir), "report")
+        figs, plt = training_figures(result)
         for name, fig in figs.items():
             mlflow.log_figure(fig, name)
             plt.close(fig)
 
-        scorer_dir = result.scorer.save(Path(tmp) / SCORER_ARTIFACT)
-        example = input_example(example_payloads, result.test["as_of"].max().isoformat())
-        model = LeadScoringModel()
-        model.scorer = result.scorer
-        with warnings.catch_warnings():  # MLflow's hint about integer columns: score is an int
-            warnings.simplefilter("ignore", UserWarning)
-            signature = infer_signature(example, model.predict(None, example))
-        with registry_messages_quiet():
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=str(PYFUNC_ENTRY),
-                artifacts={SCORER_ARTIFACT: str(scorer_dir)},
-                signature=signature,
-                input_example=example,
-                registered_model_name=config.model_name,
-                # Pinned third-party requirements, and our code shipped with the model: it
-                # loads wherever they install (`mlflow models serve` builds that environment).
-                pip_requirements=run_log.model_requirements(),
-                code_paths=run_log.code_paths(),
+    def register_version(self) -> str:
+        """Log the pyfunc model and register it as a new version, in state "pending"."""
+        result, name = self.result, self.config.model_name
+        example = input_example(self.example_payloads, result.test["as_of"].max().isoformat())
+        self.version = log_scorer_model(result.scorer, example, name, Path(self.scratch))
+        if not self.client.get_registered_model(name).description:
+            self.client.update_registered_model(name, run_log.MODEL_DESCRIPTION)
+        self.client.set_model_version_tag(name, self.version, STATE, "pending")
+        return self.version
+
+    def compare_with_champion(self) -> bool:
+        """The version's tags, and whether it should become champion (and why)."""
+        import mlflow
+
+        result, name, version = self.result, self.config.model_name, self.version
+        auc, ll = result.metrics["model"]["roc_auc"], result.metrics["model"]["log_loss"]
+        window = f"{result.split.test_start.isoformat()}..{result.test['as_of'].max().isoformat()}"
+        for key, value in {
+            "test_roc_auc": auc,
+            "test_log_loss": ll,
+            "test_window": window,
+            "feature_set_version": result.scorer.spec.version,
+            "run_id": self.run.info.run_id,
+            "source": self.source,
+        }.items():
+            self.client.set_model_version_tag(name, version, key, str(value))
+        if self.champion is not None:
+            champ = champion_metrics(self.champion, self.champion_scorer, result, self.features_for)
+            self.champion_metrics, self.champion_version = champ, str(self.champion.version)
+            mlflow.log_metrics(
+                {
+                    "champion_test_roc_auc": champ["roc_auc"],
+                    "champion_test_log_loss": champ["log_loss"],
+                }
             )
-        version = str(info.registered_model_version)
-        if not client.get_registered_model(config.model_name).description:
-            client.update_registered_model(config.model_name, run_log.MODEL_DESCRIPTION)
-        client.set_model_version_tag(config.model_name, version, STATE, "pending")
-        try:
-            return _finish(client, run, version, result, config, source, champion,
-                           champion_scorer, features_for, before_aliases,
-                           require_trusted, describe)  # fmt: skip
-        except BaseException:
-            client.set_model_version_tag(config.model_name, version, STATE, "failed")
-            raise
-
-
-def _finish(
-    client, run, version, result, config, source, champion, champion_scorer, features_for,
-    before_aliases, require_trusted=False, describe=None,
-) -> RunOutcome:  # fmt: skip
-    """Tags, the champion comparison and the alias move of a registered version."""
-    import mlflow
-
-    spec = result.scorer.spec
-    auc, ll = result.metrics["model"]["roc_auc"], result.metrics["model"]["log_loss"]
-    window = f"{result.split.test_start.isoformat()}..{result.test['as_of'].max().isoformat()}"
-    for key, value in {
-        "test_roc_auc": auc,
-        "test_log_loss": ll,
-        "test_window": window,
-        "feature_set_version": spec.version,
-        "run_id": run.info.run_id,
-        "source": source,
-    }.items():
-        client.set_model_version_tag(config.model_name, version, key, str(value))
-
-    promoted, reason, champ_metrics, champ_version = True, "no champion yet", None, None
-    if champion is not None:
-        champ_metrics = _champion_metrics(champion, champion_scorer, result, features_for)
-        champ_version = str(champion.version)
-        mlflow.log_metrics(
+            self.promoted = beats(auc, ll, champ["roc_auc"], champ["log_loss"])
+            self.reason = (
+                f"challenger AUC {auc:.4f} vs champion v{self.champion.version} {champ['roc_auc']:.4f}, "
+                f"log loss {ll:.4f} vs {champ['log_loss']:.4f} on the same {len(result.test):,} test rows"
+            )
+        self.kept = "" if self.promoted else "not better"
+        if self.require_trusted and result.untrusted and self.promoted:
+            self.promoted, self.kept = False, "untrusted"
+            self.reason = (
+                "not promoted: do not trust this model (" + "; ".join(result.untrusted) + ")"
+            )
+        mlflow.set_tags(
             {
-                "champion_test_roc_auc": champ_metrics["roc_auc"],
-                "champion_test_log_loss": champ_metrics["log_loss"],
+                "promoted": str(self.promoted),
+                "promotion_reason": self.reason,
+                "registered_version": version,
             }
         )
-        promoted = beats(auc, ll, champ_metrics["roc_auc"], champ_metrics["log_loss"])
-        reason = (
-            f"challenger AUC {auc:.4f} vs champion v{champion.version} {champ_metrics['roc_auc']:.4f}, "
-            f"log loss {ll:.4f} vs {champ_metrics['log_loss']:.4f} on the same {len(result.test):,} test rows"
-        )
-    kept = "" if promoted else "not better"
-    if require_trusted and result.untrusted and promoted:
-        promoted, kept = False, "untrusted"
-        reason = "not promoted: do not trust this model (" + "; ".join(result.untrusted) + ")"
-    mlflow.set_tags(
-        {"promoted": str(promoted), "promotion_reason": reason, "registered_version": version}
-    )
-    if before_aliases is not None:
-        before_aliases()
-    pause = float(os.environ.get("LEADSCORE_FAULT_PAUSE_BEFORE_ALIASES", "0") or 0)
-    if pause:  # fault injection for the kill test: a window to kill the training in
-        time.sleep(pause)
-    # Last: aliases move only when everything above succeeded, as a compare-and-set:
-    # under the store's lock, a champion that changed since the comparison (another
-    # training promoted meanwhile) is compared again before anything moves.
-    with store_lock(mlflow.get_tracking_uri()):
-        current = _champion(client, config.model_name)
-        before = str(champion.version) if champion is not None else None
-        now = str(current.version) if current is not None else None
-        if promoted and now is not None and now != before:
-            scorer = load_registered_scorer(current.name, current.version)
-            champ_metrics = _champion_metrics(current, scorer, result, features_for)
-            champ_version = now
-            promoted = beats(auc, ll, champ_metrics["roc_auc"], champ_metrics["log_loss"])
-            reason = (
-                f"re-checked against champion v{now} promoted meanwhile: AUC {auc:.4f} vs "
-                f"{champ_metrics['roc_auc']:.4f}, log loss {ll:.4f} vs "
-                f"{champ_metrics['log_loss']:.4f}"
+        return self.promoted
+
+    def move_aliases(self) -> RunOutcome:
+        """Last: the aliases move, as a compare-and-set. Under the store's lock, a champion
+        that changed since the comparison (another training promoted meanwhile) is compared
+        again before anything moves; then the final descriptions, `challenger`, `champion`
+        when promoted, and the state "ready"."""
+        import mlflow
+
+        result, name, version = self.result, self.config.model_name, self.version
+        auc, ll = result.metrics["model"]["roc_auc"], result.metrics["model"]["log_loss"]
+        with store_lock(mlflow.get_tracking_uri()):
+            current = current_champion(self.client, name)
+            before = str(self.champion.version) if self.champion is not None else None
+            now = str(current.version) if current is not None else None
+            if self.promoted and now is not None and now != before:
+                scorer = load_registered_scorer(current.name, current.version)
+                champ = champion_metrics(current, scorer, result, self.features_for)
+                self.champion_metrics, self.champion_version = champ, now
+                self.promoted = beats(auc, ll, champ["roc_auc"], champ["log_loss"])
+                self.reason = (
+                    f"re-checked against champion v{now} promoted meanwhile: AUC {auc:.4f} vs "
+                    f"{champ['roc_auc']:.4f}, log loss {ll:.4f} vs {champ['log_loss']:.4f}"
+                )
+                mlflow.set_tags({"promoted": str(self.promoted), "promotion_reason": self.reason})
+                self.kept = "" if self.promoted else "not better"
+            champion = (
+                (self.champion_version, self.champion_metrics)
+                if self.champion_metrics is not None
+                else None
             )
-            mlflow.set_tags({"promoted": str(promoted), "promotion_reason": reason})
-            kept = "" if promoted else "not better"
-        if describe is not None:  # the run's and the version's description, final figures
-            text = describe(
-                champion=(champ_version, champ_metrics) if champ_metrics is not None else None,
-                outcome=("champion: " if promoted else "challenger only: ") + reason,
+            text = self.describe(
+                champion=champion,
+                outcome=("champion: " if self.promoted else "challenger only: ") + self.reason,
             )
             mlflow.set_tag("mlflow.note.content", text)
-            client.update_model_version(config.model_name, version, description=text)
-        client.set_registered_model_alias(config.model_name, CHALLENGER, version)
-        if promoted:
-            move_champion(client, config.model_name, version, by=f"training run {run.info.run_id}")
-        client.set_model_version_tag(config.model_name, version, STATE, "ready")
-    return RunOutcome(run.info.run_id, version, promoted, reason, champ_metrics, kept)
-
-
-def beats(auc: float, log_loss: float, champion_auc: float, champion_log_loss: float) -> bool:
-    """The promotion rule: no worse on both, strictly better on at least one."""
-    no_worse = auc >= champion_auc and log_loss <= champion_log_loss
-    return no_worse and (auc > champion_auc or log_loss < champion_log_loss)
-
-
-def _champion(client, name: str):
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:
-        return None
-
-
-def check_lineage(
-    scorer, version: str, model_name: str, columns: Collection[str], history: bool
-) -> None:
-    """Refuse, in one line, a champion whose features this data cannot compute (`columns`:
-    the data's lead columns; `history`: whether it has an activity history)."""
-    needed = [*scorer.spec.categorical, *scorer.spec.numeric_profile]
-    missing = [c for c in needed if c not in set(columns)]
-    if scorer.spec.history and not history:
-        missing.append("(activity history)")
-    if missing:
-        raise LeadscoreError(
-            f"champion v{version} of {model_name!r} was trained on other data: this dataset has "
-            f"no {', '.join(missing)}; train into another registered model with "
-            "--model-name NAME (nothing was logged or registered)"
+            self.client.update_model_version(name, version, description=text)
+            self.client.set_registered_model_alias(name, CHALLENGER, version)
+            if self.promoted:
+                move_champion(self.client, name, version, by=f"training run {self.run.info.run_id}")
+            self.client.set_model_version_tag(name, version, STATE, "ready")
+        return RunOutcome(
+            self.run.info.run_id,
+            version,
+            self.promoted,
+            self.reason,
+            self.champion_metrics,
+            self.kept,
         )
 
 
-def _champion_metrics(
-    champion, scorer, result: TrainResult, features_for: Callable[[FeatureSpec], pd.DataFrame]
-) -> dict:
-    from stats.metrics import evaluate
-
-    keys = result.test[["lead_id", "as_of"]]
-    frame = features_for(scorer.spec)
-    rows = keys.merge(frame, on=["lead_id", "as_of"], how="left", validate="one_to_one")
-    if rows["label"].isna().any():
-        raise LeadscoreError(
-            f"champion v{champion.version} cannot be scored on the current test rows (feature spec {scorer.spec.version})"
-        )
-    p = scorer.predict_proba(scorer.encode_frame(rows))
-    return evaluate(result.test["label"].to_numpy(), p, bootstrap=0)
+def log_and_register(result: TrainResult, **options) -> RunOutcome:
+    """Log everything about one training run, register its model, then move aliases: every
+    phase of a `Registration` (see its arguments), in order."""
+    with Registration(result, **options) as registration:
+        registration.log_run()
+        registration.register_version()
+        registration.compare_with_champion()
+        return registration.move_aliases()
 
 
-def move_champion(client, name: str, version: str, *, by: str, rollback: bool = False) -> None:
-    """Every move of `champion` goes through here, and leaves its history on the versions
-    (version tags: the registry keeps no alias history of its own). The new champion gets
-    `PREVIOUS_CHAMPION` (the one it replaced; a rollback keeps the target's own, so that a
-    second rollback goes one further back), `CHAMPION_SINCE` and `CHAMPION_BY`; the old one
-    gets `CHAMPION_UNTIL`. The tags are written first and the alias last: a process killed
-    in between leaves the alias where it was."""
-    current = _champion(client, name)
-    old = str(current.version) if current is not None else None
-    if old == str(version):
-        return
-    now = pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")
-    if not rollback:
-        client.set_model_version_tag(name, version, PREVIOUS_CHAMPION, old or "")
-    client.set_model_version_tag(name, version, CHAMPION_SINCE, now)
-    client.set_model_version_tag(name, version, CHAMPION_BY, by)
-    if old is not None:
-        client.set_model_version_tag(name, old, CHAMPION_UNTIL, now)
-    client.set_registered_model_alias(name, CHAMPION, version)
+@dataclass(frozen=True)
+class Migration:
+    source: str
+    version: str  # the new version
+    aliases: tuple[str, ...]  # moved from the old version to the new one
 
 
-def promote(name: str, version: str) -> None:
-    """Move `champion` to a version explicitly (a data scientist's decision)."""
+def migrate_model(source: str, name: str, *, experiment: str = "leadscore-migrations") -> Migration:
+    """Re-log a model saved by an earlier layout (a registered version `models:/NAME/3`,
+    or a model folder) with the current entry point and code, as a new version of `name`.
+
+    Only the scorer's artifact is read (never the old entry file), so a model whose entry
+    file no longer imports still migrates. The new version copies the old one's test tags
+    and description; when the source is a version of `name`, its aliases (champion through
+    `move_champion`, so the alias history is kept) move to the new version.
+    """
+    import mlflow
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
+    from mlflow.models import Model
+
+    from scoring.mlflow_model import load_scorer
 
     client = MlflowClient()
-    try:
-        client.get_model_version(name, version)
-    except MlflowException as exc:
-        raise LeadscoreError(f"model {name!r} has no version {version}") from exc
-    with store_lock(client.tracking_uri):
-        move_champion(client, name, version, by="leadscore promote")
-
-
-def rollback(name: str) -> tuple[str, str]:
-    """Move `champion` back to the champion it replaced (its `PREVIOUS_CHAMPION` tag);
-    returns (from, to). A previous champion that has since failed or was deleted is refused."""
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    client = MlflowClient()
-    with store_lock(client.tracking_uri):
-        current = _champion(client, name)
-        if current is None:
-            raise LeadscoreError(f"model {name!r} has no champion to roll back")
-        previous = current.tags.get(PREVIOUS_CHAMPION)
-        if not previous:
-            raise LeadscoreError(
-                f"{name} v{current.version} is champion with no earlier champion recorded: "
-                "nothing to roll back to (`leadscore promote VERSION` moves it explicitly)"
-            )
+    old = None
+    if source.startswith("models:/"):
+        parts = source[len("models:/") :].split("/")
+        if len(parts) != 2 or not parts[1].isdigit():
+            raise LeadscoreError(f"{source}: give a version as models:/NAME/VERSION")
         try:
-            target = client.get_model_version(name, previous)
+            old = client.get_model_version(parts[0], parts[1])
         except MlflowException as exc:
-            raise LeadscoreError(
-                f"the previous champion, {name} v{previous}, is no longer registered"
-            ) from exc
-        if target.tags.get(STATE) == "failed":
-            raise LeadscoreError(f"the previous champion, {name} v{previous}, is marked failed")
-        move_champion(
-            client, name, previous, by=f"leadscore rollback from v{current.version}", rollback=True
-        )
-    return str(current.version), str(previous)
-
-
-def list_versions(name: str) -> list[dict]:
-    """Registered versions, newest first, with aliases and key metrics."""
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    client = MlflowClient()
-    try:
-        aliases = client.get_registered_model(name).aliases or {}
-    except MlflowException:
-        return []
-    reap_dead_runs(client, name)
-    by_version: dict[str, list[str]] = {}
-    for alias, version in aliases.items():
-        by_version.setdefault(str(version), []).append(alias)
-    rows = []
-    for v in sorted(
-        client.search_model_versions(f"name='{name}'"), key=lambda v: int(v.version), reverse=True
-    ):
-        window = v.tags.get("test_window", "")
-        rows.append(
-            {
-                "version": str(v.version),
-                "aliases": ",".join(sorted(by_version.get(str(v.version), []))),
-                "created": pd.Timestamp(v.creation_timestamp, unit="ms", tz="UTC").strftime(
-                    "%Y-%m-%d %H:%M"
-                ),
-                "test_auc": _rounded(v.tags.get("test_roc_auc")),
-                "test_log_loss": _rounded(v.tags.get("test_log_loss")),
-                "test_window": "..".join(part[:10] for part in window.split(".."))
-                if window
-                else "",
-                "feature_set": v.tags.get("feature_set_version", ""),
-                "champion": _period(v.tags),
-                "state": v.tags.get(STATE, "ready"),
-                "run": (v.run_id or "")[:8],
-            }
-        )
-    return rows
-
-
-def _period(tags: dict) -> str:
-    """When a version was champion (the alias history's tags), e.g. `11-20..11-23 (after v2)`."""
-    since = tags.get(CHAMPION_SINCE)
-    if not since:
-        return ""
-    until = tags.get(CHAMPION_UNTIL, "")
-    if until and until < since:  # champion again since (a rollback): the old end is past
-        until = ""
-    after = tags.get(PREVIOUS_CHAMPION)
-    return f"{since[:16].replace('T', ' ')}..{until[:16].replace('T', ' ')}" + (
-        f" (after v{after})" if after else ""
-    )
-
-
-def _rounded(text: str | None) -> str:
-    try:
-        return f"{float(text):.4f}"
-    except (TypeError, ValueError):
-        return ""
+            raise LeadscoreError(f"{source}: no such registered version") from exc
+    with scratch_dir() as tmp:
+        try:
+            local = Path(
+                mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(tmp))
+            )
+        except (MlflowException, OSError) as exc:
+            raise LeadscoreError(f"{source}: cannot read the model ({type(exc).__name__})") from exc
+        scorer = load_scorer(local / "artifacts" / SCORER_ARTIFACT)
+        try:
+            example = Model.load(str(local)).load_input_example(str(local))
+        except (MlflowException, OSError, ValueError) as exc:
+            raise LeadscoreError(f"{source}: not an MLflow model folder ({exc})") from exc
+        if example is None:
+            raise LeadscoreError(f"{source}: the model has no input example to log it with")
+        with store_lock(mlflow.get_tracking_uri()):
+            client.search_experiments(max_results=1)
+        mlflow.set_experiment(experiment)
+        with mlflow.start_run(run_name=f"migrate {source}") as run:
+            mlflow.set_tags({"leadscore.migrated_from": source})
+            version = log_scorer_model(scorer, example, name, tmp / "new")
+    client.set_model_version_tag(name, version, "leadscore.migrated_from", source)
+    moved: list[str] = []
+    if old is not None:
+        for key, value in old.tags.items():
+            if key.startswith("test_") or key in ("feature_set_version", "source"):
+                client.set_model_version_tag(name, version, key, value)
+        note = f"Migrated from {source} (run {run.info.run_id}) to the current entry point."
+        description = f"{old.description}\n\n{note}" if old.description else note
+        client.update_model_version(name, version, description=description)
+        if old.name == name:
+            with store_lock(mlflow.get_tracking_uri()):
+                for alias in sorted(old.aliases):
+                    if alias == CHAMPION:
+                        move_champion(
+                            client, name, version, by=f"leadscore models migrate {source}"
+                        )
+                    else:
+                        client.set_registered_model_alias(name, alias, version)
+                    moved.append(alias)
+    client.set_model_version_tag(name, version, STATE, "ready")
+    return Migration(source, version, tuple(moved))

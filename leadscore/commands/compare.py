@@ -34,10 +34,10 @@ def compare(
 ) -> None:
     """Marketing report: the model vs the points rules on the same out-of-time leads (HTML + CSV)."""
     from scoring.mlflow_model import load_scorer
-    from scoring.mlflow_runs import log_to_project_run
     from training.config import load_train_config
+    from training.mlflow_runs import log_to_project_run
     from training.report import compare as run_compare
-    from training.report import write_report
+    from training.report_page import write_report
 
     scorer = load_scorer(model)
     ds = load(data)
@@ -119,7 +119,7 @@ def default_rules_path() -> Path | None:
 
 def print_comparison(comp, html_path: Path | None = None) -> None:
     """The report's headline and capacity-matched tables on the console."""
-    from training.html import format_count
+    from pages.html import format_count
     from training.report import SCORERS
 
     for line in comp.verdict:

@@ -51,7 +51,7 @@ def demo(
     out.rule("5. serve the champion (BentoML) and score a few leads")
     key, request_path = serve_demo(ds, result, out_dir)
     if comparison is not None:
-        from training.report import write_report
+        from training.report_page import write_report
 
         out.rule("6. the marketing report: model vs points rules")
         html_path, _ = write_report(comparison, out_dir / "reports" / "compare.html")
@@ -73,7 +73,8 @@ def week_demo(ds, data: Path, out_dir: Path) -> None:
     from leadscore.commands.operations import print_events
     from operations.events import HandoffLine, summarize, write_events
     from operations.history import ScoreHistory, default_store
-    from operations.pipeline import ModelRef, score_and_record, write_scores
+    from operations.pipeline import ModelRef, write_scores
+    from operations.runs import score_and_record
     from scoring.mlflow_model import load_pinned_scorer
 
     scorer, name, version = load_pinned_scorer("models:/lead-scoring@champion")

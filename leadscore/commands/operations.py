@@ -73,9 +73,10 @@ def score(
     from crm.times import utc
     from operations.events import HandoffLine, WebhookSender, write_events
     from operations.history import ScoreHistory, default_store
-    from operations.pipeline import ModelRef, score_and_record, write_scores
+    from operations.pipeline import ModelRef, write_scores
+    from operations.runs import score_and_record
     from scoring.mlflow_model import load_pinned_scorer
-    from scoring.mlflow_runs import log_to_project_run
+    from training.mlflow_runs import log_to_project_run
 
     line = HandoffLine(mql=handoff_mql, grades=handoff_grades)
     sender = None

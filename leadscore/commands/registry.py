@@ -1,4 +1,5 @@
-"""`leadscore models` and `promote`: the MLflow registry's versions and the champion alias."""
+"""`leadscore models` (and `models migrate`), `promote` and `rollback`: the MLflow registry's
+versions and the champion alias."""
 
 from __future__ import annotations
 
@@ -8,12 +9,22 @@ from rich.table import Table
 from crm.errors import LeadscoreError
 from leadscore.console import out
 
+app = typer.Typer(
+    help="List registered model versions with their aliases and test metrics; `models migrate` re-logs a model saved by an earlier layout.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
 
+
+@app.callback(invoke_without_command=True)
 def models(
+    ctx: typer.Context,
     model_name: str = typer.Option("lead-scoring", "--model-name", help="Registered model name."),
 ) -> None:
     """List registered model versions with their aliases and test metrics."""
-    from training.tracking import list_versions
+    if ctx.invoked_subcommand is not None:
+        return
+    from training.registry import list_versions
 
     rows = list_versions(model_name)
     if not rows:
@@ -33,7 +44,7 @@ def promote(
     model_name: str = typer.Option("lead-scoring", "--model-name", help="Registered model name."),
 ) -> None:
     """Move the `champion` alias to a version explicitly."""
-    from training.tracking import promote as promote_version
+    from training.registry import promote as promote_version
 
     promote_version(model_name, version)
     out.print(f"{model_name} v{version} is now champion")
@@ -43,7 +54,25 @@ def rollback(
     model_name: str = typer.Option("lead-scoring", "--model-name", help="Registered model name."),
 ) -> None:
     """Move `champion` back to the version it replaced (the alias history is kept as version tags; a second rollback goes one further back)."""
-    from training.tracking import rollback as roll_back
+    from training.registry import rollback as roll_back
 
     old, new = roll_back(model_name)
     out.print(f"{model_name}: champion v{old} -> v{new}")
+
+
+@app.command()
+def migrate(
+    source: str = typer.Argument(
+        ...,
+        help="The model to migrate: a registered version (models:/NAME/VERSION) or a model folder.",
+    ),
+    model_name: str = typer.Option(
+        "lead-scoring", "--model-name", help="Registered model that receives the new version."
+    ),
+) -> None:
+    """Re-log a model saved by an earlier layout with the current entry point, as a new version (its aliases move to it when it is a version of the same model); MLflow's own loaders (mlflow models serve, spark_udf) then load it."""
+    from training.tracking import migrate_model
+
+    done = migrate_model(source, model_name)
+    moved = f"; {', '.join(done.aliases)} moved to it" if done.aliases else ""
+    out.print(f"{source} -> {model_name} v{done.version}{moved}")

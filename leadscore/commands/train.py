@@ -72,7 +72,8 @@ def run_training(
     from training.config import load_train_config
     from training.fit import fit_models
     from training.run_log import rules_metrics
-    from training.tracking import log_and_register, scratch_dir
+    from training.scratch import scratch_dir
+    from training.tracking import log_and_register
 
     train_config = load_train_config(config)
     updates = {k: v for k, v in {"experiment": experiment, "model_name": model_name}.items() if v}
@@ -118,7 +119,7 @@ def run_training(
     ):
         report_dir = None
         if comparison is not None:
-            from training.report import write_report
+            from training.report_page import write_report
 
             write_report(comparison, tmp / "compare.html")
             report_dir = tmp

@@ -9,12 +9,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from crm.errors import PayloadError
 from crm.payloads import lead_payloads
 from crm.times import times_us, to_us
 from features.batch import build_training_set
 from features.config import FeatureConfig
 from features.definitions import resolve_spec
-from features.online import OnlineFeaturizer, PayloadError
+from features.online import OnlineFeaturizer
 
 
 def _same(a, b) -> bool:

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 
-from crm.errors import ConfigError, LeadscoreError
+from crm.errors import ConfigError, LeadscoreError, PayloadError
 from crm.loading import load_dataset
 from crm.payloads import lead_payloads
-from features.online import OnlineFeaturizer, PayloadError
+from features.online import OnlineFeaturizer
 from rules.config import RulesConfig, check_rules, load_rules
 from rules.scorer import RuleScorer, batch_rule_inputs, payload_rule_inputs
 from tests.conftest import write_dataset

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from features.online import PayloadError
+from crm.errors import PayloadError
 from serving.batching import MicroBatcher
 
 

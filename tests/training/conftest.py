@@ -8,25 +8,31 @@ from training.config import LightGBMParams, TrainConfig
 FAST = TrainConfig(bootstrap=30, lightgbm=LightGBMParams(max_rounds=300, early_stopping_rounds=30))
 
 
-def register(result, dataset, df, *, name: str, experiment: str, source: str = "test", **kwargs):
-    """`log_and_register` as `leadscore train` calls it, with the FAST config; example
+def registration_options(dataset, df, result, *, name: str, experiment: str, source="test"):
+    """The options `leadscore train` gives a registration, with the FAST config; example
     payloads from the test rows, the champion's features from the same dataset."""
     from crm.payloads import lead_payloads
     from features.batch import build_training_set
+
+    ids = result.test["lead_id"].drop_duplicates().head(2).tolist()
+    return {
+        "config": FAST.model_copy(update={"model_name": name, "experiment": experiment}),
+        "feature_config": {},
+        "training_set": df,
+        "source": source,
+        "example_payloads": lead_payloads(dataset, ids, iso=True),
+        "features_for": lambda spec: build_training_set(dataset, spec=spec)[0],
+    }
+
+
+def register(result, dataset, df, *, name: str, experiment: str, source: str = "test", **kwargs):
+    """`log_and_register` as `leadscore train` calls it (`registration_options`)."""
     from training.tracking import log_and_register
 
-    config = FAST.model_copy(update={"model_name": name, "experiment": experiment})
-    ids = result.test["lead_id"].drop_duplicates().head(2).tolist()
-    return log_and_register(
-        result,
-        config=config,
-        feature_config={},
-        training_set=df,
-        source=source,
-        example_payloads=lead_payloads(dataset, ids, iso=True),
-        features_for=lambda spec: build_training_set(dataset, spec=spec)[0],
-        **kwargs,
+    options = registration_options(
+        dataset, df, result, name=name, experiment=experiment, source=source
     )
+    return log_and_register(result, **options, **kwargs)
 
 
 @contextmanager

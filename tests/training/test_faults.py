@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from training.tracking import SCRATCH_PREFIX, STATE
+from training.registry import STATE
+from training.scratch import SCRATCH_PREFIX
 
 FAST_YAML = """\
 bootstrap: 20
@@ -45,6 +46,51 @@ def _train(folder: Path, data: Path, uri: str, command="train", **env) -> subpro
         stderr=subprocess.STDOUT,
     )  # fmt: skip
     proc.log_path = log  # Popen.stdout is None when it writes to a file
+    return proc
+
+
+# A training as `leadscore train` runs it, whose registration stops before its last phase
+# (the aliases) and waits on its stdin: the test kills it there.
+VICTIM = """
+import sys
+from crm.loading import load_dataset
+from crm.payloads import lead_payloads
+from features.batch import build_training_set
+from training.config import load_train_config
+from training.fit import fit_models
+from training.tracking import Registration
+
+data, config = sys.argv[1], load_train_config(sys.argv[2])
+ds = load_dataset(data)
+df, spec, _ = build_training_set(ds)
+result = fit_models(df, spec, config)
+ids = result.test["lead_id"].drop_duplicates().head(2).tolist()
+with Registration(
+    result, config=config, feature_config={}, training_set=df, source=data,
+    example_payloads=lead_payloads(ds, ids, iso=True),
+    features_for=lambda other: build_training_set(ds, spec=other)[0],
+) as registration:
+    registration.log_run()
+    registration.register_version()
+    registration.compare_with_champion()
+    print("compared", flush=True)
+    sys.stdin.read()
+    registration.move_aliases()
+"""
+
+
+def _register_then_wait(folder: Path, data: Path, uri: str) -> subprocess.Popen:
+    (folder / "train.yaml").write_text(FAST_YAML)
+    log = folder / f"victim-{time.monotonic_ns()}.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", VICTIM, str(data), str(folder / "train.yaml")],
+        cwd=folder,
+        env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+        stdin=subprocess.PIPE,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    proc.log_path = log
     return proc
 
 
@@ -80,15 +126,16 @@ def test_a_killed_training_is_marked_failed_and_leaves_nothing_behind(small_crm,
     client = MlflowClient(uri)
     before = dict(client.get_registered_model("lead-scoring").aliases)
 
-    # The scheduler's command, killed between registering and moving the aliases.
-    victim = _train(tmp_path, small_crm, uri, "retrain", LEADSCORE_FAULT_PAUSE_BEFORE_ALIASES="120")
+    # A training killed between registering and moving the aliases: a real process runs
+    # the registration's phases one by one and is killed -9 where the last one would start.
+    victim = _register_then_wait(tmp_path, small_crm, uri)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:  # wait until it has registered version 2
         states = {
             str(v.version): v.tags.get(STATE)
             for v in client.search_model_versions("name='lead-scoring'")
         }
-        if states.get("2") == "pending":
+        if states.get("2") == "pending" and "compared" in victim.log_path.read_text():
             break
         assert victim.poll() is None, _log(victim)
         time.sleep(0.5)

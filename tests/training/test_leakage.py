@@ -198,7 +198,7 @@ def test_planted_leaks_are_excluded_from_the_model_and_the_learned_points(plante
     used = set(comp.learned_rules.profile)
     assert used and not used & set(columns.values())
     assert any("the rules score account_status" in w for w in comp.warnings)
-    from training.report import render_html
+    from training.report_page import render_html
 
     page = render_html(comp, "x.csv")
     assert "Columns left out (leakage audit)" in page

@@ -13,7 +13,8 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from crm.errors import ConfigError, LeadscoreError
 from rules.config import RulesConfig, load_rules
 from tests.training.conftest import FAST
-from training.report import compare, write_report
+from training.report import compare
+from training.report_page import write_report
 
 SECTIONS = [
     "headline",
@@ -283,7 +284,7 @@ def test_every_table_is_the_same_when_the_rows_come_in_another_order(
 ):
     """Shuffled training-set rows: byte-identical tables (ties share credit, the bootstrap
     draws leads by id, examples break ties by lead and time)."""
-    from training.report import render_html
+    from training.report_page import render_html
 
     shuffled = small_set[0].sample(frac=1.0, random_state=5)
     again = compare(
@@ -455,20 +456,3 @@ def test_speed_to_lead_on_messy_touches(small_sim):
     table = speed_to_lead(dataset, rows).set_index("first_sales_touch")
     assert table["leads"].tolist() == [2, 1, 1, 1, 0]
     assert table.loc[NEVER, "leads"] == 0 and table["leads"].sum() == len(rows)
-
-
-def test_a_failed_write_leaves_neither_file(tmp_path):
-    from training.html import write_page
-
-    out, side = tmp_path / "page.html", tmp_path / "page.csv"
-
-    def broken(path):
-        path.write_text("half")
-        raise OSError("disk full")
-
-    with pytest.raises(OSError, match="disk full"):
-        write_page(out, "<p>page</p>", side, broken)
-    assert list(tmp_path.iterdir()) == []
-    write_page(out, "<p>page</p>", side, lambda path: path.write_text("a,b"))
-    assert out.read_text() == "<p>page</p>" and side.read_text() == "a,b"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["page.csv", "page.html"]

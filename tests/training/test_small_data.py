@@ -10,7 +10,8 @@ from features.batch import build_training_set
 from rules.config import load_rules
 from tests.training.conftest import FAST
 from training.fit import fit_models
-from training.report import compare, write_report
+from training.report import compare
+from training.report_page import write_report
 
 RULES = Path(__file__).resolve().parents[2] / "conf" / "rules.yaml"
 

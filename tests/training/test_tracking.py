@@ -11,18 +11,20 @@ from mlflow import MlflowClient
 from crm.errors import LeadscoreError
 from crm.payloads import lead_payloads
 from features.definitions import FeatureSpec
-from tests.training.conftest import FAST, register, sqlite_store
+from tests.training.conftest import FAST, register, registration_options, sqlite_store
 from training.config import LightGBMParams
 from training.fit import fit_models
-from training.tracking import (
+from training.registry import (
     CHAMPION_SINCE,
     CHAMPION_UNTIL,
     PREVIOUS_CHAMPION,
+    STATE,
     beats,
     list_versions,
     promote,
     rollback,
 )
+from training.tracking import Registration
 
 NAME = "lead-scoring-test"
 
@@ -73,13 +75,17 @@ def test_champion_challenger_lifecycle(store, small_sim, small_set, trained):
     assert not second.promoted and "champion v" in second.reason
     assert _aliases() == {"champion": first.version, "challenger": second.version}
 
-    # A run that crashes before the aliases move leaves them as they were, and is FAILED.
-    def crash():
+    # A run that fails after registering, before the aliases move, leaves them as they were:
+    # the run is FAILED and the version "failed". The phases run one by one, and the failure
+    # comes between the last two (no hook in the product).
+    options = registration_options(small_sim, df, trained, name=NAME, experiment="leadscore-test")
+    with pytest.raises(RuntimeError), Registration(trained, **options) as registration:
+        registration.log_run()
+        crashed = registration.register_version()
+        registration.compare_with_champion()
         raise RuntimeError("disk full")
-
-    with pytest.raises(RuntimeError):
-        _register(trained, small_sim, df, before_aliases=crash)
     assert _aliases() == {"champion": first.version, "challenger": second.version}
+    assert MlflowClient().get_model_version(NAME, crashed).tags[STATE] == "failed"
     failed = mlflow.search_runs(
         experiment_names=["leadscore-test"], order_by=["start_time DESC"]
     ).iloc[0]

@@ -23,7 +23,7 @@ from leadscore.client import Client
 from serving.process import Server, free_port
 from simulation import SimulationConfig, simulate
 from tests.postgres import postgres_cluster
-from training.tracking import CHAMPION_SINCE, PREVIOUS_CHAMPION, STATE
+from training.registry import CHAMPION_SINCE, PREVIOUS_CHAMPION, STATE
 
 NAME = "server-model"
 pytestmark = pytest.mark.slow

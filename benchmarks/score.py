@@ -86,7 +86,8 @@ def main() -> None:
         probability = np.empty(n)
         for lo in range(0, n, 100_000):
             part = frame.iloc[lo : lo + 100_000]
-            probability[lo : lo + len(part)] = scorer.predict_proba(scorer.encode_frame(part))
+            record = scorer.score(scorer.frame_batch(part), reasons=0)
+            probability[lo : lo + len(part)] = record.probability
         grades = scorer.grades(probability)
         score_s = time.perf_counter() - start
 
@@ -95,10 +96,9 @@ def main() -> None:
         worded = 0
         for lo in range(0, k, 20_000):
             part = frame.iloc[lo : min(lo + 20_000, k)]
-            x = scorer.encode_frame(part)
-            scorer.predict_proba(x)
-            for r in scorer.reasons_frame(part, x=x):
-                worded += len(REASON_SEPARATOR.join(t["text"] for t in r["positive"])) > 0
+            record = scorer.score(scorer.frame_batch(part), reasons=3)
+            for texts in record.reason_texts("positive"):
+                worded += len(REASON_SEPARATOR.join(texts)) > 0
         reasons_s = time.perf_counter() - start
         peak = _rss_mib()
 

@@ -18,6 +18,7 @@ from leadscore.commands import (
     demo,
     imports,
     operations,
+    project,
     registry,
     rules,
     serve,
@@ -61,13 +62,14 @@ def _options(
 # (a command group, such as `import`, after the plain commands of its panel).
 # A panel holding only groups would come last, whatever its number.
 GET, CHECK, MODELS, REGISTRY, PRODUCTION, TRY = (
-    "1. Get a CRM export",
+    "1. Start a project, get a CRM export",
     "2. Check it, build features",
     "3. Train, compare with the points rules (rules: write or learn them)",
     "4. Registered models",
     "5. Serve, score, monitor, retrain",
     "6. Try it all",
 )
+app.command(rich_help_panel=GET)(project.init)
 app.command(rich_help_panel=GET)(data.simulate)
 app.add_typer(imports.app, name="import", rich_help_panel=GET)
 app.command(rich_help_panel=CHECK)(data.validate)

@@ -26,9 +26,8 @@ import fcntl
 import hashlib
 import hmac
 import json
-import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,14 +36,13 @@ import numpy as np
 import pandas as pd
 
 from crm.errors import LeadscoreError
-from operations.pipeline import REASON_SEPARATOR
+from scoring.grades import GRADES
 
 SIGNATURE_HEADER = "X-Leadscore-Signature"
 TIMESTAMP_HEADER = "X-Leadscore-Timestamp"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 SECRET_ENV = "LEADSCORE_WEBHOOK_SECRET"
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
-GRADES = "ABCD"
 
 
 @dataclass(frozen=True)
@@ -76,10 +74,16 @@ class HandoffLine:
 
 
 def handoff_events(
-    scores: pd.DataFrame, previous: pd.DataFrame, line: HandoffLine = HandoffLine()
+    scores: pd.DataFrame,
+    previous: pd.DataFrame,
+    line: HandoffLine = HandoffLine(),
+    *,
+    reasons: Mapping[str, Sequence[list[str]]],
 ) -> list[dict]:
     """The run's events. `scores`: the run's rows (operations.pipeline.COLUMNS); `previous`:
-    each lead's latest stored row before this run (lead_id, grade, mql; may be empty)."""
+    each lead's latest stored row before this run (lead_id, grade, mql; may be empty);
+    `reasons`: each row's worded reasons as lists (`reasons_up`, `reasons_down`), as the
+    scoring call returned them (never split back out of the file's text)."""
     if scores.empty:
         return []
     prev = (
@@ -105,11 +109,14 @@ def handoff_events(
         triggers = (["crossed_handoff_line"] if crossed[i] else []) + (
             ["grade_changed"] if changed[i] else []
         )
-        events.append(_event(row, triggers, prev_grade.iloc[i] if seen[i] else None, line))
+        worded = {name: list(reasons[name][i]) for name in ("reasons_up", "reasons_down")}
+        events.append(_event(row, triggers, prev_grade.iloc[i] if seen[i] else None, line, worded))
     return events
 
 
-def _event(row: pd.Series, triggers: list[str], previous_grade, line: HandoffLine) -> dict:
+def _event(
+    row: pd.Series, triggers: list[str], previous_grade, line: HandoffLine, worded: dict
+) -> dict:
     as_of = pd.Timestamp(row["as_of"]).isoformat()
     key = "|".join(
         [str(row["lead_id"]), as_of, str(row["model_name"]), str(row["model_version"]), *triggers]
@@ -129,16 +136,10 @@ def _event(row: pd.Series, triggers: list[str], previous_grade, line: HandoffLin
         "rule_grade": None if pd.isna(row["rule_grade"]) else str(row["rule_grade"]),
         "mql": None if pd.isna(row["mql"]) else bool(row["mql"]),
         "trend": str(row.get("trend", "not enough history")),
-        "reasons_up": _split(row["reasons_up"]),
-        "reasons_down": _split(row["reasons_down"]),
+        "reasons_up": worded["reasons_up"],
+        "reasons_down": worded["reasons_down"],
         "model": {"name": str(row["model_name"]), "version": str(row["model_version"])},
     }
-
-
-def _split(text) -> list[str]:
-    if text is None or (isinstance(text, float) and math.isnan(text)) or text is pd.NA:
-        return []
-    return [t for t in str(text).split(REASON_SEPARATOR) if t]
 
 
 def write_events(events: list[dict], path: str | Path) -> Path:

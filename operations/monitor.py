@@ -47,6 +47,8 @@ from crm.loading import Dataset
 from crm.times import utc
 from features.batch import build_scoring_set
 from features.labels import won_within
+from scoring.grades import GRADES
+from scoring.model_ref import ModelRef
 from scoring.scorer import LeadScorer
 from stats.bootstrap import lead_resample_weights, percentile_interval
 from stats.metrics import expected_calibration_error
@@ -63,7 +65,6 @@ MIN_RATE_CHANGE = 0.01  # ... and absolute
 BINS = 10
 TOP_CATEGORIES = 12
 ECE_BOOTSTRAP = 200
-GRADES = "ABCD"
 VERDICTS = ("ok", "watch", "retrain")
 
 
@@ -94,7 +95,7 @@ class Matured:
 
 @dataclass
 class MonitorReport:
-    model: dict[str, str]
+    model: ModelRef
     as_of: pd.Timestamp
     reference_as_of: pd.Timestamp
     n_current: int
@@ -253,7 +254,8 @@ def _matured(scorer, ds, as_of, horizon, test_start, seed=0) -> tuple[Matured, p
     frame, _ = in_domain(build_scoring_set(ds, scorer.spec, as_of), scorer.spec)
     if frame.empty:
         return None
-    p = scorer.predict_proba(scorer.encode_frame(frame))
+    record = scorer.score(scorer.frame_batch(frame), reasons=0)
+    p = record.probability
     y = won_within(ds, frame["lead_id"], as_of, horizon).astype(int)
     expected = float(p.sum())
     variance = float(np.sum(p * (1 - p)))
@@ -268,7 +270,7 @@ def _matured(scorer, ds, as_of, horizon, test_start, seed=0) -> tuple[Matured, p
         ece=expected_calibration_error(y, p),
         ece_interval=_ece_interval(frame["lead_id"], p, y, seed),
         roc_auc=auc,
-        by_grade=_calibration_table(scorer.grades(p).astype(str), p, y, GRADES),
+        by_grade=_calibration_table(record.grade.astype(str), p, y, GRADES),
         by_decile=_decile_table(p, y),
         in_training=test_start is not None and as_of <= test_start,
     ), frame.assign(label=y)
@@ -324,7 +326,7 @@ def same_weekday_before(when: pd.Timestamp, limit: pd.Timestamp) -> pd.Timestamp
 def monitor(
     dataset: Dataset,
     scorer: LeadScorer,
-    model: dict[str, str],
+    model: ModelRef,
     *,
     as_of: pd.Timestamp | None = None,
     reference_as_of: pd.Timestamp | None = None,
@@ -367,8 +369,8 @@ def monitor(
         raise LeadscoreError(
             f"no open lead at {'the monitored date' if current.empty else 'the reference date'}"
         )
-    p_cur = scorer.predict_proba(scorer.encode_frame(current))
-    p_ref = scorer.predict_proba(scorer.encode_frame(reference))
+    p_cur = scorer.score(scorer.frame_batch(current), reasons=0).probability
+    p_ref = scorer.score(scorer.frame_batch(reference), reasons=0).probability
 
     matured_as_of = when - pd.Timedelta(days=horizon)
     has_source = "source" in current.columns and "source" in reference.columns

@@ -136,7 +136,7 @@ def summary(report: MonitorReport) -> dict:
         "verdict": report.verdict,
         "reasons": report.reasons,
         "notes": report.notes,
-        "model": report.model,
+        "model": {"name": report.model.name, "version": report.model.version},
         "as_of": report.as_of.isoformat(),
         "reference_as_of": report.reference_as_of.isoformat(),
         "alpha_per_test": report.alpha,
@@ -173,13 +173,13 @@ def log_monitor(report: MonitorReport, html_path: Path, json_path: Path) -> str:
 
     from training.mlflow_runs import start_run
 
-    name = f"monitor {report.model['name']} v{report.model['version']} {report.as_of.date()}"
+    name = f"monitor {report.model.name} v{report.model.version} {report.as_of.date()}"
     with start_run(EXPERIMENT, run_name=name) as run:
         mlflow.set_tags(
             {
                 "verdict": report.verdict,
-                "model_name": report.model["name"],
-                "model_version": report.model["version"],
+                "model_name": report.model.name,
+                "model_version": report.model.version,
                 "as_of": report.as_of.isoformat(),
                 "reference_as_of": report.reference_as_of.isoformat(),
                 "mlflow.note.content": f"**{report.verdict}**: " + "; ".join(report.reasons),

@@ -20,6 +20,8 @@ from crm.errors import LeadscoreError
 from crm.loading import Dataset
 from features.batch import build_scoring_set
 from rules.scorer import batch_rule_inputs
+from scoring.model_ref import ModelRef
+from scoring.record import ScoreRecord, scores_of
 from scoring.scorer import LeadScorer
 
 CHUNK = 20_000  # leads per step: bounds the reasons' memory and paces the progress bar
@@ -42,12 +44,14 @@ COLUMNS = [
 REASON_SEPARATOR = "; "
 
 
-@dataclass(frozen=True)
-class ModelRef:
-    """Which model scored: its registered name and version (a folder: its path, "local")."""
+@dataclass
+class PipelineScores:
+    """The scores file's rows (COLUMNS but the trend), and each row's worded reasons as
+    lists (`reasons_up`, `reasons_down`: what the file joins with REASON_SEPARATOR, kept
+    whole for the hand-off events)."""
 
-    name: str
-    version: str
+    frame: pd.DataFrame
+    reasons: dict[str, list[list[str]]]
 
 
 def score_pipeline(
@@ -59,49 +63,90 @@ def score_pipeline(
     reasons: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> pd.DataFrame:
-    """One row per open lead (COLUMNS). `progress(done, total)` is told after each chunk."""
+    """One row per open lead (COLUMNS but the trend). `progress(done, total)` is told after
+    each chunk."""
+    return pipeline_scores(dataset, scorer, model, as_of, reasons=reasons, progress=progress).frame
+
+
+def pipeline_scores(
+    dataset: Dataset,
+    scorer: LeadScorer,
+    model: ModelRef,
+    as_of: pd.Timestamp | str | None = None,
+    *,
+    reasons: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> PipelineScores:
+    """Every lead open at `as_of` scored by the one scoring call (`LeadScorer.score`) on the
+    batch engine's rows, in chunks: the scores file's rows and the reasons as lists."""
     df = build_scoring_set(dataset, scorer.spec, as_of)
     n = len(df)
-    probability = np.empty(n)
-    up = np.full(n, "", dtype=object)
-    down = np.full(n, "", dtype=object)
+    # The rules' inputs once for every row (one pass over the activities), sliced per chunk.
+    rules_x = (
+        batch_rule_inputs(scorer.rules.config, dataset, df["lead_id"], df["as_of"])
+        if scorer.rules is not None
+        else None
+    )
+    parts: list[ScoreRecord] = []
     for start in range(0, n, CHUNK):
         part = df.iloc[start : start + CHUNK]
-        x = scorer.encode_frame(part)
-        probability[start : start + len(part)] = scorer.predict_proba(x)
-        if reasons:
-            for i, worded in enumerate(scorer.reasons_frame(part, x=x)):
-                up[start + i] = REASON_SEPARATOR.join(r["text"] for r in worded["positive"])
-                down[start + i] = REASON_SEPARATOR.join(r["text"] for r in worded["negative"])
+        sliced = (
+            None if rules_x is None else {k: v[start : start + CHUNK] for k, v in rules_x.items()}
+        )
+        batch = scorer.frame_batch(part, rules_x=sliced)
+        parts.append(scorer.score(batch, reasons=3 if reasons else 0, model=model))
         if progress is not None:
             progress(min(start + CHUNK, n), n)
     if progress is not None and n == 0:
         progress(0, 0)
+    return _scores(df, parts, scorer, model, reasons=reasons)
+
+
+def _scores(
+    df: pd.DataFrame,
+    parts: list[ScoreRecord],
+    scorer: LeadScorer,
+    model: ModelRef,
+    *,
+    reasons: bool,
+) -> PipelineScores:
+    """The scores file's rows from the records of `df`'s chunks."""
+    n = len(df)
+    lists = {
+        name: [texts for r in parts for texts in r.reason_texts(side)]
+        for side, name in (("positive", "reasons_up"), ("negative", "reasons_down"))
+    }
+
+    def column(name: str) -> np.ndarray:
+        return np.concatenate([getattr(r, name) for r in parts]) if parts else np.zeros(0)
+
+    probability = column("probability")
     out: dict[str, Any] = {
         "lead_id": df["lead_id"].astype(str).to_numpy(),
         "as_of": df["as_of"].to_numpy(),
         "probability": probability,
-        "score": np.rint(100 * probability).astype(int),
-        "grade": scorer.grades(probability).astype(str),
+        "score": scores_of(probability).astype(int),
+        "grade": column("grade").astype(str),
     }
     if scorer.rules is not None:
-        x_rules = batch_rule_inputs(scorer.rules.config, dataset, df["lead_id"], df["as_of"])
-        rule_score = scorer.rules.rule_scores(x_rules)
-        out["rule_score"] = pd.array(rule_score.astype(int), dtype="Int64")
-        out["rule_grade"] = scorer.rules.grade(rule_score).astype(str)
-        out["mql"] = pd.array(scorer.rules.mql(rule_score).astype(bool), dtype="boolean")
+        out["rule_score"] = pd.array(column("rule_score").astype(int), dtype="Int64")
+        out["rule_grade"] = column("rule_grade").astype(str)
+        out["mql"] = pd.array(column("mql").astype(bool), dtype="boolean")
     else:  # a model trained without rules: the columns stay, empty
         out["rule_score"] = pd.array([None] * n, dtype="Int64")
         out["rule_grade"] = pd.array([None] * n, dtype="str")
         out["mql"] = pd.array([None] * n, dtype="boolean")
-    out["reasons_up"] = up if reasons else pd.array([None] * n, dtype="str")
-    out["reasons_down"] = down if reasons else pd.array([None] * n, dtype="str")
+    for name, words in lists.items():
+        if reasons:
+            out[name] = np.array([REASON_SEPARATOR.join(t) for t in words], dtype=object)
+        else:
+            out[name] = pd.array([None] * n, dtype="str")
     out["model_name"] = model.name
     out["model_version"] = str(model.version)
     out["feature_set_version"] = scorer.spec.version
     frame = pd.DataFrame(out, columns=COLUMNS[:-1])
     frame["as_of"] = pd.to_datetime(frame["as_of"], utc=True)
-    return frame
+    return PipelineScores(frame, lists)
 
 
 def write_scores(frame: pd.DataFrame, path: str | Path) -> Path:

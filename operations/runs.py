@@ -14,7 +14,8 @@ import pandas as pd
 from crm.loading import Dataset
 from operations.events import HandoffLine, handoff_events
 from operations.history import TREND_RUNS, trends
-from operations.pipeline import ModelRef, score_pipeline
+from operations.pipeline import pipeline_scores
+from scoring.model_ref import ModelRef
 from scoring.scorer import LeadScorer
 
 
@@ -37,11 +38,12 @@ def score_and_record(
     line: Any = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> ScoredRun:
-    """score_pipeline, plus each lead's trend from the earlier runs in `history` (a
+    """pipeline_scores, plus each lead's trend from the earlier runs in `history` (a
     ScoreHistory, or None for no history), this run stored there, and the hand-off events
     against each lead's latest earlier score (`line`: an events.HandoffLine; default MQL
     or grade A)."""
-    frame = score_pipeline(dataset, scorer, model, as_of, reasons=reasons, progress=progress)
+    scored = pipeline_scores(dataset, scorer, model, as_of, reasons=reasons, progress=progress)
+    frame = scored.frame
     line = line if line is not None else HandoffLine()
     earlier = pd.DataFrame(columns=["lead_id", "as_of", "probability", "grade", "mql"])
     if history is not None and len(frame):
@@ -49,7 +51,9 @@ def score_and_record(
             frame["lead_id"].tolist(), before=frame["as_of"].iloc[0], last_runs=TREND_RUNS
         )
     frame["trend"] = trends(frame, earlier).to_numpy() if len(frame) else []
-    events = handoff_events(frame, earlier.drop_duplicates("lead_id", keep="last"), line)
+    events = handoff_events(
+        frame, earlier.drop_duplicates("lead_id", keep="last"), line, reasons=scored.reasons
+    )
     if history is not None:
         history.write_run(frame)
     return ScoredRun(frame, events)

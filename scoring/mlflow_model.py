@@ -13,6 +13,7 @@ import mlflow.pyfunc
 import pandas as pd
 
 from crm.errors import LeadscoreError
+from scoring.model_ref import LOCAL_VERSION, ModelRef
 from scoring.scorer import LeadScorer
 
 SCORER_ARTIFACT = "scorer"
@@ -99,31 +100,33 @@ def load_scorer(ref: str | Path) -> LeadScorer:
     return LeadScorer.load(Path(text))
 
 
-def model_identity(ref: str | Path) -> tuple[str, str]:
-    """(registered name, version) of `models:/<name>@<alias>` or `models:/<name>/<version>`
-    as the registry resolves it now; a saved folder is (its path, "local")."""
+def model_identity(ref: str | Path) -> ModelRef:
+    """The registered name and version of `models:/<name>@<alias>` or
+    `models:/<name>/<version>` as the registry resolves it now; a saved folder is its path
+    and "local"."""
     text = str(ref)
     if not text.startswith("models:/"):
-        return text, "local"
+        return ModelRef(text, LOCAL_VERSION)
     rest = text[len("models:/") :]
     name, sep, alias = rest.partition("@")
     if not sep:
         name, _, version = rest.rpartition("/")
-        return name, version
+        return ModelRef(name, version)
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     try:
-        return name, str(MlflowClient().get_model_version_by_alias(name, alias).version)
+        return ModelRef(name, str(MlflowClient().get_model_version_by_alias(name, alias).version))
     except MlflowException as exc:
         raise LeadscoreError(
             f"{text}: not found in the MLflow registry at {masked_uri(mlflow.get_tracking_uri())}"
         ) from exc
 
 
-def load_pinned_scorer(ref: str | Path) -> tuple[LeadScorer, str, str]:
-    """(scorer, name, version) of a model reference, an alias resolved once and the version
-    loaded by number, so that what is reported as the scoring model is what scored."""
-    name, version = model_identity(ref)
-    pinned = f"models:/{name}/{version}" if str(ref).startswith("models:/") else ref
-    return load_scorer(pinned), name, version
+def load_pinned_scorer(ref: str | Path) -> tuple[LeadScorer, ModelRef]:
+    """The scorer of a model reference and which model it is: an alias resolved once and
+    the version loaded by number, so that what is reported as the scoring model is what
+    scored."""
+    which = model_identity(ref)
+    pinned = f"models:/{which.name}/{which.version}" if str(ref).startswith("models:/") else ref
+    return load_scorer(pinned), which

@@ -20,9 +20,11 @@ import pandas as pd
 from crm.errors import LeadscoreError
 from features.definitions import FeatureSpec
 from features.online import OnlineBatch, OnlineFeaturizer, lead_as_ofs
-from rules.scorer import RuleScorer
+from rules.scorer import RuleScorer, payload_rule_inputs
 from scoring.grades import Grades
+from scoring.model_ref import ModelRef
 from scoring.reasons import feature_groups, word_reasons
+from scoring.record import ScoreRecord, ScoringBatch
 from scoring.treeshap import TreeShap
 from stats.calibration import Calibrator
 
@@ -115,29 +117,9 @@ class LeadScorer:
             return self.explainer(x)
         return self.booster.predict(x, pred_contrib=True, num_threads=_threads(len(x)))
 
-    def score_frame(self, df: pd.DataFrame) -> pd.DataFrame:
-        """Probability, score and grade for every row of a training-set frame."""
-        p = self.predict_proba(self.encode_frame(df))
-        return pd.DataFrame(
-            {"probability": p, "score": np.rint(100 * p).astype(int), "grade": self.grades(p)},
-            index=df.index,
-        )
-
     def group_contributions(self, x: np.ndarray) -> np.ndarray:
         """TreeSHAP contributions summed per reason group: (n, groups), no base value."""
         return self.contributions(x)[:, :-1] @ self._group_matrix
-
-    def reasons_frame(
-        self, df: pd.DataFrame, k: int = 3, x: np.ndarray | None = None
-    ) -> list[dict[str, list[dict]]]:
-        """Worded reasons for every row of a training-set frame (reports, batch scoring);
-        `x`: the frame already encoded, when the caller has it."""
-        totals = self.group_contributions(self.encode_frame(df) if x is None else x)
-        rows = df.to_dict("records")
-        return [
-            word_reasons(totals[i], self._group_names, rows[i], self.spec, k=k)
-            for i in range(len(rows))
-        ]
 
     def encode_batch(self, batch: OnlineBatch) -> np.ndarray:
         """Model matrix from an OnlineBatch (no pandas, no per-feature dicts)."""
@@ -156,6 +138,73 @@ class LeadScorer:
                 x[:, j] = batch.behaviour[:, self._behaviour_index[name]]
         return x
 
+    # --- the one scoring call and its two adapters --------------------------------
+
+    def frame_batch(
+        self,
+        df: pd.DataFrame,
+        *,
+        rules_x: Mapping[str, np.ndarray] | None = None,
+        x: np.ndarray | None = None,
+    ) -> ScoringBatch:
+        """A batch from rows of the batch engine (a training or scoring set): `rules_x` the
+        rules' inputs for the same rows (`rules.scorer.batch_rule_inputs`), `x` the rows
+        already encoded when the caller has them."""
+        x = self.encode_frame(df) if x is None else x
+        records: list[dict] = []
+
+        def row(i: int) -> Mapping[str, Any]:
+            if not records:  # only when reasons are worded
+                records.extend(df.to_dict("records"))
+            return records[i]
+
+        ids = df["lead_id"].astype("str").to_numpy(dtype=object)
+        return ScoringBatch(ids, x, row, rules_x)
+
+    def payload_batch(
+        self, leads: Sequence[Mapping[str, Any]], as_of: Any, *, strict: bool = False
+    ) -> ScoringBatch:
+        """A batch from raw lead payloads at `as_of` (one value for all, one per lead, or
+        None for each lead's own `as_of` field). A PayloadError carries the lead's position
+        (`exc.path` is `leads[i].field`); with `strict`, events after as_of are errors rather
+        than left out. The rules read the same parsed events as the features."""
+        as_ofs = lead_as_ofs(leads, as_of)
+        batch = self._featurizer.batch(leads, as_ofs, strict=strict)
+        rules_x = None
+        if self.rules is not None:
+            parsed = (batch.as_of_us, batch.events) if batch.events is not None else None
+            rules_x = payload_rule_inputs(
+                self.rules.config, leads, as_ofs, strict=strict, parsed=parsed
+            )
+        ids = np.array([lead.get("lead_id") for lead in leads], dtype=object)
+        return ScoringBatch(
+            ids, self.encode_batch(batch), lambda i: batch.row(i, self.spec), rules_x
+        )
+
+    def score(
+        self, batch: ScoringBatch, *, reasons: int = 3, model: ModelRef | None = None
+    ) -> ScoreRecord:
+        """The one scoring call: probability, score and grade; the top `reasons` worded
+        reasons each way (0: none); and, with rules attached and their inputs in the batch,
+        the rule score, rule grade, MQL flag and (once fitted) rule probability. One
+        vectorised pass for the whole batch."""
+        p = self.predict_proba(batch.x)
+        record = ScoreRecord(batch.lead_id, p, self.grades(p), model=model)
+        if reasons:
+            totals = self.group_contributions(batch.x)
+            record.reasons = [
+                word_reasons(totals[i], self._group_names, batch.row(i), self.spec, k=reasons)
+                for i in range(len(batch))
+            ]
+        if self.rules is not None and batch.rules_x is not None:
+            rule_score = self.rules.rule_scores(batch.rules_x)
+            record.rule_score = rule_score
+            record.rule_grade = self.rules.grade(rule_score).astype(str)
+            record.mql = self.rules.mql(rule_score)
+            if hasattr(self.rules, "calibrator_"):
+                record.rule_probability = self.rules.calibrator_(rule_score.astype(float))
+        return record
+
     def score_leads(
         self,
         leads: Sequence[Mapping[str, Any]],
@@ -164,39 +213,8 @@ class LeadScorer:
         reasons: int = 3,
         strict: bool = False,
     ) -> list[dict[str, Any]]:
-        """Score raw lead payloads at `as_of` (one value for all, a list of one per lead, or
-        None for each lead's own `as_of` field): probability, score, grade and worded reasons, and with rules
-        attached the rule score, rule grade, MQL flag and rule probability.
-
-        One vectorised pass for the whole batch. A PayloadError carries the lead's position
-        (`exc.path` is `leads[i].field`); with `strict`, events after as_of are errors
-        rather than left out.
-        """
-        batch = self._featurizer.batch(leads, lead_as_ofs(leads, as_of), strict=strict)
-        x = self.encode_batch(batch)
-        p = self.predict_proba(x)
-        grades = self.grades(p)
-        out = [
-            {
-                "lead_id": lead.get("lead_id"),
-                "probability": float(p[i]),
-                "score": int(round(100 * p[i])),
-                "grade": str(grades[i]),
-            }
-            for i, lead in enumerate(leads)
-        ]
-        if reasons:
-            totals = self.group_contributions(x)
-            for i, item in enumerate(out):
-                item["reasons"] = word_reasons(
-                    totals[i], self._group_names, batch.row(i, self.spec), self.spec, k=reasons
-                )
-        if self.rules is not None:
-            parsed = (batch.as_of_us, batch.events) if batch.events is not None else None
-            rules = self.rules.score_leads(leads, as_of, strict=strict, parsed=parsed)
-            for item, rule in zip(out, rules, strict=True):
-                item.update(rule)
-        return out
+        """`score` of the payload batch, one dict per lead (the endpoint's shape)."""
+        return self.score(self.payload_batch(leads, as_of, strict=strict), reasons=reasons).rows()
 
     # --- persistence -----------------------------------------------------------------
 
@@ -209,7 +227,7 @@ class LeadScorer:
             "features": self.features,
             "categories": self.categories,
             "calibrator": self.calibrator.__dict__,
-            "grades": self.grades.__dict__,
+            "grades": self.grades.model_dump(),
             "info": self.info,
         }
         (folder / SCORER_FILE).write_text(json.dumps(meta, indent=1, default=float))
@@ -237,7 +255,7 @@ class LeadScorer:
             meta["features"],
             meta["categories"],
             Calibrator(**meta["calibrator"]),
-            Grades(**meta["grades"]),
+            Grades.model_validate(meta["grades"]),
             meta.get("info"),
             rules=rules,
         )

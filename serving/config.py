@@ -9,12 +9,14 @@ import os
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from scoring.model_ref import CHAMPION_ALIAS, DEFAULT_MODEL_NAME
+
 
 class ServeConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    model_name: str = "lead-scoring"
-    model_alias: str = "champion"
+    model_name: str = DEFAULT_MODEL_NAME
+    model_alias: str = CHAMPION_ALIAS
     scorer_path: str | None = None  # a saved LeadScorer folder instead of the registry
     api_keys: tuple[str, ...] = ()
     max_leads: int = Field(1_000, ge=1)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from crm.errors import LeadscoreError
+from scoring.model_ref import DEFAULT_MODEL_NAME
 from scoring.scorer import LeadScorer
 from serving.config import ServeConfig
 
@@ -83,7 +84,7 @@ def _scorer_meta(scorer: LeadScorer) -> dict[str, Any]:
         "features": len(scorer.features),
         "activity_types": scorer.spec.activity_types,
         "calibration": scorer.calibrator.method,
-        "grades": scorer.grades.__dict__,
+        "grades": scorer.grades.model_dump(),
         "rules_version": scorer.rules.config.version if scorer.rules is not None else None,
         "mql_threshold": scorer.rules.config.mql_threshold if scorer.rules is not None else None,
     }
@@ -103,7 +104,7 @@ def load_packed(model) -> tuple[LeadScorer, dict[str, Any]]:
     scorer = LeadScorer.load(stored.path)
     labels = dict(stored.info.labels)
     meta = {
-        "name": labels.get("mlflow_model", "lead-scoring"),
+        "name": labels.get("mlflow_model", DEFAULT_MODEL_NAME),
         "version": labels.get("mlflow_version", "packed"),
         "alias": labels.get("mlflow_alias"),
         "source": f"bento model {stored.tag}",

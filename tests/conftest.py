@@ -101,9 +101,7 @@ def forty_won_path(tmp_path_factory):
 def served_rules(small_sim, small_set, trained):
     """The default points rules, calibrated on the validation rows, as packed with a model."""
     from rules.config import load_rules
-    from rules.scorer import RuleScorer, batch_rule_inputs
+    from training.fit import fit_rules
 
     df = small_set[0][trained.split.validation]
-    rules = load_rules("conf/rules.yaml")
-    x = batch_rule_inputs(rules, small_sim, df["lead_id"], df["as_of"])
-    return RuleScorer(rules).fit(x, df["label"].to_numpy())
+    return fit_rules(load_rules("conf/rules.yaml"), small_sim, df)

@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from crm.contract import load_yaml_model
+from scoring.grades import Grades
+from scoring.model_ref import DEFAULT_MODEL_NAME
 
 
 class LightGBMParams(BaseModel):
@@ -41,8 +43,8 @@ class TrainConfig(BaseModel):
     lightgbm: LightGBMParams = Field(default_factory=LightGBMParams)
     logistic_c: float = Field(1.0, gt=0)
     calibration: Literal["auto", "isotonic", "platt"] = "auto"
-    grade_cutoffs: dict[str, float] = Field(
-        default_factory=lambda: {"A": 0.40, "B": 0.20, "C": 0.08}
+    grade_cutoffs: Grades = Field(
+        default_factory=Grades, description="probability cut-offs of grades A, B and C"
     )
     leakage_auc: float = Field(0.95, gt=0.5, le=1.0)
     # A text feature with one value this many log-odds above the base rate and another this
@@ -64,15 +66,8 @@ class TrainConfig(BaseModel):
         200, ge=1, description="below this many positives in train, regularise harder"
     )
     seed: int = 0
-    model_name: str = "lead-scoring"
+    model_name: str = DEFAULT_MODEL_NAME
     experiment: str = "leadscore"
-
-    @model_validator(mode="after")
-    def _cutoffs(self) -> TrainConfig:
-        c = self.grade_cutoffs
-        if set(c) != {"A", "B", "C"} or not (1 >= c["A"] > c["B"] > c["C"] > 0):
-            raise ValueError("grade_cutoffs needs A > B > C, all in (0, 1]")
-        return self
 
 
 def load_train_config(path: str | Path | None) -> TrainConfig:

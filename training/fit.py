@@ -19,8 +19,10 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from crm.errors import LeadscoreError
+from crm.loading import Dataset
 from features.definitions import FeatureSpec
-from scoring.grades import Grades
+from rules.config import RulesConfig
+from rules.scorer import RuleScorer, batch_rule_inputs
 from scoring.scorer import LeadScorer, encode_frame
 from stats.calibration import choose_calibrator
 from stats.metrics import evaluate, point_metrics
@@ -212,9 +214,7 @@ def fit_models(
     y_val = val["label"].to_numpy().astype(int)
     raw_val = booster.predict(x_val, raw_score=True)
     calibrator, losses = choose_calibrator(raw_val, y_val, config.calibration, config.seed)
-    grades = Grades(
-        a=config.grade_cutoffs["A"], b=config.grade_cutoffs["B"], c=config.grade_cutoffs["C"]
-    )
+    grades = config.grade_cutoffs
     scorer = LeadScorer(
         spec,
         booster,
@@ -239,7 +239,7 @@ def fit_models(
 
     y_test = test["label"].to_numpy().astype(int)
     scores = {
-        "model": scorer.predict_proba(scorer.encode_frame(test)),
+        "model": scorer.score(scorer.frame_batch(test), reasons=0).probability,
         "logistic": baseline.predict_proba(test[categorical + numeric])[:, 1],
     }
     for name, fn in (references or {}).items():
@@ -280,7 +280,8 @@ def fit_models(
         untrusted=untrusted,
         fit_metrics={
             "train": point_metrics(
-                train["label"].to_numpy(), scorer.predict_proba(scorer.encode_frame(train))
+                train["label"].to_numpy(),
+                scorer.score(scorer.frame_batch(train), reasons=0).probability,
             ),
             "validation": point_metrics(y_val, calibrator(raw_val)),
         },
@@ -309,3 +310,16 @@ def _auc_by_age(
                 }
             )
     return pd.DataFrame(rows)
+
+
+def fit_rules(rules: RulesConfig, dataset: Dataset, validation: pd.DataFrame) -> RuleScorer:
+    """Marketing's points rules with their points -> probability calibration fitted on the
+    validation rows (the model's calibration rows), so that rules and model are compared on
+    calibration too and the endpoint serves the rules' probability next to the model's."""
+    if validation["label"].nunique() < 2:
+        raise LeadscoreError(
+            "the validation period needs won and not-won leads to calibrate the rules"
+        )
+    scorer = RuleScorer(rules)
+    inputs = batch_rule_inputs(rules, dataset, validation["lead_id"], validation["as_of"])
+    return scorer.fit(inputs, validation["label"].to_numpy())

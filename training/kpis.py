@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 
 from crm.loading import Dataset
+from scoring.grades import GRADES
 
-GRADES = ("A", "B", "C", "D")
 # Time from a lead's creation to its first sales touch, the buckets sales teams use.
 SPEED_BUCKETS = (
     ("under 5 minutes", pd.Timedelta(0), pd.Timedelta(minutes=5)),

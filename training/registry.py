@@ -74,7 +74,7 @@ def champion_metrics(
         raise LeadscoreError(
             f"champion v{champion.version} cannot be scored on the current test rows (feature spec {scorer.spec.version})"
         )
-    p = scorer.predict_proba(scorer.encode_frame(rows))
+    p = scorer.score(scorer.frame_batch(rows), reasons=0).probability
     return evaluate(result.test["label"].to_numpy(), p, bootstrap=0)
 
 

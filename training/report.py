@@ -38,6 +38,7 @@ from stats.metrics import (
 )
 from stats.ranking import top_share
 from training.config import TrainConfig
+from training.fit import fit_rules
 from training.kpis import (
     grade_table,
     no_sales_touch,
@@ -45,7 +46,7 @@ from training.kpis import (
     sales_touches,
     speed_to_lead,
 )
-from training.splits import split_training_set
+from training.splits import Split, split_training_set
 from training.trust import does_not_beat_rules, untrusted_model
 
 SCORERS = {"model": "Model (LightGBM)", "rules": "Points rules", "learned": "Learned points"}
@@ -87,6 +88,8 @@ def compare(
     config: TrainConfig | None = None,
     *,
     training_set: pd.DataFrame | None = None,
+    split: Split | None = None,
+    rule_scorer: RuleScorer | None = None,
     learned: bool = True,
     model_label: str = "model",
     bootstrap: int = 200,
@@ -99,6 +102,10 @@ def compare(
         rules: marketing's points rules; None when none fit this data: the report is then
             model vs learned points, and its rules sections say why (`rules_absent`).
         training_set: the training set built with `scorer.spec` (built when None).
+        split: its train / validation / test split, as training made it (`TrainResult`;
+            made again from `config` when None).
+        rule_scorer: `rules` with their calibration already fitted (`training.fit.fit_rules`,
+            as training packs them with the model); fitted on the validation rows when None.
         learned: also fit a learned points scorecard on the train period.
     """
     config = config or TrainConfig()
@@ -118,7 +125,7 @@ def compare(
     df = training_set
     if df is None:
         df = build_training_set(dataset, spec=scorer.spec)[0]
-    split = split_training_set(df, scorer.spec, config)
+    split = split if split is not None else split_training_set(df, scorer.spec, config)
     train, val, test = df[split.train], df[split.validation], df[split.test]
     if not len(test) or test["label"].nunique() < 2:
         raise LeadscoreError("the test period needs both won and not-won leads to compare scorers")
@@ -128,22 +135,24 @@ def compare(
         )
     y = test["label"].to_numpy().astype(int)
 
-    rule_scorer, x_test = None, None
-    if rules is not None:
-        rule_scorer = RuleScorer(rules)
-        x_val = batch_rule_inputs(rules, dataset, val["lead_id"], val["as_of"])
+    x_test = None
+    if rules is None:
+        rule_scorer = None
+    else:
+        if rule_scorer is None or rule_scorer.config is not rules:
+            rule_scorer = fit_rules(rules, dataset, val)
         x_test = batch_rule_inputs(rules, dataset, test["lead_id"], test["as_of"])
-        rule_scorer.fit(x_val, val["label"].to_numpy())
 
-    p_model = scorer.predict_proba(scorer.encode_frame(test))
+    record = scorer.score(scorer.frame_batch(test), reasons=0)
+    p_model = record.probability
     rows = pd.DataFrame(
         {
             "lead_id": test["lead_id"].to_numpy(),
             "as_of": test["as_of"].to_numpy(),
             "source": _sources(dataset, test["lead_id"]),
             "probability": p_model,
-            "score": np.rint(100 * p_model).astype(int),
-            "grade": scorer.grades(p_model),
+            "score": record.score.astype(int),
+            "grade": record.grade,
             "label": y,
             "revenue": _revenue(dataset, test, scorer.spec.horizon_days),
             "opportunity": _opportunity(dataset, test, scorer.spec.horizon_days),
@@ -179,11 +188,7 @@ def compare(
                 seed=config.seed,
             )
             learned_rules = suggestion.rules
-            learned_scorer = RuleScorer(learned_rules)
-            learned_scorer.fit(
-                batch_rule_inputs(learned_rules, dataset, val["lead_id"], val["as_of"]),
-                val["label"].to_numpy(),
-            )
+            learned_scorer = fit_rules(learned_rules, dataset, val)
             x_learned = batch_rule_inputs(learned_rules, dataset, test["lead_id"], test["as_of"])
             rows["learned_score"] = learned_scorer.rule_scores(x_learned)
             rows["learned_probability"] = learned_scorer.predict_proba(x_learned)[:, 1]
@@ -474,7 +479,7 @@ def _examples(
         else:
             keys = rows["probability"].to_numpy()[idx]
         chosen = idx[np.lexsort((rank[idx], -keys))[:EXAMPLES]]
-        reasons = scorer.reasons_frame(test.iloc[chosen], k=3)
+        reasons = scorer.score(scorer.frame_batch(test.iloc[chosen]), reasons=3).reasons
         items = []
         for j, i in enumerate(chosen):
             points = sorted(

@@ -253,7 +253,7 @@ class Registration:
                 "leadscore.pid": str(os.getpid()),
             }
         )
-        params = _flat("train", self.config.model_dump(), {})
+        params = _flat("train", self.config.model_dump(by_alias=True), {})
         params.update(_flat("features", self.feature_config, {}))
         params.update({f"lightgbm.effective.{k}": v for k, v in result.params.items()})
         params["calibration.method"] = result.calibration["method"]

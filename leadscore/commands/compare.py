@@ -10,12 +10,13 @@ from rich.table import Table
 
 from crm.errors import LeadscoreError
 from leadscore.console import MODEL_REF_HELP, err, load, out, step
+from scoring.model_ref import DEFAULT_MODEL_URI
 
 
 def compare(
     data: Path = typer.Option(..., "--data", help="Dataset folder."),
     model: str = typer.Option(
-        "models:/lead-scoring@champion",
+        DEFAULT_MODEL_URI,
         "--model",
         help=MODEL_REF_HELP,
     ),
@@ -26,13 +27,16 @@ def compare(
     ),
     report: Path = typer.Option(Path("reports/compare.html"), "--out", help="HTML report path."),
     config: Path | None = typer.Option(
-        None, "--config", help="Training config YAML (test and validation periods)."
+        None,
+        "--config",
+        help="Training config YAML: test and validation periods (default: conf/train.yaml of the working folder, else the package's).",
     ),
     learned: bool = typer.Option(
         True, "--learned/--no-learned", help="Also fit and show learned points."
     ),
 ) -> None:
     """Marketing report: the model vs the points rules on the same out-of-time leads (HTML + CSV)."""
+    from leadscore.project import config_path
     from scoring.mlflow_model import load_scorer
     from training.config import load_train_config
     from training.mlflow_runs import log_to_project_run
@@ -42,7 +46,7 @@ def compare(
     scorer = load_scorer(model)
     ds = load(data)
     found = resolve_rules(rules, ds, packed=scorer.rules.config if scorer.rules else None)
-    train_config = load_train_config(config)
+    train_config = load_train_config(config_path("train", config))
     with step("scoring the out-of-time leads with the model and the rules"):
         comp = run_compare(
             ds,
@@ -108,13 +112,10 @@ def resolve_rules(explicit: Path | None, dataset, packed=None) -> FoundRules:
 
 
 def default_rules_path() -> Path | None:
-    """conf/rules.yaml of the working folder, else of the source checkout."""
-    import crm
+    """conf/rules.yaml of the working folder, else the package's (`leadscore.project`)."""
+    from leadscore.project import config_path
 
-    for base in (Path.cwd(), Path(crm.__file__).resolve().parent.parent):
-        if (base / "conf" / "rules.yaml").is_file():
-            return base / "conf" / "rules.yaml"
-    return None
+    return config_path("rules")
 
 
 def print_comparison(comp, html_path: Path | None = None) -> None:

@@ -81,7 +81,9 @@ def features(
     data: Path = typer.Option(..., "--data", help="Dataset folder."),
     out_file: Path = typer.Option(..., "--out", help="Training set to write (.parquet)."),
     config: Path | None = typer.Option(
-        None, "--config", help="Feature config YAML (default: built-in defaults)."
+        None,
+        "--config",
+        help="Feature config YAML (default: conf/features.yaml of the working folder, else the package's).",
     ),
     data_end: str | None = typer.Option(
         None, "--data-end", help="End of observation (ISO-8601); default: latest timestamp."
@@ -96,8 +98,9 @@ def features(
     from features.batch import build_training_set
     from features.config import load_feature_config
     from features.training_set import write_training_set
+    from leadscore.project import config_path
 
-    feature_config = load_feature_config(config)
+    feature_config = load_feature_config(config_path("features", config))
     end = None
     if data_end is not None:
         try:

@@ -9,6 +9,7 @@ import typer
 from leadscore.commands.compare import print_comparison
 from leadscore.commands.train import run_training
 from leadscore.console import load, out, print_summary, step
+from scoring.model_ref import DEFAULT_MODEL_URI
 
 
 def demo(
@@ -73,20 +74,18 @@ def week_demo(ds, data: Path, out_dir: Path) -> None:
     from leadscore.commands.operations import print_events
     from operations.events import HandoffLine, summarize, write_events
     from operations.history import ScoreHistory, default_store
-    from operations.pipeline import ModelRef, write_scores
+    from operations.pipeline import write_scores
     from operations.runs import score_and_record
     from scoring.mlflow_model import load_pinned_scorer
 
-    scorer, name, version = load_pinned_scorer("models:/lead-scoring@champion")
+    scorer, which = load_pinned_scorer(DEFAULT_MODEL_URI)
     history = ScoreHistory(default_store(data))
     line = HandoffLine()
     end = pd.Timestamp(ds.data_end).floor("D")
     with step("scoring the open pipeline once a day") as detail:
         for day in pd.date_range(end - pd.Timedelta(days=6), end, freq="D"):
             detail(str(day.date()))
-            run = score_and_record(
-                ds, scorer, ModelRef(name, version), day, history=history, line=line
-            )
+            run = score_and_record(ds, scorer, which, day, history=history, line=line)
             frame = run.scores
             grades = frame["grade"].value_counts()
             trends = frame["trend"].value_counts()
@@ -115,9 +114,9 @@ def monitor_demo(ds, out_dir: Path) -> None:
     from operations.monitor_page import log_monitor, write_monitor
     from scoring.mlflow_model import load_pinned_scorer
 
-    scorer, name, version = load_pinned_scorer("models:/lead-scoring@champion")
+    scorer, which = load_pinned_scorer(DEFAULT_MODEL_URI)
     with step("monitoring: the pipeline now, then, and one horizon ago"):
-        report = monitor(ds, scorer, {"name": name, "version": str(version)})
+        report = monitor(ds, scorer, which)
     html_path, json_path = write_monitor(report, out_dir / "reports" / "monitor.html")
     print_monitor(report, html_path)
     log_monitor(report, html_path, json_path)

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from crm.errors import LeadscoreError
 from leadscore.console import MODEL_REF_HELP, err, load, out, step
+from scoring.model_ref import DEFAULT_MODEL_URI
 
 
 def score(
@@ -17,7 +18,7 @@ def score(
         ..., "--out", help="Scores file: .parquet or .csv (written whole, or not at all)."
     ),
     model: str = typer.Option(
-        "models:/lead-scoring@champion",
+        DEFAULT_MODEL_URI,
         "--model",
         help=MODEL_REF_HELP,
     ),
@@ -73,7 +74,7 @@ def score(
     from crm.times import utc
     from operations.events import HandoffLine, WebhookSender, write_events
     from operations.history import ScoreHistory, default_store
-    from operations.pipeline import ModelRef, write_scores
+    from operations.pipeline import write_scores
     from operations.runs import score_and_record
     from scoring.mlflow_model import load_pinned_scorer
     from training.mlflow_runs import log_to_project_run
@@ -88,7 +89,7 @@ def score(
     when = _when(as_of, "--as-of")
     if out_path.suffix.lower() not in (".parquet", ".csv"):
         raise LeadscoreError(f"--out {out_path}: the scores file must end in .parquet or .csv")
-    scorer, name, version = load_pinned_scorer(model)  # the file names what scored
+    scorer, which = load_pinned_scorer(model)  # the file names what scored
     ds = load(data)
     if when is not None and not ds.is_flat and when > utc(ds.data_end):
         err.print(
@@ -111,7 +112,7 @@ def score(
         run = score_and_record(
             ds,
             scorer,
-            ModelRef(name, version),
+            which,
             when,
             reasons=reasons,
             history=store,
@@ -132,7 +133,7 @@ def score(
             "handoff_events": len(run.events),
         },
         files=[events_path],
-        tags={"model": f"{name} v{version}"},
+        tags={"model": f"{which.name} v{which.version}"},
     )
     if sender is not None:
         from operations.events import Outbox, default_outbox, deliver
@@ -269,7 +270,7 @@ def history(
 
 def monitor(
     data: Path = typer.Option(..., "--data", help="Dataset folder: the CRM export as of today."),
-    model: str = typer.Option("models:/lead-scoring@champion", "--model", help=MODEL_REF_HELP),
+    model: str = typer.Option(DEFAULT_MODEL_URI, "--model", help=MODEL_REF_HELP),
     out_path: Path = typer.Option(
         Path("reports/monitor.html"),
         "--out",
@@ -299,13 +300,13 @@ def monitor(
     if out_path.suffix.lower() not in (".html", ".htm"):
         raise LeadscoreError(f"--out {out_path}: the monitoring report is an HTML file (.html)")
     when, reference = _when(as_of, "--as-of"), _when(reference_as_of, "--reference-as-of")
-    scorer, name, version = load_pinned_scorer(model)
+    scorer, which = load_pinned_scorer(model)
     ds = load(data)
     with step("monitoring: the pipeline now, then, and one horizon ago"):
         report = run_monitor(
             ds,
             scorer,
-            {"name": name, "version": str(version)},
+            which,
             as_of=when,
             reference_as_of=reference,
         )
@@ -320,9 +321,9 @@ def monitor(
 
 def print_monitor(report, path: Path) -> None:
     colour = {"ok": "green", "watch": "yellow", "retrain": "red"}[report.verdict]
-    version = report.model["version"]
+    version = report.model.version
     out.print(
-        f"[bold {colour}]{report.verdict}[/bold {colour}]: {report.model['name']}"
+        f"[bold {colour}]{report.verdict}[/bold {colour}]: {report.model.name}"
         f"{'' if version == 'local' else f' v{version}'} on the pipeline at {report.as_of.date()} "
         f"({report.n_current:,} leads) against {report.reference_as_of.date()} "
         f"({report.n_reference:,})"

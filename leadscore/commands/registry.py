@@ -8,6 +8,7 @@ from rich.table import Table
 
 from crm.errors import LeadscoreError
 from leadscore.console import out
+from scoring.model_ref import DEFAULT_MODEL_NAME
 
 app = typer.Typer(
     help="List registered model versions with their aliases and test metrics; `models migrate` re-logs a model saved by an earlier layout.",
@@ -19,7 +20,9 @@ app = typer.Typer(
 @app.callback(invoke_without_command=True)
 def models(
     ctx: typer.Context,
-    model_name: str = typer.Option("lead-scoring", "--model-name", help="Registered model name."),
+    model_name: str = typer.Option(
+        DEFAULT_MODEL_NAME, "--model-name", help="Registered model name."
+    ),
 ) -> None:
     """List registered model versions with their aliases and test metrics."""
     if ctx.invoked_subcommand is not None:
@@ -41,7 +44,9 @@ def models(
 
 def promote(
     version: str = typer.Argument(..., help="Version to make champion."),
-    model_name: str = typer.Option("lead-scoring", "--model-name", help="Registered model name."),
+    model_name: str = typer.Option(
+        DEFAULT_MODEL_NAME, "--model-name", help="Registered model name."
+    ),
 ) -> None:
     """Move the `champion` alias to a version explicitly."""
     from training.registry import promote as promote_version
@@ -51,7 +56,9 @@ def promote(
 
 
 def rollback(
-    model_name: str = typer.Option("lead-scoring", "--model-name", help="Registered model name."),
+    model_name: str = typer.Option(
+        DEFAULT_MODEL_NAME, "--model-name", help="Registered model name."
+    ),
 ) -> None:
     """Move `champion` back to the version it replaced (the alias history is kept as version tags; a second rollback goes one further back)."""
     from training.registry import rollback as roll_back
@@ -67,7 +74,7 @@ def migrate(
         help="The model to migrate: a registered version (models:/NAME/VERSION) or a model folder.",
     ),
     model_name: str = typer.Option(
-        "lead-scoring", "--model-name", help="Registered model that receives the new version."
+        DEFAULT_MODEL_NAME, "--model-name", help="Registered model that receives the new version."
     ),
 ) -> None:
     """Re-log a model saved by an earlier layout with the current entry point, as a new version (its aliases move to it when it is a version of the same model); MLflow's own loaders (mlflow models serve, spark_udf) then load it."""

@@ -22,9 +22,15 @@ def rules_suggest(
     mql_share: float = typer.Option(
         0.15, "--mql-share", min=0.001, max=0.999, help="Share of leads reaching the MQL threshold."
     ),
-    config: Path | None = typer.Option(None, "--config", help="Training config YAML."),
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        help="Training config YAML (default: conf/train.yaml of the working folder, else the package's).",
+    ),
     features_config: Path | None = typer.Option(
-        None, "--features-config", help="Feature config YAML (default: built-in defaults)."
+        None,
+        "--features-config",
+        help="Feature config YAML (default: conf/features.yaml of the working folder, else the package's).",
     ),
 ) -> None:
     """Fit a small, sparse points scorecard (L1 logistic regression on binned features, rounded to whole points) in the rules' YAML format, for marketing to read and edit."""
@@ -32,16 +38,19 @@ def rules_suggest(
 
     from features.batch import build_training_set
     from features.config import load_feature_config
+    from leadscore.project import config_path
     from rules.scorecard import suggest_rules
     from rules.scorer import RuleScorer, batch_rule_inputs
     from training.config import load_train_config
     from training.leakage import audit_training_set
     from training.splits import split_training_set
 
-    train_config = load_train_config(config)
+    train_config = load_train_config(config_path("train", config))
     ds = load(data)
     with step("building the point-in-time training set"):
-        df, spec, _ = build_training_set(ds, load_feature_config(features_config))
+        df, spec, _ = build_training_set(
+            ds, load_feature_config(config_path("features", features_config))
+        )
     split = split_training_set(df, spec, train_config)
     train, val, test = df[split.train], df[split.validation], df[split.test]
     # The same audit as `train`: learned points never use a column the model is kept from.

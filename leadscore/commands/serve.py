@@ -9,6 +9,7 @@ import typer
 
 from crm.errors import LeadscoreError
 from leadscore.console import err, out
+from scoring.model_ref import CHAMPION_ALIAS, DEFAULT_MODEL_NAME
 
 
 def serve(
@@ -46,9 +47,13 @@ def serve(
 
 
 def bento(
-    model_name: str = typer.Option("lead-scoring", "--model-name", help="Registered model name."),
+    model_name: str = typer.Option(
+        DEFAULT_MODEL_NAME, "--model-name", help="Registered model name."
+    ),
     alias: str = typer.Option(
-        "champion", "--alias", help="The alias whose version is packed (champion, challenger, ...)."
+        CHAMPION_ALIAS,
+        "--alias",
+        help="The alias whose version is packed (champion, challenger, ...).",
     ),
 ) -> None:
     """Pack a registered model into a bento: BentoML model store, then `bentoml build`."""

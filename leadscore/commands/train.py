@@ -11,8 +11,16 @@ from leadscore.commands.compare import print_comparison, resolve_rules
 from leadscore.console import err, load, out, step
 
 # Options `train` and `retrain` share (one declaration each, reused as defaults).
-CONFIG = typer.Option(None, "--config", help="Training config YAML (default: built-in defaults).")
-FEATURES_CONFIG = typer.Option(None, "--features-config", help="Feature config YAML.")
+CONFIG = typer.Option(
+    None,
+    "--config",
+    help="Training config YAML (default: conf/train.yaml of the working folder, else the package's).",
+)
+FEATURES_CONFIG = typer.Option(
+    None,
+    "--features-config",
+    help="Feature config YAML (default: conf/features.yaml of the working folder, else the package's).",
+)
 EXPERIMENT = typer.Option(None, "--experiment", help="MLflow experiment (default from the config).")
 MODEL_NAME = typer.Option(
     None, "--model-name", help="Registered model name (default lead-scoring)."
@@ -20,7 +28,7 @@ MODEL_NAME = typer.Option(
 RULES = typer.Option(
     None,
     "--rules",
-    help="Points rules YAML scored next to the model (default: conf/rules.yaml when it fits the data).",
+    help="Points rules YAML scored next to the model (default: the dataset's rules.yaml, else conf/rules.yaml of the working folder or the package's, when it fits the data).",
 )
 
 
@@ -69,16 +77,17 @@ def run_training(
     from features.batch import build_training_set
     from features.config import load_feature_config
     from features.training_set import read_training_set
+    from leadscore.project import config_path
     from training.config import load_train_config
     from training.fit import fit_models
     from training.run_log import rules_metrics
     from training.scratch import scratch_dir
     from training.tracking import log_and_register
 
-    train_config = load_train_config(config)
+    train_config = load_train_config(config_path("train", config))
     updates = {k: v for k, v in {"experiment": experiment, "model_name": model_name}.items() if v}
     train_config = train_config.model_copy(update=updates)
-    feature_config = load_feature_config(features_config)
+    feature_config = load_feature_config(config_path("features", features_config))
     ds = load(data)
     with step("building the point-in-time training set"):
         if training_set is not None:
@@ -143,20 +152,27 @@ def run_training(
 
 
 def _compare_for_training(ds, result, df, train_config, rules_path):
-    """The model next to marketing's rules (their calibration is packed with it, so that
-    the endpoint returns rule scores too) and learned points; without rules that fit the
-    data, the report is model vs learned points and says why."""
+    """Marketing's rules calibrated on the model's validation rows and packed with it (so
+    that the endpoint returns rule scores too), then the model next to them and learned
+    points on the training's own split; without rules that fit the data, the report is
+    model vs learned points and says why."""
+    from training.fit import fit_rules
     from training.report import compare
 
     found = resolve_rules(rules_path, ds)
     if found.rules is None:
         err.print(f"[yellow]warning:[/yellow] no points rules: {found.absent}", highlight=False)
+        result.scorer.rules = None
+    else:
+        result.scorer.rules = fit_rules(found.rules, ds, df[result.split.validation])
     comparison = compare(
         ds,
         result.scorer,
         found.rules,
         train_config,
         training_set=df,
+        split=result.split,
+        rule_scorer=result.scorer.rules,
         model_label="this run",
         bootstrap=train_config.bootstrap,
         rules_file=found.source,
@@ -164,7 +180,6 @@ def _compare_for_training(ds, result, df, train_config, rules_path):
     )
     for warning in comparison.warnings:
         err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
-    result.scorer.rules = comparison.rule_scorer
     return comparison
 
 

@@ -47,6 +47,20 @@ def _scores(rows):
     )
 
 
+def _reasons(scores):
+    """The run's reasons as the scoring call gives them: lists (a reason may hold '; ')."""
+    n = len(scores)
+    return {
+        "reasons_up": [["Visited pricing 3 times", "Industry: software; services"]] * n,
+        "reasons_down": [[]] * n,
+    }
+
+
+def _handoffs(scores, previous, line=None):
+    args = (scores, previous) if line is None else (scores, previous, line)
+    return handoff_events(*args, reasons=_reasons(scores))
+
+
 def test_crossings_and_grade_changes_against_each_leads_last_score():
     previous = pd.DataFrame(
         [("a", "B", False), ("b", "A", False), ("c", "C", True), ("d", "C", False)],
@@ -63,25 +77,25 @@ def test_crossings_and_grade_changes_against_each_leads_last_score():
             ("g", "D", None),  # new, no rules: nothing
         ]
     )
-    events = {e["lead_id"]: e for e in handoff_events(now, previous)}
+    events = {e["lead_id"]: e for e in _handoffs(now, previous)}
     assert set(events) == {"a", "d", "f"}
     assert events["a"]["triggers"] == ["crossed_handoff_line", "grade_changed"]
     assert events["a"]["previous_grade"] == "B" and events["f"]["previous_grade"] is None
     assert events["d"]["type"] == "lead.handoff"
-    assert events["a"]["reasons_up"] == ["Visited pricing 3 times", "Industry: software"]
+    assert events["a"]["reasons_up"] == ["Visited pricing 3 times", "Industry: software; services"]
     assert events["a"]["reasons_down"] == []
     assert summarize(events.values()) == {"crossed_handoff_line": 3, "grade_up": 1, "grade_down": 0}
 
     # Grades only: the MQL flag no longer counts; a grade drop is an event of its own.
     line = HandoffLine(mql=False, grades="AB")
-    graded = {e["lead_id"]: e for e in handoff_events(now, previous, line)}
+    graded = {e["lead_id"]: e for e in _handoffs(now, previous, line)}
     assert set(graded) == {"a", "e", "f"}
     assert graded["a"]["triggers"] == ["grade_changed"]  # B was already above A-or-B
     assert graded["e"]["type"] == "lead.handoff"
     # Ids: stable for the same run, different for another model version.
-    again = handoff_events(now, previous, line)
+    again = _handoffs(now, previous, line)
     assert [e["event_id"] for e in again] == [e["event_id"] for e in graded.values()]
-    other = handoff_events(now.assign(model_version="4"), previous, line)
+    other = _handoffs(now.assign(model_version="4"), previous, line)
     assert {e["event_id"] for e in other}.isdisjoint(e["event_id"] for e in again)
 
 
@@ -139,7 +153,7 @@ class Receiver:
 
 def _events(n: int, as_of="2026-06-01"):
     rows = [(f"L{i}", "A", True) for i in range(n)]
-    return handoff_events(_scores(rows).assign(as_of=pd.Timestamp(as_of, tz="UTC")), pd.DataFrame())
+    return _handoffs(_scores(rows).assign(as_of=pd.Timestamp(as_of, tz="UTC")), pd.DataFrame())
 
 
 def _sender(url, **kw):

@@ -15,12 +15,13 @@ from crm.errors import LeadscoreError
 from crm.loading import load_dataset
 from features.batch import build_training_set
 from operations.monitor import critical_psi, monitor, psi, same_weekday_before
+from scoring.model_ref import ModelRef
 from simulation.simulator import SimulationConfig, simulate
 from tests.cli.test_cli import _leadscore
 from tests.training.conftest import FAST
 from training.fit import fit_models
 
-MODEL = {"name": "lead-scoring", "version": "1"}
+MODEL = ModelRef("lead-scoring", "1")
 DRIFT_AFTER = "2026-02-01"  # the simulated data ends 2026-06-25; its model knows up to ~11-20
 
 

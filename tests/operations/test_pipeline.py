@@ -11,8 +11,9 @@ import pytest
 
 from features.batch import build_scoring_set
 from operations.history import ScoreHistory
-from operations.pipeline import COLUMNS, ModelRef, score_pipeline, write_scores
+from operations.pipeline import COLUMNS, score_pipeline, write_scores
 from operations.runs import score_and_record
+from scoring.model_ref import ModelRef
 from tests.cli.test_cli import _leadscore
 from tests.conftest import write_dataset
 from tests.operations.test_events import SECRET, Receiver

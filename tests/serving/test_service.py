@@ -537,7 +537,8 @@ def test_the_batch_scores_file_equals_the_endpoint(client, small_sim, trained, s
     as_of: probability, score, grade, rules, MQL and the worded reasons."""
     import copy
 
-    from operations.pipeline import REASON_SEPARATOR, ModelRef, score_pipeline
+    from operations.pipeline import REASON_SEPARATOR, score_pipeline
+    from scoring.model_ref import ModelRef
 
     scorer = copy.copy(trained.scorer)
     scorer.rules = served_rules

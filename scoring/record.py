@@ -1,0 +1,96 @@
+"""The one prediction record: what a scoring call returns, columnar, for every consumer.
+
+`LeadScorer.score(batch)` returns a `ScoreRecord`, whatever built the batch: the payload
+adapter (`LeadScorer.payload_batch`: the CRM's JSON, for the endpoint and the MLflow
+pyfunc) or the frame adapter (`LeadScorer.frame_batch`: rows of the batch engine, for batch
+scoring, monitoring and the marketing report). The endpoint and the pyfunc read its `rows()`,
+batch scoring its columns; reasons stay lists of worded reasons until a file joins them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from scoring.model_ref import ModelRef
+
+REASON_SIDES = ("positive", "negative")
+
+
+def scores_of(probability: np.ndarray) -> np.ndarray:
+    """The score marketing sees: round(100 x probability), half to even (int64)."""
+    return np.rint(100 * np.asarray(probability, dtype=np.float64)).astype(np.int64)
+
+
+@dataclass
+class ScoringBatch:
+    """What a scoring call needs of its leads, however they arrived.
+
+    `x`: the model matrix; `row(i)`: lead i's feature values by name (for wording its
+    reasons); `rules_x`: the points rules' inputs (`rules.scorer.rule_inputs`), None for no
+    rule scores.
+    """
+
+    lead_id: np.ndarray
+    x: np.ndarray
+    row: Callable[[int], Mapping[str, Any]]
+    rules_x: Mapping[str, np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return len(self.lead_id)
+
+
+@dataclass
+class ScoreRecord:
+    """One entry per lead: the model's probability, score and grade; the rules' score, grade,
+    MQL flag and probability (None without rules); the worded reasons (None when not asked);
+    and which model scored (None until the caller says)."""
+
+    lead_id: np.ndarray
+    probability: np.ndarray
+    grade: np.ndarray
+    rule_score: np.ndarray | None = None
+    rule_grade: np.ndarray | None = None
+    mql: np.ndarray | None = None
+    rule_probability: np.ndarray | None = None
+    reasons: list[dict[str, list[dict]]] | None = None
+    model: ModelRef | None = field(default=None)
+
+    def __len__(self) -> int:
+        return len(self.lead_id)
+
+    @property
+    def score(self) -> np.ndarray:
+        return scores_of(self.probability)
+
+    def reason_texts(self, side: str) -> list[list[str]]:
+        """Per lead, the words of its reasons on one side ("positive" or "negative")."""
+        if self.reasons is None:
+            return [[] for _ in range(len(self))]
+        return [[r["text"] for r in worded[side]] for worded in self.reasons]
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per lead, in the endpoint's and the pyfunc's shape."""
+        score, p = self.score.tolist(), self.probability.tolist()
+        out = [
+            {"lead_id": lead_id, "probability": p[i], "score": score[i], "grade": str(grade)}
+            for i, (lead_id, grade) in enumerate(zip(self.lead_id, self.grade, strict=True))
+        ]
+        if self.reasons is not None:
+            for item, worded in zip(out, self.reasons, strict=True):
+                item["reasons"] = worded
+        if self.rule_score is not None:
+            rule_score, grades, mql = self.rule_score.tolist(), self.rule_grade, self.mql.tolist()
+            for i, item in enumerate(out):
+                item.update(rule_score=rule_score[i], rule_grade=str(grades[i]), mql=mql[i])
+            if self.rule_probability is not None:
+                for item, q in zip(out, self.rule_probability.tolist(), strict=True):
+                    item["rule_probability"] = q
+        if self.model is not None:
+            model = {"name": self.model.name, "version": self.model.version}
+            for item in out:
+                item["model"] = model
+        return out

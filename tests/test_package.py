@@ -1,0 +1,79 @@
+"""The built wheel works outside the checkout: installed into a fresh virtualenv and run in
+an empty folder, simulate -> train -> compare finds the default points rules (shipped as
+package data) and `leadscore init` writes a starter project from them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FAST = "bootstrap: 20\nlightgbm: {max_rounds: 60, early_stopping_rounds: 10}\n"
+
+
+def _run(args, cwd, env, timeout=600):
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, (args, done.stdout[-2000:], done.stderr[-3000:])
+    return done
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory):
+    """A new virtualenv with only the wheel of this checkout installed; its third-party
+    dependencies come from the test's own environment (a path in a .pth file: nothing is
+    downloaded, and that environment's editable leadscore is not visible)."""
+    base = tmp_path_factory.mktemp("package")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "LEADSCORE_"))}
+    env.pop("PYTHONPATH", None)
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(base / "dist"), str(ROOT)],
+         cwd=base, env=env)  # fmt: skip
+    (wheel,) = (base / "dist").glob("leadscore-*.whl")
+    venv = base / "venv"
+    _run([sys.executable, "-m", "venv", str(venv)], cwd=base, env=env)
+    python = venv / "bin" / "python"
+    site = _run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                cwd=base, env=env).stdout.strip()  # fmt: skip
+    Path(site, "leadscore-test-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    _run([str(python), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)],
+         cwd=base, env=env)  # fmt: skip
+    return venv, env, base
+
+
+def test_the_wheel_runs_simulate_train_compare_in_an_empty_folder_with_the_rules(fresh):
+    venv, env, base = fresh
+    work = base / "empty"
+    work.mkdir()
+    leadscore = str(venv / "bin" / "leadscore")
+    where = _run([str(venv / "bin" / "python"), "-c", "import crm, leadscore.project as p; "
+                  "print(crm.__file__); print(p.packaged('rules'))"], cwd=work, env=env)  # fmt: skip
+    module, rules = where.stdout.split()
+    assert module.startswith(str(venv)) and rules.startswith(str(venv)) and Path(rules).is_file()
+
+    (base / "fast.yaml").write_text(FAST)
+    _run([leadscore, "simulate", "--out", "crm", "--leads", "1500"], cwd=work, env=env)
+    trained = _run([leadscore, "train", "--data", "crm", "--config", str(base / "fast.yaml")],
+                   cwd=work, env=env)  # fmt: skip
+    assert "no points rules" not in trained.stderr, trained.stderr
+    compared = _run([leadscore, "compare", "--data", "crm", "--config", str(base / "fast.yaml"),
+                     "--no-learned"], cwd=work, env=env)  # fmt: skip
+    assert "points rules absent" not in compared.stdout + compared.stderr
+    page = (work / "reports" / "compare.html").read_text()
+    assert "Points rules" in page and "the rules packed with the model" in page
+
+
+def test_init_writes_a_starter_project_the_commands_read(fresh, tmp_path):
+    venv, env, _ = fresh
+    leadscore = str(venv / "bin" / "leadscore")
+    _run([leadscore, "init", str(tmp_path / "proj")], cwd=tmp_path, env=env)
+    conf = tmp_path / "proj" / "conf"
+    assert sorted(p.name for p in conf.iterdir()) == ["features.yaml", "rules.yaml", "train.yaml"]
+    assert (conf / "rules.yaml").read_text() == (ROOT / "conf" / "rules.yaml").read_text()
+    again = subprocess.run([leadscore, "init", str(tmp_path / "proj")], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert again.returncode == 1 and "exists: nothing written" in again.stderr
+    assert "Traceback" not in again.stderr

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench clean venv notebooks
+.PHONY: demo test lint bench clean venv notebooks docs docs-serve
 
 venv: $(STAMP)
 
@@ -28,6 +28,13 @@ lint: $(STAMP)
 notebooks: $(STAMP)
 	$(BIN)/python notebooks/run.py
 
+# The documentation site (MkDocs, Material theme) into site/; the references are generated.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-serve: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve -a 127.0.0.1:8000
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/simulate.py
 	$(BIN)/python benchmarks/features.py
@@ -35,4 +42,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/serving.py
 
 clean:
-	rm -rf $(VENV) demo mlflow.db mlflow.db.lock mlruns .pytest_cache
+	rm -rf $(VENV) demo mlflow.db mlflow.db.lock mlruns .pytest_cache site

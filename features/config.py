@@ -14,20 +14,41 @@ class FeatureConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    snapshot_ages_days: list[float] = Field(default_factory=lambda: [0, 3, 7, 14, 30, 60])
-    horizon_days: float = Field(90.0, gt=0)
-    windows_days: list[int] = Field(default_factory=lambda: [7, 30, 90])
-    trend_recent_days: int = Field(7, gt=0)
-    trend_older_days: int = Field(30, gt=0)
-    active_days_window: int = Field(30, gt=0)
-    decay_half_life_days: float = Field(14.0, gt=0)
-    # None: every activity type found in the data (sorted), fixed from then on in the spec.
-    activity_types: list[str] | None = None
-    # None: the `sales_touch` group of dataset.yaml.
-    sales_touch_types: list[str] | None = None
-    # Profile columns: None includes every profile column of the dataset.
-    include_profile: list[str] | None = None
-    ignore_profile: list[str] = Field(default_factory=list)
+    snapshot_ages_days: list[float] = Field(
+        default_factory=lambda: [0, 3, 7, 14, 30, 60],
+        description="lead ages (days since creation) at which training snapshots are taken",
+    )
+    horizon_days: float = Field(
+        90.0, gt=0, description="a snapshot is a win when a deal is won within this many days"
+    )
+    windows_days: list[int] = Field(
+        default_factory=lambda: [7, 30, 90],
+        description="trailing windows of the activity counts (and a count to date)",
+    )
+    trend_recent_days: int = Field(
+        7, gt=0, description="recent window of the engagement trend (recent vs older)"
+    )
+    trend_older_days: int = Field(30, gt=0, description="older window of the engagement trend")
+    active_days_window: int = Field(
+        30, gt=0, description="window of the distinct active days count"
+    )
+    decay_half_life_days: float = Field(
+        14.0, gt=0, description="half-life of the time-decayed engagement sum"
+    )
+    activity_types: list[str] | None = Field(
+        None,
+        description="activity types with features of their own (none: every type in the data, "
+        "sorted, fixed from then on in the model's spec)",
+    )
+    sales_touch_types: list[str] | None = Field(
+        None,
+        description="types that are sales touches, for speed to lead (none: the sales_touch "
+        "group of dataset.yaml)",
+    )
+    include_profile: list[str] | None = Field(
+        None, description="profile columns used (none: every profile column of the dataset)"
+    )
+    ignore_profile: list[str] = Field(default_factory=list, description="profile columns left out")
 
     @field_validator("snapshot_ages_days")
     @classmethod

@@ -22,10 +22,16 @@ class ProfileRule(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    values: dict[str, float] | None = None  # text value -> points (other values: `other`)
-    at_least: dict[float, float] | None = None  # threshold -> points of the highest reached
-    other: float = 0.0  # a value not listed (text), or below every threshold (number)
-    missing: float = 0.0  # no value
+    values: dict[str, float] | None = Field(
+        None, description="text value -> points (other values: `other`)"
+    )
+    at_least: dict[float, float] | None = Field(
+        None, description="threshold -> points of the highest threshold reached (numbers)"
+    )
+    other: float = Field(
+        0.0, description="a value not listed (text), or below every threshold (number)"
+    )
+    missing: float = Field(0.0, description="no value")
 
     @model_validator(mode="after")
     def _one_kind(self) -> ProfileRule:
@@ -47,16 +53,20 @@ class ActivityRule(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    points: float
-    max: float | None = Field(None, gt=0)  # cap on this type's points (absolute value)
-    decay: bool = True  # false: an old activity counts in full (e.g. an unsubscribe)
+    points: float = Field(description="points per activity (negative: a penalty)")
+    max: float | None = Field(None, gt=0, description="cap on this type's points (absolute)")
+    decay: bool = Field(
+        True, description="false: an old activity counts in full (e.g. an unsubscribe)"
+    )
 
 
 class InactivityRule(BaseModel):
+    """Points (a penalty) when nothing engaging happened for a while."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    days: float = Field(gt=0)
-    points: float
+    days: float = Field(gt=0, description="days without an engaging activity")
+    points: float = Field(description="points added then (negative: a penalty)")
 
 
 class RuleGrades(BaseModel):
@@ -64,9 +74,9 @@ class RuleGrades(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    A: float = 75
-    B: float = 50
-    C: float = 25
+    A: float = Field(75, description="lowest score graded A")
+    B: float = Field(50, description="lowest score graded B")
+    C: float = Field(25, description="lowest score graded C")
 
     @model_validator(mode="after")
     def _descending(self) -> RuleGrades:
@@ -82,16 +92,24 @@ class RulesConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = "rules"
-    base_points: float = 0.0
-    profile: dict[str, ProfileRule] = Field(default_factory=dict)
-    half_life_days: float = Field(30.0, gt=0)
-    activities: dict[str, ActivityRule] = Field(default_factory=dict)
-    inactivity: InactivityRule | None = None
-    floor: float = 0.0
-    cap: float = 100.0
-    mql_threshold: float = 75.0
-    grades: RuleGrades = Field(default_factory=RuleGrades)
+    name: str = Field("rules", description="the scorecard's name (shown with its version)")
+    base_points: float = Field(0.0, description="points every lead starts with")
+    profile: dict[str, ProfileRule] = Field(
+        default_factory=dict, description="profile column (or source) -> its points"
+    )
+    half_life_days: float = Field(
+        30.0, gt=0, description="an activity this many days old counts half"
+    )
+    activities: dict[str, ActivityRule] = Field(
+        default_factory=dict, description="activity type -> its points (`page_view: 2` is short)"
+    )
+    inactivity: InactivityRule | None = Field(None, description="the inactivity penalty")
+    floor: float = Field(0.0, description="the score's lowest value")
+    cap: float = Field(100.0, description="the score's highest value")
+    mql_threshold: float = Field(
+        75.0, description="a lead at or above this score is handed to sales (an MQL)"
+    )
+    grades: RuleGrades = Field(default_factory=RuleGrades, description="score cut-offs of grades")
 
     @field_validator("activities", mode="before")
     @classmethod

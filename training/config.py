@@ -13,20 +13,27 @@ from scoring.model_ref import DEFAULT_MODEL_NAME
 
 
 class LightGBMParams(BaseModel):
+    """LightGBM's settings (under 200 positives in train, smaller trees and more L2 are used
+    instead: see `small_data_positives`)."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    learning_rate: float = Field(0.05, gt=0, le=1)
-    num_leaves: int = Field(31, ge=2)
-    min_child_samples: int = Field(50, ge=1)
-    feature_fraction: float = Field(0.8, gt=0, le=1)
-    bagging_fraction: float = Field(0.8, gt=0, le=1)
-    lambda_l2: float = Field(1.0, ge=0)
+    learning_rate: float = Field(0.05, gt=0, le=1, description="shrinkage per round")
+    num_leaves: int = Field(31, ge=2, description="leaves per tree, at most")
+    min_child_samples: int = Field(50, ge=1, description="snapshots per leaf, at least")
+    feature_fraction: float = Field(0.8, gt=0, le=1, description="features sampled per tree")
+    bagging_fraction: float = Field(0.8, gt=0, le=1, description="rows sampled per tree")
+    lambda_l2: float = Field(1.0, ge=0, description="L2 regularisation of the leaf values")
     # Capped: TreeSHAP reasons cost grows with depth squared; on the simulator depth 6 keeps
     # the AUC (0.8405 vs 0.8403 unlimited) and serves reasons a third faster.
-    max_depth: int = Field(6, ge=-1)
-    max_rounds: int = Field(2000, ge=1)
-    early_stopping_rounds: int = Field(100, ge=1)
-    num_threads: int = Field(0, ge=0)  # 0: LightGBM's default (all cores)
+    max_depth: int = Field(
+        6, ge=-1, description="tree depth, at most (-1: no limit; reasons cost grows with it)"
+    )
+    max_rounds: int = Field(2000, ge=1, description="boosting rounds, at most")
+    early_stopping_rounds: int = Field(
+        100, ge=1, description="stop when the validation log loss has not improved for this many"
+    )
+    num_threads: int = Field(0, ge=0, description="threads (0: LightGBM's default, all cores)")
 
 
 class TrainConfig(BaseModel):
@@ -41,33 +48,49 @@ class TrainConfig(BaseModel):
         60.0, gt=0, description="as_of period before the test, for early stopping and calibration"
     )
     lightgbm: LightGBMParams = Field(default_factory=LightGBMParams)
-    logistic_c: float = Field(1.0, gt=0)
-    calibration: Literal["auto", "isotonic", "platt"] = "auto"
+    logistic_c: float = Field(1.0, gt=0, description="inverse L2 strength of the logistic baseline")
+    calibration: Literal["auto", "isotonic", "platt"] = Field(
+        "auto",
+        description="auto: isotonic or Platt, whichever has the lower cross-fitted log loss "
+        "on the validation rows",
+    )
     grade_cutoffs: Grades = Field(
         default_factory=Grades, description="probability cut-offs of grades A, B and C"
     )
-    leakage_auc: float = Field(0.95, gt=0.5, le=1.0)
+    leakage_auc: float = Field(
+        0.95, gt=0.5, le=1.0, description="a feature reaching this AUC alone on train is excluded"
+    )
     # A text feature with one value this many log-odds above the base rate and another this
     # many below (odds x12 and /12 at 2.5) settles the outcome both ways: flagged as leaky.
-    leakage_log_odds: float = Field(2.5, gt=0)
+    leakage_log_odds: float = Field(
+        2.5,
+        gt=0,
+        description="a text value this many log-odds from the base rate both ways is leaky",
+    )
     # A profile column whose missing (or present) rows are this many log-odds from the base
     # rate (odds /33 or x33 at 3.5) is filled because of the outcome: flagged as leaky.
-    leakage_missing_log_odds: float = Field(3.5, gt=0)
+    leakage_missing_log_odds: float = Field(
+        3.5,
+        gt=0,
+        description="a column whose blanks are this many log-odds from the base rate is leaky",
+    )
     split: Literal["time", "random"] = Field(
         "time",
         description="random: leads assigned at random in the time split's proportions, only to "
         "measure how optimistic a random split is; a model to deploy is tested out of time",
     )
-    bootstrap: int = Field(200, ge=0)
+    bootstrap: int = Field(200, ge=0, description="resamples of leads for the 95 % intervals")
     # The baseline and the leakage audit see at most this many train rows (a seeded random
     # sample): a linear model and a single-feature AUC are saturated long before.
-    max_rows_baseline_and_audit: int = Field(200_000, ge=1_000)
+    max_rows_baseline_and_audit: int = Field(
+        200_000, ge=1_000, description="train rows the baseline and the leakage audit see, at most"
+    )
     small_data_positives: int = Field(
         200, ge=1, description="below this many positives in train, regularise harder"
     )
-    seed: int = 0
-    model_name: str = DEFAULT_MODEL_NAME
-    experiment: str = "leadscore"
+    seed: int = Field(0, description="seed of every random draw (samples, bootstrap, LightGBM)")
+    model_name: str = Field(DEFAULT_MODEL_NAME, description="the MLflow registered model")
+    experiment: str = Field("leadscore", description="the MLflow experiment of training runs")
 
 
 def load_train_config(path: str | Path | None) -> TrainConfig:

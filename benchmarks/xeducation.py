@@ -38,7 +38,8 @@ def main() -> None:
 
     from sklearn.metrics import roc_auc_score
 
-    from crm.mapping import builtin_mapping_path, import_tables, load_mapping
+    from crm.importer import import_tables
+    from crm.mapping import builtin_mapping_path, load_mapping
     from features.batch import build_training_set
     from rules.config import load_rules
     from rules.scorer import RuleScorer, batch_rule_inputs

@@ -9,7 +9,8 @@ pipeline at the date the model's knowledge ends (its validation start, kept in t
 moved back to the same weekday and time as the monitored date, so weekly rhythms cancel),
 built from the same data by the same batch engine as the monitored pipeline.
 
-- **Population drift**: the PSI of each feature and of the score between the reference and
+- **Population drift** (`operations.drift`): the PSI of each feature and of the score
+  between the reference and
   the monitored pipeline (reference deciles for numbers, reference categories for
   categories, missing values as a bin of their own). Under no drift, PSI x n m / (n + m)
   follows a chi-square with bins - 1 degrees of freedom (PSI is, to second order, the
@@ -19,7 +20,8 @@ built from the same data by the same batch engine as the monitored pipeline.
   `MATERIAL_PSI` (big enough to matter); `STRONG_PSI` is a strong drift. On small batches the
   first condition stops the false alarms of fixed 0.1/0.25 thresholds; on big ones the second
   stops alarms on shifts too small to matter.
-- **Calibration on matured outcomes**: the pipeline one horizon before the monitored date,
+- **Calibration on matured outcomes** (`operations.matured`): the pipeline one horizon
+  before the monitored date,
   scored now with what was known then, against what happened within the horizon: predicted
   vs actual by grade and by decile, ECE with a bootstrap interval, ROC AUC, and observed /
   expected wins with its z-test.
@@ -47,50 +49,23 @@ from crm.loading import Dataset
 from crm.times import utc
 from features.batch import build_scoring_set
 from features.labels import won_within
-from scoring.grades import GRADES
+from operations.drift import (
+    Drift,
+    categorical_bins,
+    drift_of,
+    numeric_bins,
+)
+from operations.matured import Matured, in_domain, matured_calibration
 from scoring.model_ref import ModelRef
 from scoring.scorer import LeadScorer
-from stats.bootstrap import lead_resample_weights, percentile_interval
-from stats.metrics import expected_calibration_error
-from stats.ranking import ranked_groups
 
 FAMILY_ALPHA = 0.05
-MATERIAL_PSI = 0.10
-STRONG_PSI = 0.25
 MATERIAL_OE = 0.25  # matured wins vs predicted: off by more than 25 %
 STRONG_FEATURES = 2
 SHARE_FEATURES = 0.25  # ... or a quarter of them drifted: what the model learned is moving
 MATERIAL_RATE_CHANGE = 0.25  # a source's win rate, relative
 MIN_RATE_CHANGE = 0.01  # ... and absolute
-BINS = 10
-TOP_CATEGORIES = 12
-ECE_BOOTSTRAP = 200
 VERDICTS = ("ok", "watch", "retrain")
-
-
-@dataclass
-class Drift:
-    name: str
-    kind: str  # "score", "numeric" or "categorical"
-    psi: float
-    threshold: float  # the sampling threshold at these sample sizes
-    bins: pd.DataFrame  # bin, reference share, current share
-    status: str = "ok"  # ok, drift, strong drift
-
-
-@dataclass
-class Matured:
-    as_of: pd.Timestamp
-    leads: int
-    wins: int
-    expected: float
-    z: float
-    ece: float
-    ece_interval: tuple[float, float]
-    roc_auc: float | None
-    by_grade: pd.DataFrame
-    by_decile: pd.DataFrame
-    in_training: bool  # the matured date is not after the model's test start
 
 
 @dataclass
@@ -138,144 +113,6 @@ class MonitorReport:
         return {re.sub(r"[^\w\-. /]", "_", k): float(v) for k, v in out.items() if np.isfinite(v)}
 
 
-def critical_psi(bins: int, n: int, m: int, alpha: float) -> float:
-    """The PSI that sampling alone exceeds with probability alpha, for `bins` bins and
-    samples of n and m rows (the chi-square approximation)."""
-    if bins < 2 or n == 0 or m == 0:
-        return float("inf")
-    return float(stats.chi2.ppf(1 - alpha, bins - 1) * (1 / n + 1 / m))
-
-
-def psi(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
-    """Population stability index of two histograms over the same bins (a half count added
-    to every bin, so that an empty bin is finite)."""
-    p = (ref_counts + 0.5) / (ref_counts.sum() + 0.5 * len(ref_counts))
-    q = (cur_counts + 0.5) / (cur_counts.sum() + 0.5 * len(cur_counts))
-    return float(np.sum((q - p) * np.log(q / p)))
-
-
-def _numeric_bins(ref: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    ref_ok, cur_ok = ref[~np.isnan(ref)], cur[~np.isnan(cur)]
-    edges = (
-        np.unique(np.quantile(ref_ok, np.linspace(0, 1, BINS + 1)[1:-1]))
-        if len(ref_ok)
-        else np.array([])
-    )
-    labels = [f"<= {e:.4g}" for e in edges] + [f"> {edges[-1]:.4g}" if len(edges) else "all"]
-    rc = np.bincount(np.searchsorted(edges, ref_ok, side="left"), minlength=len(edges) + 1)
-    cc = np.bincount(np.searchsorted(edges, cur_ok, side="left"), minlength=len(edges) + 1)
-    rc = np.append(rc, np.isnan(ref).sum())
-    cc = np.append(cc, np.isnan(cur).sum())
-    return rc, cc, [*labels, "missing"]
-
-
-def _categorical_bins(ref: pd.Series, cur: pd.Series) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    ref = ref.astype(object).where(ref.notna(), "(missing)")
-    cur = cur.astype(object).where(cur.notna(), "(missing)")
-    # Most frequent first, ties by name: the bins do not depend on the order of the rows.
-    counts = ref.value_counts()
-    top = sorted(counts.index, key=lambda v: (-counts[v], str(v)))[:TOP_CATEGORIES]
-    labels = [*map(str, top), "(other)"]
-    rc = np.array([(ref == t).sum() for t in top] + [(~ref.isin(top)).sum()], dtype=float)
-    cc = np.array([(cur == t).sum() for t in top] + [(~cur.isin(top)).sum()], dtype=float)
-    return rc, cc, labels
-
-
-def _drift(name, kind, rc, cc, labels, alpha) -> Drift:
-    used = (rc + cc) > 0  # a bin empty on both sides is no bin
-    rc, cc = rc[used], cc[used]
-    labels = [label for label, u in zip(labels, used, strict=True) if u]
-    value = psi(rc, cc) if len(rc) > 1 else 0.0
-    threshold = critical_psi(len(rc), int(rc.sum()), int(cc.sum()), alpha)
-    status = "ok"
-    if value > threshold and value >= MATERIAL_PSI:
-        status = "strong drift" if value >= STRONG_PSI else "drift"
-    bins = pd.DataFrame(
-        {
-            "bin": labels,
-            "reference": rc / max(rc.sum(), 1),
-            "current": cc / max(cc.sum(), 1),
-        }
-    )
-    return Drift(name, kind, value, threshold, bins, status)
-
-
-def _ece_interval(lead_ids, p: np.ndarray, y: np.ndarray, seed: int) -> tuple[float, float]:
-    """95 % interval of the ECE from the one bootstrap over leads (`stats.bootstrap`); it
-    contains the estimate, and does not depend on the order of the rows."""
-    draws = []
-    for counts in lead_resample_weights(np.asarray(lead_ids), y, ECE_BOOTSTRAP, seed):
-        rows = np.repeat(np.arange(len(p)), counts)
-        draws.append(expected_calibration_error(y[rows], p[rows]))
-    return percentile_interval(draws, expected_calibration_error(y, p))
-
-
-def _decile_table(p: np.ndarray, y: np.ndarray) -> pd.DataFrame:
-    """Calibration by decile of the probability (1 = lowest), tie-aware (`stats.ranking`):
-    tied probabilities across a decile edge share their rows, so wins are expectations."""
-    rows = []
-    for decile, (slots, share) in enumerate(ranked_groups(p, BINS, descending=False), start=1):
-        wins, expected = float(share @ y), float(share @ p)
-        rows.append(
-            {
-                "group": decile,
-                "leads": slots,
-                "predicted": expected / slots,
-                "actual": wins / slots,
-                "wins": wins,
-                "expected_wins": expected,
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def _calibration_table(groups: np.ndarray, p: np.ndarray, y: np.ndarray, order) -> pd.DataFrame:
-    rows = []
-    for g in order:
-        m = groups == g
-        if m.any():
-            rows.append(
-                {
-                    "group": g,
-                    "leads": int(m.sum()),
-                    "predicted": float(p[m].mean()),
-                    "actual": float(y[m].mean()),
-                    "wins": int(y[m].sum()),
-                    "expected_wins": float(p[m].sum()),
-                }
-            )
-    return pd.DataFrame(rows)
-
-
-def _matured(scorer, ds, as_of, horizon, test_start, seed=0) -> tuple[Matured, pd.DataFrame] | None:
-    """The pipeline at `as_of` scored and set against its outcomes; with its rows."""
-    from sklearn.metrics import roc_auc_score
-
-    frame, _ = in_domain(build_scoring_set(ds, scorer.spec, as_of), scorer.spec)
-    if frame.empty:
-        return None
-    record = scorer.score(scorer.frame_batch(frame), reasons=0)
-    p = record.probability
-    y = won_within(ds, frame["lead_id"], as_of, horizon).astype(int)
-    expected = float(p.sum())
-    variance = float(np.sum(p * (1 - p)))
-    z = (y.sum() - expected) / np.sqrt(variance) if variance > 0 else 0.0
-    auc = float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else None
-    return Matured(
-        as_of=as_of,
-        leads=len(y),
-        wins=int(y.sum()),
-        expected=expected,
-        z=float(z),
-        ece=expected_calibration_error(y, p),
-        ece_interval=_ece_interval(frame["lead_id"], p, y, seed),
-        roc_auc=auc,
-        by_grade=_calibration_table(record.grade.astype(str), p, y, GRADES),
-        by_decile=_decile_table(p, y),
-        in_training=test_start is not None and as_of <= test_start,
-    ), frame.assign(label=y)
-
-
 def _sources(reference: pd.DataFrame, matured: pd.DataFrame, alpha: float) -> pd.DataFrame:
     rows = []
     for source in sorted(set(reference["source"].dropna()) | set(matured["source"].dropna())):
@@ -306,15 +143,6 @@ def _sources(reference: pd.DataFrame, matured: pd.DataFrame, alpha: float) -> pd
             }
         )
     return pd.DataFrame(rows)
-
-
-def in_domain(frame: pd.DataFrame, spec) -> tuple[pd.DataFrame, int]:
-    """The leads no older than the model's oldest training snapshot (the ages it learned),
-    and how many were older. Without a lead age (a flat export), every lead."""
-    if "lead_age_days" not in frame.columns or not spec.snapshot_ages_days:
-        return frame, 0
-    keep = frame["lead_age_days"].to_numpy(dtype=float) <= max(spec.snapshot_ages_days) + 1e-9
-    return frame[keep].reset_index(drop=True), int((~keep).sum())
 
 
 def same_weekday_before(when: pd.Timestamp, limit: pd.Timestamp) -> pd.Timestamp:
@@ -385,10 +213,10 @@ def monitor(
     alpha = FAMILY_ALPHA / tests
 
     drift = [
-        _drift(
+        drift_of(
             "score",
             "score",
-            *_numeric_bins(p_ref.astype(float), p_cur.astype(float)),
+            *numeric_bins(p_ref.astype(float), p_cur.astype(float)),
             alpha,
         )
     ]
@@ -397,20 +225,20 @@ def monitor(
         if name not in current.columns:
             continue
         if name in categorical or not pd.api.types.is_numeric_dtype(current[name]):
-            rc, cc, labels = _categorical_bins(reference[name], current[name])
+            rc, cc, labels = categorical_bins(reference[name], current[name])
             kind = "categorical"
         else:
-            rc, cc, labels = _numeric_bins(
+            rc, cc, labels = numeric_bins(
                 reference[name].to_numpy(dtype=float), current[name].to_numpy(dtype=float)
             )
             kind = "numeric"
-        drift.append(_drift(name, kind, rc, cc, labels, alpha))
+        drift.append(drift_of(name, kind, rc, cc, labels, alpha))
 
     matured = None
     sources = None
     if matured_ok:
         test_start = utc(info["test_start"]) if info.get("test_start") else None
-        found = _matured(scorer, dataset, matured_as_of, horizon, test_start)
+        found = matured_calibration(scorer, dataset, matured_as_of, horizon, test_start)
         if found is not None:
             matured, matured_rows = found
             if matured.in_training:

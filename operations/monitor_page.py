@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 
 from crm.errors import LeadscoreError
-from operations.monitor import MATERIAL_PSI, STRONG_PSI, MonitorReport
+from operations.drift import MATERIAL_PSI, STRONG_PSI
+from operations.monitor import MonitorReport
 from pages.html import CSS, environment, svg, table, write_page
 
 TEMPLATES = Path(__file__).parent / "templates"

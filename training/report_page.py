@@ -11,7 +11,8 @@ import pandas as pd
 from crm.errors import LeadscoreError
 from pages.html import environment, svg, write_page
 from training.kpis import NEVER, SPEED_BUCKETS
-from training.report import QUADRANTS, SCORERS, Comparison
+from training.report import Comparison
+from training.report_tables import QUADRANTS, SCORERS
 from training.trust import does_not_beat_rules
 
 TEMPLATES = Path(__file__).parent / "templates"

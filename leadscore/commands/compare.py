@@ -121,7 +121,7 @@ def default_rules_path() -> Path | None:
 def print_comparison(comp, html_path: Path | None = None) -> None:
     """The report's headline and capacity-matched tables on the console."""
     from pages.html import format_count
-    from training.report import SCORERS
+    from training.report_tables import SCORERS
 
     for line in comp.verdict:
         out.print(f"[bold red]{line}[/bold red]", highlight=False)

@@ -68,8 +68,8 @@ def import_xeducation(
 
 
 def _run_import(mapping, mapping_name, *, file_format, **paths_and_options) -> None:
-    """Import with `crm.mapping.import_tables`; print the renames and the summary."""
-    from crm.mapping import import_tables
+    """Import with `crm.importer.import_tables`; print the renames and the summary."""
+    from crm.importer import import_tables
     from crm.summary import summarize_dataset
 
     with step("mapping, checking and writing the export"):

@@ -72,7 +72,8 @@ def score(
     """Score every lead open at --as-of (not snapshots) with the model the endpoint serves, the points rules next to it, worded reasons and each lead's trend over the earlier runs; record the run in the score history (the same as_of again replaces it); write the hand-off events (leads that crossed the hand-off line or changed grade since their last score) and optionally POST them to a webhook."""
 
     from crm.times import utc
-    from operations.events import HandoffLine, WebhookSender, write_events
+    from operations.delivery import WebhookSender
+    from operations.events import HandoffLine, write_events
     from operations.history import ScoreHistory, default_store
     from operations.pipeline import write_scores
     from operations.runs import score_and_record
@@ -136,7 +137,7 @@ def score(
         tags={"model": f"{which.name} v{which.version}"},
     )
     if sender is not None:
-        from operations.events import Outbox, default_outbox, deliver
+        from operations.delivery import Outbox, default_outbox, deliver
 
         box = Outbox(outbox or default_outbox(data))
         report = deliver(run.events, sender, box)
@@ -146,7 +147,7 @@ def score(
 def _secret(path: Path | None) -> str:
     import os
 
-    from operations.events import SECRET_ENV
+    from operations.delivery import SECRET_ENV
 
     if path is not None:
         try:

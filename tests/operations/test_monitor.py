@@ -14,7 +14,8 @@ import pytest
 from crm.errors import LeadscoreError
 from crm.loading import load_dataset
 from features.batch import build_training_set
-from operations.monitor import critical_psi, monitor, psi, same_weekday_before
+from operations.drift import critical_psi, psi
+from operations.monitor import monitor, same_weekday_before
 from scoring.model_ref import ModelRef
 from simulation.simulator import SimulationConfig, simulate
 from tests.cli.test_cli import _leadscore
@@ -142,7 +143,9 @@ def test_a_flat_export_or_a_model_without_dates_is_refused(tmp_path, model):
 def test_bins_of_messy_columns_ties_blanks_and_unseen_values():
     """What the simulator never makes: a count that is mostly 0, blanks, a value only the
     current export has, a column empty in the reference."""
-    from operations.monitor import _categorical_bins, _drift, _numeric_bins
+    from operations.drift import categorical_bins as _categorical_bins
+    from operations.drift import drift_of as _drift
+    from operations.drift import numeric_bins as _numeric_bins
 
     ref = np.array([0.0] * 70 + [1.0] * 20 + [5.0] * 5 + [np.nan] * 5)
     rc, cc, labels = _numeric_bins(ref, ref.copy())

@@ -88,7 +88,8 @@ def test_a_disposition_that_settles_the_outcome_both_ways_is_flagged(small_set):
 
 @pytest.mark.skipif(not XEDUCATION.is_file(), reason=f"{XEDUCATION} not on this machine")
 def test_xeducation_audit_flags_tags_and_lead_quality_undeclared(tmp_path):
-    from crm.mapping import builtin_mapping_path, import_tables, load_mapping
+    from crm.importer import import_tables
+    from crm.mapping import builtin_mapping_path, load_mapping
     from features.batch import build_training_set
 
     ds = import_tables(

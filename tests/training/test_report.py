@@ -329,7 +329,8 @@ def test_without_rules_the_report_is_model_vs_learned_points_and_says_why(
 def test_a_stage_the_data_does_not_have_is_a_dash_with_a_note(small_sim):
     from dataclasses import replace
 
-    from training.report import _funnel, opportunity_stage_absent
+    from training.report_tables import funnel_table as _funnel
+    from training.report_tables import opportunity_stage_absent
 
     assert opportunity_stage_absent(small_sim) is None
     only_won = replace(small_sim, deals=small_sim.deals[small_sim.deals["status"] == "won"])

@@ -10,14 +10,9 @@ import pytest
 import yaml
 
 from crm.errors import ConfigError, DatasetError, LeadscoreError
+from crm.importer import import_tables
 from crm.loading import load_dataset
-from crm.mapping import (
-    Mapping,
-    builtin_mapping_path,
-    import_tables,
-    load_mapping,
-    snake_case,
-)
+from crm.mapping import Mapping, builtin_mapping_path, load_mapping, snake_case
 
 XEDUCATION = Path(__file__).resolve().parents[2].parent / "shared/datasets/xeducation/Leads.csv"
 

@@ -26,7 +26,7 @@ from features.definitions import (
     assemble_features,
     resolve_spec,
 )
-from features.labels import Timeline, flat_open, open_rows, snapshot_rows
+from features.labels import Timeline, scoring_rows, snapshot_rows
 
 
 def feature_spec_for(dataset: Dataset, config: FeatureConfig) -> FeatureSpec:
@@ -88,6 +88,7 @@ def build_scoring_set(
     spec: FeatureSpec,
     as_of: pd.Timestamp | str | None = None,
     *,
+    rows: pd.DataFrame | None = None,
     memory_limit: str = "4GB",
 ) -> pd.DataFrame:
     """The open pipeline at `as_of` (default: the data's end), one row per lead: lead_id,
@@ -96,15 +97,17 @@ def build_scoring_set(
     Open as `features.labels` defines it (the training snapshots' rule). Only what was known
     at as_of is used: later activities and deals are invisible. A flat export (no dates) has
     no timeline: its open leads are those without the outcome, as of the data's end.
+    `rows`: the entity rows to featurise (`features.labels.scoring_rows` at the same as_of),
+    when the caller has them for other retrievals too (the rules' inputs).
     """
     end = utc(dataset.data_end)
     when = utc(as_of) if as_of is not None else end
+    snaps = scoring_rows(dataset, when) if rows is None else rows
     if dataset.is_flat:
-        df = _flat_training_set(dataset, spec)[0]
-        df = df[flat_open(df["label"].to_numpy())].drop(columns="label").reset_index(drop=True)
+        df = _flat_training_set(dataset, spec)[0].iloc[snaps["lead"].to_numpy()]
+        df = df.drop(columns="label").reset_index(drop=True)
         df["as_of"] = pd.Timestamp(when)
         return df
-    snaps = open_rows(Timeline.of_dataset(dataset), when)
     with _duckdb(memory_limit) as con:
         prims = _primitives(con, snaps, dataset, spec)
     return _frame(dataset, spec, snaps, prims, {})

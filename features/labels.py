@@ -2,7 +2,7 @@
 one definition of "open at as_of" and "won within the horizon".
 
 Every consumer goes through here (Feast's entity rows): the training snapshots
-(`snapshot_rows`), the open pipeline that `score` and `monitor` rescore (`open_rows`), the
+(`snapshot_rows`), the open pipeline that `score` and `monitor` rescore (`scoring_rows`, `open_rows`), the
 matured rows that monitoring sets against their outcomes (`open_rows` one horizon back, then
 `Timeline.won_within`), backtest origins (`snapshot_rows` with the origin as `data_end`), and
 the report's per-row revenue and opportunities (`Timeline.deals_within`).
@@ -201,6 +201,22 @@ def flat_open(outcome: np.ndarray) -> np.ndarray:
     """A flat export (one row per lead, an outcome column, no dates) has no timeline: its
     open leads are those without the outcome."""
     return np.asarray(outcome) == 0
+
+
+def scoring_rows(dataset: Dataset, as_of: pd.Timestamp) -> pd.DataFrame:
+    """The rows `score` and `monitor` rescore at `as_of` (`lead`, `created_us`, `as_of_us`):
+    the open pipeline; in a flat export, its leads without the outcome."""
+    if not dataset.is_flat:
+        return open_rows(Timeline.of_dataset(dataset), as_of)
+    outcome = dataset.leads[dataset.label_column].to_numpy(dtype="int8")
+    lead = np.flatnonzero(flat_open(outcome))
+    return pd.DataFrame(
+        {
+            "lead": lead.astype(np.int32),
+            "created_us": timestamps_us(dataset.leads["created_at"])[lead],
+            "as_of_us": np.full(len(lead), to_us(as_of), dtype=np.int64),
+        }
+    )
 
 
 def won_within(

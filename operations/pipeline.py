@@ -18,8 +18,10 @@ import pandas as pd
 
 from crm.errors import LeadscoreError
 from crm.loading import Dataset
+from crm.times import utc
 from features.batch import build_scoring_set
-from rules.scorer import batch_rule_inputs
+from features.labels import scoring_rows
+from rules.scorer import entity_rule_inputs
 from scoring.model_ref import ModelRef
 from scoring.record import ScoreRecord, scores_of
 from scoring.scorer import LeadScorer
@@ -79,11 +81,16 @@ def pipeline_scores(
 ) -> PipelineScores:
     """Every lead open at `as_of` scored by the one scoring call (`LeadScorer.score`) on the
     batch engine's rows, in chunks: the scores file's rows and the reasons as lists."""
-    df = build_scoring_set(dataset, scorer.spec, as_of)
+    when = utc(as_of) if as_of is not None else utc(dataset.data_end)
+    # One table of entity rows, which both retrievals consume: the features and the rules'
+    # inputs (these once for every row, one pass over the activities, sliced per chunk).
+    rows = scoring_rows(dataset, when)
+    df = build_scoring_set(dataset, scorer.spec, when, rows=rows)
     n = len(df)
-    # The rules' inputs once for every row (one pass over the activities), sliced per chunk.
     rules_x = (
-        batch_rule_inputs(scorer.rules.config, dataset, df["lead_id"], df["as_of"])
+        entity_rule_inputs(
+            scorer.rules.config, dataset, rows["lead"].to_numpy(), rows["as_of_us"].to_numpy()
+        )
         if scorer.rules is not None
         else None
     )

@@ -169,12 +169,23 @@ def _accumulate(sums, last, lo, hi, row_lead, as_of_us, start, pairs, lead, t, k
 def batch_rule_inputs(
     rules: RulesConfig, dataset: Dataset, lead_ids: Sequence[str], as_of: pd.Series | Sequence
 ) -> dict[str, np.ndarray]:
-    """Rule inputs for (lead, as_of) rows of a dataset (e.g. a training set's rows)."""
+    """Rule inputs for rows of a dataset named by lead id and as_of (a training set's rows,
+    say); `entity_rule_inputs` when the entity rows are at hand."""
     leads = dataset.leads
     pos = lead_positions(pd.Series(list(lead_ids), dtype="str"), leads["lead_id"])
     if (pos < 0).any():
         raise LeadscoreError(f"{int((pos < 0).sum())} rows name leads that are not in the dataset")
     as_of_us = timestamps_us(pd.Series(pd.to_datetime(as_of, utc=True)))
+    return entity_rule_inputs(rules, dataset, pos, as_of_us)
+
+
+def entity_rule_inputs(
+    rules: RulesConfig, dataset: Dataset, lead: np.ndarray, as_of_us: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Rule inputs for entity rows (`features.labels`: each row's lead position in the
+    dataset's leads and its as_of in µs), the batch path of `rule_inputs`."""
+    leads = dataset.leads
+    pos = np.asarray(lead, dtype=np.int64)
     profile = {}
     for col in rules.profile:
         values = leads[col].iloc[pos]

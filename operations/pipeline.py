@@ -64,23 +64,10 @@ def score_pipeline(
     *,
     reasons: bool = True,
     progress: Callable[[int, int], None] | None = None,
-) -> pd.DataFrame:
-    """One row per open lead (COLUMNS but the trend). `progress(done, total)` is told after
-    each chunk."""
-    return pipeline_scores(dataset, scorer, model, as_of, reasons=reasons, progress=progress).frame
-
-
-def pipeline_scores(
-    dataset: Dataset,
-    scorer: LeadScorer,
-    model: ModelRef,
-    as_of: pd.Timestamp | str | None = None,
-    *,
-    reasons: bool = True,
-    progress: Callable[[int, int], None] | None = None,
 ) -> PipelineScores:
     """Every lead open at `as_of` scored by the one scoring call (`LeadScorer.score`) on the
-    batch engine's rows, in chunks: the scores file's rows and the reasons as lists."""
+    batch engine's rows, in chunks: the scores file's rows (COLUMNS but the trend) and the
+    reasons as lists. `progress(done, total)` is told after each chunk."""
     when = utc(as_of) if as_of is not None else utc(dataset.data_end)
     # One table of entity rows, which both retrievals consume: the features and the rules'
     # inputs (these once for every row, one pass over the activities, sliced per chunk).

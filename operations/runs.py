@@ -14,7 +14,7 @@ import pandas as pd
 from crm.loading import Dataset
 from operations.events import HandoffLine, handoff_events
 from operations.history import TREND_RUNS, trends
-from operations.pipeline import pipeline_scores
+from operations.pipeline import score_pipeline
 from scoring.model_ref import ModelRef
 from scoring.scorer import LeadScorer
 
@@ -38,11 +38,11 @@ def score_and_record(
     line: Any = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> ScoredRun:
-    """pipeline_scores, plus each lead's trend from the earlier runs in `history` (a
+    """score_pipeline, plus each lead's trend from the earlier runs in `history` (a
     ScoreHistory, or None for no history), this run stored there, and the hand-off events
     against each lead's latest earlier score (`line`: an events.HandoffLine; default MQL
     or grade A)."""
-    scored = pipeline_scores(dataset, scorer, model, as_of, reasons=reasons, progress=progress)
+    scored = score_pipeline(dataset, scorer, model, as_of, reasons=reasons, progress=progress)
     frame = scored.frame
     line = line if line is not None else HandoffLine()
     earlier = pd.DataFrame(columns=["lead_id", "as_of", "probability", "grade", "mql"])

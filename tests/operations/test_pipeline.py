@@ -82,14 +82,14 @@ def test_score_pipeline_columns_and_the_scorer_agree(small_sim, trained, served_
     scorer = copy.copy(trained.scorer)
     scorer.rules = served_rules
     when = trained.test["as_of"].max()
-    frame = score_pipeline(small_sim, scorer, ModelRef("lead-scoring", "7"), when)
+    frame = score_pipeline(small_sim, scorer, ModelRef("lead-scoring", "7"), when).frame
     assert list(frame.columns) == COLUMNS[:-1] and len(frame) > 100
     assert (frame["as_of"] == when).all()
     assert set(frame["grade"]) <= set("ABCD") and set(frame["rule_grade"]) <= set("ABCD")
     assert (frame["model_version"] == "7").all()
     assert (frame["feature_set_version"] == scorer.spec.version).all()
     assert frame["reasons_up"].str.len().gt(0).mean() > 0.9
-    without = score_pipeline(small_sim, scorer, ModelRef("m", "1"), when, reasons=False)
+    without = score_pipeline(small_sim, scorer, ModelRef("m", "1"), when, reasons=False).frame
     np.testing.assert_array_equal(without["probability"], frame["probability"])
     assert without["reasons_up"].isna().all()
 
@@ -129,7 +129,7 @@ def test_score_and_record_trends_and_replacing_a_run(small_sim, trained, tmp_pat
 def test_write_scores_formats_and_refusals(tmp_path, small_sim, trained):
     frame = score_pipeline(
         small_sim, trained.scorer, ModelRef("m", "1"), trained.test["as_of"].max(), reasons=False
-    )
+    ).frame
     frame["trend"] = "steady"
     for suffix in (".parquet", ".csv"):
         path = write_scores(frame, tmp_path / f"s{suffix}")
@@ -208,7 +208,7 @@ def test_a_flat_export_scores_its_leads_without_the_outcome(tmp_path):
     ds = load_dataset(folder)
     df, spec, _ = build_training_set(ds)
     result = fit_models(df, spec, FAST)
-    frame = score_pipeline(ds, result.scorer, ModelRef("flat", "1"))
+    frame = score_pipeline(ds, result.scorer, ModelRef("flat", "1")).frame
     assert len(frame) == int((won == 0).sum())
     assert set(frame["lead_id"]) == {str(i) for i in range(n) if not won[i]}
     assert frame["probability"].between(0, 1).all() and frame["reasons_up"].notna().all()

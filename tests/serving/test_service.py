@@ -543,7 +543,7 @@ def test_the_batch_scores_file_equals_the_endpoint(client, small_sim, trained, s
     scorer = copy.copy(trained.scorer)
     scorer.rules = served_rules
     when = trained.test["as_of"].max()
-    frame = score_pipeline(small_sim, scorer, ModelRef("lead-scoring", "1"), when)
+    frame = score_pipeline(small_sim, scorer, ModelRef("lead-scoring", "1"), when).frame
     sample = frame.sample(40, random_state=3)
     payloads = _payloads(small_sim, sample["lead_id"])
     body = {

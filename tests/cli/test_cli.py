@@ -299,7 +299,7 @@ def test_features_errors_write_nothing(tmp_path, good_dataset):
 
 
 def test_import_csv_writes_a_dataset_and_errors_are_one_line(tmp_path):
-    from tests.crm.test_mapping import _export
+    from tests.crm.test_importer import _export
 
     args = _export(tmp_path)
     mapping = tmp_path / "mapping.yaml"

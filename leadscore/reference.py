@@ -24,8 +24,9 @@ CONFIGS = (
 
 
 def _cell(text: object) -> str:
-    """Text fit for one Markdown table cell."""
-    return " ".join(str(text).split()).replace("|", "\\|")
+    """Text fit for one Markdown table cell (`<name>` stays text, not an HTML tag)."""
+    text = " ".join(str(text).split()).replace("&", "&amp;")
+    return text.replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
 
 
 # --- the CLI ---------------------------------------------------------------------------
@@ -97,6 +98,8 @@ def _nested(annotation) -> list[type[BaseModel]]:
 
 
 def _type_name(annotation) -> str:
+    if annotation is type(None):
+        return "none"
     if isinstance(annotation, type):
         return annotation.__name__
     if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:

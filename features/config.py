@@ -8,6 +8,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from crm.contract import load_yaml_model
 
+# Roughly log-spaced up to two years: the open pipeline keeps every lead never closed, so
+# most of it is months old, and a model that never saw such ages would extrapolate there.
+# An age the data has not reached yet is no candidate (censoring drops it).
+DEFAULT_SNAPSHOT_AGES = (0, 3, 7, 14, 30, 60, 90, 120, 180, 270, 365, 545, 730)
+
 
 class FeatureConfig(BaseModel):
     """Snapshot ages, horizon, windows and feature families. Frozen: a run's config is fixed."""
@@ -15,8 +20,9 @@ class FeatureConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     snapshot_ages_days: list[float] = Field(
-        default_factory=lambda: [0, 3, 7, 14, 30, 60],
-        description="lead ages (days since creation) at which training snapshots are taken",
+        default_factory=lambda: list(DEFAULT_SNAPSHOT_AGES),
+        description="lead ages (days since creation) at which training snapshots are taken: "
+        "they cover the ages the open pipeline holds (a lead older than the oldest is flagged)",
     )
     horizon_days: float = Field(
         90.0, gt=0, description="a snapshot is a win when a deal is won within this many days"

@@ -113,6 +113,7 @@ def _event(
         "probability": float(row["probability"]),
         "score": int(row["score"]),
         "grade": str(row["grade"]),
+        "beyond_trained_age": bool(row.get("beyond_trained_age", False)),
         "previous_grade": None if previous_grade is None else str(previous_grade),
         "rule_score": None if pd.isna(row["rule_score"]) else int(row["rule_score"]),
         "rule_grade": None if pd.isna(row["rule_grade"]) else str(row["rule_grade"]),

@@ -31,7 +31,13 @@ MIN_LOG_ODDS_CHANGE = 0.2
 # The run's key, as_of_us (µs since the epoch, UTC: exact in every database), then the
 # scores file's columns without the reasons (as_of: UTC without a zone, for people querying
 # the table), then when the run was stored.
-STORED = ["as_of_us", *(c for c in COLUMNS if not c.startswith("reasons_")), "scored_at"]
+# The score file's columns but the reasons and the age flag (a store made before the flag
+# existed keeps working).
+STORED = [
+    "as_of_us",
+    *(c for c in COLUMNS if not c.startswith("reasons_") and c != "beyond_trained_age"),
+    "scored_at",
+]
 TRENDS = ("improving", "steady", "declining", "not enough history")
 
 

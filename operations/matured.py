@@ -1,6 +1,7 @@
 """Calibration on matured outcomes: the pipeline one horizon before the monitored date,
 scored now with what was known then, against what happened within the horizon: predicted
-vs actual by grade and by decile (tie-aware), ECE with its interval from the one bootstrap
+vs actual by grade, by decile (tie-aware) and by lead-age band (every age: the open
+pipeline keeps every lead never closed, and none is set aside), ECE with its interval from the one bootstrap
 over leads, ROC AUC, and observed / expected wins with its z-test.
 """
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 from sklearn.metrics import roc_auc_score
 
 from features.batch import build_scoring_set
@@ -21,6 +23,12 @@ from stats.ranking import ranked_groups
 
 BINS = 10
 ECE_BOOTSTRAP = 200
+# Lead-age bands (days) of the calibration check: the open pipeline holds every age.
+AGE_BANDS = (0, 14, 30, 60, 90, 180, 365)
+# A band with this many expected wins is judged on its ratio; a smaller one on a Poisson
+# 95 % band around its expected wins (its ratio alone is noise).
+RATIO_BAND = (0.8, 1.25)
+MIN_EXPECTED_FOR_RATIO = 20.0
 
 
 @dataclass
@@ -35,6 +43,7 @@ class Matured:
     roc_auc: float | None
     by_grade: pd.DataFrame
     by_decile: pd.DataFrame
+    by_age: pd.DataFrame  # `age_band_table`: every age of the open pipeline, none set aside
     in_training: bool  # the matured date is not after the model's test start
 
 
@@ -85,11 +94,49 @@ def _calibration_table(groups: np.ndarray, p: np.ndarray, y: np.ndarray, order) 
     return pd.DataFrame(rows)
 
 
+def age_band_table(age_days: np.ndarray, p: np.ndarray, y: np.ndarray) -> pd.DataFrame:
+    """Matured calibration by lead age: per band, leads, expected wins (the sum of the
+    probabilities), observed wins, their ratio, and whether the band holds: observed /
+    expected within RATIO_BAND when at least MIN_EXPECTED_FOR_RATIO wins are expected, else
+    the observed count inside the Poisson 95 % interval of the expected one (`holds`); and
+    the two-sided Poisson p-value of the observed count, for a verdict that shares its alpha
+    with the other tests."""
+    age = np.asarray(age_days, dtype=np.float64)
+    p, y = np.asarray(p, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    edges = [*AGE_BANDS, np.inf]
+    rows = []
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        m = (age >= lo) & (age < hi)
+        if not m.any():
+            continue
+        expected, wins = float(p[m].sum()), float(y[m].sum())
+        if expected >= MIN_EXPECTED_FOR_RATIO:
+            low, high = RATIO_BAND[0] * expected, RATIO_BAND[1] * expected
+        else:
+            low, high = (float(v) for v in stats.poisson.interval(0.95, expected))
+        # Two-sided Poisson test of the observed count against the expected one.
+        tail = min(stats.poisson.cdf(wins, expected), stats.poisson.sf(wins - 1, expected))
+        rows.append(
+            {
+                "group": f"{lo:g}-{hi:g} d" if np.isfinite(hi) else f"{lo:g}+ d",
+                "leads": int(m.sum()),
+                "expected_wins": expected,
+                "wins": wins,
+                "observed_over_expected": wins / expected if expected > 0 else float("nan"),
+                "low": low,
+                "high": high,
+                "holds": bool(low <= wins <= high),
+                "p_value": float(min(1.0, 2 * tail)) if expected > 0 else 1.0,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def matured_calibration(
     scorer, ds, as_of, horizon, test_start, seed=0
 ) -> tuple[Matured, pd.DataFrame] | None:
     """The pipeline at `as_of` scored and set against its outcomes; with its rows."""
-    frame, _ = in_domain(build_scoring_set(ds, scorer.spec, as_of), scorer.spec)
+    frame = build_scoring_set(ds, scorer.spec, as_of)
     if frame.empty:
         return None
     record = scorer.score(scorer.frame_batch(frame), reasons=0)
@@ -110,14 +157,8 @@ def matured_calibration(
         roc_auc=auc,
         by_grade=_calibration_table(record.grade.astype(str), p, y, GRADES),
         by_decile=_decile_table(p, y),
+        by_age=age_band_table(frame["lead_age_days"].to_numpy(), p, y)
+        if "lead_age_days" in frame
+        else pd.DataFrame(),
         in_training=test_start is not None and as_of <= test_start,
     ), frame.assign(label=y)
-
-
-def in_domain(frame: pd.DataFrame, spec) -> tuple[pd.DataFrame, int]:
-    """The leads no older than the model's oldest training snapshot (the ages it learned),
-    and how many were older. Without a lead age (a flat export), every lead."""
-    if "lead_age_days" not in frame.columns or not spec.snapshot_ages_days:
-        return frame, 0
-    keep = frame["lead_age_days"].to_numpy(dtype=float) <= max(spec.snapshot_ages_days) + 1e-9
-    return frame[keep].reset_index(drop=True), int((~keep).sum())

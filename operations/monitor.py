@@ -55,7 +55,7 @@ from operations.drift import (
     drift_of,
     numeric_bins,
 )
-from operations.matured import Matured, in_domain, matured_calibration
+from operations.matured import AGE_BANDS, Matured, matured_calibration
 from scoring.model_ref import ModelRef
 from scoring.scorer import LeadScorer
 
@@ -145,6 +145,14 @@ def _sources(reference: pd.DataFrame, matured: pd.DataFrame, alpha: float) -> pd
     return pd.DataFrame(rows)
 
 
+def _ages_up_to(frame: pd.DataFrame, days: float) -> pd.DataFrame:
+    """The rows whose lead is at most `days` old (a flat export has no age: every row)."""
+    if "lead_age_days" not in frame.columns:
+        return frame
+    keep = frame["lead_age_days"].to_numpy(dtype=float) <= days + 1e-9
+    return frame[keep].reset_index(drop=True)
+
+
 def same_weekday_before(when: pd.Timestamp, limit: pd.Timestamp) -> pd.Timestamp:
     """The latest time at or before `limit` that is a whole number of weeks before `when`."""
     weeks = int(np.ceil((when - limit) / pd.Timedelta(days=7)))
@@ -183,19 +191,42 @@ def monitor(
     spec = scorer.spec
     horizon = float(spec.horizon_days)
     notes: list[str] = []
-    current, outside = in_domain(build_scoring_set(dataset, spec, when), spec)
-    reference, _ = in_domain(build_scoring_set(dataset, spec, reference_as_of), spec)
-    if outside:
-        oldest = max(spec.snapshot_ages_days)
-        notes.append(
-            f"{outside:,} open leads ({outside / (outside + len(current)):.0%}) are older than "
-            f"the model's oldest training snapshot ({oldest:g} days): their scores are "
-            "extrapolated, and they are left out of the checks below (an open pipeline keeps "
-            "every lead never closed, so their number grows by itself)"
-        )
+    current = build_scoring_set(dataset, spec, when)
+    reference = build_scoring_set(dataset, spec, reference_as_of)
+    oldest = scorer.oldest_trained_age_days
+    if oldest is not None and "lead_age_days" in current and len(current):
+        beyond = int((current["lead_age_days"].to_numpy(dtype=float) > oldest + 1e-9).sum())
+        if beyond:
+            notes.append(
+                f"{beyond:,} open leads ({beyond / len(current):.0%}) are older than the "
+                f"model's oldest training age ({oldest:g} days): they are scored from what it "
+                "learned at its oldest ages and flagged so (beyond_trained_age); the checks "
+                "below include them, by age band"
+            )
     if current.empty or reference.empty:
         raise LeadscoreError(
             f"no open lead at {'the monitored date' if current.empty else 'the reference date'}"
+        )
+    # Like for like: the drift and source checks compare the leads each pipeline gained
+    # within one horizon (the new business the model meets). The stock of older leads that
+    # never closed only grows, and it was the new business of earlier runs; a lead older than
+    # the CRM at the reference date has no counterpart there at all. The matured calibration
+    # covers every age.
+    crm_age = (reference_as_of - utc(dataset.leads["created_at"].min())) / pd.Timedelta(days=1)
+    recent_days = min(horizon, crm_age)
+    everyone = len(current)
+    current, reference = _ages_up_to(current, recent_days), _ages_up_to(reference, recent_days)
+    if len(current) < everyone:
+        older = everyone - len(current)
+        notes.append(
+            f"the drift and source checks compare the leads created within {recent_days:,.0f} "
+            f"days of each date (the new business); {older:,} older open leads "
+            f"({older / everyone:.0%}) are in the matured calibration, by age band"
+        )
+    if current.empty or reference.empty:
+        raise LeadscoreError(
+            f"no lead created within {recent_days:,.0f} days of "
+            f"{'the monitored date' if current.empty else 'the reference date'}"
         )
     p_cur = scorer.score(scorer.frame_batch(current), reasons=0).probability
     p_ref = scorer.score(scorer.frame_batch(reference), reasons=0).probability
@@ -208,7 +239,8 @@ def monitor(
     )
     n_sources = int(reference["source"].nunique()) if has_source else 0
     features = list(scorer.features)
-    tests = len(features) + 1 + (1 if matured_ok else 0)
+    age_bands = len(AGE_BANDS) if "lead_age_days" in current.columns else 0
+    tests = len(features) + 1 + ((1 + age_bands) if matured_ok else 0)
     tests += n_sources if (has_source and matured_ok and ref_outcomes_known) else 0
     alpha = FAMILY_ALPHA / tests
 
@@ -251,7 +283,7 @@ def monitor(
                 ref_rows = reference.assign(
                     label=won_within(dataset, reference["lead_id"], reference_as_of, horizon)
                 )
-                sources = _sources(ref_rows, matured_rows, alpha)
+                sources = _sources(ref_rows, _ages_up_to(matured_rows, recent_days), alpha)
     else:
         notes.append(
             f"no matured outcome yet: one horizon ({horizon:g} days) before the monitored date "
@@ -302,6 +334,19 @@ def _verdict(drift, matured, sources, alpha) -> tuple[str, list[str]]:
                 f"matured outcomes are off the predictions: {matured.wins:,} wins against "
                 f"{matured.expected:,.1f} predicted ({ratio:.2f}x) among the {matured.leads:,} "
                 f"leads open at {matured.as_of.date()}"
+            )
+    if matured is not None and not matured.in_training and len(matured.by_age):
+        # A band is off when it does not hold (materially) and the Poisson test says it is
+        # not noise at the run's shared alpha.
+        bands = matured.by_age
+        off = bands[~bands["holds"] & (bands["p_value"] < alpha)]
+        if len(off):
+            watch.append(
+                "matured calibration is off by lead age: "
+                + "; ".join(
+                    f"{r.group}: {r.wins:,.0f} wins for {r.expected_wins:,.1f} predicted"
+                    for r in off.itertuples()
+                )
             )
     if sources is not None and len(sources) and sources["shifted"].any():
         shifted = sources[sources["shifted"]]

@@ -122,6 +122,13 @@ def render(report: MonitorReport) -> str:
         calibration_figures=calibration_figs,
         by_grade=table(report.matured.by_grade, rates) if report.matured else "",
         by_decile=table(report.matured.by_decile, rates) if report.matured else "",
+        by_age=table(
+            report.matured.by_age.assign(_off=~report.matured.by_age["holds"]),
+            {"expected_wins": "count", "wins": "count", "low": "count", "high": "count"},
+            flag="_off",
+        )
+        if report.matured is not None and len(report.matured.by_age)
+        else "",
         sources=sources,
     )
 
@@ -153,6 +160,9 @@ def summary(report: MonitorReport) -> dict:
             for d in report.drift
         ],
         "metrics": report.metrics(),
+        "matured_by_age": report.matured.by_age.to_dict("records")
+        if report.matured is not None
+        else [],
     }
 
 

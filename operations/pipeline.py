@@ -33,6 +33,7 @@ COLUMNS = [
     "probability",
     "score",
     "grade",
+    "beyond_trained_age",
     "rule_score",
     "rule_grade",
     "mql",
@@ -121,6 +122,7 @@ def _scores(
         "probability": probability,
         "score": scores_of(probability).astype(int),
         "grade": column("grade").astype(str),
+        "beyond_trained_age": column("beyond_trained_age").astype(bool),
     }
     if scorer.rules is not None:
         out["rule_score"] = pd.array(column("rule_score").astype(int), dtype="Int64")

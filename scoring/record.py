@@ -38,6 +38,7 @@ class ScoringBatch:
     x: np.ndarray
     row: Callable[[int], Mapping[str, Any]]
     rules_x: Mapping[str, np.ndarray] | None = None
+    age_days: np.ndarray | None = None  # each lead's age at its as_of (None: a flat export)
 
     def __len__(self) -> int:
         return len(self.lead_id)
@@ -45,13 +46,16 @@ class ScoringBatch:
 
 @dataclass
 class ScoreRecord:
-    """One entry per lead: the model's probability, score and grade; the rules' score, grade,
-    MQL flag and probability (None without rules); the worded reasons (None when not asked);
-    and which model scored (None until the caller says)."""
+    """One entry per lead: the model's probability, score and grade; whether the lead is older
+    than any age the model was trained on (`beyond_trained_age`: scored from what it learned
+    at its oldest ages, and flagged so); the rules' score, grade, MQL flag and probability
+    (None without rules); the worded reasons (None when not asked); and which model scored
+    (None until the caller says)."""
 
     lead_id: np.ndarray
     probability: np.ndarray
     grade: np.ndarray
+    beyond_trained_age: np.ndarray | None = None
     rule_score: np.ndarray | None = None
     rule_grade: np.ndarray | None = None
     mql: np.ndarray | None = None
@@ -75,8 +79,19 @@ class ScoreRecord:
     def rows(self) -> list[dict[str, Any]]:
         """One dict per lead, in the endpoint's and the pyfunc's shape."""
         score, p = self.score.tolist(), self.probability.tolist()
+        beyond = (
+            self.beyond_trained_age.tolist()
+            if self.beyond_trained_age is not None
+            else [False] * len(self)
+        )
         out = [
-            {"lead_id": lead_id, "probability": p[i], "score": score[i], "grade": str(grade)}
+            {
+                "lead_id": lead_id,
+                "probability": p[i],
+                "score": score[i],
+                "grade": str(grade),
+                "beyond_trained_age": beyond[i],
+            }
             for i, (lead_id, grade) in enumerate(zip(self.lead_id, self.grade, strict=True))
         ]
         if self.reasons is not None:

@@ -159,7 +159,8 @@ class LeadScorer:
             return records[i]
 
         ids = df["lead_id"].astype("str").to_numpy(dtype=object)
-        return ScoringBatch(ids, x, row, rules_x)
+        age = df["lead_age_days"].to_numpy(dtype=np.float64) if "lead_age_days" in df else None
+        return ScoringBatch(ids, x, row, rules_x, age)
 
     def payload_batch(
         self, leads: Sequence[Mapping[str, Any]], as_of: Any, *, strict: bool = False
@@ -177,8 +178,10 @@ class LeadScorer:
                 self.rules.config, leads, as_ofs, strict=strict, parsed=parsed
             )
         ids = np.array([lead.get("lead_id") for lead in leads], dtype=object)
+        age_column = self._behaviour_index.get("lead_age_days")
+        age = batch.behaviour[:, age_column] if age_column is not None else None
         return ScoringBatch(
-            ids, self.encode_batch(batch), lambda i: batch.row(i, self.spec), rules_x
+            ids, self.encode_batch(batch), lambda i: batch.row(i, self.spec), rules_x, age
         )
 
     def score(
@@ -190,6 +193,7 @@ class LeadScorer:
         vectorised pass for the whole batch."""
         p = self.predict_proba(batch.x)
         record = ScoreRecord(batch.lead_id, p, self.grades(p), model=model)
+        record.beyond_trained_age = self.beyond_trained_age(batch.age_days, len(batch))
         if reasons:
             totals = self.group_contributions(batch.x)
             record.reasons = [
@@ -204,6 +208,21 @@ class LeadScorer:
             if hasattr(self.rules, "calibrator_"):
                 record.rule_probability = self.rules.calibrator_(rule_score.astype(float))
         return record
+
+    @property
+    def oldest_trained_age_days(self) -> float | None:
+        """The oldest lead age the model saw in training (None without a lead age)."""
+        ages = self.spec.snapshot_ages_days if self.spec.history else []
+        return float(max(ages)) if ages else None
+
+    def beyond_trained_age(self, age_days: np.ndarray | None, n: int) -> np.ndarray:
+        """Per lead, whether it is older than any age the model was trained on: its score
+        comes from what was learned at the oldest ages (trees do not extrapolate past the
+        values they saw), and it is flagged so, never silently."""
+        oldest = self.oldest_trained_age_days
+        if age_days is None or oldest is None:
+            return np.zeros(n, dtype=bool)
+        return np.asarray(age_days, dtype=np.float64) > oldest + 1e-9
 
     def score_leads(
         self,

@@ -84,6 +84,7 @@ def _scorer_meta(scorer: LeadScorer) -> dict[str, Any]:
         "features": len(scorer.features),
         "activity_types": scorer.spec.activity_types,
         "calibration": scorer.calibrator.method,
+        "oldest_trained_age_days": scorer.oldest_trained_age_days,
         "grades": scorer.grades.model_dump(),
         "rules_version": scorer.rules.config.version if scorer.rules is not None else None,
         "mql_threshold": scorer.rules.config.mql_threshold if scorer.rules is not None else None,

@@ -152,6 +152,14 @@ class LeadScore(TypedDict):
         int, Field(ge=0, le=100, description="round(100 * probability)", examples=[27])
     ]
     grade: Annotated[Literal["A", "B", "C", "D"], Field(examples=["B"])]
+    beyond_trained_age: Annotated[
+        bool,
+        Field(
+            description="the lead is older than any age the model was trained on: its score "
+            "comes from what was learned at the oldest ages (see /metadata)",
+            examples=[False],
+        ),
+    ]
     reasons: NotRequired[Reasons]
     rule_score: Annotated[
         int | None, Field(description="marketing's points (null: no rules)", examples=[60])
@@ -190,6 +198,9 @@ class Metadata(BaseModel):
     source: str = Field(description="registry (credentials masked), bento model or folder")
     feature_set_version: str
     calibration: str
+    oldest_trained_age_days: float | None = Field(
+        None, description="the oldest lead age the model was trained on (days)"
+    )
     rules_version: str | None = None
     mql_threshold: float | None = None
 

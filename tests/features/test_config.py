@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from crm.errors import ConfigError
-from features.config import FeatureConfig, load_feature_config
+from features.config import DEFAULT_SNAPSHOT_AGES, FeatureConfig, load_feature_config
 
 
 def test_defaults_and_shipped_config_agree():
@@ -57,7 +57,8 @@ def test_the_feature_set_version_does_not_depend_on_how_numbers_are_written(tmp_
         ).version
 
     path = tmp_path / "features.yaml"
-    path.write_text("snapshot_ages_days: [0.0, 3.0, 7.0, 14.0, 30.0, 60.0]\nhorizon_days: 90.0\n")
+    ages = ", ".join(f"{float(a)}" for a in DEFAULT_SNAPSHOT_AGES)
+    path.write_text(f"snapshot_ages_days: [{ages}]\nhorizon_days: 90.0\n")
     assert version(load_feature_config(path)) == version(FeatureConfig())
     assert version(load_feature_config("conf/features.yaml")) == version(FeatureConfig())
     path.write_text("snapshot_ages_days: [0, 3.5]\n")

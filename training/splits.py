@@ -97,10 +97,13 @@ def random_split_like(df: pd.DataFrame, split: Split, *, seed: int) -> Split:
     contemporaries of the train leads, which is not how a model meets new leads.
     """
     leads = pd.Index(df["lead_id"].unique())
-    share = {
-        name: df.loc[getattr(split, name), "lead_id"].nunique() / max(len(leads), 1)
-        for name in ("validation", "test")
+    # A long-lived lead has snapshots in several periods of the time split: each part's
+    # share is its leads over the leads of all three parts, so the shares add up to one.
+    counts = {
+        name: df.loc[getattr(split, name), "lead_id"].nunique()
+        for name in ("train", "validation", "test")
     }
+    share = {name: n / max(sum(counts.values()), 1) for name, n in counts.items()}
     order = np.random.default_rng(seed).permutation(len(leads))
     n_test = int(round(share["test"] * len(leads)))
     n_val = int(round(share["validation"] * len(leads)))

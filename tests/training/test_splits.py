@@ -44,10 +44,14 @@ def test_random_split_keeps_leads_whole_and_the_time_split_shares(small_set):
     assert (sum(p.astype(int) for p in parts) == 1).all()  # every row in exactly one part
     owner = pd.Series(np.select(parts, [0, 1, 2]), index=df.index).groupby(df["lead_id"]).nunique()
     assert (owner == 1).all()  # a lead's snapshots never straddle two parts
+    # Leads drawn in the time split's proportions (a long-lived lead counts in each period).
+    counts = {
+        n: df.loc[getattr(by_time, n), "lead_id"].nunique() for n in ("train", "validation", "test")
+    }
     for name in ("validation", "test"):
-        leads_time = df.loc[getattr(by_time, name), "lead_id"].nunique()
+        expected = counts[name] / sum(counts.values()) * df["lead_id"].nunique()
         leads_chance = df.loc[getattr(by_chance, name), "lead_id"].nunique()
-        assert abs(leads_chance - leads_time) <= 1
+        assert abs(leads_chance - expected) <= 1
     # Random test rows come from the whole period, time-split ones only from the end.
     assert df.loc[by_chance.test, "as_of"].min() < by_time.validation_start
 

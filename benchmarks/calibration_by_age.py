@@ -2,8 +2,9 @@
 object.
 
 At three dates one horizon or more before the data's end, a model is trained on what was
-known then (the training set censored at that date), the pipeline open at that date is
-scored, and its expected wins (the sum of the probabilities) are set against the wins of the
+known then (the training set censored at that date) and shipped as `leadscore train` ships
+it (refit on every matured snapshot; `--no-refit`: the evaluated model), the pipeline open
+at that date is scored, and its expected wins (the sum of the probabilities) are set against the wins of the
 next horizon, per lead-age band (`operations.matured.age_band_table`). The same run does it
 with the feature config's snapshot ages and with the ages a baseline config used (default:
 the 0.1 ages, 0-60 days), so the two can be read side by side.
@@ -40,6 +41,9 @@ def main() -> None:
         "--calibration", default="auto", help="the training config's calibration method"
     )
     parser.add_argument("--only", choices=["default", "baseline"], help="one config only")
+    parser.add_argument(
+        "--no-refit", action="store_true", help="score with the evaluated model, not the refit"
+    )
     args = parser.parse_args()
 
     import pandas as pd
@@ -52,6 +56,7 @@ def main() -> None:
     from simulation import SimulationConfig, simulate
     from training.config import TrainConfig
     from training.fit import fit_models
+    from training.refit import ship
 
     configs = {
         "default": FeatureConfig(),
@@ -63,6 +68,7 @@ def main() -> None:
         "leads": args.leads,
         "seed": args.seed,
         "calibration": args.calibration,
+        "refit": not args.no_refit,
         "configs": {},
     }
     with tempfile.TemporaryDirectory() as tmp:
@@ -78,9 +84,10 @@ def main() -> None:
             for when in dates:
                 start = time.perf_counter()
                 df, spec, _ = build_training_set(ds, features, data_end=when)
-                result = fit_models(
-                    df, spec, TrainConfig(bootstrap=0, calibration=args.calibration)
+                train_config = TrainConfig(
+                    bootstrap=0, calibration=args.calibration, refit=not args.no_refit
                 )
+                result = ship(fit_models(df, spec, train_config), df, train_config)
                 seconds = time.perf_counter() - start
                 frame = build_scoring_set(ds, spec, when)
                 scorer = result.scorer

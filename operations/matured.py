@@ -44,7 +44,7 @@ class Matured:
     by_grade: pd.DataFrame
     by_decile: pd.DataFrame
     by_age: pd.DataFrame  # `age_band_table`: every age of the open pipeline, none set aside
-    in_training: bool  # the matured date is not after the model's test start
+    in_training: bool  # the matured date is not after what the model may have learned from
 
 
 def _ece_interval(lead_ids, p: np.ndarray, y: np.ndarray, seed: int) -> tuple[float, float]:

@@ -176,12 +176,15 @@ def monitor(
     end = utc(dataset.data_end)
     when = utc(as_of) if as_of is not None else end
     info = scorer.info or {}
+    # Where the model's knowledge ends: the refit that ships learned every matured snapshot
+    # (`trained_to`); an evaluated model, what came before its validation period.
+    knowledge_end = info.get("trained_to") or info.get("validation_start")
     if reference_as_of is None:
-        if not info.get("validation_start"):
+        if not knowledge_end:
             raise LeadscoreError(
                 "this model does not record when its training data ends: give --reference-as-of"
             )
-        reference_as_of = same_weekday_before(when, utc(info["validation_start"]))
+        reference_as_of = same_weekday_before(when, utc(knowledge_end))
     reference_as_of = utc(reference_as_of)
     if reference_as_of >= when:
         raise LeadscoreError(
@@ -269,15 +272,18 @@ def monitor(
     matured = None
     sources = None
     if matured_ok:
-        test_start = utc(info["test_start"]) if info.get("test_start") else None
-        found = matured_calibration(scorer, dataset, matured_as_of, horizon, test_start)
+        # Matured rows the model may have learned from: the refit's up to `trained_to`,
+        # an evaluated model's up to its test start.
+        seen_to = info.get("trained_to") or info.get("test_start")
+        seen_to = utc(seen_to) if seen_to else None
+        found = matured_calibration(scorer, dataset, matured_as_of, horizon, seen_to)
         if found is not None:
             matured, matured_rows = found
             if matured.in_training:
                 notes.append(
-                    f"the matured date ({matured_as_of.date()}) is not after the model's test "
-                    "start: its calibration there is not an out-of-sample check, and is left "
-                    "out of the verdict"
+                    f"the matured date ({matured_as_of.date()}) is not after what the model "
+                    f"learned from ({seen_to.date()}): its calibration there is not an "
+                    "out-of-sample check, and is left out of the verdict"
                 )
             if has_source and ref_outcomes_known:
                 ref_rows = reference.assign(

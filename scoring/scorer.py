@@ -31,6 +31,7 @@ from stats.calibration import Calibrator
 SCORER_FILE = "scorer.json"
 BOOSTER_FILE = "booster.txt"
 RULES_FILE = "rules.json"
+EVALUATED_FOLDER = "evaluated"  # the evaluated model inside the shipped one's folder
 
 
 def _threads(rows: int) -> int:
@@ -75,6 +76,9 @@ class LeadScorer:
         self.calibrator = calibrator
         self.grades = grades
         self.info = dict(info or {})
+        # The evaluated model, when this one is the refit that ships (`training.refit`):
+        # held-out rows are scored with it, never with a model that has seen them.
+        self.evaluated: LeadScorer | None = None
         self._codes = {
             c: {v: float(i) for i, v in enumerate(vals)} for c, vals in self.categories.items()
         }
@@ -235,6 +239,12 @@ class LeadScorer:
         """`score` of the payload batch, one dict per lead (the endpoint's shape)."""
         return self.score(self.payload_batch(leads, as_of, strict=strict), reasons=reasons).rows()
 
+    @property
+    def for_evaluation(self) -> LeadScorer:
+        """The scorer that may score held-out rows: the evaluated model when this is the
+        refit that ships (it has seen every matured row), else this one."""
+        return self.evaluated if self.evaluated is not None else self
+
     # --- persistence -----------------------------------------------------------------
 
     def save(self, folder: str | Path) -> Path:
@@ -252,6 +262,8 @@ class LeadScorer:
         (folder / SCORER_FILE).write_text(json.dumps(meta, indent=1, default=float))
         if self.rules is not None:
             (folder / RULES_FILE).write_text(json.dumps(self.rules.to_dict(), indent=1))
+        if self.evaluated is not None:
+            self.evaluated.save(folder / EVALUATED_FOLDER)
         return folder
 
     @classmethod
@@ -268,7 +280,7 @@ class LeadScorer:
             )
         except (OSError, ValueError, lgb.basic.LightGBMError) as exc:
             raise LeadscoreError(f"{folder}: not a saved lead scorer ({exc})") from exc
-        return cls(
+        scorer = cls(
             FeatureSpec.model_validate(meta["spec"]),
             booster,
             meta["features"],
@@ -278,3 +290,6 @@ class LeadScorer:
             meta.get("info"),
             rules=rules,
         )
+        if (folder / EVALUATED_FOLDER / SCORER_FILE).is_file():
+            scorer.evaluated = cls.load(folder / EVALUATED_FOLDER)
+        return scorer

@@ -85,6 +85,7 @@ def _scorer_meta(scorer: LeadScorer) -> dict[str, Any]:
         "activity_types": scorer.spec.activity_types,
         "calibration": scorer.calibrator.method,
         "oldest_trained_age_days": scorer.oldest_trained_age_days,
+        "trained_to": scorer.info.get("trained_to"),
         "grades": scorer.grades.model_dump(),
         "rules_version": scorer.rules.config.version if scorer.rules is not None else None,
         "mql_threshold": scorer.rules.config.mql_threshold if scorer.rules is not None else None,

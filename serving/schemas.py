@@ -201,6 +201,11 @@ class Metadata(BaseModel):
     oldest_trained_age_days: float | None = Field(
         None, description="the oldest lead age the model was trained on (days)"
     )
+    trained_to: str | None = Field(
+        None,
+        description="the newest snapshot the model learned from (a refit on every matured "
+        "snapshot: one horizon before its data's end)",
+    )
     rules_version: str | None = None
     mql_threshold: float | None = None
 

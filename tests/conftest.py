@@ -105,3 +105,12 @@ def served_rules(small_sim, small_set, trained):
 
     df = small_set[0][trained.split.validation]
     return fit_rules(load_rules("conf/rules.yaml"), small_sim, df)
+
+
+@pytest.fixture(scope="session")
+def shipped(small_set, trained):
+    """`trained` with the model that ships: refit on every matured snapshot of small_set."""
+    from tests.training.conftest import FAST
+    from training.refit import ship
+
+    return ship(trained, small_set[0], FAST)

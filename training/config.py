@@ -89,6 +89,12 @@ class TrainConfig(BaseModel):
         200, ge=1, description="below this many positives in train, regularise harder"
     )
     seed: int = Field(0, description="seed of every random draw (samples, bootstrap, LightGBM)")
+    refit: bool = Field(
+        True,
+        description="ship a model refit on every matured snapshot after the evaluation "
+        "(false: ship the evaluated model, whose newest example is a purge, a validation "
+        "and a test period older)",
+    )
     model_name: str = Field(DEFAULT_MODEL_NAME, description="the MLflow registered model")
     experiment: str = Field("leadscore", description="the MLflow experiment of training runs")
 

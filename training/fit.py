@@ -52,6 +52,9 @@ class TrainResult:
     # LightGBM's learning curve, one value per boosting round (also past the best round,
     # up to where early stopping ended): {"train"|"validation": {"binary_logloss"|"auc": [...]}}
     learning_curve: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    # What the shipped model learned from (`training.refit.Shipped.to_dict`), when `scorer`
+    # is the refit on every matured snapshot; None: `scorer` is the evaluated model itself.
+    shipped: dict | None = None
 
 
 def _text_categories(x: pd.DataFrame) -> pd.DataFrame:

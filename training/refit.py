@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import lightgbm as lgb
 import numpy as np
@@ -29,6 +29,7 @@ from scoring.scorer import LeadScorer, encode_frame
 from stats.calibration import choose_calibrator
 from training.config import TrainConfig
 from training.fit import TrainResult, lightgbm_params
+from training.trust import untrusted_model
 
 CALIBRATION_WINDOWS = 2
 MAX_ROUNDS_FACTOR = 3.0  # the refit's rounds grow with its rows, at most this many times
@@ -162,3 +163,26 @@ def refit_production(
     )
     scorer.evaluated = base
     return scorer, shipped
+
+
+def ship(
+    result: TrainResult,
+    df: pd.DataFrame,
+    config: TrainConfig,
+    *,
+    on_step: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """`result` with the model that ships: the refit (`refit_production`), its evaluated
+    model attached, what it learned from in `shipped`, and the trust banners counted on
+    what it learned from. With `config.refit` off, `result` as it is."""
+    if not config.refit:
+        return result
+    scorer, shipped = refit_production(df, result, config, on_step=on_step)
+    untrusted = untrusted_model(
+        shipped.leads_won,
+        scorer.booster.num_trees(),
+        result.test["p_model"].to_numpy(),
+        learned_from="every matured snapshot (the model that ships)",
+    )
+    scorer.info["untrusted"] = untrusted
+    return replace(result, scorer=scorer, shipped=shipped.to_dict(), untrusted=untrusted)

@@ -74,7 +74,9 @@ def champion_metrics(
         raise LeadscoreError(
             f"champion v{champion.version} cannot be scored on the current test rows (feature spec {scorer.spec.version})"
         )
-    p = scorer.score(scorer.frame_batch(rows), reasons=0).probability
+    # The champion's evaluated model: its shipped refit may have seen these rows.
+    model = scorer.for_evaluation
+    p = model.score(model.frame_batch(rows), reasons=0).probability
     return evaluate(result.test["label"].to_numpy(), p, bootstrap=0)
 
 

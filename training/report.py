@@ -147,7 +147,9 @@ def compare(
             rule_scorer = fit_rules(rules, dataset, val)
         x_test = batch_rule_inputs(rules, dataset, test["lead_id"], test["as_of"])
 
-    record = scorer.score(scorer.frame_batch(test), reasons=0)
+    # Held-out rows are scored by the evaluated model (a refit that ships has seen them).
+    evaluated = scorer.for_evaluation
+    record = evaluated.score(evaluated.frame_batch(test), reasons=0)
     p_model = record.probability
     rows = pd.DataFrame(
         {
@@ -212,10 +214,14 @@ def compare(
             f"thin data: only {int(y.sum())} won rows in the test period; every figure below is "
             "uncertain (see the intervals) and small differences mean nothing"
         )
+    shipped = scorer.info.get("shipped") if scorer.evaluated is not None else None
     verdict = untrusted_model(
-        int(train.loc[train["label"] == 1, "lead_id"].nunique()),
+        shipped["leads_won"]
+        if shipped
+        else int(train.loc[train["label"] == 1, "lead_id"].nunique()),
         scorer.booster.num_trees(),
         p_model,
+        **({"learned_from": "every matured snapshot (the model that ships)"} if shipped else {}),
     )
     keep_rules = does_not_beat_rules(differences.get("roc_auc", [np.nan] * 3))
     if keep_rules:
@@ -246,6 +252,7 @@ def compare(
             "opportunity_stage_absent": no_opportunities,
             "no_sales_touch": no_sales_touch(dataset, touches),
             "leakage": audit,
+            "shipped": shipped,
         },
         "warnings": warnings,
         "verdict": verdict,
@@ -291,7 +298,7 @@ def compare(
         quadrants=quadrant_table(decided),
         capacity_all=capacity_table(rows, rankings, n_mql),
         quadrants_all=quadrant_table(rows, top_column="model_top_n_all"),
-        examples=example_leads(rows, test, scorer, rule_scorer, x_test),
+        examples=example_leads(rows, test, evaluated, rule_scorer, x_test),
         sources=sources_table(rows, no_opportunities is None),
         funnel=funnel_table(rows, no_opportunities is None),
     )

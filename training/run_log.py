@@ -234,6 +234,16 @@ def description(
         f"{result.params['features_used']} features, {result.params['best_iteration']} "
         f"rounds, {result.calibration['method']} calibration."
     )
+    shipped = result.shipped
+    if shipped is not None:
+        lines.append(
+            "The figures below describe the evaluated procedure (the model trained on the "
+            "train period and tested after it). **The model that ships** is refit on every "
+            f"matured snapshot: {shipped['rows']:,} snapshots ({shipped['leads_won']:,} won "
+            f"leads) as of {shipped['first_as_of'][:10]} to {shipped['last_as_of'][:10]}, "
+            f"{shipped['rounds']} rounds, {shipped['calibration']['method']} calibration by "
+            f"{shipped['calibration']['fitted_by']}."
+        )
     table = [
         f"Out-of-time test, {m['rows']:,} rows ({m['positives']:,} won):",
         "",

@@ -271,6 +271,16 @@ class Registration:
         )
         mlflow.log_dict(result.leakage.to_dict(), "leakage_audit.json")
         mlflow.log_dict(spec.model_dump(), "feature_spec.json")
+        if result.shipped is not None:  # what the model that ships learned from
+            mlflow.log_dict(result.shipped, "shipped.json")
+            mlflow.log_metrics(
+                {
+                    "shipped_rows": float(result.shipped["rows"]),
+                    "shipped_leads_won": float(result.shipped["leads_won"]),
+                    "shipped_rounds": float(result.shipped["rounds"]),
+                }
+            )
+            mlflow.set_tag("leadscore.shipped_trained_to", result.shipped["last_as_of"])
         if len(result.by_age):
             mlflow.log_table(result.by_age, "auc_by_age.json")
         if result.warnings:

@@ -20,12 +20,19 @@ MIN_TREES = 3
 MIN_DISTINCT_SCORES = 20
 
 
-def untrusted_model(train_won_leads: int, trees: int, test_probabilities: np.ndarray) -> list[str]:
-    """Banner lines (empty when none applies)."""
+def untrusted_model(
+    train_won_leads: int,
+    trees: int,
+    test_probabilities: np.ndarray,
+    *,
+    learned_from: str = "the train period",
+) -> list[str]:
+    """Banner lines (empty when none applies); `learned_from` names the rows the counted
+    won leads come from (the shipped model's: every matured snapshot)."""
     out = []
     if train_won_leads < MIN_WON_LEADS:
         out.append(
-            f"too few wins to learn from: {train_won_leads} won leads in the train period "
+            f"too few wins to learn from: {train_won_leads} won leads in {learned_from} "
             f"(< {MIN_WON_LEADS}); treat the model's scores as rough"
         )
     if trees <= MIN_TREES:

@@ -80,6 +80,7 @@ def run_training(
     from leadscore.project import config_path
     from training.config import load_train_config
     from training.fit import fit_models
+    from training.refit import ship
     from training.run_log import rules_metrics
     from training.scratch import scratch_dir
     from training.tracking import log_and_register
@@ -115,6 +116,9 @@ def run_training(
             info={"source": str(data)},
             on_step=detail,
         )
+    if train_config.refit:
+        with step("refitting the model that ships on every matured snapshot") as detail:
+            result = ship(result, df, train_config, on_step=detail)
     for line in result.untrusted:
         err.print(f"[bold red]do not trust this model:[/bold red] {line}", highlight=False)
     for warning in result.warnings:
@@ -216,6 +220,16 @@ def print_training(result, outcome, model_name: str) -> None:
             f"{m['capture_top_decile']:.1%}",
         )
     out.print(table)
+    if result.shipped is not None:
+        s = result.shipped
+        out.print(
+            "these figures describe the evaluated procedure (trained before "
+            f"{split.validation_start.date()}, tested from {split.test_start.date()}); the model "
+            f"that ships is refit on every matured snapshot: {s['rows']:,} snapshots "
+            f"({s['leads_won']:,} won leads), {s['first_as_of'][:10]} to {s['last_as_of'][:10]}, "
+            f"{s['rounds']} rounds, calibrated ({s['calibration']['method']}) by "
+            f"{s['calibration']['fitted_by']}"
+        )
     if len(result.by_age):
         by_age = Table(title="test ROC AUC by lead age", show_edge=False)
         for col in result.by_age.columns:

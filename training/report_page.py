@@ -19,6 +19,40 @@ TEMPLATES = Path(__file__).parent / "templates"
 COLORS = {"model": "#1f5fa8", "rules": "#d0701c", "learned": "#3a8f3a"}
 
 
+# The mean prediction may be off the test period's win rate by this much (relative) before
+# the report says the win rate moved; an ECE this small (absolute, or relative to the win
+# rate) lets it call the probabilities win rates.
+MOVED_BASE_RATE = 0.10
+READABLE_ECE = 0.02
+READABLE_ECE_SHARE = 0.10
+
+
+def calibration_sentence(ece: float, rows: pd.DataFrame) -> str:
+    """What the model's calibration on the test rows allows a reader to do, in words: read
+    the probabilities as win rates only when that holds; when the mean prediction is off the
+    period's win rate, say that the win rate moved."""
+    predicted = float(rows["probability"].mean())
+    observed = float(rows["label"].mean())
+    if observed > 0 and abs(predicted / observed - 1) > MOVED_BASE_RATE:
+        direction = "above" if predicted > observed else "below"
+        return (
+            f"The model's probabilities run {direction} the test period's win rate: "
+            f"{predicted:.1%} predicted on average against {observed:.1%} won (ECE {ece:.3f}). "
+            "The win rate moved between the periods the model was calibrated on and the test "
+            "period: read the scores as a ranking, not as win rates, until it is retrained."
+        )
+    if ece <= READABLE_ECE or ece <= READABLE_ECE_SHARE * observed:
+        return (
+            f"The model's probabilities can be read as win rates: they are off by "
+            f"{ece * 100:.1f} points on average (ECE {ece:.3f})."
+        )
+    return (
+        f"The model's probabilities are off by {ece * 100:.1f} points on average (ECE "
+        f"{ece:.3f}), with the mean prediction near the win rate ({predicted:.1%} against "
+        f"{observed:.1%}): read them as a ranking more than as exact win rates."
+    )
+
+
 def render(comp: Comparison, csv_name: str) -> str:
     m = comp.meta
     h = comp.headline.set_index("scorer")
@@ -161,10 +195,7 @@ def summary(comp: Comparison) -> dict:
                 + " an empty grade A"
             )
         points.append(parts[0][0].upper() + "; ".join(parts)[1:] + ".")
-    points.append(
-        f"The model's probabilities can be read as win rates: they are off by "
-        f"{model.ece * 100:.1f} points on average (ECE {model.ece:.3f})."
-    )
+    points.append(calibration_sentence(model.ece, comp.rows))
     if len(comp.speed):
         s = comp.speed.set_index("first_sales_touch")
         fast, late = s.loc[SPEED_BUCKETS[0][0]], s.loc[SPEED_BUCKETS[-1][0]]

@@ -69,6 +69,18 @@ def time_split(
         test_start=test_start,
         purged=int(((part == 0) & ~resolved).sum()),
     )
+    if split.train.sum() == 0 or df.loc[split.train, "label"].nunique() < 2:
+        span = (end - as_of.min()) / pd.Timedelta(days=1)
+        held = test_days + validation_days + horizon_days
+        raise LeadscoreError(
+            f"the train split has {int(split.train.sum())} rows and "
+            f"{int(df.loc[split.train, 'label'].sum())} positives: it needs both outcomes. The "
+            f"snapshots' as_of span {span:,.0f} days, and the split holds back test_days "
+            f"({test_days:g}) + validation_days ({validation_days:g}) + one horizon "
+            f"({horizon_days:g} days: a train label must close before the validation period) "
+            f"= {held:,.0f} days. Shorten test_days and validation_days in the training config, "
+            "or horizon_days in the feature config, or bring a longer export."
+        )
     _check_outcomes(df, split, f"test_days={test_days:g} and validation_days={validation_days:g}")
     return split
 

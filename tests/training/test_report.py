@@ -457,3 +457,23 @@ def test_speed_to_lead_on_messy_touches(small_sim):
     table = speed_to_lead(dataset, rows).set_index("first_sales_touch")
     assert table["leads"].tolist() == [2, 1, 1, 1, 0]
     assert table.loc[NEVER, "leads"] == 0 and table["leads"].sum() == len(rows)
+
+
+def test_the_calibration_sentence_says_win_rates_only_when_that_holds():
+    from training.report_page import calibration_sentence
+
+    rows = pd.DataFrame({"probability": [0.2] * 50 + [0.1] * 50, "label": [1] * 15 + [0] * 85})
+    assert "can be read as win rates" in calibration_sentence(0.01, rows)
+    # The base rate moved: 0.517 predicted on average against 0.446 won (a real export).
+    moved = pd.DataFrame({"probability": [0.517] * 1000, "label": [1] * 446 + [0] * 554})
+    text = calibration_sentence(0.077, moved)
+    assert "can be read as win rates" not in text and "win rate moved" in text
+    assert "51.7%" in text and "44.6%" in text
+    # The mean is right (30 %), the ranking inverted: wins at 10 % where 50 % was predicted.
+    near = pd.DataFrame(
+        {
+            "probability": [0.5] * 500 + [0.1] * 500,
+            "label": [1] * 50 + [0] * 450 + [1] * 250 + [0] * 250,
+        }
+    )
+    assert "as a ranking more than" in calibration_sentence(0.2, near)

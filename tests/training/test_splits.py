@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -63,3 +65,15 @@ def test_flat_data_is_not_purged_by_a_horizon(small_set):
     split = split_training_set(flat, flat_spec, FAST)
     assert split.purged == 0
     assert split.train.sum() == int((flat["as_of"] < split.validation_start).sum())
+
+
+def test_a_train_split_emptied_by_the_horizon_says_what_to_change(small_set):
+    """A short export: 60 + 60 days held back and a 90-day purge leave no train rows; the
+    message names the span, what the split holds back, and the keys to change."""
+    df, spec, _ = small_set
+    short = df[df["as_of"] >= df["as_of"].max() - pd.Timedelta(days=166)].reset_index(drop=True)
+    with pytest.raises(LeadscoreError) as caught:
+        split_training_set(short, spec, FAST)
+    text = str(caught.value)
+    assert "the train split has 0 rows" in text and re.search(r"span 16[56] days", text)
+    assert "= 210 days" in text and "horizon_days" in text and "test_days" in text

@@ -61,6 +61,7 @@ from scoring.scorer import LeadScorer
 
 FAMILY_ALPHA = 0.05
 MATERIAL_OE = 0.25  # matured wins vs predicted: off by more than 25 %
+INCOMPLETE_DAYS = 14  # no lead created for this long, activities going on: a cut export
 STRONG_FEATURES = 2
 SHARE_FEATURES = 0.25  # ... or a quarter of them drifted: what the model learned is moving
 MATERIAL_RATE_CHANGE = 0.25  # a source's win rate, relative
@@ -295,7 +296,10 @@ def monitor(
             f"no matured outcome yet: one horizon ({horizon:g} days) before the monitored date "
             "is not after the reference; calibration and conversion shifts are not checked"
         )
-    verdict, reasons = _verdict(drift, matured, sources, alpha)
+    stalled = incomplete_export(dataset, when)
+    if stalled:
+        notes.append(stalled + "; the drift checks are left out of the verdict")
+    verdict, reasons = _verdict(drift, matured, sources, alpha, stalled)
     return MonitorReport(
         model=model,
         as_of=when,
@@ -314,11 +318,38 @@ def monitor(
     )
 
 
-def _verdict(drift, matured, sources, alpha) -> tuple[str, list[str]]:
+def incomplete_export(dataset: Dataset, when: pd.Timestamp) -> str | None:
+    """Why the export looks cut short at `when`, or None: no lead created in the last
+    `INCOMPLETE_DAYS` days while activities go on after the last creation. Every lead then
+    looks older than at the reference, and the drift checks would flag the ages themselves."""
+    created = dataset.leads["created_at"]
+    created = created[created <= when]
+    if created.empty or dataset.activities.empty:
+        return None
+    last_created = created.max()
+    occurred = dataset.activities["occurred_at"]
+    occurred = occurred[occurred <= when]
+    gap = (when - last_created) / pd.Timedelta(days=1)
+    if gap <= INCOMPLETE_DAYS or occurred.empty:
+        return None
+    last_activity = occurred.max()
+    if (last_activity - last_created) / pd.Timedelta(days=1) <= INCOMPLETE_DAYS / 2:
+        return None
+    return (
+        f"no lead created since {last_created.date()} ({gap:,.0f} days before the monitored "
+        f"date) while activities go on until {last_activity.date()}: an incomplete export?"
+    )
+
+
+def _verdict(drift, matured, sources, alpha, stalled=None) -> tuple[str, list[str]]:
     retrain, watch = [], []
+    # A cut export ages every lead (and everything built on the ages, the score included)
+    # for no reason of theirs: its drift checks say nothing, and the verdict says why.
+    if stalled:
+        watch.append(stalled)
     score = drift[0]
-    features = drift[1:]
-    if score.status != "ok":
+    features = [] if stalled else drift[1:]
+    if score.status != "ok" and not stalled:
         (retrain if score.status == "strong drift" else watch).append(
             f"the score's distribution moved: PSI {score.psi:.3f} (noise threshold "
             f"{score.threshold:.3f} at these sizes)"

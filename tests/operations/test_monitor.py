@@ -185,3 +185,25 @@ def test_shuffled_rows_give_identical_monitor_numbers(tmp_path_factory, model):
     for name in ("by_decile", "by_grade"):
         pd.testing.assert_frame_equal(getattr(a.matured, name), getattr(b.matured, name), rtol=1e-9)
     assert a.matured.ece_interval[0] <= a.matured.ece <= a.matured.ece_interval[1]
+
+
+def test_an_export_cut_short_is_named_instead_of_a_drift(tmp_path_factory, model):
+    """No lead created in the last weeks while activities go on: every lead looks older,
+    and the monitor says "an incomplete export?" rather than "retrain: features drifted"."""
+    import dataclasses
+
+    ds = _export(tmp_path_factory, 12, n=4_000)
+    cut = ds.data_end - pd.Timedelta(days=30)
+    kept = ds.leads["created_at"] <= cut
+    ids = set(ds.leads.loc[kept, "lead_id"])
+    cut_ds = dataclasses.replace(
+        ds,
+        leads=ds.leads[kept].reset_index(drop=True),
+        activities=ds.activities[ds.activities["lead_id"].isin(ids)].reset_index(drop=True),
+        deals=ds.deals[ds.deals["lead_id"].isin(ids)].reset_index(drop=True),
+    )
+    report = monitor(cut_ds, model, MODEL)
+    assert report.verdict == "watch", report.reasons
+    assert any("an incomplete export?" in r for r in report.reasons), report.reasons
+    assert not any("drifted" in r for r in report.reasons)
+    assert monitor(ds, model, MODEL).verdict == "ok"

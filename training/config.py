@@ -57,6 +57,13 @@ class TrainConfig(BaseModel):
     grade_cutoffs: Grades = Field(
         default_factory=Grades, description="probability cut-offs of grades A, B and C"
     )
+    strong_auc: float = Field(
+        0.80,
+        gt=0.5,
+        le=1.0,
+        description="a feature reaching this AUC alone (below leakage_auc) is listed, not "
+        "excluded: check it is known before the outcome",
+    )
     leakage_auc: float = Field(
         0.95, gt=0.5, le=1.0, description="a feature reaching this AUC alone on train is excluded"
     )

@@ -160,6 +160,8 @@ def fit_models(
         w + ("" if allow_leaky else ": excluded (--allow-leaky keeps it)")
         for w in leakage.warnings()
     ]
+    if leakage.strong_notice():
+        warnings.append(leakage.strong_notice())
     unsupported = spec.unsupported_features
     if unsupported:
         reasons = sorted(set(unsupported.values()))

@@ -73,6 +73,9 @@ class LeakageReport:
     pinned: dict[str, tuple[PinnedValue, PinnedValue]] = field(default_factory=dict)
     missing: dict[str, MissingSplit] = field(default_factory=dict)
     id_like: dict[str, str] = field(default_factory=dict)
+    # Strong alone, below the leakage threshold: listed, not excluded (a call's duration, a
+    # score entered by sales: known before the outcome, or not?).
+    strong: list[str] = field(default_factory=list)
 
     def allowed(self, columns: list[str]) -> list[str]:
         """The columns (profile columns or features) that the audit lets a fit use."""
@@ -89,6 +92,7 @@ class LeakageReport:
             "id_like": self.id_like,
             "pinned": {f: [asdict(v) for v in values] for f, values in self.pinned.items()},
             "missing": {f: asdict(v) for f, v in self.missing.items()},
+            "strong": self.strong,
             "warnings": self.warnings(),
         }
 
@@ -120,6 +124,16 @@ class LeakageReport:
                 )
         out += [f"column {c!r} is declared leaky in dataset.yaml" for c in self.declared]
         return out
+
+    def strong_notice(self) -> str | None:
+        """The line that lists the strong single features (None when there are none)."""
+        if not self.strong:
+            return None
+        listed = ", ".join(f"{f} (AUC {self.single_feature_auc[f]:.2f})" for f in self.strong)
+        return (
+            f"strong alone on train: {listed}; kept, but check that each is known before the "
+            "outcome (a value recorded after contact or after the deal would flatter the model)"
+        )
 
 
 def lead_folds(lead_ids: np.ndarray, n_splits: int) -> np.ndarray:
@@ -230,6 +244,7 @@ def audit_leakage(
     *,
     threshold: float,
     allow_leaky: bool,
+    strong_threshold: float = 0.80,
     log_odds: float = 2.5,
     missing_log_odds: float = 3.5,
     profile: list[str] | None = None,
@@ -279,7 +294,11 @@ def audit_leakage(
     ]
     declared = [c for c in declared if c in features]
     excluded = [] if allow_leaky else sorted(set(flagged) | set(declared), key=features.index)
-    return LeakageReport(aucs, flagged, declared, excluded, pinned, missing, id_like)
+    strong = sorted(
+        (f for f in features if strong_threshold <= aucs[f] < threshold and f not in flagged),
+        key=lambda f: -aucs[f],
+    )
+    return LeakageReport(aucs, flagged, declared, excluded, pinned, missing, id_like, strong)
 
 
 def audit_training_set(
@@ -300,6 +319,7 @@ def audit_training_set(
         spec.feature_names,
         list(declared),
         threshold=config.leakage_auc,
+        strong_threshold=config.strong_auc,
         allow_leaky=allow_leaky,
         log_odds=config.leakage_log_odds,
         missing_log_odds=config.leakage_missing_log_odds,

@@ -118,6 +118,14 @@ def compare(
     # fitted may use; marketing's rules are theirs, but their figures are flattered when
     # they score such a column.
     audit = scorer.info.get("leakage") or {}
+    if audit.get("strong"):
+        listed = ", ".join(
+            f"{f} (AUC {audit['auc'][f]:.2f})" for f in audit["strong"] if f in audit.get("auc", {})
+        )
+        warnings.append(
+            f"strong alone on the train period: {listed}; the model uses them: check that each "
+            "is known before the outcome"
+        )
     if rules is not None:
         flagged = [c for c in rules.profile if c in set(audit.get("excluded", []))]
         if flagged:

@@ -205,3 +205,24 @@ def test_planted_leaks_are_excluded_from_the_model_and_the_learned_points(plante
     assert "Columns left out (leakage audit)" in page
     for column in columns.values():
         assert f"<td>{column}</td>" in page
+
+
+def test_a_strong_column_below_the_threshold_is_listed_not_excluded(small_set):
+    """A call's duration, known only after the outcome, reaches AUC ~0.82 alone: under the
+    0.95 threshold, so kept, but listed in the audit, the warnings and the report."""
+    df, spec, _ = small_set
+    rng = np.random.default_rng(1)
+    strong = df.copy()
+    strong["call_minutes"] = strong["label"] * 1.3 + rng.normal(0, 1.0, len(strong))
+    spec = FeatureSpec(
+        **{**spec.model_dump(), "numeric_profile": [*spec.numeric_profile, "call_minutes"]}
+    )
+    result = fit_models(strong, spec, FAST)
+    audit = result.leakage
+    assert 0.8 <= audit.single_feature_auc["call_minutes"] < 0.95
+    assert audit.strong == ["call_minutes"] and "call_minutes" not in audit.excluded
+    assert "call_minutes" in result.scorer.features
+    assert any("call_minutes" in w and "known before the outcome" in w for w in result.warnings)
+    assert audit.to_dict()["strong"] == ["call_minutes"]
+    honest = fit_models(*small_set[:2], FAST).leakage
+    assert honest.strong == []

@@ -273,18 +273,21 @@ def monitor(
     matured = None
     sources = None
     if matured_ok:
-        # Matured rows the model may have learned from: the refit's up to `trained_to`,
-        # an evaluated model's up to its test start.
-        seen_to = info.get("trained_to") or info.get("test_start")
-        seen_to = utc(seen_to) if seen_to else None
+        # Outcomes the model may have learned from: the refit's labels run one horizon past
+        # its newest snapshot (`trained_to`); an evaluated model's, up to its test start.
+        if info.get("trained_to"):
+            seen_to = utc(info["trained_to"]) + pd.Timedelta(days=horizon)
+        else:
+            seen_to = utc(info["test_start"]) if info.get("test_start") else None
         found = matured_calibration(scorer, dataset, matured_as_of, horizon, seen_to)
         if found is not None:
             matured, matured_rows = found
             if matured.in_training:
                 notes.append(
-                    f"the matured date ({matured_as_of.date()}) is not after what the model "
-                    f"learned from ({seen_to.date()}): its calibration there is not an "
-                    "out-of-sample check, and is left out of the verdict"
+                    f"the matured date ({matured_as_of.date()}) is before the end of the "
+                    f"outcomes the model learned from ({seen_to.date()}): its calibration there "
+                    "is not an out-of-sample check, and is left out of the verdict (monitor "
+                    "a later export to check it)"
                 )
             if has_source and ref_outcomes_known:
                 ref_rows = reference.assign(

@@ -79,3 +79,19 @@ def test_save_and_load_keep_the_evaluated_model(tmp_path, shipped):
 def test_refit_off_ships_the_evaluated_model(small_set, trained):
     same = ship(trained, small_set[0], FAST.model_copy(update={"refit": False}))
     assert same is trained and same.scorer.evaluated is None and same.shipped is None
+
+
+def test_monitoring_the_shipped_model_on_its_own_data_is_not_called_out_of_sample(
+    small_sim, shipped
+):
+    from operations.monitor import monitor
+    from scoring.model_ref import ModelRef
+
+    report = monitor(small_sim, shipped.scorer, ModelRef("m", "1"))
+    trained_to = pd.Timestamp(shipped.scorer.info["trained_to"])
+    assert report.reference_as_of <= trained_to  # the reference: where its knowledge ends
+    assert report.matured is not None and report.matured.in_training
+    assert any("not an out-of-sample check" in n for n in report.notes)
+    assert (
+        len(report.matured.by_age) and report.matured.by_age["leads"].sum() == report.matured.leads
+    )

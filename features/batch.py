@@ -95,19 +95,14 @@ def build_scoring_set(
     as_of, then the features in spec order, as the training set has them (no label).
 
     Open as `features.labels` defines it (the training snapshots' rule). Only what was known
-    at as_of is used: later activities and deals are invisible. A flat export (no dates) has
-    no timeline: its open leads are those without the outcome, as of the data's end.
+    at as_of is used: later activities and deals are invisible. A flat export has no open
+    pipeline (every row is decided): a LeadscoreError says so.
     `rows`: the entity rows to featurise (`features.labels.scoring_rows` at the same as_of),
     when the caller has them for other retrievals too (the rules' inputs).
     """
     end = utc(dataset.data_end)
     when = utc(as_of) if as_of is not None else end
     snaps = scoring_rows(dataset, when) if rows is None else rows
-    if dataset.is_flat:
-        df = _flat_training_set(dataset, spec)[0].iloc[snaps["lead"].to_numpy()]
-        df = df.drop(columns="label").reset_index(drop=True)
-        df["as_of"] = pd.Timestamp(when)
-        return df
     with _duckdb(memory_limit) as con:
         prims = _primitives(con, snaps, dataset, spec)
     return _frame(dataset, spec, snaps, prims, {})

@@ -9,7 +9,8 @@ the report's per-row revenue and opportunities (`Timeline.deals_within`).
 
 - **Open at as_of**: created at or before `as_of`, and no won or lost deal closed at or
   before it (an open deal does not close a lead).
-- **Open in a flat export** (no dates): without the outcome (`flat_open`).
+- **A flat export** (one row per lead, an outcome column) has no open pipeline: each row is
+  decided (`scoring_rows` refuses it).
 - **Won within**: a won deal with `closed_at` in `(as_of, as_of + horizon]`.
 - A snapshot is taken at each configured lead age (`as_of = created_at + age`) while the lead
   is open, and only when its horizon is observed (`as_of + horizon <= data_end`); otherwise it
@@ -197,26 +198,20 @@ def open_rows(timeline: Timeline, as_of: pd.Timestamp) -> pd.DataFrame:
     )
 
 
-def flat_open(outcome: np.ndarray) -> np.ndarray:
-    """A flat export (one row per lead, an outcome column, no dates) has no timeline: its
-    open leads are those without the outcome."""
-    return np.asarray(outcome) == 0
+FLAT_HAS_NO_PIPELINE = (
+    "a flat export (one row per lead with its outcome column) has no open pipeline: every "
+    "row is a decided lead, and a lead not won is a lead that said no, not one still open. "
+    "Score new leads through the endpoint (POST /score), or import an export with dates and "
+    "deals to score its open pipeline"
+)
 
 
 def scoring_rows(dataset: Dataset, as_of: pd.Timestamp) -> pd.DataFrame:
     """The rows `score` and `monitor` rescore at `as_of` (`lead`, `created_us`, `as_of_us`):
-    the open pipeline; in a flat export, its leads without the outcome."""
-    if not dataset.is_flat:
-        return open_rows(Timeline.of_dataset(dataset), as_of)
-    outcome = dataset.leads[dataset.label_column].to_numpy(dtype="int8")
-    lead = np.flatnonzero(flat_open(outcome))
-    return pd.DataFrame(
-        {
-            "lead": lead.astype(np.int32),
-            "created_us": timestamps_us(dataset.leads["created_at"])[lead],
-            "as_of_us": np.full(len(lead), to_us(as_of), dtype=np.int64),
-        }
-    )
+    the open pipeline. A flat export has none (`FLAT_HAS_NO_PIPELINE`)."""
+    if dataset.is_flat:
+        raise LeadscoreError(FLAT_HAS_NO_PIPELINE)
+    return open_rows(Timeline.of_dataset(dataset), as_of)
 
 
 def won_within(

@@ -261,6 +261,8 @@ def compare(
             "no_sales_touch": no_sales_touch(dataset, touches),
             "leakage": audit,
             "shipped": shipped,
+            "flat": dataset.is_flat,
+            "outcome_column": dataset.label_column if dataset.is_flat else None,
         },
         "warnings": warnings,
         "verdict": verdict,

@@ -11,8 +11,10 @@ import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from crm.errors import ConfigError, LeadscoreError
+from features.batch import build_training_set
 from rules.config import RulesConfig, load_rules
 from tests.training.conftest import FAST
+from training.fit import fit_models
 from training.report import compare
 from training.report_page import write_report
 
@@ -477,3 +479,33 @@ def test_the_calibration_sentence_says_win_rates_only_when_that_holds():
         }
     )
     assert "as a ranking more than" in calibration_sentence(0.2, near)
+
+
+def test_a_flat_export_is_described_as_one_row_per_lead(tmp_path):
+    from crm.loading import load_dataset
+    from tests.conftest import write_dataset
+    from training.report_page import render_html
+
+    rng = np.random.default_rng(4)
+    n = 1_500
+    visits = rng.poisson(3, n)
+    won = (rng.random(n) < 1 / (1 + np.exp(2 - 0.5 * visits))).astype(int)
+    rows = "\n".join(
+        f"{i},{(pd.Timestamp('2024-01-01') + pd.Timedelta(hours=6 * i)).date()},"
+        f"{'web' if i % 3 else 'ads'},{won[i]},{visits[i]}"
+        for i in range(n)
+    )
+    ds = load_dataset(
+        write_dataset(
+            tmp_path / "flat",
+            leads=f"lead_id,created_at,source,Converted,Visits\n{rows}\n",
+            dataset="label: {column: Converted}\n",
+        )
+    )
+    df, spec, _ = build_training_set(ds)
+    comp = compare(
+        ds, fit_models(df, spec, FAST).scorer, None, FAST, training_set=df, learned=False
+    )
+    page = render_html(comp, "x.csv")
+    assert "a flat export: one row per lead" in page and "<code>Converted</code>" in page
+    assert "a snapshot while" not in page

@@ -42,6 +42,7 @@ from training.kpis import (
     speed_to_lead,
 )
 from training.report_tables import (
+    SCORERS,
     calibration_table,
     capacity_table,
     decile_table,
@@ -56,6 +57,7 @@ from training.splits import Split, split_training_set
 from training.trust import does_not_beat_rules, untrusted_model
 
 THIN_POSITIVES = 100  # fewer won rows than this in test: the report says the data is thin
+DEGENERATE_SHARE = 0.95  # a scorer giving this share of the test rows one score barely ranks
 
 
 @dataclass
@@ -138,7 +140,12 @@ def compare(
     if df is None:
         df = build_training_set(dataset, spec=scorer.spec)[0]
     split = split if split is not None else split_training_set(df, scorer.spec, config)
-    train, val, test = df[split.train], df[split.validation], df[split.test]
+    # In one canonical order (as_of, lead): sums over rows then add up the same way whatever
+    # order the training set came in, and the page is byte-identical.
+    train, val, test = (
+        df[mask].sort_values(["as_of", "lead_id"], kind="stable")
+        for mask in (split.train, split.validation, split.test)
+    )
     if not len(test) or test["label"].nunique() < 2:
         raise LeadscoreError("the test period needs both won and not-won leads to compare scorers")
     if val["label"].nunique() < 2:
@@ -217,6 +224,9 @@ def compare(
         probabilities["learned"] = rows["learned_probability"].to_numpy()
 
     headline, differences = headline_table(rows, rankings, probabilities, bootstrap, config.seed)
+    points = {"rules": rules, "learned": learned_rules}
+    for name, ranking in rankings.items():
+        warnings += degenerate_scorer(name, ranking, points.get(name))
     if int(y.sum()) < THIN_POSITIVES:
         warnings.append(
             f"thin data: only {int(y.sum())} won rows in the test period; every figure below is "
@@ -320,6 +330,28 @@ def compare(
 def _sources(dataset: Dataset, lead_ids: pd.Series) -> np.ndarray:
     pos = lead_positions(lead_ids.astype("str"), dataset.leads["lead_id"])
     return dataset.leads["source"].astype("object").to_numpy()[pos]
+
+
+def degenerate_scorer(name: str, ranking: np.ndarray, rules: RulesConfig | None) -> list[str]:
+    """A warning when a scorer ranks nothing on the test rows (one score for every row: an
+    AUC of 0.5 with no interval is no comparison), or nearly nothing."""
+    values, counts = np.unique(np.asarray(ranking, dtype=np.float64), return_counts=True)
+    label = SCORERS[name].lower()
+    if len(values) == 1:
+        where = ""
+        if name != "model" and rules is not None and values[0] >= rules.cap:
+            where = f", the cap of {rules.cap:g} points"
+        return [
+            f"{label} give every test row the same score ({values[0]:g}{where}): they rank "
+            "nothing, and their figures below are no comparison"
+        ]
+    top = counts.max() / counts.sum()
+    if top >= DEGENERATE_SHARE:
+        return [
+            f"{label} give {top:.0%} of the test rows the same score ({values[counts.argmax()]:g}): "
+            "they barely rank, and capacity-matched figures rest on ties"
+        ]
+    return []
 
 
 def _row_deals(dataset: Dataset, test: pd.DataFrame, horizon_days: float, **which):

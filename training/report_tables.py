@@ -227,7 +227,8 @@ def sources_table(rows: pd.DataFrame, opportunities: bool = True) -> pd.DataFram
     if "rule_score" in rows:
         out["mean_rule_score"] = g["rule_score"].mean()
     out["win_rate"] = out["wins"] / out["rows"]
-    out = out.sort_values("rows", ascending=False).reset_index()
+    out = out.reset_index().sort_values(["rows", "source"], ascending=[False, True])
+    out = out.reset_index(drop=True)
     order = ["source", "rows", "leads", "mqls", "opportunities", "wins", "win_rate", "revenue",
              "mean_probability", "mean_rule_score"]  # fmt: skip
     return out[[c for c in order if c in out]]

@@ -358,7 +358,13 @@ def test_the_page_opens_with_a_summary_in_words(written, comparison):
     assert "Use the model" in lead or "Keep the points rules" in lead
     assert f"{head.loc['model', 'roc_auc']:.3f}" in lead
     assert f"{head.loc['rules', 'roc_auc']:.3f}" in lead
-    assert "grade A holds" in html and "read as win rates" in html
+    assert "grade A holds" in html
+    # What the calibration allows, in words (training.report_page.calibration_sentence).
+    assert (
+        "read as win rates" in html
+        or "read the scores as a ranking" in html
+        or ("as a ranking more than" in html)
+    )
 
 
 def test_grade_tables_are_the_csvs(written):
@@ -509,3 +515,16 @@ def test_a_flat_export_is_described_as_one_row_per_lead(tmp_path):
     page = render_html(comp, "x.csv")
     assert "a flat export: one row per lead" in page and "<code>Converted</code>" in page
     assert "a snapshot while" not in page
+
+
+def test_a_scorer_that_ranks_nothing_is_named_not_shown_as_ordinary():
+    from training.report import degenerate_scorer
+
+    capped = RulesConfig(base_points=148)
+    text = degenerate_scorer("learned", np.full(500, 100.0), capped)
+    assert (
+        len(text) == 1 and "every test row the same score (100, the cap of 100 points)" in text[0]
+    )
+    mostly = np.r_[np.full(980, 100.0), np.arange(20.0)]
+    assert "barely rank" in degenerate_scorer("rules", mostly, None)[0]
+    assert degenerate_scorer("model", np.linspace(0, 1, 500), None) == []

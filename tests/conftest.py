@@ -114,3 +114,28 @@ def shipped(small_set, trained):
     from training.refit import ship
 
     return ship(trained, small_set[0], FAST)
+
+
+def flat_export(folder: Path, n: int = 1_500, seed: int = 0):
+    """A flat export (one row per lead, a `Converted` outcome, no history) whose wins follow
+    its `Visits` column: the loaded dataset."""
+    import numpy as np
+    import pandas as pd
+
+    from crm.loading import load_dataset
+
+    rng = np.random.default_rng(seed)
+    visits = rng.poisson(3, n)
+    won = (rng.random(n) < 1 / (1 + np.exp(2 - 0.5 * visits))).astype(int)
+    rows = "\n".join(
+        f"{i},{(pd.Timestamp('2024-01-01') + pd.Timedelta(hours=6 * i)).date()},"
+        f"{'web' if i % 3 else 'ads'},{won[i]},{visits[i]}"
+        for i in range(n)
+    )
+    return load_dataset(
+        write_dataset(
+            folder,
+            leads=f"lead_id,created_at,source,Converted,Visits\n{rows}\n",
+            dataset="label: {column: Converted}\n",
+        )
+    )

@@ -186,27 +186,13 @@ def test_score_and_history_commands(tmp_path, small_sim_path, trained):
 
 
 def test_a_flat_export_is_not_taken_for_an_open_pipeline(tmp_path):
-    """No dates: the open pipeline is the leads not converted, as of the data's end."""
-    from crm.loading import load_dataset
+    """Every row of a flat export is decided: nothing is open to score."""
     from features.batch import build_training_set
+    from tests.conftest import flat_export
     from tests.training.conftest import FAST
     from training.fit import fit_models
 
-    rng = np.random.default_rng(0)
-    n = 1_500
-    visits = rng.poisson(3, n)
-    won = (rng.random(n) < 1 / (1 + np.exp(2 - 0.5 * visits))).astype(int)
-    rows = "\n".join(
-        f"{i},{(pd.Timestamp('2024-01-01') + pd.Timedelta(hours=6 * i)).date()},"
-        f"{'web' if i % 3 else 'ads'},{won[i]},{visits[i]}"
-        for i in range(n)
-    )
-    folder = write_dataset(
-        tmp_path / "flat",
-        leads=f"lead_id,created_at,source,Converted,Visits\n{rows}\n",
-        dataset="label: {column: Converted}\n",
-    )
-    ds = load_dataset(folder)
+    ds = flat_export(tmp_path / "flat")
     df, spec, _ = build_training_set(ds)
     result = fit_models(df, spec, FAST)
     # Its leads not won said no (a real export: 36,548 such "open leads", 1,484 "handed off").

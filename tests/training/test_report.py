@@ -488,26 +488,10 @@ def test_the_calibration_sentence_says_win_rates_only_when_that_holds():
 
 
 def test_a_flat_export_is_described_as_one_row_per_lead(tmp_path):
-    from crm.loading import load_dataset
-    from tests.conftest import write_dataset
+    from tests.conftest import flat_export
     from training.report_page import render_html
 
-    rng = np.random.default_rng(4)
-    n = 1_500
-    visits = rng.poisson(3, n)
-    won = (rng.random(n) < 1 / (1 + np.exp(2 - 0.5 * visits))).astype(int)
-    rows = "\n".join(
-        f"{i},{(pd.Timestamp('2024-01-01') + pd.Timedelta(hours=6 * i)).date()},"
-        f"{'web' if i % 3 else 'ads'},{won[i]},{visits[i]}"
-        for i in range(n)
-    )
-    ds = load_dataset(
-        write_dataset(
-            tmp_path / "flat",
-            leads=f"lead_id,created_at,source,Converted,Visits\n{rows}\n",
-            dataset="label: {column: Converted}\n",
-        )
-    )
+    ds = flat_export(tmp_path / "flat", seed=4)
     df, spec, _ = build_training_set(ds)
     comp = compare(
         ds, fit_models(df, spec, FAST).scorer, None, FAST, training_set=df, learned=False

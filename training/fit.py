@@ -230,6 +230,9 @@ def fit_models(
         info={
             **(info or {}),
             "best_iteration": int(best),
+            # The periods and settings it was trained with: `compare` on this model splits
+            # the data the same way unless told otherwise.
+            "train_config": config.model_dump(mode="json", by_alias=True),
             "leakage": leakage.to_dict(),
             # When the model's knowledge ends: monitoring compares today's pipeline with
             # the pipeline at validation_start (the last the training rows describe).

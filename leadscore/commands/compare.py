@@ -29,7 +29,7 @@ def compare(
     config: Path | None = typer.Option(
         None,
         "--config",
-        help="Training config YAML: test and validation periods (default: conf/train.yaml of the working folder, else the package's).",
+        help="Training config YAML: test and validation periods (default: the model's own, else conf/train.yaml of the working folder, else the package's).",
     ),
     learned: bool = typer.Option(
         True, "--learned/--no-learned", help="Also fit and show learned points."
@@ -38,7 +38,7 @@ def compare(
     """Marketing report: the model vs the points rules on the same out-of-time leads (HTML + CSV)."""
     from leadscore.project import config_path
     from scoring.mlflow_model import load_scorer
-    from training.config import load_train_config
+    from training.config import TrainConfig, load_train_config
     from training.mlflow_runs import log_to_project_run
     from training.report import compare as run_compare
     from training.report_page import write_report
@@ -46,7 +46,13 @@ def compare(
     scorer = load_scorer(model)
     ds = load(data)
     found = resolve_rules(rules, ds, packed=scorer.rules.config if scorer.rules else None)
-    train_config = load_train_config(config_path("train", config))
+    # The model's own training config (its test and validation periods) unless --config says
+    # otherwise: a model trained with other periods is compared on its own split.
+    own = scorer.info.get("train_config")
+    if config is None and own:
+        train_config = TrainConfig.model_validate(own)
+    else:
+        train_config = load_train_config(config_path("train", config))
     with step("scoring the out-of-time leads with the model and the rules"):
         comp = run_compare(
             ds,

@@ -395,3 +395,27 @@ def test_rules_init_writes_a_template_that_loads(good_dataset, tmp_path):
     assert '"software": 0' in out.read_text() and '"page_view": 0' in out.read_text()
     again = _leadscore("rules", "init", "--data", str(good_dataset), "--out", str(out))
     assert again.returncode == 1 and "exists (pass --overwrite" in again.stderr
+
+
+def test_compare_splits_the_data_as_the_model_was_trained(small_sim_path, small_set, tmp_path):
+    """A model trained with other test and validation periods is compared on its own split
+    when --config is not given (it used to fail on the defaults' split, or compare other
+    rows)."""
+    import pandas as pd
+
+    from tests.training.conftest import FAST
+    from training.fit import fit_models
+
+    df, spec, _ = small_set
+    config = FAST.model_copy(update={"test_days": 30.0, "validation_days": 45.0})
+    scorer = fit_models(df, spec, config).scorer
+    folder = scorer.save(tmp_path / "scorer")
+    result = runner.invoke(
+        app,
+        ["compare", "--data", str(small_sim_path), "--model", str(folder), "--no-learned",
+         "--out", str(tmp_path / "c.html")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = pd.read_csv(tmp_path / "c.csv", parse_dates=["as_of"])
+    assert rows["as_of"].min() >= pd.Timestamp(scorer.info["test_start"])
+    assert rows["as_of"].min() < pd.Timestamp(scorer.info["test_start"]) + pd.Timedelta(days=2)

@@ -96,6 +96,13 @@ class TrainConfig(BaseModel):
         200, ge=1, description="below this many positives in train, regularise harder"
     )
     seed: int = Field(0, description="seed of every random draw (samples, bootstrap, LightGBM)")
+    backtest_origins: int = Field(
+        4,
+        ge=1,
+        le=12,
+        description="origins of the walk-forward backtest, each test_days before the next "
+        "(fewer when the data is short, and it says so); 1: the single test window",
+    )
     refit: bool = Field(
         True,
         description="ship a model refit on every matured snapshot after the evaluation "

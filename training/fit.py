@@ -55,6 +55,8 @@ class TrainResult:
     # What the shipped model learned from (`training.refit.Shipped.to_dict`), when `scorer`
     # is the refit on every matured snapshot; None: `scorer` is the evaluated model itself.
     shipped: dict | None = None
+    # The walk-forward backtest (`training.backtest.Backtest`), when one was run.
+    backtest: object | None = None
 
 
 def _text_categories(x: pd.DataFrame) -> pd.DataFrame:

@@ -79,6 +79,7 @@ class Comparison:
     warnings: list[str] = field(default_factory=list)
     verdict: list[str] = field(default_factory=list)  # shown first: do not trust / keep rules
     learned_rules: RulesConfig | None = None
+    backtest_rows: pd.DataFrame | None = None  # every backtest origin's rows (the CSV's too)
     rule_scorer: RuleScorer | None = None  # the rules with their fitted calibration
     # Marketing's KPIs (training.kpis): wins per grade A-D of the model and of the rules;
     # win rate by the delay to the first sales touch; MQLs touched by sales within N days.
@@ -96,6 +97,7 @@ def compare(
     training_set: pd.DataFrame | None = None,
     split: Split | None = None,
     rule_scorer: RuleScorer | None = None,
+    backtest=None,
     learned: bool = True,
     model_label: str = "model",
     bootstrap: int = 200,
@@ -113,6 +115,9 @@ def compare(
         rule_scorer: `rules` with their calibration already fitted (`training.fit.fit_rules`,
             as training packs them with the model); fitted on the validation rows when None.
         learned: also fit a learned points scorecard on the train period.
+        backtest: the walk-forward backtest of the same training set
+            (`training.backtest.Backtest`): with two origins or more, the "keep the rules"
+            verdict rests on its pooled paired difference, not on one window.
     """
     config = config or TrainConfig()
     warnings = [] if rules is None else check_rules(rules, dataset, file=rules_file)
@@ -241,7 +246,15 @@ def compare(
         p_model,
         **({"learned_from": "every matured snapshot (the model that ships)"} if shipped else {}),
     )
-    keep_rules = does_not_beat_rules(differences.get("roc_auc", [np.nan] * 3))
+    pooled = (
+        backtest.difference
+        if backtest is not None and backtest.difference is not None and len(backtest.origins) > 1
+        else None
+    )
+    keep_rules = does_not_beat_rules(
+        pooled if pooled is not None else differences.get("roc_auc", [np.nan] * 3),
+        where=f"pooled over {len(backtest.origins)} backtest origins" if pooled else "here",
+    )
     if keep_rules:
         verdict.append(keep_rules)
     no_opportunities = opportunity_stage_absent(dataset)  # why the data has no such stage
@@ -272,11 +285,13 @@ def compare(
             "leakage": audit,
             "shipped": shipped,
             "flat": dataset.is_flat,
+            "backtest": backtest_summary(backtest),
             "outcome_column": dataset.label_column if dataset.is_flat else None,
         },
         "warnings": warnings,
         "verdict": verdict,
         "learned_rules": learned_rules,
+        "backtest_rows": _backtest_rows(backtest),
         "rule_scorer": rule_scorer,
         "grades": grade_table(rows),
         "speed": speed_to_lead(dataset, rows, touches),
@@ -330,6 +345,30 @@ def compare(
 def _sources(dataset: Dataset, lead_ids: pd.Series) -> np.ndarray:
     pos = lead_positions(lead_ids.astype("str"), dataset.leads["lead_id"])
     return dataset.leads["source"].astype("object").to_numpy()[pos]
+
+
+def _backtest_rows(backtest) -> pd.DataFrame | None:
+    """The older origins' test rows in the CSV's columns (origin 0's are the report's own)."""
+    if backtest is None or len(backtest.origins) < 2:
+        return None
+    older = backtest.rows[backtest.rows["origin"] > 0]
+    renamed = {"p_model": "probability", "p_rules": "rule_probability"}
+    return older.rename(columns=renamed).reset_index(drop=True)
+
+
+def backtest_summary(backtest) -> dict | None:
+    """The backtest for the page: its origins and pooled figures (None without one)."""
+    if backtest is None:
+        return None
+    return {
+        "origins": backtest.origins,
+        "pooled": backtest.pooled,
+        "difference": backtest.difference,
+        "asked": backtest.asked,
+        "notes": backtest.notes,
+        "rows": int(len(backtest.rows)),
+        "positives": int(backtest.rows["label"].sum()),
+    }
 
 
 def degenerate_scorer(name: str, ranking: np.ndarray, rules: RulesConfig | None) -> list[str]:

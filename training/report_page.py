@@ -129,8 +129,52 @@ def render(comp: Comparison, csv_name: str) -> str:
             excluded=excluded,
             learned_yaml=comp.learned_rules.to_yaml() if comp.learned_rules is not None else None,
             csv_name=csv_name,
+            backtest=backtest_table(m.get("backtest")),
         )
     )
+
+
+def backtest_table(backtest: dict | None) -> pd.DataFrame | None:
+    """One row per backtest origin, then the pooled rows (None without a backtest)."""
+    if not backtest or len(backtest["origins"]) < 2:
+        return None
+
+    def auc(metrics: dict, scorer: str) -> float:
+        return metrics[scorer]["roc_auc"] if scorer in metrics else float("nan")
+
+    rows = []
+    for o in backtest["origins"]:
+        c = o["capacity_wins"]
+        rows.append(
+            {
+                "origin": str(o["origin"]),
+                "test window": f"{o['test_from'][:10]} to {o['test_to'][:10]}",
+                "rows": o["rows"],
+                "wins": o["positives"],
+                "model ROC AUC": auc(o["metrics"], "model"),
+                "rules ROC AUC": auc(o["metrics"], "rules"),
+                "model ECE": o["metrics"]["model"]["ece"],
+                "MQLs": c.get("mqls", float("nan")),
+                "model wins at the MQLs": c.get("model", float("nan")),
+                "rules wins": c.get("rules", float("nan")),
+            }
+        )
+    p = backtest["pooled"]
+    rows.append(
+        {
+            "origin": "pooled",
+            "test window": "",
+            "rows": backtest["rows"],
+            "wins": backtest["positives"],
+            "model ROC AUC": auc(p, "model"),
+            "rules ROC AUC": auc(p, "rules"),
+            "model ECE": p["model"]["ece"],
+            "MQLs": float("nan"),
+            "model wins at the MQLs": float("nan"),
+            "rules wins": float("nan"),
+        }
+    )
+    return pd.DataFrame(rows)
 
 
 def summary(comp: Comparison) -> dict:
@@ -269,7 +313,7 @@ def figures(comp: Comparison) -> dict[str, str]:
 CSV_COLUMNS = [
     "lead_id", "as_of", "probability", "grade", "rule_score", "rule_grade", "mql", "label",
     "source", "score", "rule_probability", "revenue", "opportunity", "open_deal",
-    "model_top_n", "model_top_n_all",
+    "model_top_n", "model_top_n_all", "origin",
 ]  # fmt: skip
 
 
@@ -280,6 +324,9 @@ def write_report(comp: Comparison, out: str | Path) -> tuple[Path, Path]:
         raise LeadscoreError(f"{out}: the report is an HTML file (give a path ending in .html)")
     csv_path = out.with_suffix(".csv")
     export = comp.rows.copy()
+    if comp.backtest_rows is not None:  # every backtest row, with its origin (0: the newest)
+        export["origin"] = 0
+        export = pd.concat([export, comp.backtest_rows], ignore_index=True)
     export["as_of"] = pd.to_datetime(export["as_of"], utc=True).map(lambda t: t.isoformat())
     cols = [c for c in CSV_COLUMNS if c in export] + [
         c for c in ("learned_score", "learned_probability") if c in export

@@ -271,6 +271,29 @@ class Registration:
         )
         mlflow.log_dict(result.leakage.to_dict(), "leakage_audit.json")
         mlflow.log_dict(spec.model_dump(), "feature_spec.json")
+        if result.backtest is not None:  # every origin, metrics as steps (0: the newest)
+            backtest = result.backtest
+            for key, values in backtest.metrics_by_step().items():
+                for origin, value in values:
+                    mlflow.log_metric(key, value, step=origin)
+            if backtest.difference is not None:
+                mlflow.log_metrics(
+                    {
+                        "backtest_pooled_auc_difference": backtest.difference[0],
+                        "backtest_pooled_auc_difference_low": backtest.difference[1],
+                        "backtest_pooled_auc_difference_high": backtest.difference[2],
+                    }
+                )
+            mlflow.log_dict(
+                {
+                    "origins": backtest.origins,
+                    "pooled": backtest.pooled,
+                    "difference": backtest.difference,
+                    "notes": backtest.notes,
+                },
+                "backtest.json",
+            )
+            mlflow.log_text(backtest.rows.to_csv(index=False), "backtest_rows.csv")
         if result.shipped is not None:  # what the model that ships learned from
             mlflow.log_dict(result.shipped, "shipped.json")
             mlflow.log_metrics(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -78,6 +79,7 @@ def run_training(
     from features.config import load_feature_config
     from features.training_set import read_training_set
     from leadscore.project import config_path
+    from training.backtest import walk_forward
     from training.config import load_train_config
     from training.fit import fit_models
     from training.refit import ship
@@ -116,6 +118,15 @@ def run_training(
             info={"source": str(data)},
             on_step=detail,
         )
+    if train_config.backtest_origins > 1:
+        with step("walk-forward backtest") as detail:
+            found = resolve_rules(rules_path, ds)
+            backtest = walk_forward(
+                df, spec, train_config, ds, found.rules, evaluated=result, on_step=detail
+            )
+        result = replace(result, backtest=backtest)
+        for note in backtest.notes:
+            err.print(f"[yellow]warning:[/yellow] {note}", highlight=False)
     if train_config.refit:
         with step("refitting the model that ships on every matured snapshot") as detail:
             result = ship(result, df, train_config, on_step=detail)
@@ -177,6 +188,7 @@ def _compare_for_training(ds, result, df, train_config, rules_path):
         training_set=df,
         split=result.split,
         rule_scorer=result.scorer.rules,
+        backtest=result.backtest,
         model_label="this run",
         bootstrap=train_config.bootstrap,
         rules_file=found.source,
@@ -220,6 +232,8 @@ def print_training(result, outcome, model_name: str) -> None:
             f"{m['capture_top_decile']:.1%}",
         )
     out.print(table)
+    if result.backtest is not None:
+        print_backtest(result.backtest)
     if result.shipped is not None:
         s = result.shipped
         out.print(
@@ -245,6 +259,47 @@ def print_training(result, outcome, model_name: str) -> None:
     out.print(
         f"registered {model_name} v{outcome.version} ({verdict}: {outcome.reason}); MLflow run {outcome.run_id}"
     )
+
+
+def print_backtest(backtest) -> None:
+    """The walk-forward backtest: one row per origin, then every origin's rows pooled."""
+    table = Table(
+        title=f"walk-forward backtest ({len(backtest.origins)} of {backtest.asked} origins)",
+        show_edge=False,
+    )
+    for col in ("origin", "test window", "rows", "won", "model AUC", "rules AUC", "model ECE",
+                "wins at the rules' MQLs: model / rules"):  # fmt: skip
+        table.add_column(col, justify="right")
+
+    def cell(metrics, scorer, key, digits=3):
+        m = metrics.get(scorer)
+        return f"{m[key]:.{digits}f}" if m is not None else "-"
+
+    for o in backtest.origins:
+        c = o["capacity_wins"]
+        table.add_row(
+            str(o["origin"]),
+            f"{o['test_from'][:10]}..{o['test_to'][:10]}",
+            f"{o['rows']:,}",
+            f"{o['positives']:,}",
+            cell(o["metrics"], "model", "roc_auc"),
+            cell(o["metrics"], "rules", "roc_auc"),
+            cell(o["metrics"], "model", "ece", 4),
+            f"{c['model']:,.1f} / {c['rules']:,.0f} of {c['mqls']:,.0f}" if c else "-",
+        )
+    rows = backtest.rows
+    table.add_row(
+        "pooled", "", f"{len(rows):,}", f"{int(rows['label'].sum()):,}",
+        cell(backtest.pooled, "model", "roc_auc"), cell(backtest.pooled, "rules", "roc_auc"),
+        cell(backtest.pooled, "model", "ece", 4), "",
+    )  # fmt: skip
+    out.print(table)
+    if backtest.difference is not None:
+        point, low, high = backtest.difference
+        out.print(
+            f"pooled paired ROC AUC difference, model - rules: {point:+.3f} [{low:+.3f}, "
+            f"{high:+.3f}] (bootstrap over leads across every origin's rows)"
+        )
 
 
 # `leadscore retrain`'s exit codes, for a scheduler (1 stays a user mistake, as everywhere).

@@ -19,6 +19,7 @@ from training.scratch import SCRATCH_PREFIX
 
 FAST_YAML = """\
 bootstrap: 20
+backtest_origins: 1
 test_days: 60
 validation_days: 60
 lightgbm: {max_rounds: 60, early_stopping_rounds: 10}

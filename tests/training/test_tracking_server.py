@@ -91,7 +91,10 @@ def test_train_promote_serve_and_concurrent_trainings(tracking_server, tmp_path)
     data = tmp_path / "export"  # not "crm": `python -m` puts the cwd first on sys.path
     simulate(SimulationConfig(n_leads=1_500, seed=5), data)
     fast = tmp_path / "train.yaml"
-    fast.write_text(f"bootstrap: 20\nexperiment: server-test\nmodel_name: {NAME}\n")
+    # The registry is under test, not the evaluation: no backtest origins beyond the first.
+    fast.write_text(
+        f"bootstrap: 20\nbacktest_origins: 1\nexperiment: server-test\nmodel_name: {NAME}\n"
+    )
     stump = tmp_path / "stump.yaml"
     stump.write_text(
         fast.read_text()

@@ -11,8 +11,9 @@
    regression's): the middle 90 % of train leads spread over 80 % of [floor, cap], and no
    single item worth more than half of that range (a rare, strong item would otherwise
    take 200 points and send every lead that has it to the cap). Points are rounded to
-   whole numbers; the base is set so that `mql_share` of train rows reach the MQL
-   threshold. Zero-point entries are dropped.
+   whole numbers; the base is set so that the share of train rows reaching the MQL
+   threshold is as close to `mql_share` as tied rows allow (`base_for_share`), and never
+   above the cap. Zero-point entries are dropped.
 
 Bounded work: the path of strengths stops at the first one that keeps more than
 `max_rules` items (every weaker penalty keeps more), and the fit sees at most
@@ -132,6 +133,20 @@ def _design(cands: list[Candidate], X: dict) -> np.ndarray:
     return m
 
 
+def base_for_share(raw: np.ndarray, mql_threshold: float, mql_share: float, cap: float) -> float:
+    """The base points that put the share of rows closest to `mql_share` at or above the MQL
+    threshold, counting tied rows together (a quantile inside a tie would hand the whole tie
+    over: a base of 148 against a cap of 100, every row at the cap), and no higher than the
+    cap: a base above it puts every lead without negative points at the cap, where nothing
+    ranks. A negative base is fine: the items' points are then shifted down."""
+    raw = np.asarray(raw, dtype=np.float64)
+    values = np.unique(raw)
+    shares = 1.0 - np.searchsorted(np.sort(raw), values, side="left") / len(raw)
+    # closest share; between two as close, the one with fewer MQLs
+    best = int(np.lexsort((-values, np.abs(shares - mql_share)))[0])
+    return float(min(np.rint(mql_threshold - values[best]), cap))
+
+
 def suggest_rules(
     dataset: Dataset,
     train: pd.DataFrame,
@@ -202,7 +217,7 @@ def suggest_rules(
     points = np.rint(coef * factor)
     rules = _to_rules(cands, points, template, factor)
     raw = RuleScorer(rules.model_copy(update={"floor": -1e9, "cap": 1e9})).points(x_train)
-    base = float(np.rint(mql_threshold - np.quantile(raw, 1 - mql_share)))
+    base = base_for_share(raw, mql_threshold, mql_share, cap)
     rules = rules.model_copy(
         update={"base_points": base, "mql_threshold": mql_threshold, "floor": floor, "cap": cap}
     )

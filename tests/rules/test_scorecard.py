@@ -101,3 +101,16 @@ def test_points_stay_on_the_scale_with_a_rare_decisive_item(small_sim_path, tmp_
     scores = RuleScorer(rules).rule_scores(x)
     at_ends = np.isin(scores, [rules.floor, rules.cap]).mean()
     assert at_ends < 0.5 and len(np.unique(scores)) >= 20
+
+
+def test_the_base_counts_ties_and_stays_within_the_scale():
+    from rules.scorecard import base_for_share
+
+    # 90 % of the rows tie at -73 points: a quantile would set the base at 148 (cap 100)
+    # and send every row to the cap.
+    raw = np.r_[np.full(900, -73.0), np.full(100, -10.0)]
+    base = base_for_share(raw, 75, 0.15, 100)
+    assert base == 85 and np.mean(raw + base >= 75) == pytest.approx(0.10)
+    assert base_for_share(np.full(50, -200.0), 75, 0.15, 100) == 100  # clipped to the cap
+    spread = np.arange(100.0)
+    assert np.mean(spread + base_for_share(spread, 75, 0.15, 100) >= 75) == pytest.approx(0.15)

@@ -2,10 +2,10 @@
 one definition of "open at as_of" and "won within the horizon".
 
 Every consumer goes through here (Feast's entity rows): the training snapshots
-(`snapshot_rows`), the open pipeline that `score` and `monitor` rescore (`scoring_rows`, `open_rows`), the
-matured rows that monitoring sets against their outcomes (`open_rows` one horizon back, then
-`Timeline.won_within`), backtest origins (`snapshot_rows` with the origin as `data_end`), and
-the report's per-row revenue and opportunities (`Timeline.deals_within`).
+(`snapshot_rows`, censored at any `data_end`), the open pipeline that `score` and `monitor`
+rescore (`scoring_rows`, `open_rows`), the matured rows that monitoring sets against their
+outcomes (`open_rows` one horizon back, then `won_within`), and the report's per-row revenue
+and opportunities (`Timeline.deals_within`).
 
 - **Open at as_of**: created at or before `as_of`, and no won or lost deal closed at or
   before it (an open deal does not close a lead).

@@ -1,8 +1,8 @@
 """Calibration on matured outcomes: the pipeline one horizon before the monitored date,
 scored now with what was known then, against what happened within the horizon: predicted
 vs actual by grade, by decile (tie-aware) and by lead-age band (every age: the open
-pipeline keeps every lead never closed, and none is set aside), ECE with its interval from the one bootstrap
-over leads, ROC AUC, and observed / expected wins with its z-test.
+pipeline keeps every lead never closed, and none is set aside), ECE with its interval from
+the one bootstrap over leads, ROC AUC, and observed / expected wins with its z-test.
 """
 
 from __future__ import annotations
@@ -133,9 +133,11 @@ def age_band_table(age_days: np.ndarray, p: np.ndarray, y: np.ndarray) -> pd.Dat
 
 
 def matured_calibration(
-    scorer, ds, as_of, horizon, test_start, seed=0
+    scorer, ds, as_of, horizon, seen_to, seed=0
 ) -> tuple[Matured, pd.DataFrame] | None:
-    """The pipeline at `as_of` scored and set against its outcomes; with its rows."""
+    """The pipeline at `as_of` scored and set against its outcomes; with its rows.
+    `seen_to`: the end of the outcomes the model may have learned from (None: unknown);
+    a matured date not after it is flagged `in_training`."""
     frame = build_scoring_set(ds, scorer.spec, as_of)
     if frame.empty:
         return None
@@ -160,5 +162,5 @@ def matured_calibration(
         by_age=age_band_table(frame["lead_age_days"].to_numpy(), p, y)
         if "lead_age_days" in frame
         else pd.DataFrame(),
-        in_training=test_start is not None and as_of <= test_start,
+        in_training=seen_to is not None and as_of <= seen_to,
     ), frame.assign(label=y)

@@ -5,14 +5,15 @@ watch or retrain.
 Like for like. The model's training rows are snapshots at fixed lead ages, while the
 scored population is the open pipeline (every open lead, of any age): comparing the two
 would flag a "drift" that is only the difference in sampling. So the reference is the open
-pipeline at the date the model's knowledge ends (its validation start, kept in the model;
-moved back to the same weekday and time as the monitored date, so weekly rhythms cancel),
-built from the same data by the same batch engine as the monitored pipeline.
+pipeline at the date the model's knowledge ends (`trained_to` of a refit, or an evaluated
+model's validation start, kept in the model; moved back to the same weekday and time as the
+monitored date, so weekly rhythms cancel), built from the same data by the same batch engine
+as the monitored pipeline. Drift and source shifts compare the leads created within one
+horizon of each date (the new business); the matured calibration covers every age.
 
 - **Population drift** (`operations.drift`): the PSI of each feature and of the score
-  between the reference and
-  the monitored pipeline (reference deciles for numbers, reference categories for
-  categories, missing values as a bin of their own). Under no drift, PSI x n m / (n + m)
+  between the reference and the monitored pipeline (reference deciles for numbers,
+  reference categories for categories, missing values as a bin of their own). Under no drift, PSI x n m / (n + m)
   follows a chi-square with bins - 1 degrees of freedom (PSI is, to second order, the
   two-sample chi-square statistic scaled by 1/n + 1/m), so the threshold at the current
   sample sizes is that chi-square's 1 - alpha quantile x (1/n + 1/m). A drift is flagged
@@ -21,10 +22,9 @@ built from the same data by the same batch engine as the monitored pipeline.
   first condition stops the false alarms of fixed 0.1/0.25 thresholds; on big ones the second
   stops alarms on shifts too small to matter.
 - **Calibration on matured outcomes** (`operations.matured`): the pipeline one horizon
-  before the monitored date,
-  scored now with what was known then, against what happened within the horizon: predicted
-  vs actual by grade and by decile, ECE with a bootstrap interval, ROC AUC, and observed /
-  expected wins with its z-test.
+  before the monitored date, scored now with what was known then, against what happened
+  within the horizon: predicted vs actual by grade, by decile and by lead-age band, ECE with
+  a bootstrap interval, ROC AUC, and observed / expected wins with its z-test.
 - **Conversion by source**: the win rate within the horizon of the reference pipeline vs the
   matured one, per source, with a two-proportion z-test.
 - **Verdict**: alpha is shared by every test of the run (Bonferroni: 5 % / tests), so that on
@@ -32,7 +32,8 @@ built from the same data by the same batch engine as the monitored pipeline.
   runs. Retrain: the score drifted strongly, the matured wins are off the predicted by more
   than `MATERIAL_OE` (significantly), at least `STRONG_FEATURES` features drifted strongly,
   or at least `SHARE_FEATURES` of them drifted.
-  Watch: any flagged drift or source shift. Ok: none.
+  Watch: any flagged drift or source shift, an age band whose matured wins are off, or an
+  export cut short (no lead created lately while activities go on). Ok: none.
 """
 
 from __future__ import annotations
@@ -401,4 +402,10 @@ def _verdict(drift, matured, sources, alpha, stalled=None) -> tuple[str, list[st
         return "retrain", retrain + watch
     if watch:
         return "watch", watch
-    return "ok", ["no drift beyond sampling noise, matured outcomes as predicted"]
+    if matured is None:
+        checked = "no matured outcome to check yet"
+    elif matured.in_training:
+        checked = "matured outcomes not checked out of sample (the model learned them)"
+    else:
+        checked = "matured outcomes as predicted"
+    return "ok", [f"no drift beyond sampling noise, {checked}"]

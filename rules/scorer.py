@@ -41,7 +41,6 @@ from features.online import (
     PayloadEvents,
     _category,
     _number,
-    lead_as_ofs,
     payload_as_ofs,
     payload_events,
 )
@@ -351,30 +350,17 @@ class RuleScorer(ClassifierMixin, BaseEstimator):
         """1 for an MQL (score at or above the threshold): the rules' own decision."""
         return self.mql(self.rule_scores(X)).astype(int)
 
-    # --- online ----------------------------------------------------------------------
+    # --- what a prediction record carries --------------------------------------------
 
-    def score_leads(
-        self,
-        leads: Sequence[Mapping[str, Any]],
-        as_of: Any,
-        *,
-        strict: bool = False,
-        parsed: tuple[np.ndarray, PayloadEvents] | None = None,
-    ) -> list[dict[str, Any]]:
-        """rule_score, rule_grade, mql (and rule_probability once fitted) per payload
-        (`parsed`: see `payload_rule_inputs`)."""
-        as_ofs = lead_as_ofs(leads, as_of)
-        X = payload_rule_inputs(self._rules, leads, as_ofs, strict=strict, parsed=parsed)
+    def score_columns(
+        self, X: Mapping[str, Any]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """What a prediction record carries of the rules, per row: rule score, rule grade,
+        MQL flag, and once fitted the probability of the rule score (as the endpoint
+        serves it; None before `fit`)."""
         score = self.rule_scores(X)
-        grade, mql = self.grade(score), self.mql(score)
-        out = [
-            {"rule_score": int(score[i]), "rule_grade": str(grade[i]), "mql": bool(mql[i])}
-            for i in range(len(leads))
-        ]
-        if hasattr(self, "calibrator_"):
-            for item, p in zip(out, self.calibrator_(score.astype(float)), strict=True):
-                item["rule_probability"] = float(p)
-        return out
+        p = self.calibrator_(score.astype(float)) if hasattr(self, "calibrator_") else None
+        return score, self.grade(score).astype(str), self.mql(score), p
 
     # --- persistence -----------------------------------------------------------------
 

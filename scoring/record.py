@@ -17,8 +17,6 @@ import numpy as np
 
 from scoring.model_ref import ModelRef
 
-REASON_SIDES = ("positive", "negative")
-
 
 def scores_of(probability: np.ndarray) -> np.ndarray:
     """The score marketing sees: round(100 x probability), half to even (int64)."""

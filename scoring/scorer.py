@@ -205,12 +205,12 @@ class LeadScorer:
                 for i in range(len(batch))
             ]
         if self.rules is not None and batch.rules_x is not None:
-            rule_score = self.rules.rule_scores(batch.rules_x)
-            record.rule_score = rule_score
-            record.rule_grade = self.rules.grade(rule_score).astype(str)
-            record.mql = self.rules.mql(rule_score)
-            if hasattr(self.rules, "calibrator_"):
-                record.rule_probability = self.rules.calibrator_(rule_score.astype(float))
+            (
+                record.rule_score,
+                record.rule_grade,
+                record.mql,
+                record.rule_probability,
+            ) = self.rules.score_columns(batch.rules_x)
         return record
 
     @property

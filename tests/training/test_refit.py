@@ -92,6 +92,8 @@ def test_monitoring_the_shipped_model_on_its_own_data_is_not_called_out_of_sampl
     assert report.reference_as_of <= trained_to  # the reference: where its knowledge ends
     assert report.matured is not None and report.matured.in_training
     assert any("not an out-of-sample check" in n for n in report.notes)
+    if report.verdict == "ok":  # and the verdict does not call them "as predicted"
+        assert "not checked out of sample" in report.reasons[0]
     assert (
         len(report.matured.by_age) and report.matured.by_age["leads"].sum() == report.matured.leads
     )

@@ -1,5 +1,5 @@
-"""The model registry's state machine: the promotion rule, the champion/challenger aliases
-and their history, versions' states, promotion and rollback.
+"""The model registry's state machine: the champion gate (the promotion rule), the
+champion/challenger aliases and their history, versions' states, promotion and rollback.
 
 A version's state tag is "pending" from registration until its aliases have moved
 ("ready"), and "failed" when its run failed or its process died (seen by the next training
@@ -12,11 +12,14 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Collection
 
+import numpy as np
 import pandas as pd
 
 from crm.errors import LeadscoreError
+from crm.times import utc
 from features.definitions import FeatureSpec
-from stats.metrics import evaluate
+from stats.bootstrap import lead_resample_weights, percentile_interval, weighted_auc
+from stats.metrics import EPS, point_metrics
 from training.fit import TrainResult
 from training.scratch import process_alive
 from training.store import store_lock
@@ -31,9 +34,37 @@ CHAMPION_BY = "leadscore.champion_by"
 
 
 def beats(auc: float, log_loss: float, champion_auc: float, champion_log_loss: float) -> bool:
-    """The promotion rule: no worse on both, strictly better on at least one."""
-    no_worse = auc >= champion_auc and log_loss <= champion_log_loss
-    return no_worse and (auc > champion_auc or log_loss < champion_log_loss)
+    """The promotion rule on points alone: no worse on both, strictly better on at least
+    one (`gate_decision` without intervals)."""
+    promoted, _ = gate_decision(
+        [auc - champion_auc, np.nan, np.nan], [log_loss - champion_log_loss, np.nan, np.nan]
+    )
+    return promoted
+
+
+def gate_decision(
+    auc_difference: list[float], log_loss_difference: list[float]
+) -> tuple[bool, str]:
+    """The champion gate's rule on the paired differences, challenger minus champion, each
+    [estimate, low, high] (a 95 % interval; NaN bounds: the estimate alone decides).
+
+    The challenger is the fresher model: it ships unless it is surely worse (its ROC AUC
+    interval wholly below the champion's, or its log loss interval wholly above), or has the
+    very same figures (nothing to gain from moving the alias). A difference within the noise
+    goes to the fresher model; without intervals this is `beats`. Returns (promote, why)."""
+    auc, _, auc_high = auc_difference
+    loss, loss_low, _ = log_loss_difference
+    auc_high = auc_high if np.isfinite(auc_high) else auc
+    loss_low = loss_low if np.isfinite(loss_low) else loss
+    if abs(auc) <= _TIE and abs(loss) <= _TIE:
+        return False, "the same figures as the champion"
+    worse = [name for name, bad in (("ROC AUC", auc_high < 0), ("log loss", loss_low > 0)) if bad]
+    if worse:
+        return False, "worse on " + " and ".join(worse)
+    return True, "not worse"
+
+
+_TIE = 1e-12
 
 
 def current_champion(client, name: str):
@@ -63,21 +94,119 @@ def check_lineage(
         )
 
 
-def champion_metrics(
-    champion, scorer, result: TrainResult, features_for: Callable[[FeatureSpec], pd.DataFrame]
+def gate_rows(result: TrainResult) -> pd.DataFrame:
+    """The challenger's out-of-time rows: every walk-forward origin's (its model at each
+    origin trained only on what had matured before that origin's window), else the test
+    rows; columns origin, lead_id, as_of, label, p_model."""
+    backtest = result.backtest
+    if backtest is not None and len(backtest.rows):
+        return backtest.rows[["origin", "lead_id", "as_of", "label", "p_model"]]
+    rows = result.test[["lead_id", "as_of", "label", "p_model"]].copy()
+    rows.insert(0, "origin", 0)
+    return rows
+
+
+def champion_gate(
+    version: str,
+    scorer,
+    result: TrainResult,
+    features_for: Callable[[FeatureSpec], pd.DataFrame],
+    *,
+    bootstrap: int,
+    seed: int = 0,
 ) -> dict:
-    """The champion's test metrics on this run's test rows (its own features for them)."""
-    keys = result.test[["lead_id", "as_of"]]
-    frame = features_for(scorer.spec)
-    rows = keys.merge(frame, on=["lead_id", "as_of"], how="left", validate="one_to_one")
-    if rows["label"].isna().any():
+    """The champion gate: the challenger against champion `version` (`scorer`) on the same
+    rows, like with like.
+
+    The champion is judged by its evaluated model (its shipped refit may have learned these
+    rows), on the challenger's rows of every backtest origin that it had not seen (as_of on
+    or after its own test window's start): each origin's model was trained only before its
+    window, so both sides are out of time. A champion trained on newer data than all of them
+    is compared on the test rows, and the gate says it had seen them. The champion's own
+    features are computed for those rows (at the challenger's snapshot ages and horizon: the
+    features do not depend on them). Pooled ROC AUC and log loss of both; their paired
+    differences (challenger - champion) with a 95 % interval from the lead-level bootstrap
+    (`stats.bootstrap`, `bootstrap` draws); the decision is `gate_decision`'s.
+    """
+    evaluated = scorer.for_evaluation
+    rows = gate_rows(result)
+    start = evaluated.info.get("test_start")
+    unseen = (rows["as_of"] >= utc(start)).to_numpy() if start else np.ones(len(rows), dtype=bool)
+    seen = not unseen.any()
+    rows = rows[rows["origin"] == 0] if seen else rows[unseen]
+    rows = rows.reset_index(drop=True)
+    ours = result.scorer.spec
+    spec = scorer.spec.model_copy(
+        update={"snapshot_ages_days": ours.snapshot_ages_days, "horizon_days": ours.horizon_days}
+    )
+    frame = features_for(spec)
+    merged = rows[["lead_id", "as_of"]].merge(
+        frame, on=["lead_id", "as_of"], how="left", validate="one_to_one"
+    )
+    if merged["label"].isna().any():
         raise LeadscoreError(
-            f"champion v{champion.version} cannot be scored on the current test rows (feature spec {scorer.spec.version})"
+            f"champion v{version} cannot be scored on the challenger's rows: "
+            f"{int(merged['label'].isna().sum()):,} of them have no features under its "
+            f"feature spec {scorer.spec.version}"
         )
-    # The champion's evaluated model: its shipped refit may have seen these rows.
-    model = scorer.for_evaluation
-    p = model.score(model.frame_batch(rows), reasons=0).probability
-    return evaluate(result.test["label"].to_numpy(), p, bootstrap=0)
+    y = rows["label"].to_numpy().astype(int)
+    p_new = rows["p_model"].to_numpy(dtype=np.float64)
+    p_old = evaluated.score(evaluated.frame_batch(merged), reasons=0).probability
+    challenger, champion = point_metrics(y, p_new), point_metrics(y, p_old)
+    loss_new, loss_old = _row_log_loss(y, p_new), _row_log_loss(y, p_old)
+    auc_point = challenger["roc_auc"] - champion["roc_auc"]
+    loss_point = challenger["log_loss"] - champion["log_loss"]
+    auc_draws, loss_draws = [], []
+    for w in lead_resample_weights(rows["lead_id"].to_numpy(), y, bootstrap, seed):
+        auc_draws.append(weighted_auc(y, p_new, w) - weighted_auc(y, p_old, w))
+        loss_draws.append(float(w @ (loss_new - loss_old)) / max(float(w.sum()), 1.0))
+    auc_difference = [auc_point, *percentile_interval(auc_draws, auc_point)]
+    loss_difference = [loss_point, *percentile_interval(loss_draws, loss_point)]
+    promoted, why = gate_decision(auc_difference, loss_difference)
+    origins = sorted(int(o) for o in rows["origin"].unique())
+    return {
+        "version": str(version),
+        "rows": int(len(rows)),
+        "positives": int(y.sum()),
+        "origins": origins,
+        "champion_had_seen_them": seen,
+        "challenger": challenger,
+        "champion": champion,
+        "roc_auc_difference": auc_difference,
+        "log_loss_difference": loss_difference,
+        "promoted": promoted,
+        "why": why,
+    }
+
+
+def gate_reason(gate: dict, prefix: str = "") -> str:
+    """The gate in one line, for the CLI, the run and the version's description."""
+    auc, loss = gate["roc_auc_difference"], gate["log_loss_difference"]
+    k = len(gate["origins"])
+    where = (
+        f"the {gate['rows']:,} test rows ({gate['positives']:,} won), which the champion had "
+        "seen: it was trained on newer data"
+        if gate["champion_had_seen_them"]
+        else f"{gate['rows']:,} rows ({gate['positives']:,} won) of {k} backtest "
+        f"origin{'s' if k != 1 else ''} it had not seen"
+    )
+    then = "the fresher model ships" if gate["promoted"] else "the champion stays"
+    return (
+        f"{prefix}challenger - champion v{gate['version']} on {where}: ROC AUC "
+        f"{_signed(auc, 4)}, log loss {_signed(loss, 4)}: {gate['why']}, {then}"
+    )
+
+
+def _signed(d: list[float], digits: int) -> str:
+    point, low, high = d
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return f"{point:+.{digits}f}"
+    return f"{point:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
+
+
+def _row_log_loss(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    q = np.clip(p, EPS, 1 - EPS)
+    return -(y * np.log(q) + (1 - y) * np.log1p(-q))
 
 
 def move_champion(client, name: str, version: str, *, by: str, rollback: bool = False) -> None:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 import crm
@@ -174,6 +175,32 @@ def log_learning_curve(run_id: str, result: TrainResult) -> int:
     return len(points)
 
 
+def _gate_table(gate: dict) -> str:
+    """The champion gate as a table: both models on the same rows, and the differences."""
+    k = len(gate["origins"])
+    rows = (
+        f"the {gate['rows']:,} test rows ({gate['positives']:,} won), which the champion had "
+        "seen (it was trained on newer data)"
+        if gate["champion_had_seen_them"]
+        else f"{gate['rows']:,} rows ({gate['positives']:,} won) of {k} backtest "
+        f"origin{'s' if k != 1 else ''} the champion had not seen"
+    )
+    lines = [
+        f"Champion gate, against champion v{gate['version']}'s evaluated model on {rows}:",
+        "",
+        f"| | this model | champion v{gate['version']} | difference [95% CI] |",
+        "|---|---|---|---|",
+    ]
+    for key, label in (("roc_auc", "ROC AUC"), ("log_loss", "log loss")):
+        point, low, high = gate[f"{key}_difference"]
+        interval = f" [{low:+.4f}, {high:+.4f}]" if np.isfinite(low) else ""
+        lines.append(
+            f"| {label} | {gate['challenger'][key]:.4f} | {gate['champion'][key]:.4f} | "
+            f"{point:+.4f}{interval} |"
+        )
+    return "\n".join(lines)
+
+
 def _metric_line(label: str, m: dict) -> str:
     ci = m.get("roc_auc_ci")
     interval = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci and ci[0] == ci[0] else ""
@@ -210,16 +237,16 @@ def description(
     training_set: pd.DataFrame,
     *,
     rules: dict | None = None,
-    champion: tuple[str, dict] | None = None,
+    gate: dict | None = None,
     outcome: str | None = None,
 ) -> str:
     """The Markdown shown on the run and on its model version: the do-not-trust banners
-    first, what it was trained on, its test metrics against the champion (same rows) and
-    the points rules, the fit on train and validation, and the audit's exclusions.
+    first, what it was trained on, its test metrics next to the points rules, the champion
+    gate (challenger and champion on the same rows), the fit on train and validation, and the audit's exclusions.
 
     Args:
         rules: the points rules' test metrics on the same rows, when they were compared.
-        champion: (version, metrics on the same test rows) of the champion it met.
+        gate: the champion gate it met (`training.registry.champion_gate`).
         outcome: the promotion decision, in words.
     """
     lines = [f"**Do not trust this model:** {line}" for line in result.untrusted]
@@ -251,14 +278,14 @@ def description(
         "|---|---|---|---|---|",
         _metric_line("this model", m),
     ]
-    if champion is not None:
-        table.append(_metric_line(f"champion v{champion[0]} (same rows)", champion[1]))
     if rules is not None:
         table.append(_metric_line("points rules (same period)", rules))
     for name, other in result.metrics.items():
         if name != "model":
             table.append(_metric_line(name, other))
     lines.append("\n".join(table))
+    if gate is not None:
+        lines.append(_gate_table(gate))
     fit = result.fit_metrics
     if fit:
         lines.append(

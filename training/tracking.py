@@ -1,10 +1,11 @@
 """MLflow: log a training run, register its model, and move aliases (champion/challenger).
 
 Tracking and registry use MLflow's own default (`sqlite:///mlflow.db` in the working folder)
-or `MLFLOW_TRACKING_URI`. Promotion rule (`training.registry.beats`): the new version
-becomes `champion` when there is none, or when on the same test rows it beats the champion:
-an AUC at least as high and a log loss at least as low, one of them strictly (a tie keeps
-the champion).
+or `MLFLOW_TRACKING_URI`. Promotion (`training.registry.champion_gate`): the new version
+becomes `champion` when there is none, or when it is not surely worse than the champion's
+evaluated model on the same rows: the backtest origins' rows the champion had not seen,
+pooled, with the paired ROC AUC and log-loss differences' lead-level bootstrap intervals
+(the very same figures keep the champion).
 
 A registration runs in phases, each callable on its own (`Registration`): log the run,
 register the version (state "pending"), compare it with the champion, move the aliases.
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 import scoring
@@ -40,10 +42,10 @@ from training.registry import (
     CHALLENGER,
     CHAMPION,
     STATE,
-    beats,
-    champion_metrics,
+    champion_gate,
     check_lineage,
     current_champion,
+    gate_reason,
     move_champion,
     reap_dead_runs,
 )
@@ -343,19 +345,7 @@ class Registration:
         }.items():
             self.client.set_model_version_tag(name, version, key, str(value))
         if self.champion is not None:
-            champ = champion_metrics(self.champion, self.champion_scorer, result, self.features_for)
-            self.champion_metrics, self.champion_version = champ, str(self.champion.version)
-            mlflow.log_metrics(
-                {
-                    "champion_test_roc_auc": champ["roc_auc"],
-                    "champion_test_log_loss": champ["log_loss"],
-                }
-            )
-            self.promoted = beats(auc, ll, champ["roc_auc"], champ["log_loss"])
-            self.reason = (
-                f"challenger AUC {auc:.4f} vs champion v{self.champion.version} {champ['roc_auc']:.4f}, "
-                f"log loss {ll:.4f} vs {champ['log_loss']:.4f} on the same {len(result.test):,} test rows"
-            )
+            self._gate(self.champion.version, self.champion_scorer)
         self.kept = "" if self.promoted else "not better"
         if self.require_trusted and result.untrusted and self.promoted:
             self.promoted, self.kept = False, "untrusted"
@@ -371,6 +361,37 @@ class Registration:
         )
         return self.promoted
 
+    def _gate(self, version, scorer, prefix: str = "") -> None:
+        """The champion gate (`training.registry.champion_gate`) against `version`: its
+        figures logged to the run, the decision and its reason kept."""
+        import mlflow
+
+        gate = champion_gate(
+            str(version),
+            scorer,
+            self.result,
+            self.features_for,
+            bootstrap=self.config.bootstrap,
+            seed=self.config.seed,
+        )
+        self.champion_metrics, self.champion_version = gate, str(version)
+        metrics = {
+            "gate_rows": gate["rows"],
+            "gate_origins": len(gate["origins"]),
+            "champion_gate_roc_auc": gate["champion"]["roc_auc"],
+            "champion_gate_log_loss": gate["champion"]["log_loss"],
+            "challenger_gate_roc_auc": gate["challenger"]["roc_auc"],
+            "challenger_gate_log_loss": gate["challenger"]["log_loss"],
+        }
+        for name in ("roc_auc", "log_loss"):
+            d = gate[f"{name}_difference"]
+            for suffix, value in zip(("", "_low", "_high"), d, strict=True):
+                metrics[f"gate_{name}_difference{suffix}"] = value
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)})
+        self.promoted = gate["promoted"]
+        self.reason = gate_reason(gate, prefix)
+        self.kept = "" if self.promoted else "not better"
+
     def move_aliases(self) -> RunOutcome:
         """Last: the aliases move, as a compare-and-set. Under the store's lock, a champion
         that changed since the comparison (another training promoted meanwhile) is compared
@@ -378,30 +399,20 @@ class Registration:
         when promoted, and the state "ready"."""
         import mlflow
 
-        result, name, version = self.result, self.config.model_name, self.version
-        auc, ll = result.metrics["model"]["roc_auc"], result.metrics["model"]["log_loss"]
+        name, version = self.config.model_name, self.version
         with store_lock(mlflow.get_tracking_uri()):
             current = current_champion(self.client, name)
             before = str(self.champion.version) if self.champion is not None else None
             now = str(current.version) if current is not None else None
             if self.promoted and now is not None and now != before:
                 scorer = load_registered_scorer(current.name, current.version)
-                champ = champion_metrics(current, scorer, result, self.features_for)
-                self.champion_metrics, self.champion_version = champ, now
-                self.promoted = beats(auc, ll, champ["roc_auc"], champ["log_loss"])
-                self.reason = (
-                    f"re-checked against champion v{now} promoted meanwhile: AUC {auc:.4f} vs "
-                    f"{champ['roc_auc']:.4f}, log loss {ll:.4f} vs {champ['log_loss']:.4f}"
+                self._gate(
+                    now, scorer, prefix=f"re-checked against champion v{now} promoted meanwhile: "
                 )
                 mlflow.set_tags({"promoted": str(self.promoted), "promotion_reason": self.reason})
                 self.kept = "" if self.promoted else "not better"
-            champion = (
-                (self.champion_version, self.champion_metrics)
-                if self.champion_metrics is not None
-                else None
-            )
             text = self.describe(
-                champion=champion,
+                gate=self.champion_metrics,
                 outcome=("champion: " if self.promoted else "challenger only: ") + self.reason,
             )
             mlflow.set_tag("mlflow.note.content", text)

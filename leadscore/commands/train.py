@@ -314,7 +314,7 @@ def retrain(
     model_name: str | None = MODEL_NAME,
     rules: Path | None = RULES,
 ) -> None:
-    """For a scheduler: train on today's data, gate, and promote. The new version becomes champion only when it is trusted and beats the champion on the same test rows. Exit codes: 0 promoted; 3 registered as challenger, the champion stays (not better); 4 registered, not promoted (do not trust this model); 1 a mistake in the input (nothing registered); any other code: the run failed, and no alias moved."""
+    """For a scheduler: train on today's data, gate, and promote. The new version becomes champion only when it is trusted and the champion gate finds it not surely worse than the champion on the same rows (every backtest origin's rows the champion had not seen). Exit codes: 0 promoted; 3 registered as challenger, the champion stays (surely worse, or no different); 4 registered, not promoted (do not trust this model); 1 a mistake in the input (nothing registered); any other code: the run failed, and no alias moved."""
     _, outcome, _ = run_training(
         data,
         config,

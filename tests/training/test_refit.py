@@ -50,7 +50,7 @@ def test_rounds_grow_with_the_rows_within_bounds():
 
 
 def test_held_out_rows_are_scored_by_the_evaluated_model(small_sim, small_set, trained, shipped):
-    from training.registry import champion_metrics
+    from training.registry import champion_gate
     from training.report import compare
 
     df, spec, _ = small_set
@@ -59,9 +59,9 @@ def test_held_out_rows_are_scored_by_the_evaluated_model(small_sim, small_set, t
     np.testing.assert_array_equal(before.rows["probability"], after.rows["probability"])
     assert after.meta["shipped"]["rows"] == len(df)
     # The champion gate, like with like: a shipped champion is judged by its evaluated model.
-    ours = champion_metrics(None, shipped.scorer, trained, lambda _: df)
-    theirs = champion_metrics(None, trained.scorer, trained, lambda _: df)
-    assert ours["roc_auc"] == pytest.approx(theirs["roc_auc"], rel=1e-12)
+    ours = champion_gate("1", shipped.scorer, trained, lambda _: df, bootstrap=0)
+    theirs = champion_gate("1", trained.scorer, trained, lambda _: df, bootstrap=0)
+    assert ours["champion"]["roc_auc"] == pytest.approx(theirs["champion"]["roc_auc"], rel=1e-12)
 
 
 def test_save_and_load_keep_the_evaluated_model(tmp_path, shipped):

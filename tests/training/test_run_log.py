@@ -93,7 +93,13 @@ def test_a_run_reads_like_an_mlflow_run(store, small_sim, small_set, trained, tm
     assert "Promotion: champion: no champion yet" in v1 and "leakage audit" in v1
     assert run.data.tags["mlflow.note.content"] == v1
     v2 = client.get_model_version(NAME, second.version).description
-    assert f"| champion v{first.version} (same rows) |" in v2 and "challenger only" in v2
+    # the champion gate: both on the same rows; the very same model keeps the champion
+    assert f"| | this model | champion v{first.version} | difference [95% CI] |" in v2
+    assert "| ROC AUC |" in v2 and "+0.0000" in v2
+    assert "challenger only" in v2 and "the same figures as the champion" in v2
+    assert run.data.metrics.get("gate_rows") is None  # no champion when v1 was trained
+    gate = client.get_run(second.run_id).data.metrics
+    assert gate["gate_rows"] == len(trained.test) and gate["gate_roc_auc_difference"] == 0
 
     # the logged model: pinned requirements, and our code inside it
     model_dir = Path(mlflow.artifacts.download_artifacts(f"models:/{NAME}/{first.version}"))

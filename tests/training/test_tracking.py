@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import copy
 import json
+from dataclasses import replace
 
 import mlflow
 import numpy as np
@@ -10,6 +12,8 @@ from mlflow import MlflowClient
 
 from crm.errors import LeadscoreError
 from crm.payloads import lead_payloads
+from crm.times import utc
+from features.batch import build_training_set
 from features.definitions import FeatureSpec
 from tests.training.conftest import FAST, register, registration_options, sqlite_store
 from training.config import LightGBMParams
@@ -20,6 +24,9 @@ from training.registry import (
     PREVIOUS_CHAMPION,
     STATE,
     beats,
+    champion_gate,
+    gate_decision,
+    gate_reason,
     list_versions,
     promote,
     rollback,
@@ -160,10 +167,56 @@ def test_rolling_back_without_a_champion_is_a_clear_error(store):
 
 
 def test_promotion_rule():
+    # on points alone (no intervals): no worse on both, strictly better on one
     assert beats(0.81, 0.30, 0.80, 0.30) and beats(0.80, 0.29, 0.80, 0.30)
     assert not beats(0.80, 0.30, 0.80, 0.30)  # a tie keeps the champion
     assert not beats(0.82, 0.31, 0.80, 0.30)  # better AUC, worse calibration
     assert not beats(0.79, 0.20, 0.80, 0.30)
+    # with intervals: the fresher model ships unless it is surely worse
+    nan = float("nan")
+    assert gate_decision([-0.004, -0.012, 0.003], [0.001, -0.002, 0.004]) == (True, "not worse")
+    assert gate_decision([-0.02, -0.03, -0.01], [0.0, -0.001, 0.001]) == (
+        False,
+        "worse on ROC AUC",
+    )
+    assert gate_decision([0.01, 0.0, 0.02], [0.01, 0.002, 0.02]) == (False, "worse on log loss")
+    assert gate_decision([0.0, 0.0, 0.0], [0.0, 0.0, 0.0])[0] is False  # the same model
+    assert gate_decision([0.01, nan, nan], [-0.001, nan, nan]) == (True, "not worse")
+
+
+def test_the_gate_pools_the_backtest_rows_the_champion_had_not_seen(small_sim, small_set, trained):
+    """A champion whose test window started at origin 1's window: origins 0 and 1 are
+    compared (paired, on the same rows), origin 2 (which it learned from) is not; a champion
+    that had seen every row is compared on the test rows, and the gate says so."""
+    from training.backtest import walk_forward
+
+    df, _, _ = small_set
+    config = FAST.model_copy(update={"backtest_origins": 3})
+    bt = walk_forward(df, trained.scorer.spec, config, small_sim, None, evaluated=trained)
+    result = replace(trained, backtest=bt)
+    origin_1_end = bt.rows.loc[bt.rows["origin"] == 1, "as_of"].max()
+    older = fit_models(df[df["as_of"] <= origin_1_end].reset_index(drop=True), small_set[1], FAST)
+    start = utc(older.scorer.info["test_start"])
+    build = lambda spec: build_training_set(small_sim, spec=spec)[0]  # noqa: E731
+    gate = champion_gate("7", older.scorer, result, build, bootstrap=30)
+    expected = bt.rows[bt.rows["as_of"] >= start]
+    assert gate["rows"] == len(expected) and set(gate["origins"]) == {0, 1}
+    assert not gate["champion_had_seen_them"]
+    point, low, high = gate["roc_auc_difference"]
+    assert low <= point <= high
+    assert point == pytest.approx(gate["challenger"]["roc_auc"] - gate["champion"]["roc_auc"])
+    assert "of 2 backtest origins it had not seen" in gate_reason(gate)
+    # the order of the rows changes nothing
+    shuffled = replace(result, backtest=replace(bt, rows=bt.rows.sample(frac=1, random_state=3)))
+    again = champion_gate("7", older.scorer, shuffled, build, bootstrap=30)
+    assert again["roc_auc_difference"] == pytest.approx(gate["roc_auc_difference"])
+    assert again["log_loss_difference"] == pytest.approx(gate["log_loss_difference"])
+    # a champion trained on all of it has seen every row: compared on the test rows, said so
+    newest = copy.copy(trained.scorer)
+    newest.info = {**trained.scorer.info, "test_start": "2100-01-01"}
+    seen = champion_gate("8", newest, result, build, bootstrap=0)
+    assert seen["champion_had_seen_them"] and seen["rows"] == len(trained.test)
+    assert "which the champion had seen" in gate_reason(seen)
 
 
 def test_promoting_a_missing_version_is_a_clear_error(store):

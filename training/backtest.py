@@ -8,9 +8,10 @@ the validation period) runs on the snapshots known by then and is tested on the 
 model was trained only on what had matured before its window. Fewer origins run when the
 data is too short for more, and the backtest says so.
 
-Per origin and pooled over every origin's test rows: ROC AUC, PR AUC and ECE of the model
-and the points rules (calibrated on each origin's validation period), and the wins of the
-model's top N against the rules' N MQLs (capacity-matched). The model-minus-rules AUC
+Per origin and pooled over every origin's test rows: ROC AUC, PR AUC and ECE of the model,
+the points rules (calibrated on each origin's validation period) and the learned points
+(learned on each origin's train period, as `compare` learns them), and the wins of the
+model's and the learned points' top N against the rules' N MQLs (capacity-matched). The model-minus-rules AUC
 difference is pooled and paired, with a 95 % interval from the one bootstrap over leads
 (`stats.bootstrap`) across every origin's rows.
 """
@@ -34,6 +35,7 @@ from stats.metrics import expected_calibration_error
 from stats.ranking import top_share
 from training.config import TrainConfig
 from training.fit import TrainResult, fit_models, fit_rules
+from training.learned import DEFAULT_MQL_SHARE, learn_points, learned_columns, mql_share_of
 
 
 @dataclass
@@ -41,11 +43,42 @@ class Backtest:
     """What the walk-forward backtest found (`rows`: every origin's test rows)."""
 
     origins: list[dict]
-    rows: pd.DataFrame  # origin, lead_id, as_of, label, p_model (, rule_score, mql, p_rules)
+    # origin, lead_id, as_of, label, p_model (, rule_score, mql, p_rules, learned_score,
+    # p_learned)
+    rows: pd.DataFrame
     pooled: dict[str, dict]  # scorer -> point metrics on every origin's rows
     difference: list[float] | None  # pooled paired AUC, model - rules: [point, low, high]
     asked: int
     notes: list[str] = field(default_factory=list)
+    # the origins' capacity-matched wins added up (each origin at its own rules' MQLs),
+    # when every origin has them
+    capacity_wins: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        """Its origins and pooled figures, for the report, the CLI and `backtest.json`."""
+        return {
+            "origins": self.origins,
+            "pooled": self.pooled,
+            "capacity_wins": self.capacity_wins,
+            "difference": self.difference,
+            "asked": self.asked,
+            "notes": self.notes,
+            "rows": int(len(self.rows)),
+            "positives": int(self.rows["label"].sum()),
+        }
+
+    def pooled_metrics(self) -> dict[str, float]:
+        """MLflow metrics of every origin's rows pooled (finite values only)."""
+        out = {
+            f"backtest_pooled_{key}_{scorer}": value
+            for scorer, m in self.pooled.items()
+            for key, value in m.items()
+        }
+        out.update({f"backtest_pooled_capacity_wins_{k}": v for k, v in self.capacity_wins.items()})
+        if self.difference is not None:
+            for suffix, value in zip(("", "_low", "_high"), self.difference, strict=True):
+                out[f"backtest_pooled_auc_difference{suffix}"] = value
+        return {k: float(v) for k, v in out.items() if np.isfinite(v)}
 
     def metrics_by_step(self) -> dict[str, list[tuple[int, float]]]:
         """MLflow metrics with one value per origin (step = origin, 0 the newest)."""
@@ -60,6 +93,43 @@ class Backtest:
         return out
 
 
+def table_rows(summary: dict) -> list[dict]:
+    """The backtest as a table (`Backtest.summary`): per origin, then pooled, a row per
+    scorer: its ROC AUC, PR AUC and ECE, and its wins at the rules' MQLs (capacity-matched;
+    pooled, each origin at its own MQLs)."""
+    out = []
+    pooled = {
+        "origin": "pooled",
+        "test_from": None,
+        "rows": summary["rows"],
+        "positives": summary["positives"],
+        "metrics": summary["pooled"],
+        "capacity_wins": summary.get("capacity_wins") or {},
+    }
+    for o in [*summary["origins"], pooled]:
+        capacity = o["capacity_wins"]
+        window = f"{o['test_from'][:10]} to {o['test_to'][:10]}" if o["test_from"] else ""
+        for scorer in _COLUMNS:
+            m = o["metrics"].get(scorer)
+            if m is None:
+                continue
+            out.append(
+                {
+                    "origin": str(o["origin"]),
+                    "test window": window,
+                    "rows": o["rows"],
+                    "wins": o["positives"],
+                    "scorer": scorer,
+                    "ROC AUC": m["roc_auc"],
+                    "PR AUC": m["pr_auc"],
+                    "ECE": m["ece"],
+                    "MQLs": capacity.get("mqls", float("nan")),
+                    "wins at the MQLs": capacity.get(scorer, float("nan")),
+                }
+            )
+    return out
+
+
 def _metrics(y: np.ndarray, ranking: np.ndarray, p: np.ndarray) -> dict[str, float]:
     """ROC AUC and PR AUC of a ranking (points or probabilities), ECE of its probabilities."""
     both = 0 < y.sum() < len(y)
@@ -70,17 +140,62 @@ def _metrics(y: np.ndarray, ranking: np.ndarray, p: np.ndarray) -> dict[str, flo
     }
 
 
+# scorer -> (its ranking column, its probability column) in a backtest's rows
+_COLUMNS = {
+    "model": ("p_model", "p_model"),
+    "rules": ("rule_score", "p_rules"),
+    "learned": ("learned_score", "p_learned"),
+}
+
+
+def _all_metrics(rows: pd.DataFrame) -> dict[str, dict]:
+    """`_metrics` of every scorer the rows have (all of them scored)."""
+    y = rows["label"].to_numpy()
+    out = {}
+    for scorer, (ranking, probability) in _COLUMNS.items():
+        if ranking in rows and rows[probability].notna().all():
+            out[scorer] = _metrics(
+                y, rows[ranking].to_numpy(dtype=float), rows[probability].to_numpy()
+            )
+    return out
+
+
 def _capacity(rows: pd.DataFrame) -> dict[str, float]:
-    """Wins of the rules' MQLs, and of as many of the model's best (tie-aware)."""
+    """Wins of the rules' MQLs, and of as many of the model's (and the learned points')
+    best rows (tie-aware)."""
     if "mql" not in rows:
         return {}
     n = int(rows["mql"].sum())
     y = rows["label"].to_numpy(dtype=np.float64)
-    return {
-        "rules": float(y[rows["mql"].to_numpy(dtype=bool)].sum()),
-        "model": float(top_share(rows["p_model"].to_numpy(), n) @ y),
-        "mqls": float(n),
-    }
+    out = {"rules": float(y[rows["mql"].to_numpy(dtype=bool)].sum())}
+    for scorer in ("model", "learned"):
+        ranking = _COLUMNS[scorer][0]
+        if ranking in rows:
+            out[scorer] = float(top_share(rows[ranking].to_numpy(dtype=float), n) @ y)
+    out["mqls"] = float(n)
+    return out
+
+
+def _learned_points(test, train, val, result, dataset, config, notes, k) -> None:
+    """Learned points fitted on one origin's train period (`training.learned`, as `compare`
+    does), their scores and probabilities added to its test rows; a note when they cannot
+    be learned there."""
+    if train["label"].nunique() < 2 or val["label"].nunique() < 2:
+        notes.append(f"origin {k}: no learned points (a period without won or lost leads)")
+        return
+    share = mql_share_of(test["mql"].to_numpy()) if "mql" in test else DEFAULT_MQL_SHARE
+    try:
+        suggestion = learn_points(
+            dataset, train, val, learned_columns(dataset, result.scorer.features), config,
+            mql_share=share,
+        )  # fmt: skip
+        scorer = fit_rules(suggestion.rules, dataset, val)
+    except LeadscoreError as exc:
+        notes.append(f"origin {k}: no learned points ({exc})")
+        return
+    x = batch_rule_inputs(suggestion.rules, dataset, test["lead_id"], test["as_of"])
+    test["learned_score"] = scorer.rule_scores(x)
+    test["p_learned"] = scorer.predict_proba(x)[:, 1]
 
 
 def walk_forward(
@@ -93,6 +208,7 @@ def walk_forward(
     evaluated: TrainResult | None = None,
     origins: int | None = None,
     bootstrap: int | None = None,
+    learned: bool = True,
     on_step: Callable[[str], None] | None = None,
 ) -> Backtest:
     """The backtest of `df` (a training set) at `origins` origins (default: the config's).
@@ -100,6 +216,7 @@ def walk_forward(
     Args:
         evaluated: the evaluation already fitted on all of `df` (origin 0), if at hand.
         rules: marketing's points rules, calibrated per origin; None for the model only.
+        learned: also learn points on each origin's train period (`training.learned`).
     """
     step = on_step or (lambda _: None)
     asked = config.backtest_origins if origins is None else origins
@@ -124,10 +241,10 @@ def walk_forward(
             break
         test = result.test[["lead_id", "as_of", "label", "p_model"]].copy()
         test.insert(0, "origin", k)
+        split = result.split
+        base = part.reset_index(drop=True) if result is not evaluated else df
+        val = base[split.validation]
         if rules is not None:
-            split = result.split
-            base = part.reset_index(drop=True) if result is not evaluated else df
-            val = base[split.validation]
             try:
                 scorer = fit_rules(rules, dataset, val)
             except LeadscoreError as exc:
@@ -139,13 +256,10 @@ def walk_forward(
                 test["rule_score"] = score
                 test["mql"] = scorer.mql(score)
                 test["p_rules"] = scorer.predict_proba(x)[:, 1]
+        if learned:
+            _learned_points(test, base[split.train], val, result, dataset, config, notes, k)
         y = test["label"].to_numpy()
-        p = test["p_model"].to_numpy()
-        metrics = {"model": _metrics(y, p, p)}
-        if "p_rules" in test:
-            metrics["rules"] = _metrics(
-                y, test["rule_score"].to_numpy(dtype=float), test["p_rules"].to_numpy()
-            )
+        metrics = _all_metrics(test)
         summaries.append(
             {
                 "origin": k,
@@ -163,12 +277,10 @@ def walk_forward(
         raise LeadscoreError("the backtest ran no origin: " + "; ".join(notes))
     rows = pd.concat(frames, ignore_index=True)
     y = rows["label"].to_numpy()
-    p = rows["p_model"].to_numpy()
-    pooled = {"model": _metrics(y, p, p)}
+    pooled = _all_metrics(rows)
     difference = None
-    if "p_rules" in rows and rows["p_rules"].notna().all():
+    if "rules" in pooled:
         rule_score = rows["rule_score"].to_numpy(dtype=float)
-        pooled["rules"] = _metrics(y, rule_score, rows["p_rules"].to_numpy())
         draws = bootstrap if bootstrap is not None else config.bootstrap
         point = pooled["model"]["roc_auc"] - pooled["rules"]["roc_auc"]
         deltas = [
@@ -178,4 +290,10 @@ def walk_forward(
         difference = [point, *percentile_interval(deltas, point)]
     if len(frames) < asked and not notes:
         notes.append(f"the backtest ran {len(frames)} of {asked} origins")
-    return Backtest(summaries, rows, pooled, difference, asked, notes)
+    capacity = {}
+    if all(o["capacity_wins"] for o in summaries):
+        shared = set.intersection(*(set(o["capacity_wins"]) for o in summaries))
+        capacity = {
+            key: float(sum(o["capacity_wins"][key] for o in summaries)) for key in sorted(shared)
+        }
+    return Backtest(summaries, rows, pooled, difference, asked, notes, capacity)

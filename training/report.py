@@ -25,7 +25,6 @@ from crm.times import days_us, timestamps_us
 from features.batch import build_training_set
 from features.labels import Timeline
 from rules.config import RulesConfig, check_rules
-from rules.scorecard import suggest_rules
 from rules.scorer import RuleScorer, batch_rule_inputs
 from scoring.scorer import LeadScorer
 from stats.metrics import (
@@ -41,6 +40,7 @@ from training.kpis import (
     sales_touches,
     speed_to_lead,
 )
+from training.learned import DEFAULT_MQL_SHARE, learn_points, learned_columns, mql_share_of
 from training.report_tables import (
     SCORERS,
     calibration_table,
@@ -202,16 +202,16 @@ def compare(
                 "learned points skipped: the train period has no won (or no lost) leads"
             )
         else:
-            cap = config.max_rows_baseline_and_audit
-            sample = train if len(train) <= cap else train.sample(cap, random_state=config.seed)
-            suggestion = suggest_rules(
+            suggestion = learn_points(
                 dataset,
-                sample,
+                train,
                 val,
                 # exactly the columns the model's leakage audit allowed: the model's own
-                columns=[c for c in ("source", *dataset.profile_columns) if c in scorer.features],
-                mql_share=max(float(rows["mql"].mean()), 0.01) if "mql" in rows else 0.15,
-                seed=config.seed,
+                learned_columns(dataset, scorer.features),
+                config,
+                mql_share=mql_share_of(rows["mql"].to_numpy())
+                if "mql" in rows
+                else DEFAULT_MQL_SHARE,
             )
             learned_rules = suggestion.rules
             learned_scorer = fit_rules(learned_rules, dataset, val)
@@ -352,23 +352,17 @@ def _backtest_rows(backtest) -> pd.DataFrame | None:
     if backtest is None or len(backtest.origins) < 2:
         return None
     older = backtest.rows[backtest.rows["origin"] > 0]
-    renamed = {"p_model": "probability", "p_rules": "rule_probability"}
+    renamed = {
+        "p_model": "probability",
+        "p_rules": "rule_probability",
+        "p_learned": "learned_probability",
+    }
     return older.rename(columns=renamed).reset_index(drop=True)
 
 
 def backtest_summary(backtest) -> dict | None:
     """The backtest for the page: its origins and pooled figures (None without one)."""
-    if backtest is None:
-        return None
-    return {
-        "origins": backtest.origins,
-        "pooled": backtest.pooled,
-        "difference": backtest.difference,
-        "asked": backtest.asked,
-        "notes": backtest.notes,
-        "rows": int(len(backtest.rows)),
-        "positives": int(backtest.rows["label"].sum()),
-    }
+    return None if backtest is None else backtest.summary()
 
 
 def degenerate_scorer(name: str, ranking: np.ndarray, rules: RulesConfig | None) -> list[str]:

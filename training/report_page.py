@@ -10,6 +10,7 @@ import pandas as pd
 
 from crm.errors import LeadscoreError
 from pages.html import environment, svg, write_page
+from training.backtest import table_rows
 from training.kpis import NEVER, SPEED_BUCKETS
 from training.report import Comparison
 from training.report_tables import QUADRANTS, SCORERS
@@ -135,46 +136,13 @@ def render(comp: Comparison, csv_name: str) -> str:
 
 
 def backtest_table(backtest: dict | None) -> pd.DataFrame | None:
-    """One row per backtest origin, then the pooled rows (None without a backtest)."""
+    """Per origin and pooled, a row per scorer (`training.backtest.table_rows`; None
+    without a backtest of two origins or more)."""
     if not backtest or len(backtest["origins"]) < 2:
         return None
-
-    def auc(metrics: dict, scorer: str) -> float:
-        return metrics[scorer]["roc_auc"] if scorer in metrics else float("nan")
-
-    rows = []
-    for o in backtest["origins"]:
-        c = o["capacity_wins"]
-        rows.append(
-            {
-                "origin": str(o["origin"]),
-                "test window": f"{o['test_from'][:10]} to {o['test_to'][:10]}",
-                "rows": o["rows"],
-                "wins": o["positives"],
-                "model ROC AUC": auc(o["metrics"], "model"),
-                "rules ROC AUC": auc(o["metrics"], "rules"),
-                "model ECE": o["metrics"]["model"]["ece"],
-                "MQLs": c.get("mqls", float("nan")),
-                "model wins at the MQLs": c.get("model", float("nan")),
-                "rules wins": c.get("rules", float("nan")),
-            }
-        )
-    p = backtest["pooled"]
-    rows.append(
-        {
-            "origin": "pooled",
-            "test window": "",
-            "rows": backtest["rows"],
-            "wins": backtest["positives"],
-            "model ROC AUC": auc(p, "model"),
-            "rules ROC AUC": auc(p, "rules"),
-            "model ECE": p["model"]["ece"],
-            "MQLs": float("nan"),
-            "model wins at the MQLs": float("nan"),
-            "rules wins": float("nan"),
-        }
-    )
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(table_rows(backtest))
+    frame["scorer"] = frame["scorer"].map(SCORERS)
+    return frame
 
 
 def summary(comp: Comparison) -> dict:

@@ -278,23 +278,8 @@ class Registration:
             for key, values in backtest.metrics_by_step().items():
                 for origin, value in values:
                     mlflow.log_metric(key, value, step=origin)
-            if backtest.difference is not None:
-                mlflow.log_metrics(
-                    {
-                        "backtest_pooled_auc_difference": backtest.difference[0],
-                        "backtest_pooled_auc_difference_low": backtest.difference[1],
-                        "backtest_pooled_auc_difference_high": backtest.difference[2],
-                    }
-                )
-            mlflow.log_dict(
-                {
-                    "origins": backtest.origins,
-                    "pooled": backtest.pooled,
-                    "difference": backtest.difference,
-                    "notes": backtest.notes,
-                },
-                "backtest.json",
-            )
+            mlflow.log_metrics(backtest.pooled_metrics())
+            mlflow.log_dict(backtest.summary(), "backtest.json")
             mlflow.log_text(backtest.rows.to_csv(index=False), "backtest_rows.csv")
         if result.shipped is not None:  # what the model that ships learned from
             mlflow.log_dict(result.shipped, "shipped.json")

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from crm.errors import LeadscoreError
-from leadscore.console import err, load, out, step
+from leadscore.console import MODEL_REF_HELP, err, load, out, step
 
 app = typer.Typer(help="Points rules: learn a scorecard from data.", no_args_is_help=True)
 
@@ -19,68 +19,112 @@ def rules_suggest(
         Path("conf/rules.suggested.yaml"), "--out", help="Where to write the suggested rules."
     ),
     max_rules: int = typer.Option(30, "--max-rules", min=1, help="At most this many point items."),
-    mql_share: float = typer.Option(
-        0.15, "--mql-share", min=0.001, max=0.999, help="Share of leads reaching the MQL threshold."
+    mql_share: float | None = typer.Option(
+        None,
+        "--mql-share",
+        min=0.001,
+        max=0.999,
+        help="Share of leads reaching the MQL threshold (default: the share of marketing's rules' MQLs on the test rows, as `compare` does, else 0.15).",
+    ),
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        help="Learn the points `compare` shows for this model: its training and feature configs, and the columns its leakage audit allowed ("
+        + MODEL_REF_HELP
+        + ")",
+    ),
+    rules: Path | None = typer.Option(
+        None,
+        "--rules",
+        help="Marketing's points rules whose MQL share the learned points match (default: as `compare` finds them).",
     ),
     config: Path | None = typer.Option(
         None,
         "--config",
-        help="Training config YAML (default: conf/train.yaml of the working folder, else the package's).",
+        help="Training config YAML (default: the model's own with --model, else conf/train.yaml of the working folder, else the package's).",
     ),
     features_config: Path | None = typer.Option(
         None,
         "--features-config",
-        help="Feature config YAML (default: conf/features.yaml of the working folder, else the package's).",
+        help="Feature config YAML (default: conf/features.yaml of the working folder, else the package's; ignored with --model, whose features are fixed).",
     ),
 ) -> None:
-    """Fit a small, sparse points scorecard (L1 logistic regression on binned features, rounded to whole points) in the rules' YAML format, for marketing to read and edit."""
+    """Fit a small, sparse points scorecard (L1 logistic regression on binned features, rounded to whole points) in the rules' YAML format, for marketing to read and edit. With --model, these are the learned points of `compare` for that model, item for item."""
     from sklearn.metrics import roc_auc_score
 
     from features.batch import build_training_set
     from features.config import load_feature_config
+    from leadscore.commands.compare import resolve_rules
     from leadscore.project import config_path
-    from rules.scorecard import suggest_rules
     from rules.scorer import RuleScorer, batch_rule_inputs
-    from training.config import load_train_config
+    from scoring.mlflow_model import load_scorer
+    from training.config import TrainConfig, load_train_config
     from training.leakage import audit_training_set
+    from training.learned import learn_points, learned_columns, rules_mql_share
     from training.splits import split_training_set
 
-    train_config = load_train_config(config_path("train", config))
     ds = load(data)
-    with step("building the point-in-time training set"):
-        df, spec, _ = build_training_set(
-            ds, load_feature_config(config_path("features", features_config))
+    packed = None
+    if model is not None:
+        scorer = load_scorer(model)
+        own = scorer.info.get("train_config")
+        train_config = (
+            TrainConfig.model_validate(own)
+            if config is None and own
+            else load_train_config(config_path("train", config))
         )
+        with step("building the point-in-time training set (the model's features)"):
+            df, spec, _ = build_training_set(ds, spec=scorer.spec)
+        columns = learned_columns(ds, scorer.features)
+        excluded = list((scorer.info.get("leakage") or {}).get("excluded", []))
+        packed = scorer.rules.config if scorer.rules else None
+    else:
+        train_config = load_train_config(config_path("train", config))
+        with step("building the point-in-time training set"):
+            df, spec, _ = build_training_set(
+                ds, load_feature_config(config_path("features", features_config))
+            )
     split = split_training_set(df, spec, train_config)
     train, val, test = df[split.train], df[split.validation], df[split.test]
-    # The same audit as `train`: learned points never use a column the model is kept from.
-    leakage = audit_training_set(
-        train, spec, train_config, declared=ds.spec.columns.leaky, keep=ds.spec.columns.keep
-    )
-    for warning in leakage.warnings():
-        err.print(f"[yellow]warning:[/yellow] {warning}: excluded", highlight=False)
+    if model is None:
+        # The same audit as `train`: learned points never use a column the model is kept from.
+        leakage = audit_training_set(
+            train, spec, train_config, declared=ds.spec.columns.leaky, keep=ds.spec.columns.keep
+        )
+        for warning in leakage.warnings():
+            err.print(f"[yellow]warning:[/yellow] {warning}: excluded", highlight=False)
+        columns = learned_columns(
+            ds, leakage.allowed(["source", *spec.categorical, *spec.numeric_profile])
+        )
+        excluded = list(leakage.excluded)
+    if mql_share is None:
+        found = resolve_rules(rules, ds, packed=packed)
+        share = rules_mql_share(found.rules, ds, test)
+        share_from = (
+            f"the MQL share of {found.source} on the test rows"
+            if found.rules is not None
+            else "the default MQL share (no points rules found)"
+        )
+    else:
+        share, share_from = mql_share, "--mql-share"
     with step("learning a points scorecard"):
-        s = suggest_rules(
-            ds,
-            train,
-            val,
-            columns=leakage.allowed(["source", *spec.categorical, *spec.numeric_profile]),
-            max_rules=max_rules,
-            mql_share=mql_share,
-            seed=train_config.seed,
+        s = learn_points(
+            ds, train, val, columns, train_config, mql_share=share, max_rules=max_rules
         )
     lines = [
-        f"# Suggested by `leadscore rules suggest` from {data} ({len(train):,} train rows).",
+        f"# Suggested by `leadscore rules suggest` from {data} ({len(train):,} train rows"
+        + (f", the periods and features of {model}" if model is not None else "")
+        + ").",
         f"# {s.nonzero} point items (L1 strength C={s.c:.4g}); validation ROC AUC {s.validation_auc:.3f}.",
+        f"# Base points {s.rules.base_points:g}: {share:.1%} of train rows at the MQL threshold "
+        f"({share_from}), as close as tied rows allow.",
     ]
     if len(test) and test["label"].nunique() == 2:
         x = batch_rule_inputs(s.rules, ds, test["lead_id"], test["as_of"])
         auc = roc_auc_score(test["label"], RuleScorer(s.rules).rule_scores(x))
         lines.append(f"# Out-of-time test ROC AUC {auc:.3f} on {len(test):,} rows.")
-    if leakage.excluded:
-        lines.append(
-            "# Not used (leakage audit, as for the model): " + ", ".join(leakage.excluded) + "."
-        )
+    if excluded:
+        lines.append("# Not used (leakage audit, as for the model): " + ", ".join(excluded) + ".")
     lines.append("# Edit freely: this is the same format as conf/rules.yaml.")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text("\n".join(lines) + "\n" + s.rules.to_yaml())

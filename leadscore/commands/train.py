@@ -262,37 +262,36 @@ def print_training(result, outcome, model_name: str) -> None:
 
 
 def print_backtest(backtest) -> None:
-    """The walk-forward backtest: one row per origin, then every origin's rows pooled."""
+    """The walk-forward backtest: per origin, then every origin's rows pooled, a row per
+    scorer (`training.backtest.table_rows`)."""
+    from pages.html import format_count
+    from training.backtest import table_rows
+    from training.report_tables import SCORERS
+
     table = Table(
         title=f"walk-forward backtest ({len(backtest.origins)} of {backtest.asked} origins)",
         show_edge=False,
     )
-    for col in ("origin", "test window", "rows", "won", "model AUC", "rules AUC", "model ECE",
-                "wins at the rules' MQLs: model / rules"):  # fmt: skip
+    for col in ("origin", "test window", "rows", "won", "scorer", "ROC AUC", "PR AUC", "ECE",
+                "wins at the rules' MQLs"):  # fmt: skip
         table.add_column(col, justify="right")
-
-    def cell(metrics, scorer, key, digits=3):
-        m = metrics.get(scorer)
-        return f"{m[key]:.{digits}f}" if m is not None else "-"
-
-    for o in backtest.origins:
-        c = o["capacity_wins"]
+    last = None
+    for r in table_rows(backtest.summary()):
+        first = r["origin"] != last
+        last = r["origin"]
+        mqls, wins = r["MQLs"], r["wins at the MQLs"]
         table.add_row(
-            str(o["origin"]),
-            f"{o['test_from'][:10]}..{o['test_to'][:10]}",
-            f"{o['rows']:,}",
-            f"{o['positives']:,}",
-            cell(o["metrics"], "model", "roc_auc"),
-            cell(o["metrics"], "rules", "roc_auc"),
-            cell(o["metrics"], "model", "ece", 4),
-            f"{c['model']:,.1f} / {c['rules']:,.0f} of {c['mqls']:,.0f}" if c else "-",
+            r["origin"] if first else "",
+            r["test window"] if first else "",
+            f"{r['rows']:,}" if first else "",
+            f"{r['wins']:,}" if first else "",
+            SCORERS[r["scorer"]],
+            f"{r['ROC AUC']:.3f}",
+            f"{r['PR AUC']:.3f}",
+            f"{r['ECE']:.4f}",
+            f"{format_count(wins)} of {format_count(mqls)}" if wins == wins else "-",
+            end_section=False,
         )
-    rows = backtest.rows
-    table.add_row(
-        "pooled", "", f"{len(rows):,}", f"{int(rows['label'].sum()):,}",
-        cell(backtest.pooled, "model", "roc_auc"), cell(backtest.pooled, "rules", "roc_auc"),
-        cell(backtest.pooled, "model", "ece", 4), "",
-    )  # fmt: skip
     out.print(table)
     if backtest.difference is not None:
         point, low, high = backtest.difference

@@ -419,3 +419,46 @@ def test_compare_splits_the_data_as_the_model_was_trained(small_sim_path, small_
     rows = pd.read_csv(tmp_path / "c.csv", parse_dates=["as_of"])
     assert rows["as_of"].min() >= pd.Timestamp(scorer.info["test_start"])
     assert rows["as_of"].min() < pd.Timestamp(scorer.info["test_start"]) + pd.Timedelta(days=2)
+
+
+def test_rules_suggest_for_a_model_learns_the_points_compare_shows(
+    tmp_path, small_sim_path, small_sim, small_set
+):
+    """One way to learn points: `rules suggest --model` and `compare` give the same items and
+    the same base points, with a model trained on other periods than the config's (its own
+    periods are reused), whatever the order of the training set's rows."""
+    from leadscore.commands.compare import resolve_rules
+    from rules.config import load_rules
+    from tests.training.conftest import FAST
+    from training.config import TrainConfig
+    from training.fit import fit_models
+    from training.report import compare
+
+    df, spec, _ = small_set
+    config = FAST.model_copy(update={"test_days": 45.0, "validation_days": 50.0})
+    fitted = fit_models(df, spec, config)
+    folder = fitted.scorer.save(tmp_path / "scorer")
+    found = resolve_rules(None, small_sim)
+    shuffled = df.sample(frac=1.0, random_state=5).reset_index(drop=True)
+    own = TrainConfig.model_validate(fitted.scorer.info["train_config"])
+    comp = compare(small_sim, fitted.scorer, found.rules, own, training_set=shuffled)
+    out = tmp_path / "suggested.yaml"
+    result = runner.invoke(
+        app,
+        [
+            "rules",
+            "suggest",
+            "--data",
+            str(small_sim_path),
+            "--model",
+            str(folder),
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    suggested = load_rules(out)
+    assert suggested.base_points == comp.learned_rules.base_points
+    assert suggested.model_dump() == comp.learned_rules.model_dump()
+    text = out.read_text()
+    assert "the periods and features of" in text and "MQL share of" in text

@@ -40,15 +40,32 @@ def test_origins_are_a_test_period_apart_and_never_overlap(small_set, trained, b
 
 def test_pooled_figures_and_the_paired_interval(backtest):
     pooled = backtest.pooled
-    assert set(pooled) == {"model", "rules"}
+    assert set(pooled) == {"model", "rules", "learned"}
     point, low, high = backtest.difference
     assert low <= point <= high
     assert point == pytest.approx(pooled["model"]["roc_auc"] - pooled["rules"]["roc_auc"])
     for o in backtest.origins:
         c = o["capacity_wins"]
         assert c["mqls"] > 0 and 0 <= c["model"] <= o["positives"] and c["rules"] >= 0
+        assert 0 <= c["learned"] <= o["positives"] and set(o["metrics"]) == set(pooled)
+    # pooled capacity: each origin at its own MQLs, added up
+    for key in ("mqls", "model", "rules", "learned"):
+        total = sum(o["capacity_wins"][key] for o in backtest.origins)
+        assert backtest.capacity_wins[key] == pytest.approx(total)
     steps = backtest.metrics_by_step()
-    assert [s for s, _ in steps["backtest_roc_auc_model"]] == [0, 1, 2]
+    for scorer in ("model", "rules", "learned"):
+        assert [s for s, _ in steps[f"backtest_roc_auc_{scorer}"]] == [0, 1, 2]
+        assert f"backtest_pr_auc_{scorer}" in steps and f"backtest_ece_{scorer}" in steps
+    assert [s for s, _ in steps["backtest_capacity_wins_learned"]] == [0, 1, 2]
+    logged = backtest.pooled_metrics()
+    assert logged["backtest_pooled_roc_auc_learned"] == pooled["learned"]["roc_auc"]
+    assert logged["backtest_pooled_capacity_wins_model"] == backtest.capacity_wins["model"]
+    # the table: per origin and pooled, a row per scorer
+    from training.backtest import table_rows
+
+    table = table_rows(backtest.summary())
+    assert len(table) == 4 * 3 and [r["origin"] for r in table[-3:]] == ["pooled"] * 3
+    assert table[-1]["scorer"] == "learned" and table[-1]["PR AUC"] == pooled["learned"]["pr_auc"]
 
 
 def test_short_data_runs_fewer_origins_and_says_so(small_set, small_sim, trained):
@@ -72,7 +89,7 @@ def test_the_report_shows_every_origin_and_its_csv_holds_every_row(
     df, _, _ = small_set
     comp = compare(
         small_sim, trained.scorer, load_rules("conf/rules.yaml"), FAST,
-        training_set=df, split=trained.split, learned=False, bootstrap=20, backtest=backtest,
+        training_set=df, split=trained.split, bootstrap=20, backtest=backtest,
     )  # fmt: skip
     html_path, csv_path = write_report(comp, tmp_path / "compare.html")
     page = html_path.read_text()
@@ -81,6 +98,14 @@ def test_the_report_shows_every_origin_and_its_csv_holds_every_row(
     rows = pd.read_csv(csv_path)
     assert sorted(rows["origin"].unique()) == [0, 1, 2]
     assert len(rows) == len(backtest.rows)
+    assert rows["learned_probability"].notna().all() and rows["learned_score"].notna().all()
+    # origin 0's learned points are the report's own: one way to learn them
+    own = comp.rows[["lead_id", "as_of", "learned_score"]]
+    first = backtest.rows[backtest.rows["origin"] == 0][["lead_id", "as_of", "learned_score"]]
+    both = own.merge(first, on=["lead_id", "as_of"], suffixes=("", "_backtest"))
+    assert len(both) == len(own)
+    np.testing.assert_array_equal(both["learned_score"], both["learned_score_backtest"])
+    assert page.count("Learned points") >= 4  # a row per origin and pooled
     # The verdict rests on the pooled difference, not on one window.
     point, low, high = backtest.difference
     pooled = [v for v in comp.verdict if "keep the rules" in v]

@@ -45,6 +45,7 @@ from training.report_tables import (
     SCORERS,
     calibration_table,
     capacity_table,
+    deals_at_creation,
     decile_table,
     example_leads,
     funnel_table,
@@ -258,6 +259,15 @@ def compare(
     if keep_rules:
         verdict.append(keep_rules)
     no_opportunities = opportunity_stage_absent(dataset)  # why the data has no such stage
+    # Deals opened with their leads say nothing of a hand-off: every row is then a hand-off
+    # decision (else none would be: every row has an open deal).
+    with_leads = deals_at_creation(dataset)
+    rows["hand_off"] = True if with_leads else ~rows["open_deal"].to_numpy()
+    if with_leads and rule_scorer is not None:
+        warnings.append(
+            f"{with_leads}; the hand-off comparison counts every row, open deals included, "
+            "and the funnel has no opportunity stage"
+        )
     touches = sales_touches(dataset)  # once: speed to lead and the processing rate
     common = {
         "rows": rows,
@@ -281,6 +291,7 @@ def compare(
             "rules_calibration": rule_scorer.calibrator_.method if rule_scorer else None,
             "dataset": str(dataset.path),
             "opportunity_stage_absent": no_opportunities,
+            "deals_at_creation": with_leads,
             "no_sales_touch": no_sales_touch(dataset, touches),
             "leakage": audit,
             "shipped": shipped,
@@ -317,8 +328,8 @@ def compare(
         )
     # The MQL decision is made before sales open a deal: rows with an open deal at as_of
     # are already with sales (and `open_deals` tells the model so), so the hand-off
-    # comparison is on the other rows first, and on every row second.
-    decision = ~rows["open_deal"].to_numpy()
+    # comparison is on the other rows first (`hand_off`), and on every row second.
+    decision = rows["hand_off"].to_numpy()
     n_decision = int(rows["mql"].to_numpy()[decision].sum())
     rows["model_top_n"] = 0.0
     rows.loc[decision, "model_top_n"] = top_share(

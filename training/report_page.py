@@ -91,7 +91,7 @@ def render(comp: Comparison, csv_name: str) -> str:
     excluded = pd.DataFrame(
         [{"column": c, "why": why.get(c, "declared leaky")} for c in audit.get("excluded", [])]
     )
-    decision = ~comp.rows["open_deal"].to_numpy() if "open_deal" in comp.rows else None
+    decision = comp.rows["hand_off"].to_numpy() if "hand_off" in comp.rows else None
     grades = comp.grades
     return (
         environment(TEMPLATES)
@@ -187,9 +187,10 @@ def summary(comp: Comparison) -> dict:
         c = comp.capacity.set_index("handed to sales")
         rules_row = c.iloc[0]
         model_row = c[c.index.str.startswith("model")].iloc[0]
+        which = "every row counts" if comp.meta.get("deals_at_creation") else "without an open deal"
         points.append(
             f"Given as many leads as the rules hand to sales ({rules_row['leads']:,.0f} MQLs "
-            f"without an open deal), the model's pick holds {model_row['wins']:,.0f} wins "
+            f"{which}), the model's pick holds {model_row['wins']:,.0f} wins "
             f"against {rules_row['wins']:,.0f} (win rate {model_row['win_rate']:.1%} against "
             f"{rules_row['win_rate']:.1%})."
         )
@@ -281,7 +282,7 @@ def figures(comp: Comparison) -> dict[str, str]:
 CSV_COLUMNS = [
     "lead_id", "as_of", "probability", "grade", "rule_score", "rule_grade", "mql", "label",
     "source", "score", "rule_probability", "revenue", "opportunity", "open_deal",
-    "model_top_n", "model_top_n_all", "origin",
+    "hand_off", "model_top_n", "model_top_n_all", "origin",
 ]  # fmt: skip
 
 

@@ -146,8 +146,8 @@ def example_leads(
 ) -> dict[str, list[dict]]:
     """For the disagreements (and agreements), the leads each side is most sure of, with
     the model's reasons and the rules' biggest point items."""
-    shares = _quadrant_shares(rows)  # rows with an open deal have no share of the decision
-    decision = ~rows["open_deal"].to_numpy()
+    shares = _quadrant_shares(rows)  # rows not at a hand-off have no share of the decision
+    decision = rows["hand_off"].to_numpy()
     shares = {key: np.where(decision, share, 0.0) for key, share in shares.items()}
     contributions = rule_scorer.contributions(x_test)
     # tie-break by lead and time, never by row order
@@ -235,8 +235,9 @@ def sources_table(rows: pd.DataFrame, opportunities: bool = True) -> pd.DataFram
 
 
 def opportunity_stage_absent(dataset: Dataset) -> str | None:
-    """Why the data cannot tell an opportunity apart from a win (None when it can): no
-    deals table, only won deals, or won deals created when they closed."""
+    """Why the data cannot tell an opportunity apart from a win, or a hand-off from a lead
+    (None when it can): no deals table, only won deals, won deals created when they closed,
+    or deals opened with their leads (`deals_at_creation`)."""
     if dataset.is_flat or not len(dataset.deals):
         return "the data has no deals table, so no opportunity stage"
     deals = dataset.deals
@@ -245,7 +246,29 @@ def opportunity_stage_absent(dataset: Dataset) -> str | None:
     won = deals[deals["status"] == "won"]
     if len(won) and (won["created_at"] >= won["closed_at"]).mean() > 0.5:
         return "won deals are created when they close: the opportunity stage is not recorded"
-    return None
+    return deals_at_creation(dataset)
+
+
+# A deal opened this close to its lead's creation came with the lead, not after a hand-off.
+AT_CREATION = pd.Timedelta(days=1)
+
+
+def deals_at_creation(dataset: Dataset) -> str | None:
+    """Why deals say nothing about a hand-off (None when they can): most leads have a deal
+    opened within a day of their creation, as when the application is the opportunity.
+    Every row then has an open deal, and "rows without an open deal" would be none."""
+    if dataset.is_flat or not len(dataset.deals) or not len(dataset.leads):
+        return None
+    first = dataset.deals.groupby("lead_id", sort=False)["created_at"].min()
+    created = dataset.leads.set_index("lead_id")["created_at"]
+    at_creation = first - created.reindex(first.index) <= AT_CREATION
+    share = float(at_creation.sum()) / len(dataset.leads)
+    if share <= 0.5:
+        return None
+    return (
+        f"{share:.0%} of leads have a deal opened within a day of their creation (the "
+        "application is the opportunity): a deal is no sign of a hand-off"
+    )
 
 
 def funnel_table(rows: pd.DataFrame, has_opportunities: bool) -> pd.DataFrame:

@@ -153,7 +153,12 @@ def print_comparison(comp, html_path: Path | None = None) -> None:
         ()
         if comp.capacity.empty
         else (
-            ("capacity-matched, rows without an open deal (the hand-off decision)", comp.capacity),
+            (
+                "capacity-matched, every row (deals open with their leads: the hand-off decision)"
+                if comp.meta.get("deals_at_creation")
+                else "capacity-matched, rows without an open deal (the hand-off decision)",
+                comp.capacity,
+            ),
             ("capacity-matched, every row", comp.capacity_all),
         )
     ):

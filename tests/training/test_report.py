@@ -512,3 +512,47 @@ def test_a_scorer_that_ranks_nothing_is_named_not_shown_as_ordinary():
     mostly = np.r_[np.full(980, 100.0), np.arange(20.0)]
     assert "barely rank" in degenerate_scorer("rules", mostly, None)[0]
     assert degenerate_scorer("model", np.linspace(0, 1, 500), None) == []
+
+
+def test_deals_opened_with_their_leads_make_every_row_a_hand_off(small_sim, small_set, trained):
+    """The application is the opportunity: every lead has a deal from its creation, won or
+    lost later. 'Rows without an open deal' would be none (0 MQLs, win rates of nan): the
+    hand-off comparison counts every row instead and says why, and the funnel has no
+    opportunity stage."""
+    from dataclasses import replace
+
+    from training.report_tables import deals_at_creation, opportunity_stage_absent
+
+    assert deals_at_creation(small_sim) is None  # the simulator's deals follow a hand-off
+    created = small_sim.leads.set_index("lead_id")["created_at"]
+    deals = small_sim.deals.copy()
+    deals["created_at"] = created.reindex(deals["lead_id"]).to_numpy()
+    without = small_sim.leads.loc[~small_sim.leads["lead_id"].isin(deals["lead_id"])]
+    applications = pd.DataFrame(
+        {
+            "deal_id": "app-" + without["lead_id"].astype(str),
+            "lead_id": without["lead_id"].to_numpy(),
+            "created_at": without["created_at"].to_numpy(),
+            "closed_at": pd.Series(pd.NaT, index=without.index, dtype=deals["closed_at"].dtype),
+            "status": "open",
+            "amount": np.nan,
+        }
+    )
+    dataset = replace(small_sim, deals=pd.concat([deals, applications], ignore_index=True))
+    reason = deals_at_creation(dataset)
+    assert reason and "within a day of their creation" in reason
+    assert opportunity_stage_absent(dataset) == reason
+    comp = compare(dataset, trained.scorer, load_rules("conf/rules.yaml"), FAST, bootstrap=0)
+    rows = comp.rows
+    assert rows["open_deal"].all() and rows["hand_off"].all()
+    n_mql = int(rows["mql"].sum())
+    capacity = comp.capacity.set_index("handed to sales")
+    assert n_mql > 0 and capacity["leads"].iloc[0] == n_mql
+    assert np.isfinite(capacity["win_rate"]).all()
+    assert comp.funnel["mql_to_opportunity"].isna().all()
+    assert any("the hand-off comparison counts every row" in w for w in comp.warnings)
+    from training.report_page import render
+
+    page = render(comp, "compare.csv")
+    assert "without an open deal" not in page.split("id='capacity'")[1].split("<table")[0]
+    assert "MQLs every row counts" in page

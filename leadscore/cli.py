@@ -12,6 +12,7 @@ import sys
 import typer
 
 from crm.errors import LeadscoreError
+from crm.secrets import mask_urls
 from leadscore.commands import (
     compare,
     data,
@@ -24,7 +25,7 @@ from leadscore.commands import (
     serve,
     train,
 )
-from leadscore.console import configure_logging, err
+from leadscore.console import configure_logging, err, styled
 
 app = typer.Typer(
     name="leadscore",
@@ -94,5 +95,5 @@ def main() -> None:
     try:
         app()
     except LeadscoreError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err.print(styled(("error:", "red"), " ", mask_urls(exc)), highlight=False, soft_wrap=True)
         sys.exit(1)

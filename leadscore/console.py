@@ -12,10 +12,32 @@ from enum import StrEnum
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 # Piped or captured output (CI logs, scripts) gets room for the tables instead of 80 columns.
-out = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+# No console markup: a data value such as `[/x]` or `[red]L2[/red]` is printed as it is,
+# never parsed (styles come from `styled`, `warn` and `alarm`, never from text).
+out = Console(width=None if sys.stdout.isatty() else 160, markup=False)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160, markup=False)
+
+
+def styled(*parts) -> Text:
+    """A line from parts: plain strings, or (text, style) pairs; no text is parsed."""
+    return Text.assemble(*parts)
+
+
+def warn(text: str, console: Console | None = None) -> None:
+    """`warning: text` on stderr (or `console`), the prefix in yellow."""
+    (console or err).print(styled(("warning:", "yellow"), " ", text), highlight=False)
+
+
+def alarm(text: str, prefix: str = "", console: Console | None = None) -> None:
+    """A line in bold red (`prefix` in bold red and the text plain, when given)."""
+    target = console or err
+    if prefix:
+        target.print(styled((prefix, "bold red"), " ", text), highlight=False)
+    else:
+        target.print(styled((text, "bold red")), highlight=False)
 
 
 # A step this long or longer prints its duration when it ends (a spinner shows it meanwhile).
@@ -45,7 +67,7 @@ def step(text: str) -> Iterator[Callable[[str], None]]:
     if err.is_terminal:
         progress = Progress(
             SpinnerColumn(),
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),
             TimeElapsedColumn(),
             console=err,
             transient=True,
@@ -57,7 +79,7 @@ def step(text: str) -> Iterator[Callable[[str], None]]:
         yield lambda detail: None
     elapsed = time.perf_counter() - start
     if elapsed >= SLOW_STEP_S:
-        err.print(f"[dim]{text}: {elapsed:.1f} s[/dim]", highlight=False)
+        err.print(styled((f"{text}: {elapsed:.1f} s", "dim")), highlight=False)
 
 
 def load(data, **kwargs):
@@ -83,7 +105,11 @@ class FileFormat(StrEnum):
 
 
 def print_summary(s: dict) -> None:
-    out.print(f"[bold]{s['path']}[/bold] ({s['kind']} dataset: {', '.join(s['files'].values())})")
+    out.print(
+        styled(
+            (str(s["path"]), "bold"), f" ({s['kind']} dataset: {', '.join(s['files'].values())})"
+        )
+    )
     out.print(
         f"{s['leads']:,} leads created {s['created_from'][:10]} .. data end {s['data_end'][:10]}; "
         f"win rate {s['win_rate']:.1%}"
@@ -95,8 +121,13 @@ def print_summary(s: dict) -> None:
     )
     if s.get("time_order"):
         out.print(
-            f"[yellow]created_at is synthetic: the export has no dates; leads follow the order "
-            f"of {s['time_order']!r}[/yellow]"
+            styled(
+                (
+                    "created_at is synthetic: the export has no dates; leads follow the order "
+                    f"of {s['time_order']!r}",
+                    "yellow",
+                )
+            )
         )
     for title, key in (
         ("source", "leads_by_source"),
@@ -118,11 +149,16 @@ def print_summary(s: dict) -> None:
         out.print("profile columns: " + ", ".join(s["profile_columns"]))
     for col, why in s.get("id_like_columns", {}).items():
         out.print(
-            f"[yellow]{col!r} looks like an identifier ({why}): never used as a feature "
-            "(dataset.yaml columns.keep overrides)[/yellow]",
+            styled(
+                (
+                    f"{col!r} looks like an identifier ({why}): never used as a feature "
+                    "(dataset.yaml columns.keep overrides)",
+                    "yellow",
+                )
+            ),
             highlight=False,
         )
     if s["leaky_columns"]:
-        out.print("[yellow]declared leaky: " + ", ".join(s["leaky_columns"]) + "[/yellow]")
+        out.print(styled(("declared leaky: " + ", ".join(s["leaky_columns"]), "yellow")))
     for what, n in s["dropped"].items():
-        out.print(f"[yellow]dropped {n:,} {what.replace('_', ' ')}[/yellow]")
+        out.print(styled((f"dropped {n:,} {what.replace('_', ' ')}", "yellow")))

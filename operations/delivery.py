@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from crm.errors import LeadscoreError
+from crm.secrets import mask_urls, masked_url
 from operations.events import write_events
 
 SIGNATURE_HEADER = "X-Leadscore-Signature"
@@ -65,11 +66,24 @@ class WebhookSender:
 
     def __post_init__(self) -> None:
         if not self.url.startswith(("http://", "https://")):
-            raise LeadscoreError(f"--webhook {self.url!r}: not an http(s) URL")
+            raise LeadscoreError(f"--webhook {self.shown!r}: not an http(s) URL")
+        try:
+            import httpx
+
+            httpx.URL(self.url)
+        except (httpx.InvalidURL, ValueError) as exc:
+            raise LeadscoreError(
+                f"--webhook {self.shown!r}: not a valid URL ({mask_urls(exc)})"
+            ) from exc
         if not self.secret:
             raise LeadscoreError(
                 f"a webhook needs a signing secret: set {SECRET_ENV} (or --webhook-secret-file)"
             )
+
+    @property
+    def shown(self) -> str:
+        """The URL fit to print: its credentials masked (`crm.secrets`)."""
+        return masked_url(self.url)
 
     def send(self, events: list[dict]) -> tuple[list[dict], Delivery]:
         """Deliver in batches; returns the events not delivered and what happened."""
@@ -108,11 +122,11 @@ class WebhookSender:
             try:
                 response = client.post(self.url, content=body, headers=headers)
             except httpx.HTTPError as exc:
-                why = f"{self.url}: {type(exc).__name__} {exc}".strip()
+                why = f"{self.shown}: {type(exc).__name__} {mask_urls(exc)}".strip()
             else:
                 if response.status_code < 300:
                     return True, ""
-                why = f"{self.url}: HTTP {response.status_code}"
+                why = f"{self.shown}: HTTP {response.status_code}"
                 if response.status_code not in RETRY_STATUSES:
                     return False, why + " (not retried)"
                 wait = max(wait, _retry_after(response.headers.get("Retry-After")))

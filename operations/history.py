@@ -15,12 +15,15 @@ scores: "not enough history".
 
 from __future__ import annotations
 
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from crm.errors import LeadscoreError
+from crm.secrets import mask_urls, masked_url
 from crm.times import from_us
 from operations.pipeline import COLUMNS
 
@@ -52,12 +55,26 @@ class ScoreHistory:
         self.store = str(store)
         self.is_url = "://" in self.store
 
+    @property
+    def shown(self) -> str:
+        """The store fit to print: a URL's credentials masked (`crm.secrets`)."""
+        return masked_url(self.store)
+
     # --- writing -----------------------------------------------------------------------
 
     def write_run(self, scores: pd.DataFrame) -> None:
         """Store one run (all rows share one as_of), replacing an earlier run at that as_of."""
-        as_ofs = scores["as_of"].unique()
-        if len(as_ofs) > 1:
+        frame = self._prepare(scores)
+        when = int(frame["as_of_us"].iloc[0]) if len(frame) else None
+        if self.is_url:
+            self._write_sql(frame, when)
+        else:
+            self._write_duckdb(frame, when)
+
+    @staticmethod
+    def _prepare(scores: pd.DataFrame) -> pd.DataFrame:
+        """A run's rows in the table's columns (STORED)."""
+        if scores["as_of"].nunique() > 1:
             raise ValueError("one run has one as_of")
         frame = scores.reindex(columns=STORED).copy()
         frame["scored_at"] = pd.Timestamp.now(tz="UTC").tz_localize(None)
@@ -74,20 +91,17 @@ class ScoreHistory:
             "feature_set_version",
         ):
             frame[col] = frame[col].astype(object)
-        when = int(frame["as_of_us"].iloc[0]) if len(frame) else None
-        if self.is_url:
-            self._write_sql(frame, when)
-        else:
-            self._write_duckdb(frame, when)
+        return frame
 
     def _write_duckdb(self, frame: pd.DataFrame, when: int | None) -> None:
-        con = self._duckdb(create=True)
+        con = self._duckdb(create=True)  # DuckDB: one writing process at a time (a file lock)
         try:
             con.execute("BEGIN")
-            con.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} AS SELECT * FROM frame LIMIT 0")
+            _ensure_schema(con.execute, _duckdb_has_key(con), _duckdb_exists(con))
             if when is not None:
                 con.execute(f"DELETE FROM {TABLE} WHERE as_of_us = ?", [when])
-            con.execute(f"INSERT INTO {TABLE} SELECT * FROM frame")
+            columns = ", ".join(STORED)
+            con.execute(f"INSERT INTO {TABLE} ({columns}) SELECT {columns} FROM frame")
             con.execute("COMMIT")
         finally:
             con.close()
@@ -96,11 +110,38 @@ class ScoreHistory:
         import sqlalchemy as sa
 
         engine = self._engine()
-        with engine.begin() as con:  # one transaction: the old run goes only if the new lands
-            if when is not None and sa.inspect(con).has_table(TABLE):
-                con.execute(sa.text(f"DELETE FROM {TABLE} WHERE as_of_us = :when"), {"when": when})
-            frame.to_sql(TABLE, con, if_exists="append", index=False)
-        engine.dispose()
+        try:
+            for attempt in range(SQL_ATTEMPTS):
+                try:
+                    with self._database_errors(), engine.begin() as con:
+                        # One transaction: the old run goes only if the new lands. Writers
+                        # take turns (PostgreSQL: a transaction lock), so two runs of one
+                        # as_of leave one run's rows, and two first runs one table.
+                        if con.dialect.name == "postgresql":
+                            con.execute(
+                                sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY}
+                            )
+                        inspector = sa.inspect(con)
+                        exists = inspector.has_table(TABLE)
+                        keyed = exists and bool(
+                            inspector.get_pk_constraint(TABLE).get("constrained_columns")
+                        )
+                        _ensure_schema(lambda q: con.execute(sa.text(q)), keyed, exists)
+                        if when is not None:
+                            con.execute(
+                                sa.text(f"DELETE FROM {TABLE} WHERE as_of_us = :when"),
+                                {"when": when},
+                            )
+                        frame.to_sql(TABLE, con, if_exists="append", index=False)
+                    return
+                except LeadscoreError as exc:
+                    # Another writer without a lock won a race (a first run's table, a key):
+                    # the transaction is rolled back; do it again.
+                    race = isinstance(exc.__cause__, sa.exc.IntegrityError)
+                    if not race or attempt + 1 == SQL_ATTEMPTS:
+                        raise
+        finally:
+            engine.dispose()
 
     # --- reading -----------------------------------------------------------------------
 
@@ -129,7 +170,7 @@ class ScoreHistory:
 
             engine = self._engine()
             try:
-                with engine.connect() as con:
+                with self._database_errors(), engine.connect() as con:
                     if not sa.inspect(con).has_table(TABLE):
                         return _empty()
                     df = pd.read_sql_query(sa.text(query), con, params=params)
@@ -160,15 +201,45 @@ class ScoreHistory:
     # --- connections -------------------------------------------------------------------
 
     def _duckdb(self, *, create: bool):
+        """A connection (read-only unless `create`). DuckDB lets one process hold a file
+        for writing: while another run holds it, wait up to DUCKDB_WAIT_S, then say so."""
         import duckdb
 
         path = Path(self.store)
         if create:
             path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + DUCKDB_WAIT_S
+        while True:
+            try:
+                return duckdb.connect(str(path), read_only=not create)
+            except duckdb.Error as exc:
+                held = "lock" in str(exc).lower()
+                if held and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                    continue
+                if held:
+                    raise LeadscoreError(
+                        f"{path}: another run holds the score history (waited "
+                        f"{DUCKDB_WAIT_S:g} s); try again when it has finished"
+                    ) from exc
+                raise LeadscoreError(
+                    f"{path}: not a readable score history ({str(exc).splitlines()[0]})"
+                ) from exc
+
+    @contextmanager
+    def _database_errors(self):
+        """A database's refusal (a wrong password, no server, no permission) as one line
+        naming the store, its credentials masked; never a traceback."""
+        import sqlalchemy as sa
+
         try:
-            return duckdb.connect(str(path), read_only=not create)
-        except duckdb.Error as exc:
-            raise LeadscoreError(f"{path}: not a readable score history ({exc})") from exc
+            yield
+        except sa.exc.SQLAlchemyError as exc:
+            cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+            raise LeadscoreError(
+                f"{self.shown}: the score history's database refused: "
+                f"{mask_urls(cause[0] if cause else type(exc).__name__)}"
+            ) from exc
 
     def _engine(self):
         import sqlalchemy as sa
@@ -176,7 +247,9 @@ class ScoreHistory:
         try:
             return sa.create_engine(self.store)
         except (sa.exc.ArgumentError, ImportError) as exc:
-            raise LeadscoreError(f"{self.store}: not a usable database URL ({exc})") from exc
+            raise LeadscoreError(
+                f"{self.shown}: not a usable database URL ({mask_urls(exc)})"
+            ) from exc
 
 
 def trends(current: pd.DataFrame, earlier: pd.DataFrame) -> pd.Series:
@@ -203,6 +276,69 @@ def trends(current: pd.DataFrame, earlier: pd.DataFrame) -> pd.Series:
     )
     out[enough] = labels[enough]
     return out
+
+
+# The table's columns and types: fixed, never inferred from a run's data (an empty first
+# run would give typeless columns that no later run could fill). Key: (as_of_us, lead_id).
+SCHEMA = {
+    "as_of_us": "BIGINT NOT NULL",
+    "lead_id": "VARCHAR NOT NULL",
+    "as_of": "TIMESTAMP",
+    "probability": "FLOAT8",
+    "score": "INTEGER",
+    "grade": "VARCHAR",
+    "rule_score": "INTEGER",
+    "rule_grade": "VARCHAR",
+    "mql": "BOOLEAN",
+    "model_name": "VARCHAR",
+    "model_version": "VARCHAR",
+    "feature_set_version": "VARCHAR",
+    "trend": "VARCHAR",
+    "scored_at": "TIMESTAMP",
+}
+SQL_ATTEMPTS = 3
+LOCK_KEY = 7_253_411  # PostgreSQL advisory lock of the history's writers
+DUCKDB_WAIT_S = 30.0  # how long a run waits for another run's hold on a DuckDB file
+
+
+def _create(table: str) -> str:
+    columns = ", ".join(f"{name} {kind}" for name, kind in SCHEMA.items())
+    return f"CREATE TABLE {table} ({columns}, PRIMARY KEY (as_of_us, lead_id))"
+
+
+def _ensure_schema(execute, keyed: bool, exists: bool) -> None:
+    """The table with its fixed schema and key. A table made before it had them (inferred
+    types, no key, maybe a duplicated run) is rebuilt once: typed, one row per key (the
+    latest stored)."""
+    if not exists:
+        execute(_create(TABLE))
+        return
+    if keyed:
+        return
+    new = f"{TABLE}_keyed"
+    execute(_create(new))
+    kinds = {name: kind.replace(" NOT NULL", "") for name, kind in SCHEMA.items()}
+    casts = ", ".join(f"CAST({name} AS {kinds[name]})" for name in SCHEMA)
+    execute(
+        f"INSERT INTO {new} ({', '.join(SCHEMA)}) SELECT {casts} FROM (SELECT *, ROW_NUMBER() "
+        f"OVER (PARTITION BY as_of_us, lead_id ORDER BY scored_at DESC) AS copy_n FROM {TABLE}) "
+        "AS old WHERE copy_n = 1"
+    )
+    execute(f"DROP TABLE {TABLE}")
+    execute(f"ALTER TABLE {new} RENAME TO {TABLE}")
+
+
+def _duckdb_exists(con) -> bool:
+    query = "SELECT count(*) FROM information_schema.tables WHERE table_name = ?"
+    return bool(con.execute(query, [TABLE]).fetchone()[0])
+
+
+def _duckdb_has_key(con) -> bool:
+    query = (
+        "SELECT count(*) FROM duckdb_constraints() WHERE table_name = ? "
+        "AND constraint_type = 'PRIMARY KEY'"
+    )
+    return bool(con.execute(query, [TABLE]).fetchone()[0])
 
 
 def _empty() -> pd.DataFrame:

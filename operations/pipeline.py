@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from crm.csv_out import write_csv
 from crm.errors import LeadscoreError
 from crm.loading import Dataset
 from crm.times import utc
@@ -156,9 +157,7 @@ def write_scores(frame: pd.DataFrame, path: str | Path) -> Path:
     tmp = path.with_name(f".{path.name}.tmp")
     if suffix == ".parquet":
         frame.to_parquet(tmp, index=False)
-    else:
-        out = frame.copy()
-        out["as_of"] = out["as_of"].map(lambda t: t.isoformat())
-        out.to_csv(tmp, index=False)
+    else:  # for people: formulas neutralised, one time format (`crm.csv_out`)
+        write_csv(frame, tmp, ["as_of"])
     tmp.replace(path)
     return path

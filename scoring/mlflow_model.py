@@ -13,34 +13,11 @@ import mlflow.pyfunc
 import pandas as pd
 
 from crm.errors import LeadscoreError
+from crm.secrets import masked_url
 from scoring.model_ref import LOCAL_VERSION, ModelRef
 from scoring.scorer import LeadScorer
 
 SCORER_ARTIFACT = "scorer"
-
-
-def masked_uri(uri: str) -> str:
-    """A tracking URI fit to show: a password (`user:password@`) and secret-looking query
-    parameters are replaced by `***`."""
-    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
-    parts = urlsplit(str(uri))
-    netloc = parts.netloc
-    if "@" in netloc:
-        credentials, _, host = netloc.rpartition("@")
-        user = credentials.split(":", 1)[0]
-        netloc = f"{user}:***@{host}" if ":" in credentials else f"***@{host}"
-    query = parts.query
-    if query:
-        secret = ("pass", "secret", "token", "key", "sig", "credential")
-        pairs = [
-            (k, "***" if any(s in k.lower() for s in secret) else v)
-            for k, v in parse_qsl(query, keep_blank_values=True)
-        ]
-        query = urlencode(pairs, safe="*")
-    if netloc == parts.netloc and query == parts.query:
-        return str(uri)  # nothing secret; urlunsplit would also turn sqlite:/// into sqlite:/
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 class LeadScoringModel(mlflow.pyfunc.PythonModel):
@@ -78,7 +55,7 @@ def load_registered_scorer(name: str, version_or_alias: str) -> LeadScorer:
         local = mlflow.artifacts.download_artifacts(artifact_uri=uri)
     except (MlflowException, OSError) as exc:  # a missing model or alias, a store down
         raise LeadscoreError(
-            f"{uri}: not found in the MLflow registry at {masked_uri(mlflow.get_tracking_uri())} "
+            f"{uri}: not found in the MLflow registry at {masked_url(mlflow.get_tracking_uri())} "
             f"({type(exc).__name__})"
         ) from exc
     return LeadScorer.load(Path(local) / "artifacts" / SCORER_ARTIFACT)
@@ -119,7 +96,7 @@ def model_identity(ref: str | Path) -> ModelRef:
         return ModelRef(name, str(MlflowClient().get_model_version_by_alias(name, alias).version))
     except MlflowException as exc:
         raise LeadscoreError(
-            f"{text}: not found in the MLflow registry at {masked_uri(mlflow.get_tracking_uri())}"
+            f"{text}: not found in the MLflow registry at {masked_url(mlflow.get_tracking_uri())}"
         ) from exc
 
 

@@ -16,7 +16,7 @@ def check_store(uri: str) -> None:
     """Refuse a local tracking store that does not exist (a missing sqlite file, an empty
     one, a missing mlruns folder) before MLflow is asked: MLflow would create it and write
     its schema, and several workers would race to do so."""
-    from scoring.mlflow_model import masked_uri
+    from crm.secrets import masked_url
 
     path = None
     if uri.startswith("sqlite:///"):
@@ -28,7 +28,7 @@ def check_store(uri: str) -> None:
         missing = not path.is_dir()
     if path is not None and missing:
         raise LeadscoreError(
-            f"no MLflow store at {masked_uri(uri)}: train a model with `leadscore train` in "
+            f"no MLflow store at {masked_url(uri)}: train a model with `leadscore train` in "
             "this folder first, or point MLFLOW_TRACKING_URI at the store that has it "
             "(nothing was created)"
         )
@@ -49,7 +49,8 @@ def load_model(config: ServeConfig) -> tuple[LeadScorer, dict[str, Any]]:
         from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException
 
-        from scoring.mlflow_model import load_registered_scorer, masked_uri
+        from crm.secrets import masked_url
+        from scoring.mlflow_model import load_registered_scorer
 
         check_store(mlflow.get_tracking_uri())
         client = MlflowClient()
@@ -57,7 +58,7 @@ def load_model(config: ServeConfig) -> tuple[LeadScorer, dict[str, Any]]:
             version = client.get_model_version_by_alias(config.model_name, config.model_alias)
         except MlflowException as exc:
             raise LeadscoreError(
-                f"no model {config.model_name}@{config.model_alias} in the MLflow registry at {masked_uri(mlflow.get_tracking_uri())}: "
+                f"no model {config.model_name}@{config.model_alias} in the MLflow registry at {masked_url(mlflow.get_tracking_uri())}: "
                 "train one with `leadscore train` (or set MLFLOW_TRACKING_URI / LEADSCORE_MODEL_ALIAS)"
             ) from exc
         scorer = load_registered_scorer(config.model_name, version.version)
@@ -66,7 +67,7 @@ def load_model(config: ServeConfig) -> tuple[LeadScorer, dict[str, Any]]:
             "name": config.model_name,
             "version": str(version.version),
             "alias": config.model_alias,
-            "source": masked_uri(mlflow.get_tracking_uri()),
+            "source": masked_url(mlflow.get_tracking_uri()),
             "trained_at": _iso(run.info.start_time) if run else None,
             "run_id": version.run_id,
             "training_metrics": {

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from crm.csv_out import write_csv
 from crm.errors import LeadscoreError
 from pages.html import environment, svg, write_page
 from training.backtest import table_rows
@@ -296,12 +297,11 @@ def write_report(comp: Comparison, out: str | Path) -> tuple[Path, Path]:
     if comp.backtest_rows is not None:  # every backtest row, with its origin (0: the newest)
         export["origin"] = 0
         export = pd.concat([export, comp.backtest_rows], ignore_index=True)
-    export["as_of"] = pd.to_datetime(export["as_of"], utc=True).map(lambda t: t.isoformat())
     cols = [c for c in CSV_COLUMNS if c in export] + [
         c for c in ("learned_score", "learned_probability") if c in export
     ]
     page = render_html(comp, csv_path.name)
-    write_page(out, page, csv_path, lambda path: export[cols].to_csv(path, index=False))
+    write_page(out, page, csv_path, lambda path: write_csv(export[cols], path, ["as_of"]))
     return out, csv_path
 
 

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from crm.errors import LeadscoreError
-from leadscore.console import MODEL_REF_HELP, err, load, out, step
+from leadscore.console import MODEL_REF_HELP, alarm, load, out, step, warn
 from scoring.model_ref import DEFAULT_MODEL_URI
 
 
@@ -66,7 +66,7 @@ def compare(
             rules_absent=found.absent,
         )
     for warning in comp.warnings:
-        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        warn(warning)
     html_path, csv_path = write_report(comp, report)
     print_comparison(comp, html_path)
     headline = comp.headline.set_index("scorer")
@@ -130,7 +130,7 @@ def print_comparison(comp, html_path: Path | None = None) -> None:
     from training.report_tables import SCORERS
 
     for line in comp.verdict:
-        out.print(f"[bold red]{line}[/bold red]", highlight=False)
+        alarm(line, console=out)
     table = Table(title="model vs points rules (out-of-time test)", show_edge=False)
     for col in (
         "scorer",

@@ -102,7 +102,7 @@ def week_demo(ds, data: Path, out_dir: Path) -> None:
     out.print("the last day:")
     print_events(run.events, events_path, line, show=3)
     out.print(
-        f"the last day's scores -> {path}; history in {history.store} "
+        f"the last day's scores -> {path}; history in {history.shown} "
         f"(`leadscore history {frame['lead_id'].iloc[0]} --data {data}`)"
     )
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from leadscore.console import FileFormat, out, print_summary, step
+from leadscore.console import FileFormat, out, print_summary, step, styled
 
 app = typer.Typer(
     help="Import a CRM export or a public dataset into a dataset folder.", no_args_is_help=True
@@ -84,6 +84,6 @@ def _run_import(mapping, mapping_name, *, file_format, **paths_and_options) -> N
                 highlight=False,
             )
     for note in result.notes:
-        out.print(f"[yellow]{note}[/yellow]", highlight=False)
+        out.print(styled((note, "yellow")), highlight=False)
     print_summary(summarize_dataset(result.dataset))
     out.print(f"wrote {result.dataset.path}")

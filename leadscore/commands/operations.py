@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from crm.errors import LeadscoreError
-from leadscore.console import MODEL_REF_HELP, err, load, out, step
+from leadscore.console import MODEL_REF_HELP, err, load, out, step, styled, warn
 from scoring.model_ref import DEFAULT_MODEL_URI
 
 
@@ -93,18 +93,17 @@ def score(
     scorer, which = load_pinned_scorer(model)  # the file names what scored
     ds = load(data)
     if when is not None and not ds.is_flat and when > utc(ds.data_end):
-        err.print(
-            f"[yellow]warning:[/yellow] --as-of {as_of} is after the data's end "
+        warn(
+            f"--as-of {as_of} is after the data's end "
             f"({ds.data_end.isoformat()}): nothing after the end is known",
-            highlight=False,
         )
     store = None if no_history else ScoreHistory(history or default_store(data))
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
-        TextColumn("scoring the open pipeline"),
+        TextColumn("scoring the open pipeline", markup=False),
         BarColumn(),
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         TimeElapsedColumn(),
         console=err,
         transient=True,
@@ -141,7 +140,7 @@ def score(
 
         box = Outbox(outbox or default_outbox(data))
         report = deliver(run.events, sender, box)
-        print_delivery(report, webhook, box)
+        print_delivery(report, sender.shown, box)
 
 
 def _secret(path: Path | None) -> str:
@@ -184,10 +183,9 @@ def print_events(events: list[dict], path: Path, line, show: int = 0) -> None:
 
 def print_delivery(report, url: str, box) -> None:
     if report.kept:
-        err.print(
-            f"[yellow]warning:[/yellow] webhook: {report.delivered:,} events delivered, "
+        warn(
+            f"webhook: {report.delivered:,} events delivered, "
             f"{report.kept:,} kept in {box.path} for the next run ({report.failures[-1]})",
-            highlight=False,
         )
     else:
         out.print(f"webhook: {report.delivered:,} events delivered to {url}")
@@ -199,7 +197,7 @@ def print_run(frame, path: Path, store) -> None:
         return
     out.print(
         f"scored {len(frame):,} open leads as of {frame['as_of'].iloc[0].isoformat()} with "
-        f"{frame['model_name'].iloc[0]} v{frame['model_version'].iloc[0]} -> [bold]{path}[/bold]"
+        f"{frame['model_name'].iloc[0]} v{frame['model_version'].iloc[0]} -> {path}"
     )
     table = Table(show_edge=False, pad_edge=False)
     table.add_column("grade")
@@ -217,7 +215,7 @@ def print_run(frame, path: Path, store) -> None:
         + f", not enough history {trends.get('not enough history', 0):,}"
     )
     if store is not None:
-        out.print(f"history: {store.store}")
+        out.print(f"history: {store.shown}")
 
 
 def history(
@@ -236,11 +234,10 @@ def history(
 
     if store is None and data is None:
         raise LeadscoreError("give --data (its score_history.duckdb) or --history")
-    rows = ScoreHistory(store or default_store(data)).lead(lead_id)
+    found = ScoreHistory(store or default_store(data))
+    rows = found.lead(lead_id)
     if rows.empty:
-        raise LeadscoreError(
-            f"lead {lead_id!r} has no stored score in {store or default_store(data)}"
-        )
+        raise LeadscoreError(f"lead {lead_id!r} has no stored score in {found.shown}")
     table = Table(title=f"lead {lead_id}", show_edge=False, pad_edge=False)
     for col in (
         "as_of",
@@ -324,16 +321,19 @@ def print_monitor(report, path: Path) -> None:
     colour = {"ok": "green", "watch": "yellow", "retrain": "red"}[report.verdict]
     version = report.model.version
     out.print(
-        f"[bold {colour}]{report.verdict}[/bold {colour}]: {report.model.name}"
-        f"{'' if version == 'local' else f' v{version}'} on the pipeline at {report.as_of.date()} "
-        f"({report.n_current:,} leads) against {report.reference_as_of.date()} "
-        f"({report.n_reference:,})"
+        styled(
+            (report.verdict, f"bold {colour}"),
+            f": {report.model.name}"
+            f"{'' if version == 'local' else f' v{version}'} on the pipeline at "
+            f"{report.as_of.date()} ({report.n_current:,} leads) against "
+            f"{report.reference_as_of.date()} ({report.n_reference:,})",
+        )
     )
     for reason in report.reasons:
         out.print(f"  - {reason}", highlight=False)
     for note in report.notes:
         out.print(f"  note: {note}", highlight=False)
-    out.print(f"report -> [bold]{path}[/bold] (and {path.with_suffix('.json').name})")
+    out.print(styled("report -> ", (str(path), "bold"), f" (and {path.with_suffix('.json').name})"))
 
 
 def _when(text: str | None, option: str):

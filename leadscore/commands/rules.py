@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from crm.errors import LeadscoreError
-from leadscore.console import MODEL_REF_HELP, err, load, out, step
+from leadscore.console import MODEL_REF_HELP, load, out, step, warn
 
 app = typer.Typer(help="Points rules: learn a scorecard from data.", no_args_is_help=True)
 
@@ -92,7 +92,7 @@ def rules_suggest(
             train, spec, train_config, declared=ds.spec.columns.leaky, keep=ds.spec.columns.keep
         )
         for warning in leakage.warnings():
-            err.print(f"[yellow]warning:[/yellow] {warning}: excluded", highlight=False)
+            warn(f"{warning}: excluded")
         columns = learned_columns(
             ds, leakage.allowed(["source", *spec.categorical, *spec.numeric_profile])
         )

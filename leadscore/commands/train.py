@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from leadscore.commands.compare import print_comparison, resolve_rules
-from leadscore.console import err, load, out, step
+from leadscore.console import alarm, load, out, step, warn
 
 # Options `train` and `retrain` share (one declaration each, reused as defaults).
 CONFIG = typer.Option(
@@ -126,14 +126,14 @@ def run_training(
             )
         result = replace(result, backtest=backtest)
         for note in backtest.notes:
-            err.print(f"[yellow]warning:[/yellow] {note}", highlight=False)
+            warn(note)
     if train_config.refit:
         with step("refitting the model that ships on every matured snapshot") as detail:
             result = ship(result, df, train_config, on_step=detail)
     for line in result.untrusted:
-        err.print(f"[bold red]do not trust this model:[/bold red] {line}", highlight=False)
+        alarm(line, prefix="do not trust this model:")
     for warning in result.warnings:
-        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        warn(warning)
     with step("comparing with the points rules"):
         comparison = _compare_for_training(ds, result, df, train_config, rules_path)
     example_ids = result.test["lead_id"].drop_duplicates().head(2).tolist()
@@ -176,7 +176,7 @@ def _compare_for_training(ds, result, df, train_config, rules_path):
 
     found = resolve_rules(rules_path, ds)
     if found.rules is None:
-        err.print(f"[yellow]warning:[/yellow] no points rules: {found.absent}", highlight=False)
+        warn(f"no points rules: {found.absent}")
         result.scorer.rules = None
     else:
         result.scorer.rules = fit_rules(found.rules, ds, df[result.split.validation])
@@ -195,7 +195,7 @@ def _compare_for_training(ds, result, df, train_config, rules_path):
         rules_absent=found.absent,
     )
     for warning in comparison.warnings:
-        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        warn(warning)
     return comparison
 
 

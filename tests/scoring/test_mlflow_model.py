@@ -25,15 +25,21 @@ def test_not_a_scorer_folder_is_a_clear_error(tmp_path):
         load_scorer(tmp_path)
 
 
-def test_tracking_uris_are_shown_without_credentials():
-    from scoring.mlflow_model import masked_uri
+def test_urls_are_shown_without_credentials():
+    from crm.secrets import mask_urls, masked_url
 
     assert (
-        masked_uri("http://user:s3cret@mlflow.internal:5000")
-        == "http://user:***@mlflow.internal:5000"
+        masked_url("http://user:s3cret@mlflow.internal:5000") == "http://***@mlflow.internal:5000"
     )
-    assert masked_uri("postgresql://ls:pw@db/mlflow") == "postgresql://ls:***@db/mlflow"
-    assert masked_uri("https://token@host") == "https://***@host"
-    assert masked_uri("https://host/api?token=abc&x=1") == "https://host/api?token=***&x=1"
+    assert masked_url("postgresql://ls:pw@db/mlflow") == "postgresql://***@db/mlflow"
+    assert masked_url("https://token@host") == "https://***@host"
+    assert masked_url("https://host/api?token=abc&x=1") == "https://host/api?token=***&x=1"
+    assert masked_url("https://h/hook?api_key=k&Signature=s&page=2") == (
+        "https://h/hook?api_key=***&Signature=***&page=2"
+    )
+    # not a URL that parses: masked by pattern, never shown raw
+    assert masked_url("http://u:pw@[::1?token=t") == "http://***@[::1?token=***"
     for plain in ("sqlite:///mlflow.db", "sqlite:////abs/mlflow.db", "file:///tmp/mlruns"):
-        assert masked_uri(plain) == plain
+        assert masked_url(plain) == plain
+    said = mask_urls("connection to postgresql://ls:hunter2@db:5432/h failed: timeout")
+    assert "hunter2" not in said and "postgresql://***@db:5432/h failed" in said

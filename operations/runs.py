@@ -1,6 +1,7 @@
 """A recorded scoring run: the open pipeline scored (`operations.pipeline`), each lead's
-trend from the score history (`operations.history`), this run stored there, and the
-hand-off events against each lead's latest earlier score (`operations.events`).
+trend from the score history (`operations.history`), the hand-off events against each
+lead's latest earlier score (`operations.events`), and this run stored in the history,
+last: the events are made durable first (`score_and_record`'s `before_record`).
 """
 
 from __future__ import annotations
@@ -37,11 +38,17 @@ def score_and_record(
     history: Any = None,
     line: Any = None,
     progress: Callable[[int, int], None] | None = None,
+    before_record: Callable[[ScoredRun], None] | None = None,
 ) -> ScoredRun:
     """score_pipeline, plus each lead's trend from the earlier runs in `history` (a
     ScoreHistory, or None for no history), this run stored there, and the hand-off events
     against each lead's latest earlier score (`line`: an events.HandoffLine; default MQL
-    or grade A)."""
+    or grade A).
+
+    `before_record(run)` is called with the run's scores and events before the history
+    records the run: what must be durable before the history says the run happened (the
+    events, in the outbox and the events file) is written there. If it fails, the history
+    is not written, and the next run finds the same leads to hand off."""
     scored = score_pipeline(dataset, scorer, model, as_of, reasons=reasons, progress=progress)
     frame = scored.frame
     line = line if line is not None else HandoffLine()
@@ -54,6 +61,9 @@ def score_and_record(
     events = handoff_events(
         frame, earlier.drop_duplicates("lead_id", keep="last"), line, reasons=scored.reasons
     )
+    run = ScoredRun(frame, events)
+    if before_record is not None:
+        before_record(run)
     if history is not None:
         history.write_run(frame)
-    return ScoredRun(frame, events)
+    return run

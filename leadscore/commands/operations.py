@@ -72,7 +72,7 @@ def score(
     """Score every lead open at --as-of (not snapshots) with the model the endpoint serves, the points rules next to it, worded reasons and each lead's trend over the earlier runs; record the run in the score history (the same as_of again replaces it); write the hand-off events (leads that crossed the hand-off line or changed grade since their last score) and optionally POST them to a webhook."""
 
     from crm.times import utc
-    from operations.delivery import WebhookSender
+    from operations.delivery import WebhookSender, deliver, stage
     from operations.events import HandoffLine, write_events
     from operations.history import ScoreHistory, default_store
     from operations.pipeline import write_scores
@@ -100,6 +100,19 @@ def score(
     store = None if no_history else ScoreHistory(history or default_store(data))
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    box = None
+    if sender is not None:
+        from operations.delivery import Outbox, default_outbox
+
+        box = Outbox(outbox or default_outbox(data))
+
+    def durable(run) -> None:
+        """Before the history records the run: its events file, and its events in the
+        outbox (synced to disk), so that no crash from here on loses an event."""
+        write_events(run.events, events_path)
+        if box is not None:
+            stage(run.events, sender, box)
+
     with Progress(
         TextColumn("scoring the open pipeline", markup=False),
         BarColumn(),
@@ -120,11 +133,11 @@ def score(
             progress=lambda done, total: bar.update(
                 task, completed=done, total=total, description=f"{done:,}/{total:,} leads"
             ),
+            before_record=durable,
         )
     frame = run.scores
     path = write_scores(frame, out_path)
     print_run(frame, path, store)
-    write_events(run.events, events_path)
     print_events(run.events, events_path, line)
     log_to_project_run(
         {
@@ -135,11 +148,8 @@ def score(
         files=[events_path],
         tags={"model": f"{which.name} v{which.version}"},
     )
-    if sender is not None:
-        from operations.delivery import Outbox, default_outbox, deliver
-
-        box = Outbox(outbox or default_outbox(data))
-        report = deliver(run.events, sender, box)
+    if box is not None:
+        report = deliver(sender, box)
         print_delivery(report, sender.shown, box)
 
 
@@ -183,9 +193,12 @@ def print_events(events: list[dict], path: Path, line, show: int = 0) -> None:
 
 def print_delivery(report, url: str, box) -> None:
     if report.kept:
+        why = "; ".join(
+            x for x in (report.failures[-1] if report.failures else "", report.stopped) if x
+        )
         warn(
             f"webhook: {report.delivered:,} events delivered, "
-            f"{report.kept:,} kept in {box.path} for the next run ({report.failures[-1]})",
+            f"{report.kept:,} kept in {box.path} for the next run ({why})",
         )
     else:
         out.print(f"webhook: {report.delivered:,} events delivered to {url}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -35,3 +35,33 @@ def staged_folder(out: str | Path, *, overwrite: bool = False) -> Iterator[Path]
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def write_whole(path: str | Path, write: Callable[[Path], None], *, sync: bool = False) -> Path:
+    """Write a file whole or not at all: `write(tmp)` fills a hidden temporary file next to
+    `path`, which then replaces it. On any failure (a full disk, a refusal, an interrupt) the
+    temporary file is removed and `path` is left as it was (an OSError becomes one line
+    naming the file, a LeadscoreError). `sync`: on disk (the file and
+    its folder) before this returns, for what must survive a crash."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        if sync:
+            with open(tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
+        tmp.replace(path)
+    except OSError as exc:  # a full disk, a refusal: one line naming the file
+        tmp.unlink(missing_ok=True)
+        raise LeadscoreError(f"{path}: not written ({exc.strerror or exc})") from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if sync:
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+    return path

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from crm.errors import DatasetError
+from crm.folders import write_whole
 from features.definitions import FeatureSpec
 
 METADATA_KEY = b"leadscore"
@@ -23,13 +23,8 @@ def write_training_set(df: pd.DataFrame, spec: FeatureSpec, stats: dict, path: s
     table = pa.Table.from_pandas(df, preserve_index=False)
     meta = dict(table.schema.metadata or {})
     meta[METADATA_KEY] = json.dumps({"feature_spec": spec.model_dump(), "stats": stats}).encode()
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        pq.write_table(table.replace_schema_metadata(meta), tmp, compression="zstd")
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    table = table.replace_schema_metadata(meta)
+    return write_whole(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
 
 
 def read_training_set(path: str | Path) -> tuple[pd.DataFrame, FeatureSpec, dict]:

@@ -7,6 +7,7 @@ A user mistake (bad data, bad config) prints one clear line and exits 1, never a
 
 from __future__ import annotations
 
+import errno
 import sys
 
 import typer
@@ -97,3 +98,30 @@ def main() -> None:
     except LeadscoreError as exc:
         err.print(styled(("error:", "red"), " ", mask_urls(exc)), highlight=False, soft_wrap=True)
         sys.exit(1)
+    except OSError as exc:
+        if exc.errno not in ENVIRONMENT_ERRORS:
+            raise
+        # The machine refused (a full disk, no permission, a read-only folder): one line
+        # naming the file; writers remove their temporary files and replace nothing.
+        where = f"{exc.filename}: " if exc.filename else ""
+        said = f"{where}{exc.strerror or exc}"
+        err.print(styled(("error:", "red"), " ", mask_urls(said)), highlight=False, soft_wrap=True)
+        sys.exit(1)
+
+
+# What the machine can refuse a command, as opposed to a fault of ours.
+ENVIRONMENT_ERRORS = frozenset(
+    {
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EACCES,
+        errno.EPERM,
+        errno.EROFS,
+        errno.EIO,
+        errno.ENOENT,
+        errno.ENOTDIR,
+        errno.EISDIR,
+        errno.ENAMETOOLONG,
+        errno.EMFILE,
+    }
+)

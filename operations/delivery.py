@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from crm.errors import LeadscoreError
+from crm.folders import write_whole
 from crm.secrets import mask_urls, masked_url
 
 SIGNATURE_HEADER = "X-Leadscore-Signature"
@@ -289,23 +290,8 @@ class Outbox:
 
 
 def _durable_write(path: Path, text: str) -> None:
-    """`text` to `path` whole or not at all, on disk before this returns (a temporary file,
-    synced, renamed into place, the folder synced)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.replace(path)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        raise
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
+    """`text` to `path` whole or not at all, on disk before this returns."""
+    write_whole(path, lambda tmp: tmp.write_text(text), sync=True)
 
 
 def deliver(sender: WebhookSender, outbox: Outbox) -> Delivery:

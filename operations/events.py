@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from crm.errors import LeadscoreError
+from crm.folders import write_whole
 from scoring.grades import GRADES
 
 
@@ -126,13 +127,9 @@ def _event(
 
 
 def write_events(events: list[dict], path: str | Path) -> Path:
-    """One JSON object per line, written whole or not at all."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(json.dumps(e, sort_keys=True) + "\n" for e in events))
-    tmp.replace(path)
-    return path
+    """One JSON object per line, written whole or not at all, on disk before it returns."""
+    text = "".join(json.dumps(e, sort_keys=True) + "\n" for e in events)
+    return write_whole(path, lambda tmp: tmp.write_text(text), sync=True)
 
 
 def summarize(events: Iterable[dict]) -> dict[str, int]:

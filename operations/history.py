@@ -94,6 +94,8 @@ class ScoreHistory:
         return frame
 
     def _write_duckdb(self, frame: pd.DataFrame, when: int | None) -> None:
+        import duckdb
+
         con = self._duckdb(create=True)  # DuckDB: one writing process at a time (a file lock)
         try:
             con.execute("BEGIN")
@@ -103,6 +105,11 @@ class ScoreHistory:
             columns = ", ".join(STORED)
             con.execute(f"INSERT INTO {TABLE} ({columns}) SELECT {columns} FROM frame")
             con.execute("COMMIT")
+        except duckdb.Error as exc:  # a full disk, a damaged file: the run is not recorded
+            raise LeadscoreError(
+                f"{self.store}: the run could not be recorded in the score history "
+                f"({str(exc).splitlines()[0]})"
+            ) from exc
         finally:
             con.close()
 

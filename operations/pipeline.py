@@ -18,6 +18,7 @@ import pandas as pd
 
 from crm.csv_out import write_csv
 from crm.errors import LeadscoreError
+from crm.folders import write_whole
 from crm.loading import Dataset
 from crm.times import utc
 from features.batch import build_scoring_set
@@ -153,11 +154,7 @@ def write_scores(frame: pd.DataFrame, path: str | Path) -> Path:
     suffix = path.suffix.lower()
     if suffix not in (".parquet", ".csv"):
         raise LeadscoreError(f"{path}: the scores file must end in .parquet or .csv")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     if suffix == ".parquet":
-        frame.to_parquet(tmp, index=False)
-    else:  # for people: formulas neutralised, one time format (`crm.csv_out`)
-        write_csv(frame, tmp, ["as_of"])
-    tmp.replace(path)
-    return path
+        return write_whole(path, lambda tmp: frame.to_parquet(tmp, index=False))
+    # for people: formulas neutralised, one time format (`crm.csv_out`)
+    return write_whole(path, lambda tmp: write_csv(frame, tmp, ["as_of"]))

@@ -106,12 +106,16 @@ def score(
 
         box = Outbox(outbox or default_outbox(data))
 
+    written: list[Path] = []
+
     def durable(run) -> None:
-        """Before the history records the run: its events file, and its events in the
-        outbox (synced to disk), so that no crash from here on loses an event."""
+        """Before the history records the run: its events file and its events in the
+        outbox (synced to disk), so that no crash from here on loses an event; then the
+        scores file (a full disk under --out fails the run before the history changes)."""
         write_events(run.events, events_path)
         if box is not None:
             stage(run.events, sender, box)
+        written.append(write_scores(run.scores, out_path))
 
     with Progress(
         TextColumn("scoring the open pipeline", markup=False),
@@ -136,7 +140,7 @@ def score(
             before_record=durable,
         )
     frame = run.scores
-    path = write_scores(frame, out_path)
+    path = written[0]
     print_run(frame, path, store)
     print_events(run.events, events_path, line)
     log_to_project_run(

@@ -114,8 +114,9 @@ def test_killed_before_the_history_records_the_run_the_events_are_kept(
                     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
                 )
                 _until(
-                    lambda: run.poll() is not None
-                    or holder.execute(waiting).scalar() > 0  # the run waits at the lock
+                    lambda: (
+                        run.poll() is not None or holder.execute(waiting).scalar() > 0
+                    )  # the run waits at the lock
                 )
                 assert run.poll() is None, run.communicate()[1].decode()[-2000:]
                 assert outbox.exists()
@@ -130,3 +131,50 @@ def test_killed_before_the_history_records_the_run_the_events_are_kept(
             _finish(_score(tmp_path, small_sim_path, saved, when, good.url, history=url))
         assert sorted(good.delivered_ids()) == sorted(events)
         assert len(ScoreHistory(url).read()) > 0
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 256 KiB tmpfs: a full disk for real (mounting needs root; skipped otherwise)."""
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def test_a_full_disk_is_one_line_and_nothing_downstream(
+    tmp_path, tiny_disk, small_sim_path, saved, trained
+):
+    when = trained.test["as_of"].max().isoformat()
+    ballast = tiny_disk / "ballast"
+    ballast.write_bytes(b"x" * 200_000)  # what is left is too small for the scores file
+    history = tmp_path / "history.duckdb"
+    common = [sys.executable, "-m", "leadscore", "score", "--data", str(small_sim_path),
+              "--model", str(saved), "--as-of", when]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    full = subprocess.run(
+        [*common, "--out", str(tiny_disk / "scores.csv"), "--history", str(history)],
+        capture_output=True, text=True, cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert full.returncode == 1 and "Traceback" not in full.stderr, full.stderr[-3000:]
+    assert "No space left on device" in full.stderr and "scores.csv" in full.stderr
+    assert sorted(p.name for p in tiny_disk.iterdir()) == ["ballast", "scores.events.jsonl"]
+    assert ScoreHistory(history).read().empty  # the run was not recorded
+    # the history on the full disk: one line, no traceback
+    ballast.unlink()
+    (tiny_disk / "scores.events.jsonl").unlink()
+    ballast.write_bytes(b"x" * 248_000)
+    stored = subprocess.run(
+        [*common, "--out", str(tmp_path / "scores.csv"), "--history",
+         str(tiny_disk / "history.duckdb")],
+        capture_output=True, text=True, cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert stored.returncode == 1 and "Traceback" not in stored.stderr, stored.stderr[-3000:]
+    assert "history.duckdb" in stored.stderr

@@ -1,5 +1,6 @@
 """Every CSV we write for people: cells a spreadsheet would run as a formula are
-neutralised, and times are written in one format.
+neutralised, and times are written in one format. Every JSON summary is strict JSON
+(`json_ready`: no NaN, no Infinity).
 
 Formula injection (OWASP's CSV injection guidance): a text cell whose first character, or
 first after leading spaces, is `=`, `+`, `-`, `@`, a tab or a carriage return is prefixed
@@ -14,6 +15,7 @@ with microseconds, `2026-03-01T09:30:49.000000+00:00`, so that one column never 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -53,3 +55,22 @@ def write_csv(frame: pd.DataFrame, path: str | Path, time_columns: Iterable[str]
     """`csv_ready(frame)` written to `path` (no index)."""
     csv_ready(frame, time_columns).to_csv(path, index=False)
     return Path(path)
+
+
+def json_ready(value: object) -> object:
+    """`value` as strict JSON can hold it: NaN and infinities as null (JSON has neither, and
+    `Infinity` breaks every strict parser), times and other objects as text."""
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if value is pd.NaT or value is pd.NA:
+        return None
+    if isinstance(value, (int, float)) or hasattr(value, "item"):
+        number = value.item() if hasattr(value, "item") else value
+        if isinstance(number, float) and not math.isfinite(number):
+            return None
+        return number if isinstance(number, (int, float, bool)) else str(number)
+    return str(value)

@@ -5,7 +5,9 @@ Under no drift, PSI x n m / (n + m) follows a chi-square with bins - 1 degrees o
 (PSI is, to second order, the two-sample chi-square statistic scaled by 1/n + 1/m), so the
 threshold at the current sample sizes is that chi-square's 1 - alpha quantile x (1/n + 1/m).
 A drift is flagged when the PSI is both beyond that threshold (not sampling noise) and at
-least `MATERIAL_PSI` (big enough to matter); `STRONG_PSI` is a strong drift. Bins: the
+least `MATERIAL_PSI` (big enough to matter); `STRONG_PSI` is a strong drift. A feature with
+a single bin on both sides (blank, or one value, everywhere) or no rows on a side cannot be
+tested: it is "untested", and the monitor says which. Bins: the
 reference's deciles for numbers, its most frequent categories for text (ties by name), and
 missing values as a bin of their own; nothing depends on the order of the rows.
 """
@@ -31,7 +33,7 @@ class Drift:
     psi: float
     threshold: float  # the sampling threshold at these sample sizes
     bins: pd.DataFrame  # bin, reference share, current share
-    status: str = "ok"  # ok, drift, strong drift
+    status: str = "ok"  # ok, drift, strong drift, untested
 
 
 def critical_psi(bins: int, n: int, m: int, alpha: float) -> float:
@@ -84,7 +86,11 @@ def drift_of(name, kind, rc, cc, labels, alpha) -> Drift:
     value = psi(rc, cc) if len(rc) > 1 else 0.0
     threshold = critical_psi(len(rc), int(rc.sum()), int(cc.sum()), alpha)
     status = "ok"
-    if value > threshold and value >= MATERIAL_PSI:
+    if not np.isfinite(threshold):
+        # One bin on both sides (a column blank, or one value, everywhere) or an empty
+        # side: no test can say anything. Said so, never counted as "ok".
+        status = "untested"
+    elif value > threshold and value >= MATERIAL_PSI:
         status = "strong drift" if value >= STRONG_PSI else "drift"
     bins = pd.DataFrame(
         {

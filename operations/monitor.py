@@ -56,7 +56,12 @@ from operations.drift import (
     drift_of,
     numeric_bins,
 )
-from operations.matured import AGE_BANDS, Matured, matured_calibration
+from operations.matured import (
+    AGE_BANDS,
+    MIN_EXPECTED_FOR_RATIO,
+    Matured,
+    matured_calibration,
+)
 from scoring.model_ref import ModelRef
 from scoring.scorer import LeadScorer
 
@@ -67,6 +72,9 @@ STRONG_FEATURES = 2
 SHARE_FEATURES = 0.25  # ... or a quarter of them drifted: what the model learned is moving
 MATERIAL_RATE_CHANGE = 0.25  # a source's win rate, relative
 MIN_RATE_CHANGE = 0.01  # ... and absolute
+# Fewer matured leads than this (or fewer expected wins than MIN_EXPECTED_FOR_RATIO) check
+# nothing: the verdict says so instead of "as predicted".
+MIN_MATURED_LEADS = 200
 VERDICTS = ("ok", "watch", "retrain")
 
 
@@ -300,6 +308,14 @@ def monitor(
             f"no matured outcome yet: one horizon ({horizon:g} days) before the monitored date "
             "is not after the reference; calibration and conversion shifts are not checked"
         )
+    untested = [d.name for d in drift if d.status == "untested"]
+    if untested:
+        notes.append(
+            f"not testable for drift ({len(untested)}): "
+            + ", ".join(untested[:12])
+            + (", ..." if len(untested) > 12 else "")
+            + ": blank or one value on both sides, or no rows on a side"
+        )
     stalled = incomplete_export(dataset, when)
     if stalled:
         notes.append(stalled + "; the drift checks are left out of the verdict")
@@ -359,7 +375,7 @@ def _verdict(drift, matured, sources, alpha, stalled=None) -> tuple[str, list[st
             f"{score.threshold:.3f} at these sizes)"
         )
     strong = [d for d in features if d.status == "strong drift"]
-    moved = [d for d in features if d.status != "ok"]
+    moved = [d for d in features if d.status in ("drift", "strong drift")]
     if moved:
         listed = ", ".join(
             f"{d.name} ({d.psi:.2f})" for d in sorted(moved, key=lambda d: -d.psi)[:6]
@@ -406,6 +422,11 @@ def _verdict(drift, matured, sources, alpha, stalled=None) -> tuple[str, list[st
         checked = "no matured outcome to check yet"
     elif matured.in_training:
         checked = "matured outcomes not checked out of sample (the model learned them)"
+    elif matured.expected < MIN_EXPECTED_FOR_RATIO or matured.leads < MIN_MATURED_LEADS:
+        checked = (
+            f"too few matured outcomes to check the calibration ({matured.leads:,} leads, "
+            f"{matured.expected:,.1f} wins predicted, {matured.wins:,} won)"
+        )
     else:
         checked = "matured outcomes as predicted"
     return "ok", [f"no drift beyond sampling noise, {checked}"]

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from crm.csv_out import json_ready
 from crm.errors import LeadscoreError
 from operations.drift import MATERIAL_PSI, STRONG_PSI
 from operations.monitor import MonitorReport
@@ -172,7 +173,7 @@ def write_monitor(report: MonitorReport, out: str | Path) -> tuple[Path, Path]:
     if out.suffix.lower() not in (".html", ".htm"):
         raise LeadscoreError(f"--out {out}: the monitoring report is an HTML file (.html)")
     json_path = out.with_suffix(".json")
-    text = json.dumps(summary(report), indent=2, default=str)
+    text = json.dumps(json_ready(summary(report)), indent=2, allow_nan=False)
     write_page(out, render(report), json_path, lambda path: path.write_text(text))
     return out, json_path
 

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 import scoring
-from crm.csv_out import csv_ready
+from crm.csv_out import csv_ready, json_ready
 from crm.errors import LeadscoreError
 from features.definitions import FeatureSpec
 from scoring.mlflow_model import SCORER_ARTIFACT, LeadScoringModel, load_registered_scorer
@@ -280,7 +280,7 @@ class Registration:
                 for origin, value in values:
                     mlflow.log_metric(key, value, step=origin)
             mlflow.log_metrics(backtest.pooled_metrics())
-            mlflow.log_dict(backtest.summary(), "backtest.json")
+            mlflow.log_dict(json_ready(backtest.summary()), "backtest.json")
             rows = csv_ready(backtest.rows, ["as_of"]).to_csv(index=False)
             mlflow.log_text(rows, "backtest_rows.csv")
         if result.shipped is not None:  # what the model that ships learned from

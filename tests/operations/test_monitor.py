@@ -103,7 +103,12 @@ def test_the_command_writes_the_page_and_json_and_logs_to_mlflow(tmp_path, model
     assert result.returncode == 0, result.stderr
     assert "retrain" in result.stdout or "watch" in result.stdout
     page = (tmp_path / "reports" / "monitor.html").read_text()
-    summary = json.loads((tmp_path / "reports" / "monitor.json").read_text())
+    text = (tmp_path / "reports" / "monitor.json").read_text()
+
+    def strict(constant):  # NaN, Infinity: not JSON
+        raise AssertionError(f"{constant} in monitor.json")
+
+    summary = json.loads(text, parse_constant=strict)
     assert f'data-verdict="{summary["verdict"]}"' in page and "<svg" in page
     # Self-contained: nothing fetched from elsewhere.
     assert "<script" not in page and "<link" not in page
@@ -207,3 +212,29 @@ def test_an_export_cut_short_is_named_instead_of_a_drift(tmp_path_factory, model
     assert any("an incomplete export?" in r for r in report.reasons), report.reasons
     assert not any("drifted" in r for r in report.reasons)
     assert monitor(ds, model, MODEL).verdict == "ok"
+
+
+def test_what_cannot_be_tested_is_said_never_ok():
+    """A column blank everywhere (one bin on both sides) is "untested", not "ok" with a PSI
+    of 0 against an infinite threshold; 2 matured leads check no calibration; the JSON
+    summary never holds Infinity."""
+    from crm.csv_out import json_ready
+    from operations.drift import drift_of as _drift
+    from operations.drift import numeric_bins as _numeric_bins
+    from operations.matured import Matured
+    from operations.monitor import _verdict
+
+    rc, cc, labels = _numeric_bins(np.full(50, np.nan), np.full(40, np.nan))
+    blank = _drift("blank_everywhere", "numeric", rc, cc, labels, 0.01)
+    assert blank.status == "untested" and not np.isfinite(blank.threshold)
+    score = _drift("score", "score", np.array([5.0, 5.0]), np.array([5.0, 5.0]), ["a", "b"], 0.01)
+    thin = Matured(
+        as_of=pd.Timestamp("2026-01-01", tz="UTC"), leads=2, wins=0, expected=0.4, z=-0.6,
+        ece=0.2, ece_interval=(0.1, 0.3), roc_auc=None, by_grade=pd.DataFrame(),
+        by_decile=pd.DataFrame(), by_age=pd.DataFrame(), in_training=False,
+    )  # fmt: skip
+    verdict, reasons = _verdict([score, blank], thin, None, 0.01)
+    assert verdict == "ok" and "as predicted" not in reasons[0]
+    assert "too few matured outcomes" in reasons[0] and "2 leads" in reasons[0]
+    strict = json.dumps(json_ready({"threshold": blank.threshold, "x": [np.float64("nan"), 1]}))
+    assert strict == '{"threshold": null, "x": [null, 1]}'

@@ -4,6 +4,8 @@ with no creation time, derived from the order of a sequence column (`leads.time_
 
 from __future__ import annotations
 
+from contextlib import suppress
+
 import numpy as np
 import pandas as pd
 
@@ -24,15 +26,7 @@ def parse_dates(
     "2025-01-02" and "2025-01-02T10:00:00Z", say).
     """
     present = text.notna()
-    shifted = 0
-    try:
-        if fmt.format is not None:
-            parsed = pd.to_datetime(text, format=fmt.format, errors="coerce")
-        else:
-            parsed = pd.to_datetime(text, dayfirst=fmt.dayfirst, errors="coerce")
-        utc, shifted = _to_utc(parsed, fmt.timezone)
-    except (ValueError, TypeError):  # mixed offsets and naive values: all one by one
-        utc = pd.Series(pd.NaT, index=text.index, dtype="datetime64[us, UTC]")
+    utc, shifted = _vectorised(text, fmt)
     left = present & utc.isna()
     if left.any() and fmt.format is None:
         cells = [_one_date(v, fmt) for v in text[left]]
@@ -62,6 +56,57 @@ def parse_dates(
             total=int(bad.sum()),
         )
     return utc, int(shifted)
+
+
+# A UTC offset at the end of a cell: Z, +02:00, +0200, -05
+_OFFSET = r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)\s*$"
+
+
+def _vectorised(text: pd.Series, fmt: DateFormat) -> tuple[pd.Series, int]:
+    """The column parsed in whole-column steps (NaT where a cell does not fit), and how
+    many local times were shifted out of a gap. Cells with different UTC offsets (any
+    local-time export across a daylight-saving change: +02:00 in summer, +01:00 in winter)
+    are parsed together straight to UTC, and cells without an offset as local times in
+    the mapping's zone: never one cell at a time."""
+    how = {"format": fmt.format} if fmt.format is not None else {"dayfirst": fmt.dayfirst}
+    empty = pd.Series(pd.NaT, index=text.index, dtype="datetime64[us, UTC]")
+    first = None
+    with suppress(ValueError, TypeError):  # mixed offsets, or offsets next to naive times
+        first = _to_utc(pd.to_datetime(text, errors="coerce", **how), fmt.timezone)
+    if first is not None and not (text.notna() & first[0].isna()).any():
+        return first
+    # The format inferred from the first cell did not fit every cell (offsets next to
+    # naive times, one format with an offset and one without): split by offset.
+    if first is None:
+        return _by_offset(text, how, fmt.timezone, empty)
+    utc, shifted = first
+    rest = (text.notna() & utc.isna()).to_numpy()
+    more, more_shifted = _by_offset(text[rest], how, fmt.timezone, empty[rest])
+    utc = utc.copy()
+    utc[rest] = more
+    return utc, shifted + more_shifted
+
+
+def _by_offset(text, how, zone, empty) -> tuple[pd.Series, int]:
+    """Cells with a UTC offset straight to UTC, the others as local times in `zone`."""
+    # Which cells end in an offset: the pattern is run on the distinct endings only (a
+    # column has few), then looked up for every cell.
+    endings = text.astype("string").str.rstrip().str[-6:]
+    distinct = pd.Series(endings.dropna().unique(), dtype="string")
+    offset_endings = distinct[distinct.str.contains(_OFFSET, regex=True, na=False)]
+    with_offset = endings.isin(offset_endings).to_numpy(dtype=bool)
+    out, shifted = empty.copy(), 0
+    try:
+        if with_offset.any():
+            part = pd.to_datetime(text[with_offset], errors="coerce", utc=True, **how)
+            out[with_offset] = part.astype("datetime64[us, UTC]")
+        naive = ~with_offset & text.notna().to_numpy()
+        if naive.any():
+            local, shifted = _to_utc(pd.to_datetime(text[naive], errors="coerce", **how), zone)
+            out[naive] = local
+    except (ValueError, TypeError):  # left to the cell-by-cell pass
+        return empty, 0
+    return out, shifted
 
 
 def _one_date(value: str, fmt: DateFormat) -> tuple[pd.Timestamp, bool]:

@@ -37,8 +37,10 @@ def summarize_dataset(ds: Dataset) -> dict:
         won = ds.deals.loc[ds.deals["status"] == "won", "lead_id"].unique()
         summary["won_leads"] = int(len(won))
         summary["win_rate"] = float(len(won) / len(leads))
-        revenue = ds.deals.loc[ds.deals["status"] == "won", "amount"].sum()
-        summary["won_revenue"] = float(revenue) if pd.notna(revenue) else 0.0
+        # Revenue only when won deals carry amounts: an export without an amount column (or
+        # with every amount blank) has no revenue to show, not a revenue of 0.
+        amounts = ds.deals.loc[ds.deals["status"] == "won", "amount"]
+        summary["won_revenue"] = float(amounts.sum()) if amounts.notna().any() else None
     return summary
 
 

@@ -114,7 +114,12 @@ def print_summary(s: dict) -> None:
         f"{s['leads']:,} leads created {s['created_from'][:10]} .. data end {s['data_end'][:10]}; "
         f"win rate {s['win_rate']:.1%}"
         + (
-            f" ({s['won_leads']:,} won leads, revenue {s['won_revenue']:,.0f})"
+            f" ({s['won_leads']:,} won leads, "
+            + (
+                f"revenue {s['won_revenue']:,.0f})"
+                if s.get("won_revenue") is not None
+                else "no deal amounts)"
+            )
             if "won_leads" in s
             else ""
         )

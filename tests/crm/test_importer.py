@@ -577,3 +577,42 @@ def test_error_hints_fit_the_error(tmp_path):
         **_export(tmp_path, "early_events: drop\n" + MAPPING, activities=early)
     ).dataset
     assert sum(dropped.dropped.values()) == 1 and len(dropped.activities) == 2
+
+
+def test_offsets_that_change_at_daylight_saving_parse_as_one_column():
+    """A local-time export across a DST change (+01:00, then +02:00), next to cells written
+    without an offset (local times of the mapping's zone), and a strptime format with %f%z:
+    every cell parsed, to the right UTC instant."""
+    from crm.dates import parse_dates
+    from crm.mapping import DateFormat
+
+    text = pd.Series(
+        ["2025-03-29T12:00:00+01:00", "2025-03-31T12:00:00+02:00", "2025-03-30 12:00:00",
+         None, "2025-10-27T08:30:00.250000+01:00"]
+    )  # fmt: skip
+    utc, shifted = parse_dates(text, DateFormat(timezone="Europe/Berlin"), "f.csv", "when", "m")
+    expected = pd.to_datetime(
+        ["2025-03-29 11:00", "2025-03-31 10:00", "2025-03-30 10:00", None,
+         "2025-10-27 07:30:00.25"], utc=True, format="ISO8601",
+    )  # fmt: skip
+    assert utc.isna().tolist() == [False, False, False, True, False] and shifted == 0
+    assert (utc.dropna().to_numpy() == expected.dropna().to_numpy()).all()
+    fmt = DateFormat(format="%Y-%m-%dT%H:%M:%S.%f%z")
+    fitted = pd.Series(["2025-03-29T12:00:00.000000+0100", "2025-07-01T12:00:00.500000+0200"])
+    utc, _ = parse_dates(fitted, fmt, "f.csv", "when", "m")
+    assert utc.tolist() == list(
+        pd.to_datetime(["2025-03-29 11:00", "2025-07-01 10:00:00.5"], utc=True, format="ISO8601")
+    )
+    with pytest.raises(DatasetError, match="unparseable date"):
+        parse_dates(pd.Series(["2025-03-29T12:00:00+0100", "soon"]), fmt, "f.csv", "when", "m")
+
+
+def test_a_summary_without_amounts_says_so_not_revenue_0(tmp_path):
+    from crm.summary import summarize_dataset
+    from tests.conftest import ACTIVITIES, LEADS, write_dataset
+
+    deals = "deal_id,lead_id,created_at,closed_at,status\nD1,L1,2025-01-05,2025-02-01,won\n"
+    ds = load_dataset(
+        write_dataset(tmp_path / "crm", leads=LEADS, activities=ACTIVITIES, deals=deals)
+    )
+    assert summarize_dataset(ds)["won_revenue"] is None

@@ -24,6 +24,11 @@ class ServeConfig(BaseModel):
 
     model_name: str = Field(DEFAULT_MODEL_NAME, description="the registered model to serve")
     model_alias: str = Field(CHAMPION_ALIAS, description="the alias whose version is served")
+    model_version: str | None = Field(
+        None,
+        description="the version every worker loads: pinned by `leadscore serve` when it "
+        "resolves the alias at start (a promotion moves the alias, not a running server)",
+    )
     scorer_path: str | None = Field(
         None, description="a saved LeadScorer folder to serve instead of the registry's model"
     )

@@ -55,7 +55,11 @@ def load_model(config: ServeConfig) -> tuple[LeadScorer, dict[str, Any]]:
         check_store(mlflow.get_tracking_uri())
         client = MlflowClient()
         try:
-            version = client.get_model_version_by_alias(config.model_name, config.model_alias)
+            version = (
+                client.get_model_version(config.model_name, config.model_version)
+                if config.model_version
+                else client.get_model_version_by_alias(config.model_name, config.model_alias)
+            )
         except MlflowException as exc:
             raise LeadscoreError(
                 f"no model {config.model_name}@{config.model_alias} in the MLflow registry at {masked_url(mlflow.get_tracking_uri())}: "
@@ -67,6 +71,9 @@ def load_model(config: ServeConfig) -> tuple[LeadScorer, dict[str, Any]]:
             "name": config.model_name,
             "version": str(version.version),
             "alias": config.model_alias,
+            # The version the alias pointed at when the server started (a promotion since
+            # moves it at the next reload, for every worker at once).
+            "pinned": bool(config.model_version),
             "source": masked_url(mlflow.get_tracking_uri()),
             "trained_at": _iso(run.info.start_time) if run else None,
             "run_id": version.run_id,

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from crm.errors import LeadscoreError
@@ -42,15 +43,23 @@ def workers_env(workers: int, access_log: bool = True) -> dict[str, str]:
     return {"BENTOML_CONFIG_OPTIONS": options}
 
 
-def run_until_stopped(command: list[str], env: dict[str, str], grace: float = 30.0) -> int:
+def run_until_stopped(
+    command: list[str],
+    env: dict[str, str],
+    grace: float = 30.0,
+    reload: Callable[[], dict[str, str] | None] | None = None,
+) -> int:
     """Run the server in a session of its own and wait; SIGTERM or SIGINT to this process
     stops it (BentoML lets its workers finish the requests in flight), and whatever is left
-    of its process group `grace` seconds later is killed. Returns the server's exit code,
-    0 after a requested stop."""
+    of its process group `grace` seconds later is killed. SIGHUP, with `reload`: its new
+    environment (None: keep serving as it is) replaces the server, every worker at once:
+    the old one is stopped the same way (requests in flight finish), then the new one
+    starts. Returns the server's exit code, 0 after a requested stop."""
     import signal
 
     proc = subprocess.Popen(command, env=env, start_new_session=True)
     deadline: float | None = None
+    wanted = False
 
     def stop(signum, frame) -> None:
         nonlocal deadline
@@ -59,20 +68,53 @@ def run_until_stopped(command: list[str], env: dict[str, str], grace: float = 30
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
 
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    def hang_up(signum, frame) -> None:
+        nonlocal wanted
+        wanted = True
+
+    signals = {signal.SIGTERM: stop, signal.SIGINT: stop}
+    if reload is not None:
+        signals[signal.SIGHUP] = hang_up
+    previous = {s: signal.signal(s, handler) for s, handler in signals.items()}
     try:
-        while proc.poll() is None:
-            try:
-                proc.wait(timeout=0.5)
-            except subprocess.TimeoutExpired:
-                if deadline is not None and time.monotonic() > deadline:
+        while True:
+            while proc.poll() is None:
+                try:
+                    proc.wait(timeout=0.5)
+                except subprocess.TimeoutExpired:
+                    if deadline is not None and time.monotonic() > deadline:
+                        break
+                if wanted and deadline is None:
                     break
+            if not (wanted and deadline is None and reload is not None):
+                break
+            wanted = False
+            new_env = reload()
+            if new_env is None:
+                continue
+            _stop_group(proc, grace)
+            proc = subprocess.Popen(command, env=new_env, start_new_session=True)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)  # workers a dying arbiter left behind
     return 0 if deadline is not None else (proc.returncode or 0)
+
+
+def _stop_group(proc: subprocess.Popen, grace: float) -> None:
+    """SIGTERM to a server (its requests in flight finish), then, `grace` seconds later,
+    SIGKILL to whatever is left of its process group."""
+    import signal
+
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=grace)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)
 
 
 class Server:

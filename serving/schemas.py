@@ -195,6 +195,12 @@ class Metadata(BaseModel):
     name: str = Field(examples=["lead-scoring"])
     version: str = Field(examples=["7"])
     alias: str | None = Field(None, examples=["champion"])
+    pinned: bool = Field(
+        False,
+        description="the version was resolved from the alias once, when the server started, "
+        "and every worker serves it; a promotion since takes effect at the next reload "
+        "(SIGHUP to `leadscore serve`)",
+    )
     source: str = Field(description="registry (credentials masked), bento model or folder")
     feature_set_version: str
     calibration: str

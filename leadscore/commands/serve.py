@@ -23,10 +23,10 @@ def serve(
         "busy while a worker waits on Python's lock).",
     ),
 ) -> None:
-    """Serve the champion model over HTTP (BentoML): POST /score, GET /metadata. SIGTERM or Ctrl+C stops the server and its workers, letting requests in flight finish."""
+    """Serve the champion model over HTTP (BentoML): POST /score, GET /metadata. The alias is resolved once, at start: every worker serves that version, also one that restarts after a promotion. SIGHUP resolves the alias again and restarts every worker on the new version, letting requests in flight finish. SIGTERM or Ctrl+C stops the server and its workers, letting requests in flight finish."""
     import os
 
-    from serving.config import ServeConfig
+    from serving.config import ServeConfig, env_name
     from serving.model import load_model
     from serving.process import default_workers, run_until_stopped, serve_command, workers_env
 
@@ -35,15 +35,33 @@ def serve(
         raise LeadscoreError(
             "LEADSCORE_API_KEYS is empty: set one or more API keys (comma-separated) before serving"
         )
-    # Refuse here, in seconds, rather than let BentoML restart workers that cannot start.
-    _, meta = load_model(config)
     workers = workers or default_workers()
-    err.print(
-        f"serving {meta['name']} v{meta['version']} on http://{host}:{port} with {workers} workers",
-        highlight=False,
-    )
-    env = {**os.environ, **workers_env(workers)}
-    sys.exit(run_until_stopped(serve_command(host, port), env))
+
+    def pinned_env() -> dict[str, str]:
+        """Resolve the alias once, here: every worker loads that version (a worker that
+        restarts later, after a promotion, still loads it). Refuses in seconds rather than
+        let BentoML restart workers that cannot start."""
+        _, meta = load_model(config)
+        env = {**os.environ, **workers_env(workers)}
+        if meta.get("alias") is not None and not config.scorer_path:
+            env[env_name("model_version")] = str(meta["version"])
+        err.print(
+            f"serving {meta['name']} v{meta['version']} on http://{host}:{port} with "
+            f"{workers} workers",
+            highlight=False,
+        )
+        return env
+
+    def reload() -> dict[str, str] | None:
+        """SIGHUP: the alias resolved again, all workers restarted on that version."""
+        try:
+            return pinned_env()
+        except LeadscoreError as exc:
+            err.print(f"reload refused, still serving the same version: {exc}", highlight=False)
+            return None
+
+    env = pinned_env()
+    sys.exit(run_until_stopped(serve_command(host, port), env, reload=reload))
 
 
 def bento(

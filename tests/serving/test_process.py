@@ -103,3 +103,71 @@ def test_only_local_stores_are_checked_for_existence(tmp_path):
     ):
         with pytest.raises(LeadscoreError, match="no MLflow store"):
             check_store(local)
+
+
+def test_a_promotion_never_mixes_versions_and_a_reload_moves_every_worker(registry, tmp_path):
+    """`leadscore serve` pins the version its alias pointed at when it started. After a
+    promotion, a worker killed with kill -9 comes back on the same version (the answers never
+    alternate); SIGHUP resolves the alias again and every worker serves the new version."""
+    import shutil
+
+    from mlflow import MlflowClient
+
+    root, _ = registry
+    store = tmp_path / "store"
+    shutil.copytree(root, store)  # the artifacts stay where the copied database points
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    import mlflow
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)  # the logged model behind a version is looked up there
+    try:
+        client = MlflowClient()
+        first = client.get_model_version_by_alias("lead-scoring", "champion")
+        second = client.create_model_version("lead-scoring", first.source, run_id=first.run_id)
+    finally:
+        mlflow.set_tracking_uri(previous)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    port = free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "LEADSCORE_API_KEYS": API_KEY}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "leadscore", "serve", "--port", str(port), "--workers", "2"],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    auth = {"Authorization": f"Bearer {API_KEY}"}
+
+    def versions(n: int = 30) -> set[str]:
+        return {httpx.get(f"{base}/metadata", headers=auth, timeout=10).json()["version"]
+                for _ in range(n)}  # fmt: skip
+
+    def until(condition, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if condition():
+                    return
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, proc.stderr.read()[-2000:]
+            time.sleep(0.3)
+        raise AssertionError("timed out")
+
+    try:
+        until(lambda: httpx.get(f"{base}/readyz", timeout=1).status_code == 200)
+        meta = httpx.get(f"{base}/metadata", headers=auth, timeout=10).json()
+        assert meta["version"] == str(first.version) and meta["pinned"] is True
+        client.set_registered_model_alias("lead-scoring", "champion", second.version)
+        workers = [p for p in psutil.Process(proc.pid).children(recursive=True) if not p.children()]
+        assert len(workers) >= 2
+        workers[0].kill()  # kill -9 of one worker: BentoML starts another
+        until(lambda: len([p for p in psutil.Process(proc.pid).children(recursive=True)
+                           if not p.children() and p.pid != workers[0].pid]) >= 2
+              and httpx.get(f"{base}/readyz", timeout=1).status_code == 200)  # fmt: skip
+        assert versions() == {str(first.version)}  # never 1, 2, 1
+        proc.send_signal(signal.SIGHUP)  # the documented reload
+        until(lambda: versions(5) == {str(second.version)})
+        assert versions() == {str(second.version)}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)

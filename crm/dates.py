@@ -4,6 +4,7 @@ with no creation time, derived from the order of a sequence column (`leads.time_
 
 from __future__ import annotations
 
+import warnings
 from contextlib import suppress
 
 import numpy as np
@@ -50,7 +51,8 @@ def parse_dates(
             file,
             "unparseable date",
             column=column,
-            rows=(idx[:5] + 1).tolist(),
+            # the export's own rows: a frame filtered by the mapping keeps their numbers
+            rows=_row_numbers(text.index, idx[:5]),
             values=text.iloc[idx[:5]].tolist(),
             expected=how,
             total=int(bad.sum()),
@@ -71,7 +73,10 @@ def _vectorised(text: pd.Series, fmt: DateFormat) -> tuple[pd.Series, int]:
     how = {"format": fmt.format} if fmt.format is not None else {"dayfirst": fmt.dayfirst}
     empty = pd.Series(pd.NaT, index=text.index, dtype="datetime64[us, UTC]")
     first = None
-    with suppress(ValueError, TypeError):  # mixed offsets, or offsets next to naive times
+    with suppress(ValueError, TypeError), warnings.catch_warnings():
+        # mixed offsets, or offsets next to naive times, raise; a first cell that fits no
+        # format only warns (every cell is then tried on its own, as below)
+        warnings.filterwarnings("ignore", "Could not infer format", UserWarning)
         first = _to_utc(pd.to_datetime(text, errors="coerce", **how), fmt.timezone)
     if first is not None and not (text.notna() & first[0].isna()).any():
         return first
@@ -107,6 +112,14 @@ def _by_offset(text, how, zone, empty) -> tuple[pd.Series, int]:
     except (ValueError, TypeError):  # left to the cell-by-cell pass
         return empty, 0
     return out, shifted
+
+
+def _row_numbers(index: pd.Index, positions: np.ndarray) -> list[int]:
+    """1-based row numbers of the export: from an integer index (the file's row order,
+    kept through the mapping's row filters), else from the positions."""
+    if pd.api.types.is_integer_dtype(index):
+        return (np.asarray(index[positions]) + 1).tolist()
+    return (positions + 1).tolist()
 
 
 def _one_date(value: str, fmt: DateFormat) -> tuple[pd.Timestamp, bool]:

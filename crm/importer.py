@@ -31,7 +31,7 @@ from crm.dates import parse_dates, times_from_order
 from crm.errors import ConfigError, DatasetError, LeadscoreError
 from crm.folders import staged_folder
 from crm.loading import Dataset, load_dataset
-from crm.mapping import ANY_OTHER, Const, Lookup, Mapping, TableMapping, snake_case
+from crm.mapping import ANY_OTHER, Const, Generated, Lookup, Mapping, TableMapping, snake_case
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,7 @@ def import_tables(
         raw = _read_export(path, mapping)
         for i, lookup in enumerate(m.lookups):
             raw = _join_lookup(raw, lookup, path, mapping, f"{table}.lookups[{i}]", mapping_file)
+        raw = _select_rows(raw, table, m, mapping, path.name, mapping_file)
         frames[table], back[table], table_notes = _map_table(
             table, raw, m, mapping, path.name, mapping_file
         )
@@ -231,7 +232,7 @@ def _map_table(
     """The contract's frame of one export file, dataset column -> export column, and notes."""
     required = {"leads": LEAD_COLUMNS, "activities": ACTIVITY_COLUMNS, "deals": DEAL_COLUMNS}[table]
     for target, col in m.columns.items():
-        if not isinstance(col, Const):
+        if isinstance(col, str):
             _need(raw, col, f"{table}.columns.{target}", file, mapping_file)
     for key in ("rename", "drop") + (("ignore", "leaky", "keep") if table == "leads" else ()):
         entries = getattr(m, key)
@@ -266,7 +267,13 @@ def _map_table(
             f"{missing[0]!r} column; name the export column that holds it{hint}"
         )
     back: dict[str, str] = {  # dataset column -> export column (or the constant)
-        name: (f"(constant {src.const!r})" if isinstance(src, Const) else src)
+        name: (
+            f"(constant {src.const!r})"
+            if isinstance(src, Const)
+            else "(generated from the row)"
+            if isinstance(src, Generated)
+            else src
+        )
         for name, src in targets.items()
     }
     dropped = set(m.drop)
@@ -303,6 +310,8 @@ def _map_table(
         src = targets.get(name, col)
         if isinstance(src, Const):
             values = pd.Series(str(src.const), index=raw.index, dtype=object)
+        elif isinstance(src, Generated):
+            values = _generated_ids(raw, table)
         else:
             values = raw[src]
         vmap = m.values.get(name, m.values.get(src if isinstance(src, str) else None))
@@ -334,6 +343,39 @@ def _map_table(
     front = [c for c in required if c in out.columns]
     out = out[front + [c for c in out.columns if c not in front]]
     return out.reset_index(drop=True), back, list(dict.fromkeys(notes))
+
+
+def _select_rows(
+    raw: pd.DataFrame, table: str, m: TableMapping, mapping: Mapping, file: str, mapping_file: str
+) -> pd.DataFrame:
+    """The rows the mapping keeps: those that meet every `where` condition, then one per
+    `one_per` key (the first or last in time). The index stays the export's row order, so
+    errors still name the export's rows."""
+    for col, allowed in m.where.items():
+        _need(raw, col, f"{table}.where", file, mapping_file)
+        wanted = {str(v) for v in allowed}
+        raw = raw[raw[col].astype("string").isin(wanted).fillna(False).to_numpy(dtype=bool)]
+    if m.one_per is not None:
+        for col in (m.one_per.column, m.one_per.order):
+            _need(raw, col, f"{table}.one_per", file, mapping_file)
+        when, _ = parse_dates(
+            raw[m.one_per.order], mapping.dates, file, m.one_per.order, mapping_file
+        )
+        order = pd.DataFrame({"key": raw[m.one_per.column].astype("string"), "when": when,
+                              "row": np.arange(len(raw))})  # fmt: skip
+        order = order.sort_values(["key", "when", "row"], kind="stable", na_position="first")
+        chosen = order.drop_duplicates("key", keep=m.one_per.keep)["row"].to_numpy()
+        raw = raw.iloc[np.sort(chosen)]
+    return raw
+
+
+def _generated_ids(raw: pd.DataFrame, table: str) -> pd.Series:
+    """Ids from the rows' own values (`Generated`): the same row gets the same id on every
+    import; identical rows are told apart by `-2`, `-3` ... in their order."""
+    hashed = pd.util.hash_pandas_object(raw.astype("string"), index=False).to_numpy()
+    base = pd.Series([f"{table[:1]}{h:016x}" for h in hashed], index=raw.index, dtype=object)
+    copy = base.groupby(base, sort=False).cumcount().to_numpy()
+    return base.where(copy == 0, base + "-" + pd.Series(copy + 1, index=raw.index).astype(str))
 
 
 def _map_values(values: pd.Series, vmap: dict) -> pd.Series:
@@ -369,6 +411,8 @@ def _dataset_yaml(mapping: Mapping, names: dict[str, str]) -> str:
         body["time_order"] = m.time_order.column
     if mapping.early_events is not None:
         body["early_events"] = mapping.early_events
+    if mapping.activity_groups is not None:
+        body["activity_groups"] = {k: list(v) for k, v in mapping.activity_groups.items()}
     header = f"# written by `leadscore import` from the mapping {mapping.name or ''}\n"
     if m.time_order is not None:
         header += (

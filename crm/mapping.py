@@ -81,6 +81,28 @@ class Const(BaseModel):
     const: str | int | float | bool
 
 
+class Generated(BaseModel):
+    """An id the export does not have (`deal_id: {generate: hash}`): a hash of the row's
+    own values, the same on every import of the same row; rows that are identical get
+    `-2`, `-3` ... in their order."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    generate: Literal["hash"]
+
+
+class OnePer(BaseModel):
+    """One row per key: of the rows sharing `column`'s value, the first or the last by
+    `order` (an export column of times, read with the mapping's `dates`). For exports that
+    are event logs: the decision event of each application becomes its deal."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    column: str = Field(description="the export column whose value identifies the key")
+    order: str = Field(description="the export column of times that orders the rows")
+    keep: Literal["first", "last"] = "last"
+
+
 class Lookup(BaseModel):
     """Columns joined from another file by a key (accounts onto opportunities, say): they
     then count as the export's own columns (map, rename, ignore them as any other)."""
@@ -98,10 +120,19 @@ class TableMapping(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    columns: dict[str, str | Const] = Field(
+    columns: dict[str, str | Const | Generated] = Field(
         default_factory=dict,
         description="contract column -> the export's column (one export column may feed "
-        "two contract columns), or {const: value}",
+        "two contract columns), {const: value}, or {generate: hash} for an id the export "
+        "does not have",
+    )
+    where: dict[str, list[str | int | float | bool]] = Field(
+        default_factory=dict,
+        description="keep only the rows whose export column holds one of these values "
+        "(every condition must hold): an event log's decision events, say",
+    )
+    one_per: OnePer | None = Field(
+        None, description="one row per key, the first or last in time (after `where`)"
     )
     lookups: list[Lookup] = Field(default_factory=list, description="files joined by a key")
     rename: dict[str, str] = Field(
@@ -144,6 +175,11 @@ class Mapping(BaseModel):
     # activities or deals dated before their lead was created: an error, or dropped and
     # counted (written to dataset.yaml: `validate`, `train` and the rest apply it too)
     early_events: Literal["error", "drop"] | None = None
+    activity_groups: dict[str, list[str]] | None = Field(
+        None,
+        description="named groups of activity types (after `values`), written to "
+        "dataset.yaml: `sales_touch` is the sales touches of speed to lead",
+    )
     leads: LeadsMapping = Field(default_factory=LeadsMapping)
     activities: TableMapping | None = None
     deals: TableMapping | None = None
@@ -164,6 +200,12 @@ class Mapping(BaseModel):
                     f"{table}.columns: {unknown[0]!r} is not a column of the {table} table "
                     f"(its columns: {', '.join(allowed)}); other columns go under {table}.rename"
                 )
+        for table, (m, _) in tables.items():
+            for target, src in m.columns.items() if m is not None else ():
+                if isinstance(src, Generated) and target not in ("lead_id", "deal_id"):
+                    raise ValueError(
+                        f"{table}.columns.{target}: only an id (lead_id, deal_id) can be generated"
+                    )
         if self.leads.time_order is not None and "created_at" in self.leads.columns:
             raise ValueError(
                 "leads: give either columns.created_at or time_order (for exports without dates), not both"

@@ -616,3 +616,59 @@ def test_a_summary_without_amounts_says_so_not_revenue_0(tmp_path):
         write_dataset(tmp_path / "crm", leads=LEADS, activities=ACTIVITIES, deals=deals)
     )
     assert summarize_dataset(ds)["won_revenue"] is None
+
+
+def test_deals_from_an_event_log_activity_groups_and_generated_ids(tmp_path):
+    """An export that is an event log: the decision events of each contact (filtered by
+    value, the last one in time) become its deal, with an id generated from the row (the
+    same on a second import); every event is an activity; the sales touches are named."""
+    contacts = (
+        "Contact;Signed up\nC-1;2025-01-01 09:00\nC-2;2025-01-02 09:00\nC-3;2025-01-03 09:00\n"
+    )
+    log = (
+        "Contact;Event;At\n"
+        "C-1;submitted;2025-01-02 10:00\nC-1;rejected;2025-01-05 10:00\n"
+        "C-1;approved;2025-01-09 10:00\nC-2;call back;2025-01-03 10:00\n"
+        "C-2;rejected;2025-01-04 10:00\nC-3;submitted;2025-01-04 10:00\n"
+    )
+    mapping = """\
+    name: applications
+    csv: {delimiter: ";"}
+    activity_groups: {sales_touch: [call]}
+    leads:
+      columns: {lead_id: Contact, created_at: Signed up, source: {const: web}}
+    activities:
+      columns: {lead_id: Contact, occurred_at: At, activity_type: Event}
+      values: {activity_type: {call back: call}}
+    deals:
+      where: {Event: [approved, rejected]}
+      one_per: {column: Contact, order: At, keep: last}
+      columns:
+        deal_id: {generate: hash}
+        lead_id: Contact
+        created_at: At
+        closed_at: At
+        status: Event
+      values: {status: {approved: won, rejected: lost}}
+    """
+    (tmp_path / "contacts.csv").write_text(contacts)
+    (tmp_path / "log.csv").write_text(log)
+    (tmp_path / "mapping.yaml").write_text(textwrap.dedent(mapping))
+    m = load_mapping(tmp_path / "mapping.yaml")
+    files = {"leads": tmp_path / "contacts.csv", "activities": tmp_path / "log.csv",
+             "deals": tmp_path / "log.csv"}  # fmt: skip
+    ds = import_tables(m, **files, out_dir=tmp_path / "one").dataset
+    deals = ds.deals.set_index("lead_id")
+    assert sorted(deals.index) == ["C-1", "C-2"]  # C-3 has no decision yet
+    assert deals.loc["C-1", "status"] == "won" and deals.loc["C-2", "status"] == "lost"
+    assert deals.loc["C-1", "closed_at"] == pd.Timestamp("2025-01-09 10:00", tz="UTC")
+    assert len(ds.activities) == 6 and ds.spec.sales_touch_types == ("call",)
+    again = import_tables(m, **files, out_dir=tmp_path / "two").dataset
+    assert sorted(again.deals["deal_id"]) == sorted(ds.deals["deal_id"])
+    assert ds.deals["deal_id"].is_unique
+    # a bad time in the column that orders the rows names the export's own row
+    (tmp_path / "bad.csv").write_text(log.replace("2025-01-05 10:00", "soon"))
+    with pytest.raises(DatasetError, match=r"row 2"):
+        import_tables(m, **{**files, "deals": tmp_path / "bad.csv"}, out_dir=tmp_path / "three")
+    with pytest.raises(ValueError, match="only an id"):
+        Mapping.model_validate({"activities": {"columns": {"activity_type": {"generate": "hash"}}}})

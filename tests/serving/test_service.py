@@ -480,7 +480,7 @@ def test_metadata_names_the_store_without_secrets(tmp_path, monkeypatch):
     monkeypatch.setattr(mlflow, "MlflowClient", NoAlias)
     with pytest.raises(LeadscoreError) as info:
         load_model(ServeConfig())
-    assert "hunter2" not in str(info.value) and "ops:***@127.0.0.1:9" in str(info.value)
+    assert "hunter2" not in str(info.value) and "http://***@127.0.0.1:9" in str(info.value)
 
 
 def _merged_requests(base: str) -> tuple[float, float]:

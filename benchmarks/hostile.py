@@ -16,53 +16,16 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 # benchmarks/features.py (and serving.py) would shadow the packages of the same names.
 sys.path[:] = [p for p in sys.path if Path(p).resolve() != Path(__file__).resolve().parent]
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the tests' local receiver (tests.operations.test_delivery)
 SECRETS = ("hunter2", "hook-user", "pw-9931", "tok-5521", "pw-7", "t-8")
 PAYLOAD = '=HYPERLINK("http://x","click")'
-
-
-class Receiver:
-    """A local webhook receiver: `script` statuses first ("hang": never answers), then 200."""
-
-    def __init__(self, script=()):
-        self.script, self.received, self.release = list(script), [], threading.Event()
-        me = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                status = me.script.pop(0) if me.script else 200
-                me.received.append((status, body))
-                if status == "hang":
-                    me.release.wait(120)
-                    return
-                self.send_response(status)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def taken(self) -> list[str]:
-        return [e["event_id"] for s, b in self.received if s == 200
-                for e in json.loads(b)["events"]]  # fmt: skip
-
-    def close(self):
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def main() -> None:
@@ -74,6 +37,7 @@ def main() -> None:
     from features.batch import build_training_set
     from operations.history import ScoreHistory
     from simulation.simulator import SimulationConfig, simulate
+    from tests.operations.test_delivery import Receiver  # the tests' local receiver
     from training.config import LightGBMParams, TrainConfig
     from training.fit import fit_models
 
@@ -115,11 +79,11 @@ def main() -> None:
         score = ["score", "--data", str(data), "--model", str(scorer), "--as-of", when]
         run(*score, "--out", str(tmp / "a.csv"), "--history",
             "postgresql+psycopg://ls:hunter2@127.0.0.1:9/h", name="history_refuses_password")  # fmt: skip
-        box = Receiver(script=[400])
+        box = Receiver(script=[400]).__enter__()
         url = box.url.replace("http://", "http://hook-user:pw-9931@") + "?token=tok-5521"
         run(*score, "--out", str(tmp / "b.csv"), "--no-history", "--webhook", url,
             "--outbox", str(tmp / "o1.jsonl"), name="webhook_with_credentials")  # fmt: skip
-        box.close()
+        box.__exit__()
         run(*score, "--out", str(tmp / "c.csv"), "--no-history", "--webhook",
             "http://u:pw-7@[::1?token=t-8", name="malformed_webhook_url")  # fmt: skip
         run(*score, "--out", str(tmp / "d.csv"), "--no-history", "--as-of", "2300-01-01",
@@ -170,7 +134,7 @@ def main() -> None:
             "duplicate_rows": int(stored.duplicated(["as_of", "lead_id"]).sum()),
         }
         # kill -9 while a batch is in flight, then a later run
-        stuck = Receiver(script=[200, "hang"])
+        stuck = Receiver(script=[200, "hang"]).__enter__()
         out = tmp / "k.parquet"
         killed = subprocess.Popen(
             [sys.executable, "-m", "leadscore", *score, "--out", str(out), "--history",
@@ -188,13 +152,13 @@ def main() -> None:
         events = [
             json.loads(x)["event_id"] for x in (tmp / "k.events.jsonl").read_text().splitlines()
         ]
-        good = Receiver()
+        good = Receiver().__enter__()
         subprocess.run(
             [sys.executable, "-m", "leadscore", *score, "--out", str(out), "--history",
              str(tmp / "k.duckdb"), "--outbox", str(tmp / "k.jsonl"), "--handoff-grades", "ABCD",
              "--webhook", good.url], cwd=tmp, env=env, capture_output=True, timeout=600,
         )  # fmt: skip
-        taken = stuck.taken() + good.taken()
+        taken = stuck.delivered_ids() + good.delivered_ids()
         cases["kill_9_during_delivery"] = {
             "killed_with_a_batch_in_flight": was_killed,
             "events": len(events),
@@ -202,8 +166,8 @@ def main() -> None:
             "lost": len(set(events) - set(taken)),
             "taken_twice": len(taken) - len(set(taken)),
         }
-        stuck.close()
-        good.close()
+        stuck.__exit__()
+        good.__exit__()
         # monitor.json: strict JSON
         run("monitor", "--data", str(data), "--model", str(scorer), "--out",
             str(tmp / "m.html"), "--no-mlflow", name="monitor")  # fmt: skip

@@ -118,37 +118,36 @@ class ScoreHistory:
 
         engine = self._engine()
         try:
-            for attempt in range(SQL_ATTEMPTS):
-                try:
-                    with self._database_errors(), engine.begin() as con:
-                        # One transaction: the old run goes only if the new lands. Writers
-                        # take turns (PostgreSQL: a transaction lock), so two runs of one
-                        # as_of leave one run's rows, and two first runs one table.
-                        if con.dialect.name == "postgresql":
-                            con.execute(
-                                sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY}
-                            )
-                        inspector = sa.inspect(con)
-                        exists = inspector.has_table(TABLE)
-                        keyed = exists and bool(
-                            inspector.get_pk_constraint(TABLE).get("constrained_columns")
-                        )
-                        _ensure_schema(lambda q: con.execute(sa.text(q)), keyed, exists)
-                        if when is not None:
-                            con.execute(
-                                sa.text(f"DELETE FROM {TABLE} WHERE as_of_us = :when"),
-                                {"when": when},
-                            )
-                        frame.to_sql(TABLE, con, if_exists="append", index=False)
-                    return
-                except LeadscoreError as exc:
-                    # Another writer without a lock won a race (a first run's table, a key):
-                    # the transaction is rolled back; do it again.
-                    race = isinstance(exc.__cause__, sa.exc.IntegrityError)
-                    if not race or attempt + 1 == SQL_ATTEMPTS:
-                        raise
+            with self._database_errors():
+                for attempt in range(SQL_ATTEMPTS):
+                    try:
+                        with engine.begin() as con:
+                            self._replace_run(con, frame, when)
+                        return
+                    except sa.exc.IntegrityError:
+                        # Another writer without a lock won a race (a first run's table, a
+                        # key): the transaction is rolled back; do it again.
+                        if attempt + 1 == SQL_ATTEMPTS:
+                            raise
         finally:
             engine.dispose()
+
+    @staticmethod
+    def _replace_run(con, frame: pd.DataFrame, when: int | None) -> None:
+        """In one transaction: the old run goes only if the new lands. Writers take turns
+        (PostgreSQL: a transaction lock), so two runs of one as_of leave one run's rows,
+        and two first runs one table."""
+        import sqlalchemy as sa
+
+        if con.dialect.name == "postgresql":
+            con.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
+        inspector = sa.inspect(con)
+        exists = inspector.has_table(TABLE)
+        keyed = exists and bool(inspector.get_pk_constraint(TABLE).get("constrained_columns"))
+        _ensure_schema(lambda q: con.execute(sa.text(q)), keyed, exists)
+        if when is not None:
+            con.execute(sa.text(f"DELETE FROM {TABLE} WHERE as_of_us = :when"), {"when": when})
+        frame.to_sql(TABLE, con, if_exists="append", index=False)
 
     # --- reading -----------------------------------------------------------------------
 
@@ -188,10 +187,7 @@ class ScoreHistory:
                 return _empty()
             con = self._duckdb(create=False)
             try:
-                exists = con.execute(
-                    "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [TABLE]
-                ).fetchone()[0]
-                if not exists:
+                if not _duckdb_exists(con):
                     return _empty()
                 df = con.execute(query.replace(":before", "$before"), params).df()
             finally:

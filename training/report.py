@@ -40,7 +40,13 @@ from training.kpis import (
     sales_touches,
     speed_to_lead,
 )
-from training.learned import DEFAULT_MQL_SHARE, learn_points, learned_columns, mql_share_of
+from training.learned import (
+    DEFAULT_MQL_SHARE,
+    canonical,
+    learn_points,
+    learned_columns,
+    mql_share_of,
+)
 from training.report_tables import (
     SCORERS,
     calibration_table,
@@ -148,10 +154,7 @@ def compare(
     split = split if split is not None else split_training_set(df, scorer.spec, config)
     # In one canonical order (as_of, lead): sums over rows then add up the same way whatever
     # order the training set came in, and the page is byte-identical.
-    train, val, test = (
-        df[mask].sort_values(["as_of", "lead_id"], kind="stable")
-        for mask in (split.train, split.validation, split.test)
-    )
+    train, val, test = (canonical(df[mask]) for mask in (split.train, split.validation, split.test))
     if not len(test) or test["label"].nunique() < 2:
         raise LeadscoreError("the test period needs both won and not-won leads to compare scorers")
     if val["label"].nunique() < 2:

@@ -397,7 +397,6 @@ class Registration:
                     now, scorer, prefix=f"re-checked against champion v{now} promoted meanwhile: "
                 )
                 mlflow.set_tags({"promoted": str(self.promoted), "promotion_reason": self.reason})
-                self.kept = "" if self.promoted else "not better"
             text = self.describe(
                 gate=self.champion_metrics,
                 outcome=("champion: " if self.promoted else "challenger only: ") + self.reason,

@@ -106,8 +106,6 @@ def score(
 
         box = Outbox(outbox or default_outbox(data))
 
-    written: list[Path] = []
-
     def durable(run) -> None:
         """Before the history records the run: its events file and its events in the
         outbox (synced to disk), so that no crash from here on loses an event; then the
@@ -115,7 +113,7 @@ def score(
         write_events(run.events, events_path)
         if box is not None:
             stage(run.events, sender, box)
-        written.append(write_scores(run.scores, out_path))
+        write_scores(run.scores, out_path)
 
     with Progress(
         TextColumn("scoring the open pipeline", markup=False),
@@ -140,7 +138,7 @@ def score(
             before_record=durable,
         )
     frame = run.scores
-    path = written[0]
+    path = out_path
     print_run(frame, path, store)
     print_events(run.events, events_path, line)
     log_to_project_run(

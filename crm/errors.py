@@ -27,6 +27,7 @@ class DatasetError(LeadscoreError):
         values: Sequence[object] = (),
         expected: str | None = None,
         total: int | None = None,
+        at_least: bool = False,
     ) -> None:
         self.file = file
         self.column = column
@@ -35,6 +36,7 @@ class DatasetError(LeadscoreError):
         self.problem = problem
         self.expected = expected
         self.total = total if total is not None else len(self.rows)
+        self.at_least = at_least  # total counts some rows only (a later part was not checked)
         super().__init__(self._format())
 
     def _format(self) -> str:
@@ -45,7 +47,9 @@ class DatasetError(LeadscoreError):
             shown = ", ".join(str(r) for r in self.rows[:5])
             noun = "row" if len(self.rows) == 1 else "rows"
             where += f", {noun} {shown}"
-            if self.total > len(self.rows[:5]):
+            if self.at_least:
+                where += f" (at least {self.total} in all)"
+            elif self.total > len(self.rows[:5]):
                 where += f" ({self.total} in all)"
         message = f"{where}: {self.problem}"
         if self.values:

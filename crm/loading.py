@@ -7,12 +7,18 @@ the file, the column and the first offending rows; nothing is returned half-chec
 
 from __future__ import annotations
 
+import csv
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
 
+from crm.activity_table import ActivityTable
 from crm.contract import (
     ACTIVITY_COLUMNS,
     ACTIVITY_OPTIONAL,
@@ -33,20 +39,67 @@ from crm.times import timestamps_us
 TIMESTAMP_DTYPE = "datetime64[us, UTC]"
 ISO_HINT = "an ISO-8601 timestamp such as 2025-03-01T09:30:00Z (UTC when no offset)"
 NEGATIVE_LABELS = ("0", "false", "no")
+# Rows of the activity export checked at a time: memory stays bounded by a batch.
+BATCH_ROWS = 1_000_000
+CSV_BLOCK_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """A validated dataset: typed frames plus the spec they were read with."""
+    """A validated dataset: typed frames of leads and deals, the activity events out of core
+    (`activity_table`), and the spec they were read with."""
 
     path: Path
     spec: DatasetSpec
     files: dict[str, str]
     leads: pd.DataFrame
-    activities: pd.DataFrame
+    activity_table: ActivityTable
     deals: pd.DataFrame
     profile_columns: tuple[str, ...]
     dropped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def activities(self) -> pd.DataFrame:
+        """Every activity as one pandas frame (lead_id, occurred_at, activity_type, value,
+        campaign, extra columns). For small datasets and tests: the batch engines query
+        `activity_table` and never build this."""
+        return self.activity_table.frame(self.leads["lead_id"])
+
+    def __post_init__(self) -> None:
+        # The activity table points at leads by row: it must be the table of these leads.
+        built_for = self.activity_table.lead_ids
+        if len(self.activity_table) and built_for is not None:
+            ids = self.leads["lead_id"]
+            if not (built_for is ids or built_for.equals(ids)):
+                raise ValueError(
+                    "the activity table was built for other leads: use Dataset.with_tables"
+                )
+
+    def with_tables(
+        self,
+        *,
+        leads: pd.DataFrame | None = None,
+        activities: pd.DataFrame | None = None,
+        deals: pd.DataFrame | None = None,
+    ) -> Dataset:
+        """The same dataset with other (normalised) tables; the activity table is rebuilt for
+        the new leads when they change."""
+        from dataclasses import replace
+
+        new_leads = self.leads if leads is None else leads
+        if activities is None and leads is not None:
+            activities = self.activities
+        table = (
+            self.activity_table
+            if activities is None
+            else ActivityTable.of_frame(activities, new_leads["lead_id"])
+        )
+        return replace(
+            self,
+            leads=new_leads,
+            activity_table=table,
+            deals=self.deals if deals is None else deals,
+        )
 
     @property
     def is_flat(self) -> bool:
@@ -64,8 +117,8 @@ class Dataset:
     def data_end(self) -> pd.Timestamp:
         """The latest timestamp anywhere in the dataset: where censoring starts."""
         stamps = [self.leads["created_at"].max()]
-        if len(self.activities):
-            stamps.append(self.activities["occurred_at"].max())
+        if self.activity_table.t_max_us is not None:
+            stamps.append(pd.Timestamp(self.activity_table.t_max_us, unit="us", tz="UTC"))
         if len(self.deals):
             stamps.append(self.deals["created_at"].max())
             closed = self.deals["closed_at"].max()
@@ -106,26 +159,21 @@ def load_dataset(path: str | Path, *, early_events: str | None = None) -> Datase
                     expected="either a label column or activities/deals history, not both",
                 )
 
-    raw = {name: _read_table(f) if f is not None else None for name, f in files.items()}
     leads_file = files["leads"].name
-    leads, profile_columns = _normalise_leads(raw["leads"], leads_file, spec)
+    leads, profile_columns = _normalise_leads(_read_table(files["leads"]), leads_file, spec)
     dropped: dict[str, int] = {}
 
-    if raw["activities"] is not None:
-        activities, lead_rows = _normalise_activities(
-            raw["activities"], files["activities"].name, leads
-        )
-        activities, n = _check_early(
-            activities, lead_rows, "occurred_at", files["activities"].name, leads, spec.early_events
-        )
+    if files["activities"] is not None:
+        activities, n = _load_activities(files["activities"], leads, spec.early_events)
         if n:
             dropped["activities_before_lead_created"] = n
     else:
-        activities = _empty_activities()
+        activities = ActivityTable()
 
-    if raw["deals"] is not None:
-        deals, lead_rows = _normalise_deals(raw["deals"], files["deals"].name, leads)
-        deals, n = _check_early(
+    if files["deals"] is not None:
+        raw_deals = _read_table(files["deals"])
+        deals, lead_rows = _normalise_deals(raw_deals, files["deals"].name, leads)
+        deals, n, _ = _check_early(
             deals, lead_rows, "created_at", files["deals"].name, leads, spec.early_events
         )
         if n:
@@ -138,7 +186,7 @@ def load_dataset(path: str | Path, *, early_events: str | None = None) -> Datase
         spec=spec,
         files={k: v.name for k, v in files.items() if v is not None},
         leads=leads,
-        activities=activities,
+        activity_table=activities,
         deals=deals,
         profile_columns=profile_columns,
         dropped=dropped,
@@ -179,6 +227,143 @@ def _read_table(path: Path) -> pd.DataFrame:
     if dupes:
         raise DatasetError(path.name, "duplicate column names", values=dupes)
     return df.reset_index(drop=True)
+
+
+def _load_activities(
+    path: Path, leads: pd.DataFrame, early_events: str
+) -> tuple[ActivityTable, int]:
+    """Check the activity export batch by batch into an `ActivityTable`: the same checks as
+    one frame would get, with rows counted from the file's start. The first failing check
+    raises; the other batches are still read so that its total counts every row."""
+    file = path.name
+    names, batches = _batches(path)
+    header = pd.DataFrame(columns=names)
+    _require_columns(header, file, ACTIVITY_COLUMNS)
+    table = ActivityTable(
+        [c for c in names if c not in ACTIVITY_COLUMNS + ACTIVITY_OPTIONAL], leads["lead_id"]
+    )
+    offset = dropped = 0
+    for batch in batches:
+        try:
+            acts, lead_rows = _normalise_activities(batch, file, leads)
+            acts, n, keep = _check_early(acts, lead_rows, "occurred_at", file, leads, early_events)
+        except DatasetError as exc:
+            raise _counted(exc, offset, batches, leads, early_events) from None
+        table.append(acts, lead_rows[keep] if n else lead_rows)
+        dropped += n
+        offset += len(batch)
+    return table, dropped
+
+
+def check_activity_batch(
+    frame: pd.DataFrame, file: str, leads: pd.DataFrame, early_events: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The contract's checks of one batch of activity rows (for engines that read the export
+    themselves, such as Spark's executors): each kept row's lead position in `leads`
+    (lead_id and created_at suffice), its time in µs and its activity type (text). Raises a
+    DatasetError as `load_dataset` would, with rows counted from the batch's start."""
+    acts, lead_rows = _normalise_activities(frame, file, leads)
+    acts, n, keep = _check_early(acts, lead_rows, "occurred_at", file, leads, early_events)
+    kinds = acts["activity_type"].astype("object").to_numpy()
+    return (lead_rows[keep] if n else lead_rows), timestamps_us(acts["occurred_at"]), kinds
+
+
+def table_columns(path: Path) -> list[str]:
+    """The (stripped) column names of an activity export, checked: no duplicate, every
+    required column there."""
+    names, _ = _batches(path)
+    _require_columns(pd.DataFrame(columns=names), path.name, ACTIVITY_COLUMNS)
+    return names
+
+
+def _counted(
+    exc: DatasetError,
+    offset: int,
+    rest: Iterator[pd.DataFrame],
+    leads: pd.DataFrame,
+    early_events: str,
+) -> DatasetError:
+    """`exc` (raised on a batch starting at row `offset`) with file rows, its total counted
+    over the rest of the file too ("at least" when a later batch fails another check first)."""
+    total, sure = exc.total, True
+    while True:
+        try:
+            batch = next(rest)
+        except StopIteration:
+            break
+        except DatasetError:  # the rest cannot be read: count what was
+            sure = False
+            break
+        try:
+            acts, lead_rows = _normalise_activities(batch, exc.file, leads)
+            _check_early(acts, lead_rows, "occurred_at", exc.file, leads, early_events)
+        except DatasetError as later:
+            if (later.column, later.problem) == (exc.column, exc.problem):
+                total += later.total
+            else:
+                sure = False
+    return DatasetError(
+        exc.file,
+        exc.problem,
+        column=exc.column,
+        rows=[r + offset for r in exc.rows],
+        values=exc.values,
+        expected=exc.expected,
+        total=total,
+        at_least=not sure,
+    )
+
+
+def _batches(path: Path) -> tuple[list[str], Iterator[pd.DataFrame]]:
+    """The column names of a table file and its rows as pandas frames of about `BATCH_ROWS`
+    (text cells for CSV, as `_read_table` reads them)."""
+    if path.stat().st_size == 0:
+        raise DatasetError(path.name, "file is empty", expected="a header row and data rows")
+    try:
+        if path.suffix == ".csv":
+            with path.open(newline="", encoding="utf-8-sig") as f:
+                raw_names = next(csv.reader(f), None)
+            if not raw_names:
+                raise DatasetError(
+                    path.name, "file is empty", expected="a header row and data rows"
+                )
+            reader = pa_csv.open_csv(
+                path,
+                read_options=pa_csv.ReadOptions(
+                    block_size=CSV_BLOCK_BYTES, column_names=raw_names, skip_rows=1
+                ),
+                parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+                convert_options=pa_csv.ConvertOptions(
+                    column_types={c: pa.string() for c in raw_names},
+                    strings_can_be_null=True,
+                    quoted_strings_can_be_null=True,
+                    null_values=[""],
+                ),
+            )
+            batches = (pa.Table.from_batches([b]) for b in reader)
+        else:
+            parquet = pq.ParquetFile(path)
+            raw_names = parquet.schema_arrow.names
+            batches = (
+                pa.Table.from_batches([b]) for b in parquet.iter_batches(batch_size=BATCH_ROWS)
+            )
+    except (pa.ArrowInvalid, UnicodeDecodeError, OSError, ValueError) as exc:
+        raise DatasetError(path.name, f"cannot be read ({exc})") from exc
+    names = [str(c).strip() for c in raw_names]
+    dupes = sorted({c for c in names if names.count(c) > 1})
+    if dupes:
+        raise DatasetError(path.name, "duplicate column names", values=dupes)
+
+    def frames() -> Iterator[pd.DataFrame]:
+        try:
+            for table in batches:
+                df = table.to_pandas()
+                df.columns = names
+                yield df
+        except (pa.ArrowInvalid, OSError, ValueError) as exc:
+            raise DatasetError(path.name, f"cannot be read ({exc})") from exc
+
+    return names, frames()
 
 
 def _require_columns(df: pd.DataFrame, file: str, required: tuple[str, ...]) -> None:
@@ -482,8 +667,9 @@ def _check_early(
     file: str,
     leads: pd.DataFrame,
     policy: str,
-) -> tuple[pd.DataFrame, int]:
-    """Events dated before their lead existed: an error, or dropped and counted.
+) -> tuple[pd.DataFrame, int, np.ndarray]:
+    """Events dated before their lead existed: an error, or dropped and counted; the rows
+    kept, the number dropped and the mask of kept rows.
 
     `lead_rows`: each row's lead position in `leads` (from the lead_id check).
     """
@@ -498,21 +684,9 @@ def _check_early(
             df[column],
             expected="events on or after the lead was created (or early_events: drop in dataset.yaml)",
         )
-        return df, 0
+        return df, 0, ~early
     n = int(early.sum())
-    return (df.loc[~early].reset_index(drop=True) if n else df), n
-
-
-def _empty_activities() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "lead_id": pd.Series([], dtype="str"),
-            "occurred_at": pd.Series([], dtype=TIMESTAMP_DTYPE),
-            "activity_type": pd.Categorical([]),
-            "value": pd.Series([], dtype="float64"),
-            "campaign": pd.Categorical([]),
-        }
-    )
+    return (df.loc[~early].reset_index(drop=True) if n else df), n, ~early
 
 
 def _empty_deals() -> pd.DataFrame:

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from crm.lead_index import lead_positions
 from crm.loading import Dataset
 
 
@@ -27,7 +28,10 @@ def lead_payloads(
         if iso
         else (lambda ts: None if pd.isna(ts) else ts)
     )
-    acts = dataset.activities[dataset.activities["lead_id"].isin(wanted)]
+    acts = dataset.activity_table.frame(
+        dataset.leads["lead_id"],
+        lead_positions(pd.Series(ids, dtype="str"), dataset.leads["lead_id"]),
+    )
     deals = dataset.deals[dataset.deals["lead_id"].isin(wanted)]
     acts_by_lead = _rows_by_lead(acts, ["activity_type", "occurred_at", "value", "campaign"], stamp)
     deals_by_lead = _rows_by_lead(

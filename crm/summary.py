@@ -25,8 +25,10 @@ def summarize_dataset(ds: Dataset) -> dict:
             ds.leads, list(ds.profile_columns), ds.spec.columns.keep
         ),
         "time_order": ds.spec.time_order,
-        "activities": int(len(ds.activities)),
-        "activities_by_type": _counts(ds.activities["activity_type"]),
+        "activities": int(len(ds.activity_table)),
+        "activities_by_type": dict(
+            sorted(ds.activity_table.type_counts().items(), key=lambda kv: -kv[1])
+        ),
         "deals": int(len(ds.deals)),
         "deals_by_status": _counts(ds.deals["status"]),
         "dropped": dict(ds.dropped),

@@ -7,15 +7,12 @@ per-snapshot tables. Formulas on top of the aggregates live in `features.definit
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from crm.activity_table import TABLE
 from crm.lead_index import lead_positions
 from crm.loading import Dataset
 from crm.times import US_PER_DAY, from_us, timestamps_us, utc
@@ -28,6 +25,9 @@ from features.definitions import (
 )
 from features.labels import Timeline, scoring_rows, snapshot_rows
 
+# Entity rows featurised in one DuckDB query: bounds the memory of the event-level work.
+SNAPSHOT_CHUNK = 500_000
+
 
 def feature_spec_for(dataset: Dataset, config: FeatureConfig) -> FeatureSpec:
     """Resolve the feature set of a dataset under a config."""
@@ -35,7 +35,7 @@ def feature_spec_for(dataset: Dataset, config: FeatureConfig) -> FeatureSpec:
         c: "categorical" if isinstance(dataset.leads[c].dtype, pd.CategoricalDtype) else "numeric"
         for c in dataset.profile_columns
     }
-    observed = [str(t) for t in dataset.activities["activity_type"].dropna().unique()]
+    observed = list(dataset.activity_table.type_counts())
     return resolve_spec(
         config,
         profile_dtypes=dtypes,
@@ -51,7 +51,6 @@ def build_training_set(
     *,
     data_end: pd.Timestamp | None = None,
     spec: FeatureSpec | None = None,
-    memory_limit: str = "4GB",
 ) -> tuple[pd.DataFrame, FeatureSpec, dict]:
     """One row per (lead, snapshot): lead_id, as_of, label, then the features in spec order.
 
@@ -60,7 +59,6 @@ def build_training_set(
         config: the feature config (defaults when None).
         data_end: end of observation (censoring); defaults to the dataset's latest timestamp.
         spec: reuse a fixed feature set (e.g. the one a model was trained with).
-        memory_limit: DuckDB's memory cap before it spills to a temporary folder.
 
     Returns:
         (training set, feature spec, stats about snapshots and drops)
@@ -77,10 +75,9 @@ def build_training_set(
         horizon_days=spec.horizon_days,
         data_end=end,
     )
-    with _duckdb(memory_limit) as con:
-        prims = _primitives(con, snaps, dataset, spec)
+    matrix = behaviour_matrix(dataset, spec, snaps)
     stats["data_end"] = end.isoformat()
-    return _frame(dataset, spec, snaps, prims, {"label": snaps["label"].to_numpy()}), spec, stats
+    return _frame(dataset, spec, snaps, matrix, {"label": snaps["label"].to_numpy()}), spec, stats
 
 
 def build_scoring_set(
@@ -89,7 +86,6 @@ def build_scoring_set(
     as_of: pd.Timestamp | str | None = None,
     *,
     rows: pd.DataFrame | None = None,
-    memory_limit: str = "4GB",
 ) -> pd.DataFrame:
     """The open pipeline at `as_of` (default: the data's end), one row per lead: lead_id,
     as_of, then the features in spec order, as the training set has them (no label).
@@ -103,39 +99,79 @@ def build_scoring_set(
     end = utc(dataset.data_end)
     when = utc(as_of) if as_of is not None else end
     snaps = scoring_rows(dataset, when) if rows is None else rows
-    with _duckdb(memory_limit) as con:
-        prims = _primitives(con, snaps, dataset, spec)
-    return _frame(dataset, spec, snaps, prims, {})
+    return _frame(dataset, spec, snaps, behaviour_matrix(dataset, spec, snaps), {})
 
 
-@contextmanager
-def _duckdb(memory_limit: str) -> Iterator[duckdb.DuckDBPyConnection]:
-    """An in-process DuckDB that spills to a temporary folder past `memory_limit`."""
-    with tempfile.TemporaryDirectory(prefix="leadscore-duckdb-") as spill:
-        con = duckdb.connect(
-            config={
-                "memory_limit": memory_limit,
-                "temp_directory": spill,
-                "preserve_insertion_order": False,
+def behaviour_matrix(dataset: Dataset, spec: FeatureSpec, snaps: pd.DataFrame) -> np.ndarray:
+    """The behaviour features of entity rows (`features.labels`: lead, as_of_us, created_us),
+    a column-major matrix (n, len(spec.behaviour_names)).
+
+    Rows go to DuckDB in chunks of at most `SNAPSHOT_CHUNK` covering a range of leads each,
+    so the event-level work of a chunk reads only its leads' events and memory is bounded
+    by a chunk, whatever the number of rows and events.
+    """
+    n = len(snaps)
+    out = np.empty((n, len(spec.behaviour_names)), order="F")
+    if not spec.history or not n:
+        return out
+    lead = snaps["lead"].to_numpy()
+    order = np.argsort(lead, kind="stable")
+    con = dataset.activity_table.cursor()
+    deals = dataset.deals
+    con.register(
+        "f_deals",
+        pa.table(
+            {
+                "lead": lead_positions(deals["lead_id"], dataset.leads["lead_id"]),
+                "created_us": timestamps_us(deals["created_at"]),
+                "closed_us": timestamps_us(deals["closed_at"]),
             }
-        )
-        try:
-            yield con
-        finally:
-            con.close()
+        ),
+    )
+    try:
+        for lo in range(0, n, SNAPSHOT_CHUNK):
+            rows = order[lo : lo + SNAPSHOT_CHUNK]
+            part = snaps.iloc[rows]
+            first, last = int(lead[rows[0]]), int(lead[rows[-1]])
+            # The chunk's leads are a range: the scan keeps only their events.
+            events = (
+                f"(SELECT lead, t_us, code FROM {TABLE} WHERE lead BETWEEN {first} AND {last} "
+                "AND lead IN (SELECT lead FROM f_snaps))"
+            )
+            prims = _primitives(con, part, spec, events=events, types=dataset.activity_table.types)
+            out[rows] = assemble_features(prims, spec)
+    finally:
+        con.close()
+    return out
+
+
+def bucket_primitives(
+    rows: pd.DataFrame, acts: pa.Table, deals: pa.Table, types: list[str], spec: FeatureSpec
+) -> Primitives:
+    """The primitives of entity rows (lead, as_of_us, created_us) from the events and deals
+    given as Arrow tables (lead, t_us, code into `types`; lead, created_us, closed_us): the
+    batch engine on one bucket of leads, as a distributed engine runs it on each of its
+    tasks (`features.spark_engine`). One thread: the task is one core's work."""
+    con = duckdb.connect(config={"threads": 1})
+    try:
+        con.register("g_acts", acts)
+        con.register("f_deals", deals)
+        return _primitives(con, rows, spec, events="g_acts", types=types)
+    finally:
+        con.close()
 
 
 def _frame(
     dataset: Dataset,
     spec: FeatureSpec,
     snaps: pd.DataFrame,
-    prims: Primitives,
+    matrix: np.ndarray,
     extra: dict[str, np.ndarray],
 ) -> pd.DataFrame:
     """lead_id, as_of, the `extra` columns, the profile columns, then the behaviour features."""
     leads = dataset.leads
     # Column-major feature matrix: pandas keeps it as one block, without copying.
-    df = pd.DataFrame(assemble_features(prims, spec), columns=spec.behaviour_names, copy=False)
+    df = pd.DataFrame(matrix, columns=spec.behaviour_names, copy=False)
     rows = snaps["lead"].to_numpy()
     # Ids stay Arrow text and categoricals stay codes: no round trip through Python objects.
     front = {
@@ -179,48 +215,38 @@ def _flat_training_set(
 
 
 def _primitives(
-    con: duckdb.DuckDBPyConnection, snaps: pd.DataFrame, dataset: Dataset, spec: FeatureSpec
+    con: duckdb.DuckDBPyConnection,
+    snaps: pd.DataFrame,
+    spec: FeatureSpec,
+    *,
+    events: str,
+    types: list[str],
 ) -> Primitives:
     """Aggregates per snapshot in one pass over (snapshot x past activity) pairs, grouped by
-    activity-type code; per-type and overall primitives are then folded in NumPy."""
+    activity-type code; per-type and overall primitives are then folded in NumPy.
+
+    `snaps`: entity rows (lead, as_of_us, created_us), registered here as `f_snaps`;
+    `events`: a SQL relation of (lead, t_us, code) holding at least their leads' events,
+    `code` being the event type's position in `types`; the deals registered as `f_deals`.
+    """
     n, k, w = len(snaps), len(spec.activity_types), len(spec.windows_days)
-    acts, leads = dataset.activities, dataset.leads
-    kinds = acts["activity_type"].astype("category")
-    categories = [str(c) for c in kinds.cat.categories]
     type_index = {t: i for i, t in enumerate(spec.activity_types)}
     touches = set(spec.sales_touch_types)
-    # Per category code (the last entry for a missing code -1): spec index, sales touch.
-    index_of = np.array([type_index.get(c, -1) for c in categories] + [-1], dtype=np.int64)
-    sales_of = np.array([c in touches for c in categories] + [False])
-    t_us = timestamps_us(acts["occurred_at"])
-    act_lead = lead_positions(acts["lead_id"], leads["lead_id"])
-    con.register(
-        "f_acts",
-        pa.table(
-            {"lead": act_lead, "t_us": t_us, "code": kinds.cat.codes.to_numpy().astype(np.int16)}
-        ),
-    )
+    # Per event code: spec index (-1: a type the spec does not know), sales touch.
+    index_of = np.array([type_index.get(c, -1) for c in types] + [-1], dtype=np.int64)
+    sales_of = np.array([c in touches for c in types] + [False])
+    lead = snaps["lead"].to_numpy()
     con.register(
         "f_snaps",
         pa.table(
             {
                 "sid": np.arange(n, dtype=np.int64),
-                "lead": snaps["lead"].to_numpy(),
+                "lead": lead,
                 "as_of_us": snaps["as_of_us"].to_numpy(),
             }
         ),
     )
-    deals = dataset.deals
-    con.register(
-        "f_deals",
-        pa.table(
-            {
-                "lead": lead_positions(deals["lead_id"], leads["lead_id"]),
-                "created_us": timestamps_us(deals["created_at"]),
-                "closed_us": timestamps_us(deals["closed_at"]),
-            }
-        ),
-    )
+    acts = events
     windows = ", ".join(
         f"count(*) FILTER (WHERE a.t_us > s.as_of_us - {int(d) * US_PER_DAY})::DOUBLE AS c{j}"
         for j, d in enumerate(spec.windows_days)
@@ -230,7 +256,7 @@ def _primitives(
         f"""SELECT s.sid, a.code, {windows}, count(*)::DOUBLE AS c{w},
                    max(a.t_us)::DOUBLE AS t_max, min(a.t_us)::DOUBLE AS t_min,
                    sum(pow(2.0, (a.t_us - s.as_of_us) / {half_life_us})) AS decayed
-            FROM f_snaps s JOIN f_acts a ON a.lead = s.lead AND a.t_us <= s.as_of_us
+            FROM f_snaps s JOIN {acts} a ON a.lead = s.lead AND a.t_us <= s.as_of_us
             GROUP BY s.sid, a.code"""
     ).fetchnumpy()
     # A day is active in (as_of - A, as_of] iff one of its events is; with A >= 1 day that
@@ -238,7 +264,7 @@ def _primitives(
     active = con.execute(
         f"""WITH lead_days AS (
                 SELECT lead, min(t_us) AS t_min, max(t_us) AS t_max
-                FROM f_acts GROUP BY lead, t_us // {US_PER_DAY}
+                FROM {acts} GROUP BY lead, t_us // {US_PER_DAY}
             )
             SELECT s.sid, count(*)::DOUBLE AS n FROM f_snaps s JOIN lead_days d
             ON d.lead = s.lead AND d.t_min <= s.as_of_us AND d.t_max > s.as_of_us - {spec.active_days_window * US_PER_DAY}
@@ -250,8 +276,7 @@ def _primitives(
               AND d.closed_us > s.as_of_us
            GROUP BY s.sid"""
     ).fetchnumpy()
-    for name in ("f_acts", "f_snaps", "f_deals"):
-        con.unregister(name)
+    con.unregister("f_snaps")
 
     sid = r["sid"]
     code = r["code"].astype(np.int64)

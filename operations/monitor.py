@@ -47,7 +47,7 @@ from scipy import stats
 
 from crm.errors import LeadscoreError
 from crm.loading import Dataset
-from crm.times import utc
+from crm.times import to_us, utc
 from features.batch import build_scoring_set
 from features.labels import won_within
 from operations.drift import (
@@ -344,15 +344,14 @@ def incomplete_export(dataset: Dataset, when: pd.Timestamp) -> str | None:
     looks older than at the reference, and the drift checks would flag the ages themselves."""
     created = dataset.leads["created_at"]
     created = created[created <= when]
-    if created.empty or dataset.activities.empty:
+    if created.empty or dataset.activity_table.empty:
         return None
     last_created = created.max()
-    occurred = dataset.activities["occurred_at"]
-    occurred = occurred[occurred <= when]
+    last_us = dataset.activity_table.last_us(int(to_us(when)))
     gap = (when - last_created) / pd.Timedelta(days=1)
-    if gap <= INCOMPLETE_DAYS or occurred.empty:
+    if gap <= INCOMPLETE_DAYS or last_us is None:
         return None
-    last_activity = occurred.max()
+    last_activity = pd.Timestamp(last_us, unit="us", tz="UTC")
     if (last_activity - last_created) / pd.Timedelta(days=1) <= INCOMPLETE_DAYS / 2:
         return None
     return (

@@ -182,7 +182,7 @@ def check_rules(rules: RulesConfig, dataset: Dataset, *, file: str = "rules.yaml
             raise ConfigError(
                 f"{file}: activities: this dataset has no activity history; score its profile columns"
             )
-        known = {str(t) for t in dataset.activities["activity_type"].dropna().unique()}
+        known = set(dataset.activity_table.type_counts())
         for kind in rules.activities:
             if kind not in known:
                 raise ConfigError(

@@ -76,7 +76,7 @@ def _template(
     activities = {}
     if not dataset.is_flat:
         sales = set(dataset.spec.sales_touch_types)
-        for kind in sorted(str(t) for t in dataset.activities["activity_type"].dropna().unique()):
+        for kind in sorted(dataset.activity_table.type_counts()):
             if kind not in sales:
                 activities[kind] = ActivityRule(points=1.0)
     return RulesConfig(

@@ -51,6 +51,8 @@ INACTIVE = "days_inactive"
 _ACTIVITY = "activity:"
 # Rows x events processed at once by the batch path (bounds memory, not results).
 _PAIRS_PER_CHUNK = 4_000_000
+# Entity rows whose events the batch path reads from the activity table at once.
+_ROWS_PER_CHUNK = 250_000
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,8 @@ def rule_inputs(
     as_of_us: np.ndarray,
     event_lead: np.ndarray,
     event_t: np.ndarray,
-    event_kind: Sequence[Any],
+    event_kind: Sequence[Any] | None = None,
+    event_rule: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """What the rules read, for each row to score: the batch and online paths both end here.
 
@@ -105,6 +108,8 @@ def rule_inputs(
         row_lead: for each row, the lead whose events it sees (rows may share a lead).
         created_us, as_of_us: per row, µs since the epoch.
         event_lead, event_t, event_kind: the events, lead numbered as in `row_lead`.
+        event_rule: instead of `event_kind`, each event's position among the rules'
+            activity types (-1: a type without a rule), as the batch path has them.
 
     Returns:
         column -> array: the profile columns as given, `activity:<type>` (decayed count, or
@@ -119,7 +124,11 @@ def rule_inputs(
     last = np.asarray(created_us, dtype=np.float64).copy()
     if types and n:
         index = table.index
-        kind = np.fromiter(map(index.get, event_kind, repeat(-1)), np.int64, len(event_kind))
+        kind = (
+            np.asarray(event_rule, dtype=np.int64)
+            if event_rule is not None
+            else np.fromiter(map(index.get, event_kind, repeat(-1)), np.int64, len(event_kind))
+        )
         keep = kind >= 0
         lead, t, kind = np.asarray(event_lead)[keep], np.asarray(event_t)[keep], kind[keep]
         # Same order in both paths: by lead, time, type (ties are interchangeable).
@@ -193,19 +202,38 @@ def entity_rule_inputs(
             if pd.api.types.is_numeric_dtype(values)
             else values.astype("object").to_numpy()
         )
-    acts = dataset.activities
-    kinds = set(rules.activities)
-    acts = acts[acts["activity_type"].isin(kinds)] if kinds and len(acts) else acts.iloc[:0]
-    return rule_inputs(
-        rules,
-        profile=profile,
-        row_lead=pos,
-        created_us=timestamps_us(leads["created_at"])[pos],
-        as_of_us=as_of_us,
-        event_lead=lead_positions(acts["lead_id"], leads["lead_id"]),
-        event_t=timestamps_us(acts["occurred_at"]),
-        event_kind=acts["activity_type"].astype("object").to_numpy(),
-    )
+    created_us = timestamps_us(leads["created_at"])[pos]
+    as_of_us = np.asarray(as_of_us)
+    acts = dataset.activity_table
+    kinds = list(rules.activities)
+    if not kinds or acts.empty or not len(pos):
+        return rule_inputs(
+            rules, profile=profile, row_lead=pos, created_us=created_us, as_of_us=as_of_us,
+            event_lead=np.zeros(0, np.int64), event_t=np.zeros(0, np.int64),
+            event_rule=np.zeros(0, np.int64),
+        )  # fmt: skip
+    rule_of = np.array([table_index(rules).get(t, -1) for t in acts.types], dtype=np.int64)
+    # Rows in chunks of a lead range each: only those leads' events are read at a time.
+    order = np.argsort(pos, kind="stable")
+    out: dict[str, np.ndarray] = {}
+    for lo in range(0, len(pos), _ROWS_PER_CHUNK):
+        rows = order[lo : lo + _ROWS_PER_CHUNK]
+        events = acts.events((int(pos[rows[0]]), int(pos[rows[-1]])), kinds)
+        part = rule_inputs(
+            rules, profile={c: v[rows] for c, v in profile.items()}, row_lead=pos[rows],
+            created_us=created_us[rows], as_of_us=as_of_us[rows], event_lead=events["lead"],
+            event_t=events["t_us"], event_rule=rule_of[events["code"].astype(np.int64)],
+        )  # fmt: skip
+        for c, v in part.items():
+            if c not in out:
+                out[c] = np.empty(len(pos), dtype=v.dtype)
+            out[c][rows] = v
+    return out
+
+
+def table_index(rules: RulesConfig) -> dict[str, int]:
+    """Each activity type with a rule -> its position among the rules' types."""
+    return activity_table(rules).index
 
 
 def payload_rule_inputs(

@@ -75,12 +75,12 @@ def rules_template(dataset: Dataset, name: str = "rules") -> str:
         "# Engagement: points per activity, decayed with the half-life (an activity that old",
         "# counts half); `max` caps a type's points; `decay: false` counts it in full forever.",
         "half_life_days: 30",
-        "activities:" if not dataset.is_flat and len(dataset.activities) else "activities: {}",
+        "activities:" if not dataset.is_flat and len(dataset.activity_table) else "activities: {}",
     ]
-    if not dataset.is_flat and len(dataset.activities):
+    if not dataset.is_flat and len(dataset.activity_table):
         sales = set(dataset.spec.sales_touch_types)
-        counts = dataset.activities["activity_type"].astype("object").value_counts()
-        for kind, count in counts.items():
+        counts = sorted(dataset.activity_table.type_counts().items(), key=lambda kv: -kv[1])
+        for kind, count in counts:
             note = "; a sales touch: sales working the lead" if kind in sales else ""
             lines.append(f"  {_key(kind)}: 0  # {count:,} activities{note}")
         lines += [

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from crm.loading import Dataset
+from crm.times import from_us
 from scoring.grades import GRADES
 
 # Time from a lead's creation to its first sales touch, the buckets sales teams use.
@@ -62,11 +63,18 @@ def sales_touches(dataset: Dataset) -> pd.DataFrame | None:
     """The export's sales touches (lead_id, occurred_at), or None when it records none.
     Computed once per report: the activity table can hold tens of millions of rows."""
     kinds = set(dataset.spec.sales_touch_types)
-    if dataset.is_flat or not kinds or not len(dataset.activities):
+    table = dataset.activity_table
+    if dataset.is_flat or not kinds or table.empty:
         return None
-    acts = dataset.activities
-    touches = acts.loc[acts["activity_type"].isin(kinds), ["lead_id", "occurred_at"]]
-    return touches if len(touches) else None
+    events = table.events(kinds=kinds)
+    if not len(events["lead"]):
+        return None
+    return pd.DataFrame(
+        {
+            "lead_id": dataset.leads["lead_id"].take(events["lead"]).reset_index(drop=True),
+            "occurred_at": from_us(events["t_us"]),
+        }
+    )
 
 
 def no_sales_touch(dataset: Dataset, touches: pd.DataFrame | None = None) -> str | None:

@@ -41,6 +41,9 @@ DISTRIBUTIONS = {
     "sklearn": "scikit-learn",
     "yaml": "pyyaml",
 }
+# Imports of MODEL_PACKAGES that no prediction reaches, so the model's environment does not
+# pin them: the Spark engine (`features.spark_engine`) runs batch jobs next to the model.
+NOT_ON_THE_PREDICTION_PATH = {"pyspark"}
 MODEL_DESCRIPTION = (
     "leadscore: the probability that a lead is won within the horizon, from its CRM "
     "profile and behaviour history at a point in time. LightGBM, calibrated on a later "
@@ -81,7 +84,7 @@ def model_requirements() -> list[str]:
     """The logged model's pip requirements: every third-party distribution its code imports,
     pinned to the version it was trained with."""
     pins = []
-    for module in sorted(third_party_imports()):
+    for module in sorted(third_party_imports() - NOT_ON_THE_PREDICTION_PATH):
         dist = DISTRIBUTIONS.get(module)
         if dist is None:
             raise RuntimeError(

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -118,8 +116,7 @@ def _truncate(ds, cut):
     deals["status"] = (
         deals["status"].astype(object).where(~later, "open").astype(ds.deals["status"].dtype)
     )
-    return dataclasses.replace(
-        ds,
+    return ds.with_tables(
         leads=leads.reset_index(drop=True),
         activities=acts.reset_index(drop=True),
         deals=deals.reset_index(drop=True),
@@ -193,7 +190,7 @@ def test_events_one_second_after_as_of_change_nothing(small_sim):
         [small_sim.deals, new_deals.astype(small_sim.deals.dtypes.to_dict())], ignore_index=True
     )
     peeked, _, _ = build_training_set(
-        dataclasses.replace(small_sim, activities=acts, deals=deals),
+        small_sim.with_tables(activities=acts, deals=deals),
         config,
         spec=spec,
         data_end=small_sim.data_end,

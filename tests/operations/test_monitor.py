@@ -170,7 +170,6 @@ def test_bins_of_messy_columns_ties_blanks_and_unseen_values():
 def test_shuffled_rows_give_identical_monitor_numbers(tmp_path_factory, model):
     """Every ranking number of the monitor (deciles, ECE and its interval, category bins) is
     independent of the order of the export's rows."""
-    import dataclasses
 
     ds = _export(tmp_path_factory, 9, n=3_000)
     rng = np.random.default_rng(3)
@@ -178,8 +177,8 @@ def test_shuffled_rows_give_identical_monitor_numbers(tmp_path_factory, model):
     def shuffled(df):
         return df.iloc[rng.permutation(len(df))].reset_index(drop=True)
 
-    mixed = dataclasses.replace(
-        ds, leads=shuffled(ds.leads), activities=shuffled(ds.activities), deals=shuffled(ds.deals)
+    mixed = ds.with_tables(
+        leads=shuffled(ds.leads), activities=shuffled(ds.activities), deals=shuffled(ds.deals)
     )
     a, b = monitor(ds, model, MODEL), monitor(mixed, model, MODEL)
     assert a.verdict == b.verdict and a.matured is not None
@@ -195,14 +194,12 @@ def test_shuffled_rows_give_identical_monitor_numbers(tmp_path_factory, model):
 def test_an_export_cut_short_is_named_instead_of_a_drift(tmp_path_factory, model):
     """No lead created in the last weeks while activities go on: every lead looks older,
     and the monitor says "an incomplete export?" rather than "retrain: features drifted"."""
-    import dataclasses
 
     ds = _export(tmp_path_factory, 12, n=4_000)
     cut = ds.data_end - pd.Timedelta(days=30)
     kept = ds.leads["created_at"] <= cut
     ids = set(ds.leads.loc[kept, "lead_id"])
-    cut_ds = dataclasses.replace(
-        ds,
+    cut_ds = ds.with_tables(
         leads=ds.leads[kept].reset_index(drop=True),
         activities=ds.activities[ds.activities["lead_id"].isin(ids)].reset_index(drop=True),
         deals=ds.deals[ds.deals["lead_id"].isin(ids)].reset_index(drop=True),

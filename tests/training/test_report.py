@@ -383,7 +383,6 @@ def test_grade_tables_are_the_csvs(written):
 def _touch_case(small_sim):
     """Five leads, first sales touches after 1 min, 30 min, 3 h, 2 days, and never (a page
     view is no sales touch); A and D won."""
-    from dataclasses import replace
 
     t0 = pd.Timestamp("2026-01-05 09:00", tz="UTC")
     leads = small_sim.leads.head(5).copy()
@@ -401,7 +400,7 @@ def _touch_case(small_sim):
     acts["activity_type"] = acts["activity_type"].astype(
         small_sim.activities["activity_type"].dtype
     )
-    dataset = replace(small_sim, leads=leads, activities=acts)
+    dataset = small_sim.with_tables(leads=leads, activities=acts)
     rows = pd.DataFrame(
         {"lead_id": ids, "label": [1, 0, 0, 1, 0], "as_of": [t0] * 5,
          "mql": [True, True, False, True, False]}
@@ -431,12 +430,11 @@ def test_processing_rate_counts_touches_after_becoming_mql(small_sim):
 
 
 def test_without_sales_touches_the_kpis_say_why(small_sim):
-    from dataclasses import replace
 
     from training.kpis import no_sales_touch, speed_to_lead
 
     acts = small_sim.activities[small_sim.activities["activity_type"] == "page_view"]
-    dataset = replace(small_sim, activities=acts)
+    dataset = small_sim.with_tables(activities=acts)
     assert speed_to_lead(dataset, pd.DataFrame({"lead_id": [], "label": []})).empty
     assert "no activity of a sales-touch type" in no_sales_touch(dataset)
 
@@ -451,17 +449,21 @@ def test_speed_to_lead_on_messy_touches(small_sim):
     ids = rows["lead_id"].tolist()
     t0 = dataset.leads["created_at"].iloc[0]
     dtype = dataset.activities["activity_type"].dtype
+    outside = "NOT-IN-TEST"  # a lead of the export, not of the test rows
+    other = dataset.leads.head(1).assign(lead_id=outside)
     messy = pd.DataFrame(
         {
-            "lead_id": [ids[4], ids[1], ids[1], "NOT-IN-TEST"],
+            "lead_id": [ids[4], ids[1], ids[1], outside],
             "occurred_at": [t0 - pd.Timedelta(hours=1), t0 + pd.Timedelta(minutes=30),
                             t0 + pd.Timedelta(minutes=30), t0],
             "activity_type": pd.Series(["call", "call", "meeting", "call"]).astype(dtype),
         }
     )  # fmt: skip
-    from dataclasses import replace
 
-    dataset = replace(dataset, activities=pd.concat([dataset.activities, messy]))
+    dataset = dataset.with_tables(
+        leads=pd.concat([dataset.leads, other], ignore_index=True),
+        activities=pd.concat([dataset.activities, messy]),
+    )
     table = speed_to_lead(dataset, rows).set_index("first_sales_touch")
     assert table["leads"].tolist() == [2, 1, 1, 1, 0]
     assert table.loc[NEVER, "leads"] == 0 and table["leads"].sum() == len(rows)

@@ -135,7 +135,7 @@ def main() -> None:
             {
                 "benchmark": "score",
                 "leads_in_crm": len(ds.leads),
-                "activity_events": len(ds.activities),
+                "activity_events": len(ds.activity_table),
                 "open_leads_scored": n,
                 "model_trees": trees,
                 "load_s": round(load_s, 2),

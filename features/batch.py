@@ -7,6 +7,8 @@ per-snapshot tables. Formulas on top of the aggregates live in `features.definit
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import duckdb
 import numpy as np
 import pandas as pd
@@ -67,7 +69,39 @@ def build_training_set(
     spec = spec or feature_spec_for(dataset, config)
     if dataset.is_flat:
         return _flat_training_set(dataset, spec)
+    snaps, stats = training_rows(dataset, spec, data_end)
+    return _labelled(dataset, spec, snaps), spec, stats
 
+
+def training_set_chunks(
+    dataset: Dataset,
+    config: FeatureConfig | None = None,
+    *,
+    data_end: pd.Timestamp | None = None,
+    spec: FeatureSpec | None = None,
+    rows: int = SNAPSHOT_CHUNK,
+) -> tuple[FeatureSpec, dict, Iterator[pd.DataFrame]]:
+    """`build_training_set` in consecutive chunks of at most `rows` rows (the same rows in
+    the same order, and the same spec and stats, known before the first chunk), so that a
+    training set larger than memory can be written out (`features.training_set`)."""
+    config = config or FeatureConfig()
+    spec = spec or feature_spec_for(dataset, config)
+    if dataset.is_flat:
+        df, spec, stats = _flat_training_set(dataset, spec)
+        return spec, stats, iter([df])
+    snaps, stats = training_rows(dataset, spec, data_end)
+
+    def chunks() -> Iterator[pd.DataFrame]:
+        for lo in range(0, len(snaps), rows):
+            yield _labelled(dataset, spec, snaps.iloc[lo : lo + rows])
+
+    return spec, stats, chunks()
+
+
+def training_rows(
+    dataset: Dataset, spec: FeatureSpec, data_end: pd.Timestamp | None = None
+) -> tuple[pd.DataFrame, dict]:
+    """The entity rows of the training set (`features.labels.snapshot_rows`) and its stats."""
     end = utc(data_end if data_end is not None else dataset.data_end)
     snaps, stats = snapshot_rows(
         Timeline.of_dataset(dataset),
@@ -75,9 +109,18 @@ def build_training_set(
         horizon_days=spec.horizon_days,
         data_end=end,
     )
-    matrix = behaviour_matrix(dataset, spec, snaps)
     stats["data_end"] = end.isoformat()
-    return _frame(dataset, spec, snaps, matrix, {"label": snaps["label"].to_numpy()}), spec, stats
+    stats["leads"] = int(np.unique(snaps["lead"].to_numpy()).size)
+    return snaps, stats
+
+
+def _labelled(
+    dataset: Dataset, spec: FeatureSpec, snaps: pd.DataFrame, matrix: np.ndarray | None = None
+) -> pd.DataFrame:
+    """Training-set rows of snapshot entity rows: `matrix` their behaviour features when an
+    engine computed them elsewhere (default: the batch engine here)."""
+    matrix = behaviour_matrix(dataset, spec, snaps) if matrix is None else matrix
+    return _frame(dataset, spec, snaps, matrix, {"label": snaps["label"].to_numpy()})
 
 
 def build_scoring_set(
@@ -210,6 +253,7 @@ def _flat_training_set(
         "dropped_censored": 0,
         "snapshots": len(df),
         "positives": int(df["label"].sum()),
+        "leads": len(df),
     }
     return df, spec, stats
 

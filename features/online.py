@@ -55,6 +55,14 @@ class OnlineBatch:
     as_of_us: np.ndarray | None = None
     events: PayloadEvents | None = None
 
+    def column(self, name: str, spec: FeatureSpec) -> list:
+        """One feature's values for every lead of the batch (what `row` holds of each)."""
+        if name in self.categorical:
+            return list(self.categorical[name])
+        if name in self.numeric:
+            return [float(v) for v in self.numeric[name]]
+        return self.behaviour[:, spec.behaviour_names.index(name)].tolist()
+
     def row(self, i: int, spec: FeatureSpec) -> dict[str, Any]:
         """Feature name -> value for lead i."""
         out: dict[str, Any] = {c: self.categorical[c][i] for c in spec.categorical}

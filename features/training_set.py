@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -16,15 +17,33 @@ from features.definitions import FeatureSpec
 METADATA_KEY = b"leadscore"
 
 
-def write_training_set(df: pd.DataFrame, spec: FeatureSpec, stats: dict, path: str | Path) -> Path:
-    """Write atomically (temporary file, then rename): a failed write leaves no file."""
+def write_training_set(
+    df: pd.DataFrame | Iterable[pd.DataFrame], spec: FeatureSpec, stats: dict, path: str | Path
+) -> Path:
+    """Write a training set, whole or from consecutive chunks (`features.batch.
+    training_set_chunks`: one chunk in memory at a time), atomically (temporary file, then
+    rename): a failed write leaves no file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pandas(df, preserve_index=False)
-    meta = dict(table.schema.metadata or {})
-    meta[METADATA_KEY] = json.dumps({"feature_spec": spec.model_dump(), "stats": stats}).encode()
-    table = table.replace_schema_metadata(meta)
-    return write_whole(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+    chunks = [df] if isinstance(df, pd.DataFrame) else df
+    extra = {METADATA_KEY: json.dumps({"feature_spec": spec.model_dump(), "stats": stats}).encode()}
+
+    def write(tmp: Path) -> None:
+        writer = None
+        try:
+            for chunk in chunks:
+                table = pa.Table.from_pandas(chunk, preserve_index=False)
+                if writer is None:
+                    schema = table.schema.with_metadata({**(table.schema.metadata or {}), **extra})
+                    writer = pq.ParquetWriter(tmp, schema, compression="zstd")
+                writer.write_table(table.replace_schema_metadata(writer.schema.metadata))
+            if writer is None:
+                raise DatasetError(str(path), "no training rows to write")
+        finally:
+            if writer is not None:
+                writer.close()
+
+    return write_whole(path, write)
 
 
 def read_training_set(path: str | Path) -> tuple[pd.DataFrame, FeatureSpec, dict]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -123,19 +125,115 @@ def describe(group: str, values: dict[str, object], spec: FeatureSpec) -> str:
 def word_reasons(
     totals: np.ndarray, names: list[str], values: dict[str, object], spec: FeatureSpec, k: int = 3
 ) -> dict[str, list[dict]]:
-    """Top k groups up and down from per-group contribution totals, worded."""
-    order = np.argsort(totals, kind="stable")
-    positive = [i for i in order[::-1][:k] if totals[i] > 0]
-    negative = [i for i in order[:k] if totals[i] < 0]
+    """Top k groups up and down of one lead from its per-group contribution totals, worded
+    from its feature values by name: `reason_columns` for a batch of one."""
+    one = reason_columns(
+        np.asarray(totals, dtype=np.float64)[None, :], names, lambda f: [values.get(f)], spec, k
+    )
+    return one.per_lead()[0]
 
-    def word(idx):
-        return [
-            {
-                "feature": names[i],
-                "text": describe(names[i], values, spec),
-                "contribution": round(float(totals[i]), 4),
-            }
-            for i in idx
-        ]
 
-    return {"positive": word(positive), "negative": word(negative)}
+@dataclass
+class ReasonColumns:
+    """The top reasons of a batch as columns: for each side ("positive", "negative"), arrays
+    (n, k) of the group's position in `names` (-1: no reason in that slot), its worded text
+    (None there) and its contribution (NaN there). Built without a dict per lead;
+    `per_lead` gives the endpoint's shape."""
+
+    names: list[str]
+    groups: dict[str, np.ndarray]
+    texts: dict[str, np.ndarray]
+    contributions: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.groups["positive"])
+
+    def text_lists(self, side: str) -> list[list[str]]:
+        """Per lead, the words of its reasons on one side, best first."""
+        texts, groups = self.texts[side], self.groups[side]
+        return [[t for t, g in zip(row, gs, strict=True) if g >= 0]
+                for row, gs in zip(texts.tolist(), groups.tolist(), strict=True)]  # fmt: skip
+
+    def per_lead(self) -> list[dict[str, list[dict]]]:
+        """One {"positive": [...], "negative": [...]} per lead, as `word_reasons` gives it."""
+        sides = {
+            side: (self.groups[side].tolist(), self.texts[side].tolist(),
+                   self.contributions[side].tolist())
+            for side in SIDES
+        }  # fmt: skip
+        out = []
+        for i in range(len(self)):
+            item = {}
+            for side, (groups, texts, contributions) in sides.items():
+                item[side] = [
+                    {"feature": self.names[g], "text": t, "contribution": round(c, 4)}
+                    for g, t, c in zip(groups[i], texts[i], contributions[i], strict=True)
+                    if g >= 0
+                ]
+            out.append(item)
+        return out
+
+
+SIDES = ("positive", "negative")
+
+
+def reason_columns(
+    totals: np.ndarray,
+    names: list[str],
+    column: Callable[[str], list],
+    spec: FeatureSpec,
+    k: int = 3,
+) -> ReasonColumns:
+    """The top k groups up and down of every lead, worded: `word_reasons` for a batch.
+
+    Args:
+        totals: per-group contributions (n, len(names)).
+        column: a feature name -> its values for the batch's leads (a list), read only for
+            the groups some lead's reasons name.
+
+    The same choice and the same words as `word_reasons` lead by lead: a stable sort per
+    row, and `describe` on the group's own feature values; a group's words are worded once
+    per distinct set of values.
+    """
+    totals = np.asarray(totals, dtype=np.float64)
+    n = len(totals)
+    k = min(k, totals.shape[1]) if totals.ndim == 2 else 0
+    order = np.argsort(totals, axis=1, kind="stable")
+    chosen = {"positive": order[:, ::-1][:, :k], "negative": order[:, :k]}
+    groups, contributions = {}, {}
+    for side, idx in chosen.items():
+        picked = np.take_along_axis(totals, idx, axis=1)
+        keep = picked > 0 if side == "positive" else picked < 0
+        groups[side] = np.where(keep, idx, -1)
+        contributions[side] = np.where(keep, picked, np.nan)
+    texts = {side: np.full((n, k), None, dtype=object) for side in SIDES}
+    members = group_features(spec)
+    cache: dict[tuple, str] = {}
+    for g in np.unique(np.concatenate([groups[s].ravel() for s in SIDES])):
+        if g < 0:
+            continue
+        group = names[g]
+        feats = members.get(group, [group])
+        values = [column(f) for f in feats]
+        for side in SIDES:
+            rows, slots = np.nonzero(groups[side] == g)
+            out = texts[side]
+            for i, j in zip(rows.tolist(), slots.tolist(), strict=True):
+                key = (group, *(v[i] for v in values))
+                text = cache.get(key)
+                if text is None:
+                    text = cache[key] = describe(
+                        group, {f: v[i] for f, v in zip(feats, values, strict=True)}, spec
+                    )
+                out[i, j] = text
+    return ReasonColumns(list(names), groups, texts, contributions)
+
+
+def group_features(spec: FeatureSpec) -> dict[str, list[str]]:
+    """Each reason group -> the features of the spec that word it."""
+    out: dict[str, list[str]] = {}
+    for name, group in zip(
+        spec.feature_names, feature_groups(spec.feature_names, spec), strict=True
+    ):
+        out.setdefault(group, []).append(name)
+    return out

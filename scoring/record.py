@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from scoring.model_ref import ModelRef
+from scoring.reasons import ReasonColumns
 
 
 def scores_of(probability: np.ndarray) -> np.ndarray:
@@ -27,14 +28,14 @@ def scores_of(probability: np.ndarray) -> np.ndarray:
 class ScoringBatch:
     """What a scoring call needs of its leads, however they arrived.
 
-    `x`: the model matrix; `row(i)`: lead i's feature values by name (for wording its
-    reasons); `rules_x`: the points rules' inputs (`rules.scorer.rule_inputs`), None for no
-    rule scores.
+    `x`: the model matrix; `column(name)`: a feature's values for every lead, as a list
+    (read only for the reasons being worded); `rules_x`: the points rules' inputs
+    (`rules.scorer.rule_inputs`), None for no rule scores.
     """
 
     lead_id: np.ndarray
     x: np.ndarray
-    row: Callable[[int], Mapping[str, Any]]
+    column: Callable[[str], list]
     rules_x: Mapping[str, np.ndarray] | None = None
     age_days: np.ndarray | None = None  # each lead's age at its as_of (None: a flat export)
 
@@ -47,8 +48,8 @@ class ScoreRecord:
     """One entry per lead: the model's probability, score and grade; whether the lead is older
     than any age the model was trained on (`beyond_trained_age`: scored from what it learned
     at its oldest ages, and flagged so); the rules' score, grade, MQL flag and probability
-    (None without rules); the worded reasons (None when not asked); and which model scored
-    (None until the caller says)."""
+    (None without rules); the worded reasons as columns (None when not asked; `reasons`
+    gives them lead by lead); and which model scored (None until the caller says)."""
 
     lead_id: np.ndarray
     probability: np.ndarray
@@ -58,7 +59,7 @@ class ScoreRecord:
     rule_grade: np.ndarray | None = None
     mql: np.ndarray | None = None
     rule_probability: np.ndarray | None = None
-    reasons: list[dict[str, list[dict]]] | None = None
+    reason_columns: ReasonColumns | None = None
     model: ModelRef | None = field(default=None)
 
     def __len__(self) -> int:
@@ -68,11 +69,16 @@ class ScoreRecord:
     def score(self) -> np.ndarray:
         return scores_of(self.probability)
 
+    @property
+    def reasons(self) -> list[dict[str, list[dict]]] | None:
+        """Per lead, {"positive": [...], "negative": [...]} of {feature, text, contribution}."""
+        return None if self.reason_columns is None else self.reason_columns.per_lead()
+
     def reason_texts(self, side: str) -> list[list[str]]:
         """Per lead, the words of its reasons on one side ("positive" or "negative")."""
-        if self.reasons is None:
+        if self.reason_columns is None:
             return [[] for _ in range(len(self))]
-        return [[r["text"] for r in worded[side]] for worded in self.reasons]
+        return self.reason_columns.text_lists(side)
 
     def rows(self) -> list[dict[str, Any]]:
         """One dict per lead, in the endpoint's and the pyfunc's shape."""
@@ -92,8 +98,9 @@ class ScoreRecord:
             }
             for i, (lead_id, grade) in enumerate(zip(self.lead_id, self.grade, strict=True))
         ]
-        if self.reasons is not None:
-            for item, worded in zip(out, self.reasons, strict=True):
+        reasons = self.reasons
+        if reasons is not None:
+            for item, worded in zip(out, reasons, strict=True):
                 item["reasons"] = worded
         if self.rule_score is not None:
             rule_score, grades, mql = self.rule_score.tolist(), self.rule_grade, self.mql.tolist()

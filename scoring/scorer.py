@@ -23,7 +23,7 @@ from features.online import OnlineBatch, OnlineFeaturizer, lead_as_ofs
 from rules.scorer import RuleScorer, payload_rule_inputs
 from scoring.grades import Grades
 from scoring.model_ref import ModelRef
-from scoring.reasons import feature_groups, word_reasons
+from scoring.reasons import feature_groups, reason_columns
 from scoring.record import ScoreRecord, ScoringBatch
 from scoring.treeshap import TreeShap
 from stats.calibration import Calibrator
@@ -155,16 +155,9 @@ class LeadScorer:
         rules' inputs for the same rows (`rules.scorer.batch_rule_inputs`), `x` the rows
         already encoded when the caller has them."""
         x = self.encode_frame(df) if x is None else x
-        records: list[dict] = []
-
-        def row(i: int) -> Mapping[str, Any]:
-            if not records:  # only when reasons are worded
-                records.extend(df.to_dict("records"))
-            return records[i]
-
         ids = df["lead_id"].astype("str").to_numpy(dtype=object)
         age = df["lead_age_days"].to_numpy(dtype=np.float64) if "lead_age_days" in df else None
-        return ScoringBatch(ids, x, row, rules_x, age)
+        return ScoringBatch(ids, x, lambda name: df[name].tolist(), rules_x, age)
 
     def payload_batch(
         self, leads: Sequence[Mapping[str, Any]], as_of: Any, *, strict: bool = False
@@ -185,7 +178,7 @@ class LeadScorer:
         age_column = self._behaviour_index.get("lead_age_days")
         age = batch.behaviour[:, age_column] if age_column is not None else None
         return ScoringBatch(
-            ids, self.encode_batch(batch), lambda i: batch.row(i, self.spec), rules_x, age
+            ids, self.encode_batch(batch), lambda name: batch.column(name, self.spec), rules_x, age
         )
 
     def score(
@@ -200,10 +193,9 @@ class LeadScorer:
         record.beyond_trained_age = self.beyond_trained_age(batch.age_days, len(batch))
         if reasons:
             totals = self.group_contributions(batch.x)
-            record.reasons = [
-                word_reasons(totals[i], self._group_names, batch.row(i), self.spec, k=reasons)
-                for i in range(len(batch))
-            ]
+            record.reason_columns = reason_columns(
+                totals, self._group_names, batch.column, self.spec, k=reasons
+            )
         if self.rules is not None and batch.rules_x is not None:
             (
                 record.rule_score,

@@ -95,7 +95,7 @@ def features(
     """Build the labelled point-in-time training set (one row per lead and snapshot)."""
     import pandas as pd
 
-    from features.batch import build_training_set
+    from features.batch import training_set_chunks
     from features.config import load_feature_config
     from features.training_set import write_training_set
     from leadscore.project import config_path
@@ -108,16 +108,17 @@ def features(
         except ValueError as exc:
             raise LeadscoreError(f"--data-end: not an ISO-8601 timestamp ({data_end!r})") from exc
     ds = load(data, early_events=early_events.value if early_events else None)
-    with step("building the point-in-time training set"):
-        df, spec, stats = build_training_set(ds, feature_config, data_end=end)
-    if df.empty:
+    spec, stats, chunks = training_set_chunks(ds, feature_config, data_end=end)
+    if not stats["snapshots"]:
         raise LeadscoreError(
             f"{data}: no snapshot survives (all censored or closed); {stats}. "
             "Is the data shorter than the horizon? Try a shorter horizon_days or a later --data-end."
         )
-    write_training_set(df, spec, stats, out_file)
+    with step("building the point-in-time training set"):
+        # Chunk by chunk into the file: the whole set is never in memory.
+        write_training_set(chunks, spec, stats, out_file)
     out.print(
-        f"wrote {stats['snapshots']:,} snapshots of {df['lead_id'].nunique():,} leads, "
+        f"wrote {stats['snapshots']:,} snapshots of {stats['leads']:,} leads, "
         f"{len(spec.feature_names)} features ({spec.version}) to {out_file}"
     )
     out.print(

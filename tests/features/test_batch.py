@@ -220,3 +220,27 @@ def test_activity_types_can_be_fixed_by_config(tmp_path):
     assert "n_call_total" not in df.columns and a["n_webinar_attendance_total"] == 0
     assert a["n_activities_total"] == 5  # totals still count every type
     assert a["contacted"] == 1  # sales touches come from the group, not the type list
+
+
+def test_the_training_set_in_chunks_is_the_training_set(small_sim, small_set, tmp_path):
+    """Chunks of 1,000 rows, written one at a time, give the very rows of the whole build."""
+    from features.batch import training_set_chunks
+    from features.training_set import read_training_set, write_training_set
+
+    df, spec, stats = small_set
+    spec2, stats2, chunks = training_set_chunks(small_sim, rows=1_000)
+    assert spec2 == spec and stats2 == stats and stats["leads"] == df["lead_id"].nunique()
+    write_training_set(chunks, spec2, stats2, tmp_path / "set.parquet")
+    back, spec3, stats3 = read_training_set(tmp_path / "set.parquet")
+    assert spec3 == spec and stats3 == stats
+    pd.testing.assert_frame_equal(back, df)
+
+
+def test_an_empty_chunk_stream_writes_nothing(tmp_path, small_set):
+    from crm.errors import DatasetError
+    from features.training_set import write_training_set
+
+    _, spec, stats = small_set
+    with pytest.raises(DatasetError, match="no training rows"):
+        write_training_set(iter([]), spec, stats, tmp_path / "none.parquet")
+    assert not (tmp_path / "none.parquet").exists()

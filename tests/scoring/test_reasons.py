@@ -81,3 +81,21 @@ def test_word_reasons_ranks_groups_and_splits_signs():
         ]
         == "speed_to_lead"
     )
+
+
+def test_a_batch_is_worded_as_each_lead_alone(small_set, trained):
+    """Reasons built as columns for a batch are the reasons of each lead worded alone from
+    its row (a dict of its values): same groups, same order, same words, same numbers."""
+    df, _, _ = small_set
+    scorer = trained.scorer
+    part = df.sample(300, random_state=3).reset_index(drop=True)
+    record = scorer.score(scorer.frame_batch(part), reasons=3)
+    totals = scorer.group_contributions(scorer.encode_frame(part))
+    rows = part.to_dict("records")
+    alone = [
+        word_reasons(totals[i], scorer._group_names, rows[i], scorer.spec, k=3)
+        for i in range(len(part))
+    ]
+    assert record.reasons == alone
+    assert record.reason_texts("negative") == [[r["text"] for r in a["negative"]] for a in alone]
+    assert sum(len(a["positive"]) for a in alone) > 300  # most leads have reasons up

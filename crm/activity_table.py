@@ -46,9 +46,15 @@ class ActivityTable:
     """
 
     def __init__(
-        self, extra_columns: Iterable[str] = (), lead_ids: pd.Series | None = None
+        self,
+        extra_columns: Iterable[str] = (),
+        lead_ids: pd.Series | None = None,
+        *,
+        unread: bool = False,
     ) -> None:
         self.extra_columns = tuple(extra_columns)
+        # The export's activities were left to another engine (`load_dataset(activities=False)`).
+        self.unread = unread
         self.lead_ids = lead_ids  # the leads whose rows `lead` holds (a Dataset checks them)
         self.types: list[str] = []
         self.campaigns: list[str] = []

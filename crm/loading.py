@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,8 +33,8 @@ from crm.contract import (
     DatasetSpec,
     load_dataset_spec,
 )
-from crm.errors import DatasetError
-from crm.lead_index import lead_positions
+from crm.errors import DatasetError, LeadscoreError
+from crm.lead_index import LeadIndex, lead_positions
 from crm.times import timestamps_us
 
 TIMESTAMP_DTYPE = "datetime64[us, UTC]"
@@ -116,9 +117,19 @@ class Dataset:
     @property
     def data_end(self) -> pd.Timestamp:
         """The latest timestamp anywhere in the dataset: where censoring starts."""
-        stamps = [self.leads["created_at"].max()]
+        if self.activity_table.unread:
+            raise LeadscoreError(
+                f"{self.path}: the activities were left to another engine; its data end is "
+                "the latest of theirs and data_end_without_activities()"
+            )
+        end = self.data_end_without_activities()
         if self.activity_table.t_max_us is not None:
-            stamps.append(pd.Timestamp(self.activity_table.t_max_us, unit="us", tz="UTC"))
+            end = max(end, pd.Timestamp(self.activity_table.t_max_us, unit="us", tz="UTC"))
+        return end
+
+    def data_end_without_activities(self) -> pd.Timestamp:
+        """The latest timestamp of the leads and deals."""
+        stamps = [self.leads["created_at"].max()]
         if len(self.deals):
             stamps.append(self.deals["created_at"].max())
             closed = self.deals["closed_at"].max()
@@ -127,13 +138,18 @@ class Dataset:
         return max(stamps)
 
 
-def load_dataset(path: str | Path, *, early_events: str | None = None) -> Dataset:
+def load_dataset(
+    path: str | Path, *, early_events: str | None = None, activities: bool = True
+) -> Dataset:
     """Read, normalise and validate the dataset folder at `path`.
 
     Args:
         path: the dataset folder.
         early_events: "error" or "drop" for activities/deals dated before their lead was
             created; overrides `early_events` of dataset.yaml when given.
+        activities: False to leave the activity export unread, for an engine that reads
+            and checks it itself (`features.spark_engine`); `activity_table` is then empty
+            and `unread`.
     """
     root = Path(path)
     if not root.is_dir():
@@ -163,12 +179,14 @@ def load_dataset(path: str | Path, *, early_events: str | None = None) -> Datase
     leads, profile_columns = _normalise_leads(_read_table(files["leads"]), leads_file, spec)
     dropped: dict[str, int] = {}
 
-    if files["activities"] is not None:
-        activities, n = _load_activities(files["activities"], leads, spec.early_events)
+    if files["activities"] is not None and not activities:
+        table = ActivityTable(unread=True)
+    elif files["activities"] is not None:
+        table, n = _load_activities(files["activities"], leads, spec.early_events)
         if n:
             dropped["activities_before_lead_created"] = n
     else:
-        activities = ActivityTable()
+        table = ActivityTable()
 
     if files["deals"] is not None:
         raw_deals = _read_table(files["deals"])
@@ -186,7 +204,7 @@ def load_dataset(path: str | Path, *, early_events: str | None = None) -> Datase
         spec=spec,
         files={k: v.name for k, v in files.items() if v is not None},
         leads=leads,
-        activity_table=activities,
+        activity_table=table,
         deals=deals,
         profile_columns=profile_columns,
         dropped=dropped,
@@ -242,27 +260,42 @@ def _load_activities(
     table = ActivityTable(
         [c for c in names if c not in ACTIVITY_COLUMNS + ACTIVITY_OPTIONAL], leads["lead_id"]
     )
+    lookup = LeadIndex(leads["lead_id"])
     offset = dropped = 0
-    for batch in batches:
-        try:
-            acts, lead_rows = _normalise_activities(batch, file, leads)
-            acts, n, keep = _check_early(acts, lead_rows, "occurred_at", file, leads, early_events)
-        except DatasetError as exc:
-            raise _counted(exc, offset, batches, leads, early_events) from None
-        table.append(acts, lead_rows[keep] if n else lead_rows)
-        dropped += n
-        offset += len(batch)
+    # A checked batch goes into the table on a second thread (DuckDB's insert lets go of
+    # the interpreter) while the next one is checked here.
+    with ThreadPoolExecutor(1, thread_name_prefix="leadscore-append") as appender:
+        pending = None
+        for batch in batches:
+            try:
+                acts, lead_rows = _normalise_activities(batch, file, leads, lookup)
+                acts, n, keep = _check_early(
+                    acts, lead_rows, "occurred_at", file, leads, early_events
+                )
+            except DatasetError as exc:
+                raise _counted(exc, offset, batches, leads, early_events, lookup) from None
+            if pending is not None:
+                pending.result()
+            pending = appender.submit(table.append, acts, lead_rows[keep] if n else lead_rows)
+            dropped += n
+            offset += len(batch)
+        if pending is not None:
+            pending.result()
     return table, dropped
 
 
 def check_activity_batch(
-    frame: pd.DataFrame, file: str, leads: pd.DataFrame, early_events: str
+    frame: pd.DataFrame,
+    file: str,
+    leads: pd.DataFrame,
+    early_events: str,
+    lookup: LeadIndex | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The contract's checks of one batch of activity rows (for engines that read the export
     themselves, such as Spark's executors): each kept row's lead position in `leads`
     (lead_id and created_at suffice), its time in µs and its activity type (text). Raises a
     DatasetError as `load_dataset` would, with rows counted from the batch's start."""
-    acts, lead_rows = _normalise_activities(frame, file, leads)
+    acts, lead_rows = _normalise_activities(frame, file, leads, lookup)
     acts, n, keep = _check_early(acts, lead_rows, "occurred_at", file, leads, early_events)
     kinds = acts["activity_type"].astype("object").to_numpy()
     return (lead_rows[keep] if n else lead_rows), timestamps_us(acts["occurred_at"]), kinds
@@ -282,6 +315,7 @@ def _counted(
     rest: Iterator[pd.DataFrame],
     leads: pd.DataFrame,
     early_events: str,
+    lookup: LeadIndex,
 ) -> DatasetError:
     """`exc` (raised on a batch starting at row `offset`) with file rows, its total counted
     over the rest of the file too ("at least" when a later batch fails another check first)."""
@@ -295,7 +329,7 @@ def _counted(
             sure = False
             break
         try:
-            acts, lead_rows = _normalise_activities(batch, exc.file, leads)
+            acts, lead_rows = _normalise_activities(batch, exc.file, leads, lookup)
             _check_early(acts, lead_rows, "occurred_at", exc.file, leads, early_events)
         except DatasetError as later:
             if (later.column, later.problem) == (exc.column, exc.problem):
@@ -342,7 +376,8 @@ def _batches(path: Path) -> tuple[list[str], Iterator[pd.DataFrame]]:
             )
             batches = (pa.Table.from_batches([b]) for b in reader)
         else:
-            parquet = pq.ParquetFile(path)
+            # Row group by row group: pre-buffering would hold the whole file's bytes.
+            parquet = pq.ParquetFile(path, pre_buffer=False)
             raw_names = parquet.schema_arrow.names
             batches = (
                 pa.Table.from_batches([b]) for b in parquet.iter_batches(batch_size=BATCH_ROWS)
@@ -487,10 +522,14 @@ def _looks_numeric(s: pd.Series) -> bool:
     return bool(pd.to_numeric(text, errors="coerce").notna().all())
 
 
-def _lead_index(leads: pd.DataFrame, file: str, df: pd.DataFrame) -> tuple[pd.Series, np.ndarray]:
+def _lead_index(
+    leads: pd.DataFrame, file: str, df: pd.DataFrame, lookup: LeadIndex | None = None
+) -> tuple[pd.Series, np.ndarray]:
     """Check every lead_id of a child table exists in leads; the text ids and their rows."""
     ids = _ids(df, file, "lead_id", unique=False)
-    positions = lead_positions(ids, leads["lead_id"])
+    positions = (
+        lookup.positions(ids) if lookup is not None else lead_positions(ids, leads["lead_id"])
+    )
     unknown = positions < 0
     _fail_rows(
         file,
@@ -570,11 +609,11 @@ def _labels(df: pd.DataFrame, file: str, spec: DatasetSpec) -> pd.Series:
 
 
 def _normalise_activities(
-    df: pd.DataFrame, file: str, leads: pd.DataFrame
+    df: pd.DataFrame, file: str, leads: pd.DataFrame, lookup: LeadIndex | None = None
 ) -> tuple[pd.DataFrame, np.ndarray]:
     _require_columns(df, file, ACTIVITY_COLUMNS)
     out = pd.DataFrame(index=df.index)
-    out["lead_id"], lead_rows = _lead_index(leads, file, df)
+    out["lead_id"], lead_rows = _lead_index(leads, file, df, lookup)
     out["occurred_at"] = _timestamps(df, file, "occurred_at", required=True)
     kind = _as_text(df["activity_type"])
     _fail_rows(

@@ -139,3 +139,15 @@ def flat_export(folder: Path, n: int = 1_500, seed: int = 0):
             dataset="label: {column: Converted}\n",
         )
     )
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local Spark session for the whole run (about 8 s to start): two cores, UTC."""
+    pytest.importorskip("pyspark", reason="the Spark engine's tests need pyspark (the spark extra)")
+    from features.spark_engine import spark_session
+
+    session = spark_session("local[2]")
+    session.conf.set("spark.sql.shuffle.partitions", "4")
+    yield session
+    session.stop()

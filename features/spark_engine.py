@@ -1,0 +1,374 @@
+"""Spark engine: the batch engine's features on a Spark cluster, by the same definitions.
+
+The driver holds what is per lead: the leads and deals of the export (`crm.loading`) and the
+entity rows (`features.labels`: training snapshots or the open pipeline at as_of). The
+activity export, the table that grows without bound, is read by Spark and never reaches the
+driver:
+
+1. the executors check it with the loader's own normalisers on Arrow batches
+   (`crm.loading.check_activity_batch`: the contract's checks, the same timestamp parsing
+   and lead-id matching as a DuckDB run);
+2. events, deals and entity rows are shuffled by a bucket of leads (`lead % buckets`);
+3. each bucket is one task that runs the batch engine on its rows: the event-level SQL of
+   `features.batch` in an in-process DuckDB, then the formulas of `features.definitions`
+   (`assemble_features`). There is no second copy of a definition to drift.
+
+`spark_session` starts `local[*]` by default, a cluster through a master URL, or Spark
+Connect when `SPARK_REMOTE` is set. Tasks need leadscore and its dependencies installed on
+the executors (the same package; see docs/scale.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from crm.errors import DatasetError, LeadscoreError
+from crm.lead_index import LeadIndex, lead_positions
+from crm.loading import Dataset, check_activity_batch, table_columns
+from crm.times import timestamps_us, utc
+from features.config import FeatureConfig
+from features.definitions import FeatureSpec, assemble_features, resolve_spec
+
+# Marks a data-contract error raised on an executor, so that the driver can raise it again.
+ERROR_MARK = "LEADSCORE-DATASET-ERROR:"
+KIND_EVENT, KIND_DEAL = 0, 1
+HISTORY_SCHEMA = "lead INT, kind TINYINT, t_us BIGINT, closed_us BIGINT, activity_type STRING"
+ROWS_SCHEMA = "sid BIGINT, lead INT, as_of_us BIGINT, created_us BIGINT"
+
+
+def spark_session(master: str | None = None, *, app: str = "leadscore"):
+    """A Spark session: Spark Connect when `SPARK_REMOTE` is set and no master is given,
+    else `master` (default `local[*]`). Timestamps in UTC, the UI off, Arrow on; Python
+    workers run this interpreter unless `PYSPARK_PYTHON` says otherwise."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:  # pragma: no cover - the extra is part of dev
+        raise LeadscoreError(
+            "the Spark engine needs pyspark: pip install 'leadscore[spark]'"
+        ) from exc
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    remote = os.environ.get("SPARK_REMOTE")
+    builder = SparkSession.builder.appName(app)
+    if master is None and remote:
+        builder = builder.remote(remote)
+    else:
+        builder = (
+            builder.master(master or "local[*]")
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+        )
+    return (
+        builder.config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .getOrCreate()
+    )
+
+
+def default_buckets(spark) -> int:
+    """Buckets of leads: a few per core, so that each task's events stay small."""
+    try:
+        cores = int(spark.sparkContext.defaultParallelism)
+    except Exception:  # Spark Connect has no SparkContext  # noqa: BLE001
+        cores = int(spark.conf.get("spark.sql.shuffle.partitions", "8"))
+    return max(4, 4 * cores)
+
+
+def activity_events(spark, dataset: Dataset):
+    """The dataset's activity export as a Spark DataFrame of checked events
+    (`HISTORY_SCHEMA`, kind 0), read and checked on the executors."""
+    file = dataset.files.get("activities")
+    if file is None:
+        return spark.createDataFrame([], HISTORY_SCHEMA)
+    path = Path(dataset.path) / file
+    names = table_columns(path)
+    if path.suffix == ".csv":
+        raw = (
+            spark.read.option("header", "true")
+            .option("inferSchema", "false")
+            .option("multiLine", "true")
+            .option("escape", '"')
+            .option("mode", "FAILFAST")
+            .csv(str(path))
+        )
+    else:
+        raw = spark.read.parquet(str(path))
+    leads = pa.table(
+        {
+            "lead_id": pa.array(dataset.leads["lead_id"].astype(object), type=pa.string()),
+            "created_us": timestamps_us(dataset.leads["created_at"]),
+        }
+    )
+    policy = dataset.spec.early_events
+    check = _batch_checker(file, names, leads, policy)
+    return raw.mapInArrow(check, HISTORY_SCHEMA)
+
+
+def _batch_checker(file: str, names: list[str], leads: pa.Table, policy: str) -> Callable:
+    """The executors' side of `activity_events`: Arrow batches in, checked events out."""
+
+    def check(batches):
+        known = index = None
+        for batch in batches:
+            if known is None:  # once per task
+                known = leads.to_pandas()
+                known["created_at"] = pd.to_datetime(known.pop("created_us"), unit="us", utc=True)
+                index = LeadIndex(known["lead_id"])
+            frame = pa.Table.from_batches([batch]).to_pandas()
+            frame.columns = names
+            try:
+                lead_rows, t_us, kinds = check_activity_batch(frame, file, known, policy, index)
+            except DatasetError as exc:
+                raise RuntimeError(ERROR_MARK + json.dumps(_error_fields(exc))) from None
+            n = len(lead_rows)
+            yield pa.RecordBatch.from_pydict(
+                {
+                    "lead": pa.array(lead_rows.astype(np.int32)),
+                    "kind": pa.array(np.full(n, KIND_EVENT, dtype=np.int8)),
+                    "t_us": pa.array(t_us),
+                    "closed_us": pa.nulls(n, pa.int64()),
+                    "activity_type": pa.array(kinds, type=pa.string()),
+                }
+            )
+
+    return check
+
+
+def _error_fields(exc: DatasetError) -> dict[str, Any]:
+    return {
+        "file": exc.file,
+        "problem": exc.problem,
+        "column": exc.column,
+        "values": [str(v) for v in exc.values],
+        "expected": exc.expected,
+    }
+
+
+def reraised(exc: BaseException) -> BaseException:
+    """A data-contract error raised on an executor, as the DatasetError it was (rows are
+    counted within a batch there: `leadscore validate` names the file's rows); other
+    errors as they are."""
+    text = str(exc)
+    at = text.find(ERROR_MARK)
+    if at < 0:
+        return exc
+    raw = text[at + len(ERROR_MARK) :]
+    fields = json.JSONDecoder().raw_decode(raw)[0]
+    return DatasetError(
+        fields["file"],
+        fields["problem"] + " (found by Spark; `leadscore validate` names its rows)",
+        column=fields["column"],
+        values=fields["values"],
+        expected=fields["expected"],
+    )
+
+
+def history_frame(spark, dataset: Dataset):
+    """Events and deals of the dataset as one Spark DataFrame (`HISTORY_SCHEMA`): the
+    right side of every bucket."""
+    deals = dataset.deals
+    lead = dataset.leads["lead_id"]
+    deal_rows = pa.table(
+        {
+            "lead": pa.array(lead_positions(deals["lead_id"], lead).astype(np.int32)),
+            "kind": pa.array(np.full(len(deals), KIND_DEAL, dtype=np.int8)),
+            "t_us": pa.array(timestamps_us(deals["created_at"])),
+            "closed_us": pa.array(timestamps_us(deals["closed_at"])),
+            "activity_type": pa.nulls(len(deals), pa.string()),
+        }
+    )
+    events = activity_events(spark, dataset)
+    if not len(deals):
+        return events
+    return events.unionByName(spark.createDataFrame(deal_rows))
+
+
+def bucketed(frame, buckets: int):
+    from pyspark.sql import functions as F
+
+    return frame.withColumn("bucket", F.pmod(F.col("lead"), F.lit(buckets)))
+
+
+def entity_frame(spark, rows: pd.DataFrame, extra: pa.Table | None = None):
+    """Entity rows (`features.labels`) as a Spark DataFrame with their row number `sid`
+    and, when given, more columns of the same rows (`extra`)."""
+    table = pa.table(
+        {
+            "sid": np.arange(len(rows), dtype=np.int64),
+            "lead": rows["lead"].to_numpy().astype(np.int32),
+            "as_of_us": rows["as_of_us"].to_numpy().astype(np.int64),
+            "created_us": rows["created_us"].to_numpy().astype(np.int64),
+        }
+    )
+    if extra is not None:
+        for name in extra.column_names:
+            table = table.append_column(name, extra[name])
+    return spark.createDataFrame(table)
+
+
+def bucket_inputs(
+    left: pa.Table, right: pa.Table
+) -> tuple[pd.DataFrame, pa.Table, pa.Table, list[str]]:
+    """One bucket's entity rows (pandas: sid, lead, as_of_us, created_us, ...), its events
+    (lead, t_us, code into `types`) and deals (lead, created_us, closed_us), and `types`."""
+    kind = right["kind"].to_numpy(zero_copy_only=False)
+    events = right.filter(pa.array(kind == KIND_EVENT))
+    deals = right.filter(pa.array(kind == KIND_DEAL))
+    encoded = events["activity_type"].combine_chunks().dictionary_encode()
+    types = [str(t) for t in encoded.dictionary.to_pylist()]
+    acts = pa.table(
+        {
+            "lead": events["lead"],
+            "t_us": events["t_us"],
+            "code": pa.array(encoded.indices.to_numpy(zero_copy_only=False).astype(np.int16)),
+        }
+    )
+    deal_table = pa.table(
+        {"lead": deals["lead"], "created_us": deals["t_us"], "closed_us": deals["closed_us"]}
+    )
+    return left.to_pandas(), acts, deal_table, types
+
+
+def features_schema(spec: FeatureSpec) -> str:
+    return "sid BIGINT, " + ", ".join(f"`f{j}` DOUBLE" for j in range(len(spec.behaviour_names)))
+
+
+def _bucket_features(spec_json: str) -> Callable:
+    def run(left: pa.Table, right: pa.Table) -> pa.Table:
+        from features.batch import bucket_primitives
+
+        spec = FeatureSpec.model_validate_json(spec_json)
+        rows, acts, deals, types = bucket_inputs(left, right)
+        matrix = assemble_features(bucket_primitives(rows, acts, deals, types, spec), spec)
+        columns = {"sid": pa.array(rows["sid"].to_numpy())}
+        for j in range(matrix.shape[1]):
+            columns[f"f{j}"] = pa.array(matrix[:, j])
+        return pa.table(columns)
+
+    return run
+
+
+class SparkHistory:
+    """A dataset's history on Spark: the checked events and the deals, read once
+    (persisted) for the jobs of one run, with what the driver must know of them."""
+
+    def __init__(self, spark, dataset: Dataset) -> None:
+        from pyspark import StorageLevel
+        from pyspark.sql import functions as F
+
+        self.spark = spark
+        self.dataset = dataset
+        self.frame = history_frame(spark, dataset).persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            facts = (
+                self.frame.where(F.col("kind") == KIND_EVENT)
+                .groupBy("activity_type")
+                .agg(F.count(F.lit(1)).alias("n"), F.max("t_us").alias("t_max"))
+                .collect()
+            )
+        except Exception as exc:  # noqa: BLE001 - an executor's error, raised again as ours
+            raise reraised(exc) from None
+        self.type_counts = {r["activity_type"]: int(r["n"]) for r in facts}
+        self.t_max_us = max((int(r["t_max"]) for r in facts), default=None)
+
+    @property
+    def data_end(self) -> pd.Timestamp:
+        """The dataset's latest timestamp, activities included (`Dataset.data_end`)."""
+        ends = [self.dataset.data_end_without_activities()]
+        if self.t_max_us is not None:
+            ends.append(pd.Timestamp(self.t_max_us, unit="us", tz="UTC"))
+        return max(ends)
+
+    def feature_spec(self, config: FeatureConfig) -> FeatureSpec:
+        """`features.batch.feature_spec_for`, with the activity types Spark found."""
+        leads = self.dataset.leads
+        dtypes = {
+            c: "categorical" if isinstance(leads[c].dtype, pd.CategoricalDtype) else "numeric"
+            for c in self.dataset.profile_columns
+        }
+        return resolve_spec(
+            config,
+            profile_dtypes=dtypes,
+            observed_types=list(self.type_counts),
+            sales_touch_types=list(self.dataset.spec.sales_touch_types),
+            history=True,
+        )
+
+    def close(self) -> None:
+        self.frame.unpersist()
+
+
+def spark_training_set(
+    history: SparkHistory,
+    config: FeatureConfig | None = None,
+    *,
+    data_end: pd.Timestamp | None = None,
+    spec: FeatureSpec | None = None,
+    buckets: int | None = None,
+) -> tuple[pd.DataFrame, FeatureSpec, dict]:
+    """`features.batch.build_training_set` on Spark: the same rows, spec and stats."""
+    from features.batch import _labelled, training_rows
+
+    dataset = history.dataset
+    config = config or FeatureConfig()
+    spec = spec or history.feature_spec(config)
+    end = utc(data_end if data_end is not None else history.data_end)
+    snaps, stats = training_rows(dataset, spec, end)
+    matrix = spark_behaviour_matrix(history, spec, snaps, buckets=buckets)
+    return _labelled(dataset, spec, snaps, matrix), spec, stats
+
+
+def spark_scoring_set(
+    history: SparkHistory,
+    spec: FeatureSpec,
+    as_of: pd.Timestamp | str | None = None,
+    *,
+    buckets: int | None = None,
+) -> pd.DataFrame:
+    """`features.batch.build_scoring_set` on Spark: the open pipeline at as_of."""
+    from features.batch import _frame
+    from features.labels import scoring_rows
+
+    when = utc(as_of) if as_of is not None else history.data_end
+    rows = scoring_rows(history.dataset, when)
+    matrix = spark_behaviour_matrix(history, spec, rows, buckets=buckets)
+    return _frame(history.dataset, spec, rows, matrix, {})
+
+
+def spark_behaviour_matrix(
+    history: SparkHistory, spec: FeatureSpec, rows: pd.DataFrame, *, buckets: int | None = None
+) -> np.ndarray:
+    """`features.batch.behaviour_matrix` on Spark: the same matrix for the same entity rows
+    (collected to the driver, in the rows' order)."""
+    n = len(rows)
+    out = np.empty((n, len(spec.behaviour_names)), order="F")
+    if not n or not spec.history:
+        return out
+    spark = history.spark
+    buckets = buckets or default_buckets(spark)
+    left = bucketed(entity_frame(spark, rows), buckets)
+    right = bucketed(history.frame, buckets)
+    result = (
+        left.groupby("bucket")
+        .cogroup(right.groupby("bucket"))
+        .applyInArrow(_bucket_features(spec.model_dump_json()), features_schema(spec))
+    )
+    try:
+        table = result.toArrow()
+    except Exception as exc:  # noqa: BLE001 - an executor's error, raised again as ours
+        raise reraised(exc) from None
+    sid = table["sid"].to_numpy()
+    for j in range(out.shape[1]):
+        out[sid, j] = table[f"f{j}"].to_numpy(zero_copy_only=False)
+    if len(sid) != n or len(np.unique(sid)) != n:
+        raise LeadscoreError(f"Spark returned {len(sid)} rows for {n} entity rows")
+    return out

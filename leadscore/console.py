@@ -99,6 +99,28 @@ class EarlyEvents(StrEnum):
     drop = "drop"
 
 
+class Engine(StrEnum):
+    duckdb = "duckdb"
+    spark = "spark"
+
+
+ENGINE_HELP = (
+    "duckdb: this machine, out of core; spark: a Spark cluster (--spark-master, or Spark "
+    "Connect through $SPARK_REMOTE; default local[*]) runs the same feature definitions."
+)
+SPARK_MASTER_HELP = "Spark master URL for --engine spark (default: $SPARK_REMOTE, else local[*])."
+
+
+def spark_history(data, master, **kwargs):
+    """The dataset's leads and deals loaded here, its activities read and checked by a
+    Spark session (`features.spark_engine.SparkHistory`)."""
+    from features.spark_engine import SparkHistory, spark_session
+
+    ds = load(data, activities=False, **kwargs)
+    with step("starting Spark and checking the activities there"):
+        return SparkHistory(spark_session(master), ds)
+
+
 class FileFormat(StrEnum):
     parquet = "parquet"
     csv = "csv"

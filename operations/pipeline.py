@@ -8,6 +8,7 @@ and the prediction, grades and reasons are the same code.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,7 +109,6 @@ def _scores(
     reasons: bool,
 ) -> PipelineScores:
     """The scores file's rows from the records of `df`'s chunks."""
-    n = len(df)
     lists = {
         name: [texts for r in parts for texts in r.reason_texts(side)]
         for side, name in (("positive", "reasons_up"), ("negative", "reasons_down"))
@@ -117,19 +117,45 @@ def _scores(
     def column(name: str) -> np.ndarray:
         return np.concatenate([getattr(r, name) for r in parts]) if parts else np.zeros(0)
 
-    probability = column("probability")
-    out: dict[str, Any] = {
-        "lead_id": df["lead_id"].astype(str).to_numpy(),
+    columns = {
+        "lead_id": df["lead_id"].astype(str).to_numpy(dtype=object),
         "as_of": df["as_of"].to_numpy(),
-        "probability": probability,
-        "score": scores_of(probability).astype(int),
+        "probability": column("probability"),
         "grade": column("grade").astype(str),
         "beyond_trained_age": column("beyond_trained_age").astype(bool),
     }
     if scorer.rules is not None:
-        out["rule_score"] = pd.array(column("rule_score").astype(int), dtype="Int64")
-        out["rule_grade"] = column("rule_grade").astype(str)
-        out["mql"] = pd.array(column("mql").astype(bool), dtype="boolean")
+        columns["rule_score"] = column("rule_score").astype(np.int64)
+        columns["rule_grade"] = column("rule_grade").astype(str)
+        columns["mql"] = column("mql").astype(bool)
+    return scores_from_columns(columns, lists, model, scorer.spec.version, reasons=reasons)
+
+
+def scores_from_columns(
+    columns: dict[str, np.ndarray],
+    lists: dict[str, list[list[str]]],
+    model: ModelRef,
+    feature_set_version: str,
+    *,
+    reasons: bool,
+) -> PipelineScores:
+    """The scores file's rows from the scoring call's columns (lead_id, as_of, probability,
+    grade, beyond_trained_age and, with rules, rule_score, rule_grade, mql) and the reasons
+    as lists: one construction for every engine that scored them."""
+    n = len(columns["lead_id"])
+    probability = np.asarray(columns["probability"], dtype=np.float64)
+    out: dict[str, Any] = {
+        "lead_id": columns["lead_id"],
+        "as_of": columns["as_of"],
+        "probability": probability,
+        "score": scores_of(probability).astype(int),
+        "grade": columns["grade"],
+        "beyond_trained_age": columns["beyond_trained_age"],
+    }
+    if "rule_score" in columns:
+        out["rule_score"] = pd.array(np.asarray(columns["rule_score"]).astype(int), dtype="Int64")
+        out["rule_grade"] = columns["rule_grade"]
+        out["mql"] = pd.array(np.asarray(columns["mql"]).astype(bool), dtype="boolean")
     else:  # a model trained without rules: the columns stay, empty
         out["rule_score"] = pd.array([None] * n, dtype="Int64")
         out["rule_grade"] = pd.array([None] * n, dtype="str")
@@ -141,7 +167,7 @@ def _scores(
             out[name] = pd.array([None] * n, dtype="str")
     out["model_name"] = model.name
     out["model_version"] = str(model.version)
-    out["feature_set_version"] = scorer.spec.version
+    out["feature_set_version"] = feature_set_version
     frame = pd.DataFrame(out, columns=COLUMNS[:-1])
     frame["as_of"] = pd.to_datetime(frame["as_of"], utc=True)
     return PipelineScores(frame, lists)
@@ -149,12 +175,56 @@ def _scores(
 
 def write_scores(frame: pd.DataFrame, path: str | Path) -> Path:
     """Parquet or CSV by the file's suffix, written whole or not at all (a temporary file
-    renamed into place)."""
+    renamed into place); a path without a suffix is a folder of Parquet partitioned by
+    as_of (`write_partition`)."""
     path = Path(path)
     suffix = path.suffix.lower()
+    if suffix == "":
+        return write_partition(frame, path)
     if suffix not in (".parquet", ".csv"):
-        raise LeadscoreError(f"{path}: the scores file must end in .parquet or .csv")
+        raise LeadscoreError(
+            f"{path}: the scores file must end in .parquet or .csv (or be a folder, no suffix)"
+        )
     if suffix == ".parquet":
         return write_whole(path, lambda tmp: frame.to_parquet(tmp, index=False))
     # for people: formulas neutralised, one time format (`crm.csv_out`)
     return write_whole(path, lambda tmp: write_csv(frame, tmp, ["as_of"]))
+
+
+def partition_name(as_of: pd.Timestamp) -> str:
+    """`as_of=<ISO-8601 UTC>`, the colons escaped as Spark and Arrow's Hive partitioning
+    write and read them."""
+    return "as_of=" + utc(as_of).strftime("%Y-%m-%dT%H:%M:%SZ").replace(":", "%3A")
+
+
+def write_partition(frame: pd.DataFrame, folder: str | Path) -> Path:
+    """The run's rows as the partition of its as_of in a folder of Parquet partitioned by
+    as_of (`<folder>/as_of=.../part-00000.parquet`, the as_of in the folder name, not in
+    the file). A re-run of the same as_of replaces its partition: the new one is written
+    aside and renamed into place, so a reader sees the old rows or the new, never a part."""
+    import shutil
+
+    folder = Path(folder)
+    whens = frame["as_of"].unique() if len(frame) else []
+    if len(whens) > 1:
+        raise LeadscoreError(f"{folder}: one run, one as_of (found {len(whens)})")
+    if not len(whens):
+        return folder
+    final = folder / partition_name(pd.Timestamp(whens[0]))
+    folder.mkdir(parents=True, exist_ok=True)
+    staged = folder / f".{final.name}.tmp-{os.getpid()}"
+    old = folder / f".{final.name}.old-{os.getpid()}"
+    try:
+        shutil.rmtree(staged, ignore_errors=True)
+        staged.mkdir()
+        frame.drop(columns=["as_of"]).to_parquet(staged / "part-00000.parquet", index=False)
+        if final.exists():
+            final.rename(old)
+        staged.rename(final)
+    except OSError as exc:
+        shutil.rmtree(staged, ignore_errors=True)
+        if old.exists() and not final.exists():
+            old.rename(final)
+        raise LeadscoreError(f"{final}: not written ({exc.strerror or exc})") from exc
+    shutil.rmtree(old, ignore_errors=True)
+    return final

@@ -15,7 +15,7 @@ import pandas as pd
 from crm.loading import Dataset
 from operations.events import HandoffLine, handoff_events
 from operations.history import TREND_RUNS, trends
-from operations.pipeline import score_pipeline
+from operations.pipeline import PipelineScores, score_pipeline
 from scoring.model_ref import ModelRef
 from scoring.scorer import LeadScorer
 
@@ -39,6 +39,7 @@ def score_and_record(
     line: Any = None,
     progress: Callable[[int, int], None] | None = None,
     before_record: Callable[[ScoredRun], None] | None = None,
+    scored: PipelineScores | None = None,
 ) -> ScoredRun:
     """score_pipeline, plus each lead's trend from the earlier runs in `history` (a
     ScoreHistory, or None for no history), this run stored there, and the hand-off events
@@ -49,7 +50,8 @@ def score_and_record(
     records the run: what must be durable before the history says the run happened (the
     events, in the outbox and the events file) is written there. If it fails, the history
     is not written, and the next run finds the same leads to hand off."""
-    scored = score_pipeline(dataset, scorer, model, as_of, reasons=reasons, progress=progress)
+    if scored is None:  # `scored`: the open pipeline scored by another engine (Spark)
+        scored = score_pipeline(dataset, scorer, model, as_of, reasons=reasons, progress=progress)
     frame = scored.frame
     line = line if line is not None else HandoffLine()
     earlier = pd.DataFrame(columns=["lead_id", "as_of", "probability", "grade", "mql"])

@@ -8,7 +8,18 @@ from pathlib import Path
 import typer
 
 from crm.errors import LeadscoreError
-from leadscore.console import EarlyEvents, FileFormat, load, out, print_summary, step
+from leadscore.console import (
+    ENGINE_HELP,
+    SPARK_MASTER_HELP,
+    EarlyEvents,
+    Engine,
+    FileFormat,
+    load,
+    out,
+    print_summary,
+    spark_history,
+    step,
+)
 
 
 def validate(
@@ -91,8 +102,10 @@ def features(
     early_events: EarlyEvents | None = typer.Option(
         None, help="Events before their lead was created: error or drop."
     ),
+    engine: Engine = typer.Option(Engine.duckdb, "--engine", help=ENGINE_HELP),
+    spark_master: str | None = typer.Option(None, "--spark-master", help=SPARK_MASTER_HELP),
 ) -> None:
-    """Build the labelled point-in-time training set (one row per lead and snapshot)."""
+    """Build the labelled point-in-time training set (one row per lead and snapshot); `leadscore train --training-set` trains on it."""
     import pandas as pd
 
     from features.batch import training_set_chunks
@@ -107,8 +120,18 @@ def features(
             end = pd.Timestamp(data_end)
         except ValueError as exc:
             raise LeadscoreError(f"--data-end: not an ISO-8601 timestamp ({data_end!r})") from exc
-    ds = load(data, early_events=early_events.value if early_events else None)
-    spec, stats, chunks = training_set_chunks(ds, feature_config, data_end=end)
+    policy = early_events.value if early_events else None
+    if engine == Engine.spark:
+        from features.spark_engine import spark_training_set
+
+        history = spark_history(data, spark_master, early_events=policy)
+        with step("building the point-in-time training set on Spark"):
+            df, spec, stats = spark_training_set(history, feature_config, data_end=end)
+        history.close()
+        chunks = iter([df])
+    else:
+        ds = load(data, early_events=policy)
+        spec, stats, chunks = training_set_chunks(ds, feature_config, data_end=end)
     if not stats["snapshots"]:
         raise LeadscoreError(
             f"{data}: no snapshot survives (all censored or closed); {stats}. "

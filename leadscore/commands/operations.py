@@ -8,14 +8,28 @@ import typer
 from rich.table import Table
 
 from crm.errors import LeadscoreError
-from leadscore.console import MODEL_REF_HELP, err, load, out, step, styled, warn
+from leadscore.console import (
+    ENGINE_HELP,
+    MODEL_REF_HELP,
+    SPARK_MASTER_HELP,
+    Engine,
+    err,
+    load,
+    out,
+    spark_history,
+    step,
+    styled,
+    warn,
+)
 from scoring.model_ref import DEFAULT_MODEL_URI
 
 
 def score(
     data: Path = typer.Option(..., "--data", help="Dataset folder: the CRM export to score."),
     out_path: Path = typer.Option(
-        ..., "--out", help="Scores file: .parquet or .csv (written whole, or not at all)."
+        ...,
+        "--out",
+        help="Scores file: .parquet or .csv (written whole, or not at all); a path without a suffix is a folder of Parquet partitioned by as_of (a re-run replaces its partition).",
     ),
     model: str = typer.Option(
         DEFAULT_MODEL_URI,
@@ -68,6 +82,8 @@ def score(
         "--outbox",
         help="Undelivered events, kept for the next run (default: handoff_outbox.jsonl in the data folder).",
     ),
+    engine: Engine = typer.Option(Engine.duckdb, "--engine", help=ENGINE_HELP),
+    spark_master: str | None = typer.Option(None, "--spark-master", help=SPARK_MASTER_HELP),
 ) -> None:
     """Score every lead open at --as-of (not snapshots) with the model the endpoint serves, the points rules next to it, worded reasons and each lead's trend over the earlier runs; record the run in the score history (the same as_of again replaces it); write the hand-off events (leads that crossed the hand-off line or changed grade since their last score) and optionally POST them to a webhook."""
 
@@ -88,15 +104,27 @@ def score(
     if events_path.suffix.lower() != ".jsonl":
         raise LeadscoreError(f"--events {events_path}: the events file must end in .jsonl")
     when = _when(as_of, "--as-of")
-    if out_path.suffix.lower() not in (".parquet", ".csv"):
-        raise LeadscoreError(f"--out {out_path}: the scores file must end in .parquet or .csv")
+    if out_path.suffix.lower() not in (".parquet", ".csv", ""):
+        raise LeadscoreError(
+            f"--out {out_path}: the scores file must end in .parquet or .csv "
+            "(or be a folder, without a suffix)"
+        )
     scorer, which = load_pinned_scorer(model)  # the file names what scored
-    ds = load(data)
-    if when is not None and not ds.is_flat and when > utc(ds.data_end):
+    spark = spark_history(data, spark_master) if engine == Engine.spark else None
+    ds = spark.dataset if spark is not None else load(data)
+    data_end = spark.data_end if spark is not None else (None if ds.is_flat else ds.data_end)
+    if when is not None and data_end is not None and when > utc(data_end):
         warn(
             f"--as-of {as_of} is after the data's end "
-            f"({ds.data_end.isoformat()}): nothing after the end is known",
+            f"({data_end.isoformat()}): nothing after the end is known",
         )
+    scored = None
+    if spark is not None:
+        from operations.spark_scoring import spark_score_pipeline
+
+        with step("scoring the open pipeline on Spark"):
+            scored = spark_score_pipeline(spark, scorer, which, when, reasons=reasons)
+        spark.close()
     store = None if no_history else ScoreHistory(history or default_store(data))
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -136,6 +164,7 @@ def score(
                 task, completed=done, total=total, description=f"{done:,}/{total:,} leads"
             ),
             before_record=durable,
+            scored=scored,
         )
     frame = run.scores
     path = out_path

@@ -43,6 +43,10 @@ ERROR_MARK = "LEADSCORE-DATASET-ERROR:"
 KIND_EVENT, KIND_DEAL = 0, 1
 HISTORY_SCHEMA = "lead INT, kind TINYINT, t_us BIGINT, closed_us BIGINT, activity_type STRING"
 ROWS_SCHEMA = "sid BIGINT, lead INT, as_of_us BIGINT, created_us BIGINT"
+# The JVM heap of a local session (the driver is the executor there); a cluster's is set
+# the cluster's way (spark-submit --driver-memory / --executor-memory).
+DRIVER_MEMORY_ENV = "LEADSCORE_SPARK_DRIVER_MEMORY"
+ARROW_BATCH_ROWS = 200_000
 
 
 def spark_session(master: str | None = None, *, app: str = "leadscore"):
@@ -62,25 +66,37 @@ def spark_session(master: str | None = None, *, app: str = "leadscore"):
     if master is None and remote:
         builder = builder.remote(remote)
     else:
+        master = master or "local[*]"
         builder = (
-            builder.master(master or "local[*]")
+            builder.master(master)
             .config("spark.ui.enabled", "false")
             .config("spark.ui.showConsoleProgress", "false")
         )
+        if master.startswith("local"):  # the driver is the executor: its heap holds the shuffle
+            builder = builder.config(
+                "spark.driver.memory", os.environ.get(DRIVER_MEMORY_ENV, "") or "4g"
+            )
     return (
         builder.config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        # Checked in batches of this many rows: the per-batch cost is the loader's.
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_BATCH_ROWS))
         .getOrCreate()
     )
 
 
-def default_buckets(spark) -> int:
-    """Buckets of leads: a few per core, so that each task's events stay small."""
+# Events per bucket at most, by default: what one task holds at once (about 100 MB).
+BUCKET_EVENTS = 1_000_000
+
+
+def default_buckets(spark, events: int = 0) -> int:
+    """Buckets of leads: a few per core, and enough that a bucket holds about
+    `BUCKET_EVENTS` events at most (each bucket is one task's memory)."""
     try:
         cores = int(spark.sparkContext.defaultParallelism)
     except Exception:  # Spark Connect has no SparkContext  # noqa: BLE001
         cores = int(spark.conf.get("spark.sql.shuffle.partitions", "8"))
-    return max(4, 4 * cores)
+    return max(4, 4 * cores, -(-events // BUCKET_EVENTS))
 
 
 def activity_events(spark, dataset: Dataset):
@@ -267,7 +283,8 @@ class SparkHistory:
 
         self.spark = spark
         self.dataset = dataset
-        self.frame = history_frame(spark, dataset).persist(StorageLevel.MEMORY_AND_DISK)
+        # On disk: the JVM heap is not where tens of millions of events should live.
+        self.frame = history_frame(spark, dataset).persist(StorageLevel.DISK_ONLY)
         try:
             facts = (
                 self.frame.where(F.col("kind") == KIND_EVENT)
@@ -354,7 +371,7 @@ def spark_behaviour_matrix(
     if not n or not spec.history:
         return out
     spark = history.spark
-    buckets = buckets or default_buckets(spark)
+    buckets = buckets or default_buckets(spark, sum(history.type_counts.values()))
     left = bucketed(entity_frame(spark, rows), buckets)
     right = bucketed(history.frame, buckets)
     result = (

@@ -208,23 +208,23 @@ def reason_columns(
         contributions[side] = np.where(keep, picked, np.nan)
     texts = {side: np.full((n, k), None, dtype=object) for side in SIDES}
     members = group_features(spec)
-    cache: dict[tuple, str] = {}
     for g in np.unique(np.concatenate([groups[s].ravel() for s in SIDES])):
         if g < 0:
             continue
         group = names[g]
         feats = members.get(group, [group])
-        values = [column(f) for f in feats]
+        # Each lead's values of the group's features, one tuple per lead (C-level zip);
+        # a group's words depend on nothing else, so equal tuples share their words.
+        keys = list(zip(*(column(f) for f in feats), strict=True))
+        cache: dict[tuple, str] = {}
         for side in SIDES:
             rows, slots = np.nonzero(groups[side] == g)
             out = texts[side]
             for i, j in zip(rows.tolist(), slots.tolist(), strict=True):
-                key = (group, *(v[i] for v in values))
+                key = keys[i]
                 text = cache.get(key)
                 if text is None:
-                    text = cache[key] = describe(
-                        group, {f: v[i] for f, v in zip(feats, values, strict=True)}, spec
-                    )
+                    text = cache[key] = describe(group, dict(zip(feats, key, strict=True)), spec)
                 out[i, j] = text
     return ReasonColumns(list(names), groups, texts, contributions)
 

@@ -33,6 +33,7 @@ DISTRIBUTIONS = {
     "duckdb": "duckdb",
     "lightgbm": "lightgbm",
     "mlflow": "mlflow",
+    "numba": "numba",
     "numpy": "numpy",
     "pandas": "pandas",
     "pyarrow": "pyarrow",

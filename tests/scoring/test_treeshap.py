@@ -133,3 +133,18 @@ def test_the_scorer_uses_it_and_agrees_with_lightgbm(trained, small_set):
         rtol=1e-9,
         atol=1e-9,
     )
+
+
+@pytest.mark.parametrize("params", [{}, {"zero_as_missing": True}, {"use_missing": False}])
+def test_the_compiled_kernel_gives_the_numpy_paths_values(monkeypatch, params):
+    """Batches of KERNEL_ROWS and more run compiled: the same contributions as the NumPy
+    path and as LightGBM, on the probe's NaNs, odd codes and exact zeros too."""
+    booster, x = _booster(**params)
+    explainer = TreeShap.build(booster)
+    rows = np.concatenate([_probe(x), x[:2_000]])
+    assert len(rows) >= treeshap.KERNEL_ROWS
+    compiled = explainer(rows)
+    monkeypatch.setattr(treeshap, "KERNEL_ROWS", 10**9)
+    np.testing.assert_allclose(compiled, explainer(rows), rtol=1e-12, atol=1e-12)
+    expected = booster.predict(rows, pred_contrib=True)
+    np.testing.assert_allclose(compiled, expected, rtol=1e-9, atol=1e-9)

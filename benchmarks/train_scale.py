@@ -1,0 +1,112 @@
+"""The fit at scale: `training.fit.fit_models` on training sets of growing size, up to 10M rows.
+
+Prints one JSON object: for each size, in a child process of its own (its own peak RSS),
+the rows, positives, the time to read the training set and to fit (split, leakage audit,
+LightGBM with early stopping, calibration, out-of-time evaluation; no bootstrap), the
+peak RSS and the bytes per row it implies, and from the largest run the rows this
+machine's memory would hold.
+
+The training sets are built from one simulated CRM (about 5 snapshots per lead) with
+`features.batch.training_set_chunks` into Parquet, chunk by chunk; the smaller sizes are
+the most recent rows of the largest (a time split keeps its meaning).
+
+Usage: python benchmarks/train_scale.py [--leads 2000000] [--sizes 2500000,5000000,10000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path[:] = [p for p in sys.path if Path(p).resolve() != Path(__file__).resolve().parent]
+
+
+def fit_once(path: Path, rows: int) -> dict:
+    import numpy as np
+
+    from features.training_set import read_training_set
+    from training.config import LightGBMParams, TrainConfig
+    from training.fit import fit_models
+
+    start = time.perf_counter()
+    df, spec, _ = read_training_set(path)
+    if rows < len(df):
+        order = np.argsort(df["as_of"].to_numpy(), kind="stable")
+        df = df.iloc[np.sort(order[-rows:])].reset_index(drop=True)
+    read_s = time.perf_counter() - start
+    start = time.perf_counter()
+    config = TrainConfig(bootstrap=0, lightgbm=LightGBMParams(max_rounds=300))
+    result = fit_models(df, spec, config)
+    fit_s = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {
+        "rows": len(df),
+        "positives": int(df["label"].sum()),
+        "features": len(spec.feature_names),
+        "read_s": round(read_s, 1),
+        "fit_s": round(fit_s, 1),
+        "trees": result.scorer.booster.num_trees(),
+        "peak_rss_mib": round(peak / 2**20),
+        "bytes_per_row": round(peak / len(df)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--leads", type=int, default=2_000_000)
+    parser.add_argument("--sizes", default="2500000,5000000,10000000")
+    parser.add_argument("--fit", type=Path, help=argparse.SUPPRESS)  # the child's job
+    parser.add_argument("--rows", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.fit is not None:
+        print(json.dumps(fit_once(args.fit, args.rows)))
+        return
+
+    from crm.loading import load_dataset
+    from features.batch import training_set_chunks
+    from features.training_set import write_training_set
+    from simulation import SimulationConfig, simulate_apart
+
+    report: dict = {"benchmark": "train_scale", "runs": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        simulate_apart(SimulationConfig(n_leads=args.leads, seed=21), tmp / "crm")
+        start = time.perf_counter()
+        ds = load_dataset(tmp / "crm")
+        spec, stats, chunks = training_set_chunks(ds)
+        write_training_set(chunks, spec, stats, tmp / "set.parquet")
+        report["training_set"] = {
+            "leads": args.leads,
+            "snapshots": stats["snapshots"],
+            "build_s": round(time.perf_counter() - start, 1),
+        }
+        del ds, chunks
+        for size in (int(s) for s in args.sizes.split(",")):
+            done = subprocess.run(
+                [sys.executable, __file__, "--fit", str(tmp / "set.parquet"), "--rows", str(size)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if done.returncode != 0:
+                report["runs"].append({"rows": size, "failed": done.stderr[-1500:]})
+                continue
+            report["runs"].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    done_runs = [r for r in report["runs"] if "bytes_per_row" in r]
+    if done_runs:
+        largest = max(done_runs, key=lambda r: r["rows"])
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        report["machine_memory_gib"] = round(memory / 2**30, 1)
+        report["rows_this_memory_holds"] = int(0.8 * memory / largest["bytes_per_row"])
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()

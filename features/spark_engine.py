@@ -51,8 +51,9 @@ ARROW_BATCH_ROWS = 200_000
 
 def spark_session(master: str | None = None, *, app: str = "leadscore"):
     """A Spark session: Spark Connect when `SPARK_REMOTE` is set and no master is given,
-    else `master` (default `local[*]`). Timestamps in UTC, the UI off, Arrow on; Python
-    workers run this interpreter unless `PYSPARK_PYTHON` says otherwise."""
+    spark-submit's own when it launched this process, else `master` (default `local[*]`).
+    Timestamps in UTC, the UI off, Arrow on; Python workers run this interpreter unless
+    `PYSPARK_PYTHON` says otherwise."""
     try:
         from pyspark.sql import SparkSession
     except ImportError as exc:  # pragma: no cover - the extra is part of dev
@@ -65,6 +66,8 @@ def spark_session(master: str | None = None, *, app: str = "leadscore"):
     builder = SparkSession.builder.appName(app)
     if master is None and remote:
         builder = builder.remote(remote)
+    elif master is None and os.environ.get("PYSPARK_GATEWAY_PORT"):
+        pass  # launched by spark-submit: its --master and --conf hold
     else:
         master = master or "local[*]"
         builder = (

@@ -118,3 +118,80 @@ def test_a_dataset_whose_activities_were_left_unread_has_no_silent_data_end(mess
     assert ds.activity_table.unread and len(ds.activity_table) == 0
     with pytest.raises(LeadscoreError, match="another engine"):
         _ = ds.data_end
+
+
+CONNECT_CLIENT = """
+import sys
+from crm.loading import load_dataset
+from features.config import FeatureConfig
+from features.spark_engine import SparkHistory, spark_session, spark_training_set
+
+session = spark_session()
+print("SparkSession", type(session).__module__.split(".")[2])
+config = FeatureConfig(snapshot_ages_days=[0, 3, 7, 14], horizon_days=30)
+history = SparkHistory(session, load_dataset(sys.argv[1], activities=False))
+df, _, _ = spark_training_set(history, config, buckets=2)
+df.to_parquet(sys.argv[2])
+session.stop()
+"""
+
+
+def test_through_spark_connect(tmp_path, messy_path):
+    """`SPARK_REMOTE` reaches a Spark Connect server (a real one, started here on a free
+    port, its own process group): the same training set as DuckDB's."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import pyspark
+
+    from features.config import FeatureConfig
+
+    pytest.importorskip("grpc", reason="Spark Connect needs pyspark[connect]")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    home = Path(pyspark.__file__).parent
+    log = (tmp_path / "connect.log").open("w")
+    server = subprocess.Popen(
+        [str(home / "bin" / "spark-submit"), "--class",
+         "org.apache.spark.sql.connect.service.SparkConnectServer", "--master", "local[2]",
+         "--conf", f"spark.connect.grpc.binding.port={port}",
+         "--conf", "spark.connect.grpc.binding.address=127.0.0.1",
+         "--conf", "spark.sql.session.timeZone=UTC", "--conf", "spark.ui.enabled=false",
+         "spark-internal"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, "PYSPARK_PYTHON": sys.executable, "SPARK_HOME": str(home)},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while "Spark Connect server started" not in (tmp_path / "connect.log").read_text():
+            assert server.poll() is None and time.monotonic() < deadline, "no Connect server"
+            time.sleep(0.5)
+        # A client process of its own, as a user's would be (a process holds one kind of
+        # session: this one's is the local `spark` fixture's).
+        out = tmp_path / "connect.parquet"
+        client = subprocess.run(
+            [sys.executable, "-c", CONNECT_CLIENT, str(messy_path), str(out)],
+            capture_output=True, text=True, timeout=300,
+            env={**os.environ, "SPARK_REMOTE": f"sc://127.0.0.1:{port}"},
+        )  # fmt: skip
+        assert client.returncode == 0, client.stderr[-3000:]
+        assert "SparkSession connect" in client.stdout
+        config = FeatureConfig(snapshot_ages_days=[0, 3, 7, 14], horizon_days=30)
+        ref = build_training_set(load_dataset(messy_path), config)[0]
+        got = pd.read_parquet(out)
+        assert len(got) == len(ref) > 5
+        pd.testing.assert_frame_equal(got, ref, rtol=1e-9, atol=0)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        log.close()

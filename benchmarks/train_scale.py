@@ -30,16 +30,21 @@ sys.path[:] = [p for p in sys.path if Path(p).resolve() != Path(__file__).resolv
 
 def fit_once(path: Path, rows: int) -> dict:
     import numpy as np
+    import pandas as pd
+    import pyarrow.parquet as pq
 
     from features.training_set import read_training_set
     from training.config import LightGBMParams, TrainConfig
     from training.fit import fit_models
 
     start = time.perf_counter()
-    df, spec, _ = read_training_set(path)
-    if rows < len(df):
-        order = np.argsort(df["as_of"].to_numpy(), kind="stable")
-        df = df.iloc[np.sort(order[-rows:])].reset_index(drop=True)
+    # Only the most recent `rows` rows are read (the as_of column first, then a filter).
+    as_of = pq.read_table(path, columns=["as_of"])["as_of"]
+    cutoff = pd.Timestamp(np.sort(as_of.to_numpy())[-min(rows, len(as_of))], tz="UTC")
+    df, spec, _ = read_training_set(path, filters=[("as_of", ">=", cutoff)])
+    if len(df) > rows:
+        keep = np.sort(np.argsort(df["as_of"].to_numpy(), kind="stable")[-rows:])
+        df = df.iloc[keep].reset_index(drop=True)
     read_s = time.perf_counter() - start
     start = time.perf_counter()
     config = TrainConfig(bootstrap=0, lightgbm=LightGBMParams(max_rounds=300))

@@ -315,12 +315,13 @@ class SparkHistory:
             c: "categorical" if isinstance(leads[c].dtype, pd.CategoricalDtype) else "numeric"
             for c in self.dataset.profile_columns
         }
+        flat = self.dataset.is_flat
         return resolve_spec(
             config,
             profile_dtypes=dtypes,
-            observed_types=list(self.type_counts),
+            observed_types=[] if flat else list(self.type_counts),
             sales_touch_types=list(self.dataset.spec.sales_touch_types),
-            history=True,
+            history=not flat,
         )
 
     def close(self) -> None:
@@ -336,10 +337,12 @@ def spark_training_set(
     buckets: int | None = None,
 ) -> tuple[pd.DataFrame, FeatureSpec, dict]:
     """`features.batch.build_training_set` on Spark: the same rows, spec and stats."""
-    from features.batch import _labelled, training_rows
+    from features.batch import _flat_training_set, _labelled, training_rows
 
     dataset = history.dataset
     config = config or FeatureConfig()
+    if dataset.is_flat:  # one row per lead, no history: nothing for Spark to do
+        return _flat_training_set(dataset, spec or history.feature_spec(config))
     spec = spec or history.feature_spec(config)
     end = utc(data_end if data_end is not None else history.data_end)
     snaps, stats = training_rows(dataset, spec, end)

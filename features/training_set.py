@@ -46,13 +46,16 @@ def write_training_set(
     return write_whole(path, write)
 
 
-def read_training_set(path: str | Path) -> tuple[pd.DataFrame, FeatureSpec, dict]:
-    """Read a training set written by `write_training_set`, with its spec and stats."""
+def read_training_set(
+    path: str | Path, *, filters: list | None = None
+) -> tuple[pd.DataFrame, FeatureSpec, dict]:
+    """Read a training set written by `write_training_set`, with its spec and stats
+    (`filters`: pyarrow's row filters, to read a part of a large set)."""
     path = Path(path)
     if not path.is_file():
         raise DatasetError(str(path), "training set not found")
     try:
-        table = pq.read_table(path)
+        table = pq.read_table(path, filters=filters)
     except (pa.ArrowInvalid, OSError) as exc:
         raise DatasetError(path.name, f"not a Parquet file ({exc})") from exc
     raw = (table.schema.metadata or {}).get(METADATA_KEY)

@@ -195,3 +195,15 @@ def test_through_spark_connect(tmp_path, messy_path):
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
         log.close()
+
+
+def test_a_flat_export_needs_no_spark_job(spark, tmp_path):
+    from features.spark_engine import SparkHistory, spark_training_set
+    from tests.conftest import flat_export
+
+    ds = flat_export(tmp_path / "flat", n=300)
+    want, spec, stats = build_training_set(ds)
+    history = SparkHistory(spark, load_dataset(ds.path, activities=False))
+    got, spark_spec, spark_stats = spark_training_set(history)
+    assert spark_spec == spec and spark_stats == stats
+    pd.testing.assert_frame_equal(got, want)

@@ -79,13 +79,18 @@ def spark_session(master: str | None = None, *, app: str = "leadscore"):
             builder = builder.config(
                 "spark.driver.memory", os.environ.get(DRIVER_MEMORY_ENV, "") or "4g"
             )
-    return (
+    builder = (
         builder.config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         # Checked in batches of this many rows: the per-batch cost is the loader's.
         .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_BATCH_ROWS))
-        .getOrCreate()
     )
+    try:
+        return builder.getOrCreate()
+    except Exception as exc:  # noqa: BLE001 - Spark's errors come in many classes
+        where = f"Spark Connect at {remote}" if master is None and remote else f"master {master}"
+        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise LeadscoreError(f"Spark did not start ({where}): {first.strip()[:300]}") from exc
 
 
 # Events per bucket at most, by default: what one task holds at once (about 100 MB).

@@ -207,3 +207,15 @@ def test_a_flat_export_needs_no_spark_job(spark, tmp_path):
     got, spark_spec, spark_stats = spark_training_set(history)
     assert spark_spec == spec and spark_stats == stats
     pd.testing.assert_frame_equal(got, want)
+
+
+def test_a_wrong_master_is_one_line_and_writes_nothing(tmp_path, messy_path):
+    from tests.cli.test_cli import _leadscore
+
+    out = tmp_path / "set.parquet"
+    result = _leadscore("features", "--data", str(messy_path), "--out", str(out),
+                        "--engine", "spark", "--spark-master", "bogus://nowhere")  # fmt: skip
+    assert (
+        result.returncode == 1 and "Spark did not start (master bogus://nowhere)" in result.stderr
+    )
+    assert "Traceback" not in result.stderr and not out.exists()

@@ -92,6 +92,14 @@ class TrainConfig(BaseModel):
     max_rows_baseline_and_audit: int = Field(
         200_000, ge=1_000, description="train rows the baseline and the leakage audit see, at most"
     )
+    # Past this many rows a booster learns from a sample by lead (training.sampling): every
+    # lead with a win, a share of the others weighted back; what is held out stays whole.
+    max_fit_rows: int | None = Field(
+        4_000_000,
+        ge=1_000,
+        description="rows a booster learns from, at most: past it, leads without a win are "
+        "sampled and weighted back (null: never)",
+    )
     small_data_positives: int = Field(
         200, ge=1, description="below this many positives in train, regularise harder"
     )

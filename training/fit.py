@@ -28,6 +28,7 @@ from stats.calibration import choose_calibrator
 from stats.metrics import evaluate, point_metrics
 from training.config import TrainConfig
 from training.leakage import LeakageReport, audit_training_set
+from training.sampling import fit_rows
 from training.splits import Split, split_training_set
 from training.trust import untrusted_model
 
@@ -150,7 +151,16 @@ def fit_models(
     step = on_step or (lambda _: None)
     warnings: list[str] = []
     split = split_training_set(df, spec, config)
-    train, val, test = df[split.train], df[split.validation], df[split.test]
+    # Past max_fit_rows, the booster learns from a sample by lead (training.sampling); the
+    # validation and test rows stay whole.
+    chosen = fit_rows(
+        df["lead_id"], df["label"].to_numpy(), np.flatnonzero(split.train),
+        config.max_fit_rows, config.seed,
+    )  # fmt: skip
+    train = df.iloc[chosen.rows]
+    val, test = df[split.validation], df[split.test]
+    if chosen.sampled:
+        warnings.append(chosen.note(int(split.train.sum())))
 
     cap = config.max_rows_baseline_and_audit
     sample = train if len(train) <= cap else train.sample(cap, random_state=config.seed)
@@ -192,6 +202,7 @@ def fit_models(
     dtrain = lgb.Dataset(
         x_train,
         train["label"].to_numpy(),
+        weight=chosen.weights,
         feature_name=features,
         categorical_feature=cat_idx,
         free_raw_data=False,
@@ -285,7 +296,13 @@ def fit_models(
         by_age=by_age,
         test=out.reset_index(drop=True),
         calibration={"method": calibrator.method, "cross_fitted_log_loss": losses},
-        params={**params, "best_iteration": int(best), "features_used": len(features)},
+        params={
+            **params,
+            "best_iteration": int(best),
+            "features_used": len(features),
+            "fit_rows": len(chosen.rows),
+            "fit_rate_of_leads_without_a_win": chosen.rate,
+        },
         warnings=warnings,
         untrusted=untrusted,
         fit_metrics={

@@ -29,6 +29,7 @@ from scoring.scorer import LeadScorer, encode_frame
 from stats.calibration import choose_calibrator
 from training.config import TrainConfig
 from training.fit import TrainResult, lightgbm_params
+from training.sampling import fit_rows
 from training.trust import untrusted_model
 
 CALIBRATION_WINDOWS = 2
@@ -69,10 +70,19 @@ def scaled_rounds(best: int, rows: int, evaluated_rows: int, max_rounds: int) ->
     return int(max(1, min(max_rounds, round(best * factor))))
 
 
-def _fit(x: np.ndarray, y: np.ndarray, features, categorical, params, rounds) -> lgb.Booster:
+def _fit(
+    df: pd.DataFrame, rows: np.ndarray, config: TrainConfig, categories, features, categorical,
+    params, rounds,
+) -> lgb.Booster:  # fmt: skip
+    """A booster on the rows at `rows` of `df`, sampled by lead past `max_fit_rows`
+    (`training.sampling`): only the rows it learns from are encoded."""
+    y = df["label"].to_numpy().astype(int)
+    chosen = fit_rows(df["lead_id"], y, rows, config.max_fit_rows, config.seed)
+    x = encode_frame(df.iloc[chosen.rows], features, categories)
     data = lgb.Dataset(
         x,
-        y,
+        y[chosen.rows],
+        weight=chosen.weights,
         feature_name=list(features),
         categorical_feature=[features.index(c) for c in categorical],
         free_raw_data=False,
@@ -98,7 +108,6 @@ def refit_production(
     params, _ = lightgbm_params(config, int(y.sum()))
     best = int(base.info.get("best_iteration") or base.booster.current_iteration())
     evaluated_rows = int(evaluated.split.train.sum())
-    x = encode_frame(df, features, categories)
     as_of = df["as_of"]
     purge = pd.Timedelta(days=spec.horizon_days if spec.history else 0.0)
     width = pd.Timedelta(days=config.validation_days)
@@ -114,8 +123,11 @@ def refit_production(
             continue
         step(f"calibration: out-of-time window {k + 1}")
         rounds = scaled_rounds(best, int(before.sum()), evaluated_rows, config.lightgbm.max_rounds)
-        booster = _fit(x[before], y[before], features, categorical, params, rounds)
-        raw_parts.append(booster.predict(x[window], raw_score=True))
+        booster = _fit(df, np.flatnonzero(before), config, categories, features, categorical,
+                       params, rounds)  # fmt: skip
+        # The window is scored whole: calibration sees every held-out row.
+        x_window = encode_frame(df[window], features, categories)
+        raw_parts.append(booster.predict(x_window, raw_score=True))
         y_parts.append(y[window])
         windows.append(
             {
@@ -136,7 +148,8 @@ def refit_production(
 
     step("refit on every matured snapshot")
     rounds = scaled_rounds(best, len(df), evaluated_rows, config.lightgbm.max_rounds)
-    booster = _fit(x, y, features, categorical, params, rounds)
+    booster = _fit(df, np.arange(len(df)), config, categories, features, categorical, params,
+                   rounds)  # fmt: skip
     shipped = Shipped(
         rows=int(len(df)),
         positives=int(y.sum()),

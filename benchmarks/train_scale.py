@@ -8,9 +8,10 @@ machine's memory would hold.
 
 The training sets are built from one simulated CRM (about 5 snapshots per lead) with
 `features.batch.training_set_chunks` into Parquet, chunk by chunk; the smaller sizes are
-the most recent rows of the largest (a time split keeps its meaning).
+the rows of a random share of its leads (the time span, and so the split, stays whole).
 
 Usage: python benchmarks/train_scale.py [--leads 2000000] [--sizes 2500000,5000000,10000000]
+       [--training-set FILE]
 """
 
 from __future__ import annotations
@@ -25,29 +26,38 @@ import tempfile
 import time
 from pathlib import Path
 
+import pyarrow as pa
+
 sys.path[:] = [p for p in sys.path if Path(p).resolve() != Path(__file__).resolve().parent]
 
 
 WHOLE_ROWS = 5_000_000
 
 
-def fit_once(path: Path, rows: int) -> dict:
+def subset(path: Path, rows: int, into: Path) -> Path:
+    """The rows of a random share of the leads of a training set (about `rows` rows; the
+    time span, and so the split, stays whole), written to `into`."""
     import numpy as np
-    import pandas as pd
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
+    table = pq.read_table(path)
+    lead_ids = table["lead_id"].to_numpy(zero_copy_only=False)
+    uniques, counts = np.unique(lead_ids, return_counts=True)
+    order = np.random.default_rng(0).permutation(len(uniques))
+    upto = np.searchsorted(np.cumsum(counts[order]), rows) + 1
+    keep = pc.is_in(table["lead_id"], value_set=pa.array(uniques[order[:upto]]))
+    pq.write_table(table.filter(keep), into, compression="zstd")
+    return into
+
+
+def fit_once(path: Path, rows: int) -> dict:
     from features.training_set import read_training_set
     from training.config import LightGBMParams, TrainConfig
     from training.fit import fit_models
 
     start = time.perf_counter()
-    # Only the most recent `rows` rows are read (the as_of column first, then a filter).
-    as_of = pq.read_table(path, columns=["as_of"])["as_of"]
-    cutoff = pd.Timestamp(np.sort(as_of.to_numpy())[-min(rows, len(as_of))], tz="UTC")
-    df, spec, _ = read_training_set(path, filters=[("as_of", ">=", cutoff)])
-    if len(df) > rows:
-        keep = np.sort(np.argsort(df["as_of"].to_numpy(), kind="stable")[-rows:])
-        df = df.iloc[keep].reset_index(drop=True)
+    df, spec, _ = read_training_set(path)
     read_s = time.perf_counter() - start
     start = time.perf_counter()
     # Up to WHOLE_ROWS rows the booster learns from every row (what a whole fit costs);
@@ -77,12 +87,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--leads", type=int, default=2_000_000)
     parser.add_argument("--sizes", default="2500000,5000000,10000000")
-    parser.add_argument("--fit", type=Path, help=argparse.SUPPRESS)  # the child's job
+    parser.add_argument("--fit", type=Path, help=argparse.SUPPRESS)  # a child's job
+    parser.add_argument("--training-set", type=Path, help="fit this training set (no simulation)")
     parser.add_argument("--rows", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--subset", type=Path, help=argparse.SUPPRESS)  # a child's job too
     args = parser.parse_args()
+    if args.subset is not None:
+        subset(args.fit, args.rows, args.subset)
+        return
     if args.fit is not None:
         print(json.dumps(fit_once(args.fit, args.rows)))
         return
+
+    import pyarrow.parquet as pq
 
     from crm.loading import load_dataset
     from features.batch import training_set_chunks
@@ -92,20 +109,31 @@ def main() -> None:
     report: dict = {"benchmark": "train_scale", "runs": []}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        simulate_apart(SimulationConfig(n_leads=args.leads, seed=21), tmp / "crm")
-        start = time.perf_counter()
-        ds = load_dataset(tmp / "crm")
-        spec, stats, chunks = training_set_chunks(ds)
-        write_training_set(chunks, spec, stats, tmp / "set.parquet")
-        report["training_set"] = {
-            "leads": args.leads,
-            "snapshots": stats["snapshots"],
-            "build_s": round(time.perf_counter() - start, 1),
-        }
-        del ds, chunks
+        training_set = args.training_set
+        if training_set is None:
+            training_set = tmp / "set.parquet"
+            simulate_apart(SimulationConfig(n_leads=args.leads, seed=21), tmp / "crm")
+            start = time.perf_counter()
+            ds = load_dataset(tmp / "crm")
+            spec, stats, chunks = training_set_chunks(ds)
+            write_training_set(chunks, spec, stats, training_set)
+            report["training_set"] = {
+                "leads": args.leads,
+                "snapshots": stats["snapshots"],
+                "build_s": round(time.perf_counter() - start, 1),
+            }
+            del ds, chunks
         for size in (int(s) for s in args.sizes.split(",")):
+            fit_path = training_set
+            if size < pq.ParquetFile(training_set).metadata.num_rows:
+                fit_path = tmp / f"set-{size}.parquet"
+                subprocess.run(
+                    [sys.executable, __file__, "--fit", str(training_set), "--rows", str(size),
+                     "--subset", str(fit_path)],
+                    check=True,
+                )  # fmt: skip
             done = subprocess.run(
-                [sys.executable, __file__, "--fit", str(tmp / "set.parquet"), "--rows", str(size)],
+                [sys.executable, __file__, "--fit", str(fit_path), "--rows", str(size)],
                 capture_output=True,
                 text=True,
                 check=False,

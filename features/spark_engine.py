@@ -301,7 +301,12 @@ class SparkHistory:
                 .collect()
             )
         except Exception as exc:  # noqa: BLE001 - an executor's error, raised again as ours
-            raise reraised(exc) from None
+            again = reraised(exc)
+            if again is exc:  # not a contract error: Spark could not read or run it
+                file = dataset.files.get("activities", "the activities")
+                first = next((ln for ln in str(exc).splitlines() if ln.strip()), repr(exc))
+                again = LeadscoreError(f"{file}: the Spark job reading it failed: {first[:300]}")
+            raise again from None
         self.type_counts = {r["activity_type"]: int(r["n"]) for r in facts}
         self.t_max_us = max((int(r["t_max"]) for r in facts), default=None)
 

@@ -219,3 +219,12 @@ def test_a_wrong_master_is_one_line_and_writes_nothing(tmp_path, messy_path):
         result.returncode == 1 and "Spark did not start (master bogus://nowhere)" in result.stderr
     )
     assert "Traceback" not in result.stderr and not out.exists()
+
+
+def test_a_ragged_csv_read_by_spark_is_one_error_naming_the_file(spark, tmp_path):
+    from crm.errors import LeadscoreError
+
+    ragged = MESSY_ACTIVITIES + 'M1,2025-01-08T09:00:00Z,page_view,1,a,"unclosed\n'
+    path = write_dataset(tmp_path / "crm", leads=MESSY_LEADS, activities=ragged, deals=MESSY_DEALS)
+    with pytest.raises(LeadscoreError, match="activities.csv"):
+        _history(spark, path)

@@ -63,7 +63,7 @@ def spark_score_pipeline(
     columns = _profile_columns(scorer)
     extra = _profile_table(dataset.leads, columns, rows["lead"].to_numpy())
     spark = history.spark
-    buckets = buckets or default_buckets(spark)
+    buckets = buckets or default_buckets(spark, sum(history.type_counts.values()))
     left = bucketed(entity_frame(spark, rows, extra), buckets)
     right = bucketed(history.frame, buckets)
     blob = _scorer_bytes(scorer)

@@ -122,3 +122,60 @@ def test_a_rerun_replaces_its_partition_and_keeps_the_others(tmp_path, small_sim
     assert len(back) == 10 and "as_of" not in back
     with pytest.raises(LeadscoreError, match="one as_of"):
         write_scores(pd.concat([frame, other]), tmp_path / "scores")
+
+
+def test_mlflow_spark_udf_over_the_registered_model(spark, tmp_path, small_sim, trained):
+    """Users who prefer `mlflow.pyfunc.spark_udf` over the registered model get the same
+    probabilities as the batch pipeline (benchmarks/spark_score.py reports its cost)."""
+    import json
+
+    import mlflow
+    from pyspark.sql import functions as F
+
+    from crm.payloads import lead_payloads
+    from scoring.mlflow_model import SCORER_ARTIFACT
+    from training.tracking import PYFUNC_ENTRY
+
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        folder = trained.scorer.save(tmp_path / "scorer")
+        with mlflow.start_run():
+            mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(PYFUNC_ENTRY),
+                artifacts={SCORER_ARTIFACT: str(folder)},
+                registered_model_name="lead-scoring",
+            )
+        udf = mlflow.pyfunc.spark_udf(
+            spark,
+            "models:/lead-scoring/1",
+            result_type="lead_id string, probability double, grade string",
+            env_manager="local",
+        )
+        want = score_pipeline(small_sim, trained.scorer, MODEL, reasons=False).frame.head(60)
+        as_of = want["as_of"].iloc[0].isoformat()
+        payloads = lead_payloads(small_sim, want["lead_id"], iso=True)
+        rows = spark.createDataFrame(
+            pd.DataFrame(
+                {
+                    "lead": [json.dumps(p, default=str) for p in payloads],
+                    "as_of": [as_of] * len(payloads),
+                }
+            )  # fmt: skip
+        )
+        got = (
+            rows.withColumn("scored", udf(F.struct("lead", "as_of")))
+            .select("scored.*")
+            .toPandas()
+            .set_index("lead_id")
+            .loc[want["lead_id"]]
+        )
+    finally:
+        mlflow.set_tracking_uri(before)
+    assert (got["grade"].to_numpy() == want["grade"].to_numpy()).all()
+    pd.testing.assert_series_equal(
+        got["probability"].reset_index(drop=True),
+        want["probability"].reset_index(drop=True),
+        rtol=1e-9,
+    )

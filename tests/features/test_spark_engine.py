@@ -140,7 +140,6 @@ def test_through_spark_connect(tmp_path, messy_path):
     """`SPARK_REMOTE` reaches a Spark Connect server (a real one, started here on a free
     port, its own process group): the same training set as DuckDB's."""
     import os
-    import signal
     import socket
     import subprocess
     import sys
@@ -150,6 +149,7 @@ def test_through_spark_connect(tmp_path, messy_path):
     import pyspark
 
     from features.config import FeatureConfig
+    from tests.processes import stop_group
 
     pytest.importorskip("grpc", reason="Spark Connect needs pyspark[connect]")
     with socket.socket() as probe:
@@ -188,12 +188,7 @@ def test_through_spark_connect(tmp_path, messy_path):
         assert len(got) == len(ref) > 5
         pd.testing.assert_frame_equal(got, ref, rtol=1e-9, atol=0)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop_group(server)
         log.close()
 
 

@@ -5,7 +5,6 @@ from it, and run two trainings at once without corrupting the aliases."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,7 @@ from leadscore.client import Client
 from serving.process import Server, free_port
 from simulation import SimulationConfig, simulate
 from tests.postgres import postgres_cluster
+from tests.processes import stop_group
 from training.registry import CHAMPION_SINCE, PREVIOUS_CHAMPION, STATE
 
 NAME = "server-model"
@@ -63,12 +63,7 @@ def tracking_server():
                 time.sleep(0.5)
             yield url
         finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            stop_group(proc)
             log.close()
 
 

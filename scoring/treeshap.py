@@ -205,7 +205,7 @@ class TreeShap:
         if len(x) >= KERNEL_ROWS and len(self.leaf_entries):
             from scoring.treeshap_kernel import contributions
 
-            out = contributions(self, x)
+            out = contributions(self, x, ZERO)
             out[:, -1] = self.expected
             return out
         out = np.empty((len(x), self.n_features + 1))

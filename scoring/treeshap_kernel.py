@@ -12,14 +12,14 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from scoring.treeshap import ZERO, TreeShap
 
-
-def contributions(shap: TreeShap, x: np.ndarray) -> np.ndarray:
-    """(rows, features + 1) contributions; the last column is left for the caller."""
+def contributions(shap, x: np.ndarray, zero: float) -> np.ndarray:
+    """(rows, features + 1) contributions of a `scoring.treeshap.TreeShap`'s tables (`zero`:
+    its threshold of a missing zero); the last column is left for the caller."""
     out = np.zeros((len(x), shap.n_features + 1))
     _rows(
         np.ascontiguousarray(x, dtype=np.float64),
+        zero,
         shap.node_feature,
         shap.node_is_cat,
         shap.node_threshold,
@@ -48,7 +48,7 @@ BLOCK = 128
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _rows(x, node_feature, node_is_cat, threshold, default_left, missing_nan, missing_zero,
+def _rows(x, zero, node_feature, node_is_cat, threshold, default_left, missing_nan, missing_zero,
           cat_row, cat_table, entry_node, entry_left, entry_bit, leaf_entries, leaf_full,
           leaf_width, slot_start, slot_offset, slot_feature, table, out):  # fmt: skip
     n_rows = x.shape[0]
@@ -75,7 +75,7 @@ def _rows(x, node_feature, node_is_cat, threshold, default_left, missing_nan, mi
                     nan = np.isnan(v)
                     if nan and not missing_nan[j]:
                         v = 0.0
-                    missing = (missing_zero[j] and abs(v) <= ZERO) or (missing_nan[j] and nan)
+                    missing = (missing_zero[j] and abs(v) <= zero) or (missing_nan[j] and nan)
                     left[j, r - lo] = default_left[j] if missing else v <= threshold[j]
         for leaf in range(n_leaves):
             full = leaf_full[leaf]

@@ -38,8 +38,9 @@ def test_requirements_pin_every_import_of_the_shipped_code():
     assert all("==" in line for line in pins), pins
     assert {"mlflow", "lightgbm", "numpy", "pandas", "scikit-learn", "pydantic", "pyyaml"} <= names
     assert "leadscore" not in names  # the code travels with the model instead
-    imported = run_log.third_party_imports()
+    imported = run_log.third_party_imports() - run_log.NOT_ON_THE_PREDICTION_PATH
     assert {run_log.DISTRIBUTIONS[m] for m in imported} == names
+    assert "pyspark" in run_log.third_party_imports() and "pyspark" not in names
 
 
 def test_an_unmapped_import_is_refused_not_left_unpinned(monkeypatch):

@@ -8,7 +8,8 @@ leads they want (`frame`). Memory stays bounded by DuckDB's cap (`LEADSCORE_DUCK
 
 Table `acts` columns: `lead` (the lead's row in the dataset's leads), `t_us` (µs since the
 epoch, UTC), `code` (the activity type's position in `types`), `value`, `campaign` (position
-in `campaigns`, NULL when blank), then any extra column of the export as text.
+in `campaigns`, NULL when blank), then the export's extra columns as text (`extra_<i>`, the
+i-th of `extra_columns`).
 """
 
 from __future__ import annotations
@@ -74,9 +75,10 @@ class ActivityTable:
                 "preserve_insertion_order": True,
             },
         )
-        extras = "".join(f', "{_quoted(c)}" VARCHAR' for c in self.extra_columns)
+        # The export's extra columns under names of ours: theirs may be anything, "lead" too.
+        extras = "".join(f", extra_{i} VARCHAR" for i in range(len(self.extra_columns)))
         con.execute(
-            f"CREATE TABLE {TABLE} (lead INTEGER, t_us BIGINT, code SMALLINT, value DOUBLE, "
+            f"CREATE TABLE {TABLE} (lead INTEGER, t_us BIGINT, code INTEGER, value DOUBLE, "
             f"campaign INTEGER{extras})"
         )
         self._con = con
@@ -91,7 +93,7 @@ class ActivityTable:
         kinds = frame["activity_type"].astype("category")
         code_of = np.array(
             [self._code(self._type_code, self.types, str(c)) for c in kinds.cat.categories],
-            dtype=np.int16,
+            dtype=np.int32,
         )
         codes = code_of[kinds.cat.codes.to_numpy()]
         counts = np.bincount(codes, minlength=len(self.types))
@@ -115,8 +117,10 @@ class ActivityTable:
             "value": pa.array(frame["value"].to_numpy(dtype=np.float64), from_pandas=True),
             "campaign": pa.array(campaign_codes, mask=campaign_codes < 0),
         }
-        for c in self.extra_columns:
-            columns[c] = pa.array(frame[c].astype("object"), type=pa.string(), from_pandas=True)
+        for i, c in enumerate(self.extra_columns):
+            columns[f"extra_{i}"] = pa.array(
+                frame[c].astype("object"), type=pa.string(), from_pandas=True
+            )
         batch = pa.table(columns)
         with self._lock:
             self._con.register("incoming", batch)
@@ -206,7 +210,7 @@ class ActivityTable:
         if lead_rows is None and self._frame is not None:
             return self._frame
         where, con = self._where(lead_rows, None)
-        extras = "".join(f', "{_quoted(c)}"' for c in self.extra_columns)
+        extras = "".join(f", extra_{i}" for i in range(len(self.extra_columns)))
         table = con.sql(
             f"SELECT lead, t_us, code, value, campaign{extras} FROM {TABLE}{where} ORDER BY rowid"
         ).to_arrow_table()
@@ -222,8 +226,8 @@ class ActivityTable:
                 ),
             }
         )
-        for c in self.extra_columns:
-            out[c] = pd.Series(table[c].to_pandas(), dtype="str")
+        for i, c in enumerate(self.extra_columns):
+            out[c] = pd.Series(table[f"extra_{i}"].to_pandas(), dtype="str")
         if lead_rows is None:
             self._frame = out
         return out
@@ -260,10 +264,6 @@ def _categories(codes: np.ndarray, names: list[str]) -> pd.Categorical:
     return pd.Categorical.from_codes(
         remap[np.asarray(codes, dtype=np.int64)], categories=[names[i] for i in order]
     )
-
-
-def _quoted(column: str) -> str:
-    return column.replace('"', '""')
 
 
 def _discard(con: duckdb.DuckDBPyConnection, folder: Path) -> None:

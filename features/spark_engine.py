@@ -253,7 +253,7 @@ def bucket_inputs(
         {
             "lead": events["lead"],
             "t_us": events["t_us"],
-            "code": pa.array(encoded.indices.to_numpy(zero_copy_only=False).astype(np.int16)),
+            "code": pa.array(encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32)),
         }
     )
     deal_table = pa.table(

@@ -143,3 +143,16 @@ def test_events_of_a_lead_range_and_of_some_types(tmp_path):
     pd.testing.assert_frame_equal(
         one, acts[acts["lead_id"] == "L5"].reset_index(drop=True), check_categorical=False
     )
+
+
+def test_extra_columns_named_like_ours_and_more_types_than_a_short_holds(tmp_path):
+    """An export's extra columns may be called `lead` or `code`; free-text activity types
+    may number tens of thousands: the table keeps them all as they were."""
+    rows = "".join(f"L{i % 12},2025-01-10T00:00:00Z,type {i},x{i},y{i}\n" for i in range(40_000))
+    acts = "lead_id,occurred_at,activity_type,lead,code\n" + rows
+    ds = load_dataset(_dataset(tmp_path, "odd", acts))
+    table = ds.activity_table
+    assert len(table.type_counts()) == 40_000 and int(table.events()["code"].max()) == 39_999
+    frame = ds.activities
+    assert frame["lead"].iloc[7] == "x7" and frame["code"].iloc[39_999] == "y39999"
+    assert frame["activity_type"].iloc[39_999] == "type 39999"

@@ -211,6 +211,13 @@ class ScoreHistory:
         path = Path(self.store)
         if create:
             path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists():
+                try:
+                    _publish_empty_duckdb(path)
+                except (duckdb.Error, OSError) as exc:
+                    raise LeadscoreError(
+                        f"{path}: the score history cannot be created ({str(exc).splitlines()[0]})"
+                    ) from exc
         deadline = time.monotonic() + DUCKDB_WAIT_S
         while True:
             try:
@@ -355,3 +362,22 @@ def _us(times: pd.Series) -> np.ndarray:
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(p, 1e-6, 1 - 1e-6)
     return np.log(p / (1 - p))
+
+
+def _publish_empty_duckdb(path: Path) -> None:
+    """Create the DuckDB file at `path` whole: an empty database is made aside and linked
+    into place, so that a run starting at the same moment never opens a half-written file
+    (the first link wins; the other run opens the winner's)."""
+    import os
+
+    import duckdb
+
+    aside = path.with_name(f".{path.name}.new-{os.getpid()}")
+    try:
+        duckdb.connect(str(aside)).close()
+        os.link(aside, path)
+    except FileExistsError:
+        pass
+    finally:
+        aside.unlink(missing_ok=True)
+        aside.with_name(aside.name + ".wal").unlink(missing_ok=True)

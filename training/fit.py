@@ -66,9 +66,15 @@ def _text_categories(x: pd.DataFrame) -> pd.DataFrame:
 
 
 def fit_baseline(
-    train: pd.DataFrame, categorical: list[str], numeric: list[str], c: float, seed: int
+    train: pd.DataFrame,
+    categorical: list[str],
+    numeric: list[str],
+    c: float,
+    seed: int,
+    weights: np.ndarray | None = None,
 ) -> Pipeline:
-    """Logistic regression on one-hot categoricals and scaled, imputed numerics."""
+    """Logistic regression on one-hot categoricals and scaled, imputed numerics (`weights`:
+    the rows' weights when they are a sample by lead, `training.sampling`)."""
     pre = ColumnTransformer(
         [
             (
@@ -92,7 +98,8 @@ def fit_baseline(
     model = Pipeline(
         [("pre", pre), ("lr", LogisticRegression(C=c, max_iter=2000, random_state=seed))]
     )
-    return model.fit(train[categorical + numeric], train["label"].to_numpy())
+    fit = {} if weights is None else {"lr__sample_weight": weights}
+    return model.fit(train[categorical + numeric], train["label"].to_numpy(), **fit)
 
 
 def lightgbm_params(config: TrainConfig, train_positives: int) -> tuple[dict, bool]:
@@ -256,7 +263,13 @@ def fit_models(
     )
 
     step("logistic baseline")
-    baseline = fit_baseline(sample, categorical, numeric, config.logistic_c, config.seed)
+    sample_weights = None
+    if chosen.sampled and train.index.is_unique:  # the booster's weighted sample, weighted
+        weight_of = pd.Series(chosen.weights, index=train.index)
+        sample_weights = weight_of.loc[sample.index].to_numpy()
+    baseline = fit_baseline(
+        sample, categorical, numeric, config.logistic_c, config.seed, sample_weights
+    )
 
     y_test = test["label"].to_numpy().astype(int)
     scores = {

@@ -68,3 +68,15 @@ def test_the_shipped_refit_samples_too_and_scores_its_windows_whole(small_set, t
     p = shipped.scorer.predict_proba(shipped.scorer.encode_frame(df.tail(2_000)))
     assert p.min() > 0 and p.max() < 1
     assert abs(p.mean() - df.tail(2_000)["label"].mean()) < 0.05
+
+
+def test_the_baseline_learns_from_the_weighted_sample_too(small_set):
+    """The logistic baseline of a sampled fit is weighted back like the booster: its mean
+    probability on the whole test rows stays near their win rate."""
+    from tests.training.conftest import FAST
+    from training.fit import fit_models
+
+    df, spec, _ = small_set
+    sampled = fit_models(df, spec, FAST.model_copy(update={"max_fit_rows": 5_000}))
+    test = sampled.test
+    assert abs(test["p_logistic"].mean() - test["label"].mean()) < 0.03  # unweighted: 0.058

@@ -240,10 +240,7 @@ def _read_table(path: Path) -> pd.DataFrame:
         ) from exc
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
         raise DatasetError(path.name, f"cannot be read ({exc})") from exc
-    df.columns = [str(c).strip() for c in df.columns]
-    dupes = sorted({c for c in df.columns if list(df.columns).count(c) > 1})
-    if dupes:
-        raise DatasetError(path.name, "duplicate column names", values=dupes)
+    df.columns = _column_names(path, df.columns)
     return df.reset_index(drop=True)
 
 
@@ -268,15 +265,12 @@ def _load_activities(
         pending = None
         for batch in batches:
             try:
-                acts, lead_rows = _normalise_activities(batch, file, leads, lookup)
-                acts, n, keep = _check_early(
-                    acts, lead_rows, "occurred_at", file, leads, early_events
-                )
+                acts, lead_rows, n = _checked_batch(batch, file, leads, early_events, lookup)
             except DatasetError as exc:
                 raise _counted(exc, offset, batches, leads, early_events, lookup) from None
             if pending is not None:
                 pending.result()
-            pending = appender.submit(table.append, acts, lead_rows[keep] if n else lead_rows)
+            pending = appender.submit(table.append, acts, lead_rows)
             dropped += n
             offset += len(batch)
         if pending is not None:
@@ -295,10 +289,23 @@ def check_activity_batch(
     themselves, such as Spark's executors): each kept row's lead position in `leads`
     (lead_id and created_at suffice), its time in µs and its activity type (text). Raises a
     DatasetError as `load_dataset` would, with rows counted from the batch's start."""
+    acts, lead_rows, _ = _checked_batch(frame, file, leads, early_events, lookup)
+    kinds = acts["activity_type"].astype("object").to_numpy()
+    return lead_rows, timestamps_us(acts["occurred_at"]), kinds
+
+
+def _checked_batch(
+    frame: pd.DataFrame,
+    file: str,
+    leads: pd.DataFrame,
+    early_events: str,
+    lookup: LeadIndex | None,
+) -> tuple[pd.DataFrame, np.ndarray, int]:
+    """One batch of activity rows through the contract's checks: the kept rows
+    (normalised), their leads' positions and how many were dropped as early events."""
     acts, lead_rows = _normalise_activities(frame, file, leads, lookup)
     acts, n, keep = _check_early(acts, lead_rows, "occurred_at", file, leads, early_events)
-    kinds = acts["activity_type"].astype("object").to_numpy()
-    return (lead_rows[keep] if n else lead_rows), timestamps_us(acts["occurred_at"]), kinds
+    return acts, (lead_rows[keep] if n else lead_rows), n
 
 
 def table_columns(path: Path) -> list[str]:
@@ -329,8 +336,7 @@ def _counted(
             sure = False
             break
         try:
-            acts, lead_rows = _normalise_activities(batch, exc.file, leads, lookup)
-            _check_early(acts, lead_rows, "occurred_at", exc.file, leads, early_events)
+            _checked_batch(batch, exc.file, leads, early_events, lookup)
         except DatasetError as later:
             if (later.column, later.problem) == (exc.column, exc.problem):
                 total += later.total
@@ -384,10 +390,7 @@ def _batches(path: Path) -> tuple[list[str], Iterator[pd.DataFrame]]:
             )
     except (pa.ArrowInvalid, UnicodeDecodeError, OSError, ValueError) as exc:
         raise DatasetError(path.name, f"cannot be read ({exc})") from exc
-    names = [str(c).strip() for c in raw_names]
-    dupes = sorted({c for c in names if names.count(c) > 1})
-    if dupes:
-        raise DatasetError(path.name, "duplicate column names", values=dupes)
+    names = _column_names(path, raw_names)
 
     def frames() -> Iterator[pd.DataFrame]:
         try:
@@ -399,6 +402,15 @@ def _batches(path: Path) -> tuple[list[str], Iterator[pd.DataFrame]]:
             raise DatasetError(path.name, f"cannot be read ({exc})") from exc
 
     return names, frames()
+
+
+def _column_names(path: Path, raw) -> list[str]:
+    """A table's column names, stripped; the same name twice is an error naming them."""
+    names = [str(c).strip() for c in raw]
+    dupes = sorted({c for c in names if names.count(c) > 1})
+    if dupes:
+        raise DatasetError(path.name, "duplicate column names", values=dupes)
+    return names
 
 
 def _require_columns(df: pd.DataFrame, file: str, required: tuple[str, ...]) -> None:

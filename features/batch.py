@@ -31,13 +31,18 @@ from features.labels import Timeline, scoring_rows, snapshot_rows
 SNAPSHOT_CHUNK = 500_000
 
 
-def feature_spec_for(dataset: Dataset, config: FeatureConfig) -> FeatureSpec:
-    """Resolve the feature set of a dataset under a config."""
+def feature_spec_for(
+    dataset: Dataset, config: FeatureConfig, observed_types: list[str] | None = None
+) -> FeatureSpec:
+    """Resolve the feature set of a dataset under a config (`observed_types`: the activity
+    types found by an engine that read the activities itself; default: the table's)."""
     dtypes = {
         c: "categorical" if isinstance(dataset.leads[c].dtype, pd.CategoricalDtype) else "numeric"
         for c in dataset.profile_columns
     }
-    observed = list(dataset.activity_table.type_counts())
+    observed = (
+        list(dataset.activity_table.type_counts()) if observed_types is None else observed_types
+    )
     return resolve_spec(
         config,
         profile_dtypes=dtypes,
@@ -160,17 +165,7 @@ def behaviour_matrix(dataset: Dataset, spec: FeatureSpec, snaps: pd.DataFrame) -
     lead = snaps["lead"].to_numpy()
     order = np.argsort(lead, kind="stable")
     con = dataset.activity_table.cursor()
-    deals = dataset.deals
-    con.register(
-        "f_deals",
-        pa.table(
-            {
-                "lead": lead_positions(deals["lead_id"], dataset.leads["lead_id"]),
-                "created_us": timestamps_us(deals["created_at"]),
-                "closed_us": timestamps_us(deals["closed_at"]),
-            }
-        ),
-    )
+    con.register("f_deals", deal_table(dataset))
     try:
         for lo in range(0, n, SNAPSHOT_CHUNK):
             rows = order[lo : lo + SNAPSHOT_CHUNK]
@@ -186,6 +181,18 @@ def behaviour_matrix(dataset: Dataset, spec: FeatureSpec, snaps: pd.DataFrame) -
     finally:
         con.close()
     return out
+
+
+def deal_table(dataset: Dataset) -> pa.Table:
+    """The deals as the engines read them: each one's lead position, created_us, closed_us."""
+    deals = dataset.deals
+    return pa.table(
+        {
+            "lead": lead_positions(deals["lead_id"], dataset.leads["lead_id"]),
+            "created_us": timestamps_us(deals["created_at"]),
+            "closed_us": timestamps_us(deals["closed_at"]),
+        }
+    )
 
 
 def bucket_primitives(

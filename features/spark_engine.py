@@ -32,17 +32,16 @@ import pandas as pd
 import pyarrow as pa
 
 from crm.errors import DatasetError, LeadscoreError
-from crm.lead_index import LeadIndex, lead_positions
+from crm.lead_index import LeadIndex
 from crm.loading import Dataset, check_activity_batch, table_columns
 from crm.times import timestamps_us, utc
 from features.config import FeatureConfig
-from features.definitions import FeatureSpec, assemble_features, resolve_spec
+from features.definitions import FeatureSpec, assemble_features
 
 # Marks a data-contract error raised on an executor, so that the driver can raise it again.
 ERROR_MARK = "LEADSCORE-DATASET-ERROR:"
 KIND_EVENT, KIND_DEAL = 0, 1
 HISTORY_SCHEMA = "lead INT, kind TINYINT, t_us BIGINT, closed_us BIGINT, activity_type STRING"
-ROWS_SCHEMA = "sid BIGINT, lead INT, as_of_us BIGINT, created_us BIGINT"
 # The JVM heap of a local session (the driver is the executor there); a cluster's is set
 # the cluster's way (spark-submit --driver-memory / --executor-memory).
 DRIVER_MEMORY_ENV = "LEADSCORE_SPARK_DRIVER_MEMORY"
@@ -199,19 +198,21 @@ def reraised(exc: BaseException) -> BaseException:
 def history_frame(spark, dataset: Dataset):
     """Events and deals of the dataset as one Spark DataFrame (`HISTORY_SCHEMA`): the
     right side of every bucket."""
-    deals = dataset.deals
-    lead = dataset.leads["lead_id"]
+    from features.batch import deal_table
+
+    deals = deal_table(dataset)
+    n = deals.num_rows
     deal_rows = pa.table(
         {
-            "lead": pa.array(lead_positions(deals["lead_id"], lead).astype(np.int32)),
-            "kind": pa.array(np.full(len(deals), KIND_DEAL, dtype=np.int8)),
-            "t_us": pa.array(timestamps_us(deals["created_at"])),
-            "closed_us": pa.array(timestamps_us(deals["closed_at"])),
-            "activity_type": pa.nulls(len(deals), pa.string()),
+            "lead": deals["lead"].cast(pa.int32()),
+            "kind": pa.array(np.full(n, KIND_DEAL, dtype=np.int8)),
+            "t_us": deals["created_us"],
+            "closed_us": deals["closed_us"],
+            "activity_type": pa.nulls(n, pa.string()),
         }
     )
     events = activity_events(spark, dataset)
-    if not len(deals):
+    if not n:
         return events
     return events.unionByName(spark.createDataFrame(deal_rows))
 
@@ -320,19 +321,9 @@ class SparkHistory:
 
     def feature_spec(self, config: FeatureConfig) -> FeatureSpec:
         """`features.batch.feature_spec_for`, with the activity types Spark found."""
-        leads = self.dataset.leads
-        dtypes = {
-            c: "categorical" if isinstance(leads[c].dtype, pd.CategoricalDtype) else "numeric"
-            for c in self.dataset.profile_columns
-        }
-        flat = self.dataset.is_flat
-        return resolve_spec(
-            config,
-            profile_dtypes=dtypes,
-            observed_types=[] if flat else list(self.type_counts),
-            sales_touch_types=list(self.dataset.spec.sales_touch_types),
-            history=not flat,
-        )
+        from features.batch import feature_spec_for
+
+        return feature_spec_for(self.dataset, config, list(self.type_counts))
 
     def close(self) -> None:
         self.frame.unpersist()
@@ -386,22 +377,36 @@ def spark_behaviour_matrix(
     out = np.empty((n, len(spec.behaviour_names)), order="F")
     if not n or not spec.history:
         return out
+    task = _bucket_features(spec.model_dump_json())
+    table = per_bucket(history, rows, task, features_schema(spec), buckets=buckets)
+    for j in range(out.shape[1]):
+        out[:, j] = table[f"f{j}"].to_numpy(zero_copy_only=False)
+    return out
+
+
+def per_bucket(
+    history: SparkHistory,
+    rows: pd.DataFrame,
+    task: Callable[[pa.Table, pa.Table], pa.Table],
+    schema: str,
+    *,
+    extra: pa.Table | None = None,
+    buckets: int | None = None,
+) -> pa.Table:
+    """`task` on every bucket of leads (its entity rows, with `extra` columns, and its
+    history), the results collected in the entity rows' order: one row each, by `sid`.
+    An executor's data-contract error comes back as the DatasetError it was."""
     spark = history.spark
     buckets = buckets or default_buckets(spark, sum(history.type_counts.values()))
-    left = bucketed(entity_frame(spark, rows), buckets)
+    left = bucketed(entity_frame(spark, rows, extra), buckets)
     right = bucketed(history.frame, buckets)
-    result = (
-        left.groupby("bucket")
-        .cogroup(right.groupby("bucket"))
-        .applyInArrow(_bucket_features(spec.model_dump_json()), features_schema(spec))
-    )
+    result = left.groupby("bucket").cogroup(right.groupby("bucket")).applyInArrow(task, schema)
     try:
         table = result.toArrow()
     except Exception as exc:  # noqa: BLE001 - an executor's error, raised again as ours
         raise reraised(exc) from None
+    n = len(rows)
     sid = table["sid"].to_numpy()
-    for j in range(out.shape[1]):
-        out[sid, j] = table[f"f{j}"].to_numpy(zero_copy_only=False)
     if len(sid) != n or len(np.unique(sid)) != n:
         raise LeadscoreError(f"Spark returned {len(sid)} rows for {n} entity rows")
-    return out
+    return table.take(pa.array(np.argsort(sid)))

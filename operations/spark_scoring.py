@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from crm.errors import LeadscoreError
 from crm.times import from_us, utc
 from features.batch import bucket_primitives
 from features.definitions import assemble_features
@@ -26,10 +25,7 @@ from features.labels import scoring_rows
 from features.spark_engine import (
     SparkHistory,
     bucket_inputs,
-    bucketed,
-    default_buckets,
-    entity_frame,
-    reraised,
+    per_bucket,
 )
 from operations.pipeline import PipelineScores, scores_from_columns
 from rules.scorer import rule_inputs
@@ -62,25 +58,8 @@ def spark_score_pipeline(
     rows = scoring_rows(dataset, when)
     columns = _profile_columns(scorer)
     extra = _profile_table(dataset.leads, columns, rows["lead"].to_numpy())
-    spark = history.spark
-    buckets = buckets or default_buckets(spark, sum(history.type_counts.values()))
-    left = bucketed(entity_frame(spark, rows, extra), buckets)
-    right = bucketed(history.frame, buckets)
-    blob = _scorer_bytes(scorer)
-    task = _score_bucket(blob, columns, reasons)
-    result = (
-        left.groupby("bucket").cogroup(right.groupby("bucket")).applyInArrow(task, SCORES_SCHEMA)
-    )
-    try:
-        table = result.toArrow()
-    except Exception as exc:  # noqa: BLE001 - an executor's error, raised again as ours
-        raise reraised(exc) from None
-    n = len(rows)
-    sid = table["sid"].to_numpy()
-    if len(sid) != n or len(np.unique(sid)) != n:
-        raise LeadscoreError(f"Spark returned {len(sid)} scores for {n} open leads")
-    order = np.argsort(sid)
-    table = table.take(pa.array(order))
+    task = _score_bucket(_scorer_bytes(scorer), columns, reasons)
+    table = per_bucket(history, rows, task, SCORES_SCHEMA, extra=extra, buckets=buckets)
     leads = dataset.leads
     out = {
         "lead_id": leads["lead_id"].take(rows["lead"].to_numpy()).astype(str).to_numpy(object),

@@ -183,6 +183,7 @@ def reason_columns(
     column: Callable[[str], list],
     spec: FeatureSpec,
     k: int = 3,
+    members: dict[str, list[str]] | None = None,
 ) -> ReasonColumns:
     """The top k groups up and down of every lead, worded: `word_reasons` for a batch.
 
@@ -190,6 +191,8 @@ def reason_columns(
         totals: per-group contributions (n, len(names)).
         column: a feature name -> its values for the batch's leads (a list), read only for
             the groups some lead's reasons name.
+        members: `group_features(spec)`, when the caller keeps it (a scorer computes it
+            once, not once per request).
 
     The same choice and the same words as `word_reasons` lead by lead: a stable sort per
     row, and `describe` on the group's own feature values; a group's words are worded once
@@ -207,7 +210,7 @@ def reason_columns(
         groups[side] = np.where(keep, idx, -1)
         contributions[side] = np.where(keep, picked, np.nan)
     texts = {side: np.full((n, k), None, dtype=object) for side in SIDES}
-    members = group_features(spec)
+    members = group_features(spec) if members is None else members
     for g in np.unique(np.concatenate([groups[s].ravel() for s in SIDES])):
         if g < 0:
             continue

@@ -23,7 +23,7 @@ from features.online import OnlineBatch, OnlineFeaturizer, lead_as_ofs
 from rules.scorer import RuleScorer, payload_rule_inputs
 from scoring.grades import Grades
 from scoring.model_ref import ModelRef
-from scoring.reasons import feature_groups, reason_columns
+from scoring.reasons import feature_groups, group_features, reason_columns
 from scoring.record import ScoreRecord, ScoringBatch
 from scoring.treeshap import TreeShap
 from stats.calibration import Calibrator
@@ -91,6 +91,7 @@ class LeadScorer:
         self._group_matrix = np.zeros((len(self.features), len(self._group_names)))
         for j, group in enumerate(self._groups):
             self._group_matrix[j, self._group_names.index(group)] = 1.0
+        self._group_members = group_features(spec)  # the features that word each group
 
     # --- encoding --------------------------------------------------------------------
 
@@ -194,7 +195,12 @@ class LeadScorer:
         if reasons:
             totals = self.group_contributions(batch.x)
             record.reason_columns = reason_columns(
-                totals, self._group_names, batch.column, self.spec, k=reasons
+                totals,
+                self._group_names,
+                batch.column,
+                self.spec,
+                k=reasons,
+                members=self._group_members,
             )
         if self.rules is not None and batch.rules_x is not None:
             (

@@ -8,7 +8,6 @@ and the prediction, grades and reasons are the same code.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -200,10 +199,10 @@ def partition_name(as_of: pd.Timestamp) -> str:
 def write_partition(frame: pd.DataFrame, folder: str | Path) -> Path:
     """The run's rows as the partition of its as_of in a folder of Parquet partitioned by
     as_of (`<folder>/as_of=.../part-00000.parquet`, the as_of in the folder name, not in
-    the file). A re-run of the same as_of replaces its partition: the new one is written
-    aside and renamed into place, so a reader sees the old rows or the new, never a part."""
-    import shutil
-
+    the file). A re-run of the same as_of replaces its partition: the file is written whole
+    and renamed over the old one (`crm.folders.write_whole`), so a reader, or a run killed
+    at any point, leaves the old rows or the new, never a part; other data files a partition
+    held are removed after."""
     folder = Path(folder)
     whens = frame["as_of"].unique() if len(frame) else []
     if len(whens) > 1:
@@ -211,20 +210,17 @@ def write_partition(frame: pd.DataFrame, folder: str | Path) -> Path:
     if not len(whens):
         return folder
     final = folder / partition_name(pd.Timestamp(whens[0]))
-    folder.mkdir(parents=True, exist_ok=True)
-    staged = folder / f".{final.name}.tmp-{os.getpid()}"
-    old = folder / f".{final.name}.old-{os.getpid()}"
     try:
-        shutil.rmtree(staged, ignore_errors=True)
-        staged.mkdir()
-        frame.drop(columns=["as_of"]).to_parquet(staged / "part-00000.parquet", index=False)
-        if final.exists():
-            final.rename(old)
-        staged.rename(final)
+        final.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        shutil.rmtree(staged, ignore_errors=True)
-        if old.exists() and not final.exists():
-            old.rename(final)
         raise LeadscoreError(f"{final}: not written ({exc.strerror or exc})") from exc
-    shutil.rmtree(old, ignore_errors=True)
+    part = final / PART_FILE
+    rows = frame.drop(columns=["as_of"])
+    write_whole(part, lambda tmp: rows.to_parquet(tmp, index=False))
+    for stale in final.iterdir():  # an earlier writer's files (readers skip hidden ones)
+        if stale != part and not stale.name.startswith((".", "_")) and stale.is_file():
+            stale.unlink()
     return final
+
+
+PART_FILE = "part-00000.parquet"

@@ -201,3 +201,55 @@ def test_a_flat_export_is_not_taken_for_an_open_pipeline(tmp_path):
     assert "POST /score" in str(caught.value)
     # The model itself trains and scores payloads as ever.
     assert result.metrics["model"]["roc_auc"] > 0.6
+
+
+PARTITION_WRITER = """
+import sys
+import pandas as pd
+from operations.pipeline import write_partition
+frames = [pd.read_parquet(sys.argv[1]), pd.read_parquet(sys.argv[2])]
+i = 0
+while True:
+    write_partition(frames[i % 2], sys.argv[3])
+    print(i, flush=True)
+    i += 1
+"""
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.013, 0.041])
+def test_a_partition_rewritten_and_killed_holds_one_run_whole(tmp_path, small_sim, trained, delay):
+    """kill -9 of a real process rewriting the same as_of's partition, at several moments:
+    the partition holds the rows of one run, whole, and nothing a reader would take for
+    data is left beside them."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    frame = score_pipeline(small_sim, trained.scorer, ModelRef("m", "1"), reasons=False).frame
+    small, large = frame.head(50), frame
+    for name, part in (("small", small), ("large", large)):
+        part.to_parquet(tmp_path / f"{name}.parquet")
+    out = tmp_path / "scores"
+    write_scores(small, out)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PARTITION_WRITER, str(tmp_path / "small.parquet"),
+         str(tmp_path / "large.parquet"), str(out)],
+        stdout=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        for _ in range(3):
+            assert proc.stdout.readline().strip() != ""
+        time.sleep(delay)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    back = pd.read_parquet(out).drop(columns=["as_of"])
+    want = small if len(back) == len(small) else large
+    pd.testing.assert_frame_equal(
+        back.reset_index(drop=True), want.drop(columns=["as_of"]).reset_index(drop=True),
+        check_dtype=False, check_categorical=False,
+    )  # fmt: skip
+    visible = [p.name for p in next(out.iterdir()).iterdir() if not p.name.startswith(".")]
+    assert visible == ["part-00000.parquet"]

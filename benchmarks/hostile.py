@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path[:] = [p for p in sys.path if Path(p).resolve() != Path(__file__).resolve().parent]
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # the tests' local receiver (tests.operations.test_delivery)
+sys.path.insert(0, str(ROOT))  # the tests' local receiver (tests.handoff.test_delivery)
 SECRETS = ("hunter2", "hook-user", "pw-9931", "tok-5521", "pw-7", "t-8")
 PAYLOAD = '=HYPERLINK("http://x","click")'
 
@@ -37,7 +37,7 @@ def main() -> None:
     from features.batch import build_training_set
     from operations.history import ScoreHistory
     from simulation.simulator import SimulationConfig, simulate
-    from tests.operations.test_delivery import Receiver  # the tests' local receiver
+    from tests.handoff.test_delivery import Receiver  # the tests' local receiver
     from training.config import LightGBMParams, TrainConfig
     from training.fit import fit_models
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from crm.errors import PayloadError
 from crm.times import US_PER_DAY, times_us, to_us
+from features.carried import Carried
 from features.definitions import (
     FeatureSpec,
     Primitives,
@@ -101,9 +102,15 @@ class OnlineFeaturizer:
             raise PayloadError(exc.field, exc.problem) from exc
 
     def batch(
-        self, leads: Sequence[Mapping[str, Any]], as_ofs: Sequence[Any], *, strict: bool = False
+        self,
+        leads: Sequence[Mapping[str, Any]],
+        as_ofs: Sequence[Any],
+        *,
+        strict: bool = False,
+        carried: Sequence[Carried | None] | None = None,
     ) -> OnlineBatch:
-        """Features of many leads, each at its own as_of."""
+        """Features of many leads, each at its own as_of; `carried`: per lead, its folded
+        older activities (`features.carried`), or None."""
         spec = self.spec
         categorical: dict[str, list[str | None]] = {c: [] for c in spec.categorical}
         numeric: dict[str, list[float]] = {c: [] for c in spec.numeric_profile}
@@ -125,14 +132,19 @@ class OnlineFeaturizer:
             return OnlineBatch(categorical, numbers, np.zeros((len(leads), 0)))
         as_of_us = payload_as_ofs(as_ofs)
         events = payload_events(leads, as_of_us, strict=strict)
-        prims = self.primitives(leads, as_of_us, events)
+        prims = self.primitives(leads, as_of_us, events, carried)
         return OnlineBatch(categorical, numbers, assemble_features(prims, spec), as_of_us, events)
 
     def primitives(
-        self, leads: Sequence[Mapping[str, Any]], as_of_us: np.ndarray, events: PayloadEvents
+        self,
+        leads: Sequence[Mapping[str, Any]],
+        as_of_us: np.ndarray,
+        events: PayloadEvents,
+        carried: Sequence[Carried | None] | None = None,
     ) -> Primitives:
         """Aggregates of n leads (arrays of length n), from all their activities at once
-        (`events`: `payload_events` of these leads)."""
+        (`events`: `payload_events` of these leads) and, per lead, its folded older ones
+        (`carried`: every folded activity older than every window at that lead's as_of)."""
         n = len(leads)
         n_types, width = len(self.spec.activity_types), len(self.windows_us) + 1
         created, t, lead_idx = events.created_us, events.t, events.lead
@@ -183,7 +195,7 @@ class OnlineFeaturizer:
                 opens[i] = self._open_deals(lead.get("deals") or (), int(as_of_us[i]))
             except PayloadError as exc:
                 raise PayloadError(exc.field, exc.problem, i) from exc
-        return Primitives(
+        prims = Primitives(
             created_us=created.astype(np.float64),
             as_of_us=as_of_us.astype(np.float64),
             type_counts=type_counts,
@@ -195,6 +207,27 @@ class OnlineFeaturizer:
             first_touch_us=np.where(first == _INT_MAX, np.nan, first),
             open_deals=opens,
         )
+        if carried is not None:
+            self._add_carried(prims, carried, as_of_us)
+        return prims
+
+    def _add_carried(
+        self, p: Primitives, carried: Sequence[Carried | None], as_of_us: np.ndarray
+    ) -> None:
+        """Folded activities into the primitives: they are older than every window, so
+        they count to date only, and they can move a last or first time and the decay."""
+        spec = self.spec
+        types, touches = spec.activity_types, spec.sales_touch_types
+        engaged = [t for t, sales in zip(types, spec.sales_mask, strict=True) if not sales]
+        for i, c in enumerate(carried):
+            if c is None or not c.types:
+                continue
+            p.type_counts[i, :, -1] += c.counts(types)
+            p.all_counts[i, -1] += c.total()
+            p.type_last_us[i] = np.fmax(p.type_last_us[i], c.type_last(types))
+            p.last_us[i] = np.fmax(p.last_us[i], c.last())
+            p.first_touch_us[i] = np.fmin(p.first_touch_us[i], c.first(touches))
+            p.decayed[i] += c.sums_for(engaged, spec.decay_half_life_days, int(as_of_us[i])).sum()
 
     @staticmethod
     def _open_deals(deals: Sequence[Mapping[str, Any]], as_of_us: int) -> int:

@@ -72,12 +72,16 @@ class ScoreHistory:
             self._write_duckdb(frame, when)
 
     @staticmethod
-    def _prepare(scores: pd.DataFrame) -> pd.DataFrame:
+    def _prepare(scores: pd.DataFrame, one_as_of: bool = True) -> pd.DataFrame:
         """A run's rows in the table's columns (STORED)."""
-        if scores["as_of"].nunique() > 1:
+        if one_as_of and scores["as_of"].nunique() > 1:
             raise ValueError("one run has one as_of")
         frame = scores.reindex(columns=STORED).copy()
-        frame["scored_at"] = pd.Timestamp.now(tz="UTC").tz_localize(None)
+        if "scored_at" in scores and scores["scored_at"].notna().all() and len(scores):
+            # rows scored earlier (the stream's, flushed later): when they were scored
+            frame["scored_at"] = pd.to_datetime(scores["scored_at"], utc=True).dt.tz_localize(None)
+        else:
+            frame["scored_at"] = pd.Timestamp.now(tz="UTC").tz_localize(None)
         as_of = pd.to_datetime(frame["as_of"], utc=True)
         frame["as_of_us"] = _us(as_of)
         frame["as_of"] = as_of.dt.tz_localize(None)
@@ -149,6 +153,64 @@ class ScoreHistory:
             con.execute(sa.text(f"DELETE FROM {TABLE} WHERE as_of_us = :when"), {"when": when})
         frame.to_sql(TABLE, con, if_exists="append", index=False)
 
+    def append(self, scores: pd.DataFrame) -> None:
+        """Store rows of leads scored at their own times (the event stream's rescores): each
+        (as_of, lead) row replaces the row stored under the same key, if any, and no other;
+        so appending the same rows again (a retried flush) changes nothing."""
+        frame = self._prepare(scores, one_as_of=False)
+        if frame.empty:
+            return
+        if self.is_url:
+            import sqlalchemy as sa
+
+            engine = self._engine()
+            try:
+                with self._database_errors():
+                    for attempt in range(SQL_ATTEMPTS):
+                        try:
+                            with engine.begin() as con:
+                                self._upsert_sql(con, frame)
+                            return
+                        except sa.exc.IntegrityError:
+                            if attempt + 1 == SQL_ATTEMPTS:
+                                raise
+            finally:
+                engine.dispose()
+            return
+        import duckdb
+
+        con = self._duckdb(create=True)
+        try:
+            con.execute("BEGIN")
+            _ensure_schema(con.execute, _duckdb_has_key(con), _duckdb_exists(con))
+            columns = ", ".join(STORED)
+            con.execute(f"INSERT OR REPLACE INTO {TABLE} ({columns}) SELECT {columns} FROM frame")
+            con.execute("COMMIT")
+        except duckdb.Error as exc:
+            raise LeadscoreError(
+                f"{self.store}: scores could not be added to the score history "
+                f"({str(exc).splitlines()[0]})"
+            ) from exc
+        finally:
+            con.close()
+
+    @staticmethod
+    def _upsert_sql(con, frame: pd.DataFrame) -> None:
+        import sqlalchemy as sa
+
+        if con.dialect.name == "postgresql":
+            con.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
+        inspector = sa.inspect(con)
+        exists = inspector.has_table(TABLE)
+        keyed = exists and bool(inspector.get_pk_constraint(TABLE).get("constrained_columns"))
+        _ensure_schema(lambda q: con.execute(sa.text(q)), keyed, exists)
+        keys = [
+            {"w": int(w), "l": str(lead)}
+            for w, lead in zip(frame["as_of_us"], frame["lead_id"], strict=True)
+        ]
+        con.execute(sa.text(f"DELETE FROM {TABLE} WHERE as_of_us = :w AND lead_id = :l"), keys)
+        frame.to_sql(TABLE, con, if_exists="append", index=False)
+
     # --- reading -----------------------------------------------------------------------
 
     def read(
@@ -157,19 +219,23 @@ class ScoreHistory:
         before: pd.Timestamp | None = None,
         last_runs: int | None = None,
     ) -> pd.DataFrame:
-        """Stored rows (optionally of some leads, before an as_of, and of the `last_runs`
-        runs before it only), oldest first. The time filters run in the database, so a
-        run reads the few runs its trends need, not the whole history."""
+        """Stored rows (optionally of some leads, before an as_of, and each lead's
+        `last_runs` latest scores before it only), oldest first. The filters run in the
+        database, so a run reads the few scores its trends need, not the whole history.
+        Each lead's own latest scores: the event stream stores a lead's rescores at its
+        own times, between the batch runs that score every lead at one as_of."""
         where, params = [], {}
         if before is not None:
             where.append("as_of_us < :before")
             params["before"] = int(_us(pd.Series([pd.Timestamp(before)]))[0])
         if last_runs is not None:
             inner = " AND ".join(where) or "TRUE"
-            where.append(
-                f"as_of_us IN (SELECT DISTINCT as_of_us FROM {TABLE} WHERE {inner} "
-                f"ORDER BY as_of_us DESC LIMIT {int(last_runs)})"
-            )
+            where = [
+                f"(as_of_us, lead_id) IN (SELECT as_of_us, lead_id FROM (SELECT as_of_us, "
+                f"lead_id, ROW_NUMBER() OVER (PARTITION BY lead_id ORDER BY as_of_us DESC) "
+                f"AS latest_n FROM {TABLE} WHERE {inner}) AS ranked "
+                f"WHERE latest_n <= {int(last_runs)})"
+            ]
         query = f"SELECT * FROM {TABLE}" + (f" WHERE {' AND '.join(where)}" if where else "")
         if self.is_url:
             import sqlalchemy as sa

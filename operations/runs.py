@@ -1,6 +1,6 @@
 """A recorded scoring run: the open pipeline scored (`operations.pipeline`), each lead's
 trend from the score history (`operations.history`), the hand-off events against each
-lead's latest earlier score (`operations.events`), and this run stored in the history,
+lead's latest earlier score (`handoff.events`), and this run stored in the history,
 last: the events are made durable first (`score_and_record`'s `before_record`).
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from crm.loading import Dataset
-from operations.events import HandoffLine, handoff_events
+from handoff.events import HandoffLine, handoff_events
 from operations.history import TREND_RUNS, trends
 from operations.pipeline import PipelineScores, score_pipeline
 from scoring.model_ref import ModelRef

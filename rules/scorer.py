@@ -37,6 +37,7 @@ from crm.errors import LeadscoreError, PayloadError
 from crm.lead_index import lead_positions
 from crm.loading import Dataset
 from crm.times import US_PER_DAY, timestamps_us
+from features.carried import Carried
 from features.online import (
     PayloadEvents,
     _category,
@@ -100,6 +101,7 @@ def rule_inputs(
     event_t: np.ndarray,
     event_kind: Sequence[Any] | None = None,
     event_rule: np.ndarray | None = None,
+    carried: Sequence[Carried | None] | None = None,
 ) -> dict[str, np.ndarray]:
     """What the rules read, for each row to score: the batch and online paths both end here.
 
@@ -110,6 +112,7 @@ def rule_inputs(
         event_lead, event_t, event_kind: the events, lead numbered as in `row_lead`.
         event_rule: instead of `event_kind`, each event's position among the rules'
             activity types (-1: a type without a rule), as the batch path has them.
+        carried: per row, its lead's folded older activities (`features.carried`), or None.
 
     Returns:
         column -> array: the profile columns as given, `activity:<type>` (decayed count, or
@@ -146,10 +149,24 @@ def rule_inputs(
                 sums, last, lo, hi, row_lead, as_of_us, start, pairs, lead, t, kind,
                 decays, engaging, half_life_us,
             )  # fmt: skip
+    if carried is not None and types:
+        _add_carried(rules, table, sums, last, carried, as_of_us)
     for j, name in enumerate(types):
         out[_ACTIVITY + name] = sums[:, j]
     out[INACTIVE] = (np.asarray(as_of_us, dtype=np.float64) - last) / US_PER_DAY
     return out
+
+
+def _add_carried(rules, table, sums, last, carried, as_of_us) -> None:
+    """Folded activities into the rules' sums (decayed, or counted for `decay: false`) and
+    into the last engaging time."""
+    engaging = [t for t, e in zip(table.types, table.engaging, strict=True) if e]
+    for i, c in enumerate(carried):
+        if c is None or not c.types:
+            continue
+        decayed = c.sums_for(table.types, rules.half_life_days, int(as_of_us[i]))
+        sums[i] += np.where(table.decays, decayed, c.counts(table.types))
+        last[i] = np.fmax(last[i], c.last(engaging))
 
 
 def _accumulate(sums, last, lo, hi, row_lead, as_of_us, start, pairs, lead, t, kind,
@@ -243,8 +260,10 @@ def payload_rule_inputs(
     *,
     strict: bool = False,
     parsed: tuple[np.ndarray, PayloadEvents] | None = None,
+    carried: Sequence[Carried | None] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Rule inputs for lead payloads (the CRM's JSON), each at its own as_of.
+    """Rule inputs for lead payloads (the CRM's JSON), each at its own as_of; `carried`:
+    per lead, its folded older activities (`features.carried`), or None.
 
     `parsed`: the as_ofs (µs) and events the featurizer already parsed from these same
     payloads (`OnlineBatch.as_of_us`, `.events`), so they are not parsed twice.
@@ -279,6 +298,7 @@ def payload_rule_inputs(
         event_lead=events.lead,
         event_t=events.t,
         event_kind=events.kinds,
+        carried=carried,
     )
 
 

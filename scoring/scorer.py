@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from crm.errors import LeadscoreError
+from features.carried import Carried
 from features.definitions import FeatureSpec
 from features.online import OnlineBatch, OnlineFeaturizer, lead_as_ofs
 from rules.scorer import RuleScorer, payload_rule_inputs
@@ -161,19 +162,25 @@ class LeadScorer:
         return ScoringBatch(ids, x, lambda name: df[name].tolist(), rules_x, age)
 
     def payload_batch(
-        self, leads: Sequence[Mapping[str, Any]], as_of: Any, *, strict: bool = False
+        self,
+        leads: Sequence[Mapping[str, Any]],
+        as_of: Any,
+        *,
+        strict: bool = False,
+        carried: Sequence[Carried | None] | None = None,
     ) -> ScoringBatch:
         """A batch from raw lead payloads at `as_of` (one value for all, one per lead, or
         None for each lead's own `as_of` field). A PayloadError carries the lead's position
         (`exc.path` is `leads[i].field`); with `strict`, events after as_of are errors rather
-        than left out. The rules read the same parsed events as the features."""
+        than left out. The rules read the same parsed events as the features. `carried`:
+        per lead, its folded older activities (the online lead state's; `features.carried`)."""
         as_ofs = lead_as_ofs(leads, as_of)
-        batch = self._featurizer.batch(leads, as_ofs, strict=strict)
+        batch = self._featurizer.batch(leads, as_ofs, strict=strict, carried=carried)
         rules_x = None
         if self.rules is not None:
             parsed = (batch.as_of_us, batch.events) if batch.events is not None else None
             rules_x = payload_rule_inputs(
-                self.rules.config, leads, as_ofs, strict=strict, parsed=parsed
+                self.rules.config, leads, as_ofs, strict=strict, parsed=parsed, carried=carried
             )
         ids = np.array([lead.get("lead_id") for lead in leads], dtype=object)
         age_column = self._behaviour_index.get("lead_age_days")

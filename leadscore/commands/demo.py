@@ -71,8 +71,8 @@ def week_demo(ds, data: Path, out_dir: Path) -> None:
     day's files."""
     import pandas as pd
 
+    from handoff.events import HandoffLine, summarize, write_events
     from leadscore.commands.operations import print_events
-    from operations.events import HandoffLine, summarize, write_events
     from operations.history import ScoreHistory, default_store
     from operations.pipeline import write_scores
     from operations.runs import score_and_record

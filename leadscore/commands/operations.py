@@ -88,8 +88,8 @@ def score(
     """Score every lead open at --as-of (not snapshots) with the model the endpoint serves, the points rules next to it, worded reasons and each lead's trend over the earlier runs; record the run in the score history (the same as_of again replaces it); write the hand-off events (leads that crossed the hand-off line or changed grade since their last score) and optionally POST them to a webhook."""
 
     from crm.times import utc
-    from operations.delivery import WebhookSender, deliver, stage
-    from operations.events import HandoffLine, write_events
+    from handoff.delivery import WebhookSender, deliver, stage
+    from handoff.events import HandoffLine, write_events
     from operations.history import ScoreHistory, default_store
     from operations.pipeline import write_scores
     from operations.runs import score_and_record
@@ -130,7 +130,7 @@ def score(
 
     box = None
     if sender is not None:
-        from operations.delivery import Outbox, default_outbox
+        from handoff.delivery import Outbox, default_outbox
 
         box = Outbox(outbox or default_outbox(data))
 
@@ -187,7 +187,7 @@ def score(
 def _secret(path: Path | None) -> str:
     import os
 
-    from operations.delivery import SECRET_ENV
+    from handoff.delivery import SECRET_ENV
 
     if path is not None:
         try:
@@ -199,7 +199,7 @@ def _secret(path: Path | None) -> str:
 
 def print_events(events: list[dict], path: Path, line, show: int = 0) -> None:
     """The run's hand-off events: counts, and the first `show` of them with their reasons."""
-    from operations.events import summarize
+    from handoff.events import summarize
 
     counts = summarize(events)
     out.print(

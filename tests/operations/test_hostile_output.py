@@ -10,8 +10,8 @@ from crm.csv_out import csv_ready, neutralised
 from operations.pipeline import write_scores
 from tests.cli.test_cli import _leadscore
 from tests.conftest import ACTIVITIES, DEALS, LEADS, write_dataset
-from tests.operations.test_delivery import Receiver
-from tests.operations.test_events import SECRET
+from tests.handoff.test_delivery import Receiver
+from tests.handoff.test_events import SECRET
 
 PAYLOADS = ['=HYPERLINK("http://x","click")', "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)",
             "\t=1", "\r=1", "  =1+1"]  # fmt: skip

@@ -17,8 +17,8 @@ from operations.runs import score_and_record
 from scoring.model_ref import ModelRef
 from tests.cli.test_cli import _leadscore
 from tests.conftest import write_dataset
-from tests.operations.test_delivery import Receiver
-from tests.operations.test_events import SECRET
+from tests.handoff.test_delivery import Receiver
+from tests.handoff.test_events import SECRET
 
 LEADS = """lead_id,created_at,source,industry
 L1,2025-01-01T00:00:00Z,web,tech

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from operations.delivery import IDEMPOTENCY_HEADER, Outbox
+from handoff.delivery import IDEMPOTENCY_HEADER, Outbox
 from operations.history import ScoreHistory
-from tests.operations.test_delivery import Receiver
-from tests.operations.test_events import SECRET
+from tests.handoff.test_delivery import Receiver
+from tests.handoff.test_events import SECRET
 from tests.postgres import postgres_cluster
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from crm.errors import LeadscoreError
-from operations.delivery import (
+from handoff.delivery import (
     IDEMPOTENCY_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -20,8 +20,8 @@ from operations.delivery import (
     stage,
     verify,
 )
-from operations.events import write_events
-from tests.operations.test_events import SECRET, _events
+from handoff.events import write_events
+from tests.handoff.test_events import SECRET, _events
 
 
 class Receiver:

@@ -1,5 +1,5 @@
 """Hand-off events: the leads a scoring run should put in front of sales, as JSONL
-(delivered to a webhook by `operations.delivery`).
+(delivered to a webhook by `handoff.delivery`).
 
 A lead gets one event per run when, against its latest stored score before the run:
 - it **crossed the hand-off line**: it is above the line now and was not (or had no
@@ -7,9 +7,12 @@ A lead gets one event per run when, against its latest stored score before the r
   (`HandoffLine`): the rules' MQL flag, and/or model grades (default: MQL or grade A);
 - its **grade changed** (the model's A-D grade), up or down.
 
-Each event has an `event_id` derived from (lead, as_of, model version, triggers): re-running
-the same as_of yields the same ids, so a receiver that keeps the ids it has seen (the
-`Idempotency-Key` header) never acts twice on one event.
+Event ids: a crossing's is derived from the lead and the as_of of its last score below the
+line (`crossing_id`), whoever saw it cross: the daily batch and the event stream (`stream`)
+that both see a lead leave the same score below the line give its crossing one id, so the
+outbox, which keeps every id it has delivered, hands it off once. A grade change's id is
+derived from (lead, as_of, model version). Re-running the same as_of yields the same ids,
+so a receiver that keeps the ids it has seen never acts twice on one event.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import pandas as pd
 
 from crm.errors import LeadscoreError
 from crm.folders import write_whole
+from crm.times import to_us
 from scoring.grades import GRADES
 
 
@@ -49,6 +53,12 @@ class HandoffLine:
         )
         return " or ".join(parts)
 
+    def above_one(self, grade: str | None, mql: bool | None) -> bool:
+        """`above` for one lead (the event stream's path: no pandas)."""
+        return bool(grade is not None and str(grade).upper() in self.grades.upper()) or bool(
+            self.mql and mql
+        )
+
     def above(self, grade: pd.Series, mql: pd.Series) -> np.ndarray:
         hit = grade.astype(object).isin(list(self.grades.upper())).to_numpy()
         if self.mql:
@@ -72,11 +82,16 @@ def handoff_events(
     prev = (
         previous.drop_duplicates("lead_id", keep="last").set_index("lead_id")
         if len(previous)
-        else pd.DataFrame(columns=["grade", "mql"])
+        else pd.DataFrame(columns=["grade", "mql", "as_of"])
     )
     ids = scores["lead_id"].astype(str)
     prev_grade = prev["grade"].reindex(ids).reset_index(drop=True)
     prev_mql = prev["mql"].reindex(ids).reset_index(drop=True)
+    prev_as_of = (
+        prev["as_of"].reindex(ids).reset_index(drop=True)
+        if "as_of" in prev
+        else pd.Series([None] * len(ids))
+    )
     seen = prev_grade.notna().to_numpy()
     now_above = line.above(
         scores["grade"].reset_index(drop=True), scores["mql"].reset_index(drop=True)
@@ -93,8 +108,26 @@ def handoff_events(
             ["grade_changed"] if changed[i] else []
         )
         worded = {name: list(reasons[name][i]) for name in ("reasons_up", "reasons_down")}
-        events.append(_event(row, triggers, prev_grade.iloc[i] if seen[i] else None, line, worded))
+        below = _us_or_none(prev_as_of.iloc[i]) if seen[i] else None
+        event = _event(row, triggers, prev_grade.iloc[i] if seen[i] else None, line, worded)
+        if crossed[i]:
+            event["event_id"] = crossing_id(event["lead_id"], below)
+        events.append(event)
     return events
+
+
+def crossing_id(lead_id: str, below_since_us: int | None) -> str:
+    """The id of a lead's crossing of the hand-off line: the lead and the as_of (µs) of its
+    last score below the line before it (None: its first score was above). The batch run
+    and the stream compute it alike, so one crossing is one event."""
+    key = f"{lead_id}|crossed_handoff_line|{'first' if below_since_us is None else below_since_us}"
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def _us_or_none(value) -> int | None:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return to_us(pd.Timestamp(value))
 
 
 def _event(

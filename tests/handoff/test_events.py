@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from crm.errors import LeadscoreError
-from operations.events import HandoffLine, handoff_events, summarize
+from crm.times import to_us
+from handoff.events import HandoffLine, crossing_id, handoff_events, summarize
 
 SECRET = "s3cret-for-tests"
 
@@ -76,11 +77,30 @@ def test_crossings_and_grade_changes_against_each_leads_last_score():
     assert set(graded) == {"a", "e", "f"}
     assert graded["a"]["triggers"] == ["grade_changed"]  # B was already above A-or-B
     assert graded["e"]["type"] == "lead.handoff"
-    # Ids: stable for the same run, different for another model version.
+    # Ids: stable for the same run; a grade change's differs for another model version, a
+    # crossing's is the crossing's (the lead and its last score below the line), whoever saw it.
     again = _handoffs(now, previous, line)
     assert [e["event_id"] for e in again] == [e["event_id"] for e in graded.values()]
-    other = _handoffs(now.assign(model_version="4"), previous, line)
-    assert {e["event_id"] for e in other}.isdisjoint(e["event_id"] for e in again)
+    other = {
+        e["lead_id"]: e["event_id"]
+        for e in _handoffs(now.assign(model_version="4"), previous, line)
+    }
+    assert other["a"] != graded["a"]["event_id"]  # a grade change
+    assert other["e"] == graded["e"]["event_id"] == crossing_id("e", None)
+
+
+def test_a_crossing_is_named_by_the_last_score_below_the_line():
+    when = pd.Timestamp("2026-05-01T08:00:00", tz="UTC")
+    previous = pd.DataFrame(
+        [("a", "B", False, when), ("b", "C", False, when + pd.Timedelta(days=1))],
+        columns=["lead_id", "grade", "mql", "as_of"],
+    )
+    now = _scores([("a", "A", False), ("b", "A", False)])
+    ids = {e["lead_id"]: e["event_id"] for e in _handoffs(now, previous)}
+    assert ids["a"] == crossing_id("a", to_us(when))
+    assert ids["b"] == crossing_id("b", to_us(when + pd.Timedelta(days=1)))
+    later = _handoffs(now.assign(as_of=pd.Timestamp("2026-07-01", tz="UTC")), previous)
+    assert {e["event_id"] for e in later} == set(ids.values())  # the same crossings
 
 
 def test_a_bad_line_is_refused():
@@ -91,5 +111,7 @@ def test_a_bad_line_is_refused():
 
 
 def _events(n: int, as_of="2026-06-01"):
-    rows = [(f"L{i}", "A", True) for i in range(n)]
+    """n first crossings (new leads above the line), leads named by the day: a lead's first
+    crossing has one id whatever the day (`crossing_id`)."""
+    rows = [(f"L{i}-{as_of}", "A", True) for i in range(n)]
     return _handoffs(_scores(rows).assign(as_of=pd.Timestamp(as_of, tz="UTC")), pd.DataFrame())

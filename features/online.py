@@ -183,11 +183,12 @@ class OnlineFeaturizer:
 
         recent = age < self.active_us
         day_keys = np.unique(lead_idx[recent] * 10_000_000 + t[recent] // US_PER_DAY)
-        active_days = np.bincount(day_keys // 10_000_000, minlength=n).astype(np.float64)
+        active_days = np.bincount(day_keys // 10_000_000, minlength=n)
         engaged = known.copy()
         engaged[known] = ~self.sales_mask[kt]
         decay = np.power(2.0, (t[engaged] - as_of_us[lead_idx[engaged]]) / self.half_life_us)
-        decayed = np.bincount(lead_idx[engaged], weights=decay, minlength=n)
+        # float even when no event is weighted (bincount of nothing gives integers)
+        decayed = np.bincount(lead_idx[engaged], weights=decay, minlength=n).astype(np.float64)
 
         opens = np.empty(n)
         for i, lead in enumerate(leads):

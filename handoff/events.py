@@ -109,7 +109,7 @@ def handoff_events(
         )
         worded = {name: list(reasons[name][i]) for name in ("reasons_up", "reasons_down")}
         below = _us_or_none(prev_as_of.iloc[i]) if seen[i] else None
-        event = _event(row, triggers, prev_grade.iloc[i] if seen[i] else None, line, worded)
+        event = handoff_event(row, triggers, prev_grade.iloc[i] if seen[i] else None, line, worded)
         if crossed[i]:
             event["event_id"] = crossing_id(event["lead_id"], below)
         events.append(event)
@@ -130,9 +130,11 @@ def _us_or_none(value) -> int | None:
     return to_us(pd.Timestamp(value))
 
 
-def _event(
-    row: pd.Series, triggers: list[str], previous_grade, line: HandoffLine, worded: dict
+def handoff_event(
+    row: Mapping, triggers: list[str], previous_grade, line: HandoffLine, worded: dict
 ) -> dict:
+    """One event's body from a scored row (a row of the scores file, or the stream's
+    result for a lead): the one format of every hand-off, batch or stream."""
     as_of = pd.Timestamp(row["as_of"]).isoformat()
     key = "|".join(
         [str(row["lead_id"]), as_of, str(row["model_name"]), str(row["model_version"]), *triggers]

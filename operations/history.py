@@ -5,12 +5,7 @@ SQLAlchemy URL (`postgresql://...`, `sqlite:///...`) for a shared one. One table
 `lead_scores`, keyed by (as_of, lead_id): a run is identified by its as_of, so re-running
 the same as_of replaces that run's rows (in one transaction) and never duplicates them.
 
-Trend (per lead, at each run): the change of the lead's log-odds from the mean of its up to
-`TREND_RUNS` previous scores, against a noise-aware threshold: the larger of
-`MIN_LOG_ODDS_CHANGE` (0.2, odds x/÷ 1.22) and twice the spread (standard deviation) of those
-previous log-odds, so that a lead whose score always wobbles needs a bigger move. Above it:
-improving; below minus it: declining; otherwise steady. Fewer than `MIN_PREVIOUS` earlier
-scores: "not enough history".
+Trend (per lead, at each run): `stats.trend`, the rule the event stream follows too.
 """
 
 from __future__ import annotations
@@ -26,11 +21,9 @@ from crm.errors import LeadscoreError
 from crm.secrets import mask_urls, masked_url
 from crm.times import from_us
 from operations.pipeline import COLUMNS
+from stats.trend import NOT_ENOUGH, TREND_RUNS, logit, trend_labels
 
 TABLE = "lead_scores"
-TREND_RUNS = 3
-MIN_PREVIOUS = 2
-MIN_LOG_ODDS_CHANGE = 0.2
 # The run's key, as_of_us (µs since the epoch, UTC: exact in every database), then the
 # scores file's columns without the reasons (as_of: UTC without a zone, for people querying
 # the table), then when the run was stored.
@@ -41,7 +34,6 @@ STORED = [
     *(c for c in COLUMNS if not c.startswith("reasons_") and c != "beyond_trained_age"),
     "scored_at",
 ]
-TRENDS = ("improving", "steady", "declining", "not enough history")
 
 
 def default_store(data: str | Path) -> str:
@@ -330,27 +322,30 @@ class ScoreHistory:
 
 def trends(current: pd.DataFrame, earlier: pd.DataFrame) -> pd.Series:
     """The trend of each lead of `current` (lead_id, probability) given its `earlier` stored
-    scores (lead_id, as_of, probability; runs before the current one)."""
-    out = pd.Series("not enough history", index=current.index, dtype=object)
+    scores (lead_id, as_of, probability; runs before the current one): `stats.trend`."""
+    out = pd.Series(NOT_ENOUGH, index=current.index, dtype=object)
     if earlier.empty or current.empty:
         return out
     recent = (
         earlier.sort_values("as_of", kind="stable").groupby("lead_id", sort=False).tail(TREND_RUNS)
     )
-    logit = _logit(recent["probability"].to_numpy(dtype=float))
     stats = (
-        pd.DataFrame({"lead_id": recent["lead_id"].to_numpy(), "logit": logit})
+        pd.DataFrame(
+            {
+                "lead_id": recent["lead_id"].to_numpy(),
+                "logit": logit(recent["probability"].to_numpy(dtype=float)),
+            }
+        )
         .groupby("lead_id", sort=False)["logit"]
         .agg(["mean", "std", "count"])
     )
     joined = stats.reindex(current["lead_id"].to_numpy())
-    enough = (joined["count"] >= MIN_PREVIOUS).to_numpy()
-    change = _logit(current["probability"].to_numpy(dtype=float)) - joined["mean"].to_numpy()
-    threshold = np.maximum(MIN_LOG_ODDS_CHANGE, 2 * np.nan_to_num(joined["std"].to_numpy()))
-    labels = np.where(
-        change > threshold, "improving", np.where(change < -threshold, "declining", "steady")
+    out[:] = trend_labels(
+        current["probability"].to_numpy(dtype=float),
+        joined["mean"].to_numpy(),
+        joined["std"].to_numpy(),
+        joined["count"].fillna(0).to_numpy(),
     )
-    out[enough] = labels[enough]
     return out
 
 
@@ -423,11 +418,6 @@ def _empty() -> pd.DataFrame:
 
 def _us(times: pd.Series) -> np.ndarray:
     return (times - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(microseconds=1)
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-6, 1 - 1e-6)
-    return np.log(p / (1 - p))
 
 
 def _publish_empty_duckdb(path: Path) -> None:

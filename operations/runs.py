@@ -14,10 +14,11 @@ import pandas as pd
 
 from crm.loading import Dataset
 from handoff.events import HandoffLine, handoff_events
-from operations.history import TREND_RUNS, trends
+from operations.history import trends
 from operations.pipeline import PipelineScores, score_pipeline
 from scoring.model_ref import ModelRef
 from scoring.scorer import LeadScorer
+from stats.trend import TREND_RUNS
 
 
 @dataclass

@@ -69,7 +69,9 @@ def test_folding_is_order_free_and_moves_forward():
         one.sums_for(["a", "b"], 7, 30 * US_PER_DAY), two.sums_for(["a", "b"], 7, 30 * US_PER_DAY)
     )
     direct = sum(
-        2.0 ** ((t - 30 * US_PER_DAY) / (7 * US_PER_DAY)) for t, k in zip(times, kinds) if k == "a"
+        2.0 ** ((t - 30 * US_PER_DAY) / (7 * US_PER_DAY))
+        for t, k in zip(times, kinds, strict=True)
+        if k == "a"
     )
     moved = Carried.from_json(one.to_json()).moved_to(25 * US_PER_DAY)
     assert moved.sums_for(["a"], 7, 30 * US_PER_DAY)[0] == pytest.approx(direct, rel=1e-12)
@@ -83,3 +85,25 @@ def test_a_half_life_not_kept_is_refused():
     c = Carried(100 * US_PER_DAY).fold(["a"], [US_PER_DAY], [7])
     with pytest.raises(LeadscoreError, match="half-lives of \\[7.0\\] days, not 14"):
         c.sums_for(["a"], 14, 200 * US_PER_DAY)
+
+
+def test_a_lone_lead_with_only_folded_activities(small_sim, scorer):
+    """One lead, every activity folded: the decayed sum lands in a float (NumPy's bincount
+    of no weighted event gives integers, which once truncated it to 0)."""
+    as_of = small_sim.data_end
+    payloads = lead_payloads(small_sim, small_sim.leads["lead_id"].head(400).tolist(), iso=True)
+    engaging = set(scorer.spec.activity_types) - set(scorer.spec.sales_touch_types)
+    lead = next(
+        p for p in payloads if sum(a["activity_type"] in engaging for a in p["activities"]) >= 3
+    )
+    newest = max(to_us(a["occurred_at"]) for a in lead["activities"])
+    cut = newest + 1
+    half_lives = [scorer.spec.decay_half_life_days, scorer.rules.config.half_life_days]
+    rest, carried, n = _split(lead, cut, half_lives)
+    assert n == len(lead["activities"]) and not rest["activities"]
+    when = max(to_us(as_of), cut + int(100 * US_PER_DAY))
+    iso = str(np.datetime64(when, "us")) + "Z"
+    full = scorer.payload_batch([lead], iso).x
+    part = scorer.payload_batch([rest], iso, carried=[carried]).x
+    np.testing.assert_allclose(part, full, rtol=1e-12, equal_nan=True)
+    assert full[0, scorer.features.index("engagement_decayed")] > 0

@@ -1,0 +1,365 @@
+"""Events in, leads rescored, hot leads handed off: the stream's one code path.
+
+`EventProcessor.process` checks a request's events, then in one store run (all or nothing):
+skips the events applied before (by `event_id`), holds activities and deals of leads not yet
+known (applied when their `lead` event comes), applies the rest to each lead's state, folds
+old activities, rescores every lead touched with the endpoint's scorer (one vectorised call,
+`LeadScorer.payload_batch` with the folded totals), keeps the score in the lead's state and
+queues it for the score history, and stages a hand-off event in the outbox for each lead
+that crossed the hand-off line (`handoff.events`: the batch's event format and crossing id).
+
+The as_of of a rescore: the request's `as_of` when it gives one (a replay, a backfill),
+else the server's clock, or the newest of the lead's events in the request when that is
+later (a CRM clock a little ahead: at most `skew_s`; further ahead is refused).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from crm.errors import LeadscoreError, PayloadError
+from crm.times import US_PER_SECOND
+from features.carried import Carried
+from handoff.delivery import batch_key
+from handoff.events import HandoffLine, crossing_id, handoff_event
+from scoring.model_ref import ModelRef
+from scoring.scorer import LeadScorer
+from stats.trend import trend_of
+from stream.events import normalized_events
+from stream.state import (
+    StateLimits,
+    apply_activity,
+    apply_deal,
+    apply_lead,
+    exact_from_us,
+    fold_old,
+    is_open,
+    known,
+    payload,
+    record_score,
+)
+from stream.store import LeadStore
+
+SKEW_S = 300  # how far ahead of the server's clock an event may be dated
+REFUSED_KEPT = 20  # held events that could not be applied, kept per lead
+LIMITS_KEY = "limits"
+
+
+@dataclass
+class Applied:
+    """What one request did: events applied, duplicates skipped, events held, one result
+    per lead touched (the /score fields, `handoff`), and the hand-off events staged."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    held: int = 0
+    scores: list[dict[str, Any]] = field(default_factory=list)
+    handoffs: list[dict[str, Any]] = field(default_factory=list)
+
+
+def limits_for(scorer: LeadScorer, store: LeadStore) -> StateLimits:
+    """What the store must keep for this model: rows for its longest window, decayed sums
+    for its and its rules' half-lives. A store that already folded activities for less is
+    refused (its totals cannot be unfolded): a LeadscoreError saying what to do."""
+    spec = scorer.spec
+    retention = float(max([*spec.windows_days, spec.active_days_window, 1]))
+    half_lives = [float(spec.decay_half_life_days)]
+    if scorer.rules is not None:
+        half_lives.append(float(scorer.rules.config.half_life_days))
+    wanted = {"retention_days": retention, "half_lives": sorted(set(half_lives))}
+    stored = store.meta(LIMITS_KEY)
+    if stored is None:
+        store.set_meta(LIMITS_KEY, wanted)
+        stored = wanted
+    short = stored["retention_days"] < retention or set(wanted["half_lives"]) - set(
+        stored["half_lives"]
+    )
+    if short:
+        raise LeadscoreError(
+            f"the online store {store.url.split('@')[-1]} keeps activities as rows for "
+            f"{stored['retention_days']:g} days and decayed totals for half-lives of "
+            f"{stored['half_lives']} days; this model needs {retention:g} days and "
+            f"{wanted['half_lives']}: serve it with a new store (--state) and replay the "
+            "events into it"
+        )
+    return StateLimits(
+        retention_days=float(stored["retention_days"]), half_lives=tuple(stored["half_lives"])
+    )
+
+
+def _iso(us: int) -> str:
+    return str(np.datetime64(int(us), "us")) + "Z"
+
+
+class EventProcessor:
+    """Applies the CRM's events to the store and rescores (build once per worker)."""
+
+    def __init__(
+        self,
+        store: LeadStore,
+        scorer: LeadScorer,
+        model: ModelRef,
+        line: HandoffLine | None = None,
+        *,
+        skew_s: float = SKEW_S,
+        reasons: int = 3,
+    ) -> None:
+        self.store, self.scorer, self.model = store, scorer, model
+        self.line = line if line is not None else HandoffLine()
+        self.limits = limits_for(scorer, store)
+        self.sales = frozenset(scorer.spec.sales_touch_types)
+        self.skew_us = int(skew_s * US_PER_SECOND)
+        self.reasons = reasons
+
+    # --- POST /events --------------------------------------------------------------
+
+    def process(
+        self, events: Sequence[Mapping[str, Any]], as_of_us: int | None, now_us: int
+    ) -> Applied:
+        """Apply a request's events (PayloadError: nothing applied) and rescore."""
+        norm = normalized_events(events)
+        latest = as_of_us if as_of_us is not None else now_us + self.skew_us
+        for i, e in enumerate(norm):
+            if e["occurred_us"] > latest:
+                problem = (
+                    "after as_of"
+                    if as_of_us is not None
+                    else f"more than {self.skew_us // US_PER_SECOND} s ahead of the server's clock"
+                )
+                raise PayloadError(f"events[{i}].occurred_at", problem)
+        lead_ids = sorted({e["lead_id"] for e in norm})
+        event_ids = list(dict.fromkeys(e["event_id"] for e in norm))
+        position = {id(e): i for i, e in enumerate(norm)}
+        return self.store.run(
+            lead_ids,
+            event_ids,
+            lambda txn: self._apply(txn, norm, position, lead_ids, as_of_us, now_us),
+        )
+
+    def _apply(self, txn, norm, position, lead_ids, as_of_us, now_us) -> Applied:
+        seen = txn.seen()
+        states = txn.states()
+        out = Applied()
+        fresh: dict[str, list[dict[str, Any]]] = {}
+        taken: set[str] = set()
+        for e in norm:
+            if e["event_id"] in seen or e["event_id"] in taken:
+                out.duplicates += 1
+                continue
+            taken.add(e["event_id"])
+            fresh.setdefault(e["lead_id"], []).append(e)
+        touched: list[tuple[dict[str, Any], int]] = []
+        for lead_id in lead_ids:
+            events = fresh.get(lead_id)
+            if not events:
+                continue
+            state, was_known = states[lead_id], known(states[lead_id])
+            lead_events = [e for e in events if e["type"] == "lead"]
+            others = [e for e in events if e["type"] != "lead"]
+            for e in lead_events:
+                state = self._step(lambda s, e=e: apply_lead(s, e), state, e, position)
+            if not known(state):
+                txn.hold(lead_id, others)
+                out.held += len(others)
+                continue
+            if not was_known:  # events held for this lead, in the order they came
+                for e in txn.held(lead_id):
+                    try:
+                        self._apply_one(state, e)
+                    except PayloadError as exc:
+                        state["refused"] = (
+                            state["refused"]
+                            + [{"event_id": e["event_id"], "reason": f"{exc.field}: {exc.problem}"}]
+                        )[-REFUSED_KEPT:]
+                    out.accepted += 1
+                    txn.remember([(e["event_id"], lead_id)], now_us)
+                txn.release(lead_id)
+            for e in others:
+                self._step(lambda s, e=e: self._apply_one(s, e), state, e, position)
+            fold_old(state, self.limits)
+            newest = max(e["occurred_us"] for e in events)
+            when = as_of_us if as_of_us is not None else max(now_us, newest)
+            touched.append((state, when))
+            out.accepted += len(events)
+            txn.remember([(e["event_id"], lead_id) for e in events], now_us)
+        if touched:
+            self._rescore(txn, touched, now_us, out)
+        for state, _ in touched:
+            txn.put(state["lead_id"], state)
+        return out
+
+    def _step(self, fn, state, event, position):
+        """Apply one of the request's own events; its mistake names it in the request."""
+        try:
+            result = fn(state)
+        except PayloadError as exc:
+            raise PayloadError(f"events[{position[id(event)]}].{exc.field}", exc.problem) from exc
+        return state if result is None else result
+
+    def _apply_one(self, state: dict[str, Any], e: Mapping[str, Any]) -> None:
+        if e["type"] == "activity":
+            apply_activity(state, e, self.limits, self.sales)
+        else:
+            apply_deal(state, e, self.limits)
+
+    # --- scoring from states ---------------------------------------------------------
+
+    def score_states(
+        self, states: list[dict[str, Any]], as_ofs: list[int], *, reasons: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The scorer's results for leads' states at their as_ofs (the /score fields), plus
+        each lead's trend from its stored scores before that as_of and whether it is open.
+        A PayloadError for an as_of the state cannot score exactly."""
+        for state, when in zip(states, as_ofs, strict=True):
+            exact = exact_from_us(state, self.limits)
+            if exact is not None and when < exact:
+                raise PayloadError(
+                    "as_of",
+                    f"before {_iso(exact)}: the lead's activities older than "
+                    f"{self.limits.retention_days:g} days before its newest are kept as totals",
+                )
+            if when < state["created_us"]:
+                raise PayloadError("as_of", "before the lead's created_at")
+        batch = self.scorer.payload_batch(
+            [payload(s) for s in states],
+            [_iso(w) for w in as_ofs],
+            carried=[Carried.from_json(s["carried"]) for s in states],
+        )
+        k = self.reasons if reasons is None else reasons
+        rows = self.scorer.score(batch, reasons=k, model=self.model).rows()
+        for row, state, when in zip(rows, states, as_ofs, strict=True):
+            earlier = [s["probability"] for s in state["scores"] if s["as_of_us"] < when]
+            row["as_of"] = _iso(when)
+            row["trend"] = trend_of(row["probability"], earlier)
+            row["open"] = is_open(state, when)
+            if self.scorer.rules is None:
+                row.update(rule_score=None, rule_grade=None, mql=None)
+        return rows
+
+    def _rescore(self, txn, touched, now_us: int, out: Applied) -> None:
+        states = [s for s, _ in touched]
+        rows = self.score_states(states, [w for _, w in touched])
+        history, handoffs = [], []
+        for row, (state, when) in zip(rows, touched, strict=True):
+            above = self.line.above_one(row["grade"], row.get("mql"))
+            entry = {
+                "as_of_us": when,
+                "probability": row["probability"],
+                "score": row["score"],
+                "grade": row["grade"],
+                "rule_score": row.get("rule_score"),
+                "rule_grade": row.get("rule_grade"),
+                "mql": row.get("mql"),
+                "trend": row["trend"],
+                "scored_us": now_us,
+                "handoff": False,
+            }
+            previous = record_score(state, entry)
+            was_above = previous is not None and self.line.above_one(
+                previous["grade"], previous.get("mql")
+            )
+            crossed = row["open"] and above and not was_above
+            if crossed:
+                handoffs.append(self._handoff(row, state, previous, when))
+                entry["handoff"] = True
+                if state["handoff_us"] is None or when < state["handoff_us"]:
+                    state["handoff_us"] = when
+            row["handoff"] = crossed
+            history.append(self._history_row(row, state, when, now_us))
+        txn.record(history)
+        if handoffs:
+            txn.stage(batch_key(handoffs), handoffs, now_us)
+        out.scores, out.handoffs = rows, handoffs
+
+    def _handoff(self, row, state, previous, when) -> dict[str, Any]:
+        triggers = ["crossed_handoff_line"]
+        if previous is not None and previous["grade"] != row["grade"]:
+            triggers.append("grade_changed")
+        reasons = row.get("reasons") or {"positive": [], "negative": []}
+        worded = {
+            "reasons_up": [r["text"] for r in reasons["positive"]],
+            "reasons_down": [r["text"] for r in reasons["negative"]],
+        }
+        flat = {
+            **row,
+            "as_of": _iso(when),
+            "model_name": self.model.name,
+            "model_version": self.model.version,
+        }
+        event = handoff_event(
+            flat, triggers, previous["grade"] if previous else None, self.line, worded
+        )
+        event["event_id"] = crossing_id(
+            state["lead_id"], previous["as_of_us"] if previous else None
+        )
+        event["created_at"] = _iso(state["created_us"])
+        return event
+
+    def _history_row(self, row, state, when: int, now_us: int) -> dict[str, Any]:
+        """A row of the score history (`operations.history.STORED`), as JSON."""
+        return {
+            "as_of_us": when,
+            "lead_id": state["lead_id"],
+            "as_of": _iso(when),
+            "probability": row["probability"],
+            "score": row["score"],
+            "grade": row["grade"],
+            "rule_score": row.get("rule_score"),
+            "rule_grade": row.get("rule_grade"),
+            "mql": row.get("mql"),
+            "model_name": self.model.name,
+            "model_version": self.model.version,
+            "feature_set_version": self.scorer.spec.version,
+            "trend": row["trend"],
+            "scored_at": _iso(now_us),
+        }
+
+    # --- GET /leads/{id} ---------------------------------------------------------------
+
+    def lead(self, lead_id: str, as_of_us: int) -> dict[str, Any] | None:
+        """A lead's score from its stored state at as_of, its last stored scores and its
+        speed to lead; None when the store does not know it."""
+        state = self.store.read(lead_id)
+        if not known(state):
+            return None
+        row = self.score_states([state], [as_of_us])[0]
+        row["last_scores"] = [
+            {**{k: v for k, v in s.items() if k not in ("as_of_us", "scored_us")},
+             "as_of": _iso(s["as_of_us"]), "scored_at": _iso(s["scored_us"])}
+            for s in state["scores"]
+        ]  # fmt: skip
+        row["speed_to_lead"] = speed_to_lead(state)
+        row["activities_kept"] = len(state["activities"])
+        row["activities_folded"] = (
+            Carried.from_json(state["carried"]).total() if state["carried"] else 0
+        )
+        row["approximate"] = bool(state["folded_early"])
+        row["refused_events"] = list(state["refused"])
+        return row
+
+
+def speed_to_lead(state: Mapping[str, Any]) -> dict[str, Any]:
+    """From the lead's creation: seconds to its first score, to its hand-off and to its
+    first sales touch (None: not yet)."""
+    created = state["created_us"]
+
+    def since(us: int | None) -> float | None:
+        return None if us is None else (us - created) / US_PER_SECOND
+
+    return {
+        "created_at": _iso(created),
+        "first_scored_at": None
+        if state["first_scored_us"] is None
+        else _iso(state["first_scored_us"]),
+        "handed_off_at": None if state["handoff_us"] is None else _iso(state["handoff_us"]),
+        "first_sales_touch_at": None
+        if state["first_touch_us"] is None
+        else _iso(state["first_touch_us"]),
+        "seconds_to_first_score": since(state["first_scored_us"]),
+        "seconds_to_handoff": since(state["handoff_us"]),
+        "seconds_to_first_sales_touch": since(state["first_touch_us"]),
+    }

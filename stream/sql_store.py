@@ -1,0 +1,419 @@
+"""The online store on SQL: SQLite (the embedded default) and PostgreSQL, one schema.
+
+SQLite: WAL, so readers never wait for the writer and every worker process shares the file;
+a run is one `BEGIN IMMEDIATE` transaction (writers take turns, each waits up to
+`BUSY_TIMEOUT_S`); `synchronous=FULL`, so a run acknowledged is on disk (a worker killed
+the next instant loses nothing). PostgreSQL: a run is one transaction holding an advisory
+lock per lead (taken in sorted order: no deadlock), so runs of other leads go in parallel.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable
+from contextlib import suppress
+from typing import Any
+
+from stream.store import DEDUPE_DAYS, DELIVERED_DAYS, StoreUnavailable, unavailable
+
+BUSY_TIMEOUT_S = 5.0
+US_PER_DAY = 86_400_000_000
+
+SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS ls_leads (lead_id TEXT PRIMARY KEY, state TEXT NOT NULL, "
+    "updated_us BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS ls_events (event_id TEXT PRIMARY KEY, lead_id TEXT NOT NULL, "
+    "applied_us BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS ls_held (event_id TEXT PRIMARY KEY, lead_id TEXT NOT NULL, "
+    "body TEXT NOT NULL, n BIGINT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS ls_held_lead ON ls_held (lead_id)",
+    "CREATE TABLE IF NOT EXISTS ls_outbox (event_id TEXT PRIMARY KEY, batch TEXT NOT NULL, "
+    "body TEXT NOT NULL, n BIGINT NOT NULL, due_us BIGINT NOT NULL, owner TEXT)",
+    "CREATE INDEX IF NOT EXISTS ls_outbox_due ON ls_outbox (due_us)",
+    "CREATE TABLE IF NOT EXISTS ls_delivered (event_id TEXT PRIMARY KEY, "
+    "delivered_us BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS ls_history (as_of_us BIGINT NOT NULL, lead_id TEXT NOT NULL, "
+    "row TEXT NOT NULL, PRIMARY KEY (as_of_us, lead_id))",
+    "CREATE TABLE IF NOT EXISTS ls_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+]
+
+
+class _Txn:
+    """A run's reads and writes on one open transaction (`stream.store.Txn`)."""
+
+    def __init__(self, store: _SqlStore, con, lead_ids: list[str], event_ids: list[str]):
+        self.store, self.con = store, con
+        self.lead_ids, self.event_ids = lead_ids, event_ids
+
+    def _q(self, sql: str, params: Iterable[Any] = ()) -> list[tuple]:
+        return self.store._execute(self.con, sql, params)
+
+    def seen(self) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(self.event_ids):
+            marks = ",".join("?" * len(chunk))
+            for table in ("ls_events", "ls_held"):
+                rows = self._q(f"SELECT event_id FROM {table} WHERE event_id IN ({marks})", chunk)
+                found |= {r[0] for r in rows}
+        return found
+
+    def states(self) -> dict[str, dict[str, Any] | None]:
+        out: dict[str, dict[str, Any] | None] = dict.fromkeys(self.lead_ids)
+        for chunk in _chunks(self.lead_ids):
+            marks = ",".join("?" * len(chunk))
+            for lead_id, state in self._q(
+                f"SELECT lead_id, state FROM ls_leads WHERE lead_id IN ({marks})", chunk
+            ):
+                out[lead_id] = json.loads(state)
+        return out
+
+    def held(self, lead_id: str) -> list[dict[str, Any]]:
+        rows = self._q("SELECT body FROM ls_held WHERE lead_id = ? ORDER BY n", [lead_id])
+        return [json.loads(r[0]) for r in rows]
+
+    def hold(self, lead_id: str, events: list[dict[str, Any]]) -> None:
+        base = time.time_ns()
+        self.store._executemany(
+            self.con,
+            "INSERT INTO ls_held (event_id, lead_id, body, n) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (event_id) DO NOTHING",
+            [(e["event_id"], lead_id, json.dumps(e), base + i) for i, e in enumerate(events)],
+        )
+
+    def release(self, lead_id: str) -> None:
+        self._q("DELETE FROM ls_held WHERE lead_id = ?", [lead_id])
+
+    def put(self, lead_id: str, state: dict[str, Any]) -> None:
+        self._q(
+            "INSERT INTO ls_leads (lead_id, state, updated_us) VALUES (?, ?, ?) "
+            "ON CONFLICT (lead_id) DO UPDATE SET state = excluded.state, "
+            "updated_us = excluded.updated_us",
+            [lead_id, json.dumps(state, separators=(",", ":")), time.time_ns() // 1000],
+        )
+
+    def remember(self, event_ids: Iterable[tuple[str, str]], now_us: int) -> None:
+        self.store._executemany(
+            self.con,
+            "INSERT INTO ls_events (event_id, lead_id, applied_us) VALUES (?, ?, ?) "
+            "ON CONFLICT (event_id) DO NOTHING",
+            [(e, lead, now_us) for e, lead in event_ids],
+        )
+
+    def stage(self, key: str, events: list[dict[str, Any]], now_us: int) -> int:
+        return self.store._stage(self.con, key, events, now_us)
+
+    def record(self, rows: list[dict[str, Any]]) -> None:
+        self.store._executemany(
+            self.con,
+            "INSERT INTO ls_history (as_of_us, lead_id, row) VALUES (?, ?, ?) "
+            "ON CONFLICT (as_of_us, lead_id) DO UPDATE SET row = excluded.row",
+            [(r["as_of_us"], r["lead_id"], json.dumps(r)) for r in rows],
+        )
+
+
+def _chunks(values: list[str], size: int = 500) -> list[list[str]]:
+    return [values[i : i + size] for i in range(0, len(values), size)]
+
+
+class _SqlStore:
+    """What SQLite and PostgreSQL share; a connection per thread."""
+
+    errors: tuple[type[BaseException], ...] = ()
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._local = threading.local()
+        self._schema_done = False
+
+    # --- connections (each adapter) -----------------------------------------------
+
+    def _connect(self):
+        raise NotImplementedError
+
+    def _begin(self, con, lead_ids: list[str]) -> None:
+        raise NotImplementedError
+
+    def _execute(self, con, sql: str, params: Iterable[Any] = ()) -> list[tuple]:
+        raise NotImplementedError
+
+    def _executemany(self, con, sql: str, rows: list[tuple]) -> None:
+        raise NotImplementedError
+
+    def _commit(self, con) -> None:
+        con.commit()
+
+    def _rollback(self, con) -> None:
+        with suppress(Exception):
+            con.rollback()
+
+    def _con(self):
+        con = getattr(self._local, "con", None)
+        if con is None:
+            with unavailable(self.url, self.errors):
+                con = self._connect()
+                if not self._schema_done:
+                    self._create_schema(con)
+                    self._schema_done = True
+            self._local.con = con
+        return con
+
+    def _create_schema(self, con) -> None:
+        self._begin(con, [])
+        for statement in SCHEMA:
+            self._execute(con, statement)
+        self._commit(con)
+
+    def _drop_connection(self) -> None:
+        con = getattr(self._local, "con", None)
+        self._local.con = None
+        if con is not None:
+            with suppress(Exception):
+                con.close()
+
+    def _transaction(self, lead_ids: list[str], work: Callable[[Any], Any]) -> Any:
+        con = self._con()
+        try:
+            with unavailable(self.url, self.errors):
+                self._begin(con, sorted(set(lead_ids)))
+            result = work(con)
+            with unavailable(self.url, self.errors):
+                self._commit(con)
+            return result
+        except StoreUnavailable:
+            self._rollback(con)
+            self._drop_connection()  # a broken connection is not reused
+            raise
+        except BaseException:
+            self._rollback(con)
+            raise
+
+    def _read(self, sql: str, params: Iterable[Any] = ()) -> list[tuple]:
+        return self._transaction([], lambda con: self._execute(con, sql, params))
+
+    # --- the port ------------------------------------------------------------------
+
+    def run(self, lead_ids: list[str], event_ids: list[str], work: Callable[[Any], Any]) -> Any:
+        def go(con):
+            try:
+                return work(_Txn(self, con, lead_ids, event_ids))
+            except self.errors as exc:
+                with unavailable(self.url, self.errors):
+                    raise exc
+
+        return self._transaction(lead_ids, go)
+
+    def read(self, lead_id: str) -> dict[str, Any] | None:
+        rows = self._read("SELECT state FROM ls_leads WHERE lead_id = ?", [lead_id])
+        return json.loads(rows[0][0]) if rows else None
+
+    def held_count(self, lead_id: str) -> int:
+        return int(self._read("SELECT count(*) FROM ls_held WHERE lead_id = ?", [lead_id])[0][0])
+
+    def _stage(self, con, key: str, events: list[dict[str, Any]], now_us: int) -> int:
+        if not events:
+            return 0
+        ids = [e["event_id"] for e in events]
+        marks = ",".join("?" * len(ids))
+        done = {
+            r[0]
+            for table in ("ls_delivered", "ls_outbox")
+            for r in self._execute(
+                con, f"SELECT event_id FROM {table} WHERE event_id IN ({marks})", ids
+            )
+        }
+        new = [e for e in events if e["event_id"] not in done]
+        base = time.time_ns()
+        self._executemany(
+            con,
+            "INSERT INTO ls_outbox (event_id, batch, body, n, due_us, owner) "
+            "VALUES (?, ?, ?, ?, ?, NULL) ON CONFLICT (event_id) DO NOTHING",
+            [
+                (e["event_id"], key, json.dumps(e, sort_keys=True), base + i, now_us)
+                for i, e in enumerate(new)
+            ],
+        )
+        return len(new)
+
+    def stage_outbox(self, key: str, events: list[dict[str, Any]], now_us: int) -> int:
+        return self._transaction([], lambda con: self._stage(con, key, events, now_us))
+
+    def claim(
+        self, owner: str, now_us: int, lease_us: int, limit: int
+    ) -> list[tuple[str, list[dict[str, Any]]]]:
+        def go(con):
+            keys = [
+                r[0]
+                for r in self._execute(
+                    con,
+                    "SELECT batch, min(n) AS first FROM ls_outbox WHERE due_us <= ? "
+                    "GROUP BY batch ORDER BY first LIMIT ?",
+                    [now_us, limit],
+                )
+            ]
+            out = []
+            for key in keys:
+                self._execute(
+                    con,
+                    "UPDATE ls_outbox SET due_us = ?, owner = ? WHERE batch = ?",
+                    [now_us + lease_us, owner, key],
+                )
+                rows = self._execute(
+                    con, "SELECT body FROM ls_outbox WHERE batch = ? ORDER BY n", [key]
+                )
+                out.append((key, [json.loads(r[0]) for r in rows]))
+            return out
+
+        return self._transaction(["\x00outbox"], go)
+
+    def delivered(self, key: str, events: list[dict[str, Any]], now_us: int) -> None:
+        def go(con):
+            self._executemany(
+                con,
+                "INSERT INTO ls_delivered (event_id, delivered_us) VALUES (?, ?) "
+                "ON CONFLICT (event_id) DO NOTHING",
+                [(e["event_id"], now_us) for e in events],
+            )
+            self._execute(con, "DELETE FROM ls_outbox WHERE batch = ?", [key])
+
+        self._transaction([], go)
+
+    def retry_at(self, key: str, when_us: int) -> None:
+        self._transaction(
+            [],
+            lambda con: self._execute(
+                con, "UPDATE ls_outbox SET due_us = ?, owner = NULL WHERE batch = ?", [when_us, key]
+            ),
+        )
+
+    def outbox_size(self) -> int:
+        return int(self._read("SELECT count(*) FROM ls_outbox")[0][0])
+
+    def history_rows(self, limit: int) -> list[dict[str, Any]]:
+        rows = self._read("SELECT row FROM ls_history ORDER BY as_of_us LIMIT ?", [limit])
+        return [json.loads(r[0]) for r in rows]
+
+    def history_done(self, rows: list[dict[str, Any]]) -> None:
+        def go(con):
+            for r in rows:  # a row rescored since it was read stays (its value changed)
+                self._execute(
+                    con,
+                    "DELETE FROM ls_history WHERE as_of_us = ? AND lead_id = ? AND row = ?",
+                    [r["as_of_us"], r["lead_id"], json.dumps(r)],
+                )
+
+        self._transaction([], go)
+
+    def meta(self, key: str) -> Any:
+        rows = self._read("SELECT value FROM ls_meta WHERE key = ?", [key])
+        return json.loads(rows[0][0]) if rows else None
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self._transaction(
+            [],
+            lambda con: self._execute(
+                con,
+                "INSERT INTO ls_meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [key, json.dumps(value)],
+            ),
+        )
+
+    def purge(self, now_us: int) -> None:
+        def go(con):
+            self._execute(
+                con,
+                "DELETE FROM ls_events WHERE applied_us < ?",
+                [now_us - DEDUPE_DAYS * US_PER_DAY],
+            )
+            self._execute(
+                con,
+                "DELETE FROM ls_delivered WHERE delivered_us < ?",
+                [now_us - DELIVERED_DAYS * US_PER_DAY],
+            )
+
+        self._transaction([], go)
+
+    def ping(self) -> None:
+        self._read("SELECT 1")
+
+    def close(self) -> None:
+        self._drop_connection()
+
+
+class SqliteStore(_SqlStore):
+    def __init__(self, url: str) -> None:
+        import sqlite3
+
+        super().__init__(url)
+        # sqlite:///relative/file or sqlite:////absolute/file, as SQLAlchemy reads them
+        self.path = url.split("://", 1)[1][1:]
+        self.errors = (sqlite3.OperationalError, sqlite3.DatabaseError)
+
+    def _connect(self):
+        import sqlite3
+        from pathlib import Path
+
+        folder = Path(self.path).parent
+        if not folder.is_dir():
+            raise sqlite3.OperationalError(f"no folder {folder} for the state file")
+        con = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA synchronous=FULL")
+        return con
+
+    def _begin(self, con, lead_ids: list[str]) -> None:
+        con.execute("BEGIN IMMEDIATE")
+
+    def _execute(self, con, sql: str, params: Iterable[Any] = ()) -> list[tuple]:
+        return con.execute(sql, list(params)).fetchall()
+
+    def _executemany(self, con, sql: str, rows: list[tuple]) -> None:
+        if rows:
+            con.executemany(sql, rows)
+
+    def _commit(self, con) -> None:
+        con.execute("COMMIT")
+
+    def _rollback(self, con) -> None:
+        with suppress(Exception):
+            con.execute("ROLLBACK")
+
+
+class PostgresStore(_SqlStore):
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        import psycopg
+
+        self.dsn = "postgresql://" + url.split("://", 1)[1]
+        self.errors = (psycopg.OperationalError, psycopg.InterfaceError)
+
+    def _connect(self):
+        import psycopg
+
+        return psycopg.connect(self.dsn, connect_timeout=5)
+
+    def _begin(self, con, lead_ids: list[str]) -> None:
+        # psycopg opens a transaction on the first statement; the advisory locks hold the
+        # run's leads against concurrent runs until commit.
+        for lead_id in lead_ids:
+            con.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 7253))", [lead_id])
+
+    def _execute(self, con, sql: str, params: Iterable[Any] = ()) -> list[tuple]:
+        cur = con.execute(sql.replace("?", "%s"), list(params))
+        return cur.fetchall() if cur.description is not None else []
+
+    def _executemany(self, con, sql: str, rows: list[tuple]) -> None:
+        if rows:
+            with con.cursor() as cur:
+                cur.executemany(sql.replace("?", "%s"), rows)
+
+    def _create_schema(self, con) -> None:
+        # two workers starting at once: one creates, the other waits for it
+        con.execute("SELECT pg_advisory_xact_lock(7253412)")
+        for statement in SCHEMA:
+            con.execute(statement)
+        con.commit()

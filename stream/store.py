@@ -1,0 +1,151 @@
+"""The online store: one port, three adapters chosen by a URL.
+
+- `sqlite:///path/lead_state.sqlite` (the embedded default, in the serving folder; WAL, so
+  every worker of a server shares it), `stream.sql_store`;
+- `postgresql://user@host/db` (replicas on several machines), `stream.sql_store`;
+- `redis://host:6379/0` (replicas on several machines), `stream.redis_store`.
+
+What the store holds, and what one `run` changes all at once or not at all:
+- each lead's state (`stream.state`), and the events held for a lead not yet known;
+- the ids of the events applied (a retry or a duplicate changes nothing), kept for
+  `DEDUPE_DAYS`;
+- the outbox of hand-off events (`handoff.delivery`'s batches; delivered ids kept as a
+  ledger), so an acknowledged hand-off is delivered even when the worker dies;
+- the rescores not yet copied into the score history (`operations.history`), moved there
+  by the service in batches (`history_rows` / `history_done`).
+
+A store that cannot answer (no server, a full disk, a lock held too long) raises
+`StoreUnavailable`: the service answers 503 with Retry-After, and nothing was applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+from crm.errors import LeadscoreError
+from crm.secrets import masked_url
+
+DEDUPE_DAYS = 30  # how long an applied event id is remembered (a retry later is new)
+DELIVERED_DAYS = 30  # how long a delivered hand-off id is remembered
+STATE_FILE = "lead_state.sqlite"
+
+
+class StoreUnavailable(LeadscoreError):
+    """The store did not answer; the caller may retry later (503, Retry-After)."""
+
+    def __init__(self, message: str, retry_after_s: int = 2) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class Txn(Protocol):
+    """What one `LeadStore.run` may read and write (every write lands together)."""
+
+    def seen(self) -> set[str]:
+        """Of the run's event ids, those applied before."""
+
+    def states(self) -> dict[str, dict[str, Any] | None]:
+        """The run's leads' states (None: unknown)."""
+
+    def held(self, lead_id: str) -> list[dict[str, Any]]: ...
+
+    def hold(self, lead_id: str, events: list[dict[str, Any]]) -> None: ...
+
+    def release(self, lead_id: str) -> None: ...
+
+    def put(self, lead_id: str, state: dict[str, Any]) -> None: ...
+
+    def remember(self, event_ids: Iterable[tuple[str, str]], now_us: int) -> None:
+        """(event_id, lead_id) pairs applied now."""
+
+    def stage(self, key: str, events: list[dict[str, Any]], now_us: int) -> int:
+        """Hand-off events into the outbox as one batch (those neither kept nor delivered
+        already); how many were added."""
+
+    def record(self, rows: list[dict[str, Any]]) -> None:
+        """Rescores for the score history (keyed by as_of_us, lead_id)."""
+
+
+class LeadStore(Protocol):
+    url: str
+
+    def run(self, lead_ids: list[str], event_ids: list[str], work: Callable[[Txn], Any]) -> Any:
+        """`work(txn)` with those leads held against concurrent runs, its writes applied
+        together, or none of them when it raises (an adapter may call it again)."""
+
+    def read(self, lead_id: str) -> dict[str, Any] | None: ...
+
+    def held_count(self, lead_id: str) -> int: ...
+
+    # the outbox (the service's delivery, and `leadscore score --state`)
+    def claim(
+        self, owner: str, now_us: int, lease_us: int, limit: int
+    ) -> list[tuple[str, list[dict[str, Any]]]]:
+        """Batches due now, leased to `owner` for `lease_us` (another worker skips them)."""
+
+    def stage_outbox(self, key: str, events: list[dict[str, Any]], now_us: int) -> int: ...
+
+    def delivered(self, key: str, events: list[dict[str, Any]], now_us: int) -> None: ...
+
+    def retry_at(self, key: str, when_us: int) -> None: ...
+
+    def outbox_size(self) -> int: ...
+
+    # the rescores on their way to the score history
+    def history_rows(self, limit: int) -> list[dict[str, Any]]: ...
+
+    def history_done(self, rows: list[dict[str, Any]]) -> None: ...
+
+    def meta(self, key: str) -> Any: ...
+
+    def set_meta(self, key: str, value: Any) -> None: ...
+
+    def purge(self, now_us: int) -> None:
+        """Forget applied event ids and delivered ids past their keeping time."""
+
+    def ping(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def open_store(url: str) -> LeadStore:
+    """The adapter of a store URL; a LeadscoreError naming the URL (credentials masked)
+    for a scheme we do not know."""
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme == "sqlite":
+        from stream.sql_store import SqliteStore
+
+        return SqliteStore(url)
+    if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
+        from stream.sql_store import PostgresStore
+
+        return PostgresStore(url)
+    if scheme in ("redis", "rediss", "unix"):
+        from stream.redis_store import RedisStore
+
+        return RedisStore(url)
+    raise LeadscoreError(
+        f"--state {masked_url(url)!r}: expected sqlite:///path, postgresql://... or redis://..."
+    )
+
+
+def default_state_url(folder: str = ".") -> str:
+    from pathlib import Path
+
+    return f"sqlite:///{(Path(folder) / STATE_FILE).resolve()}"
+
+
+@contextmanager
+def unavailable(url: str, errors: tuple[type[BaseException], ...]) -> Iterator[None]:
+    """A store's refusal as StoreUnavailable naming the store (credentials masked)."""
+    from crm.secrets import mask_urls
+
+    try:
+        yield
+    except errors as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise StoreUnavailable(
+            f"the online store {masked_url(url)} is unavailable: {mask_urls(first)[:300]}"
+        ) from exc

@@ -1,0 +1,162 @@
+"""The stream's one code path (`stream.processor`) on the embedded store: events applied
+once, held until their lead comes, rescored as `leadscore score` scores, handed off once."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from crm.errors import PayloadError
+from crm.payloads import dataset_events
+from crm.times import to_us
+from operations.pipeline import score_pipeline
+from scoring.model_ref import ModelRef
+from stream.processor import EventProcessor
+from stream.store import open_store
+
+MODEL = ModelRef("lead-scoring", "7")
+
+
+def _processor(tmp_path, scorer, name="state.sqlite"):
+    return EventProcessor(open_store(f"sqlite:///{tmp_path / name}"), scorer, MODEL)
+
+
+def _replay(proc, events, per_request=200):
+    for i in range(0, len(events), per_request):
+        part = events[i : i + per_request]
+        proc.process(part, max(to_us(e["occurred_at"]) for e in part), 0)
+
+
+def test_replaying_an_export_scores_as_the_batch_does(tmp_path, small_sim, ruled):
+    when = small_sim.data_end - pd.Timedelta(days=120)
+    events = dataset_events(small_sim, until=when)
+    proc = _processor(tmp_path, ruled)
+    _replay(proc, events)
+    batch = score_pipeline(small_sim, ruled, MODEL, when).frame.set_index("lead_id")
+    assert len(batch) > 200
+    stream = {lead_id: proc.lead(lead_id, to_us(when)) for lead_id in batch.index}
+    got = pd.DataFrame.from_dict(stream, orient="index")
+    np.testing.assert_allclose(
+        got["probability"].to_numpy(float), batch["probability"].to_numpy(float), rtol=1e-9
+    )
+    assert (got["grade"].to_numpy() == batch["grade"].to_numpy()).all()
+    assert (got["rule_score"].to_numpy(int) == batch["rule_score"].to_numpy(int)).all()
+    assert got["open"].all()
+    folded = got["activities_folded"].sum()
+    assert folded > 0  # old activities were folded into totals, and still scored exactly
+
+
+T0 = "2026-03-02T09:00:00Z"
+NOON = "2026-03-02T12:00:00Z"
+
+
+def _lead(event_id="e-lead", lead_id="L1", at=T0, **profile):
+    return {"event_id": event_id, "type": "lead", "lead_id": lead_id, "occurred_at": at,
+            "created_at": at, "source": "website", "profile": profile}  # fmt: skip
+
+
+def _act(event_id, kind, at, lead_id="L1"):
+    return {"event_id": event_id, "type": "activity", "lead_id": lead_id, "occurred_at": at,
+            "activity_type": kind}  # fmt: skip
+
+
+def _us(text):
+    return to_us(text)
+
+
+@pytest.fixture
+def proc(tmp_path, ruled):
+    return _processor(tmp_path, ruled)
+
+
+def test_duplicates_and_retries_change_nothing(proc, ruled):
+    kind = ruled.spec.activity_types[0]
+    events = [_lead(), _act("a1", kind, "2026-03-02T10:00:00Z")]
+    first = proc.process(events, _us("2026-03-02T11:00:00Z"), 0)
+    assert (first.accepted, first.duplicates) == (2, 0) and len(first.scores) == 1
+    state = proc.store.read("L1")
+    again = proc.process(events, _us("2026-03-02T11:00:00Z"), 0)  # the CRM's retry
+    assert (again.accepted, again.duplicates, again.scores) == (0, 2, [])
+    assert proc.store.read("L1")["activities"] == state["activities"]
+    inside = proc.process([_act("a2", kind, "2026-03-02T10:30:00Z")] * 2, None, _us(NOON))
+    assert (inside.accepted, inside.duplicates) == (1, 1)
+    assert len(proc.store.read("L1")["activities"]) == 2
+
+
+def test_an_activity_before_its_lead_is_held_then_applied(proc, ruled):
+    kind = ruled.spec.activity_types[0]
+    held = proc.process([_act("a1", kind, "2026-03-02T10:00:00Z", "L2")], None, _us(NOON))
+    assert (held.accepted, held.held, held.scores) == (0, 1, [])
+    assert proc.store.read("L2") is None and proc.store.held_count("L2") == 1
+    assert proc.lead("L2", _us(NOON)) is None
+    again = proc.process([_act("a1", kind, "2026-03-02T10:00:00Z", "L2")], None, _us(NOON))
+    assert again.duplicates == 1  # a held event is known too
+    came = proc.process(
+        [_lead("e-L2", "L2", "2026-03-02T09:30:00Z")], None, _us("2026-03-02T12:00:00Z")
+    )
+    assert came.accepted == 2 and proc.store.held_count("L2") == 0
+    assert len(proc.store.read("L2")["activities"]) == 1
+    # a held event its lead contradicts (dated before the lead's creation) is kept as refused
+    proc.process([_act("a0", kind, "2026-03-01T08:00:00Z", "L3")], None, _us(NOON))
+    proc.process([_lead("e-L3", "L3", "2026-03-02T09:00:00Z")], None, _us(NOON))
+    refused = proc.lead("L3", _us("2026-03-03T00:00:00Z"))["refused_events"]
+    assert refused == [{"event_id": "a0", "reason": "occurred_at: before the lead's created_at"}]
+
+
+def test_a_mistake_refuses_the_whole_request(proc, ruled):
+    kind = ruled.spec.activity_types[0]
+    bad = [_lead(), _act("a1", kind, "2026-03-02T10:00:00Z"), _act("a2", kind, "not a time")]
+    with pytest.raises(PayloadError, match=r"events\[2\]\.occurred_at"):
+        proc.process(bad, None, _us(T0))
+    early = [_lead(), _act("a1", kind, "2026-03-01T10:00:00Z")]
+    with pytest.raises(
+        PayloadError, match=r"events\[1\]\.occurred_at: before the lead's created_at"
+    ):
+        proc.process(early, None, _us(T0))
+    assert proc.store.read("L1") is None  # nothing of either request was applied
+    with pytest.raises(PayloadError, match="ahead of the server's clock"):
+        proc.process([_lead(at="2026-03-02T10:00:00Z")], None, _us(T0))
+    with pytest.raises(PayloadError, match=r"events\[0\]\.occurred_at: after as_of"):
+        proc.process([_lead()], _us("2026-03-02T08:00:00Z"), _us(T0))
+    with pytest.raises(PayloadError, match=r"events\[0\]\.type"):
+        proc.process([{**_lead(), "type": "visit"}], None, _us(T0))
+
+
+def test_a_crossing_is_handed_off_once(proc, ruled):
+    """A lead rising above the line is handed off at the event that lifts it, once; its
+    event id is the crossing's (`handoff.events.crossing_id`)."""
+    from handoff.events import crossing_id
+
+    rules = ruled.rules.config.activities
+    hot = sorted((t for t in rules if rules[t].points > 0), key=lambda t: -rules[t].points)[:4]
+    start = _us(T0)
+    out = proc.process([_lead(job_role="director")], None, start)
+    assert out.scores[0]["handoff"] is False and not out.handoffs  # not an MQL yet
+    handed, before, previous = [], None, start
+    for n in range(40):
+        at = str(np.datetime64(start + (n + 1) * 3_600_000_000, "us")) + "Z"
+        out = proc.process([_act(f"h{n}", hot[n % len(hot)], at)], None, _us(at))
+        if out.handoffs:
+            before = previous  # the as_of of its last score below the line
+        previous = _us(at)
+        handed += out.handoffs
+    assert len(handed) == 1  # it crossed once and stayed above
+    event = handed[0]
+    assert event["type"] == "lead.handoff" and event["mql"] is True
+    assert event["event_id"] == crossing_id("L1", before)
+    assert proc.store.outbox_size() == 1
+    speed = proc.lead("L1", _us(event["as_of"]))["speed_to_lead"]
+    assert speed["seconds_to_first_score"] == 0 and speed["seconds_to_handoff"] > 0
+
+
+def test_an_as_of_before_the_folded_totals_is_refused(proc, ruled):
+    kind = ruled.spec.activity_types[0]
+    proc.process([_lead(at="2025-01-01T00:00:00Z")], None, _us("2025-01-01T00:00:00Z"))
+    proc.process([_act("old", kind, "2025-01-02T00:00:00Z")], None, _us("2025-01-02T00:00:00Z"))
+    proc.process([_act("new", kind, "2026-01-02T00:00:00Z")], None, _us("2026-01-02T00:00:00Z"))
+    state = proc.store.read("L1")
+    assert state["carried"] is not None and len(state["activities"]) == 1
+    with pytest.raises(PayloadError, match="kept as totals"):
+        proc.lead("L1", _us("2025-06-01T00:00:00Z"))
+    assert proc.lead("L1", _us("2026-01-03T00:00:00Z"))["activities_folded"] == 1

@@ -47,6 +47,18 @@ class ServeConfig(BaseModel):
     batch_wait_ms: float = Field(
         0.0, ge=0, le=1_000, description="how long a lone request may wait for company (0: never)"
     )
+    # The event stream (POST /events, GET /leads/{id}; stream/).
+    state_url: str | None = Field(
+        None,
+        description="the online store of lead states: sqlite:///path, postgresql://... or "
+        "redis://... (default: lead_state.sqlite in the serving folder)",
+    )
+    webhook_url: str | None = Field(
+        None, description="where hand-offs go, signed with LEADSCORE_WEBHOOK_SECRET"
+    )
+    handoff_grades: str = Field("A", description="model grades above the hand-off line")
+    handoff_mql: bool = Field(True, description="the rules' MQL flag puts a lead above the line")
+    max_events: int = Field(1_000, ge=1, description="events in one request, at most")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> ServeConfig:
@@ -57,6 +69,14 @@ class ServeConfig(BaseModel):
         return cls(api_keys=keys, **{k: v for k, v in values.items() if v})
 
     def __repr__(self) -> str:  # keys never appear in logs
-        return f"ServeConfig(model={self.model_name}@{self.model_alias}, scorer_path={self.scorer_path}, api_keys=<{len(self.api_keys)} keys>)"
+        from crm.secrets import masked_url
+
+        state = masked_url(self.state_url) if self.state_url else "default"
+        hook = masked_url(self.webhook_url) if self.webhook_url else None
+        return (
+            f"ServeConfig(model={self.model_name}@{self.model_alias}, scorer_path="
+            f"{self.scorer_path}, api_keys=<{len(self.api_keys)} keys>, state={state}, "
+            f"webhook={hook})"
+        )
 
     __str__ = __repr__

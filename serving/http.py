@@ -27,7 +27,7 @@ class BodyLimitMiddleware:
     (e.g. multipart/form-data) is refused with 415 before BentoML tries to parse it."""
 
     def __init__(
-        self, app, max_bytes: int | None = None, json_paths: tuple[str, ...] = ("/score",)
+        self, app, max_bytes: int | None = None, json_paths: tuple[str, ...] = ("/score", "/events")
     ) -> None:
         from serving.config import ServeConfig
 
@@ -89,7 +89,7 @@ class BodyLimitMiddleware:
 class ErrorShapeMiddleware:
     """Reshapes BentoML's 400 `{error, detail: [{loc, msg}, ...]}` into `{error, field}`."""
 
-    def __init__(self, app, paths: tuple[str, ...] = ("/score",)) -> None:
+    def __init__(self, app, paths: tuple[str, ...] = ("/score", "/events")) -> None:
         self.app = app
         self.paths = paths
 

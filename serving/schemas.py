@@ -177,6 +177,153 @@ class ScoreResponse(TypedDict):
     scores: list[LeadScore]
 
 
+# --- the event stream: POST /events, GET /leads/{lead_id} -----------------------------
+
+EventId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=256,
+        description="the CRM's id of the event: a retry sends the same, and changes nothing",
+        examples=["evt-000481"],
+    ),
+]
+LeadId = Annotated[str, Field(min_length=1, max_length=256, examples=["L-000123"])]
+
+
+class LeadEvent(TypedDict):
+    """A lead created (its first event) or updated (profile fields given replace the stored
+    ones; null removes one). `created_at` and the first-touch `source` are set once."""
+
+    __pydantic_config__ = _OPEN
+    event_id: EventId
+    type: Literal["lead"]
+    lead_id: LeadId
+    occurred_at: Timestamp
+    created_at: NotRequired[
+        Annotated[
+            str | None,
+            Field(
+                max_length=64,
+                description="required on the lead's first event",
+                json_schema_extra={"format": "date-time"},
+            ),
+        ]
+    ]
+    source: NotRequired[Annotated[str | None, Field(max_length=256, examples=["website"])]]
+    profile: NotRequired[dict[str, Annotated[str, Field(max_length=1024)] | Number | bool | None]]
+
+
+class ActivityEvent(TypedDict):
+    """Something the lead did (or sales did with it): a visit, a webinar, a call..."""
+
+    __pydantic_config__ = _OPEN
+    event_id: EventId
+    type: Literal["activity"]
+    lead_id: LeadId
+    occurred_at: Timestamp
+    activity_type: Annotated[
+        str, Field(min_length=1, max_length=128, examples=["webinar_attendance"])
+    ]
+    value: NotRequired[Annotated[Number | None, Field(examples=[30])]]
+    campaign: NotRequired[Annotated[str | None, Field(max_length=256)]]
+
+
+class DealEvent(TypedDict):
+    """A deal opened or changed (its latest known state, by `deal_id`)."""
+
+    __pydantic_config__ = _OPEN
+    event_id: EventId
+    type: Literal["deal"]
+    lead_id: LeadId
+    occurred_at: Timestamp
+    deal_id: Annotated[str, Field(min_length=1, max_length=256, examples=["D-1041"])]
+    status: Literal["open", "won", "lost"]
+    created_at: Timestamp
+    closed_at: NotRequired[
+        Annotated[
+            str | None,
+            Field(
+                max_length=64,
+                description="null while open; required when won or lost",
+                json_schema_extra={"format": "date-time"},
+            ),
+        ]
+    ]
+    amount: NotRequired[Number | None]
+
+
+Event = Annotated[LeadEvent | ActivityEvent | DealEvent, Field(discriminator="type")]
+
+
+class EventScore(LeadScore):
+    as_of: Annotated[str, Field(description="the time the lead was rescored at")]
+    trend: Annotated[
+        Literal["improving", "steady", "declining", "not enough history"],
+        Field(description="against the lead's previous scores"),
+    ]
+    open: Annotated[bool, Field(description="no won or lost deal closed by as_of")]
+    handoff: Annotated[
+        bool, Field(description="this event lifted the lead over the hand-off line: handed off")
+    ]
+
+
+class EventsResponse(TypedDict):
+    accepted: Annotated[int, Field(description="events applied now (held ones included)")]
+    duplicates: Annotated[int, Field(description="events applied before: skipped")]
+    held: Annotated[
+        int, Field(description="events of leads not known yet, kept until their lead event")
+    ]
+    scores: list[EventScore]
+
+
+class LastScore(TypedDict):
+    as_of: str
+    scored_at: str
+    probability: float
+    score: int
+    grade: str
+    rule_score: int | None
+    rule_grade: str | None
+    mql: bool | None
+    trend: str
+    handoff: bool
+
+
+class SpeedToLead(TypedDict):
+    created_at: str
+    first_scored_at: str | None
+    handed_off_at: str | None
+    first_sales_touch_at: str | None
+    seconds_to_first_score: float | None
+    seconds_to_handoff: float | None
+    seconds_to_first_sales_touch: float | None
+
+
+class RefusedEvent(TypedDict):
+    event_id: str
+    reason: str
+
+
+class LeadState(EventScore):
+    """`GET /leads/{lead_id}`: the lead scored from its stored state at as_of."""
+
+    last_scores: list[LastScore]
+    speed_to_lead: SpeedToLead
+    activities_kept: Annotated[int, Field(description="activities kept as rows")]
+    activities_folded: Annotated[
+        int, Field(description="older activities kept as totals (counts, recency, decay)")
+    ]
+    approximate: Annotated[
+        bool,
+        Field(description="more activities than the state keeps as rows: windowed counts low"),
+    ]
+    refused_events: Annotated[
+        list[RefusedEvent],
+        Field(description="events held for the lead that its lead event contradicted"),
+    ]
+
+
 class Error(BaseModel):
     """Every 4xx and 503: what is wrong and where."""
 

@@ -3,6 +3,9 @@
 `POST /score`: a batch of lead payloads (1 to 1,000) and an optional `as_of`; per lead the
 calibrated probability, score, grade, worded reasons and the model's name and version.
 `GET /metadata`: the loaded model. `/livez`, `/readyz`, `/metrics`: BentoML's own.
+`POST /events`: what happens in the CRM as it happens (leads, activities, deals); each lead
+touched is rescored from its state in the online store and handed off when it crosses the
+line (`stream`). `GET /leads/{lead_id}`: a lead's score from its stored state.
 
 Hot path: JSON -> the micro-batcher (concurrent requests merged, `serving.batching`) ->
 the online featurizer of `features` (NumPy, no pandas) -> LightGBM (one thread for small
@@ -17,10 +20,12 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio.to_thread
 import bentoml
 from pydantic import Field
 from starlette.applications import Starlette
@@ -35,7 +40,7 @@ from serving.config import ServeConfig
 from serving.http import BodyLimitMiddleware, ErrorShapeMiddleware, quiet_client_errors
 from serving.model import load_model, load_packed, packed_model_tag
 from serving.openapi import OpenApiMiddleware
-from serving.schemas import EXAMPLE_TIME, Lead
+from serving.schemas import EXAMPLE_TIME, Event, Lead
 
 log = logging.getLogger("leadscore.serving")
 # Inside a built bento: the scorer packed into it (a BentoML model tag). BentoML reads model
@@ -49,6 +54,16 @@ MERGED = bentoml.metrics.Histogram(
     documentation="requests merged into one scoring call by the micro-batcher",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128),
 )
+
+
+async def _lead(request) -> JSONResponse:
+    """GET /leads/{lead_id}[?as_of=ISO]: the lead's score from its stored state."""
+    service = _LOADED.get("service")
+    if service is None:
+        return JSONResponse({"error": "the model is not loaded yet", "field": "model"}, 503)
+    lead_id = request.path_params["lead_id"]
+    as_of = request.query_params.get("as_of")
+    return await service.lead_state(lead_id, as_of)
 
 
 async def _metadata(request) -> JSONResponse:
@@ -86,6 +101,10 @@ class LeadScoring:
             max_wait_s=self.config.batch_wait_ms / 1000,
             on_batch=lambda requests, leads: MERGED.observe(requests),
         )
+        self.processor = None  # the event stream's, built on first use (self._stream)
+        self.delivery = None
+        self._stream_lock = threading.Lock()
+        _LOADED["service"] = self
         log.info("leadscore serving %s", self.config)
 
     # Async, with the scoring in a thread: BentoML runs a sync API one call at a time per
@@ -136,6 +155,124 @@ class LeadScoring:
                 item.update(rule_score=None, rule_grade=None, mql=None)
         return {"as_of": when.isoformat(), "scores": scored}
 
+    @bentoml.api(route="/events")
+    async def events(
+        self,
+        events: Annotated[
+            list[Event],
+            Field(
+                description="1 to LEADSCORE_MAX_EVENTS (1,000) events, in the order they happened"
+            ),
+        ],
+        ctx: bentoml.Context,
+        as_of: Annotated[
+            str | None,
+            Field(
+                max_length=64,
+                description="rescore the leads as of this time (a replay, a backfill); default: now",
+                examples=[EXAMPLE_TIME],
+                json_schema_extra={"format": "date-time"},
+            ),
+        ] = None,
+    ) -> dict[str, Any]:  # documented as serving.schemas.EventsResponse (serving.openapi)
+        """Events from the CRM as they happen: leads created or updated, activities, deals. Idempotent by event_id. Each lead touched is rescored from its stored state and, when it crosses the hand-off line, handed off to the webhook at once."""
+        from stream.store import StoreUnavailable
+
+        if not events:
+            return self._refuse(ctx, 422, "events", "at least one event is needed")
+        if len(events) > self.config.max_events:
+            return self._refuse(
+                ctx, 413, "events", f"{len(events)} events; at most {self.config.max_events}"
+            )
+        when_us = None
+        if as_of is not None:
+            try:
+                when_us = payload_time(as_of, "as_of")
+            except PayloadError as exc:
+                return self._refuse(ctx, 422, exc.path, exc.problem)
+        try:
+            stream = await anyio.to_thread.run_sync(self._stream)
+            now_us = int(datetime.now(UTC).timestamp() * 1_000_000)
+            applied = await anyio.to_thread.run_sync(stream.process, events, when_us, now_us)
+        except PayloadError as exc:
+            return self._refuse(ctx, 422, exc.path, exc.problem)
+        except StoreUnavailable as exc:
+            ctx.response.headers["Retry-After"] = str(exc.retry_after_s)
+            return self._refuse(ctx, 503, "store", str(exc))
+        except LeadscoreError as exc:  # the store cannot hold this model's state
+            return self._refuse(ctx, 503, "store", str(exc))
+        if applied.handoffs and self.delivery is not None:
+            self.delivery.wake()
+        return {
+            "accepted": applied.accepted,
+            "duplicates": applied.duplicates,
+            "held": applied.held,
+            "scores": applied.scores,
+        }
+
+    def _stream(self):
+        """The event processor, built on first use (a store that is down at start does
+        not keep /score from serving; /events answers 503 until it is up)."""
+        with self._stream_lock:
+            if self.processor is None:
+                from crm.secrets import masked_url
+                from handoff.events import HandoffLine
+                from scoring.model_ref import ModelRef
+                from stream.processor import EventProcessor
+                from stream.store import default_state_url, open_store
+
+                url = self.config.state_url or default_state_url()
+                store = open_store(url)
+                line = HandoffLine(mql=self.config.handoff_mql, grades=self.config.handoff_grades)
+                model = ModelRef(str(self.meta["name"]), str(self.meta["version"]))
+                self.processor = EventProcessor(store, self.scorer, model, line)
+                if self.config.webhook_url:
+                    from handoff.delivery import SECRET_ENV, WebhookSender
+                    from stream.outbox import StreamDelivery
+
+                    sender = WebhookSender(
+                        self.config.webhook_url,
+                        os.environ.get(SECRET_ENV, ""),
+                        max_attempts=1,
+                        attempt_deadline_s=10.0,
+                    )
+                    self.delivery = StreamDelivery(store, sender).start()
+                log.info("event stream on %s", masked_url(url))
+            return self.processor
+
+    async def lead_state(self, lead_id: str, as_of: str | None) -> JSONResponse:
+        from stream.store import StoreUnavailable
+
+        try:
+            when_us = (
+                payload_time(as_of, "as_of")
+                if as_of is not None
+                else int(datetime.now(UTC).timestamp() * 1_000_000)
+            )
+            stream = await anyio.to_thread.run_sync(self._stream)
+            found = await anyio.to_thread.run_sync(stream.lead, lead_id, when_us)
+            if found is None:
+                held = await anyio.to_thread.run_sync(stream.store.held_count, lead_id)
+                more = f" ({held} events held for it until its lead event)" if held else ""
+                return JSONResponse(
+                    {
+                        "error": f"no lead {lead_id[:256]!r} in the online store{more}",
+                        "field": "lead_id",
+                    },
+                    404,
+                )
+        except PayloadError as exc:
+            return JSONResponse({"error": exc.problem, "field": exc.path}, 422)
+        except StoreUnavailable as exc:
+            return JSONResponse(
+                {"error": str(exc), "field": "store"},
+                503,
+                headers={"Retry-After": str(exc.retry_after_s)},
+            )
+        except LeadscoreError as exc:
+            return JSONResponse({"error": str(exc), "field": "store"}, 503)
+        return JSONResponse(found)
+
     def _compute(
         self, leads: list[dict[str, Any]], as_ofs: list[datetime], options: tuple[bool, int]
     ) -> list[dict[str, Any]]:
@@ -147,7 +284,7 @@ class LeadScoring:
     def _refuse(ctx: bentoml.Context, status: int, field: str, message: str) -> dict[str, str]:
         """A client's mistake: its status, `{error, field}`, and one INFO line (no trace)."""
         ctx.response.status_code = status
-        log.info("refused /score with %d: %s: %s", status, field, message[:200])
+        log.info("refused with %d: %s: %s", status, field, message[:200])
         return {"error": message, "field": field}
 
     def _check_sizes(self, leads: list[dict[str, Any]]) -> tuple[int, str, str] | None:
@@ -186,7 +323,13 @@ class LeadScoring:
 
 # Mounted apps come after BentoML's own routes: at "/" this only answers what they do not.
 LeadScoring.mount_asgi_app(
-    Starlette(routes=[Route("/metadata", _metadata, methods=["GET"])]), path="/"
+    Starlette(
+        routes=[
+            Route("/metadata", _metadata, methods=["GET"]),
+            Route("/leads/{lead_id:path}", _lead, methods=["GET"]),
+        ]
+    ),
+    path="/",
 )
 # The first added is the outermost: keys (no body is read for a caller without one), then
 # the body bound, then the error shape around BentoML's own handling.

@@ -200,14 +200,16 @@ def payload(state: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def record_score(state: dict[str, Any], score: Mapping[str, Any]) -> dict[str, Any] | None:
+def record_score(state: dict[str, Any], score: dict[str, Any]) -> dict[str, Any] | None:
     """Keep a score (its as_of replaces a score at the same as_of); the previous score,
     the latest before its as_of, or None."""
     scores = state["scores"]
     when = score["as_of_us"]
     before = [s for s in scores if s["as_of_us"] < when]
     previous = before[-1] if before else None
-    kept = [s for s in scores if s["as_of_us"] != when] + [dict(score)]
+    kept = [s for s in scores if s["as_of_us"] != when] + [
+        score
+    ]  # kept as given: the caller may mark it
     kept.sort(key=lambda s: s["as_of_us"])
     state["scores"] = kept[-SCORES_KEPT:]
     if state["first_scored_us"] is None or when < state["first_scored_us"]:

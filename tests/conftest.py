@@ -116,6 +116,16 @@ def shipped(small_set, trained):
     return ship(trained, small_set[0], FAST)
 
 
+@pytest.fixture(scope="session")
+def ruled(trained, served_rules):
+    """The test model with the points rules packed next to it (as the endpoint serves it)."""
+    import copy
+
+    scorer = copy.copy(trained.scorer)
+    scorer.rules = served_rules
+    return scorer
+
+
 def flat_export(folder: Path, n: int = 1_500, seed: int = 0):
     """A flat export (one row per lead, a `Converted` outcome, no history) whose wins follow
     its `Visits` column: the loaded dataset."""

@@ -1,0 +1,173 @@
+"""POST /events and GET /leads/{id} on the real server: events applied once, leads rescored
+as `leadscore score` scores them, hand-offs delivered signed to a real receiver at once."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from crm.payloads import dataset_events
+from crm.times import to_us
+from handoff.delivery import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from operations.pipeline import score_pipeline
+from scoring.model_ref import ModelRef
+from tests.handoff.test_delivery import Receiver
+from tests.serving.conftest import API_KEY
+
+SECRET = "stream-secret-9d1"
+
+
+@pytest.fixture(scope="module")
+def receiver():
+    with Receiver() as r:
+        yield r
+
+
+@pytest.fixture(scope="module")
+def stream_server(registry, tmp_path_factory, receiver):
+    from serving.process import Server
+
+    root, uri = registry
+    folder = tmp_path_factory.mktemp("stream_server")
+    env = {
+        "MLFLOW_TRACKING_URI": uri,
+        "LEADSCORE_API_KEYS": API_KEY,
+        "BENTOML_HOME": str(folder / "bentoml"),
+        "LEADSCORE_STATE_URL": f"sqlite:///{folder / 'state.sqlite'}",
+        "LEADSCORE_WEBHOOK_URL": receiver.url,
+        "LEADSCORE_WEBHOOK_SECRET": SECRET,
+    }
+    with Server(env=env, cwd=root, log_path=folder / "server.log", workers=2) as running:
+        yield {"base": running.base, "log": folder / "server.log", "state": folder / "state.sqlite"}
+
+
+@pytest.fixture
+def api(stream_server):
+    with httpx.Client(
+        base_url=stream_server["base"], headers={"Authorization": f"Bearer {API_KEY}"}, timeout=60
+    ) as c:
+        yield c
+
+
+def _post(api, events, as_of=None):
+    body = {"events": events} | ({"as_of": as_of} if as_of else {})
+    return api.post("/events", json=body)
+
+
+def test_replayed_events_score_as_the_batch_does(api, small_sim, ruled):
+    when = small_sim.data_end - pd.Timedelta(days=150)
+    leads = set(small_sim.leads["lead_id"].head(400))
+    events = [e for e in dataset_events(small_sim, until=when) if e["lead_id"] in leads]
+    for i in range(0, len(events), 250):
+        part = events[i : i + 250]
+        r = _post(api, part, part[-1]["occurred_at"])
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["accepted"] + body["held"] == len(part) and body["duplicates"] == 0
+    again = _post(api, events[:250], events[249]["occurred_at"]).json()
+    assert (again["accepted"], again["duplicates"], again["scores"]) == (0, 250, [])
+    batch = score_pipeline(small_sim, ruled, ModelRef("m", "1"), when).frame
+    batch = batch[batch["lead_id"].isin(leads)].set_index("lead_id")
+    assert len(batch) > 50
+    got = [
+        api.get(f"/leads/{lead}", params={"as_of": when.isoformat()}).json() for lead in batch.index
+    ]
+    np.testing.assert_allclose(
+        [g["probability"] for g in got], batch["probability"].to_numpy(float), rtol=1e-9
+    )
+    assert [g["rule_score"] for g in got] == batch["rule_score"].astype(int).tolist()
+    assert [g["grade"] for g in got] == batch["grade"].tolist()
+
+
+def _hot_events(lead_id, ruled, start="2026-11-30T09:00:00Z"):
+    rules = ruled.rules.config.activities
+    hot = sorted((t for t in rules if rules[t].points > 0), key=lambda t: -rules[t].points)[:4]
+    t0 = to_us(start)
+    lead = {"event_id": f"{lead_id}-created", "type": "lead", "lead_id": lead_id,
+            "occurred_at": start, "created_at": start, "source": "partner",
+            "profile": {"job_role": "c_level", "company_size": "1000+", "industry": "software"}}  # fmt: skip
+    acts = [
+        {"event_id": f"{lead_id}-a{n}", "type": "activity", "lead_id": lead_id,
+         "occurred_at": str(np.datetime64(t0 + (n + 1) * 60_000_000, "us")) + "Z",
+         "activity_type": hot[n % len(hot)]}
+        for n in range(8)
+    ]  # fmt: skip
+    return lead, acts
+
+
+def test_a_crossing_is_delivered_signed_at_once(api, receiver, ruled):
+    lead, acts = _hot_events("HOT-1", ruled)
+    seen = len(receiver.received)
+    r = _post(api, [lead])
+    assert r.status_code == 200 and r.json()["scores"][0]["handoff"] is False
+    handed = []
+    for a in acts:
+        body = _post(api, [a]).json()
+        handed += [s for s in body["scores"] if s["handoff"]]
+    assert len(handed) == 1  # crossed once, then stayed above
+    deadline = time.monotonic() + 20
+    while len(receiver.received) == seen and time.monotonic() < deadline:
+        time.sleep(0.05)
+    got = receiver.received[seen:]
+    assert len(got) == 1
+    headers = {k.lower(): v for k, v in got[0]["headers"].items()}
+    assert verify(
+        SECRET, headers[TIMESTAMP_HEADER.lower()], got[0]["body"], headers[SIGNATURE_HEADER.lower()]
+    )
+    (event,) = json.loads(got[0]["body"])["events"]
+    assert event["lead_id"] == "HOT-1" and event["type"] == "lead.handoff"
+    state = api.get("/leads/HOT-1").json()
+    assert state["speed_to_lead"]["seconds_to_handoff"] > 0
+    assert any(s["handoff"] for s in state["last_scores"])
+
+
+def test_mistakes_are_4xx_naming_the_field(api, stream_server):
+    r = _post(
+        api,
+        [
+            {
+                "event_id": "x1",
+                "type": "activity",
+                "lead_id": "Z",
+                "occurred_at": "soon",
+                "activity_type": "page_view",
+            }
+        ],
+    )
+    assert r.status_code == 422 and r.json()["field"] == "events[0].occurred_at"
+    r = _post(
+        api, [{"event_id": "x1", "type": "visit", "lead_id": "Z", "occurred_at": "2026-01-01"}]
+    )
+    assert r.status_code == 400 and r.json()["field"].startswith("events[0]")
+    assert _post(api, []).status_code == 422
+    r = _post(
+        api,
+        [{"event_id": "x2", "type": "lead", "lead_id": "Z", "occurred_at": "2026-01-01T00:00:00Z"}],
+    )
+    assert r.status_code == 422 and r.json()["field"] == "events[0].created_at"
+    assert api.get("/leads/nobody").status_code == 404
+    r = api.get("/leads/HOT-1", params={"as_of": "yesterday"})
+    assert r.status_code == 422 and r.json()["field"] == "as_of"
+    anonymous = httpx.post(stream_server["base"] + "/events", json={"events": []})
+    assert anonymous.status_code == 401
+    assert httpx.get(stream_server["base"] + "/leads/HOT-1").status_code == 401
+    held = _post(
+        api,
+        [
+            {
+                "event_id": "h1",
+                "type": "activity",
+                "lead_id": "LATE",
+                "occurred_at": "2026-01-01T00:00:00Z",
+                "activity_type": "page_view",
+            }
+        ],
+    ).json()
+    assert held["held"] == 1
+    missing = api.get("/leads/LATE")
+    assert missing.status_code == 404 and "1 events held" in missing.json()["error"]

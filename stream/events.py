@@ -62,8 +62,9 @@ def _normalized(event: Mapping[str, Any]) -> dict[str, Any]:
                 raise PayloadError(f"profile.{key}", "expected text, a number or null")
             if isinstance(value, float) and not math.isfinite(value):
                 raise PayloadError(f"profile.{key}", "expected a finite number")
-            if isinstance(value, str) and len(value) > MAX_TEXT:
-                raise PayloadError(f"profile.{key}", f"longer than {MAX_TEXT} characters")
+            if isinstance(value, str):
+                _text(value, f"profile.{key}")
+            _text(key, "profile")
         out["profile"] = dict(profile)
     elif kind == "activity":
         out["activity_type"] = _text(event.get("activity_type"), "activity_type", required=True)
@@ -95,6 +96,8 @@ def _text(value: Any, field: str, *, required: bool = False) -> str | None:
         raise PayloadError(field, f"expected text, got {type(value).__name__}")
     if len(value) > MAX_TEXT:
         raise PayloadError(field, f"longer than {MAX_TEXT} characters")
+    if "\x00" in value:  # no database stores it as text
+        raise PayloadError(field, "contains a NUL character")
     return value
 
 

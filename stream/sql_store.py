@@ -265,7 +265,7 @@ class _SqlStore:
                 out.append((key, [json.loads(r[0]) for r in rows]))
             return out
 
-        return self._transaction(["\x00outbox"], go)
+        return self._transaction(["(outbox)"], go)  # one claimer at a time
 
     def delivered(self, key: str, events: list[dict[str, Any]], now_us: int) -> None:
         def go(con):

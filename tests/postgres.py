@@ -44,9 +44,37 @@ def _runner() -> tuple[list[str], str | None]:
     pytest.skip("running as root without runuser and an unprivileged user: no PostgreSQL")
 
 
+class PostgresServer:
+    """A running throwaway cluster: its URL, and `stop()` / `start()` for fault tests."""
+
+    def __init__(self, run, bin_dir: Path, data: Path, log: Path, options: str, url: str):
+        self._run, self._bin, self._data, self._log, self._options = (
+            run,
+            bin_dir,
+            data,
+            log,
+            options,
+        )
+        self.url = url
+
+    def stop(self) -> None:
+        self._run(str(self._bin / "pg_ctl"), "-D", str(self._data), "-m", "immediate", "-w", "stop")
+
+    def start(self) -> None:
+        self._run(str(self._bin / "pg_ctl"), "-D", str(self._data), "-o", self._options, "-l",
+                  str(self._log), "-w", "start")  # fmt: skip
+
+
 @contextmanager
 def postgres_cluster(database: str = "test"):
     """Yields a SQLAlchemy URL (psycopg 3) of a fresh database on a fresh cluster."""
+    with postgres_server(database) as server:
+        yield server.url
+
+
+@contextmanager
+def postgres_server(database: str = "test"):
+    """Yields a PostgresServer: a fresh database on a fresh cluster, stopped at the end."""
     bin_dir = _bin_dir()
     if bin_dir is None:
         pytest.skip("PostgreSQL's server binaries (initdb, pg_ctl) are not installed")
@@ -73,7 +101,8 @@ def postgres_cluster(database: str = "test"):
     try:
         run(str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "leadscore",
             database)  # fmt: skip
-        yield f"postgresql+psycopg://leadscore@127.0.0.1:{port}/{database}"
+        url = f"postgresql+psycopg://leadscore@127.0.0.1:{port}/{database}"
+        yield PostgresServer(run, bin_dir, data, log, options, url)
     finally:
         try:
             run(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")

@@ -171,3 +171,86 @@ def test_mistakes_are_4xx_naming_the_field(api, stream_server):
     assert held["held"] == 1
     missing = api.get("/leads/LATE")
     assert missing.status_code == 404 and "1 events held" in missing.json()["error"]
+
+
+def test_a_worker_killed_mid_event_loses_nothing_acknowledged(registry, tmp_path):
+    """kill -9 of a worker while events stream in: every event the server acknowledged is
+    in the store once; the CRM's retries of the rest (same ids) land once too."""
+    import os
+    import signal
+    import sqlite3
+    from concurrent.futures import ThreadPoolExecutor
+
+    import psutil
+
+    from serving.process import Server
+
+    root, uri = registry
+    state = tmp_path / "state.sqlite"
+    env = {
+        "MLFLOW_TRACKING_URI": uri,
+        "LEADSCORE_API_KEYS": API_KEY,
+        "BENTOML_HOME": str(tmp_path / "bentoml"),
+        "LEADSCORE_STATE_URL": f"sqlite:///{state}",
+    }
+    leads = [f"K{i}" for i in range(20)]
+    start = "2026-11-30T08:00:00Z"
+    creations = [{"event_id": f"{lead}-new", "type": "lead", "lead_id": lead, "occurred_at": start,
+                  "created_at": start, "source": "website"} for lead in leads]  # fmt: skip
+    acts = [
+        {"event_id": f"{lead}-a{n}", "type": "activity", "lead_id": lead,
+         "occurred_at": f"2026-11-30T09:{n // 60:02d}:{n % 60:02d}Z", "activity_type": "page_view"}
+        for n in range(30) for lead in leads
+    ]  # fmt: skip
+    with Server(env=env, cwd=root, log_path=tmp_path / "server.log", workers=2) as server:
+        headers = {"Authorization": f"Bearer {API_KEY}"}
+        assert (
+            httpx.post(
+                server.base + "/events", json={"events": creations}, headers=headers, timeout=60
+            ).status_code
+            == 200
+        )
+        acked: set[str] = set()
+        failed: list[dict] = []
+
+        def send(event):
+            try:
+                r = httpx.post(
+                    server.base + "/events", json={"events": [event]}, headers=headers, timeout=60
+                )
+            except httpx.HTTPError:
+                failed.append(event)
+                return
+            (acked.add if r.status_code == 200 else lambda _: failed.append(event))(
+                event["event_id"]
+            )
+
+        workers = [
+            p for p in psutil.Process(server.proc.pid).children(recursive=True)
+            if "serving.service" in " ".join(p.cmdline()) or "_bentoml_impl" in " ".join(p.cmdline())
+        ]  # fmt: skip
+        assert workers, "no worker process found"
+        with ThreadPoolExecutor(8) as pool:
+            futures = [pool.submit(send, e) for e in acts]
+            while sum(f.done() for f in futures) < len(acts) // 3:
+                time.sleep(0.01)
+            os.kill(workers[-1].pid, signal.SIGKILL)
+            for f in futures:
+                f.result()
+        with sqlite3.connect(state) as con:
+            applied = {r[0] for r in con.execute("SELECT event_id FROM ls_events")}
+        assert acked <= applied  # nothing acknowledged was lost
+        deadline = time.monotonic() + 60
+        retry = [e for e in acts if e["event_id"] not in applied]
+        while retry and time.monotonic() < deadline:  # the CRM retries what was not acknowledged
+            r = httpx.post(
+                server.base + "/events", json={"events": retry}, headers=headers, timeout=60
+            )
+            if r.status_code == 200:
+                retry = []
+            else:
+                time.sleep(0.5)
+        assert not retry
+        for lead in leads:
+            got = httpx.get(server.base + f"/leads/{lead}", headers=headers, timeout=60).json()
+            assert got["activities_kept"] == 30, lead  # every event once

@@ -174,8 +174,9 @@ def test_mistakes_are_4xx_naming_the_field(api, stream_server):
 
 
 def test_a_worker_killed_mid_event_loses_nothing_acknowledged(registry, tmp_path):
-    """kill -9 of a worker while events stream in: every event the server acknowledged is
-    in the store once; the CRM's retries of the rest (same ids) land once too."""
+    """A store that is not there: 503 with Retry-After, then the retry lands once it is.
+    kill -9 of a worker while events stream in: every event the server acknowledged is in
+    the store once; the CRM's retries of the rest (same ids) land once too."""
     import os
     import signal
     import sqlite3
@@ -186,7 +187,7 @@ def test_a_worker_killed_mid_event_loses_nothing_acknowledged(registry, tmp_path
     from serving.process import Server
 
     root, uri = registry
-    state = tmp_path / "state.sqlite"
+    state = tmp_path / "later" / "state.sqlite"  # its folder comes later: the store is down
     env = {
         "MLFLOW_TRACKING_URI": uri,
         "LEADSCORE_API_KEYS": API_KEY,
@@ -204,12 +205,14 @@ def test_a_worker_killed_mid_event_loses_nothing_acknowledged(registry, tmp_path
     ]  # fmt: skip
     with Server(env=env, cwd=root, log_path=tmp_path / "server.log", workers=2) as server:
         headers = {"Authorization": f"Bearer {API_KEY}"}
-        assert (
-            httpx.post(
-                server.base + "/events", json={"events": creations}, headers=headers, timeout=60
-            ).status_code
-            == 200
-        )
+        events_url = server.base + "/events"
+        down = httpx.post(events_url, json={"events": creations}, headers=headers, timeout=60)
+        assert down.status_code == 503 and down.headers["Retry-After"] == "2"
+        assert down.json()["field"] == "store" and "unavailable" in down.json()["error"]
+        assert httpx.get(server.base + "/leads/K1", headers=headers).status_code == 503
+        state.parent.mkdir()
+        up = httpx.post(events_url, json={"events": creations}, headers=headers, timeout=60)
+        assert up.status_code == 200, up.text
         acked: set[str] = set()
         failed: list[dict] = []
 

@@ -115,6 +115,36 @@ class ErrorShapeMiddleware:
         await self.app(scope, receive, capture)
 
 
+class JsonRefusalsMiddleware:
+    """A 404 or 405 the router answers in plain text (a path no route matches: one with a
+    line break in a lead id, say) becomes `{error, field}`, the one shape of refusals."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        replaced = False
+
+        async def capture(message) -> None:
+            nonlocal replaced
+            if message["type"] == "http.response.start" and message["status"] in (404, 405):
+                kind = dict(message.get("headers") or []).get(b"content-type", b"")
+                if not kind.startswith(b"application/json"):
+                    replaced = True
+                    field = "path" if message["status"] == 404 else "method"
+                    text = "no such path" if field == "path" else "method not allowed here"
+                    await send_json(send, message["status"], {"error": text, "field": field})
+                    return
+            if replaced:
+                return  # the plain body is dropped
+            await send(message)
+
+        await self.app(scope, receive, capture)
+
+
 def reshape(body: bytes) -> dict:
     """`{error, field}` from a BentoML 400 body (unchanged when it already has that shape)."""
     try:

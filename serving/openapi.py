@@ -14,7 +14,15 @@ import json
 from pydantic import TypeAdapter
 
 from serving.http import send_json
-from serving.schemas import EXAMPLE_REQUEST, Error, Metadata, ScoreResponse
+from serving.schemas import (
+    EXAMPLE_EVENTS,
+    EXAMPLE_REQUEST,
+    Error,
+    EventsResponse,
+    LeadState,
+    Metadata,
+    ScoreResponse,
+)
 
 SPEC_PATH = "/docs.json"
 DESCRIPTION = (
@@ -22,8 +30,11 @@ DESCRIPTION = (
     "profile, first-touch source, activities and deals as the CRM knows them at `as_of`) and "
     "returns, per lead, the calibrated probability of a won deal within the horizon, a 0-100 "
     "score, a grade A-D, the top reasons up and down, and marketing's points (rule score, "
-    "grade, MQL flag) side by side. `GET /metadata` describes the model being served. Both "
-    "need an API key: `Authorization: Bearer <key>`. Every refusal is a 4xx (503 while the "
+    "grade, MQL flag) side by side. `POST /events` takes what happens in the CRM as it happens "
+    "(leads, activities, deals; idempotent by event_id), rescores each lead touched from its "
+    "stored state and hands hot leads off to the webhook at once; `GET /leads/{lead_id}` "
+    "reads a lead's score from that state. `GET /metadata` describes the model being served. "
+    "All need an API key: `Authorization: Bearer <key>`. Every refusal is a 4xx (503 while the "
     "model loads) with `{error, field}`, `field` naming what is wrong."
 )
 _REF = "#/components/schemas/{model}"
@@ -52,6 +63,30 @@ SCORE_ERRORS = {
 }
 
 
+EVENTS_ERRORS = {
+    "400": SCORE_ERRORS["400"],
+    "401": SCORE_ERRORS["401"],
+    "413": _error("too big: the body, or the number of events"),
+    "415": SCORE_ERRORS["415"],
+    "422": _error(
+        "well-formed but wrong: a time that is not ISO-8601, an event after as_of or too far "
+        "ahead of the server's clock, an activity before its lead's creation, a won deal "
+        "without closed_at; nothing of the request was applied"
+    ),
+    "503": {
+        **_error("the online store is unavailable (nothing was applied): retry after Retry-After"),
+        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
+    },
+}
+
+
+def _body(description: str, model: str) -> dict:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": _REF.format(model=model)}}},
+    }
+
+
 def patch_spec(spec: dict) -> dict:
     """BentoML's document made into the integrator's contract (see the module docstring)."""
     spec = json.loads(json.dumps(spec))  # a copy
@@ -67,6 +102,8 @@ def patch_spec(spec: dict) -> dict:
         # Returned as a plain dict (no output validation on the hot path); the contract test
         # checks real responses against this schema.
         ("ScoreResponse", TypeAdapter(ScoreResponse).json_schema(ref_template=_REF)),
+        ("EventsResponse", TypeAdapter(EventsResponse).json_schema(ref_template=_REF)),
+        ("LeadState", TypeAdapter(LeadState).json_schema(ref_template=_REF)),
     ):
         schemas.update(schema.pop("$defs", {}))
         schemas[name] = schema
@@ -92,6 +129,46 @@ def patch_spec(spec: dict) -> dict:
     }
     media = score["requestBody"]["content"]["application/json"]
     media["example"] = EXAMPLE_REQUEST
+    events = paths["/events"]["post"]
+    events["summary"] = "Events from the CRM, as they happen"
+    events["security"] = [{"bearerAuth": []}]
+    events["responses"] = {
+        "200": _body("what was applied, and one score per lead touched", "EventsResponse"),
+        **EVENTS_ERRORS,
+    }
+    events["requestBody"]["content"]["application/json"]["example"] = EXAMPLE_EVENTS
+    paths["/leads/{lead_id}"] = {
+        "get": {
+            "summary": "A lead's score from its stored state",
+            "description": "The lead scored from the online store's state at `as_of` (default "
+            "now): probability, grade, reasons, rule score, trend, its last stored scores and "
+            "its speed to lead.",
+            "operationId": "leadscore__lead",
+            "tags": score.get("tags", []),
+            "security": [{"bearerAuth": []}],
+            "parameters": [
+                {
+                    "name": "lead_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "maxLength": 1024},
+                },
+                {
+                    "name": "as_of",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string", "format": "date-time", "maxLength": 64},
+                },
+            ],  # fmt: skip
+            "responses": {
+                "200": _body("the lead", "LeadState"),
+                "401": SCORE_ERRORS["401"],
+                "404": _error("no such lead in the online store (field: lead_id)"),
+                "422": _error("an as_of that is not ISO-8601, or before what the state keeps"),
+                "503": EVENTS_ERRORS["503"],
+            },
+        }
+    }
     paths["/metadata"] = {
         "get": {
             "summary": "The model being served",

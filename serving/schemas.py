@@ -380,3 +380,27 @@ EXAMPLE_REQUEST = {
     "as_of": EXAMPLE_TIME,
     "reasons": True,
 }
+
+
+EXAMPLE_EVENTS = {
+    "events": [
+        {
+            "event_id": "evt-1",
+            "type": "lead",
+            "lead_id": "L-000124",
+            "occurred_at": "2025-03-14T09:00:00Z",
+            "created_at": "2025-03-14T09:00:00Z",
+            "source": "website",
+            "profile": {"industry": "software", "job_role": "director"},
+        },
+        {
+            "event_id": "evt-2",
+            "type": "activity",
+            "lead_id": "L-000124",
+            "occurred_at": "2025-03-14T09:20:00Z",
+            "activity_type": "webinar_attendance",
+            "value": 30,
+        },
+    ],
+    "as_of": EXAMPLE_TIME,
+}

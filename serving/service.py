@@ -37,7 +37,12 @@ from features.online import payload_time
 from serving.auth import ApiKeyMiddleware
 from serving.batching import MicroBatcher
 from serving.config import ServeConfig
-from serving.http import BodyLimitMiddleware, ErrorShapeMiddleware, quiet_client_errors
+from serving.http import (
+    BodyLimitMiddleware,
+    ErrorShapeMiddleware,
+    JsonRefusalsMiddleware,
+    quiet_client_errors,
+)
 from serving.model import load_model, load_packed, packed_model_tag
 from serving.openapi import OpenApiMiddleware
 from serving.schemas import EXAMPLE_TIME, Event, Lead
@@ -327,7 +332,7 @@ LeadScoring.mount_asgi_app(
         routes=[
             Route("/metadata", _metadata, methods=["GET"]),
             Route("/leads/{lead_id:path}", _lead, methods=["GET"]),
-        ]
+        ],
     ),
     path="/",
 )
@@ -337,3 +342,4 @@ LeadScoring.add_asgi_middleware(ApiKeyMiddleware)
 LeadScoring.add_asgi_middleware(BodyLimitMiddleware)
 LeadScoring.add_asgi_middleware(ErrorShapeMiddleware)
 LeadScoring.add_asgi_middleware(OpenApiMiddleware)
+LeadScoring.add_asgi_middleware(JsonRefusalsMiddleware)

@@ -23,7 +23,12 @@ CHECKS = [
 ]
 
 
-OPERATIONS = [("POST", "/score"), ("GET", "/metadata")]
+OPERATIONS = [
+    ("POST", "/score"),
+    ("GET", "/metadata"),
+    ("POST", "/events"),
+    ("GET", "/leads/{lead_id}"),
+]
 
 
 @pytest.mark.parametrize("mode", list(schemathesis.GenerationMode), ids=lambda m: m.value)
@@ -79,3 +84,17 @@ def test_the_document_describes_the_contract(server):
         timeout=30,
     )
     assert response.status_code == 200, response.text
+    events = spec["paths"]["/events"]["post"]
+    assert set(events["responses"]) == {"200", "400", "401", "413", "415", "422", "503"}
+    assert "Retry-After" in events["responses"]["503"]["headers"]
+    assert spec["paths"]["/leads/{lead_id}"]["get"]["security"] == [{"bearerAuth": []}]
+    example = events["requestBody"]["content"]["application/json"]["example"]
+    response = httpx.post(
+        f"{server['base']}/events",
+        json=example,
+        headers={"Authorization": f"Bearer {API_KEY}"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()  # the fuzzing may have sent the example before: duplicates then
+    assert body["accepted"] + body["duplicates"] == 2

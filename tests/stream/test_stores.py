@@ -13,7 +13,7 @@ import pytest
 
 from crm.times import to_us
 from scoring.model_ref import ModelRef
-from stream.outbox import StreamDelivery, StoreOutbox
+from stream.outbox import StoreOutbox, StreamDelivery
 from stream.processor import EventProcessor
 from stream.store import StoreUnavailable, open_store
 from tests.handoff.test_delivery import Receiver

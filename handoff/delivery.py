@@ -334,5 +334,15 @@ def stage(events: list[dict], sender: WebhookSender, outbox: Outbox) -> int:
         return outbox.stage(events, sender.batch_size)
 
 
+def read_secret(path: str | Path | None) -> str:
+    """The webhook's signing secret: from a file when one is named, else $LEADSCORE_WEBHOOK_SECRET."""
+    if path is not None:
+        try:
+            return Path(path).read_text().strip()
+        except OSError as exc:
+            raise LeadscoreError(f"--webhook-secret-file {path}: {exc.strerror}") from exc
+    return os.environ.get(SECRET_ENV, "")
+
+
 def default_outbox(data: str | Path) -> Path:
     return Path(data) / "handoff_outbox.jsonl"

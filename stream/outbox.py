@@ -114,7 +114,10 @@ class StoreOutbox:
 
     @property
     def path(self) -> str:
-        return self.store.url
+        """Where undelivered events are kept, fit to print (credentials masked)."""
+        from crm.secrets import masked_url
+
+        return f"the online store's outbox ({masked_url(self.store.url)})"
 
     @contextmanager
     def locked(self):

@@ -82,13 +82,18 @@ def score(
         "--outbox",
         help="Undelivered events, kept for the next run (default: handoff_outbox.jsonl in the data folder).",
     ),
+    state: str | None = typer.Option(
+        None,
+        "--state",
+        help="The online store `leadscore serve` keeps (sqlite:///..., postgresql://..., redis://...): the stream's scores are copied into the history first, and hand-offs go through its outbox, so a crossing the stream already handed off is not handed off again.",
+    ),
     engine: Engine = typer.Option(Engine.duckdb, "--engine", help=ENGINE_HELP),
     spark_master: str | None = typer.Option(None, "--spark-master", help=SPARK_MASTER_HELP),
 ) -> None:
     """Score every lead open at --as-of (not snapshots) with the model the endpoint serves, the points rules next to it, worded reasons and each lead's trend over the earlier runs; record the run in the score history (the same as_of again replaces it); write the hand-off events (leads that crossed the hand-off line or changed grade since their last score) and optionally POST them to a webhook."""
 
     from crm.times import utc
-    from handoff.delivery import WebhookSender, deliver, stage
+    from handoff.delivery import WebhookSender, deliver, read_secret, stage
     from handoff.events import HandoffLine, write_events
     from operations.history import ScoreHistory, default_store
     from operations.pipeline import write_scores
@@ -99,7 +104,7 @@ def score(
     line = HandoffLine(mql=handoff_mql, grades=handoff_grades)
     sender = None
     if webhook is not None:  # checked before any work: a missing secret is a mistake
-        sender = WebhookSender(webhook, _secret(webhook_secret_file))
+        sender = WebhookSender(webhook, read_secret(webhook_secret_file))
     events_path = events or out_path.with_name(out_path.stem + ".events.jsonl")
     if events_path.suffix.lower() != ".jsonl":
         raise LeadscoreError(f"--events {events_path}: the events file must end in .jsonl")
@@ -129,7 +134,18 @@ def score(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     box = None
-    if sender is not None:
+    if state is not None:
+        from operations.stream_sync import sync_history
+        from stream.outbox import StoreOutbox
+        from stream.store import open_store
+
+        online = open_store(state)
+        if store is not None:
+            with step("copying the event stream's scores into the score history"):
+                sync_history(online, store)
+        if sender is not None:
+            box = StoreOutbox(online)
+    elif sender is not None:
         from handoff.delivery import Outbox, default_outbox
 
         box = Outbox(outbox or default_outbox(data))
@@ -182,19 +198,6 @@ def score(
     if box is not None:
         report = deliver(sender, box)
         print_delivery(report, sender.shown, box)
-
-
-def _secret(path: Path | None) -> str:
-    import os
-
-    from handoff.delivery import SECRET_ENV
-
-    if path is not None:
-        try:
-            return path.read_text().strip()
-        except OSError as exc:
-            raise LeadscoreError(f"--webhook-secret-file {path}: {exc.strerror}") from exc
-    return os.environ.get(SECRET_ENV, "")
 
 
 def print_events(events: list[dict], path: Path, line, show: int = 0) -> None:

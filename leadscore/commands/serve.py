@@ -22,14 +22,56 @@ def serve(
         help="Worker processes (default: cores + 1; one more than the cores keeps the CPU "
         "busy while a worker waits on Python's lock).",
     ),
+    state: str | None = typer.Option(
+        None,
+        "--state",
+        help="The online store of lead states for POST /events: sqlite:///path (default: lead_state.sqlite here), postgresql://... or redis://... (replicas on several machines share it).",
+    ),
+    webhook: str | None = typer.Option(
+        None,
+        "--webhook",
+        help="Where hand-offs go the moment an event lifts a lead over the line, signed with HMAC-SHA256 (secret: $LEADSCORE_WEBHOOK_SECRET or --webhook-secret-file), as `leadscore score` sends them.",
+    ),
+    webhook_secret_file: Path | None = typer.Option(
+        None, "--webhook-secret-file", help="A file holding the webhook's signing secret."
+    ),
+    history: str | None = typer.Option(
+        None,
+        "--history",
+        help="The score history the stream's rescores are copied into every 2 s: a DuckDB file or a SQLAlchemy URL (default: score_history.duckdb here; give `leadscore score` the same).",
+    ),
+    handoff_grades: str = typer.Option(
+        "A", "--handoff-grades", help="Model grades above the hand-off line, e.g. A or AB."
+    ),
+    handoff_mql: bool = typer.Option(
+        True,
+        "--handoff-mql/--no-handoff-mql",
+        help="Whether the rules' MQL flag also puts a lead above the hand-off line.",
+    ),
 ) -> None:
-    """Serve the champion model over HTTP (BentoML): POST /score, GET /metadata. The alias is resolved once, at start: every worker serves that version, also one that restarts after a promotion. SIGHUP resolves the alias again and restarts every worker on the new version, letting requests in flight finish. SIGTERM or Ctrl+C stops the server and its workers, letting requests in flight finish."""
+    """Serve the champion model over HTTP (BentoML): POST /score, POST /events, GET /leads/{id}, GET /metadata. The alias is resolved once, at start: every worker serves that version, also one that restarts after a promotion. SIGHUP resolves the alias again and restarts every worker on the new version, letting requests in flight finish. SIGTERM or Ctrl+C stops the server and its workers, letting requests in flight finish."""
     import os
 
+    from handoff.delivery import SECRET_ENV, WebhookSender, read_secret
+    from handoff.events import HandoffLine
+    from operations.history import ScoreHistory
+    from operations.stream_sync import HistorySync
     from serving.config import ServeConfig, env_name
     from serving.model import load_model
     from serving.process import default_workers, run_until_stopped, serve_command, workers_env
+    from stream.store import default_state_url, open_store
 
+    HandoffLine(mql=handoff_mql, grades=handoff_grades)  # refused now, not in every worker
+    stream_env = {
+        env_name("state_url"): state or default_state_url(),
+        env_name("handoff_grades"): handoff_grades,
+        env_name("handoff_mql"): str(handoff_mql).lower(),
+    }
+    if webhook is not None:
+        secret = read_secret(webhook_secret_file)
+        WebhookSender(webhook, secret)  # a bad URL or no secret: refused before starting
+        stream_env |= {env_name("webhook_url"): webhook, SECRET_ENV: secret}
+    os.environ.update(stream_env)
     config = ServeConfig.from_env()
     if not config.api_keys:
         raise LeadscoreError(
@@ -61,7 +103,15 @@ def serve(
             return None
 
     env = pinned_env()
-    sys.exit(run_until_stopped(serve_command(host, port), env, reload=reload))
+    sync = HistorySync(
+        open_store(stream_env[env_name("state_url")]),
+        ScoreHistory(history or str(Path("score_history.duckdb").resolve())),
+    ).start()
+    try:
+        code = run_until_stopped(serve_command(host, port), env, reload=reload)
+    finally:
+        sync.stop()
+    sys.exit(code)
 
 
 def bento(

@@ -17,10 +17,10 @@ from serving.process import free_port
 from tests.serving.conftest import API_KEY
 
 
-def _serve(tmp_path, uri: str, port: int) -> subprocess.Popen:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "LEADSCORE_API_KEYS": API_KEY}
+def _serve(tmp_path, uri: str, port: int, *args: str, **env_extra: str) -> subprocess.Popen:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "LEADSCORE_API_KEYS": API_KEY, **env_extra}
     return subprocess.Popen(
-        [sys.executable, "-m", "leadscore", "serve", "--port", str(port), "--workers", "1"],
+        [sys.executable, "-m", "leadscore", "serve", "--port", str(port), "--workers", "1", *args],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
@@ -40,11 +40,18 @@ def test_no_store_is_one_line_and_a_fast_exit_creating_nothing(tmp_path):
 
 
 def test_sigterm_stops_the_server_and_its_workers_after_the_request_in_flight(
-    registry, tmp_path, small_sim
+    registry, tmp_path, small_sim, ruled
 ):
+    """Also the event stream as `leadscore serve` runs it: a hand-off delivered to the
+    webhook at once, and the stream's rescores in the score history once it has stopped."""
+    from operations.history import ScoreHistory
+    from tests.handoff.test_delivery import Receiver
+    from tests.serving.test_events import _hot_events
+
     _, uri = registry
     port = free_port()
-    proc = _serve(tmp_path, uri, port)
+    receiver = Receiver().__enter__()
+    proc = _serve(tmp_path, uri, port, "--webhook", receiver.url, LEADSCORE_WEBHOOK_SECRET="s3cret")
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -58,6 +65,16 @@ def test_sigterm_stops_the_server_and_its_workers_after_the_request_in_flight(
         raise AssertionError(f"not ready: {proc.stderr.read()[-2000:]}")
     family = psutil.Process(proc.pid).children(recursive=True)
     assert family  # the BentoML server and its worker
+    lead, acts = _hot_events("SERVE-1", ruled)
+    for event in [lead, *acts]:
+        r = httpx.post(f"{base}/events", json={"events": [event]},
+                       headers={"Authorization": f"Bearer {API_KEY}"}, timeout=60)  # fmt: skip
+        assert r.status_code == 200, r.text
+    deadline = time.monotonic() + 20
+    while not receiver.received and time.monotonic() < deadline:
+        time.sleep(0.05)
+    receiver.__exit__()
+    assert len(receiver.received) == 1  # the crossing, at once
 
     leads = lead_payloads(small_sim, small_sim.leads["lead_id"].head(1000), iso=True)
     result: dict = {}
@@ -80,6 +97,8 @@ def test_sigterm_stops_the_server_and_its_workers_after_the_request_in_flight(
     assert len(result["response"].json()["scores"]) == 1000
     gone, alive = psutil.wait_procs(family, timeout=10)
     assert not alive, [p.cmdline() for p in alive]
+    stored = ScoreHistory(tmp_path / "score_history.duckdb").read(["SERVE-1"])
+    assert len(stored) == 1 + len(acts)  # every rescore of the stream, in the history
     try:
         httpx.get(f"{base}/readyz", timeout=2)
         raise AssertionError("the port still answers")

@@ -18,7 +18,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -26,6 +25,20 @@ from pathlib import Path
 sys.path[:] = [p for p in sys.path if Path(p).resolve() != Path(__file__).resolve().parent]
 
 import numpy as np  # noqa: E402
+
+
+def _sibling(name: str):
+    """A module next to this script (not on sys.path: this folder's serving.py would shadow
+    the `serving` package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        f"bench_{name}", Path(__file__).resolve().parent / f"{name}.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
 
 
 async def drive(
@@ -167,39 +180,13 @@ def main() -> None:
 
     args.workers = args.workers or default_workers()
 
-    import mlflow
-    from mlflow import MlflowClient
+    registered_model = _sibling("registered").registered_model
 
-    from crm.loading import load_dataset
     from crm.payloads import lead_payloads
-    from features.batch import build_training_set
     from serving.process import Server, free_port
-    from simulation import SimulationConfig, simulate_apart
-    from training.config import TrainConfig
-    from training.fit import fit_models
-    from training.tracking import log_and_register
 
-    tmp = Path(tempfile.mkdtemp(prefix="leadscore-bench-"))
-    data = tmp / "crm"
-    # In a child process: its memory does not count in this one's peak RSS.
-    simulate_apart(SimulationConfig(n_leads=args.leads, seed=9), data)
-    ds = load_dataset(data)
-    df, spec, _ = build_training_set(ds)
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    MlflowClient().create_experiment("bench", artifact_location=str(tmp / "artifacts"))
-    config = TrainConfig(bootstrap=0, experiment="bench")
-    result = fit_models(df, spec, config)
-    ids = result.test["lead_id"].drop_duplicates().head(2).tolist()
-    log_and_register(
-        result,
-        config=config,
-        feature_config={},
-        training_set=df,
-        source="bench",
-        example_payloads=lead_payloads(ds, ids, iso=True),
-        features_for=lambda s: build_training_set(ds, spec=s)[0],
-    )
+    model = registered_model(args.leads)
+    tmp, uri, ds, result = model.folder, model.uri, model.dataset, model.result
 
     # Request bodies: real test leads with what was known at their as_of.
     rows = result.test.drop_duplicates("lead_id").sample(

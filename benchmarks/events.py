@@ -1,0 +1,275 @@
+"""Speed to lead: event to delivered hand-off webhook, at a sustained event rate.
+
+The real server (BentoML, cores + 1 workers) with a model registered on a simulated CRM,
+a webhook receiver on this machine (a threaded HTTP server in this process: it stamps each
+hand-off as it arrives). Leads are created first (not timed); then events arrive open-loop
+at `--rate` events/s for `--seconds`, one event per request as a CRM webhook sends them:
+page views of cold leads, and the activities of hot leads (high-fit profiles) that lift each
+over the hand-off line after a few. Measured per store (SQLite, and Redis and PostgreSQL
+where their servers are installed): the requests' latency from their scheduled send time
+(open loop: a slow server shows as queueing, not as fewer requests), and for each hand-off
+the time from the send of the event that lifted the lead to the webhook's arrival.
+
+Prints one JSON object. Usage: python benchmarks/events.py [--rate 200] [--seconds 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+sys.path[:] = [p for p in sys.path if Path(p).resolve() != Path(__file__).resolve().parent]
+
+import numpy as np  # noqa: E402
+
+
+def _sibling(name: str):
+    """A module next to this script (not on sys.path: this folder's serving.py would shadow
+    the `serving` package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        f"bench_{name}", Path(__file__).resolve().parent / f"{name}.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+KEY = "bench-key"
+SECRET = "bench-secret"
+
+
+class Receiver:
+    """Records the arrival time (perf_counter) of each hand-off, by lead."""
+
+    def __init__(self) -> None:
+        self.arrivals: dict[str, float] = {}
+        self.requests = 0
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                now = time.perf_counter()
+                receiver.requests += 1
+                for event in json.loads(body)["events"]:
+                    receiver.arrivals.setdefault(event["lead_id"], now)
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def plan(rate: float, seconds: float, hot_types: list[str], cold_type: str, seed: int = 0):
+    """(creations, stream): the leads created first, and the timed events, each with its
+    offset in seconds. A hot lead gets 6 activities a second or more apart."""
+    rng = np.random.default_rng(seed)
+    n = int(rate * seconds)
+    n_hot = max(1, n // 20)  # 6 events each: 30 % of the stream
+    start = "2026-11-30T08:00:00Z"
+    creations = [
+        {"event_id": f"H{i}-new", "type": "lead", "lead_id": f"H{i}", "occurred_at": start,
+         "created_at": start, "source": "partner",
+         "profile": {"job_role": "c_level", "company_size": "1000+", "industry": "software",
+                     "email_domain_kind": "business"}}
+        for i in range(n_hot)
+    ] + [
+        {"event_id": f"C{i}-new", "type": "lead", "lead_id": f"C{i}", "occurred_at": start,
+         "created_at": start, "source": "social", "profile": {"job_role": "student"}}
+        for i in range(2_000)
+    ]  # fmt: skip
+    slots = np.sort(rng.uniform(0, seconds, n))
+    kinds = ["cold"] * (n - 6 * n_hot) + ["hot"] * (6 * n_hot)
+    rng.shuffle(kinds)
+    stream, hot_next = [], 0
+    hot_queue: list[tuple[int, int]] = [(i, 0) for i in range(n_hot)]
+    for j, (t, kind) in enumerate(zip(slots, kinds, strict=True)):
+        if kind == "hot" and hot_queue:
+            lead, k = hot_queue.pop(0)
+            if k < 5:
+                hot_queue.append((lead, k + 1))
+            event = {"event_id": f"H{lead}-a{k}", "type": "activity", "lead_id": f"H{lead}",
+                     "activity_type": hot_types[k % len(hot_types)]}  # fmt: skip
+            hot_next += 1
+        else:
+            lead = int(rng.integers(0, 2_000))
+            event = {"event_id": f"c{j}", "type": "activity", "lead_id": f"C{lead}",
+                     "activity_type": cold_type}  # fmt: skip
+        stream.append((float(t), event))
+    return creations, stream
+
+
+async def run_stream(base: str, stream, receiver: Receiver) -> dict:
+    import aiohttp
+
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+    latencies: list[float] = []
+    sent_at: dict[str, float] = {}  # lead -> scheduled send of the event that handed it off
+    errors = 0
+    connector = aiohttp.TCPConnector(limit=256)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        t0 = time.perf_counter()
+
+        async def send(offset: float, event: dict) -> None:
+            nonlocal errors
+            scheduled = t0 + offset
+            await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+            event = {**event, "occurred_at": _utc_now()}
+            try:
+                async with session.post(
+                    f"{base}/events", data=json.dumps({"events": [event]}), headers=headers
+                ) as r:
+                    body = await r.json()
+                    if r.status != 200:
+                        errors += 1
+                        return
+            except aiohttp.ClientError:
+                errors += 1
+                return
+            latencies.append(time.perf_counter() - scheduled)
+            for s in body["scores"]:
+                if s["handoff"]:
+                    sent_at[s["lead_id"]] = scheduled
+
+        await asyncio.gather(*(send(t, e) for t, e in stream))
+        wall = time.perf_counter() - t0
+    deadline = time.perf_counter() + 30
+    while set(sent_at) - set(receiver.arrivals) and time.perf_counter() < deadline:
+        await asyncio.sleep(0.05)
+    handoff = [receiver.arrivals[k] - v for k, v in sent_at.items() if k in receiver.arrivals]
+    lat = np.array(latencies) * 1000
+    hand = np.array(handoff) * 1000
+    return {
+        "events": len(stream),
+        "events_per_s": round(len(latencies) / wall, 1),
+        "errors": errors,
+        "request_p50_ms": round(float(np.percentile(lat, 50)), 1),
+        "request_p99_ms": round(float(np.percentile(lat, 99)), 1),
+        "handoffs": len(sent_at),
+        "handoffs_delivered": len(handoff),
+        "event_to_webhook_p50_ms": round(float(np.percentile(hand, 50)), 1) if len(hand) else None,
+        "event_to_webhook_p99_ms": round(float(np.percentile(hand, 99)), 1) if len(hand) else None,
+        "event_to_webhook_max_ms": round(float(hand.max()), 1) if len(hand) else None,
+    }
+
+
+def _utc_now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat()
+
+
+def tree_rss_mib(pid: int) -> float:
+    import psutil
+
+    proc = psutil.Process(pid)
+    total = proc.memory_info().rss
+    for child in proc.children(recursive=True):
+        try:
+            total += child.memory_info().rss
+        except psutil.Error:
+            pass
+    return round(total / 2**20, 1)
+
+
+def stores(folder: Path, wanted: list[str]):
+    """(name, url, stop) for each store that can run here."""
+    import contextlib
+    import shutil
+
+    for name in wanted:
+        if name == "sqlite":
+            yield name, f"sqlite:///{folder / 'state.sqlite'}", contextlib.nullcontext()
+        elif name == "redis" and shutil.which("redis-server"):
+            from tests.redis_server import redis_server
+
+            yield name, None, redis_server()
+        elif name == "postgresql":
+            from tests.postgres import postgres_cluster
+
+            yield name, None, postgres_cluster("bench")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rate", type=float, default=200.0, help="events per second")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--stores", default="sqlite,redis,postgresql")
+    parser.add_argument("--workers", type=int, default=None, help="default: cores + 1")
+    parser.add_argument("--leads", type=int, default=8000, help="simulated leads to train on")
+    args = parser.parse_args()
+    sys.path.append(str(Path(__file__).resolve().parent.parent))  # tests/ helpers
+
+    registered_model = _sibling("registered").registered_model
+
+    from serving.process import Server, default_workers
+
+    workers = args.workers or default_workers()
+    model = registered_model(args.leads)
+    rules = model.result.scorer.rules
+    activities = rules.config.activities if rules is not None else {}
+    hot = sorted(
+        (t for t in activities if activities[t].points > 0), key=lambda t: -activities[t].points
+    )[:4]
+    hot = hot or list(model.result.scorer.spec.activity_types[:4])
+    creations, stream = plan(args.rate, args.seconds, hot, "page_view")
+    out: dict = {
+        "benchmark": "events",
+        "machine_cores": os.cpu_count(),
+        "workers": workers,
+        "rate_wanted": args.rate,
+        "seconds": args.seconds,
+        "stores": {},
+    }
+    for name, url, running in stores(model.folder, args.stores.split(",")):
+        try:
+            with running as server:
+                url = url or (server.url if hasattr(server, "url") else server)
+                receiver = Receiver()
+                env = {
+                    "MLFLOW_TRACKING_URI": model.uri,
+                    "LEADSCORE_API_KEYS": KEY,
+                    "LEADSCORE_STATE_URL": url,
+                    "LEADSCORE_WEBHOOK_URL": receiver.url,
+                    "LEADSCORE_WEBHOOK_SECRET": SECRET,
+                }
+                with Server(env=env, cwd=model.folder, workers=workers, access_log=False) as srv:
+                    import httpx
+
+                    headers = {"Authorization": f"Bearer {KEY}"}
+                    for i in range(0, len(creations), 500):
+                        r = httpx.post(f"{srv.base}/events", json={"events": creations[i : i + 500]},
+                                       headers=headers, timeout=120)  # fmt: skip
+                        r.raise_for_status()
+                    result = asyncio.run(run_stream(srv.base, stream, receiver))
+                    result["server_rss_mib"] = tree_rss_mib(srv.proc.pid)
+                receiver.close()
+                out["stores"][name] = result
+        except BaseException as exc:  # noqa: BLE001 (a store that cannot run here: said so)
+            if type(exc).__name__ != "Skipped" and not isinstance(exc, Exception):
+                raise
+            out["stores"][name] = {"skipped": str(exc)[:200]}
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -179,15 +179,15 @@ def _utc_now() -> str:
 
 
 def tree_rss_mib(pid: int) -> float:
+    import contextlib
+
     import psutil
 
     proc = psutil.Process(pid)
     total = proc.memory_info().rss
     for child in proc.children(recursive=True):
-        try:
+        with contextlib.suppress(psutil.Error):  # a child that just ended
             total += child.memory_info().rss
-        except psutil.Error:
-            pass
     return round(total / 2**20, 1)
 
 

@@ -73,6 +73,11 @@ class FeatureSpec(BaseModel):
         return names
 
     @cached_property
+    def behaviour_index(self) -> dict[str, int]:
+        """Each behaviour feature's column in the behaviour matrix."""
+        return {name: j for j, name in enumerate(self.behaviour_names)}
+
+    @cached_property
     def feature_names(self) -> list[str]:
         return [*self.categorical, *self.numeric_profile, *self.behaviour_names]
 

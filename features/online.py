@@ -62,7 +62,7 @@ class OnlineBatch:
             return list(self.categorical[name])
         if name in self.numeric:
             return [float(v) for v in self.numeric[name]]
-        return self.behaviour[:, spec.behaviour_names.index(name)].tolist()
+        return self.behaviour[:, spec.behaviour_index[name]].tolist()
 
     def row(self, i: int, spec: FeatureSpec) -> dict[str, Any]:
         """Feature name -> value for lead i."""

@@ -90,6 +90,8 @@ def format_cell(v, kind: str = "") -> str:
         return f"{v:.1%}"
     if kind == "money":
         return f"{v:,.0f}"
+    if kind == "round":
+        return f"{v:,.1f}"
     if kind == "count":
         return format_count(v)
     if isinstance(v, bool | np.bool_):

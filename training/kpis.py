@@ -158,3 +158,41 @@ def processing_rate(
     frame = pd.DataFrame(out)
     frame["share"] = frame["touched"] / n
     return frame
+
+
+def handoff_speed(dataset: Dataset, handoffs: pd.DataFrame) -> pd.DataFrame:
+    """Leads handed off to sales by the time from their creation to the hand-off (under 5
+    minutes, 5-60 minutes, 1-24 hours, later): leads, share, won since (a won deal closed
+    after the hand-off) and its rate. `handoffs`: one row per lead, `lead_id` and
+    `handed_off_at` (its first score above the hand-off line in the score history, batch
+    runs and the event stream alike). Empty when none."""
+    if handoffs is None or not len(handoffs):
+        return pd.DataFrame()
+    leads = dataset.leads.set_index("lead_id")["created_at"]
+    known = handoffs[handoffs["lead_id"].isin(leads.index)]
+    at = pd.to_datetime(known["handed_off_at"], utc=True).reset_index(drop=True)
+    ids = known["lead_id"].reset_index(drop=True)
+    delay = at - pd.to_datetime(ids.map(leads), utc=True)
+    deals = dataset.deals
+    won = deals[deals["status"] == "won"].groupby("lead_id")["closed_at"].max()
+    won_after = (pd.to_datetime(ids.map(won), utc=True) > at).fillna(False).to_numpy(bool)
+    out = []
+    for name, low, high in SPEED_BUCKETS:
+        inside = (delay >= low) if high is None else (delay >= low) & (delay < high)
+        if name == SPEED_BUCKETS[0][0]:
+            inside = inside | (delay < pd.Timedelta(0))  # scored before the CRM's creation time
+        mask = inside.fillna(False).to_numpy(bool)
+        n = int(mask.sum())
+        out.append(
+            {
+                "handed_off": name,
+                "leads": n,
+                "share_of_handoffs": n / len(ids),
+                "won_since": int(won_after[mask].sum()),
+                "win_rate": won_after[mask].mean() if n else np.nan,
+                "median_minutes": float(delay[mask].median() / pd.Timedelta(minutes=1))
+                if n
+                else np.nan,
+            }
+        )
+    return pd.DataFrame(out)

@@ -35,6 +35,7 @@ from training.config import TrainConfig
 from training.fit import fit_rules
 from training.kpis import (
     grade_table,
+    handoff_speed,
     no_sales_touch,
     processing_rate,
     sales_touches,
@@ -93,6 +94,8 @@ class Comparison:
     grades: pd.DataFrame = field(default_factory=pd.DataFrame)
     speed: pd.DataFrame = field(default_factory=pd.DataFrame)
     processing: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # from creation to hand-off, over the score history (batch runs and the event stream)
+    handoff_speed: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def compare(
@@ -110,6 +113,7 @@ def compare(
     bootstrap: int = 200,
     rules_file: str = "rules.yaml",
     rules_absent: str = "no points rules were given",
+    handoffs: pd.DataFrame | None = None,
 ) -> Comparison:
     """Score the out-of-time test rows with the model, the rules and a learned scorecard.
 
@@ -122,6 +126,8 @@ def compare(
         rule_scorer: `rules` with their calibration already fitted (`training.fit.fit_rules`,
             as training packs them with the model); fitted on the validation rows when None.
         learned: also fit a learned points scorecard on the train period.
+        handoffs: each lead's hand-off time (lead_id, handed_off_at: its first score above
+            the hand-off line in the score history), for the time-to-hand-off table.
         backtest: the walk-forward backtest of the same training set
             (`training.backtest.Backtest`): with two origins or more, the "keep the rules"
             verdict rests on its pooled paired difference, not on one window.
@@ -310,6 +316,7 @@ def compare(
         "grades": grade_table(rows),
         "speed": speed_to_lead(dataset, rows, touches),
         "processing": processing_rate(dataset, rows, touches),
+        "handoff_speed": handoff_speed(dataset, handoffs),
     }
     if rule_scorer is None:
         empty = pd.DataFrame()

@@ -127,6 +127,7 @@ def render(comp: Comparison, csv_name: str) -> str:
             funnel=comp.funnel,
             funnel_kinds={c: "pct" for c in comp.funnel.columns if c not in ("source", "leads")},
             speed=comp.speed,
+            handoff_speed=comp.handoff_speed,
             processing=comp.processing,
             excluded=excluded,
             learned_yaml=comp.learned_rules.to_yaml() if comp.learned_rules is not None else None,

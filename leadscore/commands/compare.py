@@ -34,6 +34,19 @@ def compare(
     learned: bool = typer.Option(
         True, "--learned/--no-learned", help="Also fit and show learned points."
     ),
+    history: str | None = typer.Option(
+        None,
+        "--history",
+        help="A score history (DuckDB file or SQLAlchemy URL) of `leadscore score` runs and the event stream: the report adds the time from each lead's creation to its hand-off.",
+    ),
+    handoff_grades: str = typer.Option(
+        "A", "--handoff-grades", help="Model grades above the hand-off line (with --history)."
+    ),
+    handoff_mql: bool = typer.Option(
+        True,
+        "--handoff-mql/--no-handoff-mql",
+        help="Whether the rules' MQL flag also puts a lead above the hand-off line (with --history).",
+    ),
 ) -> None:
     """Marketing report: the model vs the points rules on the same out-of-time leads (HTML + CSV)."""
     from leadscore.project import config_path
@@ -43,6 +56,9 @@ def compare(
     from training.report import compare as run_compare
     from training.report_page import write_report
 
+    handoffs = None
+    if history is not None:
+        handoffs = _handoffs(history, handoff_grades, handoff_mql)
     scorer = load_scorer(model)
     ds = load(data)
     found = resolve_rules(rules, ds, packed=scorer.rules.config if scorer.rules else None)
@@ -64,6 +80,7 @@ def compare(
             bootstrap=train_config.bootstrap,
             rules_file=found.source,
             rules_absent=found.absent,
+            handoffs=handoffs,
         )
     for warning in comp.warnings:
         warn(warning)
@@ -79,6 +96,21 @@ def compare(
         files=[html_path, csv_path],
         tags={"model": model},
     )
+
+
+def _handoffs(history: str, grades: str, mql: bool):
+    """Each lead's first score above the hand-off line in a score history (lead_id,
+    handed_off_at)."""
+    from handoff.events import HandoffLine
+    from operations.history import ScoreHistory
+
+    line = HandoffLine(mql=mql, grades=grades)
+    rows = ScoreHistory(history).read()
+    if rows.empty:
+        raise LeadscoreError(f"--history {history}: no stored score")
+    above = rows[line.above(rows["grade"], rows["mql"])]
+    first = above.sort_values("as_of").drop_duplicates("lead_id")
+    return first[["lead_id", "as_of"]].rename(columns={"as_of": "handed_off_at"})
 
 
 @dataclass(frozen=True)

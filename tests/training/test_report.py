@@ -558,3 +558,35 @@ def test_deals_opened_with_their_leads_make_every_row_a_hand_off(small_sim, smal
     page = render(comp, "compare.csv")
     assert "without an open deal" not in page.split("id='capacity'")[1].split("<table")[0]
     assert "MQLs every row counts" in page
+
+
+def test_time_to_handoff_buckets_from_the_score_history(small_sim):
+    """From each lead's creation to its first score above the hand-off line; won since: a
+    won deal closed after the hand-off; a lead the export does not know is left out."""
+    from training.kpis import handoff_speed
+
+    leads = small_sim.leads.head(4)
+    created = pd.to_datetime(leads["created_at"], utc=True).reset_index(drop=True)
+    ids = leads["lead_id"].tolist()
+    handoffs = pd.DataFrame(
+        {
+            "lead_id": [*ids, "NOT-IN-EXPORT"],
+            "handed_off_at": [
+                created[0] + pd.Timedelta(minutes=2),
+                created[1] + pd.Timedelta(minutes=20),
+                created[2] + pd.Timedelta(hours=5),
+                created[3] + pd.Timedelta(days=3),
+                created[0],
+            ],
+        }
+    )
+    won = pd.DataFrame(
+        {"deal_id": ["W1"], "lead_id": [ids[0]], "created_at": [created[0]],
+         "closed_at": [created[0] + pd.Timedelta(days=9)], "status": ["won"], "amount": [1.0]}
+    )  # fmt: skip
+    dataset = small_sim.with_tables(deals=won.astype({"status": small_sim.deals["status"].dtype}))
+    table = handoff_speed(dataset, handoffs).set_index("handed_off")
+    assert table["leads"].tolist() == [1, 1, 1, 1]
+    assert table.loc["under 5 minutes", "won_since"] == 1 and table["won_since"].sum() == 1
+    assert table.loc["1-24 hours", "median_minutes"] == 300
+    assert handoff_speed(dataset, handoffs.head(0)).empty

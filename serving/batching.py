@@ -14,6 +14,12 @@ Latency bound: a request waits for at most the batch being scored when it arrive
 `max_leads` leads, or one larger request that runs alone) plus `max_wait_s` (0 by default:
 no request is ever held back to wait for company), then for its own batch.
 
+Small calls run on the event loop itself (`inline_leads`, default 8 leads): scoring a lead
+takes about 0.5 ms, less than handing it to a thread and back costs the loop (a wake-up
+through the loop's self-pipe, a condition variable, the GIL passed twice: about 10 % of a
+one-lead request's time in the worker, py-spy). Larger calls go to a thread, so the loop
+keeps reading requests meanwhile.
+
 Merged requests must agree on the call's options (strict time checks, reasons): requests
 with other options wait for the next batch. A request's mistake (a PayloadError naming a
 lead) fails that request only: the others of its batch are scored again without it.
@@ -61,10 +67,13 @@ class MicroBatcher:
         max_leads: int = 64,
         max_wait_s: float = 0.0,
         on_batch: Callable[[int, int], None] | None = None,
+        inline_leads: int = 8,
     ) -> None:
-        """`on_batch(requests, leads)` is told of every batch scored (metrics)."""
-        if max_leads < 1 or max_wait_s < 0:
-            raise ValueError("max_leads must be >= 1 and max_wait_s >= 0")
+        """`on_batch(requests, leads)` is told of every batch scored (metrics); calls of at
+        most `inline_leads` leads run on the event loop (0: every call in a thread)."""
+        if max_leads < 1 or max_wait_s < 0 or inline_leads < 0:
+            raise ValueError("max_leads must be >= 1, max_wait_s and inline_leads >= 0")
+        self.inline_leads = inline_leads
         self.compute = compute
         self.on_batch = on_batch
         self.max_leads = max_leads
@@ -126,9 +135,12 @@ class MicroBatcher:
                 leads.extend(job.leads)
                 as_ofs.extend([job.as_of] * len(job.leads))
             try:
-                results = await anyio.to_thread.run_sync(
-                    self.compute, leads, as_ofs, batch[0].options
-                )
+                if len(leads) <= self.inline_leads:
+                    results = self.compute(leads, as_ofs, batch[0].options)
+                else:
+                    results = await anyio.to_thread.run_sync(
+                        self.compute, leads, as_ofs, batch[0].options
+                    )
             except PayloadError as exc:
                 if exc.lead is None or len(batch) == 1:
                     _fail(batch[0], exc, 0)

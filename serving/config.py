@@ -47,6 +47,9 @@ class ServeConfig(BaseModel):
     batch_wait_ms: float = Field(
         0.0, ge=0, le=1_000, description="how long a lone request may wait for company (0: never)"
     )
+    batch_inline_leads: int = Field(
+        8, ge=0, description="calls of at most this many leads run on the event loop, not a thread"
+    )
     # The event stream (POST /events, GET /leads/{id}; stream/).
     state_url: str | None = Field(
         None,

@@ -108,6 +108,7 @@ class LeadScoring:
             self._compute,
             max_leads=self.config.batch_max_leads,
             max_wait_s=self.config.batch_wait_ms / 1000,
+            inline_leads=self.config.batch_inline_leads,
             on_batch=lambda requests, leads: MERGED.observe(requests),
         )
         self.processor = None  # the event stream's, built on first use (self._stream)

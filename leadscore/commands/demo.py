@@ -153,7 +153,12 @@ def serve_demo(ds, result, out_dir: Path) -> None:
     request_path = out_dir / "score_request.json"
     request_path.parent.mkdir(parents=True, exist_ok=True)
     request_path.write_text(json.dumps(bodies[0]))
-    env = {"LEADSCORE_API_KEYS": key, "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri()}
+    env = {
+        "LEADSCORE_API_KEYS": key,
+        "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(),
+        "LEADSCORE_STATE_URL": f"sqlite:///{(out_dir / 'lead_state.sqlite').resolve()}",
+    }
+    (out_dir / "lead_state.sqlite").unlink(missing_ok=True)
     with ExitStack() as stack:
         with step("starting the BentoML server"):
             server = stack.enter_context(Server(env=env))
@@ -172,7 +177,38 @@ def serve_demo(ds, result, out_dir: Path) -> None:
                 f"{s['lead_id']} at {body['as_of'][:10]}: p={s['probability']:.3f}, score {s['score']}, grade {s['grade']} "
                 f"(model v{s['model']['version']}){rules}\n    up: {up}\n    down: {down}"
             )
+        stream_demo(
+            ds,
+            server.base,
+            key,
+            picks.iloc[0],
+            client.score(bodies[0]["leads"], as_of=bodies[0]["as_of"])[0],
+        )
     return key, request_path
+
+
+def stream_demo(ds, base: str, key: str, pick, scored: dict) -> None:
+    """The best lead's history sent as the CRM's events (POST /events) in time order, and
+    the score the stream keeps for it: the one /score gave for the whole payload."""
+    import httpx
+
+    from crm.payloads import dataset_events
+
+    events = [e for e in dataset_events(ds, until=pick.as_of) if e["lead_id"] == pick.lead_id]
+    headers = {"Authorization": f"Bearer {key}"}
+    handed = []
+    with httpx.Client(base_url=base, headers=headers, timeout=60) as http:
+        for event in events:
+            r = http.post("/events", json={"events": [event], "as_of": event["occurred_at"]})
+            r.raise_for_status()
+            handed += [s["as_of"] for s in r.json()["scores"] if s["handoff"]]
+        state = http.get(f"/leads/{pick.lead_id}", params={"as_of": pick.as_of.isoformat()}).json()
+    when = f"handed off at {handed[0][:16]}" if handed else "not handed off"
+    out.print(
+        f"the same lead as {len(events)} CRM events (POST /events, one at a time): "
+        f"p={state['probability']:.3f} from its stored state (/score: {scored['probability']:.3f}), "
+        f"{when}; GET /leads/{pick.lead_id} has its last {len(state['last_scores'])} scores"
+    )
 
 
 def print_next_steps(out_dir: Path, key: str, request_path: Path) -> None:

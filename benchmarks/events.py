@@ -1,8 +1,8 @@
 """Speed to lead: event to delivered hand-off webhook, at a sustained event rate.
 
 The real server (BentoML, cores + 1 workers) with a model registered on a simulated CRM,
-a webhook receiver on this machine (a threaded HTTP server in this process: it stamps each
-hand-off as it arrives). Leads are created first (not timed); then events arrive open-loop
+a webhook receiver on this machine (a threaded HTTP server in a process of its own: it
+stamps each hand-off as it arrives). Leads are created first (not timed); then events arrive open-loop
 at `--rate` events/s for `--seconds`, one event per request as a CRM webhook sends them:
 page views of cold leads, and the activities of hot leads (high-fit profiles) that lift each
 over the hand-off line after a few. Measured per store (SQLite, and Redis and PostgreSQL
@@ -20,9 +20,7 @@ import asyncio
 import json
 import os
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 sys.path[:] = [p for p in sys.path if Path(p).resolve() != Path(__file__).resolve().parent]
@@ -48,35 +46,57 @@ KEY = "bench-key"
 SECRET = "bench-secret"
 
 
+RECEIVER = r"""
+import json, sys, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+arrivals = {}
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: the sender reuses its connection
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        now = time.time()
+        for event in json.loads(body)["events"]:
+            arrivals.setdefault(event["lead_id"], now)
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def do_GET(self):
+        data = json.dumps(arrivals).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+    def log_message(self, *args):
+        pass
+server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+server.daemon_threads = True
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
 class Receiver:
-    """Records the arrival time (perf_counter) of each hand-off, by lead."""
+    """The webhook's receiver in a process of its own (so that it takes nothing from the
+    load client's process): it stamps each hand-off's arrival (wall clock, by lead)."""
 
     def __init__(self) -> None:
-        self.arrivals: dict[str, float] = {}
-        self.requests = 0
-        receiver = self
+        import subprocess
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                now = time.perf_counter()
-                receiver.requests += 1
-                for event in json.loads(body)["events"]:
-                    receiver.arrivals.setdefault(event["lead_id"], now)
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True
+        )
+        port = int(self.proc.stdout.readline())
+        self.url = f"http://127.0.0.1:{port}/hooks"
 
-            def log_message(self, *args):
-                pass
+    @property
+    def arrivals(self) -> dict[str, float]:
+        import httpx
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return httpx.get(self.url, timeout=30).json()
 
     def close(self) -> None:
-        self.server.shutdown()
+        self.proc.kill()
+        self.proc.wait()
 
 
 def plan(rate: float, seconds: float, hot_types: list[str], cold_type: str, seed: int = 0):
@@ -128,6 +148,7 @@ async def run_stream(base: str, stream, receiver: Receiver) -> dict:
     connector = aiohttp.TCPConnector(limit=256)
     async with aiohttp.ClientSession(connector=connector) as session:
         t0 = time.perf_counter()
+        wall0 = time.time()  # the receiver stamps arrivals with the wall clock
 
         async def send(offset: float, event: dict) -> None:
             nonlocal errors
@@ -148,14 +169,16 @@ async def run_stream(base: str, stream, receiver: Receiver) -> dict:
             latencies.append(time.perf_counter() - scheduled)
             for s in body["scores"]:
                 if s["handoff"]:
-                    sent_at[s["lead_id"]] = scheduled
+                    sent_at[s["lead_id"]] = wall0 + offset
 
         await asyncio.gather(*(send(t, e) for t, e in stream))
         wall = time.perf_counter() - t0
     deadline = time.perf_counter() + 30
-    while set(sent_at) - set(receiver.arrivals) and time.perf_counter() < deadline:
-        await asyncio.sleep(0.05)
-    handoff = [receiver.arrivals[k] - v for k, v in sent_at.items() if k in receiver.arrivals]
+    arrivals = receiver.arrivals
+    while set(sent_at) - set(arrivals) and time.perf_counter() < deadline:
+        await asyncio.sleep(0.2)
+        arrivals = receiver.arrivals
+    handoff = [arrivals[k] - v for k, v in sent_at.items() if k in arrivals]
     lat = np.array(latencies) * 1000
     hand = np.array(handoff) * 1000
     return {
@@ -176,6 +199,20 @@ def _utc_now() -> str:
     from datetime import UTC, datetime
 
     return datetime.now(UTC).isoformat()
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by a process and its children."""
+    import contextlib
+
+    import psutil
+
+    proc = psutil.Process(pid)
+    total = sum(proc.cpu_times()[:2])
+    for child in proc.children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            total += sum(child.cpu_times()[:2])
+    return total
 
 
 def tree_rss_mib(pid: int) -> float:
@@ -260,8 +297,14 @@ def main() -> None:
                         r = httpx.post(f"{srv.base}/events", json={"events": creations[i : i + 500]},
                                        headers=headers, timeout=120)  # fmt: skip
                         r.raise_for_status()
+                    cpu0, own0 = tree_cpu_s(srv.proc.pid), sum(os.times()[:2])
                     result = asyncio.run(run_stream(srv.base, stream, receiver))
+                    cpu1, own1 = tree_cpu_s(srv.proc.pid), sum(os.times()[:2])
                     result["server_rss_mib"] = tree_rss_mib(srv.proc.pid)
+                    # the CPU each event cost the server, and what the load client and the
+                    # receiver took of the same two cores (the ceiling's other share)
+                    result["server_cpu_ms_per_event"] = round((cpu1 - cpu0) / len(stream) * 1000, 2)
+                    result["client_cpu_ms_per_event"] = round((own1 - own0) / len(stream) * 1000, 2)
                 receiver.close()
                 out["stores"][name] = result
         except BaseException as exc:  # noqa: BLE001 (a store that cannot run here: said so)

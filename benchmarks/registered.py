@@ -1,5 +1,6 @@
 """A registered champion for the serving benchmarks (`serving.py`, `events.py`): a simulated
-CRM, a model trained on it and registered in an MLflow store in a temporary folder."""
+CRM, a model trained on it with the default points rules packed next to it (as `leadscore
+train` packs them), registered in an MLflow store in a temporary folder."""
 
 from __future__ import annotations
 
@@ -24,9 +25,10 @@ def registered_model(n_leads: int, seed: int = 9) -> Registered:
     from crm.loading import load_dataset
     from crm.payloads import lead_payloads
     from features.batch import build_training_set
+    from rules.config import load_rules
     from simulation import SimulationConfig, simulate_apart
     from training.config import TrainConfig
-    from training.fit import fit_models
+    from training.fit import fit_models, fit_rules
     from training.tracking import log_and_register
 
     tmp = Path(tempfile.mkdtemp(prefix="leadscore-bench-"))
@@ -40,6 +42,8 @@ def registered_model(n_leads: int, seed: int = 9) -> Registered:
     MlflowClient().create_experiment("bench", artifact_location=str(tmp / "artifacts"))
     config = TrainConfig(bootstrap=0, experiment="bench")
     result = fit_models(df, spec, config)
+    # marketing's points rules packed next to the model, as `leadscore train` packs them
+    result.scorer.rules = fit_rules(load_rules("conf/rules.yaml"), ds, df[result.split.validation])
     ids = result.test["lead_id"].drop_duplicates().head(2).tolist()
     log_and_register(
         result,

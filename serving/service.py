@@ -18,6 +18,7 @@ Run: `leadscore serve` (or `bentoml serve serving.service:LeadScoring`), with
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
@@ -25,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio
 import anyio.to_thread
 import bentoml
 from bentoml.validators import ContentType
@@ -57,6 +59,7 @@ JsonBody = Annotated[dict[str, Any], ContentType("application/json")]
 PACKED_MODEL = packed_model_tag(os.environ, Path(__file__))
 _LOADED: dict[str, Any] = {}  # filled when the service starts; read by GET /metadata
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+STREAM_THREADS = 4
 # Prometheus (GET /metrics): how many requests each scoring call merged.
 MERGED = bentoml.metrics.Histogram(
     name="leadscore_batch_requests",
@@ -114,7 +117,16 @@ class LeadScoring:
         self.processor = None  # the event stream's, built on first use (self._stream)
         self.delivery = None
         self._stream_lock = threading.Lock()
+        # The event stream's work runs in at most this many threads per worker: more would
+        # only contend for Python's lock, and each holds a store connection (PostgreSQL's
+        # default of 100 connections ran out with anyio's 40 threads in each of 3 workers).
+        self._stream_threads = anyio.CapacityLimiter(STREAM_THREADS)
         _LOADED["service"] = self
+        # Everything loaded so far (MLflow, pandas, the model: millions of objects) lives as
+        # long as the worker: out of the collector's sight, a full collection takes a few ms
+        # instead of the ~250 ms stalls it caused every few seconds under load.
+        gc.collect()
+        gc.freeze()
         log.info("leadscore serving %s", self.config)
 
     # Async, with the scoring in a thread: BentoML runs a sync API one call at a time per
@@ -201,9 +213,11 @@ class LeadScoring:
             except PayloadError as exc:
                 return self._refuse(ctx, 422, exc.path, exc.problem)
         try:
-            stream = await anyio.to_thread.run_sync(self._stream)
+            stream = await anyio.to_thread.run_sync(self._stream, limiter=self._stream_threads)
             now_us = int(datetime.now(UTC).timestamp() * 1_000_000)
-            applied = await anyio.to_thread.run_sync(stream.process, events, when_us, now_us)
+            applied = await anyio.to_thread.run_sync(
+                stream.process, events, when_us, now_us, limiter=self._stream_threads
+            )
         except PayloadError as exc:
             return self._refuse(ctx, 422, exc.path, exc.problem)
         except StoreUnavailable as exc:
@@ -259,10 +273,14 @@ class LeadScoring:
                 if as_of is not None
                 else int(datetime.now(UTC).timestamp() * 1_000_000)
             )
-            stream = await anyio.to_thread.run_sync(self._stream)
-            found = await anyio.to_thread.run_sync(stream.lead, lead_id, when_us)
+            stream = await anyio.to_thread.run_sync(self._stream, limiter=self._stream_threads)
+            found = await anyio.to_thread.run_sync(
+                stream.lead, lead_id, when_us, limiter=self._stream_threads
+            )
             if found is None:
-                held = await anyio.to_thread.run_sync(stream.store.held_count, lead_id)
+                held = await anyio.to_thread.run_sync(
+                    stream.store.held_count, lead_id, limiter=self._stream_threads
+                )
                 more = f" ({held} events held for it until its lead event)" if held else ""
                 return JSONResponse(
                     {

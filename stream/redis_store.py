@@ -111,8 +111,10 @@ class RedisStore:
         ]
         watched += [self.k("event:" + e) for e in event_ids]
         # Something is always watched: that puts the pipeline in immediate mode for the
-        # run's reads (the outbox hash: a concurrent staging of the same ids conflicts).
-        watched.append(self.k("outbox"))
+        # run's reads. Not the outbox: every hand-off staged or delivered would make every
+        # run in flight start again (a storm of retries at 200 events/s); a crossing is a
+        # lead's, so two runs that stage the same one conflict on the lead's key anyway.
+        watched = watched or [self.k("stage")]
         with unavailable(self.url, self.errors):
             for _ in range(ATTEMPTS):
                 with self.client.pipeline(transaction=True) as pipe:

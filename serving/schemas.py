@@ -34,6 +34,21 @@ Timestamp = Annotated[
     ),
 ]
 Text = Annotated[str, Field(max_length=1024)]
+
+
+def optional_time(description: str, examples: list[str] | None = None):
+    """An optional ISO-8601 date-time field (null allowed) with its description."""
+    return Annotated[
+        str | None,
+        Field(
+            max_length=64,
+            description=description,
+            examples=examples,
+            json_schema_extra={"format": "date-time"},
+        ),
+    ]
+
+
 Number = Annotated[float, Field(allow_inf_nan=False)]
 # Payloads are dicts: unknown keys are kept (and ignored), so a CRM can send its own.
 _OPEN = ConfigDict(extra="allow", allow_inf_nan=False)
@@ -65,16 +80,7 @@ class Deal(TypedDict):
     __pydantic_config__ = _OPEN
     deal_id: NotRequired[Annotated[str | None, Field(max_length=256, examples=["D-1041"])]]
     created_at: Timestamp
-    closed_at: NotRequired[
-        Annotated[
-            str | None,
-            Field(
-                max_length=64,
-                description="empty while open",
-                json_schema_extra={"format": "date-time"},
-            ),
-        ]
-    ]
+    closed_at: NotRequired[optional_time("empty while open")]
     status: NotRequired[Literal["open", "won", "lost"] | None]
     amount: NotRequired[Number | None]
 
@@ -112,16 +118,7 @@ class Lead(TypedDict):
     ]
     activities: NotRequired[list[Activity]]
     deals: NotRequired[list[Deal]]
-    as_of: NotRequired[
-        Annotated[
-            str | None,
-            Field(
-                max_length=64,
-                description="this lead's own as_of, when the request has none",
-                json_schema_extra={"format": "date-time"},
-            ),
-        ]
-    ]
+    as_of: NotRequired[optional_time("this lead's own as_of, when the request has none")]
 
 
 class Reason(TypedDict):
@@ -200,16 +197,7 @@ class LeadEvent(TypedDict):
     type: Literal["lead"]
     lead_id: LeadId
     occurred_at: Timestamp
-    created_at: NotRequired[
-        Annotated[
-            str | None,
-            Field(
-                max_length=64,
-                description="required on the lead's first event",
-                json_schema_extra={"format": "date-time"},
-            ),
-        ]
-    ]
+    created_at: NotRequired[optional_time("required on the lead's first event")]
     source: NotRequired[Annotated[str | None, Field(max_length=256, examples=["website"])]]
     profile: NotRequired[dict[str, Annotated[str, Field(max_length=1024)] | Number | bool | None]]
 
@@ -240,16 +228,7 @@ class DealEvent(TypedDict):
     deal_id: Annotated[str, Field(min_length=1, max_length=256, examples=["D-1041"])]
     status: Literal["open", "won", "lost"]
     created_at: Timestamp
-    closed_at: NotRequired[
-        Annotated[
-            str | None,
-            Field(
-                max_length=64,
-                description="null while open; required when won or lost",
-                json_schema_extra={"format": "date-time"},
-            ),
-        ]
-    ]
+    closed_at: NotRequired[optional_time("null while open; required when won or lost")]
     amount: NotRequired[Number | None]
 
 

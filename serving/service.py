@@ -48,12 +48,13 @@ from serving.http import (
 )
 from serving.model import load_model, load_packed, packed_model_tag
 from serving.openapi import OpenApiMiddleware
-from serving.schemas import EXAMPLE_TIME, Event, Lead
+from serving.schemas import EXAMPLE_TIME, Event, Lead, optional_time
 
 log = logging.getLogger("leadscore.serving")
 # The media type said once: without it BentoML works it out from the output's JSON schema on
 # every response (11 % of a one-lead request's time in the worker, py-spy).
 JsonBody = Annotated[dict[str, Any], ContentType("application/json")]
+
 # Inside a built bento: the scorer packed into it (a BentoML model tag). BentoML reads model
 # declarations when the class is defined, so this is read then.
 PACKED_MODEL = packed_model_tag(os.environ, Path(__file__))
@@ -140,15 +141,10 @@ class LeadScoring:
             Field(description="1 to LEADSCORE_MAX_LEADS (1,000) leads, distinct lead_id"),
         ],
         ctx: bentoml.Context,
-        as_of: Annotated[
-            str | None,
-            Field(
-                max_length=64,
-                description="score every lead as of this ISO-8601 time (default: now); an event after it is a 422",
-                examples=[EXAMPLE_TIME],
-                json_schema_extra={"format": "date-time"},
-            ),
-        ] = None,
+        as_of: optional_time(
+            "score every lead as of this ISO-8601 time (default: now); an event after it is a 422",
+            [EXAMPLE_TIME],
+        ) = None,
         reasons: Annotated[
             bool, Field(description="false skips the worded reasons (faster, e.g. nightly syncs)")
         ] = True,
@@ -187,15 +183,9 @@ class LeadScoring:
             ),
         ],
         ctx: bentoml.Context,
-        as_of: Annotated[
-            str | None,
-            Field(
-                max_length=64,
-                description="rescore the leads as of this time (a replay, a backfill); default: now",
-                examples=[EXAMPLE_TIME],
-                json_schema_extra={"format": "date-time"},
-            ),
-        ] = None,
+        as_of: optional_time(
+            "rescore the leads as of this time (a replay, a backfill); default: now", [EXAMPLE_TIME]
+        ) = None,
     ) -> JsonBody:  # documented as serving.schemas.EventsResponse (serving.openapi)
         """Events from the CRM as they happen: leads created or updated, activities, deals. Idempotent by event_id. Each lead touched is rescored from its stored state and, when it crosses the hand-off line, handed off to the webhook at once."""
         from stream.store import StoreUnavailable

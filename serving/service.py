@@ -233,7 +233,7 @@ class LeadScoring:
                 from handoff.events import HandoffLine
                 from scoring.model_ref import ModelRef
                 from stream.processor import EventProcessor
-                from stream.store import default_state_url, open_store
+                from stream.stores import default_state_url, open_store
 
                 url = self.config.state_url or default_state_url()
                 store = open_store(url)

@@ -1,4 +1,4 @@
-"""The online store: one port, three adapters chosen by a URL.
+"""The online store's port: one interface, three adapters chosen by a URL (`stream.stores`).
 
 - `sqlite:///path/lead_state.sqlite` (the embedded default, in the serving folder; WAL, so
   every worker of a server shares it), `stream.sql_store`;
@@ -108,33 +108,6 @@ class LeadStore(Protocol):
     def ping(self) -> None: ...
 
     def close(self) -> None: ...
-
-
-def open_store(url: str) -> LeadStore:
-    """The adapter of a store URL; a LeadscoreError naming the URL (credentials masked)
-    for a scheme we do not know."""
-    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-    if scheme == "sqlite":
-        from stream.sql_store import SqliteStore
-
-        return SqliteStore(url)
-    if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
-        from stream.sql_store import PostgresStore
-
-        return PostgresStore(url)
-    if scheme in ("redis", "rediss", "unix"):
-        from stream.redis_store import RedisStore
-
-        return RedisStore(url)
-    raise LeadscoreError(
-        f"--state {masked_url(url)!r}: expected sqlite:///path, postgresql://... or redis://..."
-    )
-
-
-def default_state_url(folder: str = ".") -> str:
-    from pathlib import Path
-
-    return f"sqlite:///{(Path(folder) / STATE_FILE).resolve()}"
 
 
 @contextmanager

@@ -137,7 +137,7 @@ def score(
     if state is not None:
         from operations.stream_sync import sync_history
         from stream.outbox import StoreOutbox
-        from stream.store import open_store
+        from stream.stores import open_store
 
         online = open_store(state)
         if store is not None:
@@ -206,7 +206,8 @@ def print_events(events: list[dict], path: Path, line, show: int = 0) -> None:
 
     counts = summarize(events)
     out.print(
-        f"hand-off events: {counts['crossed_handoff_line']:,} crossed the line ({line.describe()}), "
+        f"hand-off events: {counts['crossed_handoff_line']:,} crossed the line ({line.describe()}"
+        f"; {counts['review']:,} of them sent for review: interval too wide), "
         f"{counts['grade_up']:,} grades up, {counts['grade_down']:,} down -> {path}"
     )
     # Hand-offs first (what sales acts on), most likely to win first.

@@ -59,7 +59,7 @@ def serve(
     from serving.config import ServeConfig, env_name
     from serving.model import load_model
     from serving.process import default_workers, run_until_stopped, serve_command, workers_env
-    from stream.store import default_state_url, open_store
+    from stream.stores import default_state_url, open_store
 
     HandoffLine(mql=handoff_mql, grades=handoff_grades)  # refused now, not in every worker
     stream_env = {

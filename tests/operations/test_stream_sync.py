@@ -14,7 +14,7 @@ from operations.history import ScoreHistory
 from operations.stream_sync import sync_history
 from scoring.model_ref import ModelRef
 from stream.processor import EventProcessor
-from stream.store import open_store
+from stream.stores import open_store
 from tests.cli.test_cli import _leadscore
 from tests.handoff.test_delivery import Receiver
 from tests.handoff.test_events import SECRET

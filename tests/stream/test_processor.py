@@ -13,7 +13,7 @@ from crm.times import to_us
 from operations.pipeline import score_pipeline
 from scoring.model_ref import ModelRef
 from stream.processor import EventProcessor
-from stream.store import open_store
+from stream.stores import open_store
 
 MODEL = ModelRef("lead-scoring", "7")
 

@@ -15,7 +15,8 @@ from crm.times import to_us
 from scoring.model_ref import ModelRef
 from stream.outbox import StoreOutbox, StreamDelivery
 from stream.processor import EventProcessor
-from stream.store import StoreUnavailable, open_store
+from stream.store import StoreUnavailable
+from stream.stores import open_store
 from tests.handoff.test_delivery import Receiver
 from tests.postgres import postgres_server
 from tests.redis_server import redis_server

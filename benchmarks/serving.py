@@ -153,6 +153,34 @@ def measure_treeshap(scorer, leads: list[dict], as_of: str) -> dict:
     return out
 
 
+def measure_interval(scorer, leads: list[dict], as_of: str) -> dict:
+    """What the Venn-Abers interval costs a one-lead scoring call, in this process: the
+    median microseconds of `LeadScorer.score_leads` for one lead (with reasons) with the
+    interval and without it (the same scorer, its interval removed), and the interval's
+    lookup alone for one raw score."""
+    import copy
+    import timeit
+
+    without = copy.copy(scorer)
+    without.interval = None
+    lead = leads[:1]
+
+    def median_us(fn, number: int = 200) -> float:
+        runs = timeit.repeat(fn, number=number, repeat=7)
+        return round(float(np.median(runs)) / number * 1e6, 1)
+
+    raw = np.array([0.0])
+    out = {
+        "with_interval_us": median_us(lambda: scorer.score_leads(lead, as_of)),
+        "without_interval_us": median_us(lambda: without.score_leads(lead, as_of)),
+        "lookup_alone_us": median_us(lambda: scorer.interval(raw), number=5000)
+        if scorer.interval is not None
+        else None,
+    }
+    out["cost_us"] = round(out["with_interval_us"] - out["without_interval_us"], 1)
+    return out
+
+
 def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 180) -> None:
     import httpx
 
@@ -224,6 +252,7 @@ def main() -> None:
     validation = measure_validation({"one_lead": ours_bodies[0], "1000_leads": batch})
 
     out_treeshap = measure_treeshap(result.scorer, leads[:1000], max(as_ofs))
+    out_interval = measure_interval(result.scorer, leads, max(as_ofs))
     key = "bench-key"
     out = {
         "benchmark": "serving",
@@ -231,6 +260,7 @@ def main() -> None:
         "workers": args.workers,
         "schema_validation": validation,
         "treeshap_1000_leads": out_treeshap,
+        "interval_one_lead": out_interval,
         "activities_per_lead": {
             "mean": round(float(np.mean(n_acts)), 1),
             "max": int(np.max(n_acts)),

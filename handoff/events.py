@@ -7,6 +7,10 @@ A lead gets one event per run when, against its latest stored score before the r
   (`HandoffLine`): the rules' MQL flag, and/or model grades (default: MQL or grade A);
 - its **grade changed** (the model's A-D grade), up or down.
 
+A crossing whose Venn-Abers interval is too wide to act on (`review`: wider than the
+model's `interval_review_width`) is sent as `lead.review` instead of `lead.handoff`: the
+same crossing and id, for a person to look at rather than for sales to call at once.
+
 Event ids: a crossing's is derived from the lead and the as_of of its last score below the
 line (`crossing_id`), whoever saw it cross: the daily batch and the event stream (`stream`)
 that both see a lead leave the same score below the line give its crossing one id, so the
@@ -139,9 +143,14 @@ def handoff_event(
     key = "|".join(
         [str(row["lead_id"]), as_of, str(row["model_name"]), str(row["model_version"]), *triggers]
     )
+    review = _flag(row.get("review"))
+    if "crossed_handoff_line" in triggers:
+        kind = "lead.review" if review else "lead.handoff"
+    else:
+        kind = "lead.grade_changed"
     return {
         "event_id": hashlib.sha256(key.encode()).hexdigest()[:32],
-        "type": "lead.handoff" if "crossed_handoff_line" in triggers else "lead.grade_changed",
+        "type": kind,
         "triggers": triggers,
         "handoff_line": line.describe(),
         "lead_id": str(row["lead_id"]),
@@ -150,6 +159,9 @@ def handoff_event(
         "score": int(row["score"]),
         "grade": str(row["grade"]),
         "beyond_trained_age": bool(row.get("beyond_trained_age", False)),
+        "p_low": _number(row.get("p_low")),
+        "p_high": _number(row.get("p_high")),
+        "review": review,
         "previous_grade": None if previous_grade is None else str(previous_grade),
         "rule_score": None if pd.isna(row["rule_score"]) else int(row["rule_score"]),
         "rule_grade": None if pd.isna(row["rule_grade"]) else str(row["rule_grade"]),
@@ -161,6 +173,14 @@ def handoff_event(
     }
 
 
+def _flag(value) -> bool:
+    return False if value is None or pd.isna(value) else bool(value)
+
+
+def _number(value) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
+
+
 def write_events(events: list[dict], path: str | Path) -> Path:
     """One JSON object per line, written whole or not at all, on disk before it returns."""
     text = "".join(json.dumps(e, sort_keys=True) + "\n" for e in events)
@@ -168,10 +188,11 @@ def write_events(events: list[dict], path: str | Path) -> Path:
 
 
 def summarize(events: Iterable[dict]) -> dict[str, int]:
-    counts = {"crossed_handoff_line": 0, "grade_up": 0, "grade_down": 0}
+    counts = {"crossed_handoff_line": 0, "review": 0, "grade_up": 0, "grade_down": 0}
     for e in events:
         if "crossed_handoff_line" in e["triggers"]:
             counts["crossed_handoff_line"] += 1
+            counts["review"] += e["type"] == "lead.review"
         if "grade_changed" in e["triggers"]:
             up = GRADES.index(e["grade"]) < GRADES.index(e["previous_grade"])
             counts["grade_up" if up else "grade_down"] += 1

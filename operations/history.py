@@ -27,11 +27,12 @@ TABLE = "lead_scores"
 # The run's key, as_of_us (µs since the epoch, UTC: exact in every database), then the
 # scores file's columns without the reasons (as_of: UTC without a zone, for people querying
 # the table), then when the run was stored.
-# The score file's columns but the reasons and the age flag (a store made before the flag
-# existed keeps working).
+# The score file's columns but the reasons, the age flag and the interval (a store made
+# before them keeps working).
+NOT_STORED = ("beyond_trained_age", "p_low", "p_high", "review")
 STORED = [
     "as_of_us",
-    *(c for c in COLUMNS if not c.startswith("reasons_") and c != "beyond_trained_age"),
+    *(c for c in COLUMNS if not c.startswith("reasons_") and c not in NOT_STORED),
     "scored_at",
 ]
 

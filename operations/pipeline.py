@@ -35,6 +35,9 @@ COLUMNS = [
     "probability",
     "score",
     "grade",
+    "p_low",
+    "p_high",
+    "review",
     "beyond_trained_age",
     "rule_score",
     "rule_grade",
@@ -123,6 +126,8 @@ def _scores(
         "grade": column("grade").astype(str),
         "beyond_trained_age": column("beyond_trained_age").astype(bool),
     }
+    if parts and all(r.p_low is not None for r in parts):
+        columns.update(p_low=column("p_low"), p_high=column("p_high"), review=column("review"))
     if scorer.rules is not None:
         columns["rule_score"] = column("rule_score").astype(np.int64)
         columns["rule_grade"] = column("rule_grade").astype(str)
@@ -139,8 +144,9 @@ def scores_from_columns(
     reasons: bool,
 ) -> PipelineScores:
     """The scores file's rows from the scoring call's columns (lead_id, as_of, probability,
-    grade, beyond_trained_age and, with rules, rule_score, rule_grade, mql) and the reasons
-    as lists: one construction for every engine that scored them."""
+    grade, beyond_trained_age; with an interval p_low, p_high, review; with rules,
+    rule_score, rule_grade, mql) and the reasons as lists: one construction for every
+    engine that scored them."""
     n = len(columns["lead_id"])
     probability = np.asarray(columns["probability"], dtype=np.float64)
     out: dict[str, Any] = {
@@ -151,6 +157,14 @@ def scores_from_columns(
         "grade": columns["grade"],
         "beyond_trained_age": columns["beyond_trained_age"],
     }
+    if "p_low" in columns:
+        out["p_low"] = np.asarray(columns["p_low"], dtype=np.float64)
+        out["p_high"] = np.asarray(columns["p_high"], dtype=np.float64)
+        out["review"] = np.asarray(columns["review"]).astype(bool)
+    else:  # a model saved before intervals: the columns stay, empty
+        out["p_low"] = np.full(n, np.nan)
+        out["p_high"] = np.full(n, np.nan)
+        out["review"] = pd.array([None] * n, dtype="boolean")
     if "rule_score" in columns:
         out["rule_score"] = pd.array(np.asarray(columns["rule_score"]).astype(int), dtype="Int64")
         out["rule_grade"] = columns["rule_grade"]

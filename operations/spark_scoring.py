@@ -34,6 +34,7 @@ from scoring.scorer import LeadScorer
 
 SCORES_SCHEMA = (
     "sid BIGINT, probability DOUBLE, grade STRING, beyond_trained_age BOOLEAN, "
+    "p_low DOUBLE, p_high DOUBLE, review BOOLEAN, "
     "rule_score BIGINT, rule_grade STRING, mql BOOLEAN, "
     "reasons_up ARRAY<STRING>, reasons_down ARRAY<STRING>"
 )
@@ -68,6 +69,10 @@ def spark_score_pipeline(
         "grade": table["grade"].to_numpy(zero_copy_only=False).astype(str),
         "beyond_trained_age": table["beyond_trained_age"].to_numpy(zero_copy_only=False),
     }
+    if scorer.interval is not None:
+        out["p_low"] = table["p_low"].to_numpy()
+        out["p_high"] = table["p_high"].to_numpy()
+        out["review"] = table["review"].to_numpy(zero_copy_only=False)
     if scorer.rules is not None:
         out["rule_score"] = table["rule_score"].to_numpy(zero_copy_only=False)
         out["rule_grade"] = table["rule_grade"].to_numpy(zero_copy_only=False).astype(str)
@@ -157,6 +162,14 @@ def _score_bucket(blob: bytes, columns: list[str], reasons: bool) -> Callable:
             "beyond_trained_age": pa.array(np.asarray(record.beyond_trained_age, dtype=bool)),
         }
         n = len(rows)
+        if record.p_low is not None:
+            out["p_low"] = pa.array(record.p_low)
+            out["p_high"] = pa.array(record.p_high)
+            out["review"] = pa.array(np.asarray(record.review, dtype=bool))
+        else:
+            out["p_low"] = pa.nulls(n, pa.float64())
+            out["p_high"] = pa.nulls(n, pa.float64())
+            out["review"] = pa.nulls(n, pa.bool_())
         if record.rule_score is not None:
             out["rule_score"] = pa.array(np.asarray(record.rule_score).astype(np.int64))
             out["rule_grade"] = pa.array(np.asarray(record.rule_grade).astype(str))

@@ -37,6 +37,8 @@ class LeadScoringModel(mlflow.pyfunc.PythonModel):
             for scored in self.scorer.score_leads(dated, None)
         ]
         columns = ["lead_id", "probability", "score", "grade", "reasons"]
+        if self.scorer.interval is not None:
+            columns[2:2] = ["p_low", "p_high", "review"]
         if self.scorer.rules is not None:
             columns += ["rule_score", "rule_grade", "mql", "rule_probability"]
         return pd.DataFrame(rows, columns=columns)

@@ -45,7 +45,9 @@ class ScoringBatch:
 
 @dataclass
 class ScoreRecord:
-    """One entry per lead: the model's probability, score and grade; whether the lead is older
+    """One entry per lead: the model's probability, score and grade; its Venn-Abers interval
+    (`p_low`, `p_high`, containing the probability) and whether that is too wide for an
+    automatic hand-off (`review`), None for a model saved without one; whether the lead is older
     than any age the model was trained on (`beyond_trained_age`: scored from what it learned
     at its oldest ages, and flagged so); the rules' score, grade, MQL flag and probability
     (None without rules); the worded reasons as columns (None when not asked; `reasons`
@@ -55,6 +57,9 @@ class ScoreRecord:
     probability: np.ndarray
     grade: np.ndarray
     beyond_trained_age: np.ndarray | None = None
+    p_low: np.ndarray | None = None
+    p_high: np.ndarray | None = None
+    review: np.ndarray | None = None
     rule_score: np.ndarray | None = None
     rule_grade: np.ndarray | None = None
     mql: np.ndarray | None = None
@@ -98,6 +103,10 @@ class ScoreRecord:
             }
             for i, (lead_id, grade) in enumerate(zip(self.lead_id, self.grade, strict=True))
         ]
+        if self.p_low is not None:
+            low, high, review = self.p_low.tolist(), self.p_high.tolist(), self.review.tolist()
+            for i, item in enumerate(out):
+                item.update(p_low=low[i], p_high=high[i], review=review[i])
         reasons = self.reasons
         if reasons is not None:
             for item, worded in zip(out, reasons, strict=True):

@@ -28,6 +28,8 @@ from scoring.reasons import feature_groups, group_features, reason_columns
 from scoring.record import ScoreRecord, ScoringBatch
 from scoring.treeshap import TreeShap
 from stats.calibration import Calibrator
+from stats.pooling import SegmentCalibration, logit
+from stats.venn_abers import VennAbers, contain
 
 SCORER_FILE = "scorer.json"
 BOOSTER_FILE = "booster.txt"
@@ -39,6 +41,13 @@ def _threads(rows: int) -> int:
     """One thread for a few rows (OpenMP start-up costs more than it saves there); all
     cores (0: LightGBM's default) for batches."""
     return 1 if rows <= 64 else 0
+
+
+def interval_scores(raw: np.ndarray, p: np.ndarray, segmented: bool) -> np.ndarray:
+    """What the Venn-Abers interval is a function of: the booster's raw score, or, with
+    per-segment calibration, the logit of the segment-calibrated probability (a segment's
+    correction moves its leads among the others)."""
+    return logit(p) if segmented else raw
 
 
 def encode_frame(
@@ -68,8 +77,14 @@ class LeadScorer:
         grades: Grades,
         info: dict[str, Any] | None = None,
         rules: RuleScorer | None = None,
+        interval: VennAbers | None = None,
+        segments: SegmentCalibration | None = None,
     ) -> None:
         self.spec = spec
+        # Per-segment corrections of the calibration (None: one calibration for all).
+        self.segments = segments
+        # The Venn-Abers interval of the calibration rows (None: a model saved before it).
+        self.interval = interval
         self.rules = rules  # marketing's points rules, scored next to the model
         self.booster = booster
         self.features = list(features)
@@ -104,9 +119,35 @@ class LeadScorer:
     def raw_scores(self, x: np.ndarray) -> np.ndarray:
         return self.booster.predict(x, raw_score=True, num_threads=_threads(len(x)))
 
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        """Calibrated conversion probabilities."""
-        return self.calibrator(self.raw_scores(x))
+    def predict_proba(self, x: np.ndarray, segments: Sequence | None = None) -> np.ndarray:
+        """Calibrated conversion probabilities (`segments`: each row's segment value, for a
+        model calibrated per segment)."""
+        return self.predict_interval(x, segments)[0]
+
+    def predict_interval(
+        self, x: np.ndarray, segments: Sequence | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Calibrated probabilities and their Venn-Abers intervals (p, p_low, p_high; the
+        interval is None for a model saved without one). Each interval contains its p."""
+        raw = self.raw_scores(x)
+        p = self.calibrator(raw)
+        segmented = self.segments is not None
+        if segmented:
+            if segments is None:
+                raise LeadscoreError(
+                    f"this model is calibrated per {self.segments.column}: give each row's value"
+                )
+            p = self.segments.adjust(p, segments)
+        if self.interval is None:
+            return p, None, None
+        return (p, *contain(p, *self.interval(interval_scores(raw, p, segmented))))
+
+    @property
+    def review_width(self) -> float | None:
+        """An interval wider than this sends the lead to a person instead of an automatic
+        hand-off (`interval_review_width` of the training config; None: never)."""
+        width = self.info.get("interval_review_width")
+        return None if width is None else float(width)
 
     @property
     def explainer(self) -> TreeShap | None:
@@ -196,8 +237,15 @@ class LeadScorer:
         reasons each way (0: none); and, with rules attached and their inputs in the batch,
         the rule score, rule grade, MQL flag and (once fitted) rule probability. One
         vectorised pass for the whole batch."""
-        p = self.predict_proba(batch.x)
+        segments = batch.column(self.segments.column) if self.segments is not None else None
+        p, low, high = self.predict_interval(batch.x, segments)
         record = ScoreRecord(batch.lead_id, p, self.grades(p), model=model)
+        if low is not None:
+            record.p_low, record.p_high = low, high
+            width = self.review_width
+            record.review = (
+                high - low > width + 1e-12 if width is not None else np.zeros(len(p), bool)
+            )
         record.beyond_trained_age = self.beyond_trained_age(batch.age_days, len(batch))
         if reasons:
             totals = self.group_contributions(batch.x)
@@ -264,6 +312,10 @@ class LeadScorer:
             "grades": self.grades.model_dump(),
             "info": self.info,
         }
+        if self.interval is not None:
+            meta["interval"] = self.interval.to_dict()
+        if self.segments is not None:
+            meta["segments"] = self.segments.to_dict()
         (folder / SCORER_FILE).write_text(json.dumps(meta, indent=1, default=float))
         if self.rules is not None:
             (folder / RULES_FILE).write_text(json.dumps(self.rules.to_dict(), indent=1))
@@ -294,6 +346,8 @@ class LeadScorer:
             Grades.model_validate(meta["grades"]),
             meta.get("info"),
             rules=rules,
+            interval=VennAbers.from_dict(meta["interval"]) if "interval" in meta else None,
+            segments=SegmentCalibration.from_dict(meta["segments"]) if "segments" in meta else None,
         )
         if (folder / EVALUATED_FOLDER / SCORER_FILE).is_file():
             scorer.evaluated = cls.load(folder / EVALUATED_FOLDER)

@@ -92,6 +92,8 @@ def _scorer_meta(scorer: LeadScorer) -> dict[str, Any]:
         "features": len(scorer.features),
         "activity_types": scorer.spec.activity_types,
         "calibration": scorer.calibrator.method,
+        "interval": "venn-abers" if scorer.interval is not None else None,
+        "interval_review_width": scorer.review_width if scorer.interval is not None else None,
         "oldest_trained_age_days": scorer.oldest_trained_age_days,
         "trained_to": scorer.info.get("trained_to"),
         "grades": scorer.grades.model_dump(),

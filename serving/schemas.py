@@ -157,6 +157,35 @@ class LeadScore(TypedDict):
             examples=[False],
         ),
     ]
+    p_low: NotRequired[
+        Annotated[
+            float,
+            Field(
+                gt=0,
+                lt=1,
+                description="low end of the Venn-Abers interval of the probability (absent for "
+                "a model trained before intervals)",
+                examples=[0.24],
+            ),
+        ]
+    ]
+    p_high: NotRequired[
+        Annotated[
+            float,
+            Field(gt=0, lt=1, description="high end of the interval", examples=[0.31]),
+        ]
+    ]
+    review: NotRequired[
+        Annotated[
+            bool,
+            Field(
+                description="the interval is wider than the model's review width "
+                "(/metadata): a person should look before sales acts on the score; such a "
+                "lead is not handed off automatically",
+                examples=[False],
+            ),
+        ]
+    ]
     reasons: NotRequired[Reasons]
     rule_score: Annotated[
         int | None, Field(description="marketing's points (null: no rules)", examples=[60])
@@ -330,6 +359,15 @@ class Metadata(BaseModel):
     source: str = Field(description="registry (credentials masked), bento model or folder")
     feature_set_version: str
     calibration: str
+    interval: str | None = Field(
+        None,
+        description="how p_low and p_high are made (venn-abers: inductive Venn-Abers on the "
+        "calibration rows); null for a model trained before intervals",
+    )
+    interval_review_width: float | None = Field(
+        None,
+        description="an interval wider than this sets `review` and holds the automatic hand-off",
+    )
     oldest_trained_age_days: float | None = Field(
         None, description="the oldest lead age the model was trained on (days)"
     )

@@ -36,6 +36,19 @@ class LightGBMParams(BaseModel):
     num_threads: int = Field(0, ge=0, description="threads (0: LightGBM's default, all cores)")
 
 
+class SegmentsConfig(BaseModel):
+    """Segments of the business (product lines, regions, business units) that share one model
+    but may convert differently: evaluated and calibrated each, shrunk toward the whole."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    column: str = Field(
+        min_length=1,
+        description="the text profile column naming each lead's segment (e.g. product_line); "
+        "the source column works too",
+    )
+
+
 class TrainConfig(BaseModel):
     """Everything `leadscore train` needs besides the data and the feature config."""
 
@@ -53,6 +66,18 @@ class TrainConfig(BaseModel):
         "auto",
         description="auto: isotonic or Platt, whichever has the lower cross-fitted log loss "
         "on the validation rows",
+    )
+    segments: SegmentsConfig | None = Field(
+        None,
+        description="per-segment calibration (shrunk toward the global one by each segment's "
+        "evidence) and a per-segment evaluation and verdict in the report (null: none)",
+    )
+    interval_review_width: float | None = Field(
+        0.25,
+        gt=0,
+        le=1,
+        description="a lead whose Venn-Abers interval (p_high - p_low) is wider than this is "
+        "flagged for review instead of handed off automatically (null: never)",
     )
     grade_cutoffs: Grades = Field(
         default_factory=Grades, description="probability cut-offs of grades A, B and C"

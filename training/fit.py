@@ -24,8 +24,8 @@ from features.definitions import FeatureSpec
 from rules.config import RulesConfig
 from rules.scorer import RuleScorer, batch_rule_inputs
 from scoring.scorer import LeadScorer, encode_frame
-from stats.calibration import choose_calibrator
 from stats.metrics import evaluate, point_metrics
+from training.calibration import fit_calibration, segment_column
 from training.config import TrainConfig
 from training.leakage import LeakageReport, audit_training_set
 from training.sampling import fit_rows
@@ -238,7 +238,9 @@ def fit_models(
     step("calibration")
     y_val = val["label"].to_numpy().astype(int)
     raw_val = booster.predict(x_val, raw_score=True)
-    calibrator, losses = choose_calibrator(raw_val, y_val, config.calibration, config.seed)
+    column = segment_column(config, spec, leakage.excluded)
+    fitted = fit_calibration(raw_val, y_val, config, val[column] if column else None)
+    calibrator, losses = fitted.calibrator, fitted.losses
     grades = config.grade_cutoffs
     scorer = LeadScorer(
         spec,
@@ -250,6 +252,7 @@ def fit_models(
         info={
             **(info or {}),
             "best_iteration": int(best),
+            "interval_review_width": config.interval_review_width,
             # The periods and settings it was trained with: `compare` on this model splits
             # the data the same way unless told otherwise.
             "train_config": config.model_dump(mode="json", by_alias=True),
@@ -260,6 +263,8 @@ def fit_models(
             "test_start": split.test_start.isoformat(),
             "test_end": pd.Timestamp(test["as_of"].max()).isoformat() if len(test) else None,
         },
+        interval=fitted.interval,
+        segments=fitted.segments,
     )
 
     step("logistic baseline")
@@ -323,7 +328,9 @@ def fit_models(
                 train["label"].to_numpy(),
                 scorer.score(scorer.frame_batch(train), reasons=0).probability,
             ),
-            "validation": point_metrics(y_val, calibrator(raw_val)),
+            "validation": point_metrics(
+                y_val, scorer.score(scorer.frame_batch(val), reasons=0).probability
+            ),
         },
         learning_curve={
             name: {metric: [float(v) for v in values] for metric, values in by_metric.items()}

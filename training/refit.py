@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from scoring.scorer import LeadScorer, encode_frame
-from stats.calibration import choose_calibrator
+from training.calibration import fit_calibration
 from training.config import TrainConfig
 from training.fit import TrainResult, lightgbm_params
 from training.sampling import fit_rows
@@ -113,7 +113,8 @@ def refit_production(
     width = pd.Timedelta(days=config.validation_days)
     end = as_of.max()
 
-    raw_parts, y_parts, windows = [], [], []
+    column = base.segments.column if base.segments is not None else None
+    raw_parts, y_parts, seg_parts, windows = [], [], [], []
     for k in range(CALIBRATION_WINDOWS):
         stop = end - k * width
         start = stop - width
@@ -129,6 +130,8 @@ def refit_production(
         x_window = encode_frame(df[window], features, categories)
         raw_parts.append(booster.predict(x_window, raw_score=True))
         y_parts.append(y[window])
+        if column is not None:
+            seg_parts.append(df.loc[window, column])
         windows.append(
             {
                 "start": start.isoformat(),
@@ -142,8 +145,13 @@ def refit_production(
     labels = np.concatenate(y_parts) if y_parts else np.zeros(0, dtype=int)
     if len(np.unique(labels)) < 2:  # too little time for a window: the evaluated calibration
         calibrator, losses, how = base.calibrator, {}, "the evaluated model's (validation rows)"
+        interval, segments = base.interval, base.segments
     else:
-        calibrator, losses = choose_calibrator(raw, labels, config.calibration, config.seed)
+        fitted = fit_calibration(
+            raw, labels, config, pd.concat(seg_parts, ignore_index=True) if column else None
+        )
+        calibrator, losses = fitted.calibrator, fitted.losses
+        interval, segments = fitted.interval, fitted.segments
         how = f"time-ordered cross-fitting on {len(windows)} windows"
 
     step("refit on every matured snapshot")
@@ -172,8 +180,9 @@ def refit_production(
         "trained_to": shipped.last_as_of.isoformat(),
     }
     scorer = LeadScorer(
-        spec, booster, features, categories, calibrator, base.grades, info, rules=base.rules
-    )
+        spec, booster, features, categories, calibrator, base.grades, info, rules=base.rules,
+        interval=interval, segments=segments,
+    )  # fmt: skip
     scorer.evaluated = base
     return scorer, shipped
 

@@ -57,8 +57,10 @@ from training.report_tables import (
     example_leads,
     funnel_table,
     headline_table,
+    interval_table,
     opportunity_stage_absent,
     quadrant_table,
+    segment_table,
     sources_table,
 )
 from training.splits import Split, split_training_set
@@ -96,6 +98,10 @@ class Comparison:
     processing: pd.DataFrame = field(default_factory=pd.DataFrame)
     # from creation to hand-off, over the score history (batch runs and the event stream)
     handoff_speed: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # the model's Venn-Abers intervals per grade against the wins (empty without intervals)
+    intervals: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # per segment (a model calibrated per segment): evaluation, calibration and verdict
+    segments: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def compare(
@@ -197,6 +203,12 @@ def compare(
             else np.zeros(len(test), dtype=bool),
         }
     )
+    if record.p_low is not None:
+        rows["p_low"], rows["p_high"], rows["review"] = record.p_low, record.p_high, record.review
+    if evaluated.segments is not None:
+        rows["segment"] = test[evaluated.segments.column].astype(object).to_numpy()
+        raw = evaluated.raw_scores(evaluated.encode_frame(test))
+        rows["probability_global"] = evaluated.calibrator(raw)
     if rule_scorer is not None:
         rule_score = rule_scorer.rule_scores(x_test)
         rows["rule_score"] = rule_score
@@ -307,6 +319,8 @@ def compare(
             "flat": dataset.is_flat,
             "backtest": backtest_summary(backtest),
             "outcome_column": dataset.label_column if dataset.is_flat else None,
+            "interval_review_width": evaluated.review_width,
+            "segment_column": evaluated.segments.column if evaluated.segments else None,
         },
         "warnings": warnings,
         "verdict": verdict,
@@ -317,6 +331,10 @@ def compare(
         "speed": speed_to_lead(dataset, rows, touches),
         "processing": processing_rate(dataset, rows, touches),
         "handoff_speed": handoff_speed(dataset, handoffs),
+        "intervals": interval_table(rows),
+        "segments": segment_table(rows, evaluated.segments.evidence, bootstrap, config.seed)
+        if evaluated.segments is not None
+        else pd.DataFrame(),
     }
     if rule_scorer is None:
         empty = pd.DataFrame()

@@ -128,6 +128,8 @@ def render(comp: Comparison, csv_name: str) -> str:
             funnel_kinds={c: "pct" for c in comp.funnel.columns if c not in ("source", "leads")},
             speed=comp.speed,
             handoff_speed=comp.handoff_speed,
+            intervals=comp.intervals,
+            segments=comp.segments,
             processing=comp.processing,
             excluded=excluded,
             learned_yaml=comp.learned_rules.to_yaml() if comp.learned_rules is not None else None,
@@ -282,7 +284,7 @@ def figures(comp: Comparison) -> dict[str, str]:
 
 
 CSV_COLUMNS = [
-    "lead_id", "as_of", "probability", "grade", "rule_score", "rule_grade", "mql", "label",
+    "lead_id", "as_of", "segment", "probability", "p_low", "p_high", "review", "grade", "rule_score", "rule_grade", "mql", "label",
     "source", "score", "rule_probability", "revenue", "opportunity", "open_deal",
     "hand_off", "model_top_n", "model_top_n_all", "origin",
 ]  # fmt: skip

@@ -213,6 +213,95 @@ def calibration_table(
     )
 
 
+def interval_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per model grade (and all rows): the mean Venn-Abers interval against what happened.
+    Rows, mean p_low, mean probability, mean p_high, the observed win rate and whether it
+    lies within [mean p_low, mean p_high], the mean width and the share sent to review.
+    Empty for a model without intervals."""
+    if "p_low" not in rows or rows["p_low"].isna().all():
+        return pd.DataFrame()
+    y = rows["label"].to_numpy(dtype=float)
+    grades = rows["grade"].astype(str).to_numpy()
+    low, high = rows["p_low"].to_numpy(float), rows["p_high"].to_numpy(float)
+    p, review = rows["probability"].to_numpy(float), rows["review"].to_numpy(bool)
+    out = []
+    for grade in [*sorted(set(grades)), "all"]:
+        mask = np.ones(len(rows), bool) if grade == "all" else grades == grade
+        if not mask.any():
+            continue
+        observed = float(y[mask].mean())
+        out.append(
+            {
+                "grade": grade,
+                "rows": int(mask.sum()),
+                "mean_p_low": float(low[mask].mean()),
+                "mean_probability": float(p[mask].mean()),
+                "mean_p_high": float(high[mask].mean()),
+                "win_rate": observed,
+                "win_rate_inside": bool(low[mask].mean() <= observed <= high[mask].mean()),
+                "mean_width": float((high - low)[mask].mean()),
+                "share_review": float(review[mask].mean()),
+            }
+        )
+    return pd.DataFrame(out)
+
+
+MIN_SEGMENT_WINS = 5  # fewer won rows in a segment: its figures are listed, not judged
+
+
+def segment_table(
+    rows: pd.DataFrame,
+    evidence: dict[str, dict],
+    bootstrap: int,
+    seed: int,
+) -> pd.DataFrame:
+    """Per segment of the test rows (`rows["segment"]`): rows, wins, the model's ROC AUC and,
+    with rules, theirs and the paired difference with its 95 % interval (the one bootstrap
+    over leads, within the segment), the expected calibration error of the global and of
+    the segment's calibration (`probability_global`, `probability`), the calibration rows
+    the segment had and the share of its own correction it kept (`evidence`), and the
+    verdict: the model beats the rules there, the rules hold, or too few wins to tell."""
+    out = []
+    has_rules = "rule_score" in rows
+    for segment, part in rows.groupby("segment", sort=True, dropna=False):
+        y = part["label"].to_numpy().astype(int)
+        name = "(none)" if pd.isna(segment) else str(segment)
+        row = {"segment": name, "rows": int(len(part)), "wins": int(y.sum())}
+        fitted = evidence.get(name, {})
+        row["calibration_rows"] = fitted.get("rows", 0)
+        row["own_share"] = fitted.get("weight", 0.0)
+        row["mean_probability"] = float(part["probability"].mean())
+        row["win_rate"] = float(y.mean())
+        if y.sum() < MIN_SEGMENT_WINS or y.sum() == len(y):
+            row["verdict"] = f"too few wins to judge (< {MIN_SEGMENT_WINS})"
+            out.append(row)
+            continue
+        row["ece_global"] = expected_calibration_error(y, part["probability_global"].to_numpy())
+        row["ece_segment"] = expected_calibration_error(y, part["probability"].to_numpy())
+        rankings = {"model": part["probability"].to_numpy()}
+        probabilities = {"model": part["probability"].to_numpy()}
+        if has_rules:
+            rankings["rules"] = part["rule_score"].to_numpy()
+            probabilities["rules"] = part["rule_probability"].to_numpy()
+        head, differences = headline_table(part, rankings, probabilities, bootstrap, seed)
+        row["model_auc"] = float(head.loc[0, "roc_auc"])
+        if has_rules:
+            row["rules_auc"] = float(head.loc[1, "roc_auc"])
+            estimate, low, high = differences["roc_auc"]
+            row["auc_difference"] = f"{estimate:+.3f} [{low:+.3f}, {high:+.3f}]"
+            row["verdict"] = (
+                "the model beats the rules"
+                if low > 0
+                else "the rules beat the model"
+                if high < 0
+                else "cannot tell: keep the rules"
+            )
+        else:
+            row["verdict"] = "no rules to compare"
+        out.append(row)
+    return pd.DataFrame(out)
+
+
 def sources_table(rows: pd.DataFrame, opportunities: bool = True) -> pd.DataFrame:
     """Per first-touch source; rule columns only with rules, opportunities only when the
     data has that stage."""

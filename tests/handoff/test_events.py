@@ -69,7 +69,12 @@ def test_crossings_and_grade_changes_against_each_leads_last_score():
     assert events["d"]["type"] == "lead.handoff"
     assert events["a"]["reasons_up"] == ["Visited pricing 3 times", "Industry: software; services"]
     assert events["a"]["reasons_down"] == []
-    assert summarize(events.values()) == {"crossed_handoff_line": 3, "grade_up": 1, "grade_down": 0}
+    assert summarize(events.values()) == {
+        "crossed_handoff_line": 3,
+        "review": 0,
+        "grade_up": 1,
+        "grade_down": 0,
+    }
 
     # Grades only: the MQL flag no longer counts; a grade drop is an event of its own.
     line = HandoffLine(mql=False, grades="AB")
@@ -115,3 +120,19 @@ def _events(n: int, as_of="2026-06-01"):
     crossing has one id whatever the day (`crossing_id`)."""
     rows = [(f"L{i}-{as_of}", "A", True) for i in range(n)]
     return _handoffs(_scores(rows).assign(as_of=pd.Timestamp(as_of, tz="UTC")), pd.DataFrame())
+
+
+def test_a_crossing_with_too_wide_an_interval_goes_to_review_under_the_same_id():
+    """`review` (the Venn-Abers interval wider than the model's review width) turns the
+    hand-off into a review event: same crossing, same id, the interval in the body."""
+    now = _scores([("a", "A", False), ("b", "A", False)]).assign(
+        p_low=[0.45, 0.20], p_high=[0.55, 0.70], review=[False, True]
+    )
+    events = {e["lead_id"]: e for e in _handoffs(now, pd.DataFrame())}
+    assert events["a"]["type"] == "lead.handoff" and events["b"]["type"] == "lead.review"
+    assert events["b"]["review"] is True and events["b"]["p_high"] == 0.70
+    assert events["b"]["event_id"] == crossing_id("b", None)
+    assert summarize(events.values())["review"] == 1
+    # A scores file of a model without intervals: no review, empty interval.
+    plain = {e["lead_id"]: e for e in _handoffs(_scores([("c", "A", False)]), pd.DataFrame())}
+    assert plain["c"]["type"] == "lead.handoff" and plain["c"]["p_low"] is None

@@ -1,0 +1,71 @@
+"""Everything fitted on the calibration rows, in one place for the evaluated model (its
+validation rows) and the model that ships (its out-of-time calibration windows): the
+calibrator, the per-segment corrections when segments are configured, and the Venn-Abers
+interval of the final probability."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from crm.errors import LeadscoreError
+from features.definitions import FeatureSpec
+from scoring.scorer import interval_scores
+from stats.calibration import Calibrator, choose_calibrator
+from stats.pooling import SegmentCalibration, fit_segment_calibration
+from stats.venn_abers import VennAbers, fit_venn_abers
+from training.config import TrainConfig
+
+
+@dataclass(frozen=True)
+class Calibration:
+    calibrator: Calibrator
+    losses: dict[str, float]  # cross-fitted log loss of each candidate method
+    segments: SegmentCalibration | None
+    interval: VennAbers
+
+
+def segment_column(config: TrainConfig, spec: FeatureSpec, excluded: list[str]) -> str | None:
+    """The configured segment column, checked: a text column of the features that the
+    leakage audit let the fitted things use. None when no segments are configured."""
+    if config.segments is None:
+        return None
+    column = config.segments.column
+    if column not in spec.categorical:
+        have = ", ".join(spec.categorical) or "none"
+        raise LeadscoreError(
+            f"segments.column {column!r}: not a text column of this dataset's leads "
+            f"(text columns: {have})"
+        )
+    if column in excluded:
+        raise LeadscoreError(
+            f"segments.column {column!r}: the leakage audit excluded it (see the training "
+            "warnings); a calibration may not use it either"
+        )
+    return column
+
+
+def fit_calibration(
+    raw: np.ndarray,
+    y: np.ndarray,
+    config: TrainConfig,
+    segments: pd.Series | None = None,
+) -> Calibration:
+    """The calibration stack on calibration rows (raw scores, labels, and each row's segment
+    when `segments` are configured)."""
+    y = np.asarray(y).astype(int)
+    calibrator, losses = choose_calibrator(raw, y, config.calibration, config.seed)
+    p = calibrator(raw)
+    fitted = None
+    if segments is not None and config.segments is not None:
+        values = segments.astype(object).where(segments.notna(), None).tolist()
+        fitted = fit_segment_calibration(
+            p, y, values, config.segments.column, calibrator.low, calibrator.high
+        )
+        p = fitted.adjust(p, values)
+    interval = fit_venn_abers(
+        interval_scores(raw, p, fitted is not None), y, calibrator.low, calibrator.high
+    )
+    return Calibration(calibrator, losses, fitted, interval)

@@ -16,6 +16,9 @@ TABLES = ("leads", "activities", "deals")
 FORMATS = (".csv", ".parquet")
 
 LEAD_COLUMNS = ("lead_id", "created_at", "source")
+# The account (company) a lead belongs to: several leads of one account are its buying
+# group. Optional; blank for a lead without one. Never a profile feature (an identifier).
+LEAD_OPTIONAL = ("account_id",)
 ACTIVITY_COLUMNS = ("lead_id", "occurred_at", "activity_type")
 ACTIVITY_OPTIONAL = ("value", "campaign")
 DEAL_COLUMNS = ("deal_id", "lead_id", "created_at", "closed_at", "status")

@@ -26,6 +26,7 @@ from crm.contract import (
     DEAL_COLUMNS,
     DEAL_OPTIONAL,
     LEAD_COLUMNS,
+    LEAD_OPTIONAL,
 )
 from crm.dates import parse_dates, times_from_order
 from crm.errors import ConfigError, DatasetError, LeadscoreError
@@ -247,7 +248,9 @@ def _map_table(
     # contract column -> export column or constant; one export column may feed two
     targets: dict[str, str | Const] = dict(m.columns)
     used = {c for c in targets.values() if isinstance(c, str)}
-    optional = {"leads": (), "activities": ACTIVITY_OPTIONAL, "deals": DEAL_OPTIONAL}[table]
+    optional = {"leads": LEAD_OPTIONAL, "activities": ACTIVITY_OPTIONAL, "deals": DEAL_OPTIONAL}[
+        table
+    ]
     for col in required + optional:
         if col not in targets and col in raw.columns and col not in used:
             targets[col] = col  # already named as the contract wants

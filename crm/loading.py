@@ -28,6 +28,7 @@ from crm.contract import (
     DEAL_STATUSES,
     FORMATS,
     LEAD_COLUMNS,
+    LEAD_OPTIONAL,
     TABLES,
     UNKNOWN_SOURCE,
     DatasetSpec,
@@ -481,6 +482,21 @@ def _ids(df: pd.DataFrame, file: str, column: str, *, unique: bool) -> pd.Series
     return ids.astype("str")
 
 
+def _account_ids(df: pd.DataFrame, file: str) -> pd.Series:
+    """Each lead's account: text, blank for a lead without one (an account id may repeat:
+    the account's contacts). Over 256 characters is refused, as a lead_id would be."""
+    ids = _as_text(df["account_id"])
+    _fail_rows(
+        file,
+        "account_id",
+        ids.str.len().fillna(0) > 256,
+        "account_id over 256 characters",
+        ids,
+        expected="an account id (or blank)",
+    )
+    return ids.astype("str")
+
+
 def _timestamps(df: pd.DataFrame, file: str, column: str, *, required: bool) -> pd.Series:
     """UTC timestamps from text (CSV) or typed (Parquet) cells: the same checks either way
     (an empty required cell is an error whether it reads as '' or as NaT)."""
@@ -584,9 +600,14 @@ def _normalise_leads(
     out["created_at"] = _timestamps(df, file, "created_at", required=True)
     source = _as_text(df["source"])
     out["source"] = source.fillna(UNKNOWN_SOURCE).astype("category")
+    if "account_id" in df.columns:
+        out["account_id"] = _account_ids(df, file)
 
     reserved = (
-        set(LEAD_COLUMNS) | set(roles.ignore) | ({spec.label.column} if spec.label else set())
+        set(LEAD_COLUMNS)
+        | set(LEAD_OPTIONAL)
+        | set(roles.ignore)
+        | ({spec.label.column} if spec.label else set())
     )
     profile = [c for c in df.columns if c not in reserved]
     for col in profile:

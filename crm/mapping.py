@@ -25,6 +25,7 @@ from crm.contract import (
     DEAL_COLUMNS,
     DEAL_OPTIONAL,
     LEAD_COLUMNS,
+    LEAD_OPTIONAL,
     LabelSpec,
     load_yaml_model,
 )
@@ -187,7 +188,7 @@ class Mapping(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> Mapping:
         tables = {
-            "leads": (self.leads, LEAD_COLUMNS),
+            "leads": (self.leads, LEAD_COLUMNS + LEAD_OPTIONAL),
             "activities": (self.activities, ACTIVITY_COLUMNS + ACTIVITY_OPTIONAL),
             "deals": (self.deals, DEAL_COLUMNS + DEAL_OPTIONAL),
         }

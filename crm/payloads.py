@@ -41,16 +41,17 @@ def lead_payloads(
     for lead_id, row in zip(ids, leads.itertuples(index=False), strict=True):
         record = row._asdict()
         profile = {c: _plain(record[c]) for c in dataset.profile_columns}
-        payloads.append(
-            {
-                "lead_id": lead_id,
-                "created_at": stamp(record["created_at"]),
-                "source": _plain(record["source"]),
-                "profile": profile,
-                "activities": acts_by_lead.get(lead_id, []),
-                "deals": deals_by_lead.get(lead_id, []),
-            }
-        )
+        payload = {
+            "lead_id": lead_id,
+            "created_at": stamp(record["created_at"]),
+            "source": _plain(record["source"]),
+            "profile": profile,
+            "activities": acts_by_lead.get(lead_id, []),
+            "deals": deals_by_lead.get(lead_id, []),
+        }
+        if "account_id" in record:
+            payload["account_id"] = _plain(record["account_id"])
+        payloads.append(payload)
     return payloads
 
 

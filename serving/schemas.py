@@ -105,6 +105,16 @@ class Lead(TypedDict):
             Field(max_length=256, description="first-touch source", examples=["webinar"]),
         ]
     ]
+    account_id: NotRequired[
+        Annotated[
+            str | None,
+            Field(
+                max_length=256,
+                description="the account (company) the lead belongs to, if any",
+                examples=["A-0042"],
+            ),
+        ]
+    ]
     profile: NotRequired[
         Annotated[
             dict[str, Annotated[str, Field(max_length=1024)] | Number | bool | None],

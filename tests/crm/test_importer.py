@@ -672,3 +672,49 @@ def test_deals_from_an_event_log_activity_groups_and_generated_ids(tmp_path):
         import_tables(m, **{**files, "deals": tmp_path / "bad.csv"}, out_dir=tmp_path / "three")
     with pytest.raises(ValueError, match="only an id"):
         Mapping.model_validate({"activities": {"columns": {"activity_type": {"generate": "hash"}}}})
+
+
+BUYING_GROUP = """\
+contact,created,company,job
+C-1,2025-01-03,Acme,cto
+C-2,2025-01-05,Acme,engineer
+C-3,2025-01-09,Globex,cfo
+C-4,2025-01-12,,student
+"""
+COMPANY_LIST = """\
+name,account_number,sector
+Acme,A-001,software
+Globex,A-002,retail
+"""
+
+
+def test_the_account_of_each_contact_from_an_accounts_lookup(tmp_path):
+    """account_id filled from a column the accounts lookup brings: contacts of one company
+    share it, a contact without a company has none, and it is no profile feature."""
+    (tmp_path / "companies.csv").write_text(COMPANY_LIST)
+    mapping = """\
+    leads:
+      columns: {lead_id: contact, created_at: created, source: {const: website}, account_id: account_number}
+      lookups:
+        - {file: companies.csv, key: company, lookup_key: name}
+      drop: [company]
+    """
+    ds = import_tables(
+        **_export(tmp_path, mapping, leads=BUYING_GROUP, activities=None, deals=None)
+    ).dataset
+    accounts = ds.leads.set_index("lead_id")["account_id"]
+    assert accounts["C-1"] == accounts["C-2"] == "A-001" and accounts["C-3"] == "A-002"
+    assert pd.isna(accounts["C-4"])
+    assert "account_id" not in ds.profile_columns and "sector" in ds.profile_columns
+    from crm.payloads import lead_payloads
+
+    payload = lead_payloads(ds, ["C-2"], iso=True)[0]
+    assert payload["account_id"] == "A-001" and "account_id" not in payload["profile"]
+
+
+def test_a_mapping_may_name_account_id_but_no_other_unknown_lead_column(tmp_path):
+    from crm.mapping import Mapping
+
+    Mapping.model_validate({"leads": {"columns": {"lead_id": "a", "account_id": "b"}}})
+    with pytest.raises(ValueError, match="'company' is not a column of the leads table"):
+        Mapping.model_validate({"leads": {"columns": {"lead_id": "a", "company": "b"}}})

@@ -334,3 +334,28 @@ def test_an_empty_created_at_fails_the_same_in_csv_and_typed_parquet(tmp_path, f
         assert pd.read_parquet(folder / "leads.parquet")["created_at"].dtype.kind == "M"
     with pytest.raises(DatasetError, match=rf"leads\.{fmt}, column 'created_at', row 2: empty"):
         load_dataset(folder)
+
+
+def test_an_account_id_is_kept_apart_from_the_profile(tmp_path):
+    leads = (
+        "lead_id,created_at,source,account_id,industry\n"
+        "L1,2025-01-01,website,A-1,software\n"
+        "L2,2025-01-02,website,A-1,software\n"
+        "L3,2025-01-03,partner,,retail\n"
+    )
+    ds = load_dataset(write_dataset(tmp_path / "crm", leads=leads))
+    assert ds.profile_columns == ("industry",)
+    assert ds.leads["account_id"].tolist()[:2] == ["A-1", "A-1"]
+    assert pd.isna(ds.leads["account_id"].iloc[2])
+
+
+def test_an_account_id_too_long_is_named_by_row(tmp_path):
+    leads = (
+        "lead_id,created_at,source,account_id\n"
+        "L1,2025-01-01,website,A-1\n"
+        f"L2,2025-01-02,website,{'x' * 300}\n"
+    )
+    with pytest.raises(
+        DatasetError, match=r"leads\.csv, column 'account_id', row 2: account_id over 256"
+    ):
+        load_dataset(write_dataset(tmp_path / "crm", leads=leads))

@@ -207,6 +207,14 @@ def print_training(result, outcome, model_name: str) -> None:
         f"before validation); calibration: {result.calibration['method']}; {result.params['features_used']} features, "
         f"{result.params['best_iteration']} rounds"
     )
+    segments = result.scorer.segments
+    if segments is not None and segments.evidence:
+        shares = [e["weight"] for e in segments.evidence.values()]
+        out.print(
+            f"calibrated per {segments.column}: {len(shares)} segments, each keeping "
+            f"{min(shares):.0%}-{max(shares):.0%} of its own correction (the rest: the global "
+            "calibration; the report judges each segment)"
+        )
     table = Table(title="out-of-time test", show_edge=False)
     for col in (
         "scorer",

@@ -135,3 +135,16 @@ def test_the_report_judges_each_segment_and_shows_the_intervals(small_sim, plant
     assert len(comp.intervals) and comp.intervals.iloc[-1]["grade"] == "all"
     page = render_html(comp, "compare.csv")
     assert "By country" in page and "How sure each score is" in page
+
+
+def test_train_says_how_much_each_segment_kept_of_its_own(segmented, capsys):
+    from types import SimpleNamespace
+
+    from leadscore.commands.train import print_training
+
+    outcome = SimpleNamespace(promoted=True, version="1", reason="first model", run_id="r")
+    print_training(segmented, outcome, "lead-scoring")
+    text = capsys.readouterr().out
+    shares = [e["weight"] for e in segmented.scorer.segments.evidence.values()]
+    assert f"calibrated per country: {len(shares)} segments, each keeping" in text
+    assert f"{min(shares):.0%}-{max(shares):.0%} of its own correction" in text

@@ -33,16 +33,20 @@ class VennAbers:
     """The tabulated interval: `low_at`/`low` are the steps of p0 (value `low[j]` from raw
     score `low_at[j]` on, inclusive), `high_at`/`high` those of p1."""
 
-    low_at: list[float] = field(default_factory=list)
+    low_at: list[float] = field(default_factory=list)  # -inf first, or left out
     low: list[float] = field(default_factory=list)
     high_at: list[float] = field(default_factory=list)
     high: list[float] = field(default_factory=list)
     rows: int = 0  # calibration rows it was fitted on
 
     def __post_init__(self) -> None:
-        # Arrays for the lookups (the lists are what is saved).
+        # Arrays for the lookups (the lists are what is saved). The first step starts at
+        # -inf, which JSON cannot hold: saved without it, put back here.
         for name in ("low_at", "low", "high_at", "high"):
-            object.__setattr__(self, f"_{name}", np.asarray(getattr(self, name), np.float64))
+            values = np.asarray(getattr(self, name), np.float64)
+            if name.endswith("_at") and (len(values) == 0 or values[0] != -np.inf):
+                values = np.r_[-np.inf, values]
+            object.__setattr__(self, f"_{name}", values)
 
     def __call__(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(p0, p1) for each raw score."""
@@ -52,10 +56,11 @@ class VennAbers:
         return self._low[i], self._high[j]
 
     def to_dict(self) -> dict:
+        """Plain JSON: each step's start but the first (from the lowest score on)."""
         return {
-            "low_at": self.low_at,
+            "low_at": self._low_at[1:].tolist(),
             "low": self.low,
-            "high_at": self.high_at,
+            "high_at": self._high_at[1:].tolist(),
             "high": self.high,
             "rows": self.rows,
         }
@@ -106,44 +111,42 @@ def _steps(starts: np.ndarray, values: np.ndarray) -> tuple[list[float], list[fl
 
 
 @numba.njit(cache=True)
+def _stacks(weight, total, order, sign, node_w, node_s, node_next, used):
+    """The PAVA stack of each prefix of the groups taken in `order`, as persistent lists in
+    the node arrays from `used` on: `tops[j]` is the top block after j groups (-1: empty).
+    sign 1 scans left to right (a top block merges while its mean >= the new one's), -1
+    right to left (while <=). Returns the tops and the nodes now used."""
+    tops = np.empty(len(order) + 1, dtype=np.int64)
+    head = -1
+    tops[0] = -1
+    for j in range(len(order)):
+        w, s = weight[order[j]], total[order[j]]
+        while head >= 0 and sign * (node_s[head] * w - s * node_w[head]) >= 0:
+            w += node_w[head]
+            s += node_s[head]
+            head = node_next[head]
+        node_w[used], node_s[used], node_next[used] = w, s, head
+        head = used
+        used += 1
+        tops[j + 1] = head
+    return tops, used
+
+
+@numba.njit(cache=True)
 def _table(weight: np.ndarray, total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """p0 and p1 of the 2k + 1 cases from the k pooled calibration scores (weight: rows,
     total: positives), in order of score."""
     k = len(weight)
     # Persistent PAVA stacks: node j holds a block (w, s) and the node below it.
-    cap = 2 * k + 2
-    node_w = np.empty(cap)
-    node_s = np.empty(cap)
-    node_next = np.empty(cap, dtype=np.int64)
-    used = 0
-    # left[i]: top of the stack of groups [0, i), its top the rightmost block.
-    left = np.empty(k + 1, dtype=np.int64)
-    head = -1
-    left[0] = -1
-    for i in range(k):
-        w, s = weight[i], total[i]
-        while head >= 0 and node_s[head] * w >= s * node_w[head]:  # mean(top) >= mean(new)
-            w += node_w[head]
-            s += node_s[head]
-            head = node_next[head]
-        node_w[used], node_s[used], node_next[used] = w, s, head
-        head = used
-        used += 1
-        left[i + 1] = head
-    # right[i]: top of the stack of groups [i, k), its top the leftmost block.
-    right = np.empty(k + 1, dtype=np.int64)
-    head = -1
-    right[k] = -1
-    for i in range(k - 1, -1, -1):
-        w, s = weight[i], total[i]
-        while head >= 0 and node_s[head] * w <= s * node_w[head]:  # mean(top) <= mean(new)
-            w += node_w[head]
-            s += node_s[head]
-            head = node_next[head]
-        node_w[used], node_s[used], node_next[used] = w, s, head
-        head = used
-        used += 1
-        right[i] = head
+    node_w = np.empty(2 * k + 2)
+    node_s = np.empty(2 * k + 2)
+    node_next = np.empty(2 * k + 2, dtype=np.int64)
+    forward = np.arange(k)
+    # left[i]: the stack of groups [0, i), its top the rightmost block; right[i]: that of
+    # groups [i, k), its top the leftmost block.
+    left, used = _stacks(weight, total, forward, 1.0, node_w, node_s, node_next, 0)
+    from_right, used = _stacks(weight, total, forward[::-1], -1.0, node_w, node_s, node_next, used)
+    right = from_right[::-1]
     p = np.empty((2, 2 * k + 1))
     for label in range(2):
         for case in range(2 * k + 1):

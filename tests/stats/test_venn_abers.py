@@ -89,3 +89,17 @@ def test_bad_calibration_rows_are_refused():
         fit_venn_abers(np.array([]), np.array([]))
     with pytest.raises(ValueError, match="finite"):
         fit_venn_abers(np.array([0.0, np.nan]), np.array([0, 1]))
+
+
+def test_the_saved_table_is_plain_json():
+    import json
+
+    rng = np.random.default_rng(4)
+    raw = rng.normal(0, 1, 300)
+    y = (rng.random(300) < 0.3).astype(float)
+    va = fit_venn_abers(raw, y)
+    text = json.dumps(va.to_dict(), allow_nan=False)  # no -inf, no NaN
+    again = VennAbers.from_dict(json.loads(text))
+    probe = np.r_[-1e9, rng.normal(0, 2, 200), 1e9]
+    for mine, theirs in zip(again(probe), va(probe), strict=True):
+        np.testing.assert_array_equal(mine, theirs)

@@ -17,6 +17,7 @@ from tests.training.conftest import FAST
 from training.config import SegmentsConfig
 from training.fit import fit_models
 from training.refit import ship
+from training.splits import split_training_set
 
 SEGMENTED = FAST.model_copy(update={"segments": SegmentsConfig(column="country")})
 
@@ -27,8 +28,7 @@ def planted(small_set):
     before (a market that took off): the booster cannot know, the calibration rows can."""
     df, spec, _ = small_set
     df = df.copy()
-    trained = fit_models(df, spec, FAST)  # for the split's dates only
-    later = ~trained.split.train
+    later = ~split_training_set(df, spec, FAST).train
     country = df["country"].astype(object)
     target = country.value_counts().index[1]  # a large country, not the largest
     rng = np.random.default_rng(0)

@@ -193,6 +193,8 @@ def fit_models(
         raise LeadscoreError(
             "every feature was excluded by the leakage audit; nothing is left to learn from"
         )
+    # A segment column that cannot be used is the config's mistake: said before any fitting.
+    column = segment_column(config, spec, leakage.excluded)
     categorical = [f for f in features if f in spec.categorical]
     numeric = [f for f in features if f not in spec.categorical]
     categories = {c: sorted(str(v) for v in train[c].dropna().unique()) for c in categorical}
@@ -238,7 +240,6 @@ def fit_models(
     step("calibration")
     y_val = val["label"].to_numpy().astype(int)
     raw_val = booster.predict(x_val, raw_score=True)
-    column = segment_column(config, spec, leakage.excluded)
     fitted = fit_calibration(raw_val, y_val, config, val[column] if column else None)
     calibrator, losses = fitted.calibrator, fitted.losses
     grades = config.grade_cutoffs

@@ -278,8 +278,9 @@ def fit_models(
     )
 
     y_test = test["label"].to_numpy().astype(int)
+    record = scorer.score(scorer.frame_batch(test), reasons=0)
     scores = {
-        "model": scorer.score(scorer.frame_batch(test), reasons=0).probability,
+        "model": record.probability,
         "logistic": baseline.predict_proba(test[categorical + numeric])[:, 1],
     }
     for name, fn in (references or {}).items():
@@ -305,6 +306,10 @@ def fit_models(
     out = test[["lead_id", "as_of", "label"]].copy()
     for name, p in scores.items():
         out[f"p_{name}"] = p
+    # the model's interval on the test rows, for the MLflow run (not a scorer: no p_ prefix)
+    if record.p_low is not None:
+        out["interval_low_model"], out["interval_high_model"] = record.p_low, record.p_high
+        out["review_model"] = record.review
     by_age = _auc_by_age(test, y_test, scores, spec)
     return TrainResult(
         scorer=scorer,

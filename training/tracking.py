@@ -109,6 +109,12 @@ def _metrics_for_mlflow(result: TrainResult) -> dict[str, float]:
             out[f"test_{key}_{scorer}"] = float(m[key])
         out[f"test_roc_auc_ci_low_{scorer}"] = float(m["roc_auc_ci"][0])
         out[f"test_roc_auc_ci_high_{scorer}"] = float(m["roc_auc_ci"][1])
+    test = result.test
+    if "interval_low_model" in test and len(test):  # the Venn-Abers intervals on the test rows
+        width = test["interval_high_model"] - test["interval_low_model"]
+        out["test_interval_width_mean_model"] = float(width.mean())
+        out["test_interval_width_p90_model"] = float(width.quantile(0.9))
+        out["test_review_share_model"] = float(test["review_model"].mean())
     return out
 
 

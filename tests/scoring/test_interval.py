@@ -66,3 +66,17 @@ def test_the_interval_is_saved_with_the_model_and_an_old_model_scores_without_on
     assert "p_low" not in record.rows()[0]
     row = trained.scorer.score(trained.scorer.frame_batch(open_rows.head(5)), reasons=0).rows()[0]
     assert row["p_low"] <= row["probability"] <= row["p_high"] and row["review"] in (True, False)
+
+
+def test_the_training_run_records_the_test_rows_intervals(trained):
+    from training.tracking import _metrics_for_mlflow
+
+    metrics = _metrics_for_mlflow(trained)
+    test = trained.test
+    assert (test["interval_low_model"] <= test["p_model"]).all()
+    assert (test["p_model"] <= test["interval_high_model"]).all()
+    for key in ("test_interval_width_mean_model", "test_interval_width_p90_model"):
+        assert 0 < metrics[key] < 1
+    assert metrics["test_review_share_model"] == test["review_model"].mean()
+    # the figures' scorers are the p_ columns: the interval adds none
+    assert [c for c in test.columns if c.startswith("p_")] == ["p_model", "p_logistic"]

@@ -30,23 +30,23 @@ import numpy as np
 
 @dataclass(frozen=True)
 class VennAbers:
-    """The tabulated interval: `low_at`/`low` are the steps of p0 (value `low[j]` from raw
-    score `low_at[j]` on, inclusive), `high_at`/`high` those of p1."""
+    """The tabulated interval: `low` are the values of p0's steps, the first from the lowest
+    raw score on, each next one from `low_at[j - 1]` on (inclusive); `high_at`/`high` those
+    of p1. (The first step's start, -inf, is implied: JSON cannot hold it.)"""
 
-    low_at: list[float] = field(default_factory=list)  # -inf first, or left out
+    low_at: list[float] = field(default_factory=list)
     low: list[float] = field(default_factory=list)
     high_at: list[float] = field(default_factory=list)
     high: list[float] = field(default_factory=list)
     rows: int = 0  # calibration rows it was fitted on
 
     def __post_init__(self) -> None:
-        # Arrays for the lookups (the lists are what is saved). The first step starts at
-        # -inf, which JSON cannot hold: saved without it, put back here.
+        # Arrays for the lookups (the lists are what is saved), the first start put back.
         for name in ("low_at", "low", "high_at", "high"):
             values = np.asarray(getattr(self, name), np.float64)
-            if name.endswith("_at") and (len(values) == 0 or values[0] != -np.inf):
-                values = np.r_[-np.inf, values]
-            object.__setattr__(self, f"_{name}", values)
+            object.__setattr__(
+                self, f"_{name}", np.r_[-np.inf, values] if name.endswith("_at") else values
+            )
 
     def __call__(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(p0, p1) for each raw score."""
@@ -56,11 +56,10 @@ class VennAbers:
         return self._low[i], self._high[j]
 
     def to_dict(self) -> dict:
-        """Plain JSON: each step's start but the first (from the lowest score on)."""
         return {
-            "low_at": self._low_at[1:].tolist(),
+            "low_at": self.low_at,
             "low": self.low,
-            "high_at": self._high_at[1:].tolist(),
+            "high_at": self.high_at,
             "high": self.high,
             "rows": self.rows,
         }
@@ -104,10 +103,10 @@ def fit_venn_abers(
 
 
 def _steps(starts: np.ndarray, values: np.ndarray) -> tuple[list[float], list[float]]:
-    """Consecutive equal values merged into one step."""
+    """Consecutive equal values merged into one step; the starts but the first (-inf)."""
     keep = np.ones(len(values), dtype=bool)
     keep[1:] = values[1:] != values[:-1]
-    return starts[keep].tolist(), values[keep].tolist()
+    return starts[keep][1:].tolist(), values[keep].tolist()
 
 
 @numba.njit(cache=True)

@@ -24,6 +24,17 @@ from sklearn.model_selection import StratifiedKFold
 EPS = 1e-6
 
 
+def logit(p: np.ndarray) -> np.ndarray:
+    """log(p / (1 - p)), unclipped (callers keep p inside (0, 1))."""
+    p = np.asarray(p, dtype=np.float64)
+    return np.log(p) - np.log1p(-p)
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """1 / (1 + e^-z), without overflow at large |z|."""
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(z, dtype=np.float64)))
+
+
 @dataclass(frozen=True)
 class Calibrator:
     """Maps raw scores (LightGBM log-odds, rule points) to probabilities: isotonic or Platt."""
@@ -41,7 +52,7 @@ class Calibrator:
         if self.method == "isotonic":
             p = np.interp(raw, self.x, self.y)
         else:
-            p = 0.5 * (1.0 + np.tanh(0.5 * (self.a * raw + self.b)))  # sigmoid, no overflow
+            p = sigmoid(self.a * raw + self.b)
         return np.clip(p, self.low, self.high)
 
 

@@ -25,18 +25,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from stats.calibration import logit, sigmoid
+
 TAU_INTERCEPT = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
 TAU_SLOPE = (0.0, 0.1, 0.25, 0.5)
 NEWTON_STEPS = 50
-
-
-def logit(p: np.ndarray) -> np.ndarray:
-    p = np.asarray(p, dtype=np.float64)
-    return np.log(p) - np.log1p(-p)
-
-
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(z, dtype=np.float64)))
 
 
 @dataclass(frozen=True)

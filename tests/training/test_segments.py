@@ -12,7 +12,7 @@ import pytest
 from crm.errors import LeadscoreError
 from crm.payloads import lead_payloads
 from scoring.scorer import LeadScorer
-from stats.pooling import logit
+from stats.calibration import logit
 from tests.training.conftest import FAST
 from training.config import SegmentsConfig
 from training.fit import fit_models

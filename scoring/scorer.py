@@ -27,8 +27,8 @@ from scoring.model_ref import ModelRef
 from scoring.reasons import feature_groups, group_features, reason_columns
 from scoring.record import ScoreRecord, ScoringBatch
 from scoring.treeshap import TreeShap
-from stats.calibration import Calibrator
-from stats.pooling import SegmentCalibration, logit
+from stats.calibration import Calibrator, logit
+from stats.pooling import SegmentCalibration
 from stats.venn_abers import VennAbers, contain
 
 SCORER_FILE = "scorer.json"
@@ -119,10 +119,21 @@ class LeadScorer:
     def raw_scores(self, x: np.ndarray) -> np.ndarray:
         return self.booster.predict(x, raw_score=True, num_threads=_threads(len(x)))
 
+    def calibrate(self, raw: np.ndarray, segments: Sequence | None = None) -> np.ndarray:
+        """Probabilities of raw scores: the calibrator, then, for a model calibrated per
+        segment, each row's segment correction (`segments`: each row's segment value)."""
+        p = self.calibrator(raw)
+        if self.segments is None:
+            return p
+        if segments is None:
+            raise LeadscoreError(
+                f"this model is calibrated per {self.segments.column}: give each row's value"
+            )
+        return self.segments.adjust(p, segments)
+
     def predict_proba(self, x: np.ndarray, segments: Sequence | None = None) -> np.ndarray:
-        """Calibrated conversion probabilities (`segments`: each row's segment value, for a
-        model calibrated per segment)."""
-        return self.predict_interval(x, segments)[0]
+        """Calibrated conversion probabilities (`segments` as for `calibrate`)."""
+        return self.calibrate(self.raw_scores(x), segments)
 
     def predict_interval(
         self, x: np.ndarray, segments: Sequence | None = None
@@ -130,17 +141,11 @@ class LeadScorer:
         """Calibrated probabilities and their Venn-Abers intervals (p, p_low, p_high; the
         interval is None for a model saved without one). Each interval contains its p."""
         raw = self.raw_scores(x)
-        p = self.calibrator(raw)
-        segmented = self.segments is not None
-        if segmented:
-            if segments is None:
-                raise LeadscoreError(
-                    f"this model is calibrated per {self.segments.column}: give each row's value"
-                )
-            p = self.segments.adjust(p, segments)
+        p = self.calibrate(raw, segments)
         if self.interval is None:
             return p, None, None
-        return (p, *contain(p, *self.interval(interval_scores(raw, p, segmented))))
+        scores = interval_scores(raw, p, self.segments is not None)
+        return (p, *contain(p, *self.interval(scores)))
 
     @property
     def review_width(self) -> float | None:

@@ -135,6 +135,8 @@ def test_the_report_judges_each_segment_and_shows_the_intervals(small_sim, plant
     assert len(comp.intervals) and comp.intervals.iloc[-1]["grade"] == "all"
     page = render_html(comp, "compare.csv")
     assert "By country" in page and "How sure each score is" in page
+    # AUCs and calibration errors with three decimals (one would print 0.0 and 0.9)
+    assert f"<td>{table.loc[target, 'ece_segment']:.3f}</td>" in page
 
 
 def test_train_says_how_much_each_segment_kept_of_its_own(segmented, capsys):

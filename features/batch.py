@@ -125,7 +125,7 @@ def _labelled(
     """Training-set rows of snapshot entity rows: `matrix` their behaviour features when an
     engine computed them elsewhere (default: the batch engine here)."""
     matrix = behaviour_matrix(dataset, spec, snaps) if matrix is None else matrix
-    return _frame(dataset, spec, snaps, matrix, {"label": snaps["label"].to_numpy()})
+    return lead_frame(dataset, spec, snaps, matrix, {"label": snaps["label"].to_numpy()})
 
 
 def build_scoring_set(
@@ -147,7 +147,7 @@ def build_scoring_set(
     end = utc(dataset.data_end)
     when = utc(as_of) if as_of is not None else end
     snaps = scoring_rows(dataset, when) if rows is None else rows
-    return _frame(dataset, spec, snaps, behaviour_matrix(dataset, spec, snaps), {})
+    return lead_frame(dataset, spec, snaps, behaviour_matrix(dataset, spec, snaps), {})
 
 
 def behaviour_matrix(dataset: Dataset, spec: FeatureSpec, snaps: pd.DataFrame) -> np.ndarray:
@@ -211,7 +211,7 @@ def bucket_primitives(
         con.close()
 
 
-def _frame(
+def lead_frame(
     dataset: Dataset,
     spec: FeatureSpec,
     snaps: pd.DataFrame,

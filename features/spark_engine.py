@@ -359,13 +359,13 @@ def spark_scoring_set(
     buckets: int | None = None,
 ) -> pd.DataFrame:
     """`features.batch.build_scoring_set` on Spark: the open pipeline at as_of."""
-    from features.batch import _frame
+    from features.batch import lead_frame
     from features.labels import scoring_rows
 
     when = utc(as_of) if as_of is not None else history.data_end
     rows = scoring_rows(history.dataset, when)
     matrix = spark_behaviour_matrix(history, spec, rows, buckets=buckets)
-    return _frame(history.dataset, spec, rows, matrix, {})
+    return lead_frame(history.dataset, spec, rows, matrix, {})
 
 
 def spark_behaviour_matrix(

@@ -22,6 +22,7 @@ from features.carried import Carried
 from features.definitions import FeatureSpec
 from features.online import OnlineBatch, OnlineFeaturizer, lead_as_ofs
 from rules.scorer import RuleScorer, payload_rule_inputs
+from scoring.accounts import ACCOUNT_FILE, ACCOUNT_FOLDER, AccountScorer
 from scoring.grades import Grades
 from scoring.model_ref import ModelRef
 from scoring.reasons import feature_groups, group_features, reason_columns
@@ -95,6 +96,8 @@ class LeadScorer:
         # The evaluated model, when this one is the refit that ships (`training.refit`):
         # held-out rows are scored with it, never with a model that has seen them.
         self.evaluated: LeadScorer | None = None
+        # The account model trained with it (None: no accounts in the data, or switched off).
+        self.accounts: AccountScorer | None = None
         self._codes = {
             c: {v: float(i) for i, v in enumerate(vals)} for c, vals in self.categories.items()
         }
@@ -326,6 +329,8 @@ class LeadScorer:
             (folder / RULES_FILE).write_text(json.dumps(self.rules.to_dict(), indent=1))
         if self.evaluated is not None:
             self.evaluated.save(folder / EVALUATED_FOLDER)
+        if self.accounts is not None:
+            self.accounts.save(folder / ACCOUNT_FOLDER)
         return folder
 
     @classmethod
@@ -356,4 +361,6 @@ class LeadScorer:
         )
         if (folder / EVALUATED_FOLDER / SCORER_FILE).is_file():
             scorer.evaluated = cls.load(folder / EVALUATED_FOLDER)
+        if (folder / ACCOUNT_FOLDER / ACCOUNT_FILE).is_file():
+            scorer.accounts = AccountScorer.load(folder / ACCOUNT_FOLDER, scorer.spec)
         return scorer

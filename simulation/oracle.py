@@ -26,8 +26,9 @@ def read_truth(dataset_path: str | Path) -> pd.DataFrame:
     if not path.is_file():
         raise LeadscoreError(f"{path}: no truth file (only simulated datasets have one)")
     truth = pd.read_csv(path, dtype={"lead_id": str})
-    for col in PATH_COLUMNS:
-        truth[col] = pd.to_datetime(truth[col], utc=True, format="ISO8601")
+    for col in (*PATH_COLUMNS, "created_at"):
+        if col in truth:
+            truth[col] = pd.to_datetime(truth[col], utc=True, format="ISO8601")
     return truth.set_index("lead_id")
 
 
@@ -59,6 +60,48 @@ def oracle_probability(
     p = np.clip(transition[np.arange(len(ids)), state, fm.WON], 0.0, 1.0)  # round-off
     # A lead already closed at as_of cannot enter WON again within the window.
     return np.where(np.isin(state, (fm.WON, fm.LOST)), 0.0, p)
+
+
+def account_oracle_probability(
+    truth: pd.DataFrame, account_ids, as_of, horizon_days: float = 90.0
+) -> np.ndarray:
+    """P(the account has a won deal in (as_of, as_of + horizon]) given its contacts' latent
+    rates, their states at as_of, and when the contacts yet to come arrive (the simulator
+    knows; a model does not). Contacts' paths are independent given their rates, so the
+    account loses only when each contact does: 1 - prod(1 - p_contact).
+
+    Args:
+        truth: from `read_truth` of a dataset simulated with accounts.
+        account_ids: one account id per row.
+        as_of: one UTC timestamp per row (or a single one for all).
+    """
+    if "account_id" not in truth:
+        raise LeadscoreError(f"{TRUTH_FILE}: no accounts (simulate with `accounts`)")
+    ids = np.asarray(account_ids, dtype=object)
+    as_of = pd.DatetimeIndex(np.broadcast_to(pd.to_datetime(as_of, utc=True), len(ids)))
+    members = truth.reset_index()[["lead_id", "account_id", "created_at"]]
+    rows = pd.DataFrame({"account_id": ids, "as_of": as_of, "row": np.arange(len(ids))})
+    pairs = rows.merge(members, on="account_id", how="inner")
+    unknown = ~pd.Index(ids).isin(members["account_id"])
+    if unknown.any():
+        raise LeadscoreError(f"{TRUTH_FILE}: no account {ids[unknown][0]!r}")
+    horizon = pd.Timedelta(days=horizon_days)
+    created, t = pairs["created_at"], pairs["as_of"]
+    known = (created <= t).to_numpy()
+    coming = ((created > t) & (created <= t + horizon)).to_numpy()
+    p = np.zeros(len(pairs))
+    if known.any():
+        p[known] = oracle_probability(
+            truth, pairs.loc[known, "lead_id"], pairs.loc[known, "as_of"], horizon_days
+        )
+    if coming.any():  # from NEW at its arrival, for what is left of the window
+        sub = truth.loc[pairs.loc[coming, "lead_id"]]
+        left = ((t + horizon - created)[coming] / pd.Timedelta(days=1)).to_numpy()
+        q = fm.generator_matrices({c: sub[c].to_numpy(float) for c in fm.RATE_COLUMNS})
+        p[coming] = np.clip(_batched_expm(q * left[:, None, None])[:, fm.NEW, fm.WON], 0, 1)
+    log_lose = np.zeros(len(ids))
+    np.add.at(log_lose, pairs["row"].to_numpy(), np.log1p(-np.minimum(p, 1 - 1e-15)))
+    return -np.expm1(log_lose)
 
 
 def _batched_expm(q: np.ndarray) -> np.ndarray:

@@ -26,6 +26,25 @@ from simulation import funnel as fm
 TRUTH_FILE = "truth.csv"
 
 
+class AccountsConfig(BaseModel):
+    """B2B accounts: leads come in buying groups (several contacts of one company) whose
+    outcomes are tied. Contacts share the company's profile (industry, size, country) and
+    part of their buying interest and of the hidden factor; each keeps its own role and
+    path, and an account wins through one of its contacts (the won deal is that contact's)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    contacts_mean: float = Field(
+        3.0, ge=1.0, le=50.0, description="contacts per account, on average"
+    )
+    shared_interest: float = Field(
+        0.6, ge=0.0, lt=1.0, description="correlation of two contacts' latent interest"
+    )
+    join_days: float = Field(
+        30.0, gt=0, description="mean days after an account's first contact that another joins"
+    )
+
+
 class SimulationConfig(BaseModel):
     """What to simulate. Defaults give ~18 months of a mid-size B2B funnel."""
 
@@ -48,6 +67,9 @@ class SimulationConfig(BaseModel):
         "conversion",
         "behaviour",
     )
+    # Accounts (buying groups); None: every lead on its own, exactly the data of the same
+    # seed before accounts existed.
+    accounts: AccountsConfig | None = None
 
     @field_validator("start", "drift_after")
     @classmethod
@@ -186,7 +208,14 @@ def _chunks(config: SimulationConfig) -> Iterator[_Chunk]:
         first = i * config.chunk_size
         n = min(config.chunk_size, config.n_leads - first)
         yield _simulate_chunk(
-            np.random.default_rng(stream), first, n, config.n_leads, start_us, config.days, drift
+            np.random.default_rng(stream),
+            first,
+            n,
+            config.n_leads,
+            start_us,
+            config.days,
+            drift,
+            config.accounts,
         )
 
 
@@ -225,12 +254,19 @@ def _simulate_chunk(
     start_us: int,
     days: float,
     drift: tuple[float, frozenset[str]] | None = None,
+    accounts: AccountsConfig | None = None,
 ) -> _Chunk:
     width = max(7, len(str(total)))
     lead_ids = np.array([f"L{first + i + 1:0{width}d}" for i in range(n)], dtype=object)
+    group = None
+    if accounts is not None:  # buying groups, from a stream of their own
+        account_rng = np.random.default_rng(rng.integers(2**62))
+        group, created = _buying_groups(account_rng, n, days, accounts)
+        account_ids = np.array([f"A{first + g + 1:0{width}d}" for g in group], dtype=object)
     if drift is not None:  # arrival times first (from a stream of their own): who drifts
         drift_rng = np.random.default_rng(rng.integers(2**62))
-        created = _arrival_days(drift_rng, n, days)
+        if group is None:
+            created = _arrival_days(drift_rng, n, days)
         drifted = created >= drift[0]
 
     # Profile and first-touch source.
@@ -248,6 +284,9 @@ def _simulate_chunk(
     size, f_size = _draw_categorical(rng, fm.COMPANY_SIZE, n)
     role, f_role = _draw_categorical(rng, fm.JOB_ROLE, n)
     country, f_country = _draw_categorical(rng, fm.COUNTRY, n)
+    if group is not None:  # one company: its first contact's industry, size and country
+        industry, f_ind, size, f_size = industry[group], f_ind[group], size[group], f_size[group]
+        country, f_country = country[group], f_country[group]
     u = rng.random(n)
     is_student = role == "student"
     email_kind = np.where(
@@ -262,15 +301,20 @@ def _simulate_chunk(
     # Latent state.
     z = rng.standard_normal(n)
     epsilon = fm.HIDDEN_SD * rng.standard_normal(n)
+    if group is not None:  # part of the interest and of the hidden factor is the account's
+        share = accounts.shared_interest
+        a, e = account_rng.standard_normal((2, n))
+        z = np.sqrt(share) * a[group] + np.sqrt(1 - share) * z
+        epsilon = np.sqrt(share) * fm.HIDDEN_SD * e[group] + np.sqrt(1 - share) * epsilon
     priors = np.array([fm.RESPONSE_PRIOR[s] for s in src_names])[src_idx]
     response = (rng.random(n)[:, None] > np.cumsum(priors, axis=1)).sum(axis=1)
     response = np.minimum(response, len(fm.RESPONSE_CLASSES) - 1)
     engager = rng.random(n) < 1 / (1 + np.exp(-(0.8 + 1.0 * z)))
     rates = fm.funnel_rates(z, fit, epsilon, response)
     z_behaviour = z
-    if drift is None:
+    if drift is None and group is None:
         created = _arrival_days(rng, n, days)
-    else:
+    elif drift is not None:
         if "conversion" in drift[1]:
             rates["rate_win"] = np.where(drifted, rates["rate_win"] / 3, rates["rate_win"])
         if "behaviour" in drift[1]:
@@ -300,6 +344,8 @@ def _simulate_chunk(
             "email_domain_kind": pa.array(email_kind, pa.string()),
         }
     )
+    if group is not None:
+        leads_table = leads_table.append_column("account_id", pa.array(account_ids, pa.string()))
     act_table = pa.table(
         {
             "lead_id": pa.array(lead_ids[acts["lead"]], pa.string()),
@@ -338,7 +384,30 @@ def _simulate_chunk(
     for name in ("touched_at", "qualified_at", "advanced_at", "cold_at", "closed_at"):
         truth[name] = ts(path[name])
     truth["final_state"] = pa.array(outcome, pa.string())
+    if group is not None:  # what the account oracle needs: who belongs where, arriving when
+        truth["account_id"] = pa.array(account_ids, pa.string())
+        truth["created_at"] = ts(created)
     return _Chunk(leads_table, act_table, deal_table, pa.table(truth))
+
+
+def _buying_groups(
+    rng: np.random.Generator, n: int, days: float, accounts: AccountsConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each lead's account (consecutive leads, 1 + Poisson(mean - 1) per account; the
+    account's number is its first lead's position in the chunk) and creation time (days):
+    an account's first contact arrives as single leads do, the others join later."""
+    sizes = 1 + rng.poisson(accounts.contacts_mean - 1, n)
+    ends = np.cumsum(sizes)
+    sizes = sizes[: np.searchsorted(ends, n) + 1]
+    sizes[-1] -= ends[len(sizes) - 1] - n
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    group = np.repeat(starts, sizes)
+    arrival = _arrival_days(rng, len(sizes), days)[np.repeat(np.arange(len(sizes)), sizes)]
+    join = np.where(np.arange(n) == group, 0.0, rng.exponential(accounts.join_days, n))
+    created = arrival + join
+    late = created >= days  # a contact who would join after the data's end joins before it
+    created[late] = arrival[late] + rng.random(late.sum()) * (days - arrival[late])
+    return group, created
 
 
 def _exp(rng: np.random.Generator, rate: np.ndarray) -> np.ndarray:

@@ -49,6 +49,24 @@ class SegmentsConfig(BaseModel):
     )
 
 
+class AccountsConfig(BaseModel):
+    """The account model (B2B buying groups), trained when the leads have an account_id."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    every_days: float = Field(
+        14.0, gt=0, le=365, description="days between two account snapshots (a calendar grid)"
+    )
+    role_column: str | None = Field(
+        None,
+        description="the text profile column of each contact's role (e.g. job_role): active "
+        "contacts are counted per role, and reasons name the role of the most active contact",
+    )
+    top_accounts: int = Field(
+        25, ge=1, le=1000, description="most engaged open accounts the report lists"
+    )
+
+
 class TrainConfig(BaseModel):
     """Everything `leadscore train` needs besides the data and the feature config."""
 
@@ -71,6 +89,11 @@ class TrainConfig(BaseModel):
         None,
         description="per-segment calibration (shrunk toward the global one by each segment's "
         "evidence) and a per-segment evaluation and verdict in the report (null: none)",
+    )
+    accounts: AccountsConfig | None = Field(
+        default_factory=AccountsConfig,
+        description="account scores, learned at account level, when the leads have an "
+        "account_id (null: never)",
     )
     interval_review_width: float | None = Field(
         0.25,

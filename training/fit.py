@@ -58,6 +58,8 @@ class TrainResult:
     shipped: dict | None = None
     # The walk-forward backtest (`training.backtest.Backtest`), when one was run.
     backtest: object | None = None
+    # The account model (`training.accounts.AccountResult`), when the leads have accounts.
+    accounts: object | None = None
 
 
 def _text_categories(x: pd.DataFrame) -> pd.DataFrame:

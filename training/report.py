@@ -102,6 +102,11 @@ class Comparison:
     intervals: pd.DataFrame = field(default_factory=pd.DataFrame)
     # per segment (a model calibrated per segment): evaluation, calibration and verdict
     segments: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # accounts (`training.accounts.account_tables`): the test accounts per scorer, the
+    # capacity-matched accounts, the most engaged open accounts; empty without accounts
+    accounts: pd.DataFrame = field(default_factory=pd.DataFrame)
+    account_capacity: pd.DataFrame = field(default_factory=pd.DataFrame)
+    account_engaged: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def compare(

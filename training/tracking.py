@@ -115,6 +115,10 @@ def _metrics_for_mlflow(result: TrainResult) -> dict[str, float]:
         out["test_interval_width_mean_model"] = float(width.mean())
         out["test_interval_width_p90_model"] = float(width.quantile(0.9))
         out["test_review_share_model"] = float(test["review_model"].mean())
+    if result.accounts is not None:  # the account model's test figures, per account scorer
+        from training.accounts import account_metric_names
+
+        out.update(account_metric_names(result.accounts))
     return out
 
 
@@ -279,6 +283,12 @@ class Registration:
             {k: {x: v for x, v in m.items()} for k, m in result.metrics.items()}, "metrics.json"
         )
         mlflow.log_dict(result.leakage.to_dict(), "leakage_audit.json")
+        if result.accounts is not None:
+            mlflow.log_dict(
+                {"split": result.accounts.split, "stats": result.accounts.stats,
+                 "metrics": result.accounts.summary()},
+                "accounts.json",
+            )  # fmt: skip
         mlflow.log_dict(spec.model_dump(), "feature_spec.json")
         if result.backtest is not None:  # every origin, metrics as steps (0: the newest)
             backtest = result.backtest

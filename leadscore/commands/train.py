@@ -136,6 +136,7 @@ def run_training(
         warn(warning)
     with step("comparing with the points rules"):
         comparison = _compare_for_training(ds, result, df, train_config, rules_path)
+    result, comparison = _train_accounts(ds, result, comparison, train_config, data)
     example_ids = result.test["lead_id"].drop_duplicates().head(2).tolist()
     with (
         step("logging to MLflow and registering the model"),
@@ -164,6 +165,46 @@ def run_training(
     if comparison is not None and show_comparison:
         print_comparison(comparison)
     return result, outcome, comparison
+
+
+def _train_accounts(ds, result, comparison, train_config, data):
+    """The account model, when the leads have accounts and the config does not switch it
+    off: fitted after the rules are packed (the account comparison reads them), carried by
+    the lead scorer, and tabled in the report. A dataset too thin for it is told so and
+    the lead model goes on alone."""
+    if train_config.accounts is None or ds.is_flat or "account_id" not in ds.leads:
+        return result, comparison
+    from crm.errors import LeadscoreError
+    from training.accounts import account_tables, fit_accounts
+
+    references = {}
+    truth_path = Path(data) / "truth.csv"
+    if truth_path.is_file():
+        from simulation.oracle import account_oracle_probability, read_truth
+
+        truth = read_truth(data)
+        if "account_id" in truth:
+            horizon = result.scorer.spec.horizon_days
+            references["oracle"] = lambda test: account_oracle_probability(
+                truth, test["account_id"].to_numpy(), test["as_of"].to_numpy(), horizon
+            )
+    try:
+        with step("training the account model") as detail:
+            accounts = fit_accounts(
+                ds, result.scorer, train_config, excluded=result.leakage.excluded,
+                references=references, on_step=detail,
+            )  # fmt: skip
+    except LeadscoreError as exc:
+        warn(f"no account model: {exc}")
+        return result, comparison
+    for warning in accounts.warnings:
+        warn(warning)
+    result.scorer.accounts = accounts.scorer
+    result = replace(result, accounts=accounts)
+    if comparison is not None:
+        meta = {**comparison.meta, "account_every_days": f"{train_config.accounts.every_days:g}"}
+        comparison = replace(comparison, meta=meta, **account_tables(accounts))
+    return result, comparison
 
 
 def _compare_for_training(ds, result, df, train_config, rules_path):
@@ -263,10 +304,43 @@ def print_training(result, outcome, model_name: str) -> None:
                 *[f"{v:.3f}" for v in row.values()],
             )
         out.print(by_age)
+    if result.accounts is not None:
+        print_accounts(result.accounts)
     verdict = "champion" if outcome.promoted else "challenger only"
     out.print(
         f"registered {model_name} v{outcome.version} ({verdict}: {outcome.reason}); MLflow run {outcome.run_id}"
     )
+
+
+def print_accounts(accounts) -> None:
+    """The account model on its test accounts, next to what a team does without it."""
+    from training.accounts import ACCOUNT_SCORERS
+
+    s = accounts.split
+    table = Table(
+        title=f"accounts: out-of-time test ({s['test_rows']:,} account snapshots, "
+        f"{s['test_positives']:,} won)",
+        show_edge=False,
+    )
+    for col in ("account scorer", "ROC AUC [95% CI]", "PR AUC", "Brier", "ECE"):
+        table.add_column(col, justify="right")
+    for name, m in accounts.metrics.items():
+        low, high = m["roc_auc_ci"]
+        table.add_row(
+            ACCOUNT_SCORERS.get(name, name),
+            f"{m['roc_auc']:.3f} [{low:.3f}, {high:.3f}]",
+            f"{m['pr_auc']:.3f}",
+            f"{m['brier']:.4f}",
+            f"{m['ece']:.4f}",
+        )
+    out.print(table)
+    if len(accounts.capacity):
+        rules, model = accounts.capacity.iloc[0], accounts.capacity.iloc[1]
+        out.print(
+            f"accounts handed to sales: the rules (a contact at the MQL threshold) hand "
+            f"{rules['accounts']:,.0f} test accounts over, {rules['wins']:,.0f} of which won; "
+            f"the account model's top {model['accounts']:,.0f}: {model['wins']:,.0f} won"
+        )
 
 
 def print_backtest(backtest) -> None:

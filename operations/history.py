@@ -260,6 +260,34 @@ class ScoreHistory:
     def lead(self, lead_id: str) -> pd.DataFrame:
         return self.read([lead_id])
 
+    def latest_as_of(self, before: pd.Timestamp) -> pd.Timestamp | None:
+        """The newest as_of stored before `before` (a batch run's, or the event stream's
+        latest rescore), None when nothing is: one aggregate in the database."""
+        query = f"SELECT MAX(as_of_us) FROM {TABLE} WHERE as_of_us < :before"
+        params = {"before": int(_us(pd.Series([pd.Timestamp(before)]))[0])}
+        if self.is_url:
+            import sqlalchemy as sa
+
+            engine = self._engine()
+            try:
+                with self._database_errors(), engine.connect() as con:
+                    if not sa.inspect(con).has_table(TABLE):
+                        return None
+                    value = con.execute(sa.text(query), params).scalar()
+            finally:
+                engine.dispose()
+        else:
+            if not Path(self.store).is_file():
+                return None
+            con = self._duckdb(create=False)
+            try:
+                if not _duckdb_exists(con):
+                    return None
+                value = con.execute(query.replace(":before", "$before"), params).fetchone()[0]
+            finally:
+                con.close()
+        return None if value is None else from_us(np.array([int(value)]))[0]
+
     # --- connections -------------------------------------------------------------------
 
     def _duckdb(self, *, create: bool):

@@ -69,6 +69,11 @@ def score(
         "--handoff-mql/--no-handoff-mql",
         help="Whether the rules' MQL flag also puts a lead above the hand-off line.",
     ),
+    account_handoff_grades: str = typer.Option(
+        "A",
+        "--account-handoff-grades",
+        help="Account grades above the account hand-off line, e.g. A or AB ('' for none); used when the model has an account model and the leads an account_id.",
+    ),
     webhook: str | None = typer.Option(
         None,
         "--webhook",
@@ -95,6 +100,7 @@ def score(
     from crm.times import utc
     from handoff.delivery import WebhookSender, deliver, read_secret, stage
     from handoff.events import HandoffLine, write_events
+    from operations.accounts import AccountLine, account_run, account_scores_path, has_accounts
     from operations.history import ScoreHistory, default_store
     from operations.pipeline import write_scores
     from operations.runs import score_and_record
@@ -102,6 +108,7 @@ def score(
     from training.mlflow_runs import log_to_project_run
 
     line = HandoffLine(mql=handoff_mql, grades=handoff_grades)
+    account_line = AccountLine(account_handoff_grades)
     sender = None
     if webhook is not None:  # checked before any work: a missing secret is a mistake
         sender = WebhookSender(webhook, read_secret(webhook_secret_file))
@@ -150,14 +157,27 @@ def score(
 
         box = Outbox(outbox or default_outbox(data))
 
+    accounts = None
+    if spark is not None and scorer.accounts is not None:
+        warn("account rows are scored by the DuckDB engine only: not written with --engine spark")
+    elif has_accounts(ds, scorer):
+        # Before the run is recorded: the previous run's as_of is the one before this run.
+        at = when if when is not None else utc(ds.data_end)
+        previous = store.latest_as_of(at) if store is not None else None
+        with step("scoring the open accounts"):
+            accounts = account_run(ds, scorer, which, at, previous, account_line, reasons=reasons)
+
     def durable(run) -> None:
         """Before the history records the run: its events file and its events in the
         outbox (synced to disk), so that no crash from here on loses an event; then the
-        scores file (a full disk under --out fails the run before the history changes)."""
-        write_events(run.events, events_path)
+        scores files (a full disk under --out fails the run before the history changes)."""
+        events = run.events + (accounts[1] if accounts is not None else [])
+        write_events(events, events_path)
         if box is not None:
-            stage(run.events, sender, box)
+            stage(events, sender, box)
         write_scores(run.scores, out_path)
+        if accounts is not None:
+            write_scores(accounts[0].frame, account_scores_path(out_path))
 
     with Progress(
         TextColumn("scoring the open pipeline", markup=False),
@@ -186,6 +206,8 @@ def score(
     path = out_path
     print_run(frame, path, store)
     print_events(run.events, events_path, line)
+    if accounts is not None:
+        print_accounts_run(accounts, account_scores_path(out_path), account_line)
     log_to_project_run(
         {
             "open_leads": len(frame),
@@ -198,6 +220,17 @@ def score(
     if box is not None:
         report = deliver(sender, box)
         print_delivery(report, sender.shown, box)
+
+
+def print_accounts_run(accounts, path: Path, line) -> None:
+    scores, events = accounts
+    frame = scores.frame
+    review = sum(e["type"] == "account.review" for e in events)
+    out.print(
+        f"scored {len(frame):,} open accounts ({int((frame['grade'] == 'A').sum()):,} graded A) "
+        f"-> {path}; {len(events):,} crossed the account line ({line.describe()}; {review:,} "
+        "of them sent for review: interval too wide)"
+    )
 
 
 def print_events(events: list[dict], path: Path, line, show: int = 0) -> None:

@@ -20,9 +20,9 @@ import pandas as pd
 from crm.errors import LeadscoreError
 from features.carried import Carried
 from features.definitions import FeatureSpec
-from features.online import OnlineBatch, OnlineFeaturizer, lead_as_ofs
+from features.online import OnlineBatch, OnlineFeaturizer, lead_as_ofs, payload_time
 from rules.scorer import RuleScorer, payload_rule_inputs
-from scoring.accounts import ACCOUNT_FILE, ACCOUNT_FOLDER, AccountScorer
+from scoring.accounts import ACCOUNT_FILE, ACCOUNT_FOLDER, AccountScorer, Contacts
 from scoring.grades import Grades
 from scoring.model_ref import ModelRef
 from scoring.reasons import feature_groups, group_features, reason_columns
@@ -49,6 +49,19 @@ def interval_scores(raw: np.ndarray, p: np.ndarray, segmented: bool) -> np.ndarr
     per-segment calibration, the logit of the segment-calibrated probability (a segment's
     correction moves its leads among the others)."""
     return logit(p) if segmented else raw
+
+
+def _closed(lead: Mapping[str, Any], as_of_us: int) -> bool:
+    """A won or lost deal closed at or before as_of: the lead is out of play."""
+    for deal in lead.get("deals") or ():
+        closed = deal.get("closed_at")
+        if (
+            deal.get("status") in ("won", "lost")
+            and closed
+            and payload_time(closed, "closed_at") <= as_of_us
+        ):
+            return True
+    return False
 
 
 def encode_frame(
@@ -299,6 +312,42 @@ class LeadScorer:
     ) -> list[dict[str, Any]]:
         """`score` of the payload batch, one dict per lead (the endpoint's shape)."""
         return self.score(self.payload_batch(leads, as_of, strict=strict), reasons=reasons).rows()
+
+    def score_account(
+        self,
+        account_id: str,
+        leads: Sequence[Mapping[str, Any]],
+        as_of: Any,
+        *,
+        reasons: int = 3,
+        strict: bool = False,
+    ) -> dict[str, Any]:
+        """The account score of one account from its contacts' payloads at one `as_of`: the
+        endpoint's `POST /accounts/score`. Contacts closed (a won or lost deal closed at or
+        before as_of) are not in play, as in batch scoring; a LeadscoreError when the model
+        has no account model or no contact is open."""
+        if self.accounts is None:
+            raise LeadscoreError(
+                "this model has no account model (trained without account_id on the leads)"
+            )
+        as_ofs = lead_as_ofs(leads, as_of)
+        batch = self._featurizer.batch(leads, as_ofs, strict=strict)
+        in_play = np.array(
+            [not _closed(lead, int(t)) for lead, t in zip(leads, batch.as_of_us, strict=True)]
+        ) if batch.as_of_us is not None else np.ones(len(leads), dtype=bool)  # fmt: skip
+        if not in_play.any():
+            raise LeadscoreError(
+                "no contact of the account is open at as_of (each has a closed deal)"
+            )
+        keep = np.flatnonzero(in_play)
+        contacts = Contacts(
+            behaviour=batch.behaviour[keep],
+            categorical={c: [batch.categorical[c][i] for i in keep] for c in self.spec.categorical},
+            numeric={c: np.asarray(batch.numeric[c])[keep] for c in self.spec.numeric_profile},
+            row=np.zeros(len(keep), dtype=np.int64),
+            lead_id=[leads[i].get("lead_id") for i in keep],
+        )
+        return self.accounts.score([account_id], contacts, reasons=reasons).rows()[0]
 
     @property
     def for_evaluation(self) -> LeadScorer:

@@ -17,6 +17,7 @@ from serving.http import send_json
 from serving.schemas import (
     EXAMPLE_EVENTS,
     EXAMPLE_REQUEST,
+    AccountScoreResponse,
     Error,
     EventsResponse,
     LeadState,
@@ -104,6 +105,7 @@ def patch_spec(spec: dict) -> dict:
         ("ScoreResponse", TypeAdapter(ScoreResponse).json_schema(ref_template=_REF)),
         ("EventsResponse", TypeAdapter(EventsResponse).json_schema(ref_template=_REF)),
         ("LeadState", TypeAdapter(LeadState).json_schema(ref_template=_REF)),
+        ("AccountScoreResponse", TypeAdapter(AccountScoreResponse).json_schema(ref_template=_REF)),
     ):
         schemas.update(schema.pop("$defs", {}))
         schemas[name] = schema
@@ -129,6 +131,14 @@ def patch_spec(spec: dict) -> dict:
     }
     media = score["requestBody"]["content"]["application/json"]
     media["example"] = EXAMPLE_REQUEST
+    account = paths["/accounts/score"]["post"]
+    account["summary"] = "Score an account from its contacts"
+    account["security"] = [{"bearerAuth": []}]
+    account["responses"] = {
+        "200": _body("the account's score, interval, grade and reasons", "AccountScoreResponse"),
+        **SCORE_ERRORS,
+        "404": _error("the loaded model has no account model (field: model)"),
+    }
     events = paths["/events"]["post"]
     events["summary"] = "Events from the CRM, as they happen"
     events["security"] = [{"bearerAuth": []}]

@@ -213,6 +213,37 @@ class ScoreResponse(TypedDict):
     scores: list[LeadScore]
 
 
+class AccountScore(TypedDict):
+    account_id: str
+    probability: Annotated[
+        float,
+        Field(
+            gt=0,
+            lt=1,
+            description="calibrated P(the account has a won deal within the horizon), learned "
+            "at account level (not a product of its contacts' probabilities)",
+            examples=[0.41],
+        ),
+    ]
+    score: Annotated[int, Field(ge=0, le=100, examples=[41])]
+    grade: Annotated[Literal["A", "B", "C", "D"], Field(examples=["A"])]
+    p_low: Annotated[float, Field(gt=0, lt=1, description="Venn-Abers interval, low end")]
+    p_high: Annotated[float, Field(gt=0, lt=1, description="Venn-Abers interval, high end")]
+    review: Annotated[
+        bool, Field(description="the interval is wider than the review width: a person looks first")
+    ]
+    contacts: Annotated[
+        int, Field(ge=1, description="contacts in play: the payloads without a closed deal")
+    ]
+    reasons: NotRequired[Reasons]
+    model: ModelRef
+
+
+class AccountScoreResponse(TypedDict):
+    as_of: Annotated[str, Field(examples=[EXAMPLE_TIME])]
+    account: AccountScore
+
+
 # --- the event stream: POST /events, GET /leads/{lead_id} -----------------------------
 
 EventId = Annotated[

@@ -173,6 +173,57 @@ class LeadScoring:
                 item.update(rule_score=None, rule_grade=None, mql=None)
         return {"as_of": when.isoformat(), "scores": scored}
 
+    @bentoml.api(route="/accounts/score")
+    async def score_account(
+        self,
+        account_id: Annotated[
+            str, Field(min_length=1, max_length=256, description="the account (company)")
+        ],
+        leads: Annotated[
+            list[Lead],
+            Field(
+                description="the account's contacts (its buying group): 1 to LEADSCORE_MAX_LEADS leads"
+            ),
+        ],
+        ctx: bentoml.Context,
+        as_of: optional_time(
+            "score the account as of this ISO-8601 time (default: now); an event after it is a 422",
+            [EXAMPLE_TIME],
+        ) = None,
+        reasons: Annotated[bool, Field(description="false skips the worded reasons")] = True,
+    ) -> JsonBody:  # documented as serving.schemas.AccountScoreResponse (serving.openapi)
+        """Score an account from its contacts' payloads: the probability that it produces a won deal within the horizon, learned at account level, with its interval, grade and worded reasons ("3 contacts active in the last 7 days")."""
+        if self.scorer.accounts is None:
+            return self._refuse(
+                ctx,
+                404,
+                "model",
+                "the loaded model has no account model (trained without account_id)",
+            )
+        problem = self._check_sizes(leads)
+        if problem is not None:
+            status, field, message = problem
+            return self._refuse(ctx, status, field, message)
+        if as_of is None:
+            when = datetime.now(UTC)
+        else:
+            try:
+                when = _EPOCH + timedelta(microseconds=payload_time(as_of, "as_of"))
+            except PayloadError as exc:
+                return self._refuse(ctx, 422, exc.path, exc.problem)
+        try:
+            scored = await anyio.to_thread.run_sync(
+                lambda: self.scorer.score_account(
+                    account_id, leads, when, reasons=3 if reasons else 0, strict=as_of is not None
+                )
+            )
+        except PayloadError as exc:
+            return self._refuse(ctx, 422, exc.path, exc.problem)
+        except LeadscoreError as exc:
+            return self._refuse(ctx, 422, "leads", str(exc))
+        scored["model"] = self.model
+        return {"as_of": when.isoformat(), "account": scored}
+
     @bentoml.api(route="/events")
     async def events(
         self,

@@ -161,3 +161,33 @@ def spark():
     session.conf.set("spark.sql.shuffle.partitions", "4")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def account_sim_path(tmp_path_factory):
+    """A 4,000-lead simulated CRM in buying groups (accounts of about 3 contacts)."""
+    from simulation import SimulationConfig, simulate
+    from simulation.simulator import AccountsConfig
+
+    path = tmp_path_factory.mktemp("account_sim") / "crm"
+    simulate(SimulationConfig(n_leads=4_000, seed=11, accounts=AccountsConfig()), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def account_sim(account_sim_path):
+    from crm import load_dataset
+
+    return load_dataset(account_sim_path)
+
+
+@pytest.fixture(scope="session")
+def account_fit(account_sim, small_set, ruled):
+    """The account model of account_sim with the FAST config and a role column; the lead
+    model is the test model of small_sim (the same simulator: the same feature set)."""
+    from tests.training.conftest import FAST
+    from training.accounts import fit_accounts
+    from training.config import AccountsConfig
+
+    config = FAST.model_copy(update={"accounts": AccountsConfig(role_column="job_role")})
+    return fit_accounts(account_sim, ruled, config)

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from serving.http import send_json
 
-PROTECTED = ("/score", "/metadata", "/events", "/leads")
+PROTECTED = ("/score", "/accounts", "/metadata", "/events", "/leads")
 
 
 def _digest(key: str) -> bytes:

@@ -18,6 +18,9 @@ import logging
 
 CLIENT_ERRORS = ("ValidationError", "BadInput", "JSONDecodeError", "InvalidArgument")
 
+# The APIs that take a JSON body: bounded, JSON only, and their errors as {error, field}.
+JSON_PATHS = ("/score", "/accounts/score", "/events")
+
 
 class BodyLimitMiddleware:
     """Bounds request bodies, whatever their framing: a `Content-Length` over `max_bytes` is
@@ -27,7 +30,7 @@ class BodyLimitMiddleware:
     (e.g. multipart/form-data) is refused with 415 before BentoML tries to parse it."""
 
     def __init__(
-        self, app, max_bytes: int | None = None, json_paths: tuple[str, ...] = ("/score", "/events")
+        self, app, max_bytes: int | None = None, json_paths: tuple[str, ...] = JSON_PATHS
     ) -> None:
         from serving.config import ServeConfig
 
@@ -89,7 +92,7 @@ class BodyLimitMiddleware:
 class ErrorShapeMiddleware:
     """Reshapes BentoML's 400 `{error, detail: [{loc, msg}, ...]}` into `{error, field}`."""
 
-    def __init__(self, app, paths: tuple[str, ...] = ("/score", "/events")) -> None:
+    def __init__(self, app, paths: tuple[str, ...] = JSON_PATHS) -> None:
         self.app = app
         self.paths = paths
 

@@ -68,13 +68,19 @@ def test_rows_labels_and_censoring(crm):
     # A2 (code 1): nobody wins.
     assert first.loc[0, "label"] == 1 and first.loc[1, "label"] == 0
     # After 2025-03-20 nobody of A1 wins any more.
-    assert r.loc[(r["account"] == 0) & (r["as_of"] > pd.Timestamp("2025-03-20", tz="UTC")), "label"].eq(0).all()
+    assert (
+        r.loc[(r["account"] == 0) & (r["as_of"] > pd.Timestamp("2025-03-20", tz="UTC")), "label"]
+        .eq(0)
+        .all()
+    )
     # Censored: no as_of whose horizon runs past the data's end (2025-12-31).
     assert (r["as_of"] + pd.Timedelta(days=90) <= pd.Timestamp("2025-12-31T10:00Z")).all()
     assert stats["censored_as_ofs"] > 0 and stats["positives"] == int(r["label"].sum())
     # Members are the open contacts: L4 (lost on 2025-01-20) leaves A2 after it.
     m = rows.members
-    row_jan_29 = r.index[(r["account"] == 1) & (r["as_of"] == pd.Timestamp("2025-01-29", tz="UTC"))][0]
+    row_jan_29 = r.index[
+        (r["account"] == 1) & (r["as_of"] == pd.Timestamp("2025-01-29", tz="UTC"))
+    ][0]
     assert sorted(m.loc[m["row"] == row_jan_29, "lead"]) == [3]  # L3 only (position 3)
     # A lead without an account is in no account.
     assert 5 not in set(m["lead"])

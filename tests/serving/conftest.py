@@ -7,9 +7,10 @@ API_KEY = "test-key-4f9c2a"
 
 
 @pytest.fixture(scope="session")
-def registry(tmp_path_factory, small_sim, small_set, trained, served_rules):
+def registry(tmp_path_factory, small_sim, small_set, trained, served_rules, account_fit):
     """A temporary MLflow store whose `lead-scoring` champion is a model trained on small_sim,
-    with the points rules packed next to it (as `leadscore train` does)."""
+    with the points rules packed next to it (as `leadscore train` does) and an account model
+    (account_sim's: the same feature set)."""
     import copy
 
     import mlflow
@@ -31,6 +32,7 @@ def registry(tmp_path_factory, small_sim, small_set, trained, served_rules):
         with_rules = copy.copy(trained)
         with_rules.scorer = copy.copy(trained.scorer)
         with_rules.scorer.rules = served_rules
+        with_rules.scorer.accounts = account_fit.scorer
         log_and_register(
             with_rules,
             config=FAST.model_copy(update={"experiment": "serving-test"}),

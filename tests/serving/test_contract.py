@@ -27,6 +27,7 @@ OPERATIONS = [
     ("POST", "/score"),
     ("GET", "/metadata"),
     ("POST", "/events"),
+    ("POST", "/accounts/score"),
     ("GET", "/leads/{lead_id}"),
 ]
 

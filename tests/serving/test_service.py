@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
@@ -564,3 +565,33 @@ def test_the_batch_scores_file_equals_the_endpoint(client, small_sim, trained, s
         assert got["model"] == {"name": row.model_name, "version": row.model_version}
         for key, column in (("positive", row.reasons_up), ("negative", row.reasons_down)):
             assert REASON_SEPARATOR.join(r["text"] for r in got["reasons"][key]) == column
+
+
+def test_an_account_is_scored_from_its_contacts(client, account_sim, account_fit):
+    """POST /accounts/score equals the batch account rows for the same account and as_of."""
+    from crm.payloads import lead_payloads
+    from training.accounts import open_account_scores
+
+    as_of = account_sim.data_end
+    scored, contacts = open_account_scores(account_sim, account_fit.scorer, as_of)
+    i = int(scored["contacts"].to_numpy().argmax())
+    ids = contacts.loc[contacts["row"] == i, "lead_id"].astype(str).tolist()
+    body = {
+        "account_id": scored["account_id"].iloc[i],
+        "leads": lead_payloads(account_sim, ids, iso=True),
+        "as_of": as_of.isoformat(),
+    }
+    response = client.post("/accounts/score", json=body)
+    assert response.status_code == 200, response.text
+    account = response.json()["account"]
+    assert account["probability"] == pytest.approx(scored["probability"].iloc[i], abs=1e-9)
+    assert account["contacts"] == len(ids) and account["reasons"]["positive"]
+    assert account["p_low"] <= account["probability"] <= account["p_high"]
+    assert account["model"]["version"]
+    bad = client.post("/accounts/score", json={**body, "leads": []})
+    assert bad.status_code == 422 and bad.json()["field"] == "leads"
+    anonymous = httpx.post(f"{client.base_url}/accounts/score", json=body, timeout=30)
+    assert anonymous.status_code == 401  # protected as /score is
+    late = {**body, "as_of": "2020-01-01T00:00:00Z"}  # events after as_of: the request's mistake
+    refused = client.post("/accounts/score", json=late)
+    assert refused.status_code == 422 and refused.json()["field"].startswith("leads[")

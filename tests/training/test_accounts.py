@@ -101,6 +101,8 @@ def test_a_company_column_the_audit_excluded_is_not_used(account_sim, ruled):
     spec = copy.copy(ruled.spec)
     from features.accounts import AccountSpec
 
-    used = account_features_used(AccountSpec(spec, "job_role", ("manager",)), ["industry", "job_role"])
+    used = account_features_used(
+        AccountSpec(spec, "job_role", ("manager",)), ["industry", "job_role"]
+    )
     assert "industry" not in used and "active_job_role_manager" not in used
     assert "company_size" in used

@@ -240,3 +240,28 @@ def group_features(spec: FeatureSpec) -> dict[str, list[str]]:
     ):
         out.setdefault(group, []).append(name)
     return out
+
+
+def merge_reasons(base: ReasonColumns, part: ReasonColumns, rows: np.ndarray) -> ReasonColumns:
+    """`base` with the rows at `rows` replaced by `part`'s (another model's reasons for those
+    rows): group positions mapped onto one list of names, slots padded to the wider."""
+    names = list(base.names) + [n for n in part.names if n not in base.names]
+    position = np.array([names.index(n) for n in part.names] + [-1], dtype=np.int64)
+    k = max(base.groups["positive"].shape[1], part.groups["positive"].shape[1])
+    groups, texts, contributions = {}, {}, {}
+    for side in SIDES:
+        g, t, c = (_widen(a, k, fill) for a, fill in (
+            (base.groups[side], -1), (base.texts[side], None), (base.contributions[side], np.nan)
+        ))  # fmt: skip
+        pg, pt, pc = (_widen(a, k, fill) for a, fill in (
+            (part.groups[side], -1), (part.texts[side], None), (part.contributions[side], np.nan)
+        ))  # fmt: skip
+        g[rows], t[rows], c[rows] = position[pg], pt, pc  # -1 stays -1 (position[-1])
+        groups[side], texts[side], contributions[side] = g, t, c
+    return ReasonColumns(names, groups, texts, contributions)
+
+
+def _widen(a: np.ndarray, k: int, fill) -> np.ndarray:
+    out = np.full((a.shape[0], k), fill, dtype=a.dtype)
+    out[:, : a.shape[1]] = a
+    return out

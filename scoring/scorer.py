@@ -25,7 +25,7 @@ from rules.scorer import RuleScorer, payload_rule_inputs
 from scoring.accounts import ACCOUNT_FILE, ACCOUNT_FOLDER, AccountScorer, Contacts
 from scoring.grades import Grades
 from scoring.model_ref import ModelRef
-from scoring.reasons import feature_groups, group_features, reason_columns
+from scoring.reasons import feature_groups, group_features, merge_reasons, reason_columns
 from scoring.record import ScoreRecord, ScoringBatch
 from scoring.treeshap import TreeShap
 from stats.calibration import Calibrator, logit
@@ -36,6 +36,7 @@ SCORER_FILE = "scorer.json"
 BOOSTER_FILE = "booster.txt"
 RULES_FILE = "rules.json"
 EVALUATED_FOLDER = "evaluated"  # the evaluated model inside the shipped one's folder
+CHAMPIONS_FOLDER = "segment_champions"  # a segment's own model, when it serves its segment
 
 
 def _threads(rows: int) -> int:
@@ -111,6 +112,10 @@ class LeadScorer:
         self.evaluated: LeadScorer | None = None
         # The account model trained with it (None: no accounts in the data, or switched off).
         self.accounts: AccountScorer | None = None
+        # Segment champions (`training.segment_champions`): a segment whose own model beat
+        # this one on its rows is served by it; value of `champion_column` -> its scorer.
+        self.champion_column: str | None = None
+        self.segment_champions: dict[str, LeadScorer] = {}
         self._codes = {
             c: {v: float(i) for i, v in enumerate(vals)} for c, vals in self.categories.items()
         }
@@ -285,7 +290,57 @@ class LeadScorer:
                 record.mql,
                 record.rule_probability,
             ) = self.rules.score_columns(batch.rules_x)
+        if self.segment_champions:
+            self._route(batch, record, reasons, model)
         return record
+
+    def _route(self, batch: ScoringBatch, record: ScoreRecord, reasons: int, model) -> None:
+        """The rows of a segment with its own champion scored by it, in place: probability,
+        grade, interval, review flag and reasons (the rules' columns stay: one set of rules
+        for every segment)."""
+        values = batch.column(self.champion_column)
+        for value, champion in self.segment_champions.items():
+            rows = np.flatnonzero([v == value for v in values])
+            if not len(rows):
+                continue
+            sub = champion.score(self._sub_batch(batch, rows, champion), reasons=reasons)
+            record.probability[rows] = sub.probability
+            record.grade = np.asarray(record.grade, dtype=object)
+            record.grade[rows] = sub.grade
+            if record.p_low is not None and sub.p_low is not None:
+                record.p_low[rows], record.p_high[rows] = sub.p_low, sub.p_high
+                record.review[rows] = sub.review
+            record.beyond_trained_age[rows] = sub.beyond_trained_age
+            if record.reason_columns is not None and sub.reason_columns is not None:
+                record.reason_columns = merge_reasons(
+                    record.reason_columns, sub.reason_columns, rows
+                )
+        record.grade = np.asarray(record.grade).astype(str)
+
+    def _sub_batch(self, batch: ScoringBatch, rows: np.ndarray, other: LeadScorer) -> ScoringBatch:
+        """Rows of a batch as `other` reads them: the same matrix when it has this model's
+        features and categories, else encoded again from the rows' feature values."""
+        if other.features == self.features and other.categories == self.categories:
+            x = batch.x[rows]
+        else:
+            x = np.empty((len(rows), len(other.features)))
+            for j, name in enumerate(other.features):
+                values = batch.column(name)
+                codes = other._codes.get(name)
+                picked = [values[i] for i in rows]
+                if codes is not None:
+                    x[:, j] = [
+                        codes.get(v, math.nan) if v is not None else math.nan for v in picked
+                    ]
+                else:
+                    x[:, j] = np.asarray(picked, dtype=np.float64)
+        age = batch.age_days[rows] if batch.age_days is not None else None
+
+        def column(name: str) -> list:
+            values = batch.column(name)
+            return [values[i] for i in rows]
+
+        return ScoringBatch(batch.lead_id[rows], x, column, None, age)
 
     @property
     def oldest_trained_age_days(self) -> float | None:
@@ -380,6 +435,12 @@ class LeadScorer:
             self.evaluated.save(folder / EVALUATED_FOLDER)
         if self.accounts is not None:
             self.accounts.save(folder / ACCOUNT_FOLDER)
+        if self.segment_champions:
+            index = {"column": self.champion_column, "values": {}}
+            for k, (value, champion) in enumerate(sorted(self.segment_champions.items())):
+                champion.save(folder / CHAMPIONS_FOLDER / f"s{k}")
+                index["values"][value] = f"s{k}"
+            (folder / CHAMPIONS_FOLDER / "index.json").write_text(json.dumps(index, indent=1))
         return folder
 
     @classmethod
@@ -412,4 +473,12 @@ class LeadScorer:
             scorer.evaluated = cls.load(folder / EVALUATED_FOLDER)
         if (folder / ACCOUNT_FOLDER / ACCOUNT_FILE).is_file():
             scorer.accounts = AccountScorer.load(folder / ACCOUNT_FOLDER, scorer.spec)
+        index_path = folder / CHAMPIONS_FOLDER / "index.json"
+        if index_path.is_file():
+            index = json.loads(index_path.read_text())
+            scorer.champion_column = index["column"]
+            scorer.segment_champions = {
+                value: cls.load(folder / CHAMPIONS_FOLDER / sub)
+                for value, sub in index["values"].items()
+            }
         return scorer

@@ -47,6 +47,15 @@ class SegmentsConfig(BaseModel):
         description="the text profile column naming each lead's segment (e.g. product_line); "
         "the source column works too",
     )
+    champions: bool = Field(
+        False,
+        description="also fit one model per segment; a segment is served by its own model "
+        "only when that model is surely better than the shared one on the segment's test "
+        "rows (the gate per segment), else by the shared one",
+    )
+    champion_min_wins: int = Field(
+        50, ge=5, description="won leads a segment needs in its train rows for a model of its own"
+    )
 
 
 class AccountsConfig(BaseModel):

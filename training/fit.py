@@ -60,6 +60,8 @@ class TrainResult:
     backtest: object | None = None
     # The account model (`training.accounts.AccountResult`), when the leads have accounts.
     accounts: object | None = None
+    # The per-segment gate (`training.segment_champions.SegmentChampions`), when configured.
+    segment_champions: object | None = None
 
 
 def _text_categories(x: pd.DataFrame) -> pd.DataFrame:

@@ -337,9 +337,7 @@ def compare(
         "processing": processing_rate(dataset, rows, touches),
         "handoff_speed": handoff_speed(dataset, handoffs),
         "intervals": interval_table(rows),
-        "segments": segment_table(rows, evaluated.segments.evidence, bootstrap, config.seed)
-        if evaluated.segments is not None
-        else pd.DataFrame(),
+        "segments": _segments(rows, evaluated, bootstrap, config.seed),
     }
     if rule_scorer is None:
         empty = pd.DataFrame()
@@ -384,6 +382,22 @@ def compare(
 
 
 # --- per-row facts ---------------------------------------------------------------------
+
+
+def _segments(rows: pd.DataFrame, evaluated, bootstrap: int, seed: int) -> pd.DataFrame:
+    """The per-segment table, with which model serves each segment when segments have
+    champions of their own."""
+    if evaluated.segments is None:
+        return pd.DataFrame()
+    table = segment_table(rows, evaluated.segments.evidence, bootstrap, seed)
+    if evaluated.segment_champions and len(table):
+        own = set(evaluated.segment_champions)
+        table.insert(
+            1,
+            "served_by",
+            ["its own model" if s in own else "shared model" for s in table["segment"]],
+        )
+    return table
 
 
 def _sources(dataset: Dataset, lead_ids: pd.Series) -> np.ndarray:

@@ -283,6 +283,14 @@ class Registration:
             {k: {x: v for x, v in m.items()} for k, m in result.metrics.items()}, "metrics.json"
         )
         mlflow.log_dict(result.leakage.to_dict(), "leakage_audit.json")
+        if result.segment_champions is not None:
+            table = result.segment_champions.table
+            mlflow.log_dict(
+                {"column": result.segment_champions.column,
+                 "segments": json.loads(table.to_json(orient="records"))},
+                "segment_champions.json",
+            )  # fmt: skip
+            mlflow.log_metric("segment_champions", float(len(result.segment_champions.shipped)))
         if result.accounts is not None:
             mlflow.log_dict(
                 {"split": result.accounts.split, "stats": result.accounts.stats,

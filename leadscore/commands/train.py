@@ -130,6 +130,15 @@ def run_training(
     if train_config.refit:
         with step("refitting the model that ships on every matured snapshot") as detail:
             result = ship(result, df, train_config, on_step=detail)
+    if train_config.segments is not None and train_config.segments.champions:
+        from training.segment_champions import fit_segment_champions, with_segment_champions
+
+        with step("one model per segment, gated per segment") as detail:
+            champions = fit_segment_champions(
+                df, spec, train_config, result, declared_leaky=ds.spec.columns.leaky,
+                keep_columns=ds.spec.columns.keep, allow_leaky=allow_leaky, on_step=detail,
+            )  # fmt: skip
+            result = with_segment_champions(result, champions, df, train_config)
     for line in result.untrusted:
         alarm(line, prefix="do not trust this model:")
     for warning in result.warnings:
@@ -256,6 +265,8 @@ def print_training(result, outcome, model_name: str) -> None:
             f"{min(shares):.0%}-{max(shares):.0%} of its own correction (the rest: the global "
             "calibration; the report judges each segment)"
         )
+    if result.segment_champions is not None:
+        print_segment_champions(result.segment_champions)
     table = Table(title="out-of-time test", show_edge=False)
     for col in (
         "scorer",
@@ -309,6 +320,34 @@ def print_training(result, outcome, model_name: str) -> None:
     verdict = "champion" if outcome.promoted else "challenger only"
     out.print(
         f"registered {model_name} v{outcome.version} ({verdict}: {outcome.reason}); MLflow run {outcome.run_id}"
+    )
+
+
+def print_segment_champions(champions) -> None:
+    """The gate per segment: who serves each segment, and why."""
+    table = Table(title=f"who serves each {champions.column}", show_edge=False)
+    for col in (
+        "segment",
+        "rows",
+        "train wins",
+        "AUC shared / own",
+        "log loss own - shared",
+        "served by",
+    ):
+        table.add_column(col, justify="right")
+    for r in champions.table.to_dict("records"):
+        gated = "own_auc" in r and r["own_auc"] == r["own_auc"]
+        table.add_row(
+            r["segment"], f"{r['rows']:,}", f"{r['train_wins']:,}",
+            f"{r['shared_auc']:.3f} / {r['own_auc']:.3f}" if gated else "-",
+            r["log_loss_difference"] if gated else "-",
+            f"{r['served_by']} ({r['why']})",
+        )  # fmt: skip
+    out.print(table)
+    out.print(
+        "the test figures below are the routed model's: each segment scored by the model that serves it"
+        if champions.shipped
+        else "no segment is surely better served by its own model: the shared model serves them all"
     )
 
 

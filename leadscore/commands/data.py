@@ -60,15 +60,26 @@ def simulate(
         "--drift",
         help="Which drifts, comma-separated: source_mix (more leads from weak sources), conversion (a third of the win rate), behaviour (fewer marketing traces for the same intent).",
     ),
+    contacts_per_account: float | None = typer.Option(
+        None,
+        "--contacts-per-account",
+        min=1.0,
+        help="Group leads into accounts (buying groups) of this many contacts on average, with an account_id column; contacts share the company and part of their buying interest (default: no accounts).",
+    ),
 ) -> None:
     """Simulate a B2B CRM (leads, activities, deals) and its hidden truth (truth.csv)."""
     from pydantic import ValidationError
 
     from crm.contract import format_validation_error
-    from simulation.simulator import SimulationConfig
+    from simulation.simulator import AccountsConfig, SimulationConfig
     from simulation.simulator import simulate as run_simulation
 
     try:
+        accounts = (
+            AccountsConfig(contacts_mean=contacts_per_account)
+            if contacts_per_account is not None
+            else None
+        )
         config = SimulationConfig(
             n_leads=leads,
             seed=seed,
@@ -77,6 +88,7 @@ def simulate(
             format=file_format.value,
             drift_after=drift_after,
             drift=tuple(k.strip() for k in drift.split(",") if k.strip()),
+            accounts=accounts,
         )
     except ValidationError as exc:
         raise LeadscoreError(f"simulate: {format_validation_error(exc)}") from exc

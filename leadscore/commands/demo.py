@@ -23,13 +23,15 @@ def demo(
     from crm.summary import summarize_dataset
     from features.batch import build_training_set
     from features.training_set import write_training_set
-    from simulation.simulator import SimulationConfig
+    from simulation.simulator import AccountsConfig, SimulationConfig
     from simulation.simulator import simulate as run_simulation
 
     data = out_dir / "crm"
     out.rule("1. simulate a CRM")
     with step(f"simulating {leads:,} leads"):
-        counts = run_simulation(SimulationConfig(n_leads=leads, seed=seed), data, overwrite=True)
+        # B2B: leads in buying groups, so that the run shows account scores too
+        config = SimulationConfig(n_leads=leads, seed=seed, accounts=AccountsConfig())
+        counts = run_simulation(config, data, overwrite=True)
     out.print(
         f"{counts['leads']:,} leads, {counts['activities']:,} activities, {counts['deals']:,} deals in {data}"
     )

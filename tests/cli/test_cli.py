@@ -128,6 +128,8 @@ def test_demo_runs_end_to_end(tmp_path):
     assert "3,000 leads" in result.stdout and "win rate" in result.stdout
     assert "snapshots" in result.stdout and (tmp_path / "demo" / "training_set.parquet").is_file()
     assert "oracle" in result.stdout and "registered lead-scoring v1 (champion" in result.stdout
+    # B2B: the simulated CRM has buying groups, and the run scores accounts too
+    assert "accounts: out-of-time test" in result.stdout and "account model" in result.stdout
     assert (tmp_path / "mlflow.db").is_file()
     # it ends with the marketing report: path and headline numbers
     tail = result.stdout[result.stdout.index("the marketing report") :]

@@ -68,12 +68,19 @@ class AccountRows:
 def _members_at(
     timeline: Timeline, account: np.ndarray, as_ofs: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(account code, as_of index, lead) of every contact open at each as_of."""
+    """(account code, as_of index, lead) of every contact open at each as_of: one as_of at
+    a time, so memory follows the open contacts, not every lead times every as_of."""
     leads = np.flatnonzero(account >= 0)
-    lead = np.tile(leads, len(as_ofs))
-    which = np.repeat(np.arange(len(as_ofs)), len(leads))
-    keep = timeline.is_open(lead, as_ofs[which])
-    return account[lead[keep]], which[keep], lead[keep]
+    parts_acc, parts_which, parts_lead = [], [], []
+    for k, when in enumerate(as_ofs.tolist()):
+        open_ = leads[timeline.is_open(leads, np.full(len(leads), when, dtype=np.int64))]
+        parts_acc.append(account[open_])
+        parts_which.append(np.full(len(open_), k, dtype=np.int64))
+        parts_lead.append(open_)
+    if not parts_lead:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    return np.concatenate(parts_acc), np.concatenate(parts_which), np.concatenate(parts_lead)
 
 
 def _rows(

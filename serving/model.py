@@ -99,6 +99,8 @@ def _scorer_meta(scorer: LeadScorer) -> dict[str, Any]:
         "grades": scorer.grades.model_dump(),
         "rules_version": scorer.rules.config.version if scorer.rules is not None else None,
         "mql_threshold": scorer.rules.config.mql_threshold if scorer.rules is not None else None,
+        "account_model": scorer.accounts is not None,
+        "segment_champions": sorted(scorer.segment_champions),
     }
 
 

@@ -419,6 +419,13 @@ class Metadata(BaseModel):
     )
     rules_version: str | None = None
     mql_threshold: float | None = None
+    account_model: bool = Field(
+        False, description="an account model is loaded: POST /accounts/score answers"
+    )
+    segment_champions: list[str] = Field(
+        default_factory=list,
+        description="segments served by a model of their own (the others: the shared model)",
+    )
 
 
 EXAMPLE_REQUEST = {

@@ -207,7 +207,9 @@ def fit_accounts(
     step("account model: test")
     test_rows = np.flatnonzero(split.test)
     out = test[[ACCOUNT_ID, "as_of", "label", "contacts"]].reset_index(drop=True)
-    out["p_model"] = evaluated.predict_proba(x[test_rows])
+    out["p_model"], low, high = evaluated.predict_interval(x[test_rows])
+    # the interval on the test accounts (not a scorer: no p_ prefix)
+    out["interval_low_model"], out["interval_high_model"] = low, high
     members = contacts["row"].isin(test_rows).to_numpy()
     member_rows = np.searchsorted(test_rows, contacts.loc[members, "row"].to_numpy())
     lead_p = lead_scorer.for_evaluation.score(

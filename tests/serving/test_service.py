@@ -82,6 +82,7 @@ def test_metadata(client):
     assert meta["feature_set_version"].startswith("pit-1+") and meta["trained_at"]
     assert 0.5 < meta["training_metrics"]["test_roc_auc_model"] < 1
     assert meta["rules_version"].startswith("b2b-default@") and meta["mql_threshold"] == 75
+    assert meta["account_model"] is True and meta["segment_champions"] == []
 
 
 def test_auth(server):

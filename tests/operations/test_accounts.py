@@ -64,3 +64,26 @@ def test_no_line_no_events_and_bad_grades():
 def test_the_account_rows_go_next_to_the_lead_rows(tmp_path):
     assert account_scores_path(tmp_path / "s.csv").name == "s.accounts.csv"
     assert account_scores_path(tmp_path / "runs").name == "runs_accounts"
+
+
+def test_two_runs_on_a_dataset(account_sim, account_fit, ruled):
+    """The account rows of a run, and the crossings of the next against it (recomputed at
+    the previous as_of with what was known then)."""
+    import copy
+
+    from operations.accounts import account_run
+    from scoring.model_ref import ModelRef
+
+    scorer = copy.copy(ruled)
+    scorer.accounts = account_fit.scorer
+    model = ModelRef("lead-scoring", "3")
+    first_at = account_sim.data_end - pd.Timedelta(days=30)
+    line = AccountLine("AB")
+    first, first_events = account_run(account_sim, scorer, model, first_at, None, line)
+    assert list(first.frame.columns) == ACCOUNT_COLUMNS and len(first.frame) > 100
+    above_first = set(first.frame.loc[first.frame["grade"].isin(["A", "B"]), "account_id"])
+    assert {e["account_id"] for e in first_events} == above_first
+    now, events = account_run(account_sim, scorer, model, account_sim.data_end, first_at, line)
+    above_now = set(now.frame.loc[now.frame["grade"].isin(["A", "B"]), "account_id"])
+    assert {e["account_id"] for e in events} == above_now - above_first
+    assert all(e["model"]["version"] == "3" and e["contacts"] >= 1 for e in events)

@@ -121,6 +121,8 @@ def _plural(n: float, word: str) -> str:
 
 
 def _a(word: str) -> str:
+    """'a director', 'an individual contributor': a role value as a person."""
+    word = word.replace("_", " ")
     return f"an {word}" if word[:1].lower() in "aeiou" else f"a {word}"
 
 

@@ -150,19 +150,9 @@ class LeadScoring:
         ] = True,
     ) -> JsonBody:  # documented as serving.schemas.ScoreResponse (serving.openapi)
         """Score leads: calibrated conversion probability, score 0-100, grade A-D, the top reasons up and down, and marketing's points (rule score, grade, MQL) side by side. One lead or a batch, same code."""
-        problem = self._check_sizes(leads)
-        if problem is not None:
-            status, field, message = problem
-            return self._refuse(ctx, status, field, message)
-        # Without as_of the clock decides, and events slightly ahead of it (clock skew) are
-        # left out; with an explicit as_of, an event after it is the request's mistake.
-        if as_of is None:
-            when = datetime.now(UTC)
-        else:
-            try:  # the same ISO-8601 rule as every time in the payload (no epoch numbers)
-                when = _EPOCH + timedelta(microseconds=payload_time(as_of, "as_of"))
-            except PayloadError as exc:
-                return self._refuse(ctx, 422, exc.path, exc.problem)
+        when, refused = self._request_time(ctx, leads, as_of)
+        if refused is not None:
+            return refused
         try:
             scored = await self.batcher.score(leads, when, (as_of is not None, 3 if reasons else 0))
         except PayloadError as exc:
@@ -200,17 +190,9 @@ class LeadScoring:
                 "model",
                 "the loaded model has no account model (trained without account_id)",
             )
-        problem = self._check_sizes(leads)
-        if problem is not None:
-            status, field, message = problem
-            return self._refuse(ctx, status, field, message)
-        if as_of is None:
-            when = datetime.now(UTC)
-        else:
-            try:
-                when = _EPOCH + timedelta(microseconds=payload_time(as_of, "as_of"))
-            except PayloadError as exc:
-                return self._refuse(ctx, 422, exc.path, exc.problem)
+        when, refused = self._request_time(ctx, leads, as_of)
+        if refused is not None:
+            return refused
         try:
             scored = await anyio.to_thread.run_sync(
                 lambda: self.scorer.score_account(
@@ -355,6 +337,24 @@ class LeadScoring:
         ctx.response.status_code = status
         log.info("refused with %d: %s: %s", status, field, message[:200])
         return {"error": message, "field": field}
+
+    def _request_time(
+        self, ctx: bentoml.Context, leads: list[dict[str, Any]], as_of: str | None
+    ) -> tuple[datetime | None, dict[str, str] | None]:
+        """A scoring request's time after its size checks: (as_of or now, None), or (None,
+        the refusal). Without as_of the clock decides, and events slightly ahead of it
+        (clock skew) are left out; with an explicit as_of, an event after it is the
+        request's mistake."""
+        problem = self._check_sizes(leads)
+        if problem is not None:
+            status, field, message = problem
+            return None, self._refuse(ctx, status, field, message)
+        if as_of is None:
+            return datetime.now(UTC), None
+        try:  # the same ISO-8601 rule as every time in the payload (no epoch numbers)
+            return _EPOCH + timedelta(microseconds=payload_time(as_of, "as_of")), None
+        except PayloadError as exc:
+            return None, self._refuse(ctx, 422, exc.path, exc.problem)
 
     def _check_sizes(self, leads: list[dict[str, Any]]) -> tuple[int, str, str] | None:
         if not leads:

@@ -160,6 +160,8 @@ def score(
     accounts = None
     if spark is not None and scorer.accounts is not None:
         warn("account rows are scored by the DuckDB engine only: not written with --engine spark")
+    elif scorer.accounts is not None and not has_accounts(ds, scorer):
+        warn("the model has an account model, but these leads have no account_id: no account rows")
     elif has_accounts(ds, scorer):
         # Before the run is recorded: the previous run's as_of is the one before this run.
         at = when if when is not None else utc(ds.data_end)

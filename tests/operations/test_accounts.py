@@ -87,3 +87,44 @@ def test_two_runs_on_a_dataset(account_sim, account_fit, ruled):
     above_now = set(now.frame.loc[now.frame["grade"].isin(["A", "B"]), "account_id"])
     assert {e["account_id"] for e in events} == above_now - above_first
     assert all(e["model"]["version"] == "3" and e["contacts"] >= 1 for e in events)
+
+
+def test_the_score_command_writes_account_rows_and_hands_accounts_off(
+    tmp_path, account_sim_path, small_sim_path, account_fit, ruled
+):
+    """`leadscore score` with a model that has an account model: account rows next to the
+    lead rows, account crossings in the events file, once per crossing across runs."""
+    import copy
+    import json
+
+    from tests.cli.test_cli import _leadscore
+
+    scorer = copy.copy(ruled)
+    scorer.accounts = account_fit.scorer
+    folder = scorer.save(tmp_path / "model")
+    end = pd.Timestamp(account_fit.test["as_of"].max()) + pd.Timedelta(days=60)
+    runs = []
+    for day in (end - pd.Timedelta(days=7), end, end):  # the last one a re-run
+        result = _leadscore(
+            "score", "--data", str(account_sim_path), "--out", str(tmp_path / "scores.csv"),
+            "--model", str(folder), "--as-of", day.isoformat(), "--history",
+            str(tmp_path / "history.duckdb"), "--account-handoff-grades", "AB", cwd=tmp_path,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert "open accounts" in result.stdout and "crossed the account line" in result.stdout
+        rows = pd.read_csv(tmp_path / "scores.accounts.csv")
+        events = [json.loads(line) for line in (tmp_path / "scores.events.jsonl").open()]
+        runs.append((rows, [e for e in events if e["type"].startswith("account.")]))
+    (first, first_events), (rows, events), (_, again) = runs
+    assert list(rows.columns) == ACCOUNT_COLUMNS and rows["account_id"].is_unique
+    above_before = set(first.loc[first["grade"].isin(["A", "B"]), "account_id"])
+    above = set(rows.loc[rows["grade"].isin(["A", "B"]), "account_id"])
+    assert {e["account_id"] for e in events} == above - above_before
+    assert [e["event_id"] for e in again] == [e["event_id"] for e in events]  # a re-run
+    # a model with an account model on leads without accounts: said, no account rows
+    other = _leadscore(
+        "score", "--data", str(small_sim_path), "--out", str(tmp_path / "plain.csv"),
+        "--model", str(folder), "--no-history", cwd=tmp_path,
+    )  # fmt: skip
+    assert other.returncode == 0 and "no account_id" in other.stderr + other.stdout
+    assert not (tmp_path / "plain.accounts.csv").exists()

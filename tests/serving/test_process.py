@@ -29,6 +29,20 @@ def _serve(tmp_path, uri: str, port: int, *args: str, **env_extra: str) -> subpr
     )
 
 
+def _in_progress(base: str, endpoint: str) -> bool:
+    """Whether the server counts a request to `endpoint` in progress (BentoML's gauge)."""
+    try:
+        text = httpx.get(f"{base}/metrics", timeout=5).text
+    except httpx.HTTPError:
+        return False
+    return any(
+        "request_in_progress{" in line
+        and f'endpoint="{endpoint}"' in line
+        and float(line.rsplit(" ", 1)[1]) >= 1
+        for line in text.splitlines()
+    )
+
+
 def test_no_store_is_one_line_and_a_fast_exit_creating_nothing(tmp_path):
     uri = f"sqlite:///{tmp_path / 'none.db'}"
     start = time.monotonic()
@@ -89,7 +103,12 @@ def test_sigterm_stops_the_server_and_its_workers_after_the_request_in_flight(
 
     request = threading.Thread(target=score)
     request.start()
-    time.sleep(0.3)  # the request is being read or scored
+    # SIGTERM once the server is working on the request (its own in-progress gauge), not
+    # after a guessed delay: on a loaded machine the request may not have arrived yet.
+    deadline = time.monotonic() + 60
+    while not _in_progress(base, "/score") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _in_progress(base, "/score"), "the request never reached the server"
     proc.send_signal(signal.SIGTERM)
     request.join(timeout=60)
     assert proc.wait(timeout=60) == 0

@@ -384,7 +384,10 @@ def test_client_mistakes_are_one_info_line_not_a_traceback(client, server):
         client.post("/score", content=b'{"leads": [', headers={"Content-Type": "application/json"})
     import time
 
-    time.sleep(0.5)  # the log is written by the server's workers
+    deadline = time.monotonic() + 20  # the log is written by the server's workers
+    while "refused" not in server["log"].read_text()[len(before) :] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)  # the rest of the six requests' lines
     new = server["log"].read_text()[len(before) :]
     assert "refused" in new
     assert "Traceback" not in new and "[ERROR]" not in new

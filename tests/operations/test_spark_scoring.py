@@ -4,6 +4,7 @@ gives the DuckDB run's rows (rtol 1e-9), reasons and rule scores included."""
 from __future__ import annotations
 
 import copy
+import os
 
 import pandas as pd
 import pytest
@@ -137,10 +138,14 @@ def test_mlflow_spark_udf_over_the_registered_model(spark, tmp_path, small_sim, 
     from training.tracking import PYFUNC_ENTRY
 
     before = mlflow.get_tracking_uri()
+    experiment_env = os.environ.get("MLFLOW_EXPERIMENT_ID")
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     try:
         folder = trained.scorer.save(tmp_path / "scorer")
-        with mlflow.start_run():
+        # An experiment of this store: another test in this process may have set one of
+        # another store as the active experiment (mlflow.set_experiment is process-wide).
+        experiment = mlflow.set_experiment("spark-udf-test")
+        with mlflow.start_run(experiment_id=experiment.experiment_id):
             mlflow.pyfunc.log_model(
                 name="model",
                 python_model=str(PYFUNC_ENTRY),
@@ -173,6 +178,10 @@ def test_mlflow_spark_udf_over_the_registered_model(spark, tmp_path, small_sim, 
         )
     finally:
         mlflow.set_tracking_uri(before)
+        if experiment_env is None:  # set_experiment exports its id: leave the env as found
+            os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+        else:
+            os.environ["MLFLOW_EXPERIMENT_ID"] = experiment_env
     assert (got["grade"].to_numpy() == want["grade"].to_numpy()).all()
     pd.testing.assert_series_equal(
         got["probability"].reset_index(drop=True),

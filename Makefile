@@ -38,10 +38,10 @@ docs-serve: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve -a 127.0.0.1:8000
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/simulate.py
-	$(BIN)/python benchmarks/features.py
-	$(BIN)/python benchmarks/train.py
-	$(BIN)/python benchmarks/serving.py
+	$(BIN)/python -m benchmarks.simulate
+	$(BIN)/python -m benchmarks.features
+	$(BIN)/python -m benchmarks.train
+	$(BIN)/python -m benchmarks.serving
 
 clean:
 	rm -rf $(VENV) demo mlflow.db mlflow.db.lock mlruns .pytest_cache site

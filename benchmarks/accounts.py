@@ -5,7 +5,7 @@ oracle's probability lies inside the account model's Venn-Abers interval; and wh
 accounts costs (the open accounts in batch, one account from its contacts' payloads against
 scoring the same contacts as leads). Prints one JSON object.
 
-    python benchmarks/accounts.py --leads 20000
+    python -m benchmarks.accounts --leads 20000
 """
 
 from __future__ import annotations
@@ -13,14 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _percentiles(ms: list[float]) -> dict:
@@ -35,18 +32,18 @@ def main() -> None:
     parser.add_argument("--accounts-timed", type=int, default=200)
     args = parser.parse_args()
 
-    from crm import load_dataset
-    from crm.payloads import lead_payloads
-    from features.batch import build_training_set
-    from rules.config import load_rules
-    from simulation import SimulationConfig, simulate_apart
-    from simulation.oracle import account_oracle_probability, read_truth
-    from simulation.simulator import AccountsConfig
-    from training.accounts import fit_accounts, open_account_scores
-    from training.config import AccountsConfig as AccountModel
-    from training.config import TrainConfig
-    from training.fit import fit_models, fit_rules
-    from training.refit import ship
+    from leadscore.crm import load_dataset
+    from leadscore.crm.payloads import lead_payloads
+    from leadscore.features.batch import build_training_set
+    from leadscore.rules.config import load_rules
+    from leadscore.simulation import SimulationConfig, simulate_apart
+    from leadscore.simulation.oracle import account_oracle_probability, read_truth
+    from leadscore.simulation.simulator import AccountsConfig
+    from leadscore.training.accounts import fit_accounts, open_account_scores
+    from leadscore.training.config import AccountsConfig as AccountModel
+    from leadscore.training.config import TrainConfig
+    from leadscore.training.fit import fit_models, fit_rules
+    from leadscore.training.refit import ship
 
     out: dict = {"leads": args.leads, "seed": args.seed}
     with tempfile.TemporaryDirectory() as tmp:

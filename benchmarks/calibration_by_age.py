@@ -5,14 +5,14 @@ At three dates one horizon or more before the data's end, a model is trained on 
 known then (the training set censored at that date) and shipped as `leadscore train` ships
 it (refit on every matured snapshot; `--no-refit`: the evaluated model), the pipeline open
 at that date is scored, and its expected wins (the sum of the probabilities) are set against the wins of the
-next horizon, per lead-age band (`operations.matured.age_band_table`). The same run does it
+next horizon, per lead-age band (`leadscore.operations.matured.age_band_table`). The same run does it
 with the feature config's snapshot ages and with the ages a baseline config used (default:
 the 0.1 ages, 0-60 days), so the two can be read side by side.
 
 Goal (issue 23): every band with at least 20 expected wins within observed / expected
 [0.8, 1.25] (a Poisson 95 % band below that), the whole pipeline within [0.9, 1.1].
 
-Usage: python benchmarks/calibration_by_age.py [--leads 20000] [--seed 42] [--step-days 45]
+Usage: python -m benchmarks.calibration_by_age [--leads 20000] [--seed 42] [--step-days 45]
        [--baseline-ages 0,3,7,14,30,60]
 """
 
@@ -20,13 +20,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
-
-# benchmarks/features.py (and serving.py) would shadow the packages of the same names.
-sys.path[:] = [p for p in sys.path if Path(p).resolve() != Path(__file__).resolve().parent]
 
 WHOLE_BAND = (0.9, 1.1)
 
@@ -48,15 +44,15 @@ def main() -> None:
 
     import pandas as pd
 
-    from crm.loading import load_dataset
-    from features.batch import build_scoring_set, build_training_set
-    from features.config import FeatureConfig
-    from features.labels import won_within
-    from operations.matured import age_band_table
-    from simulation import SimulationConfig, simulate
-    from training.config import TrainConfig
-    from training.fit import fit_models
-    from training.refit import ship
+    from leadscore.crm.loading import load_dataset
+    from leadscore.features.batch import build_scoring_set, build_training_set
+    from leadscore.features.config import FeatureConfig
+    from leadscore.features.labels import won_within
+    from leadscore.operations.matured import age_band_table
+    from leadscore.simulation import SimulationConfig, simulate
+    from leadscore.training.config import TrainConfig
+    from leadscore.training.fit import fit_models
+    from leadscore.training.refit import ship
 
     configs = {
         "default": FeatureConfig(),

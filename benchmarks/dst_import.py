@@ -4,24 +4,20 @@ local-time export): prints one JSON object.
 
 A simulated CRM (default 6,500 leads, about 262k events) is written twice as a foreign
 export (semicolon CSV): once with every timestamp in UTC, once in Europe/Berlin local time
-with its offset. Both are imported through the same mapping (`crm.importer.import_tables`),
+with its offset. Both are imported through the same mapping (`leadscore.crm.importer.import_tables`),
 best of `--repeat`. The goal (issue 24): the DST import within 1.5x of the UTC one. Both
 imports must give the same UTC times (checked).
 
-Usage: python benchmarks/dst_import.py [--leads 6500] [--repeat 3]
+Usage: python -m benchmarks.dst_import [--leads 6500] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
-
-# benchmarks/features.py (and serving.py) would shadow the packages of the same names.
-sys.path[:] = [p for p in sys.path if Path(p).resolve() != Path(__file__).resolve().parent]
 
 MAPPING = """\
 name: dst-bench
@@ -63,10 +59,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
-    from crm.importer import import_tables
-    from crm.loading import load_dataset
-    from crm.mapping import load_mapping
-    from simulation.simulator import SimulationConfig, simulate
+    from leadscore.crm.importer import import_tables
+    from leadscore.crm.loading import load_dataset
+    from leadscore.crm.mapping import load_mapping
+    from leadscore.simulation.simulator import SimulationConfig, simulate
 
     out: dict = {"benchmark": "dst_import", "leads": args.leads}
     with tempfile.TemporaryDirectory() as tmp:

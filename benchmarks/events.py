@@ -10,7 +10,7 @@ where their servers are installed): the requests' latency from their scheduled s
 (open loop: a slow server shows as queueing, not as fewer requests), and for each hand-off
 the time from the send of the event that lifted the lead to the webhook's arrival.
 
-Prints one JSON object. Usage: python benchmarks/events.py [--rate 200] [--seconds 30]
+Prints one JSON object. Usage: python -m benchmarks.events [--rate 200] [--seconds 30]
 """
 
 from __future__ import annotations
@@ -23,24 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path[:] = [p for p in sys.path if Path(p).resolve() != Path(__file__).resolve().parent]
-
 import numpy as np  # noqa: E402
-
-
-def _sibling(name: str):
-    """A module next to this script (not on sys.path: this folder's serving.py would shadow
-    the `serving` package)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        f"bench_{name}", Path(__file__).resolve().parent / f"{name}.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
 
 KEY = "bench-key"
 SECRET = "bench-secret"
@@ -254,11 +237,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None, help="default: cores + 1")
     parser.add_argument("--leads", type=int, default=8000, help="simulated leads to train on")
     args = parser.parse_args()
-    sys.path.append(str(Path(__file__).resolve().parent.parent))  # tests/ helpers
 
-    registered_model = _sibling("registered").registered_model
-
-    from serving.process import Server, default_workers
+    from benchmarks.registered import registered_model
+    from leadscore.serving.process import Server, default_workers
 
     workers = args.workers or default_workers()
     model = registered_model(args.leads)

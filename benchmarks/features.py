@@ -4,7 +4,7 @@ Prints one JSON object: load and build wall times, events/s and snapshots/s of t
 engine, peak RSS, and the naive pandas implementation (per snapshot: filter the lead's
 activities to `<= as_of`, group by type per window) on a subsample, as a ratio.
 
-Usage: python benchmarks/features.py [--leads 250000] [--naive-snapshots 400] [--data DIR]
+Usage: python -m benchmarks.features [--leads 250000] [--naive-snapshots 400] [--data DIR]
 """
 
 from __future__ import annotations
@@ -12,14 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
-
-# This file's folder comes first on sys.path and its name would shadow the `features`
-# package: look packages up from the project instead.
-sys.path[:] = [p for p in sys.path if Path(p).resolve() != Path(__file__).resolve().parent]
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -54,9 +49,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, help="use this dataset instead of simulating one")
     args = parser.parse_args()
 
-    from crm.loading import load_dataset
-    from features.batch import build_training_set
-    from simulation import SimulationConfig, simulate_apart
+    from leadscore.crm.loading import load_dataset
+    from leadscore.features.batch import build_training_set
+    from leadscore.simulation import SimulationConfig, simulate_apart
 
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data

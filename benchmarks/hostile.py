@@ -4,7 +4,7 @@ kill -9. Prints one JSON object: per case what it showed, and the totals the iss
 counts (tracebacks, events lost, duplicate history rows, secrets shown) next to the DST
 import ratio (`benchmarks/dst_import.py`).
 
-Usage: python benchmarks/hostile.py [--leads 3000]
+Usage: python -m benchmarks.hostile [--leads 3000]
 """
 
 from __future__ import annotations
@@ -19,11 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-# benchmarks/features.py (and serving.py) would shadow the packages of the same names.
-sys.path[:] = [p for p in sys.path if Path(p).resolve() != Path(__file__).resolve().parent]
-
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # the tests' local receiver (tests.handoff.test_delivery)
 SECRETS = ("hunter2", "hook-user", "pw-9931", "tok-5521", "pw-7", "t-8")
 PAYLOAD = '=HYPERLINK("http://x","click")'
 
@@ -33,16 +29,16 @@ def main() -> None:
     parser.add_argument("--leads", type=int, default=3_000)
     args = parser.parse_args()
 
-    from crm.loading import load_dataset
-    from features.batch import build_training_set
-    from operations.history import ScoreHistory
-    from simulation.simulator import SimulationConfig, simulate
+    from leadscore.crm.loading import load_dataset
+    from leadscore.features.batch import build_training_set
+    from leadscore.operations.history import ScoreHistory
+    from leadscore.simulation.simulator import SimulationConfig, simulate
+    from leadscore.training.config import LightGBMParams, TrainConfig
+    from leadscore.training.fit import fit_models
     from tests.handoff.test_delivery import Receiver  # the tests' local receiver
-    from training.config import LightGBMParams, TrainConfig
-    from training.fit import fit_models
 
     cases: dict[str, dict] = {}
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "LEADSCORE_WEBHOOK_SECRET": "s3"}
+    env = {**os.environ, "LEADSCORE_WEBHOOK_SECRET": "s3"}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         data = tmp / "crm"
@@ -176,7 +172,8 @@ def main() -> None:
             bool(text) and "Infinity" not in text and "NaN" not in text
         )
     dst = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "dst_import.py"), "--repeat", "2"],
+        [sys.executable, "-m", "benchmarks.dst_import", "--repeat", "2"],
+        cwd=ROOT,
         capture_output=True,
         text=True,
         env=env,

@@ -14,20 +14,16 @@ was fitted on the validation rows, which the test rows follow in time). Per mode
   observed win rate, per grade and per band of p (fixed cut-offs, so no row order counts);
 - the mean width and the share flagged for review.
 
-Usage: python benchmarks/intervals.py [--leads 20000] [--seeds 2] [--band 0.1]
+Usage: python -m benchmarks.intervals [--leads 20000] [--seeds 2] [--band 0.1]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
-
-# benchmarks/features.py (and serving.py) would shadow the packages of the same names.
-sys.path[:] = [p for p in sys.path if Path(p).resolve() != Path(__file__).resolve().parent]
 
 import numpy as np  # noqa: E402
 
@@ -89,12 +85,12 @@ def main() -> None:
     parser.add_argument("--band", type=float, default=0.1, help="logit half-width of a target")
     args = parser.parse_args()
 
-    from crm.loading import load_dataset
-    from features.batch import build_training_set
-    from simulation import SimulationConfig, simulate
-    from simulation.oracle import oracle_probability, read_truth
-    from training.config import TrainConfig
-    from training.fit import fit_models
+    from leadscore.crm.loading import load_dataset
+    from leadscore.features.batch import build_training_set
+    from leadscore.simulation import SimulationConfig, simulate
+    from leadscore.simulation.oracle import oracle_probability, read_truth
+    from leadscore.training.config import TrainConfig
+    from leadscore.training.fit import fit_models
 
     config = TrainConfig(bootstrap=0)
     out: dict = {"benchmark": "intervals", "leads": args.leads, "band": args.band, "runs": []}

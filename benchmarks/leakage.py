@@ -1,7 +1,7 @@
 """Leaks on a simulated CRM: what the audit catches, what the model and the learned points
 reach next to the Bayes oracle, and how long `rules suggest` takes. Prints one JSON object.
 
-The simulated CRM gets three undeclared columns (`simulation.leaks`): a post-outcome status,
+The simulated CRM gets three undeclared columns (`leadscore.simulation.leaks`): a post-outcome status,
 a sector filled only once a deal closed (a missingness leak) and a record id. Figures:
 - the audit's verdict on each planted column (and that no honest column is flagged);
 - out-of-time test ROC AUC of the model, the learned points (fitted on the columns the
@@ -10,7 +10,7 @@ a sector filled only once a deal closed (a missingness leak) and a record id. Fi
 - `leadscore rules suggest` wall time as a user runs it (a subprocess), and the scorecard
   fit alone, with the leak allowed in too (the worst case for the solver).
 
-Usage: python benchmarks/leakage.py [--leads 20000]
+Usage: python -m benchmarks.leakage [--leads 20000]
 """
 
 from __future__ import annotations
@@ -23,10 +23,6 @@ import tempfile
 import time
 from pathlib import Path
 
-# benchmarks/features.py (and serving.py) would shadow the packages of the same names:
-# look packages up from the project, not from this folder.
-sys.path[:] = [p for p in sys.path if Path(p).resolve() != Path(__file__).resolve().parent]
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -36,17 +32,17 @@ def main() -> None:
 
     from sklearn.metrics import roc_auc_score
 
-    from crm import load_dataset
-    from features.batch import build_training_set
-    from rules.config import load_rules
-    from rules.scorecard import suggest_rules
-    from rules.scorer import RuleScorer, batch_rule_inputs
-    from simulation import SimulationConfig, simulate_apart
-    from simulation.leaks import plant_leaks
-    from simulation.oracle import oracle_probability, read_truth
-    from training.config import TrainConfig
-    from training.fit import fit_models
-    from training.report import compare
+    from leadscore.crm import load_dataset
+    from leadscore.features.batch import build_training_set
+    from leadscore.rules.config import load_rules
+    from leadscore.rules.scorecard import suggest_rules
+    from leadscore.rules.scorer import RuleScorer, batch_rule_inputs
+    from leadscore.simulation import SimulationConfig, simulate_apart
+    from leadscore.simulation.leaks import plant_leaks
+    from leadscore.simulation.oracle import oracle_probability, read_truth
+    from leadscore.training.config import TrainConfig
+    from leadscore.training.fit import fit_models
+    from leadscore.training.report import compare
 
     root = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory() as tmp:

@@ -8,7 +8,7 @@ followed: expected over observed wins (whole, and for the leads created after th
 ROC AUC and log loss. The refit has seen the drifted leads' first months, the evaluated
 model (whose newest example is a purge, a validation and a test period older) has not.
 
-Usage: python benchmarks/refit.py [--leads 20000] [--seed 42] [--drift-months 8]
+Usage: python -m benchmarks.refit [--leads 20000] [--seed 42] [--drift-months 8]
        [--drift conversion]
 """
 
@@ -16,12 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
-
-sys.path[:] = [p for p in sys.path if Path(p).resolve() != Path(__file__).resolve().parent]
 
 
 def main() -> None:
@@ -36,13 +33,13 @@ def main() -> None:
     import pandas as pd
     from sklearn.metrics import log_loss, roc_auc_score
 
-    from crm.loading import load_dataset
-    from features.batch import build_scoring_set, build_training_set
-    from features.labels import won_within
-    from simulation import SimulationConfig, simulate
-    from training.config import TrainConfig
-    from training.fit import fit_models
-    from training.refit import ship
+    from leadscore.crm.loading import load_dataset
+    from leadscore.features.batch import build_scoring_set, build_training_set
+    from leadscore.features.labels import won_within
+    from leadscore.simulation import SimulationConfig, simulate
+    from leadscore.training.config import TrainConfig
+    from leadscore.training.fit import fit_models
+    from leadscore.training.refit import ship
 
     base = SimulationConfig(n_leads=args.leads, seed=args.seed)
     start = pd.Timestamp(base.start)

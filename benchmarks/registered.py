@@ -14,22 +14,22 @@ from typing import Any
 class Registered:
     folder: Path  # the temporary folder: data, MLflow store, serving folder
     uri: str  # the MLflow tracking URI
-    dataset: Any  # crm.loading.Dataset
-    result: Any  # training.fit.FitResult
+    dataset: Any  # leadscore.crm.loading.Dataset
+    result: Any  # leadscore.training.fit.FitResult
 
 
 def registered_model(n_leads: int, seed: int = 9) -> Registered:
     import mlflow
     from mlflow import MlflowClient
 
-    from crm.loading import load_dataset
-    from crm.payloads import lead_payloads
-    from features.batch import build_training_set
-    from rules.config import load_rules
-    from simulation import SimulationConfig, simulate_apart
-    from training.config import TrainConfig
-    from training.fit import fit_models, fit_rules
-    from training.tracking import log_and_register
+    from leadscore.crm.loading import load_dataset
+    from leadscore.crm.payloads import lead_payloads
+    from leadscore.features.batch import build_training_set
+    from leadscore.rules.config import load_rules
+    from leadscore.simulation import SimulationConfig, simulate_apart
+    from leadscore.training.config import TrainConfig
+    from leadscore.training.fit import fit_models, fit_rules
+    from leadscore.training.tracking import log_and_register
 
     tmp = Path(tempfile.mkdtemp(prefix="leadscore-bench-"))
     data = tmp / "crm"

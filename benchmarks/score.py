@@ -3,7 +3,7 @@
 Prints one JSON object. For each measured export (the simulated CRM, and the same CRM with
 every activity twice: `doubled`), in a child process of its own so that each peak RSS is
 its own: load and validate; the training-set build written to Parquet chunk by chunk
-(`features.batch.training_set_chunks`, what `leadscore features` runs); featurisation of
+(`leadscore.features.batch.training_set_chunks`, what `leadscore features` runs); featurisation of
 the open pipeline (`build_scoring_set`); scoring without and with worded reasons, and
 TreeSHAP alone on the same leads (the ceiling of worded reasons); the peak RSS after each
 step. Then the same leads through the MLflow pyfunc (`mlflow.pyfunc.load_model(...).predict`,
@@ -14,7 +14,7 @@ export on `local[*]` (see `benchmarks/spark_score.py`).
 The model is trained on a separate, smaller simulated CRM (training is not what is timed);
 the scored CRM is simulated in a child process, so its memory is in no measured peak.
 
-Usage: python benchmarks/score.py [--leads 1400000] [--reasons-leads 200000]
+Usage: python -m benchmarks.score [--leads 1400000] [--reasons-leads 200000]
        [--pyfunc-leads 2000] [--data DIR] [--no-doubled] [--engine duckdb|spark|both]
 """
 
@@ -29,8 +29,6 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path[:] = [p for p in sys.path if Path(p).resolve() != Path(__file__).resolve().parent]
-
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -43,14 +41,14 @@ def measure(data: Path, scorer_dir: Path, reasons_leads: int, pyfunc_leads: int)
     """One export, in this (child) process: the figures of the module docstring."""
     import mlflow
 
-    from crm.loading import load_dataset
-    from crm.payloads import lead_payloads
-    from features.batch import build_scoring_set, training_set_chunks
-    from features.training_set import write_training_set
-    from operations.pipeline import REASON_SEPARATOR
-    from scoring.mlflow_model import SCORER_ARTIFACT
-    from scoring.scorer import LeadScorer
-    from training.tracking import PYFUNC_ENTRY
+    from leadscore.crm.loading import load_dataset
+    from leadscore.crm.payloads import lead_payloads
+    from leadscore.features.batch import build_scoring_set, training_set_chunks
+    from leadscore.features.training_set import write_training_set
+    from leadscore.operations.pipeline import REASON_SEPARATOR
+    from leadscore.scoring.mlflow_model import SCORER_ARTIFACT
+    from leadscore.scoring.scorer import LeadScorer
+    from leadscore.training.tracking import PYFUNC_ENTRY
 
     scorer = LeadScorer.load(scorer_dir)
     out: dict = {}
@@ -197,11 +195,11 @@ def main() -> None:
         print(json.dumps(measure(args.measure, args.scorer, args.reasons_leads, args.pyfunc_leads)))
         return
 
-    from crm.loading import load_dataset
-    from features.batch import build_training_set
-    from simulation import SimulationConfig, simulate_apart
-    from training.config import LightGBMParams, TrainConfig
-    from training.fit import fit_models
+    from leadscore.crm.loading import load_dataset
+    from leadscore.features.batch import build_training_set
+    from leadscore.simulation import SimulationConfig, simulate_apart
+    from leadscore.training.config import LightGBMParams, TrainConfig
+    from leadscore.training.fit import fit_models
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

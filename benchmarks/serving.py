@@ -7,7 +7,7 @@ LightGBM's (one thread, all cores) and the `shap` package's when installed. Prin
 Also drives a BentoML service that parses the same requests and scores nothing
 (`benchmarks/floor/`): the framework's own ceiling on this machine.
 
-Usage: python benchmarks/serving.py [--requests 3000] [--workers 2]
+Usage: python -m benchmarks.serving [--requests 3000] [--workers 2]
 """
 
 from __future__ import annotations
@@ -21,24 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-# benchmarks/serving.py would shadow the `serving` package: look packages up from the project.
-sys.path[:] = [p for p in sys.path if Path(p).resolve() != Path(__file__).resolve().parent]
-
 import numpy as np  # noqa: E402
-
-
-def _sibling(name: str):
-    """A module next to this script (not on sys.path: this folder's serving.py would shadow
-    the `serving` package)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        f"bench_{name}", Path(__file__).resolve().parent / f"{name}.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 async def drive(
@@ -81,7 +64,7 @@ async def drive(
 
 
 def measure_validation(bodies: dict[str, bytes]) -> dict:
-    """Milliseconds to parse each body into the typed request (`serving.schemas`, pydantic
+    """Milliseconds to parse each body into the typed request (`leadscore.serving.schemas`, pydantic
     TypedDicts, as BentoML does for /score) and into untyped dicts (the path before the
     schemas), in this process, best of several runs; the ratio typed / untyped."""
     import timeit
@@ -90,7 +73,7 @@ def measure_validation(bodies: dict[str, bytes]) -> dict:
     from pydantic import TypeAdapter
     from typing_extensions import TypedDict
 
-    from serving.schemas import Lead
+    from leadscore.serving.schemas import Lead
 
     class Typed(TypedDict):
         leads: list[Lead]
@@ -118,7 +101,7 @@ def measure_validation(bodies: dict[str, bytes]) -> dict:
 
 def measure_treeshap(scorer, leads: list[dict], as_of: str) -> dict:
     """Milliseconds for the exact TreeSHAP contributions of 1,000 leads, in this process,
-    best of 5: ours (scoring.treeshap), LightGBM's pred_contrib on one thread and on all
+    best of 5: ours (leadscore.scoring.treeshap), LightGBM's pred_contrib on one thread and on all
     cores, and the `shap` package's TreeExplainer when it is installed (not a dependency);
     the largest difference from LightGBM's values."""
     import timeit
@@ -208,14 +191,13 @@ def main() -> None:
         "--leads", type=int, default=8000, help="simulated leads to train the model on"
     )
     args = parser.parse_args()
-    from serving.process import default_workers
+    from leadscore.serving.process import default_workers
 
     args.workers = args.workers or default_workers()
 
-    registered_model = _sibling("registered").registered_model
-
-    from crm.payloads import lead_payloads
-    from serving.process import Server, free_port
+    from benchmarks.registered import registered_model
+    from leadscore.crm.payloads import lead_payloads
+    from leadscore.serving.process import Server, free_port
 
     model = registered_model(args.leads)
     tmp, uri, ds, result = model.folder, model.uri, model.dataset, model.result

@@ -1,7 +1,7 @@
 """Simulator throughput and memory: prints one JSON object.
 
 Each size runs in a fresh subprocess so that its peak RSS is its own.
-Usage: python benchmarks/simulate.py [--sizes 100000 1000000] [--format parquet]
+Usage: python -m benchmarks.simulate [--sizes 100000 1000000] [--format parquet]
 """
 
 from __future__ import annotations
@@ -15,13 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-# benchmarks/features.py (and serving.py) would shadow the packages of the same names:
-# look packages up from the project, not from this folder.
-sys.path[:] = [p for p in sys.path if Path(p).resolve() != Path(__file__).resolve().parent]
-
 
 def run_one(n_leads: int, fmt: str) -> dict:
-    from simulation import SimulationConfig, simulate
+    from leadscore.simulation import SimulationConfig, simulate
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()

@@ -2,27 +2,24 @@
 the executors, and the same leads through `mlflow.pyfunc.spark_udf` on a sample.
 
 Prints one JSON object: session start, reading and checking the activities on Spark, the
-open pipeline featurised and scored (`operations.spark_scoring.spark_score_pipeline`,
+open pipeline featurised and scored (`leadscore.operations.spark_scoring.spark_score_pipeline`,
 without reasons, as `benchmarks/score.py` times DuckDB's), leads/s; the pyfunc as a Spark
 UDF over the same model on a sample (one JSON payload per lead) and the ratio; the peak RSS
 of the driver (Python), of the JVM and of the largest Python worker, sampled every 0.2 s.
 
 `benchmarks/score.py --engine spark|both` runs this with its own export and model.
 
-Usage: python benchmarks/spark_score.py --data DIR --scorer DIR [--udf-leads 2000] [--master local[*]]
+Usage: python -m benchmarks.spark_score --data DIR --scorer DIR [--udf-leads 2000] [--master local[*]]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
-
-sys.path[:] = [p for p in sys.path if Path(p).resolve() != Path(__file__).resolve().parent]
 
 
 class PeakSampler:
@@ -75,14 +72,14 @@ def main() -> None:
     import pandas as pd
     from pyspark.sql import functions as F
 
-    from crm.loading import load_dataset
-    from crm.payloads import lead_payloads
-    from features.spark_engine import SparkHistory, spark_session
-    from operations.spark_scoring import spark_score_pipeline
-    from scoring.mlflow_model import SCORER_ARTIFACT
-    from scoring.model_ref import ModelRef
-    from scoring.scorer import LeadScorer
-    from training.tracking import PYFUNC_ENTRY
+    from leadscore.crm.loading import load_dataset
+    from leadscore.crm.payloads import lead_payloads
+    from leadscore.features.spark_engine import SparkHistory, spark_session
+    from leadscore.operations.spark_scoring import spark_score_pipeline
+    from leadscore.scoring.mlflow_model import SCORER_ARTIFACT
+    from leadscore.scoring.model_ref import ModelRef
+    from leadscore.scoring.scorer import LeadScorer
+    from leadscore.training.tracking import PYFUNC_ENTRY
 
     out: dict = {"benchmark": "spark_score", "master": args.master}
     scorer = LeadScorer.load(args.scorer)

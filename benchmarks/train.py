@@ -4,7 +4,7 @@ The training set is built first (not timed); then the whole fit is timed (split,
 audit, LightGBM with early stopping, calibration, logistic baseline, evaluation with
 bootstrap intervals), with LightGBM's own share measured separately.
 
-Usage: python benchmarks/train.py [--leads 250000] [--data DIR]
+Usage: python -m benchmarks.train [--leads 250000] [--data DIR]
 """
 
 from __future__ import annotations
@@ -12,14 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
-
-# benchmarks/features.py (and serving.py) would shadow the packages of the same names:
-# look packages up from the project, not from this folder.
-sys.path[:] = [p for p in sys.path if Path(p).resolve() != Path(__file__).resolve().parent]
 
 
 def main() -> None:
@@ -32,11 +27,11 @@ def main() -> None:
 
     import lightgbm as lgb
 
-    from crm.loading import load_dataset
-    from features.batch import build_training_set
-    from simulation import SimulationConfig, simulate_apart
-    from training.config import TrainConfig
-    from training.fit import fit_models
+    from leadscore.crm.loading import load_dataset
+    from leadscore.features.batch import build_training_set
+    from leadscore.simulation import SimulationConfig, simulate_apart
+    from leadscore.training.config import TrainConfig
+    from leadscore.training.fit import fit_models
 
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data

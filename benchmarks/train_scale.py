@@ -1,4 +1,4 @@
-"""The fit at scale: `training.fit.fit_models` on training sets of growing size, up to 10M rows.
+"""The fit at scale: `leadscore.training.fit.fit_models` on training sets of growing size, up to 10M rows.
 
 Prints one JSON object: for each size, in a child process of its own (its own peak RSS),
 the rows, positives, the time to read the training set and to fit (split, leakage audit,
@@ -7,10 +7,10 @@ peak RSS and the bytes per row it implies, and from the largest run the rows thi
 machine's memory would hold.
 
 The training sets are built from one simulated CRM (about 5 snapshots per lead) with
-`features.batch.training_set_chunks` into Parquet, chunk by chunk; the smaller sizes are
+`leadscore.features.batch.training_set_chunks` into Parquet, chunk by chunk; the smaller sizes are
 the rows of a random share of its leads (the time span, and so the split, stays whole).
 
-Usage: python benchmarks/train_scale.py [--leads 2000000] [--sizes 2500000,5000000,10000000]
+Usage: python -m benchmarks.train_scale [--leads 2000000] [--sizes 2500000,5000000,10000000]
        [--training-set FILE]
 """
 
@@ -27,9 +27,6 @@ import time
 from pathlib import Path
 
 import pyarrow as pa
-
-sys.path[:] = [p for p in sys.path if Path(p).resolve() != Path(__file__).resolve().parent]
-
 
 WHOLE_ROWS = 5_000_000
 
@@ -52,16 +49,16 @@ def subset(path: Path, rows: int, into: Path) -> Path:
 
 
 def fit_once(path: Path, rows: int) -> dict:
-    from features.training_set import read_training_set
-    from training.config import LightGBMParams, TrainConfig
-    from training.fit import fit_models
+    from leadscore.features.training_set import read_training_set
+    from leadscore.training.config import LightGBMParams, TrainConfig
+    from leadscore.training.fit import fit_models
 
     start = time.perf_counter()
     df, spec, _ = read_training_set(path)
     read_s = time.perf_counter() - start
     start = time.perf_counter()
     # Up to WHOLE_ROWS rows the booster learns from every row (what a whole fit costs);
-    # past it, from the sample by lead of the default max_fit_rows (training.sampling).
+    # past it, from the sample by lead of the default max_fit_rows (leadscore.training.sampling).
     cap = None if rows <= WHOLE_ROWS else TrainConfig().max_fit_rows
     config = TrainConfig(bootstrap=0, lightgbm=LightGBMParams(max_rounds=300), max_fit_rows=cap)
     result = fit_models(df, spec, config)
@@ -101,10 +98,10 @@ def main() -> None:
 
     import pyarrow.parquet as pq
 
-    from crm.loading import load_dataset
-    from features.batch import training_set_chunks
-    from features.training_set import write_training_set
-    from simulation import SimulationConfig, simulate_apart
+    from leadscore.crm.loading import load_dataset
+    from leadscore.features.batch import training_set_chunks
+    from leadscore.features.training_set import write_training_set
+    from leadscore.simulation import SimulationConfig, simulate_apart
 
     report: dict = {"benchmark": "train_scale", "runs": []}
     with tempfile.TemporaryDirectory() as tmp:

@@ -12,7 +12,7 @@ runs as a user runs it (a subprocess, its own empty MLflow store each time):
 The goal (issue 23): `now` at most 3x `before`. Each variant's steps are read from the
 CLI's own timings ("training ...: 6.0 s") so the JSON says where the time goes.
 
-Usage: python benchmarks/train_wall.py [--leads 20000] [--seed 42] [--repeat 1]
+Usage: python -m benchmarks.train_wall [--leads 20000] [--seed 42] [--repeat 1]
 """
 
 from __future__ import annotations
@@ -27,10 +27,6 @@ import tempfile
 import time
 from pathlib import Path
 
-# benchmarks/features.py (and serving.py) would shadow the packages of the same names.
-sys.path[:] = [p for p in sys.path if Path(p).resolve() != Path(__file__).resolve().parent]
-
-ROOT = Path(__file__).resolve().parent.parent
 BEFORE_TRAIN = "backtest_origins: 1\nrefit: false\n"
 BEFORE_FEATURES = "snapshot_ages_days: [0, 3, 7, 14, 30, 60]\n"
 STEP = re.compile(r"^(?P<step>[a-zA-Z][^:\n]{3,80}): (?P<seconds>\d+(?:\.\d+)?) s$", re.M)
@@ -46,7 +42,7 @@ def _train(data: Path, work: Path, train_yaml: str | None, features_yaml: str | 
     if features_yaml is not None:
         (work / "features.yaml").write_text(features_yaml)
         args += ["--features-config", str(work / "features.yaml")]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
+    env = {**os.environ, "COLUMNS": "200"}
     env.pop("MLFLOW_TRACKING_URI", None)
     start = time.perf_counter()
     done = subprocess.run(args, cwd=work, env=env, capture_output=True, text=True)
@@ -65,7 +61,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs of each variant (best kept)")
     args = parser.parse_args()
 
-    from simulation.simulator import SimulationConfig, simulate
+    from leadscore.simulation.simulator import SimulationConfig, simulate
 
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "crm"

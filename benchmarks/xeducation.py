@@ -9,20 +9,16 @@ Settings:
 - audit only: nothing declared, the leakage audit alone decides;
 - all columns: nothing excluded (--allow-leaky), the leaky ceiling.
 
-Usage: python benchmarks/xeducation.py [--leads-csv ../shared/datasets/xeducation/Leads.csv]
+Usage: python -m benchmarks.xeducation [--leads-csv ../shared/datasets/xeducation/Leads.csv]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
-
-# benchmarks/features.py (and serving.py) would shadow the packages of the same names.
-sys.path[:] = [p for p in sys.path if Path(p).resolve() != Path(__file__).resolve().parent]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,13 +34,13 @@ def main() -> None:
 
     from sklearn.metrics import roc_auc_score
 
-    from crm.importer import import_tables
-    from crm.mapping import builtin_mapping_path, load_mapping
-    from features.batch import build_training_set
-    from rules.config import load_rules
-    from rules.scorer import RuleScorer, batch_rule_inputs
-    from training.config import TrainConfig
-    from training.fit import fit_models
+    from leadscore.crm.importer import import_tables
+    from leadscore.crm.mapping import builtin_mapping_path, load_mapping
+    from leadscore.features.batch import build_training_set
+    from leadscore.rules.config import load_rules
+    from leadscore.rules.scorer import RuleScorer, batch_rule_inputs
+    from leadscore.training.config import TrainConfig
+    from leadscore.training.fit import fit_models
 
     with tempfile.TemporaryDirectory() as tmp:
         mapping = load_mapping(builtin_mapping_path("xeducation"))

@@ -1,7 +1,7 @@
 """A dataset's activity table, kept out of core: a DuckDB file in a temporary folder.
 
 An export with tens of millions of events does not fit in pandas. The loader checks the
-export in batches (`crm.loading`) and appends each checked batch here; the batch engines
+export in batches (`leadscore.crm.loading`) and appends each checked batch here; the batch engines
 query the table in SQL (`cursor`), and the few callers that need pandas rows ask for the
 leads they want (`frame`). Memory stays bounded by DuckDB's cap (`LEADSCORE_DUCKDB_MEMORY`,
 1 GB by default), whatever the number of events.
@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from crm.times import from_us, timestamps_us
+from leadscore.crm.times import from_us, timestamps_us
 
 MEMORY_ENV = "LEADSCORE_DUCKDB_MEMORY"
 DEFAULT_MEMORY = "1GB"
@@ -87,7 +87,7 @@ class ActivityTable:
     # --- building ---------------------------------------------------------------------------
 
     def append(self, frame: pd.DataFrame, lead_rows: np.ndarray) -> None:
-        """Append checked rows (`crm.loading`'s normalised activities) and their leads' rows."""
+        """Append checked rows (`leadscore.crm.loading`'s normalised activities) and their leads' rows."""
         if not len(frame):
             return
         kinds = frame["activity_type"].astype("category")
@@ -145,7 +145,7 @@ class ActivityTable:
     def of_frame(cls, frame: pd.DataFrame, lead_ids: pd.Series) -> ActivityTable:
         """A table holding a normalised activity frame (tests, and datasets built in code):
         `lead_ids` are the dataset's leads, which every row must name."""
-        from crm.lead_index import lead_positions
+        from leadscore.crm.lead_index import lead_positions
 
         extras = [c for c in frame.columns if c not in _CONTRACT]
         table = cls(extras, lead_ids)
@@ -204,7 +204,7 @@ class ActivityTable:
         return {k: np.asarray(out[k]) for k in ("lead", "t_us", "code")}
 
     def frame(self, lead_ids: pd.Series, lead_rows: np.ndarray | None = None) -> pd.DataFrame:
-        """The normalised pandas frame `crm.loading` used to hold: lead_id, occurred_at,
+        """The normalised pandas frame `leadscore.crm.loading` used to hold: lead_id, occurred_at,
         activity_type, value, campaign and the extra columns, in the export's order; only the
         leads at `lead_rows` when given (`lead_ids`: the dataset's lead ids)."""
         if lead_rows is None and self._frame is not None:

@@ -8,7 +8,7 @@ from typing import Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from crm.errors import ConfigError
+from leadscore.crm.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
 

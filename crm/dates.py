@@ -10,8 +10,8 @@ from contextlib import suppress
 import numpy as np
 import pandas as pd
 
-from crm.errors import DatasetError
-from crm.mapping import DateFormat, TimeOrder
+from leadscore.crm.errors import DatasetError
+from leadscore.crm.mapping import DateFormat, TimeOrder
 
 
 def parse_dates(

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from crm.errors import LeadscoreError
+from leadscore.crm.errors import LeadscoreError
 
 
 @contextmanager

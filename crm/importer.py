@@ -1,10 +1,10 @@
 """Import a foreign CRM export into the data contract through a column mapping
-(`crm.mapping`).
+(`leadscore.crm.mapping`).
 
 The import reads the export's files (joining lookup files such as an accounts table), maps
-their columns and values, parses their dates (`crm.dates`), and writes a dataset folder
+their columns and values, parses their dates (`leadscore.crm.dates`), and writes a dataset folder
 (tables + `dataset.yaml` + a copy of the mapping) under a temporary name, loads it back
-through `crm.loading.load_dataset`, and renames it into place only when it validates: a bad
+through `leadscore.crm.loading.load_dataset`, and renames it into place only when it validates: a bad
 export writes nothing. Every error names the mapping entry or the export's own file, column
 and row (rows are kept in file order, so a row number of the written table is the export's
 row number).
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from crm.contract import (
+from leadscore.crm.contract import (
     ACTIVITY_COLUMNS,
     ACTIVITY_OPTIONAL,
     DEAL_COLUMNS,
@@ -28,11 +28,19 @@ from crm.contract import (
     LEAD_COLUMNS,
     LEAD_OPTIONAL,
 )
-from crm.dates import parse_dates, times_from_order
-from crm.errors import ConfigError, DatasetError, LeadscoreError
-from crm.folders import staged_folder
-from crm.loading import Dataset, load_dataset
-from crm.mapping import ANY_OTHER, Const, Generated, Lookup, Mapping, TableMapping, snake_case
+from leadscore.crm.dates import parse_dates, times_from_order
+from leadscore.crm.errors import ConfigError, DatasetError, LeadscoreError
+from leadscore.crm.folders import staged_folder
+from leadscore.crm.loading import Dataset, load_dataset
+from leadscore.crm.mapping import (
+    ANY_OTHER,
+    Const,
+    Generated,
+    Lookup,
+    Mapping,
+    TableMapping,
+    snake_case,
+)
 
 
 @dataclass(frozen=True)

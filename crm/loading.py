@@ -19,8 +19,8 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from crm.activity_table import ActivityTable
-from crm.contract import (
+from leadscore.crm.activity_table import ActivityTable
+from leadscore.crm.contract import (
     ACTIVITY_COLUMNS,
     ACTIVITY_OPTIONAL,
     DEAL_COLUMNS,
@@ -34,9 +34,9 @@ from crm.contract import (
     DatasetSpec,
     load_dataset_spec,
 )
-from crm.errors import DatasetError, LeadscoreError
-from crm.lead_index import LeadIndex, lead_positions
-from crm.times import timestamps_us
+from leadscore.crm.errors import DatasetError, LeadscoreError
+from leadscore.crm.lead_index import LeadIndex, lead_positions
+from leadscore.crm.times import timestamps_us
 
 TIMESTAMP_DTYPE = "datetime64[us, UTC]"
 ISO_HINT = "an ISO-8601 timestamp such as 2025-03-01T09:30:00Z (UTC when no offset)"
@@ -149,7 +149,7 @@ def load_dataset(
         early_events: "error" or "drop" for activities/deals dated before their lead was
             created; overrides `early_events` of dataset.yaml when given.
         activities: False to leave the activity export unread, for an engine that reads
-            and checks it itself (`features.spark_engine`); `activity_table` is then empty
+            and checks it itself (`leadscore.features.spark_engine`); `activity_table` is then empty
             and `unread`.
     """
     root = Path(path)

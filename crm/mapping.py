@@ -1,5 +1,5 @@
 """The column mapping (YAML) through which a foreign CRM export is imported
-(`crm.importer`): its schema, loading it, and the built-in mappings of public datasets.
+(`leadscore.crm.importer`): its schema, loading it, and the built-in mappings of public datasets.
 
 A mapping renames the export's columns to the contract's (`lead_id`, `created_at`, ...),
 maps values (a stage "Closed Won" to the status `won`), parses its date format (day-first,
@@ -19,7 +19,7 @@ from typing import Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from crm.contract import (
+from leadscore.crm.contract import (
     ACTIVITY_COLUMNS,
     ACTIVITY_OPTIONAL,
     DEAL_COLUMNS,
@@ -29,7 +29,7 @@ from crm.contract import (
     LabelSpec,
     load_yaml_model,
 )
-from crm.errors import ConfigError
+from leadscore.crm.errors import ConfigError
 
 # Value-map key that stands for "any value not listed".
 ANY_OTHER = "*"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from crm.columns import id_like_columns
-from crm.loading import Dataset
+from leadscore.crm.columns import id_like_columns
+from leadscore.crm.loading import Dataset
 
 
 def summarize_dataset(ds: Dataset) -> dict:

@@ -5,7 +5,7 @@ An account example is a pair (account, `as_of`), on a calendar grid (every `ever
 made of the account's contacts (leads with its `account_id`) open at as_of: the buying
 group in play. Its label is 1 when any contact of the account, including one who arrives
 after as_of, has a won deal closed in `(as_of, as_of + horizon]` (the account produced a won
-deal; `features.labels` defines won-within for a lead). An as_of whose horizon runs past the
+deal; `leadscore.features.labels` defines won-within for a lead). An as_of whose horizon runs past the
 end of the data is censored, as lead snapshots are.
 
 The account's features are aggregates of its contacts' lead features at as_of (each computed
@@ -24,11 +24,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from crm.errors import LeadscoreError
-from crm.loading import Dataset
-from crm.times import days_us, to_us
-from features.definitions import FeatureSpec, slug
-from features.labels import Timeline, window_pairs
+from leadscore.crm.errors import LeadscoreError
+from leadscore.crm.loading import Dataset
+from leadscore.crm.times import days_us, to_us
+from leadscore.features.definitions import FeatureSpec, slug
+from leadscore.features.labels import Timeline, window_pairs
 
 ACCOUNT_ID = "account_id"
 CONTACTS = "contacts"
@@ -339,7 +339,7 @@ def account_frames(
     """The account rows with their features (account_id, as_of, label when labelled, then
     `spec.names`), and their members' lead rows as the batch engine builds them (lead_id,
     as_of, row, profile and behaviour features: what the lead model and the rules read)."""
-    from features.batch import behaviour_matrix, lead_frame
+    from leadscore.features.batch import behaviour_matrix, lead_frame
 
     _, names = account_codes(dataset)
     members = rows.members

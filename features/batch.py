@@ -2,7 +2,7 @@
 
 The event-level work (joining each snapshot to its lead's past activities and aggregating)
 runs in DuckDB, which spills to disk when memory runs short; pandas only holds per-lead and
-per-snapshot tables. Formulas on top of the aggregates live in `features.definitions`.
+per-snapshot tables. Formulas on top of the aggregates live in `leadscore.features.definitions`.
 """
 
 from __future__ import annotations
@@ -14,18 +14,18 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from crm.activity_table import TABLE
-from crm.lead_index import lead_positions
-from crm.loading import Dataset
-from crm.times import US_PER_DAY, from_us, timestamps_us, utc
-from features.config import FeatureConfig
-from features.definitions import (
+from leadscore.crm.activity_table import TABLE
+from leadscore.crm.lead_index import lead_positions
+from leadscore.crm.loading import Dataset
+from leadscore.crm.times import US_PER_DAY, from_us, timestamps_us, utc
+from leadscore.features.config import FeatureConfig
+from leadscore.features.definitions import (
     FeatureSpec,
     Primitives,
     assemble_features,
     resolve_spec,
 )
-from features.labels import Timeline, scoring_rows, snapshot_rows
+from leadscore.features.labels import Timeline, scoring_rows, snapshot_rows
 
 # Entity rows featurised in one DuckDB query: bounds the memory of the event-level work.
 SNAPSHOT_CHUNK = 500_000
@@ -88,7 +88,7 @@ def training_set_chunks(
 ) -> tuple[FeatureSpec, dict, Iterator[pd.DataFrame]]:
     """`build_training_set` in consecutive chunks of at most `rows` rows (the same rows in
     the same order, and the same spec and stats, known before the first chunk), so that a
-    training set larger than memory can be written out (`features.training_set`)."""
+    training set larger than memory can be written out (`leadscore.features.training_set`)."""
     config = config or FeatureConfig()
     spec = spec or feature_spec_for(dataset, config)
     if dataset.is_flat:
@@ -106,7 +106,7 @@ def training_set_chunks(
 def training_rows(
     dataset: Dataset, spec: FeatureSpec, data_end: pd.Timestamp | None = None
 ) -> tuple[pd.DataFrame, dict]:
-    """The entity rows of the training set (`features.labels.snapshot_rows`) and its stats."""
+    """The entity rows of the training set (`leadscore.features.labels.snapshot_rows`) and its stats."""
     end = utc(data_end if data_end is not None else dataset.data_end)
     snaps, stats = snapshot_rows(
         Timeline.of_dataset(dataset),
@@ -138,10 +138,10 @@ def build_scoring_set(
     """The open pipeline at `as_of` (default: the data's end), one row per lead: lead_id,
     as_of, then the features in spec order, as the training set has them (no label).
 
-    Open as `features.labels` defines it (the training snapshots' rule). Only what was known
+    Open as `leadscore.features.labels` defines it (the training snapshots' rule). Only what was known
     at as_of is used: later activities and deals are invisible. A flat export has no open
     pipeline (every row is decided): a LeadscoreError says so.
-    `rows`: the entity rows to featurise (`features.labels.scoring_rows` at the same as_of),
+    `rows`: the entity rows to featurise (`leadscore.features.labels.scoring_rows` at the same as_of),
     when the caller has them for other retrievals too (the rules' inputs).
     """
     end = utc(dataset.data_end)
@@ -151,7 +151,7 @@ def build_scoring_set(
 
 
 def behaviour_matrix(dataset: Dataset, spec: FeatureSpec, snaps: pd.DataFrame) -> np.ndarray:
-    """The behaviour features of entity rows (`features.labels`: lead, as_of_us, created_us),
+    """The behaviour features of entity rows (`leadscore.features.labels`: lead, as_of_us, created_us),
     a column-major matrix (n, len(spec.behaviour_names)).
 
     Rows go to DuckDB in chunks of at most `SNAPSHOT_CHUNK` covering a range of leads each,
@@ -201,7 +201,7 @@ def bucket_primitives(
     """The primitives of entity rows (lead, as_of_us, created_us) from the events and deals
     given as Arrow tables (lead, t_us, code into `types`; lead, created_us, closed_us): the
     batch engine on one bucket of leads, as a distributed engine runs it on each of its
-    tasks (`features.spark_engine`). One thread: the task is one core's work."""
+    tasks (`leadscore.features.spark_engine`). One thread: the task is one core's work."""
     con = duckdb.connect(config={"threads": 1})
     try:
         con.register("g_acts", acts)

@@ -8,7 +8,7 @@ before it). That is all a feature or a rule reads of an activity older than ever
 counts to date, days since the last of a type, the first sales touch, decayed engagement,
 the rules' decayed points and their last engaging activity. Exactness: a score at `as_of`
 from rows plus `Carried` equals the score from every row whenever `as_of - ref` is at least
-the longest window (the caller keeps that; `stream.state`).
+the longest window (the caller keeps that; `leadscore.stream.state`).
 
 Per type *name*, not per position of one model's spec: a model trained on other activity
 types (or sales touches) reads the same aggregates. A decay half-life that was not kept when
@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from crm.errors import LeadscoreError
-from crm.times import US_PER_DAY
+from leadscore.crm.errors import LeadscoreError
+from leadscore.crm.times import US_PER_DAY
 
 
 def half_life_key(days: float) -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from crm.contract import load_yaml_model
+from leadscore.crm.contract import load_yaml_model
 
 # Dense while a lead is young (most wins come early), then about doubling up to two years:
 # the open pipeline keeps every lead never closed, so most of it is months old, and a model

@@ -4,7 +4,7 @@ Both engines compute the same *primitives* for each (lead, as_of): counts per ac
 and window, the last time of each type, the first sales touch, distinct active days, a
 decayed engagement sum and open deals, all from rows with a timestamp `<= as_of`.
 `assemble_features` then turns primitives into named features, so every formula exists once.
-Times are integer microseconds since the epoch (`crm.times`; exact in float64 until the year
+Times are integer microseconds since the epoch (`leadscore.crm.times`; exact in float64 until the year
 2255, which the primitives use so that a missing time is NaN).
 """
 
@@ -19,9 +19,9 @@ from functools import cached_property
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from crm.errors import ConfigError
-from crm.times import US_PER_DAY, US_PER_SECOND
-from features.config import FeatureConfig
+from leadscore.crm.errors import ConfigError
+from leadscore.crm.times import US_PER_DAY, US_PER_SECOND
+from leadscore.features.config import FeatureConfig
 
 FEATURE_SET_VERSION = "pit-1"
 

@@ -17,7 +17,7 @@ and opportunities (`Timeline.deals_within`).
   is censored (dropped, never counted as a negative). This also keeps only ages the lead has
   reached by the end of the data.
 
-Times are `crm.times` microseconds; leads are row positions in the dataset's leads table.
+Times are `leadscore.crm.times` microseconds; leads are row positions in the dataset's leads table.
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from crm.errors import LeadscoreError
-from crm.lead_index import lead_positions
-from crm.loading import Dataset
-from crm.times import NEVER, days_us, timestamps_us, to_us
+from leadscore.crm.errors import LeadscoreError
+from leadscore.crm.lead_index import lead_positions
+from leadscore.crm.loading import Dataset
+from leadscore.crm.times import NEVER, days_us, timestamps_us, to_us
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from crm.errors import PayloadError
-from crm.times import US_PER_DAY, times_us, to_us
-from features.carried import Carried
-from features.definitions import (
+from leadscore.crm.errors import PayloadError
+from leadscore.crm.times import US_PER_DAY, times_us, to_us
+from leadscore.features.carried import Carried
+from leadscore.features.definitions import (
     FeatureSpec,
     Primitives,
     assemble_features,
@@ -110,7 +110,7 @@ class OnlineFeaturizer:
         carried: Sequence[Carried | None] | None = None,
     ) -> OnlineBatch:
         """Features of many leads, each at its own as_of; `carried`: per lead, its folded
-        older activities (`features.carried`), or None."""
+        older activities (`leadscore.features.carried`), or None."""
         spec = self.spec
         categorical: dict[str, list[str | None]] = {c: [] for c in spec.categorical}
         numeric: dict[str, list[float]] = {c: [] for c in spec.numeric_profile}

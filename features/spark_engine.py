@@ -1,16 +1,16 @@
 """Spark engine: the batch engine's features on a Spark cluster, by the same definitions.
 
-The driver holds what is per lead: the leads and deals of the export (`crm.loading`) and the
-entity rows (`features.labels`: training snapshots or the open pipeline at as_of). The
+The driver holds what is per lead: the leads and deals of the export (`leadscore.crm.loading`) and the
+entity rows (`leadscore.features.labels`: training snapshots or the open pipeline at as_of). The
 activity export, the table that grows without bound, is read by Spark and never reaches the
 driver:
 
 1. the executors check it with the loader's own normalisers on Arrow batches
-   (`crm.loading.check_activity_batch`: the contract's checks, the same timestamp parsing
+   (`leadscore.crm.loading.check_activity_batch`: the contract's checks, the same timestamp parsing
    and lead-id matching as a DuckDB run);
 2. events, deals and entity rows are shuffled by a bucket of leads (`lead % buckets`);
 3. each bucket is one task that runs the batch engine on its rows: the event-level SQL of
-   `features.batch` in an in-process DuckDB, then the formulas of `features.definitions`
+   `leadscore.features.batch` in an in-process DuckDB, then the formulas of `leadscore.features.definitions`
    (`assemble_features`). There is no second copy of a definition to drift.
 
 `spark_session` starts `local[*]` by default, a cluster through a master URL, or Spark
@@ -31,12 +31,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from crm.errors import DatasetError, LeadscoreError
-from crm.lead_index import LeadIndex
-from crm.loading import Dataset, check_activity_batch, table_columns
-from crm.times import timestamps_us, utc
-from features.config import FeatureConfig
-from features.definitions import FeatureSpec, assemble_features
+from leadscore.crm.errors import DatasetError, LeadscoreError
+from leadscore.crm.lead_index import LeadIndex
+from leadscore.crm.loading import Dataset, check_activity_batch, table_columns
+from leadscore.crm.times import timestamps_us, utc
+from leadscore.features.config import FeatureConfig
+from leadscore.features.definitions import FeatureSpec, assemble_features
 
 # Marks a data-contract error raised on an executor, so that the driver can raise it again.
 ERROR_MARK = "LEADSCORE-DATASET-ERROR:"
@@ -198,7 +198,7 @@ def reraised(exc: BaseException) -> BaseException:
 def history_frame(spark, dataset: Dataset):
     """Events and deals of the dataset as one Spark DataFrame (`HISTORY_SCHEMA`): the
     right side of every bucket."""
-    from features.batch import deal_table
+    from leadscore.features.batch import deal_table
 
     deals = deal_table(dataset)
     n = deals.num_rows
@@ -224,7 +224,7 @@ def bucketed(frame, buckets: int):
 
 
 def entity_frame(spark, rows: pd.DataFrame, extra: pa.Table | None = None):
-    """Entity rows (`features.labels`) as a Spark DataFrame with their row number `sid`
+    """Entity rows (`leadscore.features.labels`) as a Spark DataFrame with their row number `sid`
     and, when given, more columns of the same rows (`extra`)."""
     table = pa.table(
         {
@@ -269,7 +269,7 @@ def features_schema(spec: FeatureSpec) -> str:
 
 def _bucket_features(spec_json: str) -> Callable:
     def run(left: pa.Table, right: pa.Table) -> pa.Table:
-        from features.batch import bucket_primitives
+        from leadscore.features.batch import bucket_primitives
 
         spec = FeatureSpec.model_validate_json(spec_json)
         rows, acts, deals, types = bucket_inputs(left, right)
@@ -320,8 +320,8 @@ class SparkHistory:
         return max(ends)
 
     def feature_spec(self, config: FeatureConfig) -> FeatureSpec:
-        """`features.batch.feature_spec_for`, with the activity types Spark found."""
-        from features.batch import feature_spec_for
+        """`leadscore.features.batch.feature_spec_for`, with the activity types Spark found."""
+        from leadscore.features.batch import feature_spec_for
 
         return feature_spec_for(self.dataset, config, list(self.type_counts))
 
@@ -337,8 +337,8 @@ def spark_training_set(
     spec: FeatureSpec | None = None,
     buckets: int | None = None,
 ) -> tuple[pd.DataFrame, FeatureSpec, dict]:
-    """`features.batch.build_training_set` on Spark: the same rows, spec and stats."""
-    from features.batch import _flat_training_set, _labelled, training_rows
+    """`leadscore.features.batch.build_training_set` on Spark: the same rows, spec and stats."""
+    from leadscore.features.batch import _flat_training_set, _labelled, training_rows
 
     dataset = history.dataset
     config = config or FeatureConfig()
@@ -358,9 +358,9 @@ def spark_scoring_set(
     *,
     buckets: int | None = None,
 ) -> pd.DataFrame:
-    """`features.batch.build_scoring_set` on Spark: the open pipeline at as_of."""
-    from features.batch import lead_frame
-    from features.labels import scoring_rows
+    """`leadscore.features.batch.build_scoring_set` on Spark: the open pipeline at as_of."""
+    from leadscore.features.batch import lead_frame
+    from leadscore.features.labels import scoring_rows
 
     when = utc(as_of) if as_of is not None else history.data_end
     rows = scoring_rows(history.dataset, when)
@@ -371,7 +371,7 @@ def spark_scoring_set(
 def spark_behaviour_matrix(
     history: SparkHistory, spec: FeatureSpec, rows: pd.DataFrame, *, buckets: int | None = None
 ) -> np.ndarray:
-    """`features.batch.behaviour_matrix` on Spark: the same matrix for the same entity rows
+    """`leadscore.features.batch.behaviour_matrix` on Spark: the same matrix for the same entity rows
     (collected to the driver, in the rows' order)."""
     n = len(rows)
     out = np.empty((n, len(spec.behaviour_names)), order="F")

@@ -10,9 +10,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from crm.errors import DatasetError
-from crm.folders import write_whole
-from features.definitions import FeatureSpec
+from leadscore.crm.errors import DatasetError
+from leadscore.crm.folders import write_whole
+from leadscore.features.definitions import FeatureSpec
 
 METADATA_KEY = b"leadscore"
 
@@ -20,7 +20,7 @@ METADATA_KEY = b"leadscore"
 def write_training_set(
     df: pd.DataFrame | Iterable[pd.DataFrame], spec: FeatureSpec, stats: dict, path: str | Path
 ) -> Path:
-    """Write a training set, whole or from consecutive chunks (`features.batch.
+    """Write a training set, whole or from consecutive chunks (`leadscore.features.batch.
     training_set_chunks`: one chunk in memory at a time), atomically (temporary file, then
     rename): a failed write leaves no file."""
     path = Path(path)

@@ -35,9 +35,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from crm.errors import LeadscoreError
-from crm.folders import write_whole
-from crm.secrets import mask_urls, masked_url
+from leadscore.crm.errors import LeadscoreError
+from leadscore.crm.folders import write_whole
+from leadscore.crm.secrets import mask_urls, masked_url
 
 SIGNATURE_HEADER = "X-Leadscore-Signature"
 TIMESTAMP_HEADER = "X-Leadscore-Timestamp"
@@ -120,7 +120,7 @@ class WebhookSender:
 
     @property
     def shown(self) -> str:
-        """The URL fit to print: its credentials masked (`crm.secrets`)."""
+        """The URL fit to print: its credentials masked (`leadscore.crm.secrets`)."""
         return masked_url(self.url)
 
     def post_batch(self, key: str, batch: list[dict], report: Delivery, deadline: float) -> str:

@@ -1,5 +1,5 @@
 """Hand-off events: the leads a scoring run should put in front of sales, as JSONL
-(delivered to a webhook by `handoff.delivery`).
+(delivered to a webhook by `leadscore.handoff.delivery`).
 
 A lead gets one event per run when, against its latest stored score before the run:
 - it **crossed the hand-off line**: it is above the line now and was not (or had no
@@ -30,10 +30,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from crm.errors import LeadscoreError
-from crm.folders import write_whole
-from crm.times import to_us
-from scoring.grades import GRADES
+from leadscore.crm.errors import LeadscoreError
+from leadscore.crm.folders import write_whole
+from leadscore.crm.times import to_us
+from leadscore.scoring.grades import GRADES
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def handoff_events(
     *,
     reasons: Mapping[str, Sequence[list[str]]],
 ) -> list[dict]:
-    """The run's events. `scores`: the run's rows (operations.pipeline.COLUMNS); `previous`:
+    """The run's events. `scores`: the run's rows (leadscore.operations.pipeline.COLUMNS); `previous`:
     each lead's latest stored row before this run (lead_id, grade, mql; may be empty);
     `reasons`: each row's worded reasons as lists (`reasons_up`, `reasons_down`), as the
     scoring call returned them (never split back out of the file's text)."""

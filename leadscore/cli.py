@@ -12,8 +12,6 @@ import sys
 
 import typer
 
-from crm.errors import LeadscoreError
-from crm.secrets import mask_urls
 from leadscore.commands import (
     compare,
     data,
@@ -27,6 +25,8 @@ from leadscore.commands import (
     train,
 )
 from leadscore.console import configure_logging, err, styled
+from leadscore.crm.errors import LeadscoreError
+from leadscore.crm.secrets import mask_urls
 
 app = typer.Typer(
     name="leadscore",

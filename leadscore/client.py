@@ -19,8 +19,8 @@ from typing import Any
 
 import httpx
 
-from crm.errors import LeadscoreError
-from serving.schemas import LeadScore
+from leadscore.crm.errors import LeadscoreError
+from leadscore.serving.schemas import LeadScore
 
 RETRY_STATUSES = (502, 503, 504)
 

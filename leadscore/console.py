@@ -83,9 +83,9 @@ def step(text: str) -> Iterator[Callable[[str], None]]:
 
 
 def load(data, **kwargs):
-    """`crm.loading.load_dataset` with a spinner: a large export takes a while to read and
+    """`leadscore.crm.loading.load_dataset` with a spinner: a large export takes a while to read and
     check."""
-    from crm.loading import load_dataset
+    from leadscore.crm.loading import load_dataset
 
     with step(f"loading and checking {data}"):
         return load_dataset(data, **kwargs)
@@ -113,8 +113,8 @@ SPARK_MASTER_HELP = "Spark master URL for --engine spark (default: $SPARK_REMOTE
 
 def spark_history(data, master, **kwargs):
     """The dataset's leads and deals loaded here, its activities read and checked by a
-    Spark session (`features.spark_engine.SparkHistory`)."""
-    from features.spark_engine import SparkHistory, spark_session
+    Spark session (`leadscore.features.spark_engine.SparkHistory`)."""
+    from leadscore.features.spark_engine import SparkHistory, spark_session
 
     ds = load(data, activities=False, **kwargs)
     with step("starting Spark and checking the activities there"):

@@ -16,7 +16,7 @@ import shutil
 from importlib.resources import files
 from pathlib import Path
 
-from crm.errors import LeadscoreError
+from leadscore.crm.errors import LeadscoreError
 
 NAMES = ("features", "train", "rules")
 PROJECT_CONF = Path("conf")

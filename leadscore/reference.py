@@ -14,12 +14,16 @@ from pydantic_core import PydanticUndefined
 
 # The typed configs, in the order the reference shows them: (title, file, model).
 CONFIGS = (
-    ("Feature config", "conf/features.yaml", "features.config:FeatureConfig"),
-    ("Training config", "conf/train.yaml", "training.config:TrainConfig"),
-    ("Points rules", "conf/rules.yaml", "rules.config:RulesConfig"),
-    ("Dataset description", "DATASET/dataset.yaml", "crm.contract:DatasetSpec"),
-    ("Import mapping", "mapping.yaml (leadscore import csv --mapping)", "crm.mapping:Mapping"),
-    ("Server settings", "environment variables", "serving.config:ServeConfig"),
+    ("Feature config", "conf/features.yaml", "leadscore.features.config:FeatureConfig"),
+    ("Training config", "conf/train.yaml", "leadscore.training.config:TrainConfig"),
+    ("Points rules", "conf/rules.yaml", "leadscore.rules.config:RulesConfig"),
+    ("Dataset description", "DATASET/dataset.yaml", "leadscore.crm.contract:DatasetSpec"),
+    (
+        "Import mapping",
+        "mapping.yaml (leadscore import csv --mapping)",
+        "leadscore.crm.mapping:Mapping",
+    ),
+    ("Server settings", "environment variables", "leadscore.serving.config:ServeConfig"),
 )
 
 
@@ -131,7 +135,7 @@ def _default(field) -> str:
 
 
 def _model_table(model: type[BaseModel], env: bool) -> tuple[str, list[type[BaseModel]]]:
-    from serving.config import env_name
+    from leadscore.serving.config import env_name
 
     first = "environment variable" if env else "key"
     rows = [f"| {first} | type | default | what it does |", "|---|---|---|---|"]
@@ -184,8 +188,8 @@ def config_reference() -> str:
 
 def openapi_document() -> dict:
     """The OpenAPI document the server serves at /docs.json (BentoML's, patched)."""
-    from serving.openapi import patch_spec
-    from serving.service import LeadScoring
+    from leadscore.serving.openapi import patch_spec
+    from leadscore.serving.service import LeadScoring
 
     return patch_spec(LeadScoring.openapi_spec.asdict())
 

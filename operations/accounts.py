@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from crm.errors import LeadscoreError
-from crm.loading import Dataset
-from crm.times import to_us, utc
-from scoring.grades import GRADES
-from scoring.model_ref import ModelRef
-from scoring.scorer import LeadScorer
+from leadscore.crm.errors import LeadscoreError
+from leadscore.crm.loading import Dataset
+from leadscore.crm.times import to_us, utc
+from leadscore.scoring.grades import GRADES
+from leadscore.scoring.model_ref import ModelRef
+from leadscore.scoring.scorer import LeadScorer
 
 ACCOUNT_COLUMNS = [
     "account_id",
@@ -89,7 +89,7 @@ def score_accounts(
     reasons: bool = True,
 ) -> AccountScores:
     """Every account open at as_of scored by the model's account scorer (ACCOUNT_COLUMNS)."""
-    from training.accounts import open_account_scores
+    from leadscore.training.accounts import open_account_scores
 
     when = utc(as_of)
     scored, _ = open_account_scores(dataset, scorer.accounts, when, reasons=3 if reasons else 0)

@@ -5,7 +5,7 @@ SQLAlchemy URL (`postgresql://...`, `sqlite:///...`) for a shared one. One table
 `lead_scores`, keyed by (as_of, lead_id): a run is identified by its as_of, so re-running
 the same as_of replaces that run's rows (in one transaction) and never duplicates them.
 
-Trend (per lead, at each run): `stats.trend`, the rule the event stream follows too.
+Trend (per lead, at each run): `leadscore.stats.trend`, the rule the event stream follows too.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from crm.errors import LeadscoreError
-from crm.secrets import mask_urls, masked_url
-from crm.times import from_us
-from operations.pipeline import COLUMNS
-from stats.trend import NOT_ENOUGH, TREND_RUNS, logit, trend_labels
+from leadscore.crm.errors import LeadscoreError
+from leadscore.crm.secrets import mask_urls, masked_url
+from leadscore.crm.times import from_us
+from leadscore.operations.pipeline import COLUMNS
+from leadscore.stats.trend import NOT_ENOUGH, TREND_RUNS, logit, trend_labels
 
 TABLE = "lead_scores"
 # The run's key, as_of_us (µs since the epoch, UTC: exact in every database), then the
@@ -50,7 +50,7 @@ class ScoreHistory:
 
     @property
     def shown(self) -> str:
-        """The store fit to print: a URL's credentials masked (`crm.secrets`)."""
+        """The store fit to print: a URL's credentials masked (`leadscore.crm.secrets`)."""
         return masked_url(self.store)
 
     # --- writing -----------------------------------------------------------------------
@@ -351,7 +351,7 @@ class ScoreHistory:
 
 def trends(current: pd.DataFrame, earlier: pd.DataFrame) -> pd.Series:
     """The trend of each lead of `current` (lead_id, probability) given its `earlier` stored
-    scores (lead_id, as_of, probability; runs before the current one): `stats.trend`."""
+    scores (lead_id, as_of, probability; runs before the current one): `leadscore.stats.trend`."""
     out = pd.Series(NOT_ENOUGH, index=current.index, dtype=object)
     if earlier.empty or current.empty:
         return out

@@ -14,12 +14,12 @@ import pandas as pd
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
-from features.batch import build_scoring_set
-from features.labels import won_within
-from scoring.grades import GRADES
-from stats.bootstrap import lead_resample_weights, percentile_interval
-from stats.metrics import expected_calibration_error
-from stats.ranking import ranked_groups
+from leadscore.features.batch import build_scoring_set
+from leadscore.features.labels import won_within
+from leadscore.scoring.grades import GRADES
+from leadscore.stats.bootstrap import lead_resample_weights, percentile_interval
+from leadscore.stats.metrics import expected_calibration_error
+from leadscore.stats.ranking import ranked_groups
 
 BINS = 10
 ECE_BOOTSTRAP = 200
@@ -48,7 +48,7 @@ class Matured:
 
 
 def _ece_interval(lead_ids, p: np.ndarray, y: np.ndarray, seed: int) -> tuple[float, float]:
-    """95 % interval of the ECE from the one bootstrap over leads (`stats.bootstrap`); it
+    """95 % interval of the ECE from the one bootstrap over leads (`leadscore.stats.bootstrap`); it
     contains the estimate, and does not depend on the order of the rows."""
     draws = []
     for counts in lead_resample_weights(np.asarray(lead_ids), y, ECE_BOOTSTRAP, seed):
@@ -58,7 +58,7 @@ def _ece_interval(lead_ids, p: np.ndarray, y: np.ndarray, seed: int) -> tuple[fl
 
 
 def _decile_table(p: np.ndarray, y: np.ndarray) -> pd.DataFrame:
-    """Calibration by decile of the probability (1 = lowest), tie-aware (`stats.ranking`):
+    """Calibration by decile of the probability (1 = lowest), tie-aware (`leadscore.stats.ranking`):
     tied probabilities across a decile edge share their rows, so wins are expectations."""
     rows = []
     for decile, (slots, share) in enumerate(ranked_groups(p, BINS, descending=False), start=1):

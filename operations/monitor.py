@@ -11,7 +11,7 @@ monitored date, so weekly rhythms cancel), built from the same data by the same 
 as the monitored pipeline. Drift and source shifts compare the leads created within one
 horizon of each date (the new business); the matured calibration covers every age.
 
-- **Population drift** (`operations.drift`): the PSI of each feature and of the score
+- **Population drift** (`leadscore.operations.drift`): the PSI of each feature and of the score
   between the reference and the monitored pipeline (reference deciles for numbers,
   reference categories for categories, missing values as a bin of their own). Under no drift, PSI x n m / (n + m)
   follows a chi-square with bins - 1 degrees of freedom (PSI is, to second order, the
@@ -21,7 +21,7 @@ horizon of each date (the new business); the matured calibration covers every ag
   `MATERIAL_PSI` (big enough to matter); `STRONG_PSI` is a strong drift. On small batches the
   first condition stops the false alarms of fixed 0.1/0.25 thresholds; on big ones the second
   stops alarms on shifts too small to matter.
-- **Calibration on matured outcomes** (`operations.matured`): the pipeline one horizon
+- **Calibration on matured outcomes** (`leadscore.operations.matured`): the pipeline one horizon
   before the monitored date, scored now with what was known then, against what happened
   within the horizon: predicted vs actual by grade, by decile and by lead-age band, ECE with
   a bootstrap interval, ROC AUC, and observed / expected wins with its z-test.
@@ -45,25 +45,25 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from crm.errors import LeadscoreError
-from crm.loading import Dataset
-from crm.times import to_us, utc
-from features.batch import build_scoring_set
-from features.labels import won_within
-from operations.drift import (
+from leadscore.crm.errors import LeadscoreError
+from leadscore.crm.loading import Dataset
+from leadscore.crm.times import to_us, utc
+from leadscore.features.batch import build_scoring_set
+from leadscore.features.labels import won_within
+from leadscore.operations.drift import (
     Drift,
     categorical_bins,
     drift_of,
     numeric_bins,
 )
-from operations.matured import (
+from leadscore.operations.matured import (
     AGE_BANDS,
     MIN_EXPECTED_FOR_RATIO,
     Matured,
     matured_calibration,
 )
-from scoring.model_ref import ModelRef
-from scoring.scorer import LeadScorer
+from leadscore.scoring.model_ref import ModelRef
+from leadscore.scoring.scorer import LeadScorer
 
 FAMILY_ALPHA = 0.05
 MATERIAL_OE = 0.25  # matured wins vs predicted: off by more than 25 %

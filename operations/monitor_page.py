@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from crm.csv_out import json_ready
-from crm.errors import LeadscoreError
-from operations.drift import MATERIAL_PSI, STRONG_PSI
-from operations.monitor import MonitorReport
-from pages.html import CSS, environment, svg, table, write_page
+from leadscore.crm.csv_out import json_ready
+from leadscore.crm.errors import LeadscoreError
+from leadscore.operations.drift import MATERIAL_PSI, STRONG_PSI
+from leadscore.operations.monitor import MonitorReport
+from leadscore.pages.html import CSS, environment, svg, table, write_page
 
 TEMPLATES = Path(__file__).parent / "templates"
 EXPERIMENT = "leadscore-monitoring"
@@ -183,7 +183,7 @@ def log_monitor(report: MonitorReport, html_path: Path, json_path: Path) -> str:
     tag, the page and the summary as artifacts. Returns the run id."""
     import mlflow
 
-    from training.mlflow_runs import start_run
+    from leadscore.training.mlflow_runs import start_run
 
     name = f"monitor {report.model.name} v{report.model.version} {report.as_of.date()}"
     with start_run(EXPERIMENT, run_name=name) as run:

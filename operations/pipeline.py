@@ -16,17 +16,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from crm.csv_out import write_csv
-from crm.errors import LeadscoreError
-from crm.folders import write_whole
-from crm.loading import Dataset
-from crm.times import utc
-from features.batch import build_scoring_set
-from features.labels import scoring_rows
-from rules.scorer import entity_rule_inputs
-from scoring.model_ref import ModelRef
-from scoring.record import ScoreRecord, scores_of
-from scoring.scorer import LeadScorer
+from leadscore.crm.csv_out import write_csv
+from leadscore.crm.errors import LeadscoreError
+from leadscore.crm.folders import write_whole
+from leadscore.crm.loading import Dataset
+from leadscore.crm.times import utc
+from leadscore.features.batch import build_scoring_set
+from leadscore.features.labels import scoring_rows
+from leadscore.rules.scorer import entity_rule_inputs
+from leadscore.scoring.model_ref import ModelRef
+from leadscore.scoring.record import ScoreRecord, scores_of
+from leadscore.scoring.scorer import LeadScorer
 
 CHUNK = 20_000  # leads per step: bounds the reasons' memory and paces the progress bar
 COLUMNS = [
@@ -200,7 +200,7 @@ def write_scores(frame: pd.DataFrame, path: str | Path) -> Path:
         )
     if suffix == ".parquet":
         return write_whole(path, lambda tmp: frame.to_parquet(tmp, index=False))
-    # for people: formulas neutralised, one time format (`crm.csv_out`)
+    # for people: formulas neutralised, one time format (`leadscore.crm.csv_out`)
     return write_whole(path, lambda tmp: write_csv(frame, tmp, ["as_of"]))
 
 
@@ -214,7 +214,7 @@ def write_partition(frame: pd.DataFrame, folder: str | Path) -> Path:
     """The run's rows as the partition of its as_of in a folder of Parquet partitioned by
     as_of (`<folder>/as_of=.../part-00000.parquet`, the as_of in the folder name, not in
     the file). A re-run of the same as_of replaces its partition: the file is written whole
-    and renamed over the old one (`crm.folders.write_whole`), so a reader, or a run killed
+    and renamed over the old one (`leadscore.crm.folders.write_whole`), so a reader, or a run killed
     at any point, leaves the old rows or the new, never a part; other data files a partition
     held are removed after."""
     folder = Path(folder)

@@ -1,6 +1,6 @@
-"""A recorded scoring run: the open pipeline scored (`operations.pipeline`), each lead's
-trend from the score history (`operations.history`), the hand-off events against each
-lead's latest earlier score (`handoff.events`), and this run stored in the history,
+"""A recorded scoring run: the open pipeline scored (`leadscore.operations.pipeline`), each lead's
+trend from the score history (`leadscore.operations.history`), the hand-off events against each
+lead's latest earlier score (`leadscore.handoff.events`), and this run stored in the history,
 last: the events are made durable first (`score_and_record`'s `before_record`).
 """
 
@@ -12,13 +12,13 @@ from typing import Any
 
 import pandas as pd
 
-from crm.loading import Dataset
-from handoff.events import HandoffLine, handoff_events
-from operations.history import trends
-from operations.pipeline import PipelineScores, score_pipeline
-from scoring.model_ref import ModelRef
-from scoring.scorer import LeadScorer
-from stats.trend import TREND_RUNS
+from leadscore.crm.loading import Dataset
+from leadscore.handoff.events import HandoffLine, handoff_events
+from leadscore.operations.history import trends
+from leadscore.operations.pipeline import PipelineScores, score_pipeline
+from leadscore.scoring.model_ref import ModelRef
+from leadscore.scoring.scorer import LeadScorer
+from leadscore.stats.trend import TREND_RUNS
 
 
 @dataclass

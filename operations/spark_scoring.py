@@ -1,11 +1,11 @@
 """Batch scoring on Spark: the open pipeline scored on the executors by the endpoint's scorer.
 
-`features.spark_engine` shuffles the entity rows (with the profile columns the model and
+`leadscore.features.spark_engine` shuffles the entity rows (with the profile columns the model and
 the rules read) and the history by lead bucket; each bucket's task computes the batch
-engine's features, the rules' inputs (`rules.scorer.rule_inputs`, the batch and online
+engine's features, the rules' inputs (`leadscore.rules.scorer.rule_inputs`, the batch and online
 computation) and calls `LeadScorer.score` on them, the scorer shipped to the executors once
 per task. The driver collects the scoring call's columns and builds the scores file's rows
-with `operations.pipeline.scores_from_columns`, as a DuckDB run does: the same rows, the
+with `leadscore.operations.pipeline.scores_from_columns`, as a DuckDB run does: the same rows, the
 same numbers (tests/operations/test_spark_scoring.py).
 """
 
@@ -18,19 +18,19 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from crm.times import from_us, utc
-from features.batch import bucket_primitives
-from features.definitions import assemble_features
-from features.labels import scoring_rows
-from features.spark_engine import (
+from leadscore.crm.times import from_us, utc
+from leadscore.features.batch import bucket_primitives
+from leadscore.features.definitions import assemble_features
+from leadscore.features.labels import scoring_rows
+from leadscore.features.spark_engine import (
     SparkHistory,
     bucket_inputs,
     per_bucket,
 )
-from operations.pipeline import PipelineScores, scores_from_columns
-from rules.scorer import rule_inputs
-from scoring.model_ref import ModelRef
-from scoring.scorer import LeadScorer
+from leadscore.operations.pipeline import PipelineScores, scores_from_columns
+from leadscore.rules.scorer import rule_inputs
+from leadscore.scoring.model_ref import ModelRef
+from leadscore.scoring.scorer import LeadScorer
 
 SCORES_SCHEMA = (
     "sid BIGINT, probability DOUBLE, grade STRING, beyond_trained_age BOOLEAN, "
@@ -52,7 +52,7 @@ def spark_score_pipeline(
     reasons: bool = True,
     buckets: int | None = None,
 ) -> PipelineScores:
-    """`operations.pipeline.score_pipeline` on Spark: every lead open at `as_of` (default:
+    """`leadscore.operations.pipeline.score_pipeline` on Spark: every lead open at `as_of` (default:
     the data's end), the same rows and numbers."""
     dataset = history.dataset
     when = utc(as_of) if as_of is not None else history.data_end

@@ -1,7 +1,7 @@
 """The event stream's rescores into the score history.
 
 Each rescore of `POST /events` is kept in the online store until it is copied into the
-score history (`operations.history`, the batch's store): `leadscore serve` copies them every
+score history (`leadscore.operations.history`, the batch's store): `leadscore serve` copies them every
 `SYNC_S` seconds (one process writes the history, not every worker), and `leadscore score
 --state` copies them before it reads the earlier scores, so that a batch run sees every
 score the stream gave (trends, and the crossings the stream already handed off).
@@ -14,9 +14,9 @@ import threading
 
 import pandas as pd
 
-from crm.errors import LeadscoreError
-from operations.history import ScoreHistory
-from stream.store import LeadStore
+from leadscore.crm.errors import LeadscoreError
+from leadscore.operations.history import ScoreHistory
+from leadscore.stream.store import LeadStore
 
 log = logging.getLogger("leadscore.stream")
 SYNC_S = 2.0

@@ -1,5 +1,5 @@
 """`RulesConfig`: marketing's points rules as a typed config (`conf/rules.yaml`), loading
-and checking them against a dataset. The computation lives in `rules.scorer`."""
+and checking them against a dataset. The computation lives in `leadscore.rules.scorer`."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from crm.contract import load_yaml_model
-from crm.errors import ConfigError
-from crm.loading import Dataset
+from leadscore.crm.contract import load_yaml_model
+from leadscore.crm.errors import ConfigError
+from leadscore.crm.loading import Dataset
 
 
 class ProfileRule(BaseModel):

@@ -19,7 +19,7 @@ Bounded work: the path of strengths stops at the first one that keeps more than
 `max_rules` items (every weaker penalty keeps more), and the fit sees at most
 `max_fit_rows` train rows (a seeded sample by lead and time, not by row order).
 
-Marketing can read it, edit it, and run it like their own rules (`rules.scorer`).
+Marketing can read it, edit it, and run it like their own rules (`leadscore.rules.scorer`).
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss, roc_auc_score
 
-from crm.errors import LeadscoreError
-from crm.loading import Dataset
-from rules.config import ActivityRule, InactivityRule, ProfileRule, RulesConfig
-from rules.scorer import _ACTIVITY, INACTIVE, RuleScorer, batch_rule_inputs
+from leadscore.crm.errors import LeadscoreError
+from leadscore.crm.loading import Dataset
+from leadscore.rules.config import ActivityRule, InactivityRule, ProfileRule, RulesConfig
+from leadscore.rules.scorer import _ACTIVITY, INACTIVE, RuleScorer, batch_rule_inputs
 
 EPS = 1e-6
 
@@ -168,7 +168,7 @@ def suggest_rules(
 
     Args:
         columns: the profile columns (and `source`) it may use: exactly those the leakage
-            audit allowed (`training.leakage`), so that learned points never use a column
+            audit allowed (`leadscore.training.leakage`), so that learned points never use a column
             the model was kept from.
     """
     for name, part in (("train", train), ("validation", validation)):

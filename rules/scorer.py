@@ -33,20 +33,20 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from crm.errors import LeadscoreError, PayloadError
-from crm.lead_index import lead_positions
-from crm.loading import Dataset
-from crm.times import US_PER_DAY, timestamps_us
-from features.carried import Carried
-from features.online import (
+from leadscore.crm.errors import LeadscoreError, PayloadError
+from leadscore.crm.lead_index import lead_positions
+from leadscore.crm.loading import Dataset
+from leadscore.crm.times import US_PER_DAY, timestamps_us
+from leadscore.features.carried import Carried
+from leadscore.features.online import (
     PayloadEvents,
     _category,
     _number,
     payload_as_ofs,
     payload_events,
 )
-from rules.config import ProfileRule, RulesConfig
-from stats.calibration import Calibrator, choose_calibrator
+from leadscore.rules.config import ProfileRule, RulesConfig
+from leadscore.stats.calibration import Calibrator, choose_calibrator
 
 INACTIVE = "days_inactive"
 _ACTIVITY = "activity:"
@@ -112,7 +112,7 @@ def rule_inputs(
         event_lead, event_t, event_kind: the events, lead numbered as in `row_lead`.
         event_rule: instead of `event_kind`, each event's position among the rules'
             activity types (-1: a type without a rule), as the batch path has them.
-        carried: per row, its lead's folded older activities (`features.carried`), or None.
+        carried: per row, its lead's folded older activities (`leadscore.features.carried`), or None.
 
     Returns:
         column -> array: the profile columns as given, `activity:<type>` (decayed count, or
@@ -207,7 +207,7 @@ def batch_rule_inputs(
 def entity_rule_inputs(
     rules: RulesConfig, dataset: Dataset, lead: np.ndarray, as_of_us: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """Rule inputs for entity rows (`features.labels`: each row's lead position in the
+    """Rule inputs for entity rows (`leadscore.features.labels`: each row's lead position in the
     dataset's leads and its as_of in µs), the batch path of `rule_inputs`."""
     leads = dataset.leads
     pos = np.asarray(lead, dtype=np.int64)
@@ -263,7 +263,7 @@ def payload_rule_inputs(
     carried: Sequence[Carried | None] | None = None,
 ) -> dict[str, np.ndarray]:
     """Rule inputs for lead payloads (the CRM's JSON), each at its own as_of; `carried`:
-    per lead, its folded older activities (`features.carried`), or None.
+    per lead, its folded older activities (`leadscore.features.carried`), or None.
 
     `parsed`: the as_ofs (µs) and events the featurizer already parsed from these same
     payloads (`OnlineBatch.as_of_us`, `.events`), so they are not parsed twice.

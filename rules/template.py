@@ -1,7 +1,7 @@
 """A points-rules template for a dataset: every profile value and activity type at 0 points,
 with how often each occurs, for marketing to fill in (`leadscore rules init`).
 
-The file is the rules' own YAML format (`rules.config.RulesConfig`): it loads and scores as
+The file is the rules' own YAML format (`leadscore.rules.config.RulesConfig`): it loads and scores as
 it is (every lead at the base points) and passes `check_rules` on the dataset it came from.
 """
 
@@ -12,8 +12,8 @@ import json
 import numpy as np
 import pandas as pd
 
-from crm.columns import id_like_reason
-from crm.loading import Dataset
+from leadscore.crm.columns import id_like_reason
+from leadscore.crm.loading import Dataset
 
 MAX_VALUES = 40  # a text column with more values lists the most frequent ones
 
@@ -29,7 +29,7 @@ def rules_template(dataset: Dataset, name: str = "rules") -> str:
     lines = [
         f"# Points rules for {dataset.path} ({n:,} leads), written by `leadscore rules init`.",
         "# Every entry is at 0 points: put in what each is worth to you. Leave a 0 or delete",
-        "# the line for what does not matter. Format: conf/rules.yaml (rules.config.RulesConfig).",
+        "# the line for what does not matter. Format: conf/rules.yaml (leadscore.rules.config.RulesConfig).",
         "#   points = base_points + profile points + activity points + inactivity penalty,",
         "#   clipped to [floor, cap]; MQL (handed to sales) at mql_threshold.",
         f"name: {name}",

@@ -1,10 +1,10 @@
 """The account scorer at run time: the probability that an account produces a won deal
-within the horizon, learned at account level (`training.accounts`), with its interval,
+within the horizon, learned at account level (`leadscore.training.accounts`), with its interval,
 grade and worded reasons.
 
 It travels inside the lead scorer's folder (`LeadScorer.accounts`), so the endpoint, batch
 scoring and the MLflow model score accounts with what was trained. One path: account
-features from the contacts' lead features (`features.accounts.account_features`), whichever
+features from the contacts' lead features (`leadscore.features.accounts.account_features`), whichever
 engine computed those.
 """
 
@@ -20,13 +20,13 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
-from crm.errors import LeadscoreError
-from features.accounts import CONTACTS, AccountSpec, account_features
-from features.definitions import FeatureSpec
-from scoring.grades import Grades
-from scoring.record import scores_of
-from stats.calibration import Calibrator
-from stats.venn_abers import VennAbers, contain
+from leadscore.crm.errors import LeadscoreError
+from leadscore.features.accounts import CONTACTS, AccountSpec, account_features
+from leadscore.features.definitions import FeatureSpec
+from leadscore.scoring.grades import Grades
+from leadscore.scoring.record import scores_of
+from leadscore.stats.calibration import Calibrator
+from leadscore.stats.venn_abers import VennAbers, contain
 
 ACCOUNT_FOLDER = "accounts"
 ACCOUNT_FILE = "account.json"

@@ -12,10 +12,10 @@ from pathlib import Path
 import mlflow.pyfunc
 import pandas as pd
 
-from crm.errors import LeadscoreError
-from crm.secrets import masked_url
-from scoring.model_ref import LOCAL_VERSION, ModelRef
-from scoring.scorer import LeadScorer
+from leadscore.crm.errors import LeadscoreError
+from leadscore.crm.secrets import masked_url
+from leadscore.scoring.model_ref import LOCAL_VERSION, ModelRef
+from leadscore.scoring.scorer import LeadScorer
 
 SCORER_ARTIFACT = "scorer"
 

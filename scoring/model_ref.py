@@ -3,7 +3,7 @@
 
 One definition for every floor that names a model: training's config, the registry
 commands, batch scoring's files and history, the server's config and `/metadata`
-(whose `model` field is `ModelRef`'s wire form, `serving.schemas.ModelRef`).
+(whose `model` field is `ModelRef`'s wire form, `leadscore.serving.schemas.ModelRef`).
 """
 
 from __future__ import annotations

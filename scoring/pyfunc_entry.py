@@ -5,6 +5,6 @@ Logged by path (not pickled): loading runs this file, which declares the model c
 
 from mlflow.models import set_model
 
-from scoring.mlflow_model import LeadScoringModel
+from leadscore.scoring.mlflow_model import LeadScoringModel
 
 set_model(LeadScoringModel())

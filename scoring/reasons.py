@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from features.definitions import FeatureSpec
+from leadscore.features.definitions import FeatureSpec
 
 _WINDOW = re.compile(r"^n_(.+)_(\d+)d$")
 SPEED = "speed_to_lead"

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from scoring.model_ref import ModelRef
-from scoring.reasons import ReasonColumns
+from leadscore.scoring.model_ref import ModelRef
+from leadscore.scoring.reasons import ReasonColumns
 
 
 def scores_of(probability: np.ndarray) -> np.ndarray:
@@ -30,7 +30,7 @@ class ScoringBatch:
 
     `x`: the model matrix; `column(name)`: a feature's values for every lead, as a list
     (read only for the reasons being worded); `rules_x`: the points rules' inputs
-    (`rules.scorer.rule_inputs`), None for no rule scores.
+    (`leadscore.rules.scorer.rule_inputs`), None for no rule scores.
     """
 
     lead_id: np.ndarray

@@ -17,20 +17,20 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from crm.errors import LeadscoreError
-from features.carried import Carried
-from features.definitions import FeatureSpec
-from features.online import OnlineBatch, OnlineFeaturizer, lead_as_ofs, payload_time
-from rules.scorer import RuleScorer, payload_rule_inputs
-from scoring.accounts import ACCOUNT_FILE, ACCOUNT_FOLDER, AccountScorer, Contacts
-from scoring.grades import Grades
-from scoring.model_ref import ModelRef
-from scoring.reasons import feature_groups, group_features, merge_reasons, reason_columns
-from scoring.record import ScoreRecord, ScoringBatch
-from scoring.treeshap import TreeShap
-from stats.calibration import Calibrator, logit
-from stats.pooling import SegmentCalibration
-from stats.venn_abers import VennAbers, contain
+from leadscore.crm.errors import LeadscoreError
+from leadscore.features.carried import Carried
+from leadscore.features.definitions import FeatureSpec
+from leadscore.features.online import OnlineBatch, OnlineFeaturizer, lead_as_ofs, payload_time
+from leadscore.rules.scorer import RuleScorer, payload_rule_inputs
+from leadscore.scoring.accounts import ACCOUNT_FILE, ACCOUNT_FOLDER, AccountScorer, Contacts
+from leadscore.scoring.grades import Grades
+from leadscore.scoring.model_ref import ModelRef
+from leadscore.scoring.reasons import feature_groups, group_features, merge_reasons, reason_columns
+from leadscore.scoring.record import ScoreRecord, ScoringBatch
+from leadscore.scoring.treeshap import TreeShap
+from leadscore.stats.calibration import Calibrator, logit
+from leadscore.stats.pooling import SegmentCalibration
+from leadscore.stats.venn_abers import VennAbers, contain
 
 SCORER_FILE = "scorer.json"
 BOOSTER_FILE = "booster.txt"
@@ -107,12 +107,12 @@ class LeadScorer:
         self.calibrator = calibrator
         self.grades = grades
         self.info = dict(info or {})
-        # The evaluated model, when this one is the refit that ships (`training.refit`):
+        # The evaluated model, when this one is the refit that ships (`leadscore.training.refit`):
         # held-out rows are scored with it, never with a model that has seen them.
         self.evaluated: LeadScorer | None = None
         # The account model trained with it (None: no accounts in the data, or switched off).
         self.accounts: AccountScorer | None = None
-        # Segment champions (`training.segment_champions`): a segment whose own model beat
+        # Segment champions (`leadscore.training.segment_champions`): a segment whose own model beat
         # this one on its rows is served by it; value of `champion_column` -> its scorer.
         self.champion_column: str | None = None
         self.segment_champions: dict[str, LeadScorer] = {}
@@ -221,7 +221,7 @@ class LeadScorer:
         x: np.ndarray | None = None,
     ) -> ScoringBatch:
         """A batch from rows of the batch engine (a training or scoring set): `rules_x` the
-        rules' inputs for the same rows (`rules.scorer.batch_rule_inputs`), `x` the rows
+        rules' inputs for the same rows (`leadscore.rules.scorer.batch_rule_inputs`), `x` the rows
         already encoded when the caller has them."""
         x = self.encode_frame(df) if x is None else x
         ids = df["lead_id"].astype("str").to_numpy(dtype=object)
@@ -240,7 +240,7 @@ class LeadScorer:
         None for each lead's own `as_of` field). A PayloadError carries the lead's position
         (`exc.path` is `leads[i].field`); with `strict`, events after as_of are errors rather
         than left out. The rules read the same parsed events as the features. `carried`:
-        per lead, its folded older activities (the online lead state's; `features.carried`)."""
+        per lead, its folded older activities (the online lead state's; `leadscore.features.carried`)."""
         as_ofs = lead_as_ofs(leads, as_of)
         batch = self._featurizer.batch(leads, as_ofs, strict=strict, carried=carried)
         rules_x = None

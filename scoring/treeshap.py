@@ -20,7 +20,7 @@ than `MAX_PATH_FEATURES` distinct features, whose tables would pass `MAX_TABLE_E
 with linear trees, are left to LightGBM (`TreeShap.build` returns None).
 
 Two executions of the same lookups: NumPy over chunks of rows (small batches: a request to
-the endpoint), and a compiled kernel (`scoring.treeshap_kernel`, Numba, rows spread over
+the endpoint), and a compiled kernel (`leadscore.scoring.treeshap_kernel`, Numba, rows spread over
 the cores) for batches of `KERNEL_ROWS` rows or more, where NumPy's per-element overhead
 (one gather per slot and row) was most of the cost of batch scoring with reasons.
 """
@@ -203,7 +203,7 @@ class TreeShap:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
         if len(x) >= KERNEL_ROWS and len(self.leaf_entries):
-            from scoring.treeshap_kernel import contributions
+            from leadscore.scoring.treeshap_kernel import contributions
 
             out = contributions(self, x, ZERO)
             out[:, -1] = self.expected

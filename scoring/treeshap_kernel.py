@@ -1,4 +1,4 @@
-"""The compiled execution of `scoring.treeshap.TreeShap`'s lookups (Numba, rows over cores).
+"""The compiled execution of `leadscore.scoring.treeshap.TreeShap`'s lookups (Numba, rows over cores).
 
 For each row: every node's decision (LightGBM's, as `TreeShap._numeric` and
 `_categorical` take it), then for each leaf the pattern of path features the row follows
@@ -14,7 +14,7 @@ import numpy as np
 
 
 def contributions(shap, x: np.ndarray, zero: float) -> np.ndarray:
-    """(rows, features + 1) contributions of a `scoring.treeshap.TreeShap`'s tables (`zero`:
+    """(rows, features + 1) contributions of a `leadscore.scoring.treeshap.TreeShap`'s tables (`zero`:
     its threshold of a missing zero); the last column is left for the caller."""
     out = np.zeros((len(x), shap.n_features + 1))
     _rows(

@@ -10,7 +10,7 @@ import hashlib
 import secrets
 from collections.abc import Iterable
 
-from serving.http import send_json
+from leadscore.serving.http import send_json
 
 PROTECTED = ("/score", "/accounts", "/metadata", "/events", "/leads")
 
@@ -26,7 +26,7 @@ class ApiKeyMiddleware:
     def __init__(
         self, app, keys: Iterable[str] | None = None, protected: tuple[str, ...] = PROTECTED
     ) -> None:
-        from serving.config import ServeConfig
+        from leadscore.serving.config import ServeConfig
 
         self.app = app
         self.digests = [

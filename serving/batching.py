@@ -34,7 +34,7 @@ from typing import Any
 
 import anyio.to_thread
 
-from crm.errors import PayloadError
+from leadscore.crm.errors import PayloadError
 
 # compute(leads, as_ofs, options) -> one result per lead, in order; a PayloadError's `lead`
 # is a position in `leads`.

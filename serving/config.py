@@ -9,7 +9,7 @@ import os
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from scoring.model_ref import CHAMPION_ALIAS, DEFAULT_MODEL_NAME
+from leadscore.scoring.model_ref import CHAMPION_ALIAS, DEFAULT_MODEL_NAME
 
 ENV_PREFIX = "LEADSCORE_"
 
@@ -40,7 +40,7 @@ class ServeConfig(BaseModel):
     max_body_bytes: int = Field(
         64 * 1024 * 1024, ge=1024, description="bytes of one request body, at most (413 beyond)"
     )
-    # Adaptive batching (serving.batching).
+    # Adaptive batching (leadscore.serving.batching).
     batch_max_leads: int = Field(
         64, ge=1, description="concurrent requests are merged up to this many leads (1: never)"
     )
@@ -72,7 +72,7 @@ class ServeConfig(BaseModel):
         return cls(api_keys=keys, **{k: v for k, v in values.items() if v})
 
     def __repr__(self) -> str:  # keys never appear in logs
-        from crm.secrets import masked_url
+        from leadscore.crm.secrets import masked_url
 
         state = masked_url(self.state_url) if self.state_url else "default"
         hook = masked_url(self.webhook_url) if self.webhook_url else None

@@ -5,7 +5,7 @@ client mistakes logged as one INFO line.
 - `/score` speaks JSON only: another Content-Type (multipart/form-data without a boundary,
   say) is a 415 before BentoML tries to parse it.
 - BentoML answers a request its schema refuses with 400 `{error, detail}`; the contract
-  (`serving.schemas.Error`) is `{error, field}`, so those bodies are reshaped, naming the
+  (`leadscore.serving.schemas.Error`) is `{error, field}`, so those bodies are reshaped, naming the
   first field that is wrong.
 - BentoML logs every refused request at ERROR with a traceback (3,179 fuzz requests wrote
   4.4 MB); a client's mistake is not a server error, so those records become one INFO line.
@@ -32,7 +32,7 @@ class BodyLimitMiddleware:
     def __init__(
         self, app, max_bytes: int | None = None, json_paths: tuple[str, ...] = JSON_PATHS
     ) -> None:
-        from serving.config import ServeConfig
+        from leadscore.serving.config import ServeConfig
 
         self.app = app
         self.max_bytes = ServeConfig.from_env().max_body_bytes if max_bytes is None else max_bytes

@@ -6,17 +6,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from crm.errors import LeadscoreError
-from scoring.model_ref import DEFAULT_MODEL_NAME
-from scoring.scorer import LeadScorer
-from serving.config import ServeConfig
+from leadscore.crm.errors import LeadscoreError
+from leadscore.scoring.model_ref import DEFAULT_MODEL_NAME
+from leadscore.scoring.scorer import LeadScorer
+from leadscore.serving.config import ServeConfig
 
 
 def check_store(uri: str) -> None:
     """Refuse a local tracking store that does not exist (a missing sqlite file, an empty
     one, a missing mlruns folder) before MLflow is asked: MLflow would create it and write
     its schema, and several workers would race to do so."""
-    from crm.secrets import masked_url
+    from leadscore.crm.secrets import masked_url
 
     path = None
     if uri.startswith("sqlite:///"):
@@ -49,8 +49,8 @@ def load_model(config: ServeConfig) -> tuple[LeadScorer, dict[str, Any]]:
         from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException
 
-        from crm.secrets import masked_url
-        from scoring.mlflow_model import load_registered_scorer
+        from leadscore.crm.secrets import masked_url
+        from leadscore.scoring.mlflow_model import load_registered_scorer
 
         check_store(mlflow.get_tracking_uri())
         client = MlflowClient()
@@ -131,13 +131,14 @@ def packed_model_tag(env: Mapping[str, str], service_file: Path) -> str | None:
 
     `LEADSCORE_PACKED_MODEL` (set by bentofile.yaml in a container) wins. `bentoml serve
     <bento>` on a machine does not apply the bento's env vars, so the bento's own record
-    is read too: the service runs from `<bento>/src/serving/service.py`, next to
+    is read too: the service runs from `<bento>/src/leadscore/serving/service.py`, under
     `<bento>/bento.yaml`, which lists the models packed for each service.
     """
     if env.get("LEADSCORE_PACKED_MODEL"):
         return env["LEADSCORE_PACKED_MODEL"]
-    record = service_file.resolve().parents[2] / "bento.yaml"
-    if not record.is_file():
+    here = service_file.resolve()
+    record = here.parents[3] / "bento.yaml" if len(here.parents) > 3 else None
+    if record is None or not record.is_file() or here.parents[2].name != "src":
         return None
     import yaml
 
@@ -154,7 +155,7 @@ def export_to_bentoml(name: str, alias: str) -> str:
     import bentoml
     from mlflow import MlflowClient
 
-    from scoring.mlflow_model import load_registered_scorer
+    from leadscore.scoring.mlflow_model import load_registered_scorer
 
     version = MlflowClient().get_model_version_by_alias(name, alias)
     scorer = load_registered_scorer(name, version.version)

@@ -1,6 +1,6 @@
 """The OpenAPI document the CRM integrator reads (`/docs.json`, the Swagger page at `/`).
 
-BentoML writes it from the typed signature of `/score` (`serving.schemas`), but it gives
+BentoML writes it from the typed signature of `/score` (`leadscore.serving.schemas`), but it gives
 the service a generated README as description, lists error bodies we never send
 (`InvalidArgument`, `NotFound`, `InternalServerError`) and knows nothing of our API keys or
 of `/metadata`. `patch_spec` fixes those in one place; `OpenApiMiddleware` serves the
@@ -13,8 +13,8 @@ import json
 
 from pydantic import TypeAdapter
 
-from serving.http import send_json
-from serving.schemas import (
+from leadscore.serving.http import send_json
+from leadscore.serving.schemas import (
     EXAMPLE_EVENTS,
     EXAMPLE_REQUEST,
     AccountScoreResponse,

@@ -11,9 +11,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from crm.errors import LeadscoreError
+from leadscore.crm.errors import LeadscoreError
 
-SERVICE = "serving.service:LeadScoring"
+SERVICE = "leadscore.serving.service:LeadScoring"
 
 
 def free_port() -> int:
@@ -22,9 +22,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve_command(host: str | None, port: int, service: str = SERVICE) -> list[str]:
-    """`bentoml serve`; without a host, the service's own default (loopback)."""
-    command = [sys.executable, "-m", "bentoml", "serve", service, "--port", str(port)]
+def serve_command(
+    host: str | None, port: int, service: str = SERVICE, python: str | None = None
+) -> list[str]:
+    """`bentoml serve` (by `python`, default this interpreter); without a host, the service's
+    own default (loopback)."""
+    command = [python or sys.executable, "-m", "bentoml", "serve", service, "--port", str(port)]
     return command + (["--host", host] if host else [])
 
 
@@ -132,8 +135,10 @@ class Server:
         timeout: float = 120,
         service: str = SERVICE,
         host: str | None = "127.0.0.1",
+        python: str | None = None,
     ) -> None:
         self.port = port or free_port()
+        self.python = python
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **env, **workers_env(workers, access_log)}
         self.cwd, self.log_path, self.timeout = cwd, log_path, timeout
@@ -145,11 +150,12 @@ class Server:
 
         log = open(self.log_path, "w") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
-            serve_command(self.host, self.port, self.service),
+            serve_command(self.host, self.port, self.service, self.python),
             cwd=self.cwd,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stopped with its workers
         )
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
@@ -172,9 +178,16 @@ class Server:
         return "(no log)"
 
     def __exit__(self, *exc: object) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        """Stop the server and every process of its group (BentoML's workers), whatever
+        state it is in: SIGTERM, then SIGKILL to what is left after 20 s."""
+        if self.proc is None:
+            return
+        import signal
+
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=20)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)  # workers the arbiter left behind
+        self.proc.wait()

@@ -7,12 +7,12 @@ calibrated probability, score, grade, worded reasons and the model's name and ve
 touched is rescored from its state in the online store and handed off when it crosses the
 line (`stream`). `GET /leads/{lead_id}`: a lead's score from its stored state.
 
-Hot path: JSON -> the micro-batcher (concurrent requests merged, `serving.batching`) ->
+Hot path: JSON -> the micro-batcher (concurrent requests merged, `leadscore.serving.batching`) ->
 the online featurizer of `features` (NumPy, no pandas) -> LightGBM (one thread for small
 batches) -> calibrator. Every request mistake is a 4xx naming the field; only a bug in
 our code can give a 500.
 
-Run: `leadscore serve` (or `bentoml serve serving.service:LeadScoring`), with
+Run: `leadscore serve` (or `bentoml serve leadscore.serving.service:LeadScoring`), with
 `LEADSCORE_API_KEYS` set and a champion in the MLflow registry.
 """
 
@@ -35,20 +35,20 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from crm.errors import LeadscoreError, PayloadError
-from features.online import payload_time
-from serving.auth import ApiKeyMiddleware
-from serving.batching import MicroBatcher
-from serving.config import ServeConfig
-from serving.http import (
+from leadscore.crm.errors import LeadscoreError, PayloadError
+from leadscore.features.online import payload_time
+from leadscore.serving.auth import ApiKeyMiddleware
+from leadscore.serving.batching import MicroBatcher
+from leadscore.serving.config import ServeConfig
+from leadscore.serving.http import (
     BodyLimitMiddleware,
     ErrorShapeMiddleware,
     JsonRefusalsMiddleware,
     quiet_client_errors,
 )
-from serving.model import load_model, load_packed, packed_model_tag
-from serving.openapi import OpenApiMiddleware
-from serving.schemas import EXAMPLE_TIME, Event, Lead, optional_time
+from leadscore.serving.model import load_model, load_packed, packed_model_tag
+from leadscore.serving.openapi import OpenApiMiddleware
+from leadscore.serving.schemas import EXAMPLE_TIME, Event, Lead, optional_time
 
 log = logging.getLogger("leadscore.serving")
 # The media type said once: without it BentoML works it out from the output's JSON schema on
@@ -132,7 +132,7 @@ class LeadScoring:
 
     # Async, with the scoring in a thread: BentoML runs a sync API one call at a time per
     # worker, so concurrent requests would only queue; here they queue in the micro-batcher,
-    # which merges them into one vectorised call (serving.batching).
+    # which merges them into one vectorised call (leadscore.serving.batching).
     @bentoml.api(route="/score")
     async def score(
         self,
@@ -148,7 +148,9 @@ class LeadScoring:
         reasons: Annotated[
             bool, Field(description="false skips the worded reasons (faster, e.g. nightly syncs)")
         ] = True,
-    ) -> JsonBody:  # documented as serving.schemas.ScoreResponse (serving.openapi)
+    ) -> (
+        JsonBody
+    ):  # documented as leadscore.serving.schemas.ScoreResponse (leadscore.serving.openapi)
         """Score leads: calibrated conversion probability, score 0-100, grade A-D, the top reasons up and down, and marketing's points (rule score, grade, MQL) side by side. One lead or a batch, same code."""
         when, refused = self._request_time(ctx, leads, as_of)
         if refused is not None:
@@ -181,7 +183,9 @@ class LeadScoring:
             [EXAMPLE_TIME],
         ) = None,
         reasons: Annotated[bool, Field(description="false skips the worded reasons")] = True,
-    ) -> JsonBody:  # documented as serving.schemas.AccountScoreResponse (serving.openapi)
+    ) -> (
+        JsonBody
+    ):  # documented as leadscore.serving.schemas.AccountScoreResponse (leadscore.serving.openapi)
         """Score an account from its contacts' payloads: the probability that it produces a won deal within the horizon, learned at account level, with its interval, grade and worded reasons ("3 contacts active in the last 7 days")."""
         if self.scorer.accounts is None:
             return self._refuse(
@@ -219,9 +223,11 @@ class LeadScoring:
         as_of: optional_time(
             "rescore the leads as of this time (a replay, a backfill); default: now", [EXAMPLE_TIME]
         ) = None,
-    ) -> JsonBody:  # documented as serving.schemas.EventsResponse (serving.openapi)
+    ) -> (
+        JsonBody
+    ):  # documented as leadscore.serving.schemas.EventsResponse (leadscore.serving.openapi)
         """Events from the CRM as they happen: leads created or updated, activities, deals. Idempotent by event_id. Each lead touched is rescored from its stored state and, when it crosses the hand-off line, handed off to the webhook at once."""
-        from stream.store import StoreUnavailable
+        from leadscore.stream.store import StoreUnavailable
 
         if not events:
             return self._refuse(ctx, 422, "events", "at least one event is needed")
@@ -262,11 +268,11 @@ class LeadScoring:
         not keep /score from serving; /events answers 503 until it is up)."""
         with self._stream_lock:
             if self.processor is None:
-                from crm.secrets import masked_url
-                from handoff.events import HandoffLine
-                from scoring.model_ref import ModelRef
-                from stream.processor import EventProcessor
-                from stream.stores import default_state_url, open_store
+                from leadscore.crm.secrets import masked_url
+                from leadscore.handoff.events import HandoffLine
+                from leadscore.scoring.model_ref import ModelRef
+                from leadscore.stream.processor import EventProcessor
+                from leadscore.stream.stores import default_state_url, open_store
 
                 url = self.config.state_url or default_state_url()
                 store = open_store(url)
@@ -274,8 +280,8 @@ class LeadScoring:
                 model = ModelRef(str(self.meta["name"]), str(self.meta["version"]))
                 self.processor = EventProcessor(store, self.scorer, model, line)
                 if self.config.webhook_url:
-                    from handoff.delivery import SECRET_ENV, WebhookSender
-                    from stream.outbox import StreamDelivery
+                    from leadscore.handoff.delivery import SECRET_ENV, WebhookSender
+                    from leadscore.stream.outbox import StreamDelivery
 
                     sender = WebhookSender(
                         self.config.webhook_url,
@@ -288,7 +294,7 @@ class LeadScoring:
             return self.processor
 
     async def lead_state(self, lead_id: str, as_of: str | None) -> JSONResponse:
-        from stream.store import StoreUnavailable
+        from leadscore.stream.store import StoreUnavailable
 
         try:
             when_us = (
@@ -378,7 +384,7 @@ class LeadScoring:
                     "lead in a batch",
                 )
             seen[lead_id] = i
-            # Shapes and string lengths are the schema's (serving.schemas), times and order
+            # Shapes and string lengths are the schema's (leadscore.serving.schemas), times and order
             # the featurizer's; here what neither knows: duplicates and the configured sizes.
             activities = lead.get("activities")
             if isinstance(activities, list) and len(activities) > self.config.max_activities:

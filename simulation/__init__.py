@@ -1,5 +1,5 @@
 """CRM simulator: demo data, tests and benchmarks; it knows the true probabilities."""
 
-from simulation.simulator import SimulationConfig, simulate, simulate_apart
+from leadscore.simulation.simulator import SimulationConfig, simulate, simulate_apart
 
 __all__ = ["SimulationConfig", "simulate", "simulate_apart"]

@@ -10,7 +10,7 @@ The rates depend on latent interest `z`, the profile fit, a hidden factor `epsil
 behaviour reveals, and the sales-response class (how fast sales calls back: a first touch
 within five minutes multiplies the odds of an opportunity several-fold). Because the chain
 is time-homogeneous, the exact probability of a win in `(t, t + h]` given the lead's state at
-`t` is an entry of `expm(Q * h)`: see `simulation.oracle`.
+`t` is an entry of `expm(Q * h)`: see `leadscore.simulation.oracle`.
 """
 
 from __future__ import annotations

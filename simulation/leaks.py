@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from crm.errors import LeadscoreError
+from leadscore.crm.errors import LeadscoreError
 
 KINDS = ("post_outcome", "missingness", "identifier")
 COLUMNS = {"post_outcome": "account_status", "missingness": "sector", "identifier": "record_id"}

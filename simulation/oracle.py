@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 from scipy.linalg import expm
 
-from crm.errors import LeadscoreError
-from crm.times import US_PER_DAY
-from simulation import funnel as fm
-from simulation.simulator import TRUTH_FILE, state_at
+from leadscore.crm.errors import LeadscoreError
+from leadscore.crm.times import US_PER_DAY
+from leadscore.simulation import funnel as fm
+from leadscore.simulation.simulator import TRUTH_FILE, state_at
 
 PATH_COLUMNS = ("touched_at", "qualified_at", "advanced_at", "cold_at", "closed_at")
 

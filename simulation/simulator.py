@@ -2,7 +2,7 @@
 
 Leads are generated in chunks, each with its own random stream spawned from the seed, and
 appended to Parquet row groups (or CSV), so a million leads fit in bounded memory and the
-same seed gives the same bytes. See `simulation.funnel` for the generative model.
+same seed gives the same bytes. See `leadscore.simulation.funnel` for the generative model.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import pyarrow.parquet as pq
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from crm.folders import staged_folder
-from crm.times import US_PER_DAY, US_PER_SECOND
-from simulation import funnel as fm
+from leadscore.crm.folders import staged_folder
+from leadscore.crm.times import US_PER_DAY, US_PER_SECOND
+from leadscore.simulation import funnel as fm
 
 TRUTH_FILE = "truth.csv"
 

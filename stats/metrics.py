@@ -1,8 +1,8 @@
 """Out-of-time evaluation: discrimination, calibration, lift and capture, with intervals.
 
 Every rank-based table takes tied scores in expectation over their orderings
-(`stats.ranking`), and every interval comes from the one bootstrap over leads
-(`stats.bootstrap`): the numbers do not depend on the order of the rows.
+(`leadscore.stats.ranking`), and every interval comes from the one bootstrap over leads
+(`leadscore.stats.bootstrap`): the numbers do not depend on the order of the rows.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
-from stats.bootstrap import lead_resample_weights, percentile_interval, weighted_auc
-from stats.ranking import cumulative_wins, ranked_groups
+from leadscore.stats.bootstrap import lead_resample_weights, percentile_interval, weighted_auc
+from leadscore.stats.ranking import cumulative_wins, ranked_groups
 
 EPS = 1e-6
 
@@ -75,7 +75,7 @@ def deciles(y: np.ndarray, p: np.ndarray) -> list[dict]:
 def bootstrap_auc(
     y: np.ndarray, p: np.ndarray, n: int, seed: int = 0, groups: np.ndarray | None = None
 ) -> tuple[float, float]:
-    """95 % interval of ROC AUC from `stats.bootstrap`'s resampling of leads (`groups`:
+    """95 % interval of ROC AUC from `leadscore.stats.bootstrap`'s resampling of leads (`groups`:
     the lead of each row; each row its own lead when None); it contains the estimate."""
     if n <= 0:
         return (float("nan"), float("nan"))

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stats.calibration import logit, sigmoid
+from leadscore.stats.calibration import logit, sigmoid
 
 TAU_INTERCEPT = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
 TAU_SLOPE = (0.0, 0.1, 0.25, 0.5)

@@ -17,8 +17,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from crm.errors import PayloadError
-from features.online import payload_time
+from leadscore.crm.errors import PayloadError
+from leadscore.features.online import payload_time
 
 TYPES = ("lead", "activity", "deal")
 STATUSES = ("open", "won", "lost")

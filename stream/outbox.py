@@ -1,15 +1,15 @@
 """The store's outbox, delivered: by each worker of the service as soon as a hand-off is
-staged, and by `leadscore score --state` through `handoff.delivery.deliver`.
+staged, and by `leadscore score --state` through `leadscore.handoff.delivery.deliver`.
 
 `StreamDelivery` is a worker's delivery loop (a daemon thread): woken by the worker's own
 hand-offs, and every `poll_s` for batches due (retries, and batches a killed worker had
 leased). A batch is leased to one worker while it is sent (`lease_s`), posted once per turn
-with the batch's signature and Idempotency-Key (`handoff.delivery.WebhookSender`), then
+with the batch's signature and Idempotency-Key (`leadscore.handoff.delivery.WebhookSender`), then
 marked delivered, or due again after a backoff (doubling to `max_backoff_s`).
 
-`StoreOutbox` gives the store's outbox the shape `handoff.delivery.deliver` and `stage`
+`StoreOutbox` gives the store's outbox the shape `leadscore.handoff.delivery.deliver` and `stage`
 work with (the file outbox's), so the daily batch and the stream share one outbox: a
-crossing both see (one `event_id`, `handoff.events.crossing_id`) is delivered once.
+crossing both see (one `event_id`, `leadscore.handoff.events.crossing_id`) is delivered once.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import time
 from contextlib import contextmanager
 from typing import Any
 
-from handoff.delivery import Delivery, WebhookSender, batch_key
-from stream.store import LeadStore, StoreUnavailable
+from leadscore.handoff.delivery import Delivery, WebhookSender, batch_key
+from leadscore.stream.store import LeadStore, StoreUnavailable
 
 log = logging.getLogger("leadscore.stream")
 US = 1_000_000
@@ -103,7 +103,7 @@ class StreamDelivery:
 
 
 class StoreOutbox:
-    """The store's outbox in the file outbox's shape (`handoff.delivery.Outbox`)."""
+    """The store's outbox in the file outbox's shape (`leadscore.handoff.delivery.Outbox`)."""
 
     def __init__(self, store: LeadStore, lease_s: float = 600.0) -> None:
         self.store = store
@@ -115,7 +115,7 @@ class StoreOutbox:
     @property
     def path(self) -> str:
         """Where undelivered events are kept, fit to print (credentials masked)."""
-        from crm.secrets import masked_url
+        from leadscore.crm.secrets import masked_url
 
         return f"the online store's outbox ({masked_url(self.store.url)})"
 

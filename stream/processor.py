@@ -6,7 +6,7 @@ known (applied when their `lead` event comes), applies the rest to each lead's s
 old activities, rescores every lead touched with the endpoint's scorer (one vectorised call,
 `LeadScorer.payload_batch` with the folded totals), keeps the score in the lead's state and
 queues it for the score history, and stages a hand-off event in the outbox for each lead
-that crossed the hand-off line (`handoff.events`: the batch's event format and crossing id).
+that crossed the hand-off line (`leadscore.handoff.events`: the batch's event format and crossing id).
 
 The as_of of a rescore: the request's `as_of` when it gives one (a replay, a backfill),
 else the server's clock, or the newest of the lead's events in the request when that is
@@ -21,16 +21,16 @@ from typing import Any
 
 import numpy as np
 
-from crm.errors import LeadscoreError, PayloadError
-from crm.times import US_PER_SECOND
-from features.carried import Carried
-from handoff.delivery import batch_key
-from handoff.events import HandoffLine, crossing_id, handoff_event
-from scoring.model_ref import ModelRef
-from scoring.scorer import LeadScorer
-from stats.trend import trend_of
-from stream.events import normalized_events
-from stream.state import (
+from leadscore.crm.errors import LeadscoreError, PayloadError
+from leadscore.crm.times import US_PER_SECOND
+from leadscore.features.carried import Carried
+from leadscore.handoff.delivery import batch_key
+from leadscore.handoff.events import HandoffLine, crossing_id, handoff_event
+from leadscore.scoring.model_ref import ModelRef
+from leadscore.scoring.scorer import LeadScorer
+from leadscore.stats.trend import trend_of
+from leadscore.stream.events import normalized_events
+from leadscore.stream.state import (
     StateLimits,
     apply_activity,
     apply_deal,
@@ -42,7 +42,7 @@ from stream.state import (
     payload,
     record_score,
 )
-from stream.store import LeadStore
+from leadscore.stream.store import LeadStore
 
 SKEW_S = 300  # how far ahead of the server's clock an event may be dated
 REFUSED_KEPT = 20  # held events that could not be applied, kept per lead
@@ -300,7 +300,7 @@ class EventProcessor:
         return event
 
     def _history_row(self, row, state, when: int, now_us: int) -> dict[str, Any]:
-        """A row of the score history (`operations.history.STORED`), as JSON."""
+        """A row of the score history (`leadscore.operations.history.STORED`), as JSON."""
         return {
             "as_of_us": when,
             "lead_id": state["lead_id"],

@@ -18,7 +18,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from stream.store import DEDUPE_DAYS, DELIVERED_DAYS, unavailable
+from leadscore.stream.store import DEDUPE_DAYS, DELIVERED_DAYS, unavailable
 
 PREFIX = "leadscore:"
 ATTEMPTS = 50  # runs done again after a conflict, at most

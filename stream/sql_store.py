@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from contextlib import suppress
 from typing import Any
 
-from stream.store import DEDUPE_DAYS, DELIVERED_DAYS, StoreUnavailable, unavailable
+from leadscore.stream.store import DEDUPE_DAYS, DELIVERED_DAYS, StoreUnavailable, unavailable
 
 BUSY_TIMEOUT_S = 5.0
 RUN_ATTEMPTS = 50  # runs done again after concurrent changes of their leads, at most
@@ -52,7 +52,7 @@ SCHEMA = [
 
 class _Txn:
     """A run's reads, from a snapshot taken without the write lock, and its writes, kept
-    until the run commits them under the lock (`stream.store.Txn`)."""
+    until the run commits them under the lock (`leadscore.stream.store.Txn`)."""
 
     def __init__(self, store: _SqlStore, snapshot: dict[str, Any]):
         self.store, self.snapshot = store, snapshot
@@ -437,7 +437,7 @@ class SqliteStore(_SqlStore):
         options = dict(part.partition("=")[::2] for part in query.split("&") if part)
         self.synchronous = options.get("synchronous", "normal").upper()
         if self.synchronous not in ("NORMAL", "FULL"):
-            from crm.errors import LeadscoreError
+            from leadscore.crm.errors import LeadscoreError
 
             raise LeadscoreError(f"{url}: synchronous must be normal or full")
         self.errors = (sqlite3.OperationalError, sqlite3.DatabaseError)

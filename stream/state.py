@@ -2,13 +2,13 @@
 
 What the features and rules need of a lead, bounded: its profile, its deals, its activities
 of the last `retention_days` before its newest one as rows, and older activities folded into
-totals (`features.carried`), plus its last scores (trend, hand-off, `GET /leads`) and the
+totals (`leadscore.features.carried`), plus its last scores (trend, hand-off, `GET /leads`) and the
 times speed to lead is measured with. A score at `as_of` from this state equals the score
 from the lead's whole history whenever `as_of` is at least `retention_days` after the
 folded activities' reference time (`exact_from_us`): always for a score at or after the
 lead's newest activity. The retention is at least the longest window of every feature.
 
-Events (`POST /events`, `stream.events`): `lead` creates or updates a lead (profile fields
+Events (`POST /events`, `leadscore.stream.events`): `lead` creates or updates a lead (profile fields
 merged; the first-touch `source` and `created_at` are set once), `activity` adds an
 activity, `deal` opens or updates a deal (by `deal_id`). An activity or a deal of a lead
 the store does not know yet is held and applied when its lead arrives.
@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from crm.errors import PayloadError
-from crm.times import US_PER_DAY
-from features.carried import Carried
+from leadscore.crm.errors import PayloadError
+from leadscore.crm.times import US_PER_DAY
+from leadscore.features.carried import Carried
 
 SCORES_KEPT = 10  # the last scores a lead's state keeps (trend, hand-off, GET /leads)
 
@@ -52,7 +52,7 @@ def new_state(lead_id: str) -> dict[str, Any]:
         "profile": {},
         "activities": [],  # [t_us, activity_type, value, campaign], by time
         "deals": {},  # deal_id -> {created_us, closed_us, status, amount}
-        "carried": None,  # features.carried.Carried as JSON
+        "carried": None,  # leadscore.features.carried.Carried as JSON
         "folded_early": 0,  # rows folded before their time (the max_activities bound)
         "scores": [],  # the last SCORES_KEPT scores, by as_of
         "first_scored_us": None,
@@ -160,7 +160,7 @@ def exact_from_us(state: Mapping[str, Any], limits: StateLimits) -> int | None:
 
 
 def is_open(state: Mapping[str, Any], as_of_us: int) -> bool:
-    """Open at as_of, as `features.labels` defines it for the batch: created at or before
+    """Open at as_of, as `leadscore.features.labels` defines it for the batch: created at or before
     it, and no won or lost deal closed at or before it."""
     if state["created_us"] is None or state["created_us"] > as_of_us:
         return False

@@ -1,17 +1,17 @@
-"""The online store's port: one interface, three adapters chosen by a URL (`stream.stores`).
+"""The online store's port: one interface, three adapters chosen by a URL (`leadscore.stream.stores`).
 
 - `sqlite:///path/lead_state.sqlite` (the embedded default, in the serving folder; WAL, so
-  every worker of a server shares it), `stream.sql_store`;
-- `postgresql://user@host/db` (replicas on several machines), `stream.sql_store`;
-- `redis://host:6379/0` (replicas on several machines), `stream.redis_store`.
+  every worker of a server shares it), `leadscore.stream.sql_store`;
+- `postgresql://user@host/db` (replicas on several machines), `leadscore.stream.sql_store`;
+- `redis://host:6379/0` (replicas on several machines), `leadscore.stream.redis_store`.
 
 What the store holds, and what one `run` changes all at once or not at all:
-- each lead's state (`stream.state`), and the events held for a lead not yet known;
+- each lead's state (`leadscore.stream.state`), and the events held for a lead not yet known;
 - the ids of the events applied (a retry or a duplicate changes nothing), kept for
   `DEDUPE_DAYS`;
-- the outbox of hand-off events (`handoff.delivery`'s batches; delivered ids kept as a
+- the outbox of hand-off events (`leadscore.handoff.delivery`'s batches; delivered ids kept as a
   ledger), so an acknowledged hand-off is delivered even when the worker dies;
-- the rescores not yet copied into the score history (`operations.history`), moved there
+- the rescores not yet copied into the score history (`leadscore.operations.history`), moved there
   by the service in batches (`history_rows` / `history_done`).
 
 A store that cannot answer (no server, a full disk, a lock held too long) raises
@@ -24,8 +24,8 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
-from crm.errors import LeadscoreError
-from crm.secrets import masked_url
+from leadscore.crm.errors import LeadscoreError
+from leadscore.crm.secrets import masked_url
 
 DEDUPE_DAYS = 30  # how long an applied event id is remembered (a retry later is new)
 DELIVERED_DAYS = 30  # how long a delivered hand-off id is remembered
@@ -113,7 +113,7 @@ class LeadStore(Protocol):
 @contextmanager
 def unavailable(url: str, errors: tuple[type[BaseException], ...]) -> Iterator[None]:
     """A store's refusal as StoreUnavailable naming the store (credentials masked)."""
-    from crm.secrets import mask_urls
+    from leadscore.crm.secrets import mask_urls
 
     try:
         yield

@@ -1,4 +1,4 @@
-"""The online store of a URL: the adapter its scheme names (the port: `stream.store`).
+"""The online store of a URL: the adapter its scheme names (the port: `leadscore.stream.store`).
 
 Apart from the port, so that the adapters import the port and this module imports them:
 no import circle.
@@ -6,9 +6,9 @@ no import circle.
 
 from __future__ import annotations
 
-from crm.errors import LeadscoreError
-from crm.secrets import masked_url
-from stream.store import STATE_FILE, LeadStore
+from leadscore.crm.errors import LeadscoreError
+from leadscore.crm.secrets import masked_url
+from leadscore.stream.store import STATE_FILE, LeadStore
 
 
 def open_store(url: str) -> LeadStore:
@@ -16,15 +16,15 @@ def open_store(url: str) -> LeadStore:
     for a scheme we do not know."""
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme == "sqlite":
-        from stream.sql_store import SqliteStore
+        from leadscore.stream.sql_store import SqliteStore
 
         return SqliteStore(url)
     if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
-        from stream.sql_store import PostgresStore
+        from leadscore.stream.sql_store import PostgresStore
 
         return PostgresStore(url)
     if scheme in ("redis", "rediss", "unix"):
-        from stream.redis_store import RedisStore
+        from leadscore.stream.redis_store import RedisStore
 
         return RedisStore(url)
     raise LeadscoreError(

@@ -45,7 +45,7 @@ def good_dataset(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def small_sim_path(tmp_path_factory):
     """A 4,000-lead simulated CRM shared across packages' tests (about a second)."""
-    from simulation import SimulationConfig, simulate
+    from leadscore.simulation import SimulationConfig, simulate
 
     path = tmp_path_factory.mktemp("small_sim") / "crm"
     simulate(SimulationConfig(n_leads=4_000, seed=11), path)
@@ -54,7 +54,7 @@ def small_sim_path(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def small_sim(small_sim_path):
-    from crm import load_dataset
+    from leadscore.crm import load_dataset
 
     return load_dataset(small_sim_path)
 
@@ -62,7 +62,7 @@ def small_sim(small_sim_path):
 @pytest.fixture(scope="session")
 def small_set(small_sim):
     """The training set of small_sim (shared by the training and serving tests)."""
-    from features.batch import build_training_set
+    from leadscore.features.batch import build_training_set
 
     return build_training_set(small_sim)
 
@@ -70,8 +70,8 @@ def small_set(small_sim):
 @pytest.fixture(scope="session")
 def trained(small_set):
     """A model fitted on small_set with the fast test config."""
+    from leadscore.training.fit import fit_models
     from tests.training.conftest import FAST
-    from training.fit import fit_models
 
     df, spec, _ = small_set
     return fit_models(df, spec, FAST)
@@ -82,7 +82,7 @@ def forty_won_path(tmp_path_factory):
     """A simulated CRM with exactly 40 won leads (~360 leads, a few thousand activities)."""
     import pandas as pd
 
-    from simulation import SimulationConfig, simulate
+    from leadscore.simulation import SimulationConfig, simulate
 
     base = tmp_path_factory.mktemp("forty_won")
     simulate(SimulationConfig(n_leads=400, seed=3), base / "sim")
@@ -100,8 +100,8 @@ def forty_won_path(tmp_path_factory):
 @pytest.fixture(scope="session")
 def served_rules(small_sim, small_set, trained):
     """The default points rules, calibrated on the validation rows, as packed with a model."""
-    from rules.config import load_rules
-    from training.fit import fit_rules
+    from leadscore.rules.config import load_rules
+    from leadscore.training.fit import fit_rules
 
     df = small_set[0][trained.split.validation]
     return fit_rules(load_rules("conf/rules.yaml"), small_sim, df)
@@ -110,8 +110,8 @@ def served_rules(small_sim, small_set, trained):
 @pytest.fixture(scope="session")
 def shipped(small_set, trained):
     """`trained` with the model that ships: refit on every matured snapshot of small_set."""
+    from leadscore.training.refit import ship
     from tests.training.conftest import FAST
-    from training.refit import ship
 
     return ship(trained, small_set[0], FAST)
 
@@ -132,7 +132,7 @@ def flat_export(folder: Path, n: int = 1_500, seed: int = 0):
     import numpy as np
     import pandas as pd
 
-    from crm.loading import load_dataset
+    from leadscore.crm.loading import load_dataset
 
     rng = np.random.default_rng(seed)
     visits = rng.poisson(3, n)
@@ -155,7 +155,7 @@ def flat_export(folder: Path, n: int = 1_500, seed: int = 0):
 def spark():
     """One local Spark session for the whole run (about 8 s to start): two cores, UTC."""
     pytest.importorskip("pyspark", reason="the Spark engine's tests need pyspark (the spark extra)")
-    from features.spark_engine import spark_session
+    from leadscore.features.spark_engine import spark_session
 
     session = spark_session("local[2]")
     session.conf.set("spark.sql.shuffle.partitions", "4")
@@ -166,8 +166,8 @@ def spark():
 @pytest.fixture(scope="session")
 def account_sim_path(tmp_path_factory):
     """A 4,000-lead simulated CRM in buying groups (accounts of about 3 contacts)."""
-    from simulation import SimulationConfig, simulate
-    from simulation.simulator import AccountsConfig
+    from leadscore.simulation import SimulationConfig, simulate
+    from leadscore.simulation.simulator import AccountsConfig
 
     path = tmp_path_factory.mktemp("account_sim") / "crm"
     simulate(SimulationConfig(n_leads=4_000, seed=11, accounts=AccountsConfig()), path)
@@ -176,7 +176,7 @@ def account_sim_path(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def account_sim(account_sim_path):
-    from crm import load_dataset
+    from leadscore.crm import load_dataset
 
     return load_dataset(account_sim_path)
 
@@ -185,9 +185,9 @@ def account_sim(account_sim_path):
 def account_fit(account_sim, small_set, ruled):
     """The account model of account_sim with the FAST config and a role column; the lead
     model is the test model of small_sim (the same simulator: the same feature set)."""
+    from leadscore.training.accounts import fit_accounts
+    from leadscore.training.config import AccountsConfig
     from tests.training.conftest import FAST
-    from training.accounts import fit_accounts
-    from training.config import AccountsConfig
 
     config = FAST.model_copy(update={"accounts": AccountsConfig(role_column="job_role")})
     return fit_accounts(account_sim, ruled, config)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.process import free_port
+from leadscore.serving.process import free_port
 
 
 def _bin_dir() -> Path | None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.process import free_port
+from leadscore.serving.process import free_port
 from tests.processes import stop_group
 
 

@@ -49,6 +49,18 @@ ALLOWED = {
     },
 }
 OURS = set(ALLOWED) | {"tests", "benchmarks", "notebooks"}
+# Every package is installed as leadscore.<package> (pyproject's package-dir): the folders
+# stay at the top of the checkout, the imports name the namespace.
+NAMESPACE = "leadscore"
+
+
+def local_name(module: str) -> str:
+    """`leadscore.features.batch` -> `features.batch` (the folder it lives in); the
+    namespace's own modules (`leadscore.cli`) keep their name."""
+    head, _, rest = module.partition(".")
+    if head == NAMESPACE and rest.split(".")[0] in ALLOWED and rest.split(".")[0] != NAMESPACE:
+        return rest
+    return module
 
 
 def _imports(path: Path) -> list[tuple[str, list[str]]]:
@@ -64,7 +76,7 @@ def _imports(path: Path) -> list[tuple[str, list[str]]]:
 
 def imported_packages(path: Path) -> set[str]:
     """Top-level packages of ours that a module imports (anywhere in it, lazily too)."""
-    return {module.split(".")[0] for module, _ in _imports(path)} & OURS
+    return {local_name(module).split(".")[0] for module, _ in _imports(path)} & OURS
 
 
 def violations(root: Path) -> list[str]:
@@ -91,6 +103,7 @@ def module_graph(root: Path) -> dict[str, set[str]]:
     for name, path in modules.items():
         targets = set()
         for module, names in _imports(path):
+            module = local_name(module)
             hits = {f"{module}.{n}" for n in names} & modules.keys()
             targets |= hits or ({module} & modules.keys())
         graph[name] = targets - {name}
@@ -141,8 +154,18 @@ def test_no_import_circle_between_modules():
 
 
 def test_every_package_is_in_the_table():
-    packages = {p.parent.name for p in ROOT.glob("*/__init__.py")} - {"tests"}
-    assert packages == set(ALLOWED)
+    """The installed packages are the table's, each `leadscore.<folder>`, and the only
+    top-level import name the distribution installs is `leadscore`."""
+    import tomllib
+
+    setup = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    mapped = setup["package-dir"]
+    assert {name.split(".")[0] for name in setup["packages"]} == {NAMESPACE}
+    assert mapped == {NAMESPACE: NAMESPACE} | {
+        f"{NAMESPACE}.{p}": p for p in ALLOWED if p != NAMESPACE
+    }
+    folders = {p.parent.name for p in ROOT.glob("*/__init__.py")} - {"tests", "benchmarks"}
+    assert folders == set(ALLOWED)
 
 
 def _tree(tmp_path: Path) -> Path:
@@ -154,8 +177,10 @@ def _tree(tmp_path: Path) -> Path:
 
 def test_an_upward_import_is_caught(tmp_path):
     root = _tree(tmp_path)
-    (root / "serving" / "bad.py").write_text("def f():\n    from training.fit import fit_models\n")
-    (root / "crm" / "bad.py").write_text("import features.batch\n")
+    (root / "serving" / "bad.py").write_text(
+        "def f():\n    from leadscore.training.fit import fit_models\n"
+    )
+    (root / "crm" / "bad.py").write_text("import leadscore.features.batch\n")
     assert violations(root) == [
         "crm/bad.py imports features (allowed: nothing)",
         "serving/bad.py imports training (allowed: ['crm', 'features', 'handoff', 'rules', 'scoring', 'stats', 'stream'])",
@@ -164,8 +189,89 @@ def test_an_upward_import_is_caught(tmp_path):
 
 def test_a_circle_is_caught_even_through_a_lazy_import(tmp_path):
     root = _tree(tmp_path)
-    (root / "operations" / "a.py").write_text("from operations.b import X\nY = 1\n")
-    (root / "operations" / "b.py").write_text("X = 1\n\n\ndef f():\n    from operations import c\n")
-    (root / "operations" / "c.py").write_text("from operations.a import Y\n")
-    (root / "operations" / "d.py").write_text("from operations.a import Y\n")  # no circle
+    (root / "operations" / "a.py").write_text("from leadscore.operations.b import X\nY = 1\n")
+    (root / "operations" / "b.py").write_text(
+        "X = 1\n\n\ndef f():\n    from leadscore.operations import c\n"
+    )
+    (root / "operations" / "c.py").write_text("from leadscore.operations.a import Y\n")
+    (root / "operations" / "d.py").write_text("from leadscore.operations.a import Y\n")  # no circle
     assert circles(module_graph(root)) == [["operations.a", "operations.b", "operations.c"]]
+
+
+SKIPPED = {".git", ".venv", "fixtures", "build", "site", "demo", "__pycache__"}
+
+
+def _sources(root: Path):
+    """(path, code) of every Python file and notebook code cell of the checkout."""
+    import json
+    import os
+
+    found = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in SKIPPED]
+        found += [Path(folder, f) for f in files]
+    for path in sorted(found):
+        if path.suffix == ".py":
+            yield path, path.read_text()
+        elif path.suffix == ".ipynb":
+            for cell in json.loads(path.read_text())["cells"]:
+                if cell["cell_type"] == "code":
+                    yield path, "".join(cell["source"]).replace("%", "#")
+
+
+def bare_imports(root: Path) -> list[str]:
+    """Imports of our packages by their bare names (`import features`, `from stats import`),
+    which a user's own `stats.py` or `features/` would shadow."""
+    bare = set(ALLOWED) - {NAMESPACE}
+    out = []
+    for path, code in _sources(root):
+        tree = ast.parse(code, filename=str(path))
+        for node in ast.walk(tree):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module]
+                if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module
+                else []
+            )
+            for name in names:
+                if name.split(".")[0] in bare:
+                    out.append(f"{path.relative_to(root).as_posix()}:{node.lineno} {name}")
+    return out
+
+
+def path_edits(root: Path) -> list[str]:
+    """Assignments to sys.path and calls that change it, anywhere in the checkout."""
+    out = []
+    for path, code in _sources(root):
+        for node in ast.walk(ast.parse(code, filename=str(path))):
+            target = None
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                if node.func.attr in {"insert", "append", "extend", "remove"}:
+                    target = node.func.value
+            elif isinstance(node, ast.Assign | ast.AugAssign):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                target = next(iter(targets))
+                target = target.value if isinstance(target, ast.Subscript) else target
+            if target is not None and ast.unparse(target) == "sys.path":
+                out.append(f"{path.relative_to(root).as_posix()}:{node.lineno}")
+    return sorted(out)
+
+
+def test_every_import_names_the_namespace():
+    assert bare_imports(ROOT) == []
+
+
+def test_nothing_edits_sys_path():
+    assert path_edits(ROOT) == []
+
+
+def test_a_bare_import_and_a_path_edit_are_caught(tmp_path):
+    root = _tree(tmp_path)
+    (root / "serving" / "bad.py").write_text(
+        "import sys\nimport stats\nfrom features.batch import x\n"
+        "from leadscore.stats import ranking\nsys.path.insert(0, '.')\n"
+        "sys.path[:] = []\n"
+    )
+    assert bare_imports(root) == ["serving/bad.py:2 stats", "serving/bad.py:3 features.batch"]
+    assert path_edits(root) == ["serving/bad.py:5", "serving/bad.py:6"]

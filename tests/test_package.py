@@ -65,15 +65,71 @@ def fresh(tmp_path_factory):
     Path(site, "leadscore-test-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     _run([str(python), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)],
          cwd=base, env=env)  # fmt: skip
-    return venv, env, base
+    return venv, env, base, wheel
+
+
+def test_the_wheel_installs_one_top_level_name(fresh):
+    import zipfile
+
+    *_, wheel = fresh
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert tops == {"leadscore"}
+    assert "leadscore/features/batch.py" in names and "leadscore/crm/mappings/" not in tops
+    assert any(n.startswith("leadscore/crm/mappings/") and n.endswith(".yaml") for n in names)
+    assert any(n.startswith("leadscore/defaults/") and n.endswith("rules.yaml") for n in names)
+
+
+# Every name the distribution once installed at the top level, as a user's own modules: each
+# fails loudly if anything imports it.
+USERS_OWN = ("stats", "pages", "crm", "features", "rules", "scoring", "training", "handoff",
+             "stream", "serving", "simulation", "operations")  # fmt: skip
+
+
+def test_a_folder_of_modules_named_like_ours_does_not_shadow_leadscore(fresh):
+    """A data scientist's project with its own `stats.py`, `features/`, `rules/`, ...: `python
+    -m leadscore simulate` and `train` work there, and the registered model loads and
+    predicts there (MLflow puts the model's code first on the path, the folder comes next)."""
+    venv, env, base, _ = fresh
+    work = base / "project"
+    work.mkdir()
+    for i, name in enumerate(USERS_OWN):
+        trap = f"raise ImportError('the user\\'s own {name} was imported')\n"
+        if i % 2:
+            (work / f"{name}.py").write_text(trap)
+        else:
+            (work / name).mkdir()
+            (work / name / "__init__.py").write_text(trap)
+    python = str(venv / "bin" / "python")
+    (base / "fast-ns.yaml").write_text(FAST)
+    _run([python, "-m", "leadscore", "simulate", "--out", "crm-export", "--leads", "1500"],
+         cwd=work, env=env)  # fmt: skip
+    _run([python, "-m", "leadscore", "train", "--data", "crm-export", "--config",
+          str(base / "fast-ns.yaml")], cwd=work, env=env)  # fmt: skip
+    script = (
+        "import json, mlflow, pandas as pd\n"
+        "uri = 'models:/lead-scoring@champion'\n"
+        "m = mlflow.pyfunc.load_model(uri)\n"
+        "folder = mlflow.artifacts.download_artifacts(uri)\n"
+        "example = json.load(open(folder + '/input_example.json'))\n"
+        "out = m.predict(pd.DataFrame(example['data'], columns=example['columns']))\n"
+        "import leadscore.scoring.scorer as s\n"
+        "print(len(out), float(out['probability'].min()), float(out['probability'].max()))\n"
+        "print(s.__file__)\n"
+    )
+    done = _run([python, "-c", script], cwd=work, env=env)
+    first, where = done.stdout.strip().splitlines()[-2:]
+    count, low, high = first.split()
+    assert int(count) >= 1 and 0 < float(low) <= float(high) < 1
+    assert "/code/leadscore/scoring/scorer.py" in where  # the model's own shipped code
 
 
 def test_the_wheel_runs_simulate_train_compare_in_an_empty_folder_with_the_rules(fresh):
-    venv, env, base = fresh
+    venv, env, base, _ = fresh
     work = base / "empty"
     work.mkdir()
     leadscore = str(venv / "bin" / "leadscore")
-    where = _run([str(venv / "bin" / "python"), "-c", "import crm, leadscore.project as p; "
+    where = _run([str(venv / "bin" / "python"), "-c", "import leadscore.crm as crm, leadscore.project as p; "
                   "print(crm.__file__); print(p.packaged('rules'))"], cwd=work, env=env)  # fmt: skip
     module, rules = where.stdout.split()
     assert module.startswith(str(venv)) and rules.startswith(str(venv)) and Path(rules).is_file()
@@ -91,7 +147,7 @@ def test_the_wheel_runs_simulate_train_compare_in_an_empty_folder_with_the_rules
 
 
 def test_init_writes_a_starter_project_the_commands_read(fresh, tmp_path):
-    venv, env, _ = fresh
+    venv, env, *_ = fresh
     leadscore = str(venv / "bin" / "leadscore")
     _run([leadscore, "init", str(tmp_path / "proj")], cwd=tmp_path, env=env)
     conf = tmp_path / "proj" / "conf"

@@ -1,7 +1,7 @@
 """The account model: learned and evaluated at account level on the same point-in-time
 principles as the lead model, then refit for shipping.
 
-Account snapshots (`features.accounts`) are split by as_of as lead snapshots are (test: the
+Account snapshots (`leadscore.features.accounts`) are split by as_of as lead snapshots are (test: the
 last `test_days`; validation before it; train purged a horizon before validation). A
 LightGBM booster learns from train, stops early and is calibrated (with its Venn-Abers
 interval) on validation, and is tested on the test accounts next to what a team would do
@@ -22,9 +22,9 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from crm.errors import LeadscoreError
-from crm.loading import Dataset
-from features.accounts import (
+from leadscore.crm.errors import LeadscoreError
+from leadscore.crm.loading import Dataset
+from leadscore.features.accounts import (
     ACCOUNT_ID,
     AccountSpec,
     account_frames,
@@ -32,17 +32,17 @@ from features.accounts import (
     account_snapshot_rows,
     role_levels,
 )
-from features.definitions import slug
-from rules.scorer import batch_rule_inputs
-from scoring.accounts import AccountScorer, Contacts
-from scoring.scorer import LeadScorer, encode_frame
-from stats.metrics import evaluate
-from training.calibration import fit_calibration
-from training.config import TrainConfig
-from training.fit import lightgbm_params
-from training.refit import scaled_rounds
-from training.report_tables import capacity_table
-from training.splits import time_split
+from leadscore.features.definitions import slug
+from leadscore.rules.scorer import batch_rule_inputs
+from leadscore.scoring.accounts import AccountScorer, Contacts
+from leadscore.scoring.scorer import LeadScorer, encode_frame
+from leadscore.stats.metrics import evaluate
+from leadscore.training.calibration import fit_calibration
+from leadscore.training.config import TrainConfig
+from leadscore.training.fit import lightgbm_params
+from leadscore.training.refit import scaled_rounds
+from leadscore.training.report_tables import capacity_table
+from leadscore.training.splits import time_split
 
 # The account scorers compared on the test accounts (name -> what it is, for people).
 ACCOUNT_SCORERS = {

@@ -13,7 +13,7 @@ the points rules (calibrated on each origin's validation period) and the learned
 (learned on each origin's train period, as `compare` learns them), and the wins of the
 model's and the learned points' top N against the rules' N MQLs (capacity-matched). The model-minus-rules AUC
 difference is pooled and paired, with a 95 % interval from the one bootstrap over leads
-(`stats.bootstrap`) across every origin's rows.
+(`leadscore.stats.bootstrap`) across every origin's rows.
 """
 
 from __future__ import annotations
@@ -25,17 +25,22 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from crm.errors import LeadscoreError
-from crm.loading import Dataset
-from features.definitions import FeatureSpec
-from rules.config import RulesConfig
-from rules.scorer import batch_rule_inputs
-from stats.bootstrap import lead_resample_weights, percentile_interval, weighted_auc
-from stats.metrics import expected_calibration_error
-from stats.ranking import top_share
-from training.config import TrainConfig
-from training.fit import TrainResult, fit_models, fit_rules
-from training.learned import DEFAULT_MQL_SHARE, learn_points, learned_columns, mql_share_of
+from leadscore.crm.errors import LeadscoreError
+from leadscore.crm.loading import Dataset
+from leadscore.features.definitions import FeatureSpec
+from leadscore.rules.config import RulesConfig
+from leadscore.rules.scorer import batch_rule_inputs
+from leadscore.stats.bootstrap import lead_resample_weights, percentile_interval, weighted_auc
+from leadscore.stats.metrics import expected_calibration_error
+from leadscore.stats.ranking import top_share
+from leadscore.training.config import TrainConfig
+from leadscore.training.fit import TrainResult, fit_models, fit_rules
+from leadscore.training.learned import (
+    DEFAULT_MQL_SHARE,
+    learn_points,
+    learned_columns,
+    mql_share_of,
+)
 
 
 @dataclass
@@ -177,7 +182,7 @@ def _capacity(rows: pd.DataFrame) -> dict[str, float]:
 
 
 def _learned_points(test, train, val, result, dataset, config, notes, k) -> None:
-    """Learned points fitted on one origin's train period (`training.learned`, as `compare`
+    """Learned points fitted on one origin's train period (`leadscore.training.learned`, as `compare`
     does), their scores and probabilities added to its test rows; a note when they cannot
     be learned there."""
     if train["label"].nunique() < 2 or val["label"].nunique() < 2:
@@ -216,7 +221,7 @@ def walk_forward(
     Args:
         evaluated: the evaluation already fitted on all of `df` (origin 0), if at hand.
         rules: marketing's points rules, calibrated per origin; None for the model only.
-        learned: also learn points on each origin's train period (`training.learned`).
+        learned: also learn points on each origin's train period (`leadscore.training.learned`).
     """
     step = on_step or (lambda _: None)
     asked = config.backtest_origins if origins is None else origins

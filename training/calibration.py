@@ -10,13 +10,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from crm.errors import LeadscoreError
-from features.definitions import FeatureSpec
-from scoring.scorer import interval_scores
-from stats.calibration import Calibrator, choose_calibrator
-from stats.pooling import SegmentCalibration, fit_segment_calibration
-from stats.venn_abers import VennAbers, fit_venn_abers
-from training.config import TrainConfig
+from leadscore.crm.errors import LeadscoreError
+from leadscore.features.definitions import FeatureSpec
+from leadscore.scoring.scorer import interval_scores
+from leadscore.stats.calibration import Calibrator, choose_calibrator
+from leadscore.stats.pooling import SegmentCalibration, fit_segment_calibration
+from leadscore.stats.venn_abers import VennAbers, fit_venn_abers
+from leadscore.training.config import TrainConfig
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from crm.contract import load_yaml_model
-from scoring.grades import Grades
-from scoring.model_ref import DEFAULT_MODEL_NAME
+from leadscore.crm.contract import load_yaml_model
+from leadscore.scoring.grades import Grades
+from leadscore.scoring.model_ref import DEFAULT_MODEL_NAME
 
 
 class LightGBMParams(BaseModel):
@@ -149,7 +149,7 @@ class TrainConfig(BaseModel):
     max_rows_baseline_and_audit: int = Field(
         200_000, ge=1_000, description="train rows the baseline and the leakage audit see, at most"
     )
-    # Past this many rows a booster learns from a sample by lead (training.sampling): every
+    # Past this many rows a booster learns from a sample by lead (leadscore.training.sampling): every
     # lead with a win, a share of the others weighted back; what is held out stays whole.
     max_fit_rows: int | None = Field(
         4_000_000,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from stats.metrics import calibration_bins, gains_curve
-from training.fit import TrainResult
+from leadscore.stats.metrics import calibration_bins, gains_curve
+from leadscore.training.fit import TrainResult
 
 
 def training_figures(result: TrainResult) -> tuple[dict, object]:

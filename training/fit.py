@@ -1,6 +1,6 @@
 """Fit the LightGBM scorer and the logistic baseline on an out-of-time split, and evaluate.
 
-Pure: a training-set frame in, a `TrainResult` out. MLflow logging is `training.tracking`.
+Pure: a training-set frame in, a `TrainResult` out. MLflow logging is `leadscore.training.tracking`.
 """
 
 from __future__ import annotations
@@ -18,19 +18,19 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-from crm.errors import LeadscoreError
-from crm.loading import Dataset
-from features.definitions import FeatureSpec
-from rules.config import RulesConfig
-from rules.scorer import RuleScorer, batch_rule_inputs
-from scoring.scorer import LeadScorer, encode_frame
-from stats.metrics import evaluate, point_metrics
-from training.calibration import fit_calibration, segment_column
-from training.config import TrainConfig
-from training.leakage import LeakageReport, audit_training_set
-from training.sampling import fit_rows
-from training.splits import Split, split_training_set
-from training.trust import untrusted_model
+from leadscore.crm.errors import LeadscoreError
+from leadscore.crm.loading import Dataset
+from leadscore.features.definitions import FeatureSpec
+from leadscore.rules.config import RulesConfig
+from leadscore.rules.scorer import RuleScorer, batch_rule_inputs
+from leadscore.scoring.scorer import LeadScorer, encode_frame
+from leadscore.stats.metrics import evaluate, point_metrics
+from leadscore.training.calibration import fit_calibration, segment_column
+from leadscore.training.config import TrainConfig
+from leadscore.training.leakage import LeakageReport, audit_training_set
+from leadscore.training.sampling import fit_rows
+from leadscore.training.splits import Split, split_training_set
+from leadscore.training.trust import untrusted_model
 
 
 @dataclass
@@ -53,14 +53,14 @@ class TrainResult:
     # LightGBM's learning curve, one value per boosting round (also past the best round,
     # up to where early stopping ended): {"train"|"validation": {"binary_logloss"|"auc": [...]}}
     learning_curve: dict[str, dict[str, list[float]]] = field(default_factory=dict)
-    # What the shipped model learned from (`training.refit.Shipped.to_dict`), when `scorer`
+    # What the shipped model learned from (`leadscore.training.refit.Shipped.to_dict`), when `scorer`
     # is the refit on every matured snapshot; None: `scorer` is the evaluated model itself.
     shipped: dict | None = None
-    # The walk-forward backtest (`training.backtest.Backtest`), when one was run.
+    # The walk-forward backtest (`leadscore.training.backtest.Backtest`), when one was run.
     backtest: object | None = None
-    # The account model (`training.accounts.AccountResult`), when the leads have accounts.
+    # The account model (`leadscore.training.accounts.AccountResult`), when the leads have accounts.
     accounts: object | None = None
-    # The per-segment gate (`training.segment_champions.SegmentChampions`), when configured.
+    # The per-segment gate (`leadscore.training.segment_champions.SegmentChampions`), when configured.
     segment_champions: object | None = None
 
 
@@ -78,7 +78,7 @@ def fit_baseline(
     weights: np.ndarray | None = None,
 ) -> Pipeline:
     """Logistic regression on one-hot categoricals and scaled, imputed numerics (`weights`:
-    the rows' weights when they are a sample by lead, `training.sampling`)."""
+    the rows' weights when they are a sample by lead, `leadscore.training.sampling`)."""
     pre = ColumnTransformer(
         [
             (
@@ -153,7 +153,7 @@ def fit_models(
     """Split, audit, fit, calibrate on validation, evaluate on test.
 
     Args:
-        df: a training set (`features.batch.build_training_set`).
+        df: a training set (`leadscore.features.batch.build_training_set`).
         declared_leaky, keep_columns: dataset.yaml's `columns.leaky` and `columns.keep`.
         references: extra scorers evaluated on the same test rows (e.g. the simulator's
             Bayes oracle), each a function of the test frame.
@@ -162,7 +162,7 @@ def fit_models(
     step = on_step or (lambda _: None)
     warnings: list[str] = []
     split = split_training_set(df, spec, config)
-    # Past max_fit_rows, the booster learns from a sample by lead (training.sampling); the
+    # Past max_fit_rows, the booster learns from a sample by lead (leadscore.training.sampling); the
     # validation and test rows stay whole.
     chosen = fit_rows(
         df["lead_id"], df["label"].to_numpy(), np.flatnonzero(split.train),

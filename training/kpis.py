@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from crm.loading import Dataset
-from crm.times import from_us
-from scoring.grades import GRADES
+from leadscore.crm.loading import Dataset
+from leadscore.crm.times import from_us
+from leadscore.scoring.grades import GRADES
 
 # Time from a lead's creation to its first sales touch, the buckets sales teams use.
 SPEED_BUCKETS = (

@@ -18,7 +18,7 @@ Two tests, on the train rows only:
   the present/missing indicator is tested on its own, one-sided (either group nearly all
   won or nearly all lost, shrunk log-odds beyond `leakage_missing_log_odds`) and two-sided
   (the indicator alone reaching `leakage_auc`);
-- id-like profile columns (`crm.columns`: one value per lead, hashes) are excluded too.
+- id-like profile columns (`leadscore.crm.columns`: one value per lead, hashes) are excluded too.
 
 Text features are target-encoded out of fold with folds that keep a lead's snapshots
 together, so that neither an id nor a high-cardinality code scores by memorising the
@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from crm.columns import id_like_reason
+from leadscore.crm.columns import id_like_reason
 
 PRIOR_ROWS = 10.0  # pseudo-rows at the base rate: a value's win rate is shrunk towards it
 

@@ -1,5 +1,5 @@
 """Learned points: a points scorecard fitted on a split's train period and tuned on its
-validation period (`rules.scorecard.suggest_rules`).
+validation period (`leadscore.rules.scorecard.suggest_rules`).
 
 One way to learn them, for `compare`, the walk-forward backtest and `rules suggest`: the
 same data, model and settings give the same items and the same base points everywhere.
@@ -16,11 +16,11 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from crm.loading import Dataset
-from rules.config import RulesConfig
-from rules.scorecard import Suggestion, suggest_rules
-from rules.scorer import RuleScorer, batch_rule_inputs
-from training.config import TrainConfig
+from leadscore.crm.loading import Dataset
+from leadscore.rules.config import RulesConfig
+from leadscore.rules.scorecard import Suggestion, suggest_rules
+from leadscore.rules.scorer import RuleScorer, batch_rule_inputs
+from leadscore.training.config import TrainConfig
 
 # The share of leads at the MQL threshold when no rules say otherwise.
 DEFAULT_MQL_SHARE = 0.15

@@ -25,12 +25,12 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from scoring.scorer import LeadScorer, encode_frame
-from training.calibration import fit_calibration
-from training.config import TrainConfig
-from training.fit import TrainResult, lightgbm_params
-from training.sampling import fit_rows
-from training.trust import untrusted_model
+from leadscore.scoring.scorer import LeadScorer, encode_frame
+from leadscore.training.calibration import fit_calibration
+from leadscore.training.config import TrainConfig
+from leadscore.training.fit import TrainResult, lightgbm_params
+from leadscore.training.sampling import fit_rows
+from leadscore.training.trust import untrusted_model
 
 CALIBRATION_WINDOWS = 2
 MAX_ROUNDS_FACTOR = 3.0  # the refit's rounds grow with its rows, at most this many times
@@ -75,7 +75,7 @@ def _fit(
     params, rounds,
 ) -> lgb.Booster:  # fmt: skip
     """A booster on the rows at `rows` of `df`, sampled by lead past `max_fit_rows`
-    (`training.sampling`): only the rows it learns from are encoded."""
+    (`leadscore.training.sampling`): only the rows it learns from are encoded."""
     y = df["label"].to_numpy().astype(int)
     chosen = fit_rows(df["lead_id"], y, rows, config.max_fit_rows, config.seed)
     x = encode_frame(df.iloc[chosen.rows], features, categories)

@@ -15,14 +15,14 @@ from collections.abc import Callable, Collection
 import numpy as np
 import pandas as pd
 
-from crm.errors import LeadscoreError
-from crm.times import utc
-from features.definitions import FeatureSpec
-from stats.bootstrap import lead_resample_weights, percentile_interval, weighted_auc
-from stats.metrics import EPS, point_metrics
-from training.fit import TrainResult
-from training.scratch import process_alive
-from training.store import store_lock
+from leadscore.crm.errors import LeadscoreError
+from leadscore.crm.times import utc
+from leadscore.features.definitions import FeatureSpec
+from leadscore.stats.bootstrap import lead_resample_weights, percentile_interval, weighted_auc
+from leadscore.stats.metrics import EPS, point_metrics
+from leadscore.training.fit import TrainResult
+from leadscore.training.scratch import process_alive
+from leadscore.training.store import store_lock
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 STATE = "leadscore.state"
@@ -126,7 +126,7 @@ def champion_gate(
     features are computed for those rows (at the challenger's snapshot ages and horizon: the
     features do not depend on them). Pooled ROC AUC and log loss of both; their paired
     differences (challenger - champion) with a 95 % interval from the lead-level bootstrap
-    (`stats.bootstrap`, `bootstrap` draws); the decision is `gate_decision`'s.
+    (`leadscore.stats.bootstrap`, `bootstrap` draws); the decision is `gate_decision`'s.
     """
     evaluated = scorer.for_evaluation
     rows = gate_rows(result)

@@ -2,7 +2,7 @@
 the same out-of-time test leads.
 
 `compare(...)` computes everything into a `Comparison` (plain tables);
-`training.report_page.write_report` renders one self-contained HTML page (SVG plots inline, no scripts, no web fonts) and a CSV
+`leadscore.training.report_page.write_report` renders one self-contained HTML page (SVG plots inline, no scripts, no web fonts) and a CSV
 of the scored rows next to it. Every number in the page comes from the CSV's columns, so a
 reader can recompute any of them.
 
@@ -18,22 +18,22 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from crm.errors import LeadscoreError
-from crm.lead_index import lead_positions
-from crm.loading import Dataset
-from crm.times import days_us, timestamps_us
-from features.batch import build_training_set
-from features.labels import Timeline
-from rules.config import RulesConfig, check_rules
-from rules.scorer import RuleScorer, batch_rule_inputs
-from scoring.scorer import LeadScorer
-from stats.metrics import (
+from leadscore.crm.errors import LeadscoreError
+from leadscore.crm.lead_index import lead_positions
+from leadscore.crm.loading import Dataset
+from leadscore.crm.times import days_us, timestamps_us
+from leadscore.features.batch import build_training_set
+from leadscore.features.labels import Timeline
+from leadscore.rules.config import RulesConfig, check_rules
+from leadscore.rules.scorer import RuleScorer, batch_rule_inputs
+from leadscore.scoring.scorer import LeadScorer
+from leadscore.stats.metrics import (
     gains_curve,
 )
-from stats.ranking import top_share
-from training.config import TrainConfig
-from training.fit import fit_rules
-from training.kpis import (
+from leadscore.stats.ranking import top_share
+from leadscore.training.config import TrainConfig
+from leadscore.training.fit import fit_rules
+from leadscore.training.kpis import (
     grade_table,
     handoff_speed,
     no_sales_touch,
@@ -41,14 +41,14 @@ from training.kpis import (
     sales_touches,
     speed_to_lead,
 )
-from training.learned import (
+from leadscore.training.learned import (
     DEFAULT_MQL_SHARE,
     canonical,
     learn_points,
     learned_columns,
     mql_share_of,
 )
-from training.report_tables import (
+from leadscore.training.report_tables import (
     SCORERS,
     calibration_table,
     capacity_table,
@@ -63,8 +63,8 @@ from training.report_tables import (
     segment_table,
     sources_table,
 )
-from training.splits import Split, split_training_set
-from training.trust import does_not_beat_rules, untrusted_model
+from leadscore.training.splits import Split, split_training_set
+from leadscore.training.trust import does_not_beat_rules, untrusted_model
 
 THIN_POSITIVES = 100  # fewer won rows than this in test: the report says the data is thin
 DEGENERATE_SHARE = 0.95  # a scorer giving this share of the test rows one score barely ranks
@@ -91,7 +91,7 @@ class Comparison:
     learned_rules: RulesConfig | None = None
     backtest_rows: pd.DataFrame | None = None  # every backtest origin's rows (the CSV's too)
     rule_scorer: RuleScorer | None = None  # the rules with their fitted calibration
-    # Marketing's KPIs (training.kpis): wins per grade A-D of the model and of the rules;
+    # Marketing's KPIs (leadscore.training.kpis): wins per grade A-D of the model and of the rules;
     # win rate by the delay to the first sales touch; MQLs touched by sales within N days.
     grades: pd.DataFrame = field(default_factory=pd.DataFrame)
     speed: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -102,7 +102,7 @@ class Comparison:
     intervals: pd.DataFrame = field(default_factory=pd.DataFrame)
     # per segment (a model calibrated per segment): evaluation, calibration and verdict
     segments: pd.DataFrame = field(default_factory=pd.DataFrame)
-    # accounts (`training.accounts.account_tables`): the test accounts per scorer, the
+    # accounts (`leadscore.training.accounts.account_tables`): the test accounts per scorer, the
     # capacity-matched accounts, the most engaged open accounts; empty without accounts
     accounts: pd.DataFrame = field(default_factory=pd.DataFrame)
     account_capacity: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -134,13 +134,13 @@ def compare(
         training_set: the training set built with `scorer.spec` (built when None).
         split: its train / validation / test split, as training made it (`TrainResult`;
             made again from `config` when None).
-        rule_scorer: `rules` with their calibration already fitted (`training.fit.fit_rules`,
+        rule_scorer: `rules` with their calibration already fitted (`leadscore.training.fit.fit_rules`,
             as training packs them with the model); fitted on the validation rows when None.
         learned: also fit a learned points scorecard on the train period.
         handoffs: each lead's hand-off time (lead_id, handed_off_at: its first score above
             the hand-off line in the score history), for the time-to-hand-off table.
         backtest: the walk-forward backtest of the same training set
-            (`training.backtest.Backtest`): with two origins or more, the "keep the rules"
+            (`leadscore.training.backtest.Backtest`): with two origins or more, the "keep the rules"
             verdict rests on its pooled paired difference, not on one window.
     """
     config = config or TrainConfig()

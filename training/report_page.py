@@ -1,5 +1,5 @@
 """The marketing report's page: a summary in words first, then the evidence, rendered by
-`templates/compare.html.j2` (no HTML here: tables come from `pages.html.table`)."""
+`templates/compare.html.j2` (no HTML here: tables come from `leadscore.pages.html.table`)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from crm.csv_out import write_csv
-from crm.errors import LeadscoreError
-from pages.html import environment, svg, write_page
-from training.backtest import table_rows
-from training.kpis import NEVER, SPEED_BUCKETS
-from training.report import Comparison
-from training.report_tables import QUADRANTS, SCORERS
-from training.trust import does_not_beat_rules
+from leadscore.crm.csv_out import write_csv
+from leadscore.crm.errors import LeadscoreError
+from leadscore.pages.html import environment, svg, write_page
+from leadscore.training.backtest import table_rows
+from leadscore.training.kpis import NEVER, SPEED_BUCKETS
+from leadscore.training.report import Comparison
+from leadscore.training.report_tables import QUADRANTS, SCORERS
+from leadscore.training.trust import does_not_beat_rules
 
 TEMPLATES = Path(__file__).parent / "templates"
 COLORS = {"model": "#1f5fa8", "rules": "#d0701c", "learned": "#3a8f3a"}
@@ -143,7 +143,7 @@ def render(comp: Comparison, csv_name: str) -> str:
 
 
 def backtest_table(backtest: dict | None) -> pd.DataFrame | None:
-    """Per origin and pooled, a row per scorer (`training.backtest.table_rows`; None
+    """Per origin and pooled, a row per scorer (`leadscore.training.backtest.table_rows`; None
     without a backtest of two origins or more)."""
     if not backtest or len(backtest["origins"]) < 2:
         return None

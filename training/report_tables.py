@@ -1,7 +1,7 @@
 """The marketing report's tables, each from the scored test rows: the headline with its
 intervals, deciles, the capacity-matched comparison and its quadrants, example leads with
 their reasons, calibration, per-source figures and the funnel. Every ranking cut is
-tie-aware (`stats.ranking`) and every interval comes from the one bootstrap over leads."""
+tie-aware (`leadscore.stats.ranking`) and every interval comes from the one bootstrap over leads."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from crm.loading import Dataset
-from rules.scorer import RuleScorer
-from scoring.scorer import LeadScorer
-from stats.bootstrap import lead_resample_weights, percentile_interval
-from stats.metrics import (
+from leadscore.crm.loading import Dataset
+from leadscore.rules.scorer import RuleScorer
+from leadscore.scoring.scorer import LeadScorer
+from leadscore.stats.bootstrap import lead_resample_weights, percentile_interval
+from leadscore.stats.metrics import (
     calibration_bins,
     deciles,
     expected_calibration_error,
 )
-from stats.ranking import top_share
+from leadscore.stats.ranking import top_share
 
 SCORERS = {"model": "Model (LightGBM)", "rules": "Points rules", "learned": "Learned points"}
 EXAMPLES = 3
@@ -34,7 +34,7 @@ def _metrics(y: np.ndarray, ranking: np.ndarray, p: np.ndarray) -> dict[str, flo
 
 
 def headline_table(rows, rankings, probabilities, bootstrap: int, seed: int):
-    """Point estimates and 95 % intervals from `stats.bootstrap` (leads resampled with
+    """Point estimates and 95 % intervals from `leadscore.stats.bootstrap` (leads resampled with
     their snapshots, stratified by outcome); every interval contains its estimate."""
     y = rows["label"].to_numpy().astype(int)
     names = list(rankings)
@@ -65,7 +65,7 @@ def headline_table(rows, rankings, probabilities, bootstrap: int, seed: int):
 
 
 def decile_table(rows: pd.DataFrame, rankings: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Per scorer, `stats.metrics.deciles` of its own ranking (the training table's
+    """Per scorer, `leadscore.stats.metrics.deciles` of its own ranking (the training table's
     definition of lift and capture)."""
     y = rows["label"].to_numpy()
     return pd.DataFrame(

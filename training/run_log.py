@@ -3,48 +3,23 @@ as run inputs, train / validation / test metrics, LightGBM's learning curve per 
 descriptions on the run, the registered model and each version, and the logged model's
 environment (pinned requirements and the code it runs).
 
-`training.tracking` calls these; they hold no registry logic.
+`leadscore.training.tracking` calls these; they hold no registry logic.
 """
 
 from __future__ import annotations
 
-import ast
-import sys
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-import crm
-import features
-import rules
-import scoring
-import stats
-from training.fit import TrainResult
+from leadscore.scoring.shipping import Shipment, ship
+from leadscore.training.fit import TrainResult
 
-# The packages a logged model runs (scoring and what it imports), shipped with the model as
-# its code (MLflow's `code_paths`), so that it loads anywhere its requirements install: no
-# `leadscore` requirement to resolve, and the model runs the code it was trained with.
-MODEL_PACKAGES = (stats, crm, features, rules, scoring)
-# Import name -> distribution name, for the third-party imports of MODEL_PACKAGES.
-DISTRIBUTIONS = {
-    "duckdb": "duckdb",
-    "lightgbm": "lightgbm",
-    "mlflow": "mlflow",
-    "numba": "numba",
-    "numpy": "numpy",
-    "pandas": "pandas",
-    "pyarrow": "pyarrow",
-    "pydantic": "pydantic",
-    "scipy": "scipy",
-    "sklearn": "scikit-learn",
-    "yaml": "pyyaml",
-}
-# Imports of MODEL_PACKAGES that no prediction reaches, so the model's environment does not
-# pin them: the Spark engine (`features.spark_engine`) runs batch jobs next to the model.
-NOT_ON_THE_PREDICTION_PATH = {"pyspark"}
+# The module MLflow runs when it loads a leadscore model (models from code).
+PYFUNC_ENTRY_MODULE = "leadscore.scoring.pyfunc_entry"
+
 MODEL_DESCRIPTION = (
     "leadscore: the probability that a lead is won within the horizon, from its CRM "
     "profile and behaviour history at a point in time. LightGBM, calibrated on a later "
@@ -56,47 +31,24 @@ MODEL_DESCRIPTION = (
 FIT_METRICS = ("roc_auc", "pr_auc", "brier", "log_loss", "ece")
 
 
-def code_paths() -> list[str]:
-    return [str(Path(p.__file__).parent) for p in MODEL_PACKAGES]
-
-
-def third_party_imports() -> set[str]:
-    """The top-level third-party modules the shipped packages import (read from their
-    source: what the model's environment must provide)."""
-    local = {p.__name__ for p in MODEL_PACKAGES}
-    found = set()
-    for folder in code_paths():
-        for path in Path(folder).rglob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                if isinstance(node, ast.Import):
-                    names = [a.name for a in node.names]
-                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                    names = [node.module]
-                else:
-                    continue
-                for name in names:
-                    top = name.split(".")[0]
-                    if top not in local and top not in sys.stdlib_module_names:
-                        found.add(top)
-    return found
+def model_shipment() -> Shipment:
+    """The logged model's code (our packages its entry reaches, under the `leadscore`
+    namespace) and its pinned requirements (what that code imports), derived from the code
+    (`leadscore.scoring.shipping`): it loads wherever they install, with no `leadscore`
+    requirement to resolve, and runs the code it was trained with."""
+    return ship(PYFUNC_ENTRY_MODULE)
 
 
 def model_requirements() -> list[str]:
     """The logged model's pip requirements: every third-party distribution its code imports,
     pinned to the version it was trained with."""
-    pins = []
-    for module in sorted(third_party_imports() - NOT_ON_THE_PREDICTION_PATH):
-        dist = DISTRIBUTIONS.get(module)
-        if dist is None:
-            raise RuntimeError(
-                f"the model's code imports {module!r}: add its distribution to "
-                "training.run_log.DISTRIBUTIONS so that the model's environment pins it"
-            )
-        try:
-            pins.append(f"{dist}=={version(dist)}")
-        except PackageNotFoundError as exc:  # pragma: no cover - a broken environment
-            raise RuntimeError(f"{dist} is imported by the model but not installed") from exc
-    return sorted(set(pins))
+    return list(model_shipment().requirements)
+
+
+def code_paths(scratch: Path) -> list[str]:
+    """The model's code, staged in `scratch` as one `leadscore` folder (MLflow copies it to
+    the model's `code/` and puts that first on the loading process's path)."""
+    return [str(model_shipment().stage(Path(scratch)))]
 
 
 def dataset_name(source: str) -> str:
@@ -220,7 +172,7 @@ def _metric_line(label: str, m: dict) -> str:
 
 
 def rules_metrics(comparison) -> dict | None:
-    """The points rules' headline test metrics from a `training.report.Comparison`."""
+    """The points rules' headline test metrics from a `leadscore.training.report.Comparison`."""
     if comparison is None:
         return None
     head = comparison.headline.set_index("scorer")
@@ -250,7 +202,7 @@ def description(
 
     Args:
         rules: the points rules' test metrics on the same rows, when they were compared.
-        gate: the champion gate it met (`training.registry.champion_gate`).
+        gate: the champion gate it met (`leadscore.training.registry.champion_gate`).
         outcome: the promotion decision, in words.
     """
     lines = [f"**Do not trust this model:** {line}" for line in result.untrusted]

@@ -20,14 +20,14 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from crm.errors import LeadscoreError
-from features.definitions import FeatureSpec
-from scoring.scorer import LeadScorer
-from stats.bootstrap import lead_resample_weights, percentile_interval
-from stats.metrics import evaluate, point_metrics
-from training.config import TrainConfig
-from training.fit import TrainResult, fit_models
-from training.refit import ship
+from leadscore.crm.errors import LeadscoreError
+from leadscore.features.definitions import FeatureSpec
+from leadscore.scoring.scorer import LeadScorer
+from leadscore.stats.bootstrap import lead_resample_weights, percentile_interval
+from leadscore.stats.metrics import evaluate, point_metrics
+from leadscore.training.config import TrainConfig
+from leadscore.training.fit import TrainResult, fit_models
+from leadscore.training.refit import ship
 
 
 @dataclass

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from crm.errors import LeadscoreError
-from features.definitions import FeatureSpec
-from training.config import TrainConfig
+from leadscore.crm.errors import LeadscoreError
+from leadscore.features.definitions import FeatureSpec
+from leadscore.training.config import TrainConfig
 
 
 @dataclass(frozen=True)

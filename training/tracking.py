@@ -1,7 +1,7 @@
 """MLflow: log a training run, register its model, and move aliases (champion/challenger).
 
 Tracking and registry use MLflow's own default (`sqlite:///mlflow.db` in the working folder)
-or `MLFLOW_TRACKING_URI`. Promotion (`training.registry.champion_gate`): the new version
+or `MLFLOW_TRACKING_URI`. Promotion (`leadscore.training.registry.champion_gate`): the new version
 becomes `champion` when there is none, or when it is not surely worse than the champion's
 evaluated model on the same rows: the backtest origins' rows the champion had not seen,
 pooled, with the paired ROC AUC and log-loss differences' lead-level bootstrap intervals
@@ -29,17 +29,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-import scoring
-from crm.csv_out import csv_ready, json_ready
-from crm.errors import LeadscoreError
-from features.definitions import FeatureSpec
-from scoring.mlflow_model import SCORER_ARTIFACT, LeadScoringModel, load_registered_scorer
-from training import run_log
-from training.config import TrainConfig
-from training.figures import training_figures
-from training.fit import TrainResult
-from training.mlflow_runs import start_run
-from training.registry import (
+from leadscore.crm.csv_out import csv_ready, json_ready
+from leadscore.crm.errors import LeadscoreError
+from leadscore.features.definitions import FeatureSpec
+from leadscore.scoring.mlflow_model import SCORER_ARTIFACT, LeadScoringModel, load_registered_scorer
+from leadscore.scoring.shipping import package_folder
+from leadscore.training import run_log
+from leadscore.training.config import TrainConfig
+from leadscore.training.figures import training_figures
+from leadscore.training.fit import TrainResult
+from leadscore.training.mlflow_runs import start_run
+from leadscore.training.registry import (
     CHALLENGER,
     CHAMPION,
     STATE,
@@ -50,12 +50,12 @@ from training.registry import (
     move_champion,
     reap_dead_runs,
 )
-from training.scratch import scratch_dir, sweep_scratch
-from training.store import registry_messages_quiet, store_lock
+from leadscore.training.scratch import scratch_dir, sweep_scratch
+from leadscore.training.store import registry_messages_quiet, store_lock
 
 # Logged by path ("models from code"): MLflow runs it at load time; importing it here would
 # run its set_model call at import time.
-PYFUNC_ENTRY = Path(scoring.__file__).parent / "pyfunc_entry.py"
+PYFUNC_ENTRY = package_folder("leadscore.scoring") / "pyfunc_entry.py"
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ def _metrics_for_mlflow(result: TrainResult) -> dict[str, float]:
         out["test_interval_width_p90_model"] = float(width.quantile(0.9))
         out["test_review_share_model"] = float(test["review_model"].mean())
     if result.accounts is not None:  # the account model's test figures, per account scorer
-        from training.accounts import account_metric_names
+        from leadscore.training.accounts import account_metric_names
 
         out.update(account_metric_names(result.accounts))
     return out
@@ -141,6 +141,7 @@ def log_scorer_model(scorer, example: pd.DataFrame, name: str, scratch: Path) ->
     with warnings.catch_warnings():  # MLflow's hint about integer columns: score is an int
         warnings.simplefilter("ignore", UserWarning)
         signature = infer_signature(example, model.predict(None, example))
+    shipment = run_log.model_shipment()
     with registry_messages_quiet():
         info = mlflow.pyfunc.log_model(
             name="model",
@@ -151,8 +152,8 @@ def log_scorer_model(scorer, example: pd.DataFrame, name: str, scratch: Path) ->
             registered_model_name=name,
             # Pinned third-party requirements, and our code shipped with the model: it
             # loads wherever they install (`mlflow models serve` builds that environment).
-            pip_requirements=run_log.model_requirements(),
-            code_paths=run_log.code_paths(),
+            pip_requirements=list(shipment.requirements),
+            code_paths=[str(shipment.stage(Path(scratch) / "code"))],
         )
     return str(info.registered_model_version)
 
@@ -373,7 +374,7 @@ class Registration:
         return self.promoted
 
     def _gate(self, version, scorer, prefix: str = "") -> None:
-        """The champion gate (`training.registry.champion_gate`) against `version`: its
+        """The champion gate (`leadscore.training.registry.champion_gate`) against `version`: its
         figures logged to the run, the decision and its reason kept."""
         import mlflow
 
@@ -472,7 +473,7 @@ def migrate_model(source: str, name: str, *, experiment: str = "leadscore-migrat
     from mlflow.exceptions import MlflowException
     from mlflow.models import Model
 
-    from scoring.mlflow_model import load_scorer
+    from leadscore.scoring.mlflow_model import load_scorer
 
     client = MlflowClient()
     old = None

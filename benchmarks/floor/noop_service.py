@@ -13,7 +13,7 @@ from typing import Any
 
 import bentoml
 
-from serving.schemas import Lead
+from leadscore.serving.schemas import Lead
 
 
 @bentoml.service(name="leadscore")

@@ -8,9 +8,9 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from crm.errors import LeadscoreError
 from leadscore.console import MODEL_REF_HELP, alarm, load, out, step, warn
-from scoring.model_ref import DEFAULT_MODEL_URI
+from leadscore.crm.errors import LeadscoreError
+from leadscore.scoring.model_ref import DEFAULT_MODEL_URI
 
 
 def compare(
@@ -50,11 +50,11 @@ def compare(
 ) -> None:
     """Marketing report: the model vs the points rules on the same out-of-time leads (HTML + CSV)."""
     from leadscore.project import config_path
-    from scoring.mlflow_model import load_scorer
-    from training.config import TrainConfig, load_train_config
-    from training.mlflow_runs import log_to_project_run
-    from training.report import compare as run_compare
-    from training.report_page import write_report
+    from leadscore.scoring.mlflow_model import load_scorer
+    from leadscore.training.config import TrainConfig, load_train_config
+    from leadscore.training.mlflow_runs import log_to_project_run
+    from leadscore.training.report import compare as run_compare
+    from leadscore.training.report_page import write_report
 
     handoffs = None
     if history is not None:
@@ -101,8 +101,8 @@ def compare(
 def _handoffs(history: str, grades: str, mql: bool):
     """Each lead's first score above the hand-off line in a score history (lead_id,
     handed_off_at)."""
-    from handoff.events import HandoffLine
-    from operations.history import ScoreHistory
+    from leadscore.handoff.events import HandoffLine
+    from leadscore.operations.history import ScoreHistory
 
     line = HandoffLine(mql=mql, grades=grades)
     rows = ScoreHistory(history).read()
@@ -124,7 +124,7 @@ def resolve_rules(explicit: Path | None, dataset, packed=None) -> FoundRules:
     """Marketing's rules for a dataset: `--rules` (its errors are the user's), else the
     rules packed with the model, else the dataset folder's own `rules.yaml`, else
     conf/rules.yaml when it fits the data; otherwise none, with the reason."""
-    from rules.config import check_rules, load_rules
+    from leadscore.rules.config import check_rules, load_rules
 
     if explicit is not None:
         return FoundRules(load_rules(explicit), str(explicit))
@@ -158,8 +158,8 @@ def default_rules_path() -> Path | None:
 
 def print_comparison(comp, html_path: Path | None = None) -> None:
     """The report's headline and capacity-matched tables on the console."""
-    from pages.html import format_count
-    from training.report_tables import SCORERS
+    from leadscore.pages.html import format_count
+    from leadscore.training.report_tables import SCORERS
 
     for line in comp.verdict:
         alarm(line, console=out)

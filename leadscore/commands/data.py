@@ -7,7 +7,6 @@ from pathlib import Path
 
 import typer
 
-from crm.errors import LeadscoreError
 from leadscore.console import (
     ENGINE_HELP,
     SPARK_MASTER_HELP,
@@ -20,6 +19,7 @@ from leadscore.console import (
     spark_history,
     step,
 )
+from leadscore.crm.errors import LeadscoreError
 
 
 def validate(
@@ -32,7 +32,7 @@ def validate(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Load and check a dataset against the data contract; print a summary or the error."""
-    from crm.summary import summarize_dataset
+    from leadscore.crm.summary import summarize_dataset
 
     ds = load(data, early_events=early_events.value if early_events else None)
     summary = summarize_dataset(ds)
@@ -70,9 +70,9 @@ def simulate(
     """Simulate a B2B CRM (leads, activities, deals) and its hidden truth (truth.csv)."""
     from pydantic import ValidationError
 
-    from crm.contract import format_validation_error
-    from simulation.simulator import AccountsConfig, SimulationConfig
-    from simulation.simulator import simulate as run_simulation
+    from leadscore.crm.contract import format_validation_error
+    from leadscore.simulation.simulator import AccountsConfig, SimulationConfig
+    from leadscore.simulation.simulator import simulate as run_simulation
 
     try:
         accounts = (
@@ -120,9 +120,9 @@ def features(
     """Build the labelled point-in-time training set (one row per lead and snapshot); `leadscore train --training-set` trains on it."""
     import pandas as pd
 
-    from features.batch import training_set_chunks
-    from features.config import load_feature_config
-    from features.training_set import write_training_set
+    from leadscore.features.batch import training_set_chunks
+    from leadscore.features.config import load_feature_config
+    from leadscore.features.training_set import write_training_set
     from leadscore.project import config_path
 
     feature_config = load_feature_config(config_path("features", config))
@@ -134,7 +134,7 @@ def features(
             raise LeadscoreError(f"--data-end: not an ISO-8601 timestamp ({data_end!r})") from exc
     policy = early_events.value if early_events else None
     if engine == Engine.spark:
-        from features.spark_engine import spark_training_set
+        from leadscore.features.spark_engine import spark_training_set
 
         history = spark_history(data, spark_master, early_events=policy)
         with step("building the point-in-time training set on Spark"):

@@ -9,7 +9,7 @@ import typer
 from leadscore.commands.compare import print_comparison
 from leadscore.commands.train import run_training
 from leadscore.console import load, out, print_summary, step
-from scoring.model_ref import DEFAULT_MODEL_URI
+from leadscore.scoring.model_ref import DEFAULT_MODEL_URI
 
 
 def demo(
@@ -20,11 +20,11 @@ def demo(
     ),
 ) -> None:
     """The main job end to end on embedded defaults: simulate a CRM, validate, build features, train, serve, and report the model against the points rules."""
-    from crm.summary import summarize_dataset
-    from features.batch import build_training_set
-    from features.training_set import write_training_set
-    from simulation.simulator import AccountsConfig, SimulationConfig
-    from simulation.simulator import simulate as run_simulation
+    from leadscore.crm.summary import summarize_dataset
+    from leadscore.features.batch import build_training_set
+    from leadscore.features.training_set import write_training_set
+    from leadscore.simulation.simulator import AccountsConfig, SimulationConfig
+    from leadscore.simulation.simulator import simulate as run_simulation
 
     data = out_dir / "crm"
     out.rule("1. simulate a CRM")
@@ -54,7 +54,7 @@ def demo(
     out.rule("5. serve the champion (BentoML) and score a few leads")
     key, request_path = serve_demo(ds, result, out_dir)
     if comparison is not None:
-        from training.report_page import write_report
+        from leadscore.training.report_page import write_report
 
         out.rule("6. the marketing report: model vs points rules")
         html_path, _ = write_report(comparison, out_dir / "reports" / "compare.html")
@@ -73,12 +73,12 @@ def week_demo(ds, data: Path, out_dir: Path) -> None:
     day's files."""
     import pandas as pd
 
-    from handoff.events import HandoffLine, summarize, write_events
     from leadscore.commands.operations import print_events
-    from operations.history import ScoreHistory, default_store
-    from operations.pipeline import write_scores
-    from operations.runs import score_and_record
-    from scoring.mlflow_model import load_pinned_scorer
+    from leadscore.handoff.events import HandoffLine, summarize, write_events
+    from leadscore.operations.history import ScoreHistory, default_store
+    from leadscore.operations.pipeline import write_scores
+    from leadscore.operations.runs import score_and_record
+    from leadscore.scoring.mlflow_model import load_pinned_scorer
 
     scorer, which = load_pinned_scorer(DEFAULT_MODEL_URI)
     history = ScoreHistory(default_store(data))
@@ -112,9 +112,9 @@ def week_demo(ds, data: Path, out_dir: Path) -> None:
 def monitor_demo(ds, out_dir: Path) -> None:
     """`leadscore monitor` on the demo's data with the champion: page, JSON, MLflow run."""
     from leadscore.commands.operations import print_monitor
-    from operations.monitor import monitor
-    from operations.monitor_page import log_monitor, write_monitor
-    from scoring.mlflow_model import load_pinned_scorer
+    from leadscore.operations.monitor import monitor
+    from leadscore.operations.monitor_page import log_monitor, write_monitor
+    from leadscore.scoring.mlflow_model import load_pinned_scorer
 
     scorer, which = load_pinned_scorer(DEFAULT_MODEL_URI)
     with step("monitoring: the pipeline now, then, and one horizon ago"):
@@ -132,9 +132,9 @@ def serve_demo(ds, result, out_dir: Path) -> None:
 
     import mlflow
 
-    from crm.payloads import lead_payloads
     from leadscore.client import Client
-    from serving.process import Server
+    from leadscore.crm.payloads import lead_payloads
+    from leadscore.serving.process import Server
 
     key = secrets.token_urlsafe(24)
     # The best, a middling and the weakest lead of the test set, each at its own as_of,
@@ -194,7 +194,7 @@ def stream_demo(ds, base: str, key: str, pick, scored: dict) -> None:
     the score the stream keeps for it: the one /score gave for the whole payload."""
     import httpx
 
-    from crm.payloads import dataset_events
+    from leadscore.crm.payloads import dataset_events
 
     events = [e for e in dataset_events(ds, until=pick.as_of) if e["lead_id"] == pick.lead_id]
     headers = {"Authorization": f"Bearer {key}"}

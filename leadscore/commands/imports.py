@@ -26,7 +26,7 @@ def import_csv(
     overwrite: bool = typer.Option(False, help="Replace the folder if it is not empty."),
 ) -> None:
     """Map a CRM export's columns, values and dates into the data contract, validate it, and write a dataset folder (nothing is written when it does not validate)."""
-    from crm.mapping import load_mapping
+    from leadscore.crm.mapping import load_mapping
 
     _run_import(
         load_mapping(mapping),
@@ -48,7 +48,7 @@ def import_xeducation(
     overwrite: bool = typer.Option(False, help="Replace the folder if it is not empty."),
 ) -> None:
     """Import the public X Education leads export with its built-in mapping ('Select' is missing, Lead Number is the time order, the sales-entered columns are declared leaky)."""
-    from crm.mapping import builtin_mapping_path, builtin_rules_path, load_mapping
+    from leadscore.crm.mapping import builtin_mapping_path, builtin_rules_path, load_mapping
 
     path = builtin_mapping_path("xeducation")
     rules = builtin_rules_path("xeducation")
@@ -68,9 +68,9 @@ def import_xeducation(
 
 
 def _run_import(mapping, mapping_name, *, file_format, **paths_and_options) -> None:
-    """Import with `crm.importer.import_tables`; print the renames and the summary."""
-    from crm.importer import import_tables
-    from crm.summary import summarize_dataset
+    """Import with `leadscore.crm.importer.import_tables`; print the renames and the summary."""
+    from leadscore.crm.importer import import_tables
+    from leadscore.crm.summary import summarize_dataset
 
     with step("mapping, checking and writing the export"):
         result = import_tables(

@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from crm.errors import LeadscoreError
 from leadscore.console import (
     ENGINE_HELP,
     MODEL_REF_HELP,
@@ -21,7 +20,8 @@ from leadscore.console import (
     styled,
     warn,
 )
-from scoring.model_ref import DEFAULT_MODEL_URI
+from leadscore.crm.errors import LeadscoreError
+from leadscore.scoring.model_ref import DEFAULT_MODEL_URI
 
 
 def score(
@@ -97,15 +97,20 @@ def score(
 ) -> None:
     """Score every lead open at --as-of (not snapshots) with the model the endpoint serves, the points rules next to it, worded reasons and each lead's trend over the earlier runs; record the run in the score history (the same as_of again replaces it); write the hand-off events (leads that crossed the hand-off line or changed grade since their last score) and optionally POST them to a webhook."""
 
-    from crm.times import utc
-    from handoff.delivery import WebhookSender, deliver, read_secret, stage
-    from handoff.events import HandoffLine, write_events
-    from operations.accounts import AccountLine, account_run, account_scores_path, has_accounts
-    from operations.history import ScoreHistory, default_store
-    from operations.pipeline import write_scores
-    from operations.runs import score_and_record
-    from scoring.mlflow_model import load_pinned_scorer
-    from training.mlflow_runs import log_to_project_run
+    from leadscore.crm.times import utc
+    from leadscore.handoff.delivery import WebhookSender, deliver, read_secret, stage
+    from leadscore.handoff.events import HandoffLine, write_events
+    from leadscore.operations.accounts import (
+        AccountLine,
+        account_run,
+        account_scores_path,
+        has_accounts,
+    )
+    from leadscore.operations.history import ScoreHistory, default_store
+    from leadscore.operations.pipeline import write_scores
+    from leadscore.operations.runs import score_and_record
+    from leadscore.scoring.mlflow_model import load_pinned_scorer
+    from leadscore.training.mlflow_runs import log_to_project_run
 
     line = HandoffLine(mql=handoff_mql, grades=handoff_grades)
     account_line = AccountLine(account_handoff_grades)
@@ -132,7 +137,7 @@ def score(
         )
     scored = None
     if spark is not None:
-        from operations.spark_scoring import spark_score_pipeline
+        from leadscore.operations.spark_scoring import spark_score_pipeline
 
         with step("scoring the open pipeline on Spark"):
             scored = spark_score_pipeline(spark, scorer, which, when, reasons=reasons)
@@ -142,9 +147,9 @@ def score(
 
     box = None
     if state is not None:
-        from operations.stream_sync import sync_history
-        from stream.outbox import StoreOutbox
-        from stream.stores import open_store
+        from leadscore.operations.stream_sync import sync_history
+        from leadscore.stream.outbox import StoreOutbox
+        from leadscore.stream.stores import open_store
 
         online = open_store(state)
         if store is not None:
@@ -153,7 +158,7 @@ def score(
         if sender is not None:
             box = StoreOutbox(online)
     elif sender is not None:
-        from handoff.delivery import Outbox, default_outbox
+        from leadscore.handoff.delivery import Outbox, default_outbox
 
         box = Outbox(outbox or default_outbox(data))
 
@@ -237,7 +242,7 @@ def print_accounts_run(accounts, path: Path, line) -> None:
 
 def print_events(events: list[dict], path: Path, line, show: int = 0) -> None:
     """The run's hand-off events: counts, and the first `show` of them with their reasons."""
-    from handoff.events import summarize
+    from leadscore.handoff.events import summarize
 
     counts = summarize(events)
     out.print(
@@ -313,7 +318,7 @@ def history(
     """A lead's scores over time, one line per `leadscore score` run: probability, score, grade, rule score and trend."""
     import pandas as pd
 
-    from operations.history import ScoreHistory, default_store
+    from leadscore.operations.history import ScoreHistory, default_store
 
     if store is None and data is None:
         raise LeadscoreError("give --data (its score_history.duckdb) or --history")
@@ -374,9 +379,9 @@ def monitor(
     ),
 ) -> None:
     """Drift of every feature and of the score since the model's training data (PSI against thresholds from the sampling distribution at these sample sizes), calibration on matured outcomes by grade and decile, conversion shifts by source, and a verdict: ok, watch or retrain."""
-    from operations.monitor import monitor as run_monitor
-    from operations.monitor_page import log_monitor, write_monitor
-    from scoring.mlflow_model import load_pinned_scorer
+    from leadscore.operations.monitor import monitor as run_monitor
+    from leadscore.operations.monitor_page import log_monitor, write_monitor
+    from leadscore.scoring.mlflow_model import load_pinned_scorer
 
     if out_path.suffix.lower() not in (".html", ".htm"):
         raise LeadscoreError(f"--out {out_path}: the monitoring report is an HTML file (.html)")
@@ -421,7 +426,7 @@ def print_monitor(report, path: Path) -> None:
 
 def _when(text: str | None, option: str):
     """An option's ISO-8601 time in UTC, or None; a bad one is a user mistake."""
-    from crm.times import utc
+    from leadscore.crm.times import utc
 
     if text is None or not text.strip():  # '' too: MLproject parameters cannot be left out
         return None

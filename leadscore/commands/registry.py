@@ -6,9 +6,9 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from crm.errors import LeadscoreError
 from leadscore.console import out
-from scoring.model_ref import DEFAULT_MODEL_NAME
+from leadscore.crm.errors import LeadscoreError
+from leadscore.scoring.model_ref import DEFAULT_MODEL_NAME
 
 app = typer.Typer(
     help="List registered model versions with their aliases and test metrics; `models migrate` re-logs a model saved by an earlier layout.",
@@ -27,7 +27,7 @@ def models(
     """List registered model versions with their aliases and test metrics."""
     if ctx.invoked_subcommand is not None:
         return
-    from training.registry import list_versions
+    from leadscore.training.registry import list_versions
 
     rows = list_versions(model_name)
     if not rows:
@@ -49,7 +49,7 @@ def promote(
     ),
 ) -> None:
     """Move the `champion` alias to a version explicitly."""
-    from training.registry import promote as promote_version
+    from leadscore.training.registry import promote as promote_version
 
     promote_version(model_name, version)
     out.print(f"{model_name} v{version} is now champion")
@@ -61,7 +61,7 @@ def rollback(
     ),
 ) -> None:
     """Move `champion` back to the version it replaced (the alias history is kept as version tags; a second rollback goes one further back)."""
-    from training.registry import rollback as roll_back
+    from leadscore.training.registry import rollback as roll_back
 
     old, new = roll_back(model_name)
     out.print(f"{model_name}: champion v{old} -> v{new}")
@@ -78,7 +78,7 @@ def migrate(
     ),
 ) -> None:
     """Re-log a model saved by an earlier layout with the current entry point, as a new version (its aliases move to it when it is a version of the same model); MLflow's own loaders (mlflow models serve, spark_udf) then load it."""
-    from training.tracking import migrate_model
+    from leadscore.training.tracking import migrate_model
 
     done = migrate_model(source, model_name)
     moved = f"; {', '.join(done.aliases)} moved to it" if done.aliases else ""

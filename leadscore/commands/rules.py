@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from crm.errors import LeadscoreError
 from leadscore.console import MODEL_REF_HELP, load, out, step, warn
+from leadscore.crm.errors import LeadscoreError
 
 app = typer.Typer(help="Points rules: learn a scorecard from data.", no_args_is_help=True)
 
@@ -52,16 +52,16 @@ def rules_suggest(
     """Fit a small, sparse points scorecard (L1 logistic regression on binned features, rounded to whole points) in the rules' YAML format, for marketing to read and edit. With --model, these are the learned points of `compare` for that model, item for item."""
     from sklearn.metrics import roc_auc_score
 
-    from features.batch import build_training_set
-    from features.config import load_feature_config
     from leadscore.commands.compare import resolve_rules
+    from leadscore.features.batch import build_training_set
+    from leadscore.features.config import load_feature_config
     from leadscore.project import config_path
-    from rules.scorer import RuleScorer, batch_rule_inputs
-    from scoring.mlflow_model import load_scorer
-    from training.config import TrainConfig, load_train_config
-    from training.leakage import audit_training_set
-    from training.learned import learn_points, learned_columns, rules_mql_share
-    from training.splits import split_training_set
+    from leadscore.rules.scorer import RuleScorer, batch_rule_inputs
+    from leadscore.scoring.mlflow_model import load_scorer
+    from leadscore.training.config import TrainConfig, load_train_config
+    from leadscore.training.leakage import audit_training_set
+    from leadscore.training.learned import learn_points, learned_columns, rules_mql_share
+    from leadscore.training.splits import split_training_set
 
     ds = load(data)
     packed = None
@@ -143,8 +143,8 @@ def rules_init(
     overwrite: bool = typer.Option(False, help="Replace the file if it exists."),
 ) -> None:
     """Write a commented points-rules template for a dataset: every profile value and activity type at 0 points, with how often each occurs, for marketing to fill in."""
-    from rules.config import check_rules, load_rules
-    from rules.template import rules_template
+    from leadscore.rules.config import check_rules, load_rules
+    from leadscore.rules.template import rules_template
 
     if out_path.exists() and not overwrite:
         raise LeadscoreError(f"{out_path}: exists (pass --overwrite to replace it)")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import typer
 
-from crm.errors import LeadscoreError
 from leadscore.console import err, out
-from scoring.model_ref import CHAMPION_ALIAS, DEFAULT_MODEL_NAME
+from leadscore.crm.errors import LeadscoreError
+from leadscore.scoring.model_ref import CHAMPION_ALIAS, DEFAULT_MODEL_NAME
 
 
 def serve(
@@ -52,14 +52,19 @@ def serve(
     """Serve the champion model over HTTP (BentoML): POST /score, POST /events, GET /leads/{id}, GET /metadata. The alias is resolved once, at start: every worker serves that version, also one that restarts after a promotion. SIGHUP resolves the alias again and restarts every worker on the new version, letting requests in flight finish. SIGTERM or Ctrl+C stops the server and its workers, letting requests in flight finish."""
     import os
 
-    from handoff.delivery import SECRET_ENV, WebhookSender, read_secret
-    from handoff.events import HandoffLine
-    from operations.history import ScoreHistory
-    from operations.stream_sync import HistorySync
-    from serving.config import ServeConfig, env_name
-    from serving.model import load_model
-    from serving.process import default_workers, run_until_stopped, serve_command, workers_env
-    from stream.stores import default_state_url, open_store
+    from leadscore.handoff.delivery import SECRET_ENV, WebhookSender, read_secret
+    from leadscore.handoff.events import HandoffLine
+    from leadscore.operations.history import ScoreHistory
+    from leadscore.operations.stream_sync import HistorySync
+    from leadscore.serving.config import ServeConfig, env_name
+    from leadscore.serving.model import load_model
+    from leadscore.serving.process import (
+        default_workers,
+        run_until_stopped,
+        serve_command,
+        workers_env,
+    )
+    from leadscore.stream.stores import default_state_url, open_store
 
     HandoffLine(mql=handoff_mql, grades=handoff_grades)  # refused now, not in every worker
     stream_env = {
@@ -124,19 +129,14 @@ def bento(
         help="The alias whose version is packed (champion, challenger, ...).",
     ),
 ) -> None:
-    """Pack a registered model into a bento: BentoML model store, then `bentoml build`."""
-    import os
-    import subprocess
+    """Pack a registered model into a bento: the model into BentoML's model store, then `bentoml build` of the service with the code and the pinned requirements it imports (derived from the code). `bentoml containerize <tag>` then makes the image."""
+    import tempfile
 
-    import serving
-    from serving.model import export_to_bentoml
+    from leadscore.serving.bento import build_bento
+    from leadscore.serving.model import export_to_bentoml
 
     tag = export_to_bentoml(model_name, alias)
     out.print(f"exported {model_name}@{alias} to the BentoML model store as {tag}")
-    root = Path(serving.__file__).resolve().parent.parent
-    if not (root / "bentofile.yaml").is_file():
-        raise LeadscoreError(f"{root}: no bentofile.yaml (run from a source checkout)")
-    env = {**os.environ, "LEADSCORE_PACKED_MODEL": tag}
-    code = subprocess.call([sys.executable, "-m", "bentoml", "build", "."], env=env, cwd=root)
-    if code:
-        raise LeadscoreError(f"bentoml build failed (exit {code})")
+    with tempfile.TemporaryDirectory(prefix="leadscore-bento-") as work:
+        built = build_bento(tag, Path(work))
+    out.print(f"built bento {built}: `bentoml containerize {built}` makes its image")

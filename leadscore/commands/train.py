@@ -74,18 +74,18 @@ def run_training(
     "do not trust" banner."""
     import pandas as pd
 
-    from crm.payloads import lead_payloads
-    from features.batch import build_training_set
-    from features.config import load_feature_config
-    from features.training_set import read_training_set
+    from leadscore.crm.payloads import lead_payloads
+    from leadscore.features.batch import build_training_set
+    from leadscore.features.config import load_feature_config
+    from leadscore.features.training_set import read_training_set
     from leadscore.project import config_path
-    from training.backtest import walk_forward
-    from training.config import load_train_config
-    from training.fit import fit_models
-    from training.refit import ship
-    from training.run_log import rules_metrics
-    from training.scratch import scratch_dir
-    from training.tracking import log_and_register
+    from leadscore.training.backtest import walk_forward
+    from leadscore.training.config import load_train_config
+    from leadscore.training.fit import fit_models
+    from leadscore.training.refit import ship
+    from leadscore.training.run_log import rules_metrics
+    from leadscore.training.scratch import scratch_dir
+    from leadscore.training.tracking import log_and_register
 
     train_config = load_train_config(config_path("train", config))
     updates = {k: v for k, v in {"experiment": experiment, "model_name": model_name}.items() if v}
@@ -100,7 +100,7 @@ def run_training(
     end = pd.Timestamp(stats["data_end"]) if stats.get("data_end") else None
     references = {}
     if (Path(data) / "truth.csv").is_file():
-        from simulation.oracle import oracle_probability, read_truth
+        from leadscore.simulation.oracle import oracle_probability, read_truth
 
         truth = read_truth(data)
         references["oracle"] = lambda test: oracle_probability(
@@ -131,7 +131,10 @@ def run_training(
         with step("refitting the model that ships on every matured snapshot") as detail:
             result = ship(result, df, train_config, on_step=detail)
     if train_config.segments is not None and train_config.segments.champions:
-        from training.segment_champions import fit_segment_champions, with_segment_champions
+        from leadscore.training.segment_champions import (
+            fit_segment_champions,
+            with_segment_champions,
+        )
 
         with step("one model per segment, gated per segment") as detail:
             champions = fit_segment_champions(
@@ -153,7 +156,7 @@ def run_training(
     ):
         report_dir = None
         if comparison is not None:
-            from training.report_page import write_report
+            from leadscore.training.report_page import write_report
 
             write_report(comparison, tmp / "compare.html")
             report_dir = tmp
@@ -183,13 +186,13 @@ def _train_accounts(ds, result, comparison, train_config, data):
     the lead model goes on alone."""
     if train_config.accounts is None or ds.is_flat or "account_id" not in ds.leads:
         return result, comparison
-    from crm.errors import LeadscoreError
-    from training.accounts import account_tables, fit_accounts
+    from leadscore.crm.errors import LeadscoreError
+    from leadscore.training.accounts import account_tables, fit_accounts
 
     references = {}
     truth_path = Path(data) / "truth.csv"
     if truth_path.is_file():
-        from simulation.oracle import account_oracle_probability, read_truth
+        from leadscore.simulation.oracle import account_oracle_probability, read_truth
 
         truth = read_truth(data)
         if "account_id" in truth:
@@ -221,8 +224,8 @@ def _compare_for_training(ds, result, df, train_config, rules_path):
     that the endpoint returns rule scores too), then the model next to them and learned
     points on the training's own split; without rules that fit the data, the report is
     model vs learned points and says why."""
-    from training.fit import fit_rules
-    from training.report import compare
+    from leadscore.training.fit import fit_rules
+    from leadscore.training.report import compare
 
     found = resolve_rules(rules_path, ds)
     if found.rules is None:
@@ -353,7 +356,7 @@ def print_segment_champions(champions) -> None:
 
 def print_accounts(accounts) -> None:
     """The account model on its test accounts, next to what a team does without it."""
-    from training.accounts import ACCOUNT_SCORERS
+    from leadscore.training.accounts import ACCOUNT_SCORERS
 
     s = accounts.split
     table = Table(
@@ -384,10 +387,10 @@ def print_accounts(accounts) -> None:
 
 def print_backtest(backtest) -> None:
     """The walk-forward backtest: per origin, then every origin's rows pooled, a row per
-    scorer (`training.backtest.table_rows`)."""
-    from pages.html import format_count
-    from training.backtest import table_rows
-    from training.report_tables import SCORERS
+    scorer (`leadscore.training.backtest.table_rows`)."""
+    from leadscore.pages.html import format_count
+    from leadscore.training.backtest import table_rows
+    from leadscore.training.report_tables import SCORERS
 
     table = Table(
         title=f"walk-forward backtest ({len(backtest.origins)} of {backtest.asked} origins)",

@@ -193,7 +193,7 @@ def test_train_models_promote(tmp_path, small_sim_path):
         version = MlflowClient().get_model_version_by_alias("cli-model", "champion")
         files = {a.path for a in MlflowClient().list_artifacts(version.run_id, "report")}
         assert files == {"report/compare.html", "report/compare.csv"}
-        from scoring.mlflow_model import load_scorer
+        from leadscore.scoring.mlflow_model import load_scorer
 
         assert load_scorer("models:/cli-model@champion").rules is not None
     finally:
@@ -228,7 +228,7 @@ def test_rules_suggest_writes_rules_that_load(tmp_path, small_sim_path):
     result = _leadscore("rules", "suggest", "--data", str(small_sim_path), "--out", str(out))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Out-of-time test ROC AUC" in result.stdout and out.is_file()
-    from rules.config import load_rules
+    from leadscore.rules.config import load_rules
 
     rules = load_rules(out)
     assert rules.name == "suggested" and (rules.profile or rules.activities)
@@ -248,7 +248,7 @@ def test_train_with_bad_config_is_a_user_error(tmp_path, small_sim_path):
 
 
 def test_features_command_writes_a_readable_training_set(small_sim_path, tmp_path):
-    from features.training_set import read_training_set
+    from leadscore.features.training_set import read_training_set
 
     target = tmp_path / "ts.parquet"
     result = runner.invoke(
@@ -372,9 +372,9 @@ def test_train_on_forty_won_leads_warns_instead_of_failing(tmp_path, forty_won_p
 def test_rules_come_from_the_flag_the_model_the_dataset_or_a_fitting_default(
     good_dataset, small_sim
 ):
-    from crm import load_dataset
     from leadscore.commands.compare import resolve_rules
-    from rules.config import RulesConfig
+    from leadscore.crm import load_dataset
+    from leadscore.rules.config import RulesConfig
 
     ds = load_dataset(good_dataset)  # industry, employees: conf/rules.yaml does not fit
     found = resolve_rules(None, ds)
@@ -405,8 +405,8 @@ def test_compare_splits_the_data_as_the_model_was_trained(small_sim_path, small_
     rows)."""
     import pandas as pd
 
+    from leadscore.training.fit import fit_models
     from tests.training.conftest import FAST
-    from training.fit import fit_models
 
     df, spec, _ = small_set
     config = FAST.model_copy(update={"test_days": 30.0, "validation_days": 45.0})
@@ -430,11 +430,11 @@ def test_rules_suggest_for_a_model_learns_the_points_compare_shows(
     the same base points, with a model trained on other periods than the config's (its own
     periods are reused), whatever the order of the training set's rows."""
     from leadscore.commands.compare import resolve_rules
-    from rules.config import load_rules
+    from leadscore.rules.config import load_rules
+    from leadscore.training.config import TrainConfig
+    from leadscore.training.fit import fit_models
+    from leadscore.training.report import compare
     from tests.training.conftest import FAST
-    from training.config import TrainConfig
-    from training.fit import fit_models
-    from training.report import compare
 
     df, spec, _ = small_set
     config = FAST.model_copy(update={"test_days": 45.0, "validation_days": 50.0})

@@ -7,8 +7,8 @@ import json
 import httpx
 import pytest
 
-from crm.errors import LeadscoreError
 from leadscore.client import Client, ScoringError
+from leadscore.crm.errors import LeadscoreError
 
 
 def _mock(responses: list):

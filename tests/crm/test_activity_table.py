@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import crm.loading as loading
-from crm import DatasetError, load_dataset
+import leadscore.crm.loading as loading
+from leadscore.crm import DatasetError, load_dataset
 from tests.conftest import DEALS, write_dataset
 
 LEADS = "lead_id,created_at,source\n" + "".join(

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from crm.errors import ConfigError, DatasetError, LeadscoreError
-from crm.importer import import_tables
-from crm.loading import load_dataset
-from crm.mapping import Mapping, builtin_mapping_path, load_mapping, snake_case
+from leadscore.crm.errors import ConfigError, DatasetError, LeadscoreError
+from leadscore.crm.importer import import_tables
+from leadscore.crm.loading import load_dataset
+from leadscore.crm.mapping import Mapping, builtin_mapping_path, load_mapping, snake_case
 
 XEDUCATION = Path(__file__).resolve().parents[2].parent / "shared/datasets/xeducation/Leads.csv"
 
@@ -583,8 +583,8 @@ def test_offsets_that_change_at_daylight_saving_parse_as_one_column():
     """A local-time export across a DST change (+01:00, then +02:00), next to cells written
     without an offset (local times of the mapping's zone), and a strptime format with %f%z:
     every cell parsed, to the right UTC instant."""
-    from crm.dates import parse_dates
-    from crm.mapping import DateFormat
+    from leadscore.crm.dates import parse_dates
+    from leadscore.crm.mapping import DateFormat
 
     text = pd.Series(
         ["2025-03-29T12:00:00+01:00", "2025-03-31T12:00:00+02:00", "2025-03-30 12:00:00",
@@ -608,7 +608,7 @@ def test_offsets_that_change_at_daylight_saving_parse_as_one_column():
 
 
 def test_a_summary_without_amounts_says_so_not_revenue_0(tmp_path):
-    from crm.summary import summarize_dataset
+    from leadscore.crm.summary import summarize_dataset
     from tests.conftest import ACTIVITIES, LEADS, write_dataset
 
     deals = "deal_id,lead_id,created_at,closed_at,status\nD1,L1,2025-01-05,2025-02-01,won\n"
@@ -706,14 +706,14 @@ def test_the_account_of_each_contact_from_an_accounts_lookup(tmp_path):
     assert accounts["C-1"] == accounts["C-2"] == "A-001" and accounts["C-3"] == "A-002"
     assert pd.isna(accounts["C-4"])
     assert "account_id" not in ds.profile_columns and "sector" in ds.profile_columns
-    from crm.payloads import lead_payloads
+    from leadscore.crm.payloads import lead_payloads
 
     payload = lead_payloads(ds, ["C-2"], iso=True)[0]
     assert payload["account_id"] == "A-001" and "account_id" not in payload["profile"]
 
 
 def test_a_mapping_may_name_account_id_but_no_other_unknown_lead_column(tmp_path):
-    from crm.mapping import Mapping
+    from leadscore.crm.mapping import Mapping
 
     Mapping.model_validate({"leads": {"columns": {"lead_id": "a", "account_id": "b"}}})
     with pytest.raises(ValueError, match="'company' is not a column of the leads table"):

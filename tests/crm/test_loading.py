@@ -5,8 +5,8 @@ import io
 import pandas as pd
 import pytest
 
-from crm import DatasetError, load_dataset
-from crm.errors import ConfigError
+from leadscore.crm import DatasetError, load_dataset
+from leadscore.crm.errors import ConfigError
 from tests.conftest import ACTIVITIES, DEALS, LEADS, write_dataset
 
 

@@ -9,7 +9,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm.times import NEVER, US_PER_DAY, days_us, from_us, times_us, timestamps_us, to_us, utc
+from leadscore.crm.times import (
+    NEVER,
+    US_PER_DAY,
+    days_us,
+    from_us,
+    times_us,
+    timestamps_us,
+    to_us,
+    utc,
+)
 
 
 def test_every_form_of_one_instant_is_the_same_integer():

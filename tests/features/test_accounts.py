@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm import load_dataset
-from crm.errors import LeadscoreError
-from crm.payloads import lead_payloads
-from features.accounts import (
+from leadscore.crm import load_dataset
+from leadscore.crm.errors import LeadscoreError
+from leadscore.crm.payloads import lead_payloads
+from leadscore.features.accounts import (
     AccountSpec,
     account_features,
     account_frames,
@@ -18,9 +18,9 @@ from features.accounts import (
     account_snapshot_rows,
     role_levels,
 )
-from features.batch import feature_spec_for
-from features.config import FeatureConfig
-from features.online import OnlineFeaturizer
+from leadscore.features.batch import feature_spec_for
+from leadscore.features.config import FeatureConfig
+from leadscore.features.online import OnlineFeaturizer
 from tests.conftest import write_dataset
 
 LEADS = """\

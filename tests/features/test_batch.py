@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm import load_dataset
-from features.batch import build_training_set
-from features.config import FeatureConfig
+from leadscore.crm import load_dataset
+from leadscore.features.batch import build_training_set
+from leadscore.features.config import FeatureConfig
 from tests.conftest import write_dataset
 
 DAY = 86_400
@@ -224,8 +224,8 @@ def test_activity_types_can_be_fixed_by_config(tmp_path):
 
 def test_the_training_set_in_chunks_is_the_training_set(small_sim, small_set, tmp_path):
     """Chunks of 1,000 rows, written one at a time, give the very rows of the whole build."""
-    from features.batch import training_set_chunks
-    from features.training_set import read_training_set, write_training_set
+    from leadscore.features.batch import training_set_chunks
+    from leadscore.features.training_set import read_training_set, write_training_set
 
     df, spec, stats = small_set
     spec2, stats2, chunks = training_set_chunks(small_sim, rows=1_000)
@@ -237,8 +237,8 @@ def test_the_training_set_in_chunks_is_the_training_set(small_sim, small_set, tm
 
 
 def test_an_empty_chunk_stream_writes_nothing(tmp_path, small_set):
-    from crm.errors import DatasetError
-    from features.training_set import write_training_set
+    from leadscore.crm.errors import DatasetError
+    from leadscore.features.training_set import write_training_set
 
     _, spec, stats = small_set
     with pytest.raises(DatasetError, match="no training rows"):

@@ -1,4 +1,4 @@
-"""Folded history (`features.carried`): a lead's old activities as aggregates give the same
+"""Folded history (`leadscore.features.carried`): a lead's old activities as aggregates give the same
 features and rule inputs as the rows themselves, at any as_of past the longest window."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ import copy
 import numpy as np
 import pytest
 
-from crm.errors import LeadscoreError
-from crm.payloads import lead_payloads
-from crm.times import US_PER_DAY, to_us
-from features.carried import Carried
+from leadscore.crm.errors import LeadscoreError
+from leadscore.crm.payloads import lead_payloads
+from leadscore.crm.times import US_PER_DAY, to_us
+from leadscore.features.carried import Carried
 
 
 def _split(payload, cut_us, half_lives):

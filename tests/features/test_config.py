@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from crm.errors import ConfigError
-from features.config import DEFAULT_SNAPSHOT_AGES, FeatureConfig, load_feature_config
+from leadscore.crm.errors import ConfigError
+from leadscore.features.config import DEFAULT_SNAPSHOT_AGES, FeatureConfig, load_feature_config
 
 
 def test_defaults_and_shipped_config_agree():
@@ -46,7 +46,7 @@ def test_missing_config_file(tmp_path):
 
 
 def test_the_feature_set_version_does_not_depend_on_how_numbers_are_written(tmp_path):
-    from features.definitions import resolve_spec
+    from leadscore.features.definitions import resolve_spec
 
     def version(config):
         return resolve_spec(

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crm.times import NEVER, timestamps_us
-from features.labels import Timeline, open_rows, snapshot_rows, window_pairs
+from leadscore.crm.times import NEVER, timestamps_us
+from leadscore.features.labels import Timeline, open_rows, snapshot_rows, window_pairs
 
 T0 = pd.Timestamp("2025-01-01T00:00:00Z")
 DAY = pd.Timedelta(days=1)
@@ -134,9 +134,9 @@ def test_every_consumer_uses_the_one_definition(small_sim, small_set):
     """The training set's rows are open at their as_of and labelled won-within; the scoring
     set is exactly the leads open at its as_of; the report's revenue sums the won deals of
     the same window."""
-    from features.batch import build_scoring_set
-    from features.labels import won_within
-    from training.report import _opportunity, _revenue
+    from leadscore.features.batch import build_scoring_set
+    from leadscore.features.labels import won_within
+    from leadscore.training.report import _opportunity, _revenue
 
     df, spec, _ = small_set
     timeline = Timeline.of_dataset(small_sim)

@@ -9,13 +9,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crm.errors import PayloadError
-from crm.payloads import lead_payloads
-from crm.times import times_us, to_us
-from features.batch import build_training_set
-from features.config import FeatureConfig
-from features.definitions import resolve_spec
-from features.online import OnlineFeaturizer
+from leadscore.crm.errors import PayloadError
+from leadscore.crm.payloads import lead_payloads
+from leadscore.crm.times import times_us, to_us
+from leadscore.features.batch import build_training_set
+from leadscore.features.config import FeatureConfig
+from leadscore.features.definitions import resolve_spec
+from leadscore.features.online import OnlineFeaturizer
 
 
 def _same(a, b) -> bool:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from crm import DatasetError, load_dataset
-from features.batch import build_scoring_set, build_training_set
+from leadscore.crm import DatasetError, load_dataset
+from leadscore.features.batch import build_scoring_set, build_training_set
 from tests.conftest import write_dataset
 
 pytest.importorskip("pyspark", reason="the Spark engine's tests need pyspark (the spark extra)")
@@ -56,13 +56,13 @@ def messy_path(tmp_path_factory):
 
 
 def _history(spark, path):
-    from features.spark_engine import SparkHistory
+    from leadscore.features.spark_engine import SparkHistory
 
     return SparkHistory(spark, load_dataset(path, activities=False))
 
 
 def test_the_simulators_training_set_and_open_pipeline(spark, small_sim_path, small_sim, small_set):
-    from features.spark_engine import spark_scoring_set, spark_training_set
+    from leadscore.features.spark_engine import spark_scoring_set, spark_training_set
 
     history = _history(spark, small_sim_path)
     assert history.data_end == small_sim.data_end
@@ -77,8 +77,8 @@ def test_the_simulators_training_set_and_open_pipeline(spark, small_sim_path, sm
 
 
 def test_a_messy_export(spark, messy_path):
-    from features.config import FeatureConfig
-    from features.spark_engine import spark_scoring_set, spark_training_set
+    from leadscore.features.config import FeatureConfig
+    from leadscore.features.spark_engine import spark_scoring_set, spark_training_set
 
     ds = load_dataset(messy_path)
     config = FeatureConfig(snapshot_ages_days=[0, 3, 7, 14], horizon_days=30)
@@ -112,7 +112,7 @@ def test_a_bad_row_read_by_spark_is_a_dataset_error(spark, tmp_path):
 
 
 def test_a_dataset_whose_activities_were_left_unread_has_no_silent_data_end(messy_path):
-    from crm.errors import LeadscoreError
+    from leadscore.crm.errors import LeadscoreError
 
     ds = load_dataset(messy_path, activities=False)
     assert ds.activity_table.unread and len(ds.activity_table) == 0
@@ -122,9 +122,9 @@ def test_a_dataset_whose_activities_were_left_unread_has_no_silent_data_end(mess
 
 CONNECT_CLIENT = """
 import sys
-from crm.loading import load_dataset
-from features.config import FeatureConfig
-from features.spark_engine import SparkHistory, spark_session, spark_training_set
+from leadscore.crm.loading import load_dataset
+from leadscore.features.config import FeatureConfig
+from leadscore.features.spark_engine import SparkHistory, spark_session, spark_training_set
 
 session = spark_session()
 print("SparkSession", type(session).__module__.split(".")[2])
@@ -148,7 +148,7 @@ def test_through_spark_connect(tmp_path, messy_path):
 
     import pyspark
 
-    from features.config import FeatureConfig
+    from leadscore.features.config import FeatureConfig
     from tests.processes import stop_group
 
     pytest.importorskip("grpc", reason="Spark Connect needs pyspark[connect]")
@@ -193,7 +193,7 @@ def test_through_spark_connect(tmp_path, messy_path):
 
 
 def test_a_flat_export_needs_no_spark_job(spark, tmp_path):
-    from features.spark_engine import SparkHistory, spark_training_set
+    from leadscore.features.spark_engine import SparkHistory, spark_training_set
     from tests.conftest import flat_export
 
     ds = flat_export(tmp_path / "flat", n=300)
@@ -217,7 +217,7 @@ def test_a_wrong_master_is_one_line_and_writes_nothing(tmp_path, messy_path):
 
 
 def test_a_ragged_csv_read_by_spark_is_one_error_naming_the_file(spark, tmp_path):
-    from crm.errors import LeadscoreError
+    from leadscore.crm.errors import LeadscoreError
 
     ragged = MESSY_ACTIVITIES + 'M1,2025-01-08T09:00:00Z,page_view,1,a,"unclosed\n'
     path = write_dataset(tmp_path / "crm", leads=MESSY_LEADS, activities=ragged, deals=MESSY_DEALS)

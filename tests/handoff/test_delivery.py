@@ -9,8 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from crm.errors import LeadscoreError
-from handoff.delivery import (
+from leadscore.crm.errors import LeadscoreError
+from leadscore.handoff.delivery import (
     IDEMPOTENCY_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -20,7 +20,7 @@ from handoff.delivery import (
     stage,
     verify,
 )
-from handoff.events import write_events
+from leadscore.handoff.events import write_events
 from tests.handoff.test_events import SECRET, _events
 
 

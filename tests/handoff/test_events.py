@@ -6,9 +6,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from crm.errors import LeadscoreError
-from crm.times import to_us
-from handoff.events import HandoffLine, crossing_id, handoff_events, summarize
+from leadscore.crm.errors import LeadscoreError
+from leadscore.crm.times import to_us
+from leadscore.handoff.events import HandoffLine, crossing_id, handoff_events, summarize
 
 SECRET = "s3cret-for-tests"
 

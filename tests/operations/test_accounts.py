@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from crm.errors import LeadscoreError
-from operations.accounts import (
+from leadscore.crm.errors import LeadscoreError
+from leadscore.operations.accounts import (
     ACCOUNT_COLUMNS,
     AccountLine,
     AccountScores,
@@ -71,8 +71,8 @@ def test_two_runs_on_a_dataset(account_sim, account_fit, ruled):
     the previous as_of with what was known then)."""
     import copy
 
-    from operations.accounts import account_run
-    from scoring.model_ref import ModelRef
+    from leadscore.operations.accounts import account_run
+    from leadscore.scoring.model_ref import ModelRef
 
     scorer = copy.copy(ruled)
     scorer.accounts = account_fit.scorer

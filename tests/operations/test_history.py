@@ -1,11 +1,11 @@
-"""The score history (operations.history): storage in DuckDB and SQL, and the trend rule."""
+"""The score history (leadscore.operations.history): storage in DuckDB and SQL, and the trend rule."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from operations.history import ScoreHistory, trends
+from leadscore.operations.history import ScoreHistory, trends
 
 
 def _run(when: str, probs: dict[str, float]) -> pd.DataFrame:

@@ -4,7 +4,6 @@ history another run holds, a database that refuses."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -13,8 +12,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from crm.errors import LeadscoreError
-from operations.history import TABLE, ScoreHistory
+from leadscore.crm.errors import LeadscoreError
+from leadscore.operations.history import TABLE, ScoreHistory
 from tests.operations.test_history import _run
 from tests.postgres import postgres_cluster
 
@@ -27,8 +26,7 @@ def _writers(store: str, n: int = 2, runs: int = 4) -> list[subprocess.Popen]:
     code = textwrap.dedent(
         f"""
         import sys, time
-        sys.path.insert(0, {str(ROOT)!r})
-        from operations.history import ScoreHistory
+        from leadscore.operations.history import ScoreHistory
         from tests.operations.test_history_faults import LEADS
         from tests.operations.test_history import _run
         start = float(sys.argv[1])
@@ -42,9 +40,9 @@ def _writers(store: str, n: int = 2, runs: int = 4) -> list[subprocess.Popen]:
     import time
 
     start = str(time.time() + 3.0)  # both interpreters up and waiting by then
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # run from the checkout: `python -c` finds the tests' helpers in its working folder
     return [
-        subprocess.Popen([sys.executable, "-c", code, start], env=env, stderr=subprocess.PIPE)
+        subprocess.Popen([sys.executable, "-c", code, start], cwd=ROOT, stderr=subprocess.PIPE)
         for _ in range(n)
     ]
 
@@ -102,7 +100,7 @@ def test_runs_at_once_on_duckdb_store_each_run_once(tmp_path):
 
 
 def test_a_duckdb_history_another_run_holds_is_said_so(tmp_path, monkeypatch):
-    import operations.history as module
+    import leadscore.operations.history as module
 
     path = tmp_path / "held.duckdb"
     ScoreHistory(path).write_run(_run("2025-01-01", {"a": 0.1}))

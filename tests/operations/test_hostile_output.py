@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from crm.csv_out import csv_ready, neutralised
-from operations.pipeline import write_scores
+from leadscore.crm.csv_out import csv_ready, neutralised
+from leadscore.operations.pipeline import write_scores
 from tests.cli.test_cli import _leadscore
 from tests.conftest import ACTIVITIES, DEALS, LEADS, write_dataset
 from tests.handoff.test_delivery import Receiver

@@ -11,16 +11,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm.errors import LeadscoreError
-from crm.loading import load_dataset
-from features.batch import build_training_set
-from operations.drift import critical_psi, psi
-from operations.monitor import monitor, same_weekday_before
-from scoring.model_ref import ModelRef
-from simulation.simulator import SimulationConfig, simulate
+from leadscore.crm.errors import LeadscoreError
+from leadscore.crm.loading import load_dataset
+from leadscore.features.batch import build_training_set
+from leadscore.operations.drift import critical_psi, psi
+from leadscore.operations.monitor import monitor, same_weekday_before
+from leadscore.scoring.model_ref import ModelRef
+from leadscore.simulation.simulator import SimulationConfig, simulate
+from leadscore.training.fit import fit_models
 from tests.cli.test_cli import _leadscore
 from tests.training.conftest import FAST
-from training.fit import fit_models
 
 MODEL = ModelRef("lead-scoring", "1")
 DRIFT_AFTER = "2026-02-01"  # the simulated data ends 2026-06-25; its model knows up to ~11-20
@@ -148,9 +148,9 @@ def test_a_flat_export_or_a_model_without_dates_is_refused(tmp_path, model):
 def test_bins_of_messy_columns_ties_blanks_and_unseen_values():
     """What the simulator never makes: a count that is mostly 0, blanks, a value only the
     current export has, a column empty in the reference."""
-    from operations.drift import categorical_bins as _categorical_bins
-    from operations.drift import drift_of as _drift
-    from operations.drift import numeric_bins as _numeric_bins
+    from leadscore.operations.drift import categorical_bins as _categorical_bins
+    from leadscore.operations.drift import drift_of as _drift
+    from leadscore.operations.drift import numeric_bins as _numeric_bins
 
     ref = np.array([0.0] * 70 + [1.0] * 20 + [5.0] * 5 + [np.nan] * 5)
     rc, cc, labels = _numeric_bins(ref, ref.copy())
@@ -215,11 +215,11 @@ def test_what_cannot_be_tested_is_said_never_ok():
     """A column blank everywhere (one bin on both sides) is "untested", not "ok" with a PSI
     of 0 against an infinite threshold; 2 matured leads check no calibration; the JSON
     summary never holds Infinity."""
-    from crm.csv_out import json_ready
-    from operations.drift import drift_of as _drift
-    from operations.drift import numeric_bins as _numeric_bins
-    from operations.matured import Matured
-    from operations.monitor import _verdict
+    from leadscore.crm.csv_out import json_ready
+    from leadscore.operations.drift import drift_of as _drift
+    from leadscore.operations.drift import numeric_bins as _numeric_bins
+    from leadscore.operations.matured import Matured
+    from leadscore.operations.monitor import _verdict
 
     rc, cc, labels = _numeric_bins(np.full(50, np.nan), np.full(40, np.nan))
     blank = _drift("blank_everywhere", "numeric", rc, cc, labels, 0.01)

@@ -1,4 +1,4 @@
-"""Scoring the open pipeline (operations.pipeline) and `leadscore score` / `history`."""
+"""Scoring the open pipeline (leadscore.operations.pipeline) and `leadscore score` / `history`."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm.errors import LeadscoreError
-from features.batch import build_scoring_set
-from operations.history import ScoreHistory
-from operations.pipeline import COLUMNS, score_pipeline, write_scores
-from operations.runs import score_and_record
-from scoring.model_ref import ModelRef
+from leadscore.crm.errors import LeadscoreError
+from leadscore.features.batch import build_scoring_set
+from leadscore.operations.history import ScoreHistory
+from leadscore.operations.pipeline import COLUMNS, score_pipeline, write_scores
+from leadscore.operations.runs import score_and_record
+from leadscore.scoring.model_ref import ModelRef
 from tests.cli.test_cli import _leadscore
 from tests.conftest import write_dataset
 from tests.handoff.test_delivery import Receiver
@@ -41,7 +41,7 @@ D2,L4,2025-01-20T00:00:00Z,2025-03-10T00:00:00Z,lost,
 
 @pytest.fixture
 def tiny(tmp_path):
-    from crm.loading import load_dataset
+    from leadscore.crm.loading import load_dataset
 
     return load_dataset(
         write_dataset(tmp_path / "crm", leads=LEADS, activities=ACTIVITIES, deals=DEALS)
@@ -49,8 +49,8 @@ def tiny(tmp_path):
 
 
 def test_open_leads_and_what_is_known_at_as_of(tiny):
-    from features.batch import feature_spec_for
-    from features.config import FeatureConfig
+    from leadscore.features.batch import feature_spec_for
+    from leadscore.features.config import FeatureConfig
 
     spec = feature_spec_for(tiny, FeatureConfig())
     df = build_scoring_set(tiny, spec, "2025-02-15T00:00:00Z")
@@ -136,7 +136,7 @@ def test_write_scores_formats_and_refusals(tmp_path, small_sim, trained):
         path = write_scores(frame, tmp_path / f"s{suffix}")
         back = pd.read_parquet(path) if suffix == ".parquet" else pd.read_csv(path)
         assert list(back.columns) == COLUMNS and len(back) == len(frame)
-    from crm.errors import LeadscoreError
+    from leadscore.crm.errors import LeadscoreError
 
     with pytest.raises(LeadscoreError, match="parquet or .csv"):
         write_scores(frame, tmp_path / "s.xlsx")
@@ -187,10 +187,10 @@ def test_score_and_history_commands(tmp_path, small_sim_path, trained):
 
 def test_a_flat_export_is_not_taken_for_an_open_pipeline(tmp_path):
     """Every row of a flat export is decided: nothing is open to score."""
-    from features.batch import build_training_set
+    from leadscore.features.batch import build_training_set
+    from leadscore.training.fit import fit_models
     from tests.conftest import flat_export
     from tests.training.conftest import FAST
-    from training.fit import fit_models
 
     ds = flat_export(tmp_path / "flat")
     df, spec, _ = build_training_set(ds)
@@ -206,7 +206,7 @@ def test_a_flat_export_is_not_taken_for_an_open_pipeline(tmp_path):
 PARTITION_WRITER = """
 import sys
 import pandas as pd
-from operations.pipeline import write_partition
+from leadscore.operations.pipeline import write_partition
 frames = [pd.read_parquet(sys.argv[1]), pd.read_parquet(sys.argv[2])]
 i = 0
 while True:

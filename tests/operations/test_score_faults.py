@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from handoff.delivery import IDEMPOTENCY_HEADER, Outbox
-from operations.history import ScoreHistory
+from leadscore.handoff.delivery import IDEMPOTENCY_HEADER, Outbox
+from leadscore.operations.history import ScoreHistory
 from tests.handoff.test_delivery import Receiver
 from tests.handoff.test_events import SECRET
 from tests.postgres import postgres_cluster
@@ -34,7 +34,7 @@ def _score(tmp_path, data, saved, when, url, history=None) -> subprocess.Popen:
         "--history", history or str(tmp_path / "history.duckdb"), "--outbox", str(tmp_path / "outbox.jsonl"),
         "--webhook", url, "--handoff-grades", "ABC",  # more than one batch of events
     ]  # fmt: skip
-    env = {**os.environ, "LEADSCORE_WEBHOOK_SECRET": SECRET, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "LEADSCORE_WEBHOOK_SECRET": SECRET}
     return subprocess.Popen(
         args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         start_new_session=True,
@@ -100,7 +100,7 @@ def test_killed_before_the_history_records_the_run_the_events_are_kept(
     kill -9 there. The history has no trace of the run; the next run delivers every event."""
     import sqlalchemy as sa
 
-    from operations.history import LOCK_KEY
+    from leadscore.operations.history import LOCK_KEY
 
     when = trained.test["as_of"].max().isoformat()
     with postgres_cluster("faults") as url:
@@ -158,7 +158,7 @@ def test_a_full_disk_is_one_line_and_nothing_downstream(
     history = tmp_path / "history.duckdb"
     common = [sys.executable, "-m", "leadscore", "score", "--data", str(small_sim_path),
               "--model", str(saved), "--as-of", when]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = dict(os.environ)
     full = subprocess.run(
         [*common, "--out", str(tiny_disk / "scores.csv"), "--history", str(history)],
         capture_output=True, text=True, cwd=tmp_path, env=env,

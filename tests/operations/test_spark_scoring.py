@@ -9,10 +9,10 @@ import os
 import pandas as pd
 import pytest
 
-from crm.errors import LeadscoreError
-from crm.loading import load_dataset
-from operations.pipeline import score_pipeline
-from scoring.model_ref import ModelRef
+from leadscore.crm.errors import LeadscoreError
+from leadscore.crm.loading import load_dataset
+from leadscore.operations.pipeline import score_pipeline
+from leadscore.scoring.model_ref import ModelRef
 from tests.conftest import write_dataset
 from tests.features.test_spark_engine import MESSY_ACTIVITIES, MESSY_DEALS, MESSY_LEADS
 
@@ -34,8 +34,8 @@ def scorer(trained, served_rules):
 
 
 def test_the_simulators_open_pipeline(spark, small_sim_path, small_sim, scorer):
-    from features.spark_engine import SparkHistory
-    from operations.spark_scoring import spark_score_pipeline
+    from leadscore.features.spark_engine import SparkHistory
+    from leadscore.operations.spark_scoring import spark_score_pipeline
 
     history = SparkHistory(spark, load_dataset(small_sim_path, activities=False))
     for as_of in (None, small_sim.data_end - pd.Timedelta(days=60)):
@@ -57,8 +57,8 @@ def trained_without_rules(scorer):
 def test_a_messy_export_with_categories_unseen_in_training(spark, tmp_path, scorer):
     """Industries and sources the model never saw, blanks, mixed offsets, a lead with no
     activity, ties: the same scores and words on both engines."""
-    from features.spark_engine import SparkHistory
-    from operations.spark_scoring import spark_score_pipeline
+    from leadscore.features.spark_engine import SparkHistory
+    from leadscore.operations.spark_scoring import spark_score_pipeline
 
     path = write_dataset(tmp_path / "crm", leads=MESSY_LEADS.replace("industry", "industry_x"),
                          activities=MESSY_ACTIVITIES, deals=MESSY_DEALS)  # fmt: skip
@@ -109,7 +109,7 @@ def test_score_and_features_commands_on_spark(tmp_path, small_sim_path, small_se
 
 
 def test_a_rerun_replaces_its_partition_and_keeps_the_others(tmp_path, small_sim, trained):
-    from operations.pipeline import partition_name, write_scores
+    from leadscore.operations.pipeline import partition_name, write_scores
 
     frame = score_pipeline(small_sim, trained.scorer, MODEL, reasons=False).frame
     first = write_scores(frame, tmp_path / "scores")
@@ -133,9 +133,9 @@ def test_mlflow_spark_udf_over_the_registered_model(spark, tmp_path, small_sim, 
     import mlflow
     from pyspark.sql import functions as F
 
-    from crm.payloads import lead_payloads
-    from scoring.mlflow_model import SCORER_ARTIFACT
-    from training.tracking import PYFUNC_ENTRY
+    from leadscore.crm.payloads import lead_payloads
+    from leadscore.scoring.mlflow_model import SCORER_ARTIFACT
+    from leadscore.training.tracking import PYFUNC_ENTRY
 
     before = mlflow.get_tracking_uri()
     experiment_env = os.environ.get("MLFLOW_EXPERIMENT_ID")

@@ -8,13 +8,13 @@ from collections import Counter
 
 import pandas as pd
 
-from crm.payloads import dataset_events
-from crm.times import to_us
-from operations.history import ScoreHistory
-from operations.stream_sync import sync_history
-from scoring.model_ref import ModelRef
-from stream.processor import EventProcessor
-from stream.stores import open_store
+from leadscore.crm.payloads import dataset_events
+from leadscore.crm.times import to_us
+from leadscore.operations.history import ScoreHistory
+from leadscore.operations.stream_sync import sync_history
+from leadscore.scoring.model_ref import ModelRef
+from leadscore.stream.processor import EventProcessor
+from leadscore.stream.stores import open_store
 from tests.cli.test_cli import _leadscore
 from tests.handoff.test_delivery import Receiver
 from tests.handoff.test_events import SECRET

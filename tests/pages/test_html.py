@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from pages.html import format_cell, table, write_page
+from leadscore.pages.html import format_cell, table, write_page
 
 
 def test_a_failed_write_leaves_neither_file(tmp_path):

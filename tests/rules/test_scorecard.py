@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from crm.errors import LeadscoreError
-from rules.config import check_rules, load_rules
-from rules.scorecard import suggest_rules
-from rules.scorer import RuleScorer, batch_rule_inputs
-from training.splits import time_split
+from leadscore.crm.errors import LeadscoreError
+from leadscore.rules.config import check_rules, load_rules
+from leadscore.rules.scorecard import suggest_rules
+from leadscore.rules.scorer import RuleScorer, batch_rule_inputs
+from leadscore.training.splits import time_split
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +74,8 @@ def test_points_stay_on_the_scale_with_a_rare_decisive_item(small_sim_path, tmp_
 
     import pandas as pd
 
-    from crm import load_dataset
-    from features.batch import build_training_set
+    from leadscore.crm import load_dataset
+    from leadscore.features.batch import build_training_set
 
     path = shutil.copytree(small_sim_path, tmp_path / "crm")
     leads = pd.read_parquet(path / "leads.parquet")
@@ -104,7 +104,7 @@ def test_points_stay_on_the_scale_with_a_rare_decisive_item(small_sim_path, tmp_
 
 
 def test_the_base_counts_ties_and_stays_within_the_scale():
-    from rules.scorecard import base_for_share
+    from leadscore.rules.scorecard import base_for_share
 
     # 90 % of the rows tie at -73 points: a quantile would set the base at 148 (cap 100)
     # and send every row to the cap.

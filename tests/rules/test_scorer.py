@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 
-from crm.errors import ConfigError, LeadscoreError, PayloadError
-from crm.loading import load_dataset
-from crm.payloads import lead_payloads
-from features.online import OnlineFeaturizer
-from rules.config import RulesConfig, check_rules, load_rules
-from rules.scorer import RuleScorer, batch_rule_inputs, payload_rule_inputs
+from leadscore.crm.errors import ConfigError, LeadscoreError, PayloadError
+from leadscore.crm.loading import load_dataset
+from leadscore.crm.payloads import lead_payloads
+from leadscore.features.online import OnlineFeaturizer
+from leadscore.rules.config import RulesConfig, check_rules, load_rules
+from leadscore.rules.scorer import RuleScorer, batch_rule_inputs, payload_rule_inputs
 from tests.conftest import write_dataset
 
 RULES = RulesConfig.model_validate(

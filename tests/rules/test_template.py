@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import yaml
 
-from rules.config import check_rules, load_rules
-from rules.template import rules_template
+from leadscore.rules.config import check_rules, load_rules
+from leadscore.rules.template import rules_template
 
 
 def test_template_lists_every_value_and_type_and_loads(small_sim, tmp_path):

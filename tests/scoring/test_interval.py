@@ -8,8 +8,8 @@ import copy
 import numpy as np
 import pytest
 
-from features.batch import build_scoring_set
-from scoring.scorer import LeadScorer
+from leadscore.features.batch import build_scoring_set
+from leadscore.scoring.scorer import LeadScorer
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def test_the_interval_is_saved_with_the_model_and_an_old_model_scores_without_on
 
 
 def test_the_training_run_records_the_test_rows_intervals(trained):
-    from training.tracking import _metrics_for_mlflow
+    from leadscore.training.tracking import _metrics_for_mlflow
 
     metrics = _metrics_for_mlflow(trained)
     test = trained.test

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from crm.errors import LeadscoreError
-from scoring.mlflow_model import SCORER_ARTIFACT, load_scorer
+from leadscore.crm.errors import LeadscoreError
+from leadscore.scoring.mlflow_model import SCORER_ARTIFACT, load_scorer
 
 # Saved with the 0.1 layout: its logged entry file imports features.mlflow_model.
 LEGACY = Path(__file__).resolve().parent.parent / "fixtures" / "legacy_model"
@@ -17,7 +17,7 @@ LEGACY = Path(__file__).resolve().parent.parent / "fixtures" / "legacy_model"
 def test_legacy_scorer_folder_loads_with_its_rules():
     scorer = load_scorer(LEGACY / "model" / "artifacts" / SCORER_ARTIFACT)
     assert scorer.rules is not None and scorer.features
-    assert type(scorer).__module__ == "scoring.scorer"
+    assert type(scorer).__module__ == "leadscore.scoring.scorer"
 
 
 def test_not_a_scorer_folder_is_a_clear_error(tmp_path):
@@ -26,7 +26,7 @@ def test_not_a_scorer_folder_is_a_clear_error(tmp_path):
 
 
 def test_urls_are_shown_without_credentials():
-    from crm.secrets import mask_urls, masked_url
+    from leadscore.crm.secrets import mask_urls, masked_url
 
     assert (
         masked_url("http://user:s3cret@mlflow.internal:5000") == "http://***@mlflow.internal:5000"

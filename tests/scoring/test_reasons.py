@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from features.config import FeatureConfig
-from features.definitions import resolve_spec
-from scoring.reasons import describe, feature_groups, word_reasons
+from leadscore.features.config import FeatureConfig
+from leadscore.features.definitions import resolve_spec
+from leadscore.scoring.reasons import describe, feature_groups, word_reasons
 
 SPEC = resolve_spec(
     FeatureConfig(),

@@ -9,11 +9,11 @@ import copy
 import numpy as np
 import pytest
 
-from crm.payloads import lead_payloads
-from features.batch import build_scoring_set
-from rules.scorer import batch_rule_inputs
-from scoring.model_ref import ModelRef
-from scoring.record import ScoreRecord, scores_of
+from leadscore.crm.payloads import lead_payloads
+from leadscore.features.batch import build_scoring_set
+from leadscore.rules.scorer import batch_rule_inputs
+from leadscore.scoring.model_ref import ModelRef
+from leadscore.scoring.record import ScoreRecord, scores_of
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Our TreeSHAP (scoring.treeshap) against LightGBM's own pred_contrib: the same numbers on
+"""Our TreeSHAP (leadscore.scoring.treeshap) against LightGBM's own pred_contrib: the same numbers on
 numeric, categorical and missing values of every missing type, and LightGBM's where ours
 does not reach."""
 
@@ -10,8 +10,8 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-import scoring.treeshap as treeshap
-from scoring.treeshap import TreeShap
+import leadscore.scoring.treeshap as treeshap
+from leadscore.scoring.treeshap import TreeShap
 
 
 def _data(n: int = 3_000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -16,10 +16,10 @@ def registry(tmp_path_factory, small_sim, small_set, trained, served_rules, acco
     import mlflow
     from mlflow import MlflowClient
 
-    from crm.payloads import lead_payloads
-    from features.batch import build_training_set
+    from leadscore.crm.payloads import lead_payloads
+    from leadscore.features.batch import build_training_set
+    from leadscore.training.tracking import log_and_register
     from tests.training.conftest import FAST
-    from training.tracking import log_and_register
 
     root = tmp_path_factory.mktemp("serving_store")
     uri = f"sqlite:///{root / 'mlflow.db'}"
@@ -50,7 +50,7 @@ def registry(tmp_path_factory, small_sim, small_set, trained, served_rules, acco
 @pytest.fixture(scope="session")
 def server(registry, tmp_path_factory):
     """The real BentoML server on a free loopback port, started once, stopped at the end."""
-    from serving.process import Server
+    from leadscore.serving.process import Server
 
     root, uri = registry
     folder = tmp_path_factory.mktemp("server")

@@ -1,4 +1,4 @@
-"""The micro-batcher (serving.batching) on its own: what it merges, what it keeps apart, and
+"""The micro-batcher (leadscore.serving.batching) on its own: what it merges, what it keeps apart, and
 how one request's mistake stays that request's."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from crm.errors import PayloadError
-from serving.batching import MicroBatcher
+from leadscore.crm.errors import PayloadError
+from leadscore.serving.batching import MicroBatcher
 
 
 class Recorder:

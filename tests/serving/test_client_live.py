@@ -9,7 +9,7 @@ from leadscore.client import Client, ScoringError
 
 def test_against_the_real_server(server, small_sim, trained):
     """2,500 leads in three requests give the scores of one request per lead."""
-    from crm.payloads import lead_payloads
+    from leadscore.crm.payloads import lead_payloads
     from tests.serving.conftest import API_KEY
 
     as_of = trained.test["as_of"].max().isoformat()

@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm.payloads import dataset_events
-from crm.times import to_us
-from handoff.delivery import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
-from operations.pipeline import score_pipeline
-from scoring.model_ref import ModelRef
+from leadscore.crm.payloads import dataset_events
+from leadscore.crm.times import to_us
+from leadscore.handoff.delivery import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from leadscore.operations.pipeline import score_pipeline
+from leadscore.scoring.model_ref import ModelRef
 from tests.handoff.test_delivery import Receiver
 from tests.serving.conftest import API_KEY
 
@@ -30,7 +30,7 @@ def receiver():
 
 @pytest.fixture(scope="module")
 def stream_server(registry, tmp_path_factory, receiver):
-    from serving.process import Server
+    from leadscore.serving.process import Server
 
     root, uri = registry
     folder = tmp_path_factory.mktemp("stream_server")
@@ -184,7 +184,7 @@ def test_a_worker_killed_mid_event_loses_nothing_acknowledged(registry, tmp_path
 
     import psutil
 
-    from serving.process import Server
+    from leadscore.serving.process import Server
 
     root, uri = registry
     state = tmp_path / "later" / "state.sqlite"  # its folder comes later: the store is down
@@ -230,7 +230,7 @@ def test_a_worker_killed_mid_event_loses_nothing_acknowledged(registry, tmp_path
 
         workers = [
             p for p in psutil.Process(server.proc.pid).children(recursive=True)
-            if "serving.service" in " ".join(p.cmdline()) or "_bentoml_impl" in " ".join(p.cmdline())
+            if "leadscore.serving.service" in " ".join(p.cmdline()) or "_bentoml_impl" in " ".join(p.cmdline())
         ]  # fmt: skip
         assert workers, "no worker process found"
         with ThreadPoolExecutor(8) as pool:

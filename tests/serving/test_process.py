@@ -12,8 +12,8 @@ import time
 import httpx
 import psutil
 
-from crm.payloads import lead_payloads
-from serving.process import free_port
+from leadscore.crm.payloads import lead_payloads
+from leadscore.serving.process import free_port
 from tests.serving.conftest import API_KEY
 
 
@@ -58,7 +58,7 @@ def test_sigterm_stops_the_server_and_its_workers_after_the_request_in_flight(
 ):
     """Also the event stream as `leadscore serve` runs it: a hand-off delivered to the
     webhook at once, and the stream's rescores in the score history once it has stopped."""
-    from operations.history import ScoreHistory
+    from leadscore.operations.history import ScoreHistory
     from tests.handoff.test_delivery import Receiver
     from tests.serving.test_events import _hot_events
 
@@ -129,8 +129,8 @@ def test_only_local_stores_are_checked_for_existence(tmp_path):
     """A missing local store is refused; remote URIs (a server, databricks) are MLflow's."""
     import pytest
 
-    from crm.errors import LeadscoreError
-    from serving.model import check_store
+    from leadscore.crm.errors import LeadscoreError
+    from leadscore.serving.model import check_store
 
     for remote in ("databricks", "databricks://profile", "http://mlflow:5000", "postgresql://db/x"):
         check_store(remote)

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm.payloads import lead_payloads
-from rules.scorer import batch_rule_inputs
+from leadscore.crm.payloads import lead_payloads
+from leadscore.rules.scorer import batch_rule_inputs
 from tests.serving.conftest import API_KEY
 
 
@@ -421,7 +421,11 @@ def test_no_champion_refuses_to_start(tmp_path):
             "LEADSCORE_API_KEYS": api_keys,
         }
         return subprocess.run(
-            [sys.executable, "-c", "from serving.service import LeadScoring; LeadScoring.inner()"],
+            [
+                sys.executable,
+                "-c",
+                "from leadscore.serving.service import LeadScoring; LeadScoring.inner()",
+            ],
             cwd=tmp_path,
             env=env,
             capture_output=True,
@@ -463,9 +467,9 @@ def test_metadata_names_the_store_without_secrets(tmp_path, monkeypatch):
     """What /metadata and the start-up error show of a tracking URI with credentials."""
     import mlflow
 
-    from crm.errors import LeadscoreError
-    from serving.config import ServeConfig
-    from serving.model import load_model
+    from leadscore.crm.errors import LeadscoreError
+    from leadscore.serving.config import ServeConfig
+    from leadscore.serving.model import load_model
 
     monkeypatch.setattr(mlflow, "get_tracking_uri", lambda: f"sqlite:///{tmp_path / 'none.db'}")
     with pytest.raises(LeadscoreError) as info:
@@ -481,7 +485,7 @@ def test_metadata_names_the_store_without_secrets(tmp_path, monkeypatch):
             raise mlflow.exceptions.MlflowException("no alias")
 
     monkeypatch.setattr(mlflow, "get_tracking_uri", lambda: "http://ops:hunter2@127.0.0.1:9")
-    monkeypatch.setattr("serving.model.check_store", lambda uri: None)
+    monkeypatch.setattr("leadscore.serving.model.check_store", lambda uri: None)
     monkeypatch.setattr(mlflow, "MlflowClient", NoAlias)
     with pytest.raises(LeadscoreError) as info:
         load_model(ServeConfig())
@@ -538,12 +542,12 @@ def test_concurrent_requests_are_merged_and_answer_as_if_alone(client, server, s
 
 
 def test_the_batch_scores_file_equals_the_endpoint(client, small_sim, trained, served_rules):
-    """`leadscore score` (operations.pipeline) and POST /score agree lead by lead at the same
+    """`leadscore score` (leadscore.operations.pipeline) and POST /score agree lead by lead at the same
     as_of: probability, score, grade, rules, MQL and the worded reasons."""
     import copy
 
-    from operations.pipeline import REASON_SEPARATOR, score_pipeline
-    from scoring.model_ref import ModelRef
+    from leadscore.operations.pipeline import REASON_SEPARATOR, score_pipeline
+    from leadscore.scoring.model_ref import ModelRef
 
     scorer = copy.copy(trained.scorer)
     scorer.rules = served_rules
@@ -573,8 +577,8 @@ def test_the_batch_scores_file_equals_the_endpoint(client, small_sim, trained, s
 
 def test_an_account_is_scored_from_its_contacts(client, account_sim, account_fit):
     """POST /accounts/score equals the batch account rows for the same account and as_of."""
-    from crm.payloads import lead_payloads
-    from training.accounts import open_account_scores
+    from leadscore.crm.payloads import lead_payloads
+    from leadscore.training.accounts import open_account_scores
 
     as_of = account_sim.data_end
     scored, contacts = open_account_scores(account_sim, account_fit.scorer, as_of)

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from crm import load_dataset
-from simulation import SimulationConfig, simulate
+from leadscore.crm import load_dataset
+from leadscore.simulation import SimulationConfig, simulate
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm.errors import LeadscoreError
-from simulation.oracle import account_oracle_probability, read_truth
+from leadscore.crm.errors import LeadscoreError
+from leadscore.simulation.oracle import account_oracle_probability, read_truth
 
 
 def test_contacts_of_an_account_share_the_company(account_sim):

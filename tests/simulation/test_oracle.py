@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm.errors import LeadscoreError
-from simulation import funnel as fm
-from simulation.oracle import oracle_probability, read_truth
-from simulation.simulator import _funnel_paths
+from leadscore.crm.errors import LeadscoreError
+from leadscore.simulation import funnel as fm
+from leadscore.simulation.oracle import oracle_probability, read_truth
+from leadscore.simulation.simulator import _funnel_paths
 
 HORIZON = pd.Timedelta(days=90)
 

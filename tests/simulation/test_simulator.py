@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm import load_dataset
-from crm.errors import LeadscoreError
-from simulation import SimulationConfig, simulate
-from simulation import simulator as sim_module
+from leadscore.crm import load_dataset
+from leadscore.crm.errors import LeadscoreError
+from leadscore.simulation import SimulationConfig, simulate
+from leadscore.simulation import simulator as sim_module
 
 
 def _digests(folder):
@@ -172,7 +172,7 @@ def test_planted_drift_changes_only_the_leads_after_its_date(tmp_path):
     lower win rate, fewer marketing traces; before it, the same population as without."""
     import pandas as pd
 
-    from simulation import SimulationConfig, simulate
+    from leadscore.simulation import SimulationConfig, simulate
 
     cut = pd.Timestamp("2026-01-01", tz="UTC")
     shares = {}

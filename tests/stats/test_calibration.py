@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stats.calibration import Calibrator, choose_calibrator, fit_calibrator, probability_bounds
+from leadscore.stats.calibration import (
+    Calibrator,
+    choose_calibrator,
+    fit_calibrator,
+    probability_bounds,
+)
 
 
 def test_calibrated_probabilities_stay_inside_what_the_data_supports():

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stats.calibration import logit, sigmoid
-from stats.pooling import SegmentCalibration, fit_segment_calibration
+from leadscore.stats.calibration import logit, sigmoid
+from leadscore.stats.pooling import SegmentCalibration, fit_segment_calibration
 
 
 def segment_rows(sizes: dict[str, int], shift: dict[str, float], seed: int = 0):

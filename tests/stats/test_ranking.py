@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stats.bootstrap import lead_resample_weights, percentile_interval
-from stats.metrics import bootstrap_auc, calibration_bins, deciles, gains_curve
-from stats.ranking import top_share
+from leadscore.stats.bootstrap import lead_resample_weights, percentile_interval
+from leadscore.stats.metrics import bootstrap_auc, calibration_bins, deciles, gains_curve
+from leadscore.stats.ranking import top_share
 
 
 def _coarse(seed: int = 0, n: int = 2_000):

@@ -1,4 +1,4 @@
-"""The trend rule (`stats.trend`): one lead at a time gives what the history's vectorised
+"""The trend rule (`leadscore.stats.trend`): one lead at a time gives what the history's vectorised
 trends give."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from operations.history import trends
-from stats.trend import NOT_ENOUGH, trend_of
+from leadscore.operations.history import trends
+from leadscore.stats.trend import NOT_ENOUGH, trend_of
 
 
 def test_one_lead_at_a_time_agrees_with_the_history():

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn.isotonic import IsotonicRegression
 
-from stats.calibration import fit_calibrator
-from stats.venn_abers import VennAbers, contain, fit_venn_abers
+from leadscore.stats.calibration import fit_calibrator
+from leadscore.stats.venn_abers import VennAbers, contain, fit_venn_abers
 
 
 def brute_force(raw: np.ndarray, y: np.ndarray, s: float) -> tuple[float, float]:

@@ -1,4 +1,4 @@
-"""The stream's one code path (`stream.processor`) on the embedded store: events applied
+"""The stream's one code path (`leadscore.stream.processor`) on the embedded store: events applied
 once, held until their lead comes, rescored as `leadscore score` scores, handed off once."""
 
 from __future__ import annotations
@@ -7,13 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm.errors import PayloadError
-from crm.payloads import dataset_events
-from crm.times import to_us
-from operations.pipeline import score_pipeline
-from scoring.model_ref import ModelRef
-from stream.processor import EventProcessor
-from stream.stores import open_store
+from leadscore.crm.errors import PayloadError
+from leadscore.crm.payloads import dataset_events
+from leadscore.crm.times import to_us
+from leadscore.operations.pipeline import score_pipeline
+from leadscore.scoring.model_ref import ModelRef
+from leadscore.stream.processor import EventProcessor
+from leadscore.stream.stores import open_store
 
 MODEL = ModelRef("lead-scoring", "7")
 
@@ -125,8 +125,8 @@ def test_a_mistake_refuses_the_whole_request(proc, ruled):
 
 def test_a_crossing_is_handed_off_once(proc, ruled):
     """A lead rising above the line is handed off at the event that lifts it, once; its
-    event id is the crossing's (`handoff.events.crossing_id`)."""
-    from handoff.events import crossing_id
+    event id is the crossing's (`leadscore.handoff.events.crossing_id`)."""
+    from leadscore.handoff.events import crossing_id
 
     rules = ruled.rules.config.activities
     hot = sorted((t for t in rules if rules[t].points > 0), key=lambda t: -rules[t].points)[:4]

@@ -11,12 +11,12 @@ import time
 import numpy as np
 import pytest
 
-from crm.times import to_us
-from scoring.model_ref import ModelRef
-from stream.outbox import StoreOutbox, StreamDelivery
-from stream.processor import EventProcessor
-from stream.store import StoreUnavailable
-from stream.stores import open_store
+from leadscore.crm.times import to_us
+from leadscore.scoring.model_ref import ModelRef
+from leadscore.stream.outbox import StoreOutbox, StreamDelivery
+from leadscore.stream.processor import EventProcessor
+from leadscore.stream.store import StoreUnavailable
+from leadscore.stream.stores import open_store
 from tests.handoff.test_delivery import Receiver
 from tests.postgres import postgres_server
 from tests.redis_server import redis_server
@@ -104,7 +104,7 @@ def test_every_store_applies_once_holds_and_hands_off_once(backend, ruled):
     box = StoreOutbox(proc.store)
     assert box.stage(out.handoffs, 100) == 0
     with Receiver() as up:
-        from handoff.delivery import WebhookSender
+        from leadscore.handoff.delivery import WebhookSender
 
         delivery = StreamDelivery(proc.store, WebhookSender(up.url, "s", max_attempts=1))
         assert delivery.run_once() == 1

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from training.config import LightGBMParams, TrainConfig
+from leadscore.training.config import LightGBMParams, TrainConfig
 
 # Fewer bootstrap resamples and rounds than the defaults: the same code, faster.
 FAST = TrainConfig(bootstrap=30, lightgbm=LightGBMParams(max_rounds=300, early_stopping_rounds=30))
@@ -11,8 +11,8 @@ FAST = TrainConfig(bootstrap=30, lightgbm=LightGBMParams(max_rounds=300, early_s
 def registration_options(dataset, df, result, *, name: str, experiment: str, source="test"):
     """The options `leadscore train` gives a registration, with the FAST config; example
     payloads from the test rows, the champion's features from the same dataset."""
-    from crm.payloads import lead_payloads
-    from features.batch import build_training_set
+    from leadscore.crm.payloads import lead_payloads
+    from leadscore.features.batch import build_training_set
 
     ids = result.test["lead_id"].drop_duplicates().head(2).tolist()
     return {
@@ -27,7 +27,7 @@ def registration_options(dataset, df, result, *, name: str, experiment: str, sou
 
 def register(result, dataset, df, *, name: str, experiment: str, source: str = "test", **kwargs):
     """`log_and_register` as `leadscore train` calls it (`registration_options`)."""
-    from training.tracking import log_and_register
+    from leadscore.training.tracking import log_and_register
 
     options = registration_options(
         dataset, df, result, name=name, experiment=experiment, source=source

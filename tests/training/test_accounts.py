@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm.errors import LeadscoreError
-from crm.payloads import lead_payloads
-from scoring.scorer import LeadScorer
+from leadscore.crm.errors import LeadscoreError
+from leadscore.crm.payloads import lead_payloads
+from leadscore.scoring.scorer import LeadScorer
+from leadscore.training.accounts import account_tables, fit_accounts, open_account_scores
+from leadscore.training.config import AccountsConfig
 from tests.training.conftest import FAST
-from training.accounts import account_tables, fit_accounts, open_account_scores
-from training.config import AccountsConfig
 
 
 def test_same_feature_set_as_the_lead_model(account_fit, ruled):
@@ -96,10 +96,10 @@ def test_bad_role_column_is_refused_before_fitting(account_sim, ruled):
 
 
 def test_a_company_column_the_audit_excluded_is_not_used(account_sim, ruled):
-    from training.accounts import account_features_used
+    from leadscore.training.accounts import account_features_used
 
     spec = copy.copy(ruled.spec)
-    from features.accounts import AccountSpec
+    from leadscore.features.accounts import AccountSpec
 
     used = account_features_used(
         AccountSpec(spec, "job_role", ("manager",)), ["industry", "job_role"]

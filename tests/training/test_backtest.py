@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm.errors import LeadscoreError
-from rules.config import load_rules
+from leadscore.crm.errors import LeadscoreError
+from leadscore.rules.config import load_rules
+from leadscore.training.backtest import walk_forward
 from tests.training.conftest import FAST
-from training.backtest import walk_forward
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def test_pooled_figures_and_the_paired_interval(backtest):
     assert logged["backtest_pooled_roc_auc_learned"] == pooled["learned"]["roc_auc"]
     assert logged["backtest_pooled_capacity_wins_model"] == backtest.capacity_wins["model"]
     # the table: per origin and pooled, a row per scorer
-    from training.backtest import table_rows
+    from leadscore.training.backtest import table_rows
 
     table = table_rows(backtest.summary())
     assert len(table) == 4 * 3 and [r["origin"] for r in table[-3:]] == ["pooled"] * 3
@@ -83,8 +83,8 @@ def test_short_data_runs_fewer_origins_and_says_so(small_set, small_sim, trained
 def test_the_report_shows_every_origin_and_its_csv_holds_every_row(
     small_sim, small_set, trained, backtest, tmp_path
 ):
-    from training.report import compare
-    from training.report_page import write_report
+    from leadscore.training.report import compare
+    from leadscore.training.report_page import write_report
 
     df, _, _ = small_set
     comp = compare(

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from training.registry import STATE
-from training.scratch import SCRATCH_PREFIX
+from leadscore.training.registry import STATE
+from leadscore.training.scratch import SCRATCH_PREFIX
 
 FAST_YAML = """\
 bootstrap: 20
@@ -28,7 +28,7 @@ lightgbm: {max_rounds: 60, early_stopping_rounds: 10}
 
 @pytest.fixture(scope="module")
 def small_crm(tmp_path_factory):
-    from simulation import SimulationConfig, simulate
+    from leadscore.simulation import SimulationConfig, simulate
 
     path = tmp_path_factory.mktemp("faults") / "crm"
     simulate(SimulationConfig(n_leads=1_500, seed=21), path)
@@ -54,12 +54,12 @@ def _train(folder: Path, data: Path, uri: str, command="train", **env) -> subpro
 # (the aliases) and waits on its stdin: the test kills it there.
 VICTIM = """
 import sys
-from crm.loading import load_dataset
-from crm.payloads import lead_payloads
-from features.batch import build_training_set
-from training.config import load_train_config
-from training.fit import fit_models
-from training.tracking import Registration
+from leadscore.crm.loading import load_dataset
+from leadscore.crm.payloads import lead_payloads
+from leadscore.features.batch import build_training_set
+from leadscore.training.config import load_train_config
+from leadscore.training.fit import fit_models
+from leadscore.training.tracking import Registration
 
 data, config = sys.argv[1], load_train_config(sys.argv[2])
 ds = load_dataset(data)

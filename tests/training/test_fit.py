@@ -3,11 +3,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scoring.scorer import LeadScorer
-from stats.calibration import choose_calibrator, fit_calibrator
-from stats.metrics import deciles, evaluate, expected_calibration_error
+from leadscore.scoring.scorer import LeadScorer
+from leadscore.stats.calibration import choose_calibrator, fit_calibrator
+from leadscore.stats.metrics import deciles, evaluate, expected_calibration_error
+from leadscore.training.fit import fit_models
 from tests.training.conftest import FAST
-from training.fit import fit_models
 
 
 def test_model_beats_chance_and_is_calibrated(trained):
@@ -44,7 +44,7 @@ def test_calibrator_is_fitted_on_validation(small_set, trained):
 
 
 def test_reasons_add_up_to_the_raw_score(small_sim, trained):
-    from crm.payloads import lead_payloads
+    from leadscore.crm.payloads import lead_payloads
 
     scorer = trained.scorer
     test = trained.test.head(20)
@@ -74,7 +74,7 @@ def test_reasons_add_up_to_the_raw_score(small_sim, trained):
 
 
 def test_online_scores_equal_batch_scores(small_sim, trained):
-    from crm.payloads import lead_payloads
+    from leadscore.crm.payloads import lead_payloads
 
     test = trained.test.sample(200, random_state=0)
     payloads = {
@@ -90,7 +90,7 @@ def test_online_scores_equal_batch_scores(small_sim, trained):
 
 
 def test_an_irrelevant_field_does_not_change_the_score(small_sim, trained):
-    from crm.payloads import lead_payloads
+    from leadscore.crm.payloads import lead_payloads
 
     lead = lead_payloads(small_sim, [trained.test["lead_id"].iloc[0]], iso=True)[0]
     as_of = trained.test["as_of"].iloc[0].isoformat()
@@ -111,7 +111,7 @@ def test_scorer_round_trips_through_disk(tmp_path, trained):
 
 
 def test_loading_a_non_scorer_is_a_clear_error(tmp_path):
-    from crm.errors import LeadscoreError
+    from leadscore.crm.errors import LeadscoreError
 
     with pytest.raises(LeadscoreError, match="not a saved lead scorer"):
         LeadScorer.load(tmp_path)
@@ -146,8 +146,8 @@ def test_bootstrap_interval_matches_sorting_each_resample():
     """The fast weighted AUC over lead resamples equals sorting each resample."""
     from sklearn.metrics import roc_auc_score
 
-    from stats.bootstrap import lead_resample_weights
-    from stats.metrics import bootstrap_auc
+    from leadscore.stats.bootstrap import lead_resample_weights
+    from leadscore.stats.metrics import bootstrap_auc
 
     rng = np.random.default_rng(3)
     leads = np.repeat(np.arange(1_000), 3)
@@ -170,9 +170,9 @@ def test_no_activity_table_no_activity_features_and_no_such_reasons(small_sim_pa
     speed to lead (uncontacted time would only be the lead's age)."""
     import shutil
 
-    from crm import load_dataset
-    from crm.payloads import lead_payloads
-    from features.batch import build_training_set
+    from leadscore.crm import load_dataset
+    from leadscore.crm.payloads import lead_payloads
+    from leadscore.features.batch import build_training_set
     from tests.training.conftest import FAST
 
     folder = tmp_path / "crm"

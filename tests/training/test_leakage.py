@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.definitions import FeatureSpec
+from leadscore.features.definitions import FeatureSpec
+from leadscore.training.fit import fit_models
+from leadscore.training.leakage import audit_leakage, single_feature_auc
 from tests.training.conftest import FAST
-from training.fit import fit_models
-from training.leakage import audit_leakage, single_feature_auc
 
 XEDUCATION = Path(__file__).resolve().parents[2].parent / "shared/datasets/xeducation/Leads.csv"
 
@@ -88,9 +88,9 @@ def test_a_disposition_that_settles_the_outcome_both_ways_is_flagged(small_set):
 
 @pytest.mark.skipif(not XEDUCATION.is_file(), reason=f"{XEDUCATION} not on this machine")
 def test_xeducation_audit_flags_tags_and_lead_quality_undeclared(tmp_path):
-    from crm.importer import import_tables
-    from crm.mapping import builtin_mapping_path, load_mapping
-    from features.batch import build_training_set
+    from leadscore.crm.importer import import_tables
+    from leadscore.crm.mapping import builtin_mapping_path, load_mapping
+    from leadscore.features.batch import build_training_set
 
     ds = import_tables(
         load_mapping(builtin_mapping_path("xeducation")), leads=XEDUCATION, out_dir=tmp_path / "xe"
@@ -165,10 +165,10 @@ def test_id_like_profile_columns_are_excluded_unless_kept():
 def planted(tmp_path_factory):
     """A simulated CRM with an undeclared post-outcome status, a missingness leak and a
     record id in its leads table."""
-    from crm import load_dataset
-    from features.batch import build_training_set
-    from simulation import SimulationConfig, simulate
-    from simulation.leaks import plant_leaks
+    from leadscore.crm import load_dataset
+    from leadscore.features.batch import build_training_set
+    from leadscore.simulation import SimulationConfig, simulate
+    from leadscore.simulation.leaks import plant_leaks
 
     path = tmp_path_factory.mktemp("planted") / "crm"
     simulate(SimulationConfig(n_leads=4_000, seed=11), path)
@@ -178,8 +178,8 @@ def planted(tmp_path_factory):
 
 
 def test_planted_leaks_are_excluded_from_the_model_and_the_learned_points(planted):
-    from rules.config import ProfileRule, load_rules
-    from training.report import compare
+    from leadscore.rules.config import ProfileRule, load_rules
+    from leadscore.training.report import compare
 
     ds, (df, spec, _), columns = planted
     result = fit_models(df, spec, FAST)
@@ -199,7 +199,7 @@ def test_planted_leaks_are_excluded_from_the_model_and_the_learned_points(plante
     used = set(comp.learned_rules.profile)
     assert used and not used & set(columns.values())
     assert any("the rules score account_status" in w for w in comp.warnings)
-    from training.report_page import render_html
+    from leadscore.training.report_page import render_html
 
     page = render_html(comp, "x.csv")
     assert "Columns left out (leakage audit)" in page

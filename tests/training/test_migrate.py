@@ -13,11 +13,11 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model
 
-from crm.errors import LeadscoreError
+from leadscore.crm.errors import LeadscoreError
+from leadscore.training.registry import CHAMPION, PREVIOUS_CHAMPION, STATE
+from leadscore.training.tracking import migrate_model
 from tests.cli.test_cli import runner
 from tests.training.conftest import sqlite_store
-from training.registry import CHAMPION, PREVIOUS_CHAMPION, STATE
-from training.tracking import migrate_model
 
 LEGACY = Path(__file__).resolve().parent.parent / "fixtures" / "legacy_model"
 NAME = "legacy-scoring"
@@ -76,3 +76,30 @@ def test_something_that_is_not_a_model_is_refused(tmp_path):
         with pytest.raises(LeadscoreError, match="no such registered version"):
             migrate_model(f"models:/{NAME}/9", NAME)
         assert MlflowClient().search_registered_models() == []
+
+
+BARE = Path(__file__).resolve().parent.parent / "fixtures" / "bare_names_model"
+
+
+def test_a_model_of_the_bare_names_layout_moves_into_the_namespace(tmp_path):
+    """Logged before the one `leadscore` namespace: its code shipped as bare `stats/`,
+    `features/`, ... (which a user's own `stats.py` shadows). Migrated, it carries one
+    `leadscore/` folder and predicts exactly as it did when saved."""
+    code = BARE / "model" / "code"
+    assert sorted(p.name for p in code.iterdir()) == [
+        "crm", "features", "rules", "scoring", "stats",
+    ]  # fmt: skip
+    assert "from scoring.mlflow_model import" in (BARE / "model" / "pyfunc_entry.py").read_text()
+    expected = pd.read_json(BARE / "expected.json", orient="records", dtype=False)
+    with sqlite_store(tmp_path):
+        MlflowClient().create_experiment(
+            "leadscore-migrations", artifact_location=str(tmp_path / "artifacts")
+        )
+        moved = migrate_model(str(BARE / "model"), "bare-names")
+        local = Path(mlflow.artifacts.download_artifacts(f"models:/bare-names/{moved.version}"))
+        assert sorted(p.name for p in (local / "code").iterdir()) == ["leadscore"]
+        entry = (local / "pyfunc_entry.py").read_text()
+        assert "from leadscore.scoring.mlflow_model import" in entry
+        example = Model.load(str(BARE / "model")).load_input_example(str(BARE / "model"))
+        got = mlflow.pyfunc.load_model(f"models:/bare-names/{moved.version}").predict(example)
+        pd.testing.assert_frame_equal(got, expected, check_dtype=False, rtol=1e-12)

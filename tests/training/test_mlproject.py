@@ -16,7 +16,7 @@ import yaml
 from mlflow import MlflowClient
 
 from leadscore.cli import app
-from training.mlflow_runs import LINK_TAG
+from leadscore.training.mlflow_runs import LINK_TAG
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = yaml.safe_load((ROOT / "MLproject").read_text())

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scoring.scorer import LeadScorer
+from leadscore.scoring.scorer import LeadScorer
+from leadscore.training.refit import CALIBRATION_WINDOWS, scaled_rounds, ship
 from tests.training.conftest import FAST
-from training.refit import CALIBRATION_WINDOWS, scaled_rounds, ship
 
 
 def test_the_shipped_model_learned_every_matured_snapshot(small_set, trained, shipped):
@@ -50,8 +50,8 @@ def test_rounds_grow_with_the_rows_within_bounds():
 
 
 def test_held_out_rows_are_scored_by_the_evaluated_model(small_sim, small_set, trained, shipped):
-    from training.registry import champion_gate
-    from training.report import compare
+    from leadscore.training.registry import champion_gate
+    from leadscore.training.report import compare
 
     df, spec, _ = small_set
     before = compare(small_sim, trained.scorer, None, FAST, training_set=df, learned=False)
@@ -84,8 +84,8 @@ def test_refit_off_ships_the_evaluated_model(small_set, trained):
 def test_monitoring_the_shipped_model_on_its_own_data_is_not_called_out_of_sample(
     small_sim, shipped
 ):
-    from operations.monitor import monitor
-    from scoring.model_ref import ModelRef
+    from leadscore.operations.monitor import monitor
+    from leadscore.scoring.model_ref import ModelRef
 
     report = monitor(small_sim, shipped.scorer, ModelRef("m", "1"))
     trained_to = pd.Timestamp(shipped.scorer.info["trained_to"])

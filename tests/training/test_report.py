@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from crm.errors import ConfigError, LeadscoreError
-from features.batch import build_training_set
-from rules.config import RulesConfig, load_rules
+from leadscore.crm.errors import ConfigError, LeadscoreError
+from leadscore.features.batch import build_training_set
+from leadscore.rules.config import RulesConfig, load_rules
+from leadscore.training.fit import fit_models
+from leadscore.training.report import compare
+from leadscore.training.report_page import write_report
 from tests.training.conftest import FAST
-from training.fit import fit_models
-from training.report import compare
-from training.report_page import write_report
 
 SECTIONS = [
     "headline",
@@ -250,8 +250,8 @@ def test_funnel_and_revenue_follow_the_deals(written, small_sim):
 
 
 def test_thin_data_is_a_warning_in_the_report_not_a_failure(tmp_path, trained):
-    from crm.loading import load_dataset
-    from simulation.simulator import SimulationConfig, simulate
+    from leadscore.crm.loading import load_dataset
+    from leadscore.simulation.simulator import SimulationConfig, simulate
 
     simulate(SimulationConfig(n_leads=700, seed=5), tmp_path / "tiny")
     comp = compare(
@@ -286,7 +286,7 @@ def test_every_table_is_the_same_when_the_rows_come_in_another_order(
 ):
     """Shuffled training-set rows: byte-identical tables (ties share credit, the bootstrap
     draws leads by id, examples break ties by lead and time)."""
-    from training.report_page import render_html
+    from leadscore.training.report_page import render_html
 
     shuffled = small_set[0].sample(frac=1.0, random_state=5)
     again = compare(
@@ -331,8 +331,8 @@ def test_without_rules_the_report_is_model_vs_learned_points_and_says_why(
 def test_a_stage_the_data_does_not_have_is_a_dash_with_a_note(small_sim):
     from dataclasses import replace
 
-    from training.report_tables import funnel_table as _funnel
-    from training.report_tables import opportunity_stage_absent
+    from leadscore.training.report_tables import funnel_table as _funnel
+    from leadscore.training.report_tables import opportunity_stage_absent
 
     assert opportunity_stage_absent(small_sim) is None
     only_won = replace(small_sim, deals=small_sim.deals[small_sim.deals["status"] == "won"])
@@ -359,7 +359,7 @@ def test_the_page_opens_with_a_summary_in_words(written, comparison):
     assert f"{head.loc['model', 'roc_auc']:.3f}" in lead
     assert f"{head.loc['rules', 'roc_auc']:.3f}" in lead
     assert "grade A holds" in html
-    # What the calibration allows, in words (training.report_page.calibration_sentence).
+    # What the calibration allows, in words (leadscore.training.report_page.calibration_sentence).
     assert (
         "read as win rates" in html
         or "read the scores as a ranking" in html
@@ -409,7 +409,7 @@ def _touch_case(small_sim):
 
 
 def test_speed_to_lead_buckets_by_first_sales_touch(small_sim):
-    from training.kpis import NEVER, speed_to_lead
+    from leadscore.training.kpis import NEVER, speed_to_lead
 
     dataset, rows = _touch_case(small_sim)
     table = speed_to_lead(dataset, rows).set_index("first_sales_touch")
@@ -420,7 +420,7 @@ def test_speed_to_lead_buckets_by_first_sales_touch(small_sim):
 
 
 def test_processing_rate_counts_touches_after_becoming_mql(small_sim):
-    from training.kpis import processing_rate
+    from leadscore.training.kpis import processing_rate
 
     dataset, rows = _touch_case(small_sim)
     table = processing_rate(dataset, rows).set_index("touched_by_sales")
@@ -431,7 +431,7 @@ def test_processing_rate_counts_touches_after_becoming_mql(small_sim):
 
 def test_without_sales_touches_the_kpis_say_why(small_sim):
 
-    from training.kpis import no_sales_touch, speed_to_lead
+    from leadscore.training.kpis import no_sales_touch, speed_to_lead
 
     acts = small_sim.activities[small_sim.activities["activity_type"] == "page_view"]
     dataset = small_sim.with_tables(activities=acts)
@@ -443,7 +443,7 @@ def test_speed_to_lead_on_messy_touches(small_sim):
     """What real exports do: a touch logged before the lead's creation (an import
     artefact) counts as at once; two touches at the same instant count once; a touch of a
     lead outside the test rows is ignored."""
-    from training.kpis import NEVER, speed_to_lead
+    from leadscore.training.kpis import NEVER, speed_to_lead
 
     dataset, rows = _touch_case(small_sim)
     ids = rows["lead_id"].tolist()
@@ -470,7 +470,7 @@ def test_speed_to_lead_on_messy_touches(small_sim):
 
 
 def test_the_calibration_sentence_says_win_rates_only_when_that_holds():
-    from training.report_page import calibration_sentence
+    from leadscore.training.report_page import calibration_sentence
 
     rows = pd.DataFrame({"probability": [0.2] * 50 + [0.1] * 50, "label": [1] * 15 + [0] * 85})
     assert "can be read as win rates" in calibration_sentence(0.01, rows)
@@ -490,8 +490,8 @@ def test_the_calibration_sentence_says_win_rates_only_when_that_holds():
 
 
 def test_a_flat_export_is_described_as_one_row_per_lead(tmp_path):
+    from leadscore.training.report_page import render_html
     from tests.conftest import flat_export
-    from training.report_page import render_html
 
     ds = flat_export(tmp_path / "flat", seed=4)
     df, spec, _ = build_training_set(ds)
@@ -504,7 +504,7 @@ def test_a_flat_export_is_described_as_one_row_per_lead(tmp_path):
 
 
 def test_a_scorer_that_ranks_nothing_is_named_not_shown_as_ordinary():
-    from training.report import degenerate_scorer
+    from leadscore.training.report import degenerate_scorer
 
     capped = RulesConfig(base_points=148)
     text = degenerate_scorer("learned", np.full(500, 100.0), capped)
@@ -523,7 +523,7 @@ def test_deals_opened_with_their_leads_make_every_row_a_hand_off(small_sim, smal
     opportunity stage."""
     from dataclasses import replace
 
-    from training.report_tables import deals_at_creation, opportunity_stage_absent
+    from leadscore.training.report_tables import deals_at_creation, opportunity_stage_absent
 
     assert deals_at_creation(small_sim) is None  # the simulator's deals follow a hand-off
     created = small_sim.leads.set_index("lead_id")["created_at"]
@@ -553,7 +553,7 @@ def test_deals_opened_with_their_leads_make_every_row_a_hand_off(small_sim, smal
     assert np.isfinite(capacity["win_rate"]).all()
     assert comp.funnel["mql_to_opportunity"].isna().all()
     assert any("the hand-off comparison counts every row" in w for w in comp.warnings)
-    from training.report_page import render
+    from leadscore.training.report_page import render
 
     page = render(comp, "compare.csv")
     assert "without an open deal" not in page.split("id='capacity'")[1].split("<table")[0]
@@ -563,7 +563,7 @@ def test_deals_opened_with_their_leads_make_every_row_a_hand_off(small_sim, smal
 def test_time_to_handoff_buckets_from_the_score_history(small_sim):
     """From each lead's creation to its first score above the hand-off line; won since: a
     won deal closed after the hand-off; a lead the export does not know is left out."""
-    from training.kpis import handoff_speed
+    from leadscore.training.kpis import handoff_speed
 
     leads = small_sim.leads.head(4)
     created = pd.to_datetime(leads["created_at"], utc=True).reset_index(drop=True)

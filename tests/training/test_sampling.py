@@ -1,4 +1,4 @@
-"""Negative sampling by lead (training.sampling): how a training set larger than memory is
+"""Negative sampling by lead (leadscore.training.sampling): how a training set larger than memory is
 fitted, and what it costs in calibration and ranking (held-out rows stay whole)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.sampling import fit_rows
+from leadscore.training.sampling import fit_rows
 
 
 def test_every_lead_with_a_win_stays_whole_and_the_others_are_weighted_back():
@@ -36,8 +36,8 @@ def test_every_lead_with_a_win_stays_whole_and_the_others_are_weighted_back():
 
 
 def test_a_sampled_fit_stays_calibrated_on_the_whole_held_out_rows(small_set, trained):
+    from leadscore.training.fit import fit_models
     from tests.training.conftest import FAST
-    from training.fit import fit_models
 
     df, spec, _ = small_set
     total = int(trained.split.train.sum())
@@ -55,8 +55,8 @@ def test_a_sampled_fit_stays_calibrated_on_the_whole_held_out_rows(small_set, tr
 
 
 def test_the_shipped_refit_samples_too_and_scores_its_windows_whole(small_set, trained):
+    from leadscore.training.refit import ship
     from tests.training.conftest import FAST
-    from training.refit import ship
 
     df, _, _ = small_set
     config = FAST.model_copy(update={"max_fit_rows": 5_000})
@@ -73,8 +73,8 @@ def test_the_shipped_refit_samples_too_and_scores_its_windows_whole(small_set, t
 def test_the_baseline_learns_from_the_weighted_sample_too(small_set):
     """The logistic baseline of a sampled fit is weighted back like the booster: its mean
     probability on the whole test rows stays near their win rate."""
+    from leadscore.training.fit import fit_models
     from tests.training.conftest import FAST
-    from training.fit import fit_models
 
     df, spec, _ = small_set
     sampled = fit_models(df, spec, FAST.model_copy(update={"max_fit_rows": 5_000}))

@@ -7,14 +7,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm.payloads import lead_payloads
-from scoring.reasons import ReasonColumns, merge_reasons
-from scoring.scorer import LeadScorer
+from leadscore.crm.payloads import lead_payloads
+from leadscore.scoring.reasons import ReasonColumns, merge_reasons
+from leadscore.scoring.scorer import LeadScorer
+from leadscore.training.config import SegmentsConfig
+from leadscore.training.fit import fit_models
+from leadscore.training.refit import ship
+from leadscore.training.segment_champions import fit_segment_champions, with_segment_champions
 from tests.training.conftest import FAST
-from training.config import SegmentsConfig
-from training.fit import fit_models
-from training.refit import ship
-from training.segment_champions import fit_segment_champions, with_segment_champions
 
 # Stumps: the shared model cannot learn a segment x feature interaction, a segment's own
 # model learns it from the segment's rows alone.

@@ -9,15 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm.errors import LeadscoreError
-from crm.payloads import lead_payloads
-from scoring.scorer import LeadScorer
-from stats.calibration import logit
+from leadscore.crm.errors import LeadscoreError
+from leadscore.crm.payloads import lead_payloads
+from leadscore.scoring.scorer import LeadScorer
+from leadscore.stats.calibration import logit
+from leadscore.training.config import SegmentsConfig
+from leadscore.training.fit import fit_models
+from leadscore.training.refit import ship
+from leadscore.training.splits import split_training_set
 from tests.training.conftest import FAST
-from training.config import SegmentsConfig
-from training.fit import fit_models
-from training.refit import ship
-from training.splits import split_training_set
 
 SEGMENTED = FAST.model_copy(update={"segments": SegmentsConfig(column="country")})
 
@@ -109,9 +109,9 @@ def test_a_segment_column_that_is_not_a_text_column_is_refused(small_set):
 
 
 def test_the_report_judges_each_segment_and_shows_the_intervals(small_sim, planted, segmented):
-    from rules.config import load_rules
-    from training.report import compare
-    from training.report_page import render_html
+    from leadscore.rules.config import load_rules
+    from leadscore.training.report import compare
+    from leadscore.training.report_page import render_html
 
     df, _, target = planted
     comp = compare(

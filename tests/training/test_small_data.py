@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from crm import load_dataset
-from features.batch import build_training_set
-from rules.config import load_rules
+from leadscore.crm import load_dataset
+from leadscore.features.batch import build_training_set
+from leadscore.rules.config import load_rules
+from leadscore.training.fit import fit_models
+from leadscore.training.report import compare
+from leadscore.training.report_page import write_report
 from tests.training.conftest import FAST
-from training.fit import fit_models
-from training.report import compare
-from training.report_page import write_report
 
 RULES = Path(__file__).resolve().parents[2] / "conf" / "rules.yaml"
 

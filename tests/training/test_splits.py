@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm.errors import LeadscoreError
+from leadscore.crm.errors import LeadscoreError
+from leadscore.training.splits import split_training_set, time_split
 from tests.training.conftest import FAST
-from training.splits import split_training_set, time_split
 
 
 def test_split_has_no_time_overlap_and_train_labels_are_closed(small_set):

@@ -10,15 +10,14 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from crm.errors import LeadscoreError
-from crm.payloads import lead_payloads
-from crm.times import utc
-from features.batch import build_training_set
-from features.definitions import FeatureSpec
-from tests.training.conftest import FAST, register, registration_options, sqlite_store
-from training.config import LightGBMParams
-from training.fit import fit_models
-from training.registry import (
+from leadscore.crm.errors import LeadscoreError
+from leadscore.crm.payloads import lead_payloads
+from leadscore.crm.times import utc
+from leadscore.features.batch import build_training_set
+from leadscore.features.definitions import FeatureSpec
+from leadscore.training.config import LightGBMParams
+from leadscore.training.fit import fit_models
+from leadscore.training.registry import (
     CHAMPION_SINCE,
     CHAMPION_UNTIL,
     PREVIOUS_CHAMPION,
@@ -31,7 +30,8 @@ from training.registry import (
     promote,
     rollback,
 )
-from training.tracking import Registration
+from leadscore.training.tracking import Registration
+from tests.training.conftest import FAST, register, registration_options, sqlite_store
 
 NAME = "lead-scoring-test"
 
@@ -188,7 +188,7 @@ def test_the_gate_pools_the_backtest_rows_the_champion_had_not_seen(small_sim, s
     """A champion whose test window started at origin 1's window: origins 0 and 1 are
     compared (paired, on the same rows), origin 2 (which it learned from) is not; a champion
     that had seen every row is compared on the test rows, and the gate says so."""
-    from training.backtest import walk_forward
+    from leadscore.training.backtest import walk_forward
 
     df, _, _ = small_set
     config = FAST.model_copy(update={"backtest_origins": 3})

@@ -16,14 +16,14 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from crm.loading import load_dataset
-from crm.payloads import lead_payloads
 from leadscore.client import Client
-from serving.process import Server, free_port
-from simulation import SimulationConfig, simulate
+from leadscore.crm.loading import load_dataset
+from leadscore.crm.payloads import lead_payloads
+from leadscore.serving.process import Server, free_port
+from leadscore.simulation import SimulationConfig, simulate
+from leadscore.training.registry import CHAMPION_SINCE, PREVIOUS_CHAMPION, STATE
 from tests.postgres import postgres_cluster
 from tests.processes import stop_group
-from training.registry import CHAMPION_SINCE, PREVIOUS_CHAMPION, STATE
 
 NAME = "server-model"
 pytestmark = pytest.mark.slow

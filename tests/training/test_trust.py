@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.trust import does_not_beat_rules, untrusted_model
+from leadscore.training.trust import does_not_beat_rules, untrusted_model
 
 
 def test_a_healthy_model_gets_no_banner():

@@ -8,9 +8,9 @@ A user mistake (bad data, bad config) prints one clear line and exits 1, never a
 from __future__ import annotations
 
 import errno
-import sys
 
 import typer
+import typer.core
 
 from leadscore.commands import (
     compare,
@@ -28,7 +28,33 @@ from leadscore.console import configure_logging, err, styled
 from leadscore.crm.errors import LeadscoreError
 from leadscore.crm.secrets import mask_urls
 
+
+class _Commands(typer.core.TyperGroup):
+    """The app's group: a user's mistake in any command (a `LeadscoreError`, or the machine
+    refusing a file) becomes one red line on stderr and exit code 1, whoever runs the app
+    (the console script, or the app in process)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except LeadscoreError as exc:
+            _refuse(str(exc))
+        except OSError as exc:
+            if exc.errno not in ENVIRONMENT_ERRORS:
+                raise
+            # The machine refused (a full disk, no permission, a read-only folder): one line
+            # naming the file; writers remove their temporary files and replace nothing.
+            where = f"{exc.filename}: " if exc.filename else ""
+            _refuse(f"{where}{exc.strerror or exc}")
+
+
+def _refuse(said: str):
+    err.print(styled(("error:", "red"), " ", mask_urls(said)), highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
 app = typer.Typer(
+    cls=_Commands,
     name="leadscore",
     help="Predictive lead scoring: point-in-time features, calibrated models, explainable scores. The commands are listed in workflow order: get a CRM export (simulate, import), check it (validate), build features, train, compare with the points rules, manage models, serve or score, monitor, retrain.",
     no_args_is_help=True,
@@ -92,21 +118,8 @@ app.command(rich_help_panel=TRY)(demo.demo)
 
 
 def main() -> None:
-    """Console-script entry point: user errors become one red line and exit code 1."""
-    try:
-        app()
-    except LeadscoreError as exc:
-        err.print(styled(("error:", "red"), " ", mask_urls(exc)), highlight=False, soft_wrap=True)
-        sys.exit(1)
-    except OSError as exc:
-        if exc.errno not in ENVIRONMENT_ERRORS:
-            raise
-        # The machine refused (a full disk, no permission, a read-only folder): one line
-        # naming the file; writers remove their temporary files and replace nothing.
-        where = f"{exc.filename}: " if exc.filename else ""
-        said = f"{where}{exc.strerror or exc}"
-        err.print(styled(("error:", "red"), " ", mask_urls(said)), highlight=False, soft_wrap=True)
-        sys.exit(1)
+    """Console-script entry point (user errors: one red line and exit code 1, `_Commands`)."""
+    app()
 
 
 # What the machine can refuse a command, as opposed to a fault of ours.

@@ -82,6 +82,23 @@ def step(text: str) -> Iterator[Callable[[str], None]]:
         err.print(styled((f"{text}: {elapsed:.1f} s", "dim")), highlight=False)
 
 
+class ConsoleProgress:
+    """A job's progress on the console (`leadscore.jobs.progress.Progress`): a spinner per
+    step, warnings in yellow and alarms in red on stderr."""
+
+    def step(self, text: str):
+        return step(text)
+
+    def warn(self, text: str) -> None:
+        warn(text)
+
+    def alarm(self, text: str, prefix: str = "") -> None:
+        alarm(text, prefix=prefix)
+
+
+progress = ConsoleProgress()
+
+
 def load(data, **kwargs):
     """`leadscore.crm.loading.load_dataset` with a spinner: a large export takes a while to read and
     check."""

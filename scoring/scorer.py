@@ -7,6 +7,7 @@ per call: no pandas on the online path.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -94,6 +95,11 @@ class LeadScorer:
         rules: RuleScorer | None = None,
         interval: VennAbers | None = None,
         segments: SegmentCalibration | None = None,
+        *,
+        accounts: AccountScorer | None = None,
+        evaluated: LeadScorer | None = None,
+        champion_column: str | None = None,
+        segment_champions: dict[str, LeadScorer] | None = None,
     ) -> None:
         self.spec = spec
         # Per-segment corrections of the calibration (None: one calibration for all).
@@ -109,13 +115,13 @@ class LeadScorer:
         self.info = dict(info or {})
         # The evaluated model, when this one is the refit that ships (`leadscore.training.refit`):
         # held-out rows are scored with it, never with a model that has seen them.
-        self.evaluated: LeadScorer | None = None
+        self.evaluated = evaluated
         # The account model trained with it (None: no accounts in the data, or switched off).
-        self.accounts: AccountScorer | None = None
+        self.accounts = accounts
         # Segment champions (`leadscore.training.segment_champions`): a segment whose own model beat
         # this one on its rows is served by it; value of `champion_column` -> its scorer.
-        self.champion_column: str | None = None
-        self.segment_champions: dict[str, LeadScorer] = {}
+        self.champion_column = champion_column
+        self.segment_champions: dict[str, LeadScorer] = dict(segment_champions or {})
         self._codes = {
             c: {v: float(i) for i, v in enumerate(vals)} for c, vals in self.categories.items()
         }
@@ -404,6 +410,25 @@ class LeadScorer:
         )
         return self.accounts.score([account_id], contacts, reasons=reasons).rows()[0]
 
+    # The parts a scorer carries next to its fitted model, which training packs in after the
+    # fit (the rules are calibrated on the model's validation rows, the account model is
+    # fitted next to it, ...).
+    PARTS = frozenset(
+        {"rules", "accounts", "evaluated", "champion_column", "segment_champions", "info"}
+    )
+
+    def with_parts(self, **parts: Any) -> LeadScorer:
+        """A new scorer: this one's fitted model with other parts (`PARTS`: rules, accounts,
+        evaluated, segment champions, info). This one is left as it is: a scorer is complete
+        when built, never finished by assignment."""
+        unknown = set(parts) - self.PARTS
+        if unknown:
+            raise TypeError(f"not a part of a scorer: {', '.join(sorted(unknown))}")
+        new = copy.copy(self)
+        for name, value in parts.items():
+            setattr(new, name, dict(value) if name in {"info", "segment_champions"} else value)
+        return new
+
     @property
     def for_evaluation(self) -> LeadScorer:
         """The scorer that may score held-out rows: the evaluated model when this is the
@@ -457,8 +482,11 @@ class LeadScorer:
             )
         except (OSError, ValueError, lgb.basic.LightGBMError) as exc:
             raise LeadscoreError(f"{folder}: not a saved lead scorer ({exc})") from exc
-        scorer = cls(
-            FeatureSpec.model_validate(meta["spec"]),
+        spec = FeatureSpec.model_validate(meta["spec"])
+        index_path = folder / CHAMPIONS_FOLDER / "index.json"
+        index = json.loads(index_path.read_text()) if index_path.is_file() else None
+        return cls(
+            spec,
             booster,
             meta["features"],
             meta["categories"],
@@ -468,17 +496,17 @@ class LeadScorer:
             rules=rules,
             interval=VennAbers.from_dict(meta["interval"]) if "interval" in meta else None,
             segments=SegmentCalibration.from_dict(meta["segments"]) if "segments" in meta else None,
-        )
-        if (folder / EVALUATED_FOLDER / SCORER_FILE).is_file():
-            scorer.evaluated = cls.load(folder / EVALUATED_FOLDER)
-        if (folder / ACCOUNT_FOLDER / ACCOUNT_FILE).is_file():
-            scorer.accounts = AccountScorer.load(folder / ACCOUNT_FOLDER, scorer.spec)
-        index_path = folder / CHAMPIONS_FOLDER / "index.json"
-        if index_path.is_file():
-            index = json.loads(index_path.read_text())
-            scorer.champion_column = index["column"]
-            scorer.segment_champions = {
+            evaluated=cls.load(folder / EVALUATED_FOLDER)
+            if (folder / EVALUATED_FOLDER / SCORER_FILE).is_file()
+            else None,
+            accounts=AccountScorer.load(folder / ACCOUNT_FOLDER, spec)
+            if (folder / ACCOUNT_FOLDER / ACCOUNT_FILE).is_file()
+            else None,
+            champion_column=index["column"] if index else None,
+            segment_champions={
                 value: cls.load(folder / CHAMPIONS_FOLDER / sub)
                 for value, sub in index["values"].items()
             }
-        return scorer
+            if index
+            else None,
+        )

@@ -17,7 +17,8 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
-from importlib.metadata import packages_distributions, requires, version
+from importlib import metadata
+from importlib.metadata import requires, version
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -111,6 +112,17 @@ def _imports(path: Path) -> Iterable[str]:
             yield from (f"{node.module}.{alias.name}" for alias in node.names)
 
 
+@cache
+def _distributions() -> dict[str, list[str]]:
+    """Top-level module -> the installed distributions providing it (read once: the walk
+    over every installed distribution's files takes seconds)."""
+    return packages_distributions()
+
+
+def packages_distributions() -> dict[str, list[str]]:
+    return metadata.packages_distributions()
+
+
 def _is_package(module: str) -> bool:
     path = _module_file(module)
     return path is not None and path.name == "__init__.py"
@@ -182,7 +194,7 @@ def ship(*entries: str, leave_out: Iterable[str] = ()) -> Shipment:
     """
     modules, outside = reached(entries)
     outside -= set(leave_out)
-    by_module = packages_distributions()
+    by_module = _distributions()
     pins, optional = set(), set()
     declared = _declared()
     for top in sorted(outside):

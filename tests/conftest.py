@@ -42,14 +42,41 @@ def good_dataset(tmp_path: Path) -> Path:
     return write_dataset(tmp_path / "crm", leads=LEADS, activities=ACTIVITIES, deals=DEALS)
 
 
+def shared(tmp_path_factory, name: str, build):
+    """`build()` once per test run, whichever test worker asks first; the others (pytest-xdist
+    runs two) wait on a lock and read what it left (pickled) instead of building it again.
+    A folder builder gets the shared folder to fill: `build(folder)`."""
+    import fcntl
+    import os
+    import pickle
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's folder, above each worker's own
+    done = root / f"shared-{name}.pkl"
+    with open(root / f"shared-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if done.exists():
+            return pickle.loads(done.read_bytes())
+        value = build()
+        staged = done.with_suffix(".staged")
+        staged.write_bytes(pickle.dumps(value))
+        staged.replace(done)
+        return value
+
+
 @pytest.fixture(scope="session")
 def small_sim_path(tmp_path_factory):
-    """A 4,000-lead simulated CRM shared across packages' tests (about a second)."""
+    """A 4,000-lead simulated CRM shared across packages' tests (about a second): built once
+    per run, read-only."""
     from leadscore.simulation import SimulationConfig, simulate
 
-    path = tmp_path_factory.mktemp("small_sim") / "crm"
-    simulate(SimulationConfig(n_leads=4_000, seed=11), path)
-    return path
+    def build():
+        path = tmp_path_factory.getbasetemp() / "shared-small_sim" / "crm"
+        simulate(SimulationConfig(n_leads=4_000, seed=11), path)
+        return path
+
+    return shared(tmp_path_factory, "small_sim", build)
 
 
 @pytest.fixture(scope="session")
@@ -60,21 +87,21 @@ def small_sim(small_sim_path):
 
 
 @pytest.fixture(scope="session")
-def small_set(small_sim):
+def small_set(small_sim, tmp_path_factory):
     """The training set of small_sim (shared by the training and serving tests)."""
     from leadscore.features.batch import build_training_set
 
-    return build_training_set(small_sim)
+    return shared(tmp_path_factory, "small_set", lambda: build_training_set(small_sim))
 
 
 @pytest.fixture(scope="session")
-def trained(small_set):
+def trained(small_set, tmp_path_factory):
     """A model fitted on small_set with the fast test config."""
     from leadscore.training.fit import fit_models
     from tests.training.conftest import FAST
 
     df, spec, _ = small_set
-    return fit_models(df, spec, FAST)
+    return shared(tmp_path_factory, "trained", lambda: fit_models(df, spec, FAST))
 
 
 @pytest.fixture(scope="session")
@@ -108,21 +135,19 @@ def served_rules(small_sim, small_set, trained):
 
 
 @pytest.fixture(scope="session")
-def shipped(small_set, trained):
+def shipped(small_set, trained, tmp_path_factory):
     """`trained` with the model that ships: refit on every matured snapshot of small_set."""
     from leadscore.training.refit import ship
     from tests.training.conftest import FAST
 
-    return ship(trained, small_set[0], FAST)
+    return shared(tmp_path_factory, "shipped", lambda: ship(trained, small_set[0], FAST))
 
 
 @pytest.fixture(scope="session")
 def ruled(trained, served_rules):
     """The test model with the points rules packed next to it (as the endpoint serves it)."""
-    import copy
 
-    scorer = copy.copy(trained.scorer)
-    scorer.rules = served_rules
+    scorer = trained.scorer.with_parts(rules=served_rules)
     return scorer
 
 
@@ -169,9 +194,12 @@ def account_sim_path(tmp_path_factory):
     from leadscore.simulation import SimulationConfig, simulate
     from leadscore.simulation.simulator import AccountsConfig
 
-    path = tmp_path_factory.mktemp("account_sim") / "crm"
-    simulate(SimulationConfig(n_leads=4_000, seed=11, accounts=AccountsConfig()), path)
-    return path
+    def build():
+        path = tmp_path_factory.getbasetemp() / "shared-account_sim" / "crm"
+        simulate(SimulationConfig(n_leads=4_000, seed=11, accounts=AccountsConfig()), path)
+        return path
+
+    return shared(tmp_path_factory, "account_sim", build)
 
 
 @pytest.fixture(scope="session")
@@ -182,7 +210,7 @@ def account_sim(account_sim_path):
 
 
 @pytest.fixture(scope="session")
-def account_fit(account_sim, small_set, ruled):
+def account_fit(account_sim, small_set, ruled, tmp_path_factory):
     """The account model of account_sim with the FAST config and a role column; the lead
     model is the test model of small_sim (the same simulator: the same feature set)."""
     from leadscore.training.accounts import fit_accounts
@@ -190,4 +218,4 @@ def account_fit(account_sim, small_set, ruled):
     from tests.training.conftest import FAST
 
     config = FAST.model_copy(update={"accounts": AccountsConfig(role_column="job_role")})
-    return fit_accounts(account_sim, ruled, config)
+    return shared(tmp_path_factory, "account_fit", lambda: fit_accounts(account_sim, ruled, config))

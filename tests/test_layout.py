@@ -33,7 +33,22 @@ ALLOWED = {
         "handoff",
         "stream",
     },
+    "jobs": {
+        "stats",
+        "pages",
+        "crm",
+        "features",
+        "rules",
+        "scoring",
+        "training",
+        "handoff",
+        "stream",
+        "serving",
+        "simulation",
+        "operations",
+    },
     "leadscore": {
+        "jobs",
         "stats",
         "pages",
         "crm",
@@ -275,3 +290,13 @@ def test_a_bare_import_and_a_path_edit_are_caught(tmp_path):
     )
     assert bare_imports(root) == ["serving/bad.py:2 stats", "serving/bad.py:3 features.batch"]
     assert path_edits(root) == ["serving/bad.py:5", "serving/bad.py:6"]
+
+
+def test_the_readme_layout_table_lists_every_package():
+    """The README's layout table names every package folder (and deploy/), nothing else."""
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("| folder | holds |") :].split("\n\n")[0]
+    listed = {name for name in re.findall(r"`(\w+)/`", table)}
+    assert listed == set(ALLOWED) | {"deploy"}

@@ -181,9 +181,8 @@ def refit_production(
     }
     scorer = LeadScorer(
         spec, booster, features, categories, calibrator, base.grades, info, rules=base.rules,
-        interval=interval, segments=segments,
+        interval=interval, segments=segments, evaluated=base,
     )  # fmt: skip
-    scorer.evaluated = base
     return scorer, shipped
 
 

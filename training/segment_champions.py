@@ -148,15 +148,20 @@ def with_segment_champions(
     figures recomputed as routed: what ships is what is reported."""
     if not champions.shipped:
         return replace(result, segment_champions=champions)
-    scorer = result.scorer
-    scorer.champion_column = champions.column
-    scorer.segment_champions = dict(champions.shipped)
-    evaluated = scorer.for_evaluation
-    if evaluated is not scorer:
-        evaluated.champion_column = champions.column
-        evaluated.segment_champions = {
-            value: champion.for_evaluation for value, champion in champions.shipped.items()
-        }
+    routed = {"champion_column": champions.column}
+    if result.scorer.evaluated is None:  # no refit: the evaluated model ships
+        scorer = result.scorer.with_parts(**routed, segment_champions=champions.shipped)
+        evaluated = scorer
+    else:
+        evaluated = result.scorer.evaluated.with_parts(
+            **routed,
+            segment_champions={
+                value: champion.for_evaluation for value, champion in champions.shipped.items()
+            },
+        )
+        scorer = result.scorer.with_parts(
+            **routed, segment_champions=champions.shipped, evaluated=evaluated
+        )
     test_rows = df[result.split.test]
     record = evaluated.score(evaluated.frame_batch(test_rows), reasons=0)
     p = record.probability
@@ -170,4 +175,4 @@ def with_segment_champions(
         test["label"].to_numpy().astype(int), p, bootstrap=config.bootstrap, seed=config.seed,
         groups=test["lead_id"].to_numpy(),
     )  # fmt: skip
-    return replace(result, test=test, metrics=metrics, segment_champions=champions)
+    return replace(result, scorer=scorer, test=test, metrics=metrics, segment_champions=champions)

@@ -123,7 +123,7 @@ def features(
     from leadscore.features.batch import training_set_chunks
     from leadscore.features.config import load_feature_config
     from leadscore.features.training_set import write_training_set
-    from leadscore.project import config_path
+    from leadscore.jobs.project import config_path
 
     feature_config = load_feature_config(config_path("features", config))
     end = None

@@ -7,8 +7,7 @@ from pathlib import Path
 import typer
 
 from leadscore.commands.compare import print_comparison
-from leadscore.commands.train import run_training
-from leadscore.console import load, out, print_summary, step
+from leadscore.console import load, out, print_summary, progress, step
 from leadscore.scoring.model_ref import DEFAULT_MODEL_URI
 
 
@@ -48,9 +47,12 @@ def demo(
         f"and {stats['dropped_closed']:,} closed snapshots -> {path}"
     )
     out.rule("4. train, calibrate, evaluate out of time; MLflow")
-    result, _, comparison = run_training(
-        data, None, None, None, None, path, False, show_comparison=False
-    )
+    from leadscore.commands.train import print_training
+    from leadscore.jobs.train import TrainRequest, train
+
+    training = train(TrainRequest(data=data, training_set=path), progress)
+    result, comparison = training.result, training.comparison
+    print_training(result, training.outcome, training.config.model_name)
     out.rule("5. serve the champion (BentoML) and score a few leads")
     key, request_path = serve_demo(ds, result, out_dir)
     if comparison is not None:

@@ -16,7 +16,7 @@ def init(
     ),
 ) -> None:
     """Start a project: conf/features.yaml, conf/train.yaml and conf/rules.yaml (the package's defaults, for you to edit; every command run from the folder reads them) and a README with the next steps."""
-    from leadscore.project import init_project
+    from leadscore.jobs.project import init_project
 
     for path in init_project(folder, overwrite=overwrite):
         out.print(f"wrote {path}")

@@ -52,10 +52,9 @@ def rules_suggest(
     """Fit a small, sparse points scorecard (L1 logistic regression on binned features, rounded to whole points) in the rules' YAML format, for marketing to read and edit. With --model, these are the learned points of `compare` for that model, item for item."""
     from sklearn.metrics import roc_auc_score
 
-    from leadscore.commands.compare import resolve_rules
     from leadscore.features.batch import build_training_set
     from leadscore.features.config import load_feature_config
-    from leadscore.project import config_path
+    from leadscore.jobs.project import config_path, resolve_rules
     from leadscore.rules.scorer import RuleScorer, batch_rule_inputs
     from leadscore.scoring.mlflow_model import load_scorer
     from leadscore.training.config import TrainConfig, load_train_config

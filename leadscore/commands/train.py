@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
-from leadscore.commands.compare import print_comparison, resolve_rules
-from leadscore.console import alarm, load, out, step, warn
+from leadscore.commands.compare import print_comparison
+from leadscore.console import out, progress
 
 # Options `train` and `retrain` share (one declaration each, reused as defaults).
 CONFIG = typer.Option(
@@ -52,204 +51,17 @@ def train(
     rules: Path | None = RULES,
 ) -> None:
     """Train, calibrate and evaluate out of time; compare with the points rules; log to MLflow (with the comparison report); register; champion/challenger."""
-    run_training(
-        data, config, features_config, experiment, model_name, training_set, allow_leaky, rules
-    )
+    from leadscore.jobs.train import TrainRequest
+    from leadscore.jobs.train import train as train_job
 
-
-def run_training(
-    data,
-    config,
-    features_config,
-    experiment,
-    model_name,
-    training_set,
-    allow_leaky,
-    rules_path=None,
-    show_comparison=True,
-    require_trusted=False,
-):
-    """`leadscore train`, callable from the demo and `retrain`: returns (TrainResult,
-    RunOutcome, Comparison or None). `require_trusted`: never promote a model with a
-    "do not trust" banner."""
-    import pandas as pd
-
-    from leadscore.crm.payloads import lead_payloads
-    from leadscore.features.batch import build_training_set
-    from leadscore.features.config import load_feature_config
-    from leadscore.features.training_set import read_training_set
-    from leadscore.project import config_path
-    from leadscore.training.backtest import walk_forward
-    from leadscore.training.config import load_train_config
-    from leadscore.training.fit import fit_models
-    from leadscore.training.refit import ship
-    from leadscore.training.run_log import rules_metrics
-    from leadscore.training.scratch import scratch_dir
-    from leadscore.training.tracking import log_and_register
-
-    train_config = load_train_config(config_path("train", config))
-    updates = {k: v for k, v in {"experiment": experiment, "model_name": model_name}.items() if v}
-    train_config = train_config.model_copy(update=updates)
-    feature_config = load_feature_config(config_path("features", features_config))
-    ds = load(data)
-    with step("building the point-in-time training set"):
-        if training_set is not None:
-            df, spec, stats = read_training_set(training_set)
-        else:
-            df, spec, stats = build_training_set(ds, feature_config)
-    end = pd.Timestamp(stats["data_end"]) if stats.get("data_end") else None
-    references = {}
-    if (Path(data) / "truth.csv").is_file():
-        from leadscore.simulation.oracle import oracle_probability, read_truth
-
-        truth = read_truth(data)
-        references["oracle"] = lambda test: oracle_probability(
-            truth, test["lead_id"].to_numpy(), test["as_of"].to_numpy(), spec.horizon_days
-        )
-    with step("training LightGBM and the baseline, calibrating, testing") as detail:
-        result = fit_models(
-            df,
-            spec,
-            train_config,
-            declared_leaky=ds.spec.columns.leaky,
-            keep_columns=ds.spec.columns.keep,
-            allow_leaky=allow_leaky,
-            references=references,
-            info={"source": str(data)},
-            on_step=detail,
-        )
-    if train_config.backtest_origins > 1:
-        with step("walk-forward backtest") as detail:
-            found = resolve_rules(rules_path, ds)
-            backtest = walk_forward(
-                df, spec, train_config, ds, found.rules, evaluated=result, on_step=detail
-            )
-        result = replace(result, backtest=backtest)
-        for note in backtest.notes:
-            warn(note)
-    if train_config.refit:
-        with step("refitting the model that ships on every matured snapshot") as detail:
-            result = ship(result, df, train_config, on_step=detail)
-    if train_config.segments is not None and train_config.segments.champions:
-        from leadscore.training.segment_champions import (
-            fit_segment_champions,
-            with_segment_champions,
-        )
-
-        with step("one model per segment, gated per segment") as detail:
-            champions = fit_segment_champions(
-                df, spec, train_config, result, declared_leaky=ds.spec.columns.leaky,
-                keep_columns=ds.spec.columns.keep, allow_leaky=allow_leaky, on_step=detail,
-            )  # fmt: skip
-            result = with_segment_champions(result, champions, df, train_config)
-    for line in result.untrusted:
-        alarm(line, prefix="do not trust this model:")
-    for warning in result.warnings:
-        warn(warning)
-    with step("comparing with the points rules"):
-        comparison = _compare_for_training(ds, result, df, train_config, rules_path)
-    result, comparison = _train_accounts(ds, result, comparison, train_config, data)
-    example_ids = result.test["lead_id"].drop_duplicates().head(2).tolist()
-    with (
-        step("logging to MLflow and registering the model"),
-        scratch_dir() as tmp,  # swept by a later run if this one is killed
-    ):
-        report_dir = None
-        if comparison is not None:
-            from leadscore.training.report_page import write_report
-
-            write_report(comparison, tmp / "compare.html")
-            report_dir = tmp
-        outcome = log_and_register(
-            result,
-            config=train_config,
-            feature_config=feature_config.model_dump(),
-            training_set=df,
-            source=str(data),
-            example_payloads=lead_payloads(ds, example_ids, iso=True),
-            features_for=lambda other: build_training_set(ds, spec=other, data_end=end)[0],
-            report_dir=report_dir,
-            data_columns=["lead_id", "source", *ds.profile_columns],
-            require_trusted=require_trusted,
-            rules_metrics=rules_metrics(comparison),
-        )
-    print_training(result, outcome, train_config.model_name)
-    if comparison is not None and show_comparison:
-        print_comparison(comparison)
-    return result, outcome, comparison
-
-
-def _train_accounts(ds, result, comparison, train_config, data):
-    """The account model, when the leads have accounts and the config does not switch it
-    off: fitted after the rules are packed (the account comparison reads them), carried by
-    the lead scorer, and tabled in the report. A dataset too thin for it is told so and
-    the lead model goes on alone."""
-    if train_config.accounts is None or ds.is_flat or "account_id" not in ds.leads:
-        return result, comparison
-    from leadscore.crm.errors import LeadscoreError
-    from leadscore.training.accounts import account_tables, fit_accounts
-
-    references = {}
-    truth_path = Path(data) / "truth.csv"
-    if truth_path.is_file():
-        from leadscore.simulation.oracle import account_oracle_probability, read_truth
-
-        truth = read_truth(data)
-        if "account_id" in truth:
-            horizon = result.scorer.spec.horizon_days
-            references["oracle"] = lambda test: account_oracle_probability(
-                truth, test["account_id"].to_numpy(), test["as_of"].to_numpy(), horizon
-            )
-    try:
-        with step("training the account model") as detail:
-            accounts = fit_accounts(
-                ds, result.scorer, train_config, excluded=result.leakage.excluded,
-                references=references, on_step=detail,
-            )  # fmt: skip
-    except LeadscoreError as exc:
-        warn(f"no account model: {exc}")
-        return result, comparison
-    for warning in accounts.warnings:
-        warn(warning)
-    result.scorer.accounts = accounts.scorer
-    result = replace(result, accounts=accounts)
-    if comparison is not None:
-        meta = {**comparison.meta, "account_every_days": f"{train_config.accounts.every_days:g}"}
-        comparison = replace(comparison, meta=meta, **account_tables(accounts))
-    return result, comparison
-
-
-def _compare_for_training(ds, result, df, train_config, rules_path):
-    """Marketing's rules calibrated on the model's validation rows and packed with it (so
-    that the endpoint returns rule scores too), then the model next to them and learned
-    points on the training's own split; without rules that fit the data, the report is
-    model vs learned points and says why."""
-    from leadscore.training.fit import fit_rules
-    from leadscore.training.report import compare
-
-    found = resolve_rules(rules_path, ds)
-    if found.rules is None:
-        warn(f"no points rules: {found.absent}")
-        result.scorer.rules = None
-    else:
-        result.scorer.rules = fit_rules(found.rules, ds, df[result.split.validation])
-    comparison = compare(
-        ds,
-        result.scorer,
-        found.rules,
-        train_config,
-        training_set=df,
-        split=result.split,
-        rule_scorer=result.scorer.rules,
-        backtest=result.backtest,
-        model_label="this run",
-        bootstrap=train_config.bootstrap,
-        rules_file=found.source,
-        rules_absent=found.absent,
-    )
-    for warning in comparison.warnings:
-        warn(warning)
-    return comparison
+    request = TrainRequest(
+        data=data, config=config, features_config=features_config, experiment=experiment,
+        model_name=model_name, training_set=training_set, allow_leaky=allow_leaky, rules=rules,
+    )  # fmt: skip
+    training = train_job(request, progress)
+    print_training(training.result, training.outcome, training.config.model_name)
+    if training.comparison is not None:
+        print_comparison(training.comparison)
 
 
 def print_training(result, outcome, model_name: str) -> None:
@@ -438,22 +250,20 @@ def retrain(
     rules: Path | None = RULES,
 ) -> None:
     """For a scheduler: train on today's data, gate, and promote. The new version becomes champion only when it is trusted and the champion gate finds it not surely worse than the champion on the same rows (every backtest origin's rows the champion had not seen). Exit codes: 0 promoted; 3 registered as challenger, the champion stays (surely worse, or no different); 4 registered, not promoted (do not trust this model); 1 a mistake in the input (nothing registered); any other code: the run failed, and no alias moved."""
-    _, outcome, _ = run_training(
-        data,
-        config,
-        features_config,
-        experiment,
-        model_name,
-        None,
-        False,
-        rules,
-        show_comparison=False,
-        require_trusted=True,
-    )
-    if outcome.promoted:
+    from leadscore.jobs.train import TrainRequest
+    from leadscore.jobs.train import retrain as retrain_job
+
+    request = TrainRequest(
+        data=data, config=config, features_config=features_config, experiment=experiment,
+        model_name=model_name, rules=rules,
+    )  # fmt: skip
+    done = retrain_job(request, progress)
+    training = done.training
+    print_training(training.result, training.outcome, training.config.model_name)
+    if done.kept is None:
         return
-    out.print(f"the champion stays ({outcome.kept}): exit {_KEPT[outcome.kept]}")
-    raise typer.Exit(_KEPT[outcome.kept])
+    out.print(f"the champion stays ({done.kept}): exit {_KEPT[done.kept]}")
+    raise typer.Exit(_KEPT[done.kept])
 
 
 _KEPT = {"not better": KEPT_NOT_BETTER, "untrusted": KEPT_UNTRUSTED}

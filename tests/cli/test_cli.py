@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from leadscore.cli import app
 from tests.conftest import DEALS, LEADS, write_dataset
+from tests.training.conftest import fast_yaml, sqlite_store
 
 runner = CliRunner()
 
@@ -120,7 +121,11 @@ def test_simulate_bad_options_are_user_errors(tmp_path):
 
 
 def test_demo_runs_end_to_end(tmp_path):
-    """The demo in its own folder and MLflow store (MLflow's default: mlflow.db in the cwd)."""
+    """The demo in its own folder and MLflow store (MLflow's default: mlflow.db in the cwd),
+    the console script itself; the tests' fast training config as the folder's conf/ (every
+    command reads conf/train.yaml of its working folder first)."""
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "train.yaml").write_text(fast_yaml())
     result = _leadscore(
         "demo", "--out", "demo", "--leads", "3000", cwd=tmp_path, env={"MLFLOW_TRACKING_URI": ""}
     )
@@ -151,43 +156,35 @@ def test_demo_runs_end_to_end(tmp_path):
     assert (tmp_path / "demo" / "reports" / "monitor.json").is_file()
 
 
-def test_train_models_promote(tmp_path, small_sim_path):
-    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'store.db'}"}
+def test_train_models_promote(tmp_path, small_sim_path, monkeypatch):
+    """train, models, promote and compare through the app in process (the jobs), on a store
+    of their own; the console script itself and its logging are checked in a subprocess."""
+    monkeypatch.chdir(tmp_path)
     config = tmp_path / "train.yaml"
-    config.write_text("bootstrap: 20\nexperiment: cli-test\nmodel_name: cli-model\n")
-    result = _leadscore(
-        "train", "--data", str(small_sim_path), "--config", str(config), cwd=tmp_path, env=env
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert (
-        "out-of-time test" in result.stdout
-        and "oracle" in result.stdout
-        and "cli-model v1 (champion" in result.stdout
-    )
-    # our output only: MLflow's INFO lines and registration messages need --verbose
-    for noise in (" INFO ", "Successfully registered model", "Created version"):
-        assert noise not in result.stderr + result.stdout, noise
-    ages = result.stdout[result.stdout.index("by lead age") :].splitlines()[3:5]
-    assert [line.split()[0] for line in ages] == ["0", "3"]  # integer ages, not 0.0
-    # --verbose shows them (here: MLflow creating a fresh store's tables)
-    fresh = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'fresh.db'}"}
-    verbose = _leadscore("--verbose", "models", "--model-name", "x", cwd=tmp_path, env=fresh)
-    assert " INFO mlflow.store.db.utils: Creating initial MLflow database tables" in verbose.stderr
-    listing = _leadscore("models", "--model-name", "cli-model", cwd=tmp_path, env=env)
-    assert listing.returncode == 0 and "champion" in listing.stdout
-    assert (
-        _leadscore("promote", "1", "--model-name", "cli-model", cwd=tmp_path, env=env).returncode
-        == 0
-    )
-    missing = _leadscore("promote", "9", "--model-name", "cli-model", cwd=tmp_path, env=env)
-    assert missing.returncode == 1 and "no version 9" in missing.stderr
+    config.write_text(fast_yaml(experiment="cli-test", model_name="cli-model"))
+    with sqlite_store(tmp_path):
+        result = runner.invoke(
+            app, ["train", "--data", str(small_sim_path), "--config", str(config)]
+        )
+        assert result.exit_code == 0, result.output[-3000:]
+        assert (
+            "out-of-time test" in result.stdout
+            and "oracle" in result.stdout
+            and "cli-model v1 (champion" in result.stdout
+        )
+        # our output only: MLflow's registration messages are kept quiet
+        for noise in ("Successfully registered model", "Created version"):
+            assert noise not in result.output, noise
+        ages = result.stdout[result.stdout.index("by lead age") :].splitlines()[3:5]
+        assert [line.split()[0] for line in ages] == ["0", "3"]  # integer ages, not 0.0
+        listing = runner.invoke(app, ["models", "--model-name", "cli-model"])
+        assert listing.exit_code == 0 and "champion" in listing.stdout
+        assert runner.invoke(app, ["promote", "1", "--model-name", "cli-model"]).exit_code == 0
+        missing = runner.invoke(app, ["promote", "9", "--model-name", "cli-model"])
+        assert missing.exit_code == 1 and "no version 9" in missing.output
 
-    # the run logged the marketing report, and the model carries the rules
-    assert "model vs points rules" in result.stdout
-    import mlflow
-
-    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
-    try:
+        # the run logged the marketing report, and the model carries the rules
+        assert "model vs points rules" in result.stdout
         from mlflow import MlflowClient
 
         version = MlflowClient().get_model_version_by_alias("cli-model", "champion")
@@ -196,31 +193,40 @@ def test_train_models_promote(tmp_path, small_sim_path):
         from leadscore.scoring.mlflow_model import load_scorer
 
         assert load_scorer("models:/cli-model@champion").rules is not None
-    finally:
-        mlflow.set_tracking_uri("")
 
-    # leadscore compare against the registered champion
-    report = tmp_path / "out" / "compare.html"
-    compared = _leadscore(
-        "compare", "--data", str(small_sim_path), "--model", "models:/cli-model@champion",
-        "--out", str(report), "--no-learned", cwd=tmp_path, env=env,
-    )  # fmt: skip
-    assert compared.returncode == 0, compared.stderr[-2000:]
-    assert report.is_file() and report.with_suffix(".csv").is_file()
-    assert "Points rules" in compared.stdout and "capacity-matched" in compared.stdout
-    bad_rules = tmp_path / "bad.yaml"
-    bad_rules.write_text("activities:\n  page_view: lots\n")
-    refused = _leadscore(
-        "compare", "--data", str(small_sim_path), "--model", "models:/cli-model@champion",
-        "--rules", str(bad_rules), "--out", str(tmp_path / "x.html"), cwd=tmp_path, env=env,
-    )  # fmt: skip
-    assert refused.returncode == 1 and "activities.page_view.points" in refused.stderr
-    assert "Traceback" not in refused.stderr and not (tmp_path / "x.html").exists()
-    no_model = _leadscore(
-        "compare", "--data", str(small_sim_path), "--model", "models:/nope@champion",
-        cwd=tmp_path, env=env,
-    )  # fmt: skip
-    assert no_model.returncode == 1 and "not found in the MLflow registry" in no_model.stderr
+        # leadscore compare against the registered champion
+        report = tmp_path / "out" / "compare.html"
+        compared = runner.invoke(app, [
+            "compare", "--data", str(small_sim_path), "--model", "models:/cli-model@champion",
+            "--out", str(report), "--no-learned",
+        ])  # fmt: skip
+        assert compared.exit_code == 0, compared.output[-2000:]
+        assert report.is_file() and report.with_suffix(".csv").is_file()
+        assert "Points rules" in compared.stdout and "capacity-matched" in compared.stdout
+        bad_rules = tmp_path / "bad.yaml"
+        bad_rules.write_text("activities:\n  page_view: lots\n")
+        refused = runner.invoke(app, [
+            "compare", "--data", str(small_sim_path), "--model", "models:/cli-model@champion",
+            "--rules", str(bad_rules), "--out", str(tmp_path / "x.html"),
+        ])  # fmt: skip
+        assert refused.exit_code == 1 and "activities.page_view.points" in refused.output
+        assert not (tmp_path / "x.html").exists()
+        no_model = runner.invoke(app, [
+            "compare", "--data", str(small_sim_path), "--model", "models:/nope@champion",
+        ])  # fmt: skip
+        assert no_model.exit_code == 1 and "not found in the MLflow registry" in no_model.output
+
+    # the console script: a user's mistake is one line, no traceback; MLflow's INFO lines
+    # only with --verbose (here: MLflow creating a fresh store's tables)
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    script = _leadscore("compare", "--data", str(small_sim_path), "--model",
+                        "models:/cli-model@champion", "--rules", str(bad_rules), "--out",
+                        str(tmp_path / "x.html"), cwd=tmp_path, env=env)  # fmt: skip
+    assert script.returncode == 1 and "activities.page_view.points" in script.stderr
+    assert "Traceback" not in script.stderr and " INFO " not in script.stderr
+    fresh = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'fresh.db'}"}
+    verbose = _leadscore("--verbose", "models", "--model-name", "x", cwd=tmp_path, env=fresh)
+    assert " INFO mlflow.store.db.utils: Creating initial MLflow database tables" in verbose.stderr
 
 
 def test_rules_suggest_writes_rules_that_load(tmp_path, small_sim_path):
@@ -356,14 +362,15 @@ def test_xeducation_import_train_compare(tmp_path):
     assert "the rules packed with the model" in report.read_text()  # compare's default
 
 
-def test_train_on_forty_won_leads_warns_instead_of_failing(tmp_path, forty_won_path):
-    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'store.db'}"}
+def test_train_on_forty_won_leads_warns_instead_of_failing(tmp_path, forty_won_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     config = tmp_path / "train.yaml"
-    config.write_text("bootstrap: 50\n")
-    result = _leadscore(
-        "train", "--data", str(forty_won_path), "--config", str(config), cwd=tmp_path, env=env
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    config.write_text(fast_yaml(bootstrap=50))
+    with sqlite_store(tmp_path):
+        result = runner.invoke(
+            app, ["train", "--data", str(forty_won_path), "--config", str(config)]
+        )
+    assert result.exit_code == 0, result.output[-2000:]
     assert "thin data: " in result.stderr and "regularised harder" in result.stderr
     assert "thin data: only" in result.stderr  # the comparison report's warning
     assert "ROC AUC [95% CI]" in result.stdout and "registered lead-scoring v1" in result.stdout
@@ -372,8 +379,8 @@ def test_train_on_forty_won_leads_warns_instead_of_failing(tmp_path, forty_won_p
 def test_rules_come_from_the_flag_the_model_the_dataset_or_a_fitting_default(
     good_dataset, small_sim
 ):
-    from leadscore.commands.compare import resolve_rules
     from leadscore.crm import load_dataset
+    from leadscore.jobs.project import resolve_rules
     from leadscore.rules.config import RulesConfig
 
     ds = load_dataset(good_dataset)  # industry, employees: conf/rules.yaml does not fit
@@ -429,7 +436,7 @@ def test_rules_suggest_for_a_model_learns_the_points_compare_shows(
     """One way to learn points: `rules suggest --model` and `compare` give the same items and
     the same base points, with a model trained on other periods than the config's (its own
     periods are reused), whatever the order of the training set's rows."""
-    from leadscore.commands.compare import resolve_rules
+    from leadscore.jobs.project import resolve_rules
     from leadscore.rules.config import load_rules
     from leadscore.training.config import TrainConfig
     from leadscore.training.fit import fit_models

@@ -3,8 +3,6 @@ features and rule inputs as the rows themselves, at any as_of past the longest w
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pytest
 
@@ -26,8 +24,7 @@ def _split(payload, cut_us, half_lives):
 
 @pytest.fixture(scope="module")
 def scorer(trained, served_rules):
-    s = copy.copy(trained.scorer)
-    s.rules = served_rules
+    s = trained.scorer.with_parts(rules=served_rules)
     return s
 
 

@@ -69,13 +69,11 @@ def test_the_account_rows_go_next_to_the_lead_rows(tmp_path):
 def test_two_runs_on_a_dataset(account_sim, account_fit, ruled):
     """The account rows of a run, and the crossings of the next against it (recomputed at
     the previous as_of with what was known then)."""
-    import copy
 
     from leadscore.operations.accounts import account_run
     from leadscore.scoring.model_ref import ModelRef
 
-    scorer = copy.copy(ruled)
-    scorer.accounts = account_fit.scorer
+    scorer = ruled.with_parts(accounts=account_fit.scorer)
     model = ModelRef("lead-scoring", "3")
     first_at = account_sim.data_end - pd.Timedelta(days=30)
     line = AccountLine("AB")
@@ -94,13 +92,11 @@ def test_the_score_command_writes_account_rows_and_hands_accounts_off(
 ):
     """`leadscore score` with a model that has an account model: account rows next to the
     lead rows, account crossings in the events file, once per crossing across runs."""
-    import copy
     import json
 
     from tests.cli.test_cli import _leadscore
 
-    scorer = copy.copy(ruled)
-    scorer.accounts = account_fit.scorer
+    scorer = ruled.with_parts(accounts=account_fit.scorer)
     folder = scorer.save(tmp_path / "model")
     end = pd.Timestamp(account_fit.test["as_of"].max()) + pd.Timedelta(days=60)
     runs = []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 
 import numpy as np
@@ -80,8 +79,7 @@ def test_scoring_rows_equal_training_rows_at_the_same_time(small_sim, small_set)
 
 
 def test_score_pipeline_columns_and_the_scorer_agree(small_sim, trained, served_rules):
-    scorer = copy.copy(trained.scorer)
-    scorer.rules = served_rules
+    scorer = trained.scorer.with_parts(rules=served_rules)
     when = trained.test["as_of"].max()
     frame = score_pipeline(small_sim, scorer, ModelRef("lead-scoring", "7"), when).frame
     assert list(frame.columns) == COLUMNS[:-1] and len(frame) > 100
@@ -142,20 +140,27 @@ def test_write_scores_formats_and_refusals(tmp_path, small_sim, trained):
         write_scores(frame, tmp_path / "s.xlsx")
 
 
-def test_score_and_history_commands(tmp_path, small_sim_path, trained):
+def test_score_and_history_commands(tmp_path, small_sim_path, trained, monkeypatch):
+    """Three daily runs and the history through the app in process; a mistake through the
+    console script (one line, exit 1, no traceback)."""
+    from leadscore.cli import app
+    from tests.cli.test_cli import runner
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LEADSCORE_WEBHOOK_SECRET", SECRET)
     folder = trained.scorer.save(tmp_path / "scorer")
     when = trained.test["as_of"].max()
     days = (when - pd.Timedelta(days=14), when - pd.Timedelta(days=7), when)
     with Receiver(script=[503]) as receiver:  # the last run posts its events (one retry)
         for day in days:
             webhook = ["--webhook", receiver.url] if day == when else []
-            result = _leadscore(
+            result = runner.invoke(app, [
                 "score", "--data", str(small_sim_path), "--out", str(tmp_path / "scores.csv"),
                 "--model", str(folder), "--as-of", day.isoformat(), "--history",
                 str(tmp_path / "history.duckdb"), "--outbox", str(tmp_path / "outbox.jsonl"),
-                *webhook, cwd=tmp_path, env={"LEADSCORE_WEBHOOK_SECRET": SECRET},
-            )  # fmt: skip
-            assert result.returncode == 0, result.stderr
+                *webhook,
+            ])  # fmt: skip
+            assert result.exit_code == 0, result.output[-3000:]
     assert "open leads" in result.stdout and "improving" in result.stdout
     assert "hand-off events:" in result.stdout and "events delivered" in result.stdout
     events = [json.loads(line) for line in (tmp_path / "scores.events.jsonl").open()]
@@ -163,26 +168,32 @@ def test_score_and_history_commands(tmp_path, small_sim_path, trained):
     assert not (tmp_path / "outbox.jsonl").exists()
     scores = pd.read_csv(tmp_path / "scores.csv")
     lead = scores["lead_id"].iloc[0]
-    shown = _leadscore("history", lead, "--history", str(tmp_path / "history.duckdb"), cwd=tmp_path)
-    assert shown.returncode == 0 and shown.stdout.count(str(when.year)) >= 3
+    shown = runner.invoke(app, ["history", lead, "--history", str(tmp_path / "history.duckdb")])
+    assert shown.exit_code == 0 and shown.stdout.count(str(when.year)) >= 3
     # mistakes: one line, exit 1, no file written
+    monkeypatch.delenv("LEADSCORE_WEBHOOK_SECRET")
     for args, message in (
         (["--out", str(tmp_path / "x.xlsx")], ".parquet or .csv"),
         (["--out", str(tmp_path / "y.csv"), "--as-of", "yesterday-ish"], "not an ISO-8601"),
         (["--out", str(tmp_path / "z.csv"), "--webhook", "http://127.0.0.1:9/"], "signing secret"),
         (["--out", str(tmp_path / "w.csv"), "--handoff-grades", "AX"], "X not in A-D"),
     ):
-        bad = _leadscore(
+        bad = runner.invoke(app, [
             "score", "--data", str(small_sim_path), "--model", str(folder), "--no-history", *args,
-            cwd=tmp_path,
-        )  # fmt: skip
-        assert bad.returncode == 1 and message in bad.stderr and "Traceback" not in bad.stderr
+        ])  # fmt: skip
+        assert bad.exit_code == 1 and message in bad.output, bad.output
+    script = _leadscore(
+        "score", "--data", str(small_sim_path), "--model", str(folder), "--no-history",
+        "--out", str(tmp_path / "y.csv"), "--as-of", "yesterday-ish", cwd=tmp_path,
+    )  # fmt: skip
+    assert script.returncode == 1 and "not an ISO-8601" in script.stderr
+    assert "Traceback" not in script.stderr
     for name in ("x.xlsx", "y.csv", "z.csv", "w.csv", "z.events.jsonl"):
         assert not (tmp_path / name).exists()
-    missing = _leadscore(
-        "history", "no-such-lead", "--history", str(tmp_path / "history.duckdb"), cwd=tmp_path
+    missing = runner.invoke(
+        app, ["history", "no-such-lead", "--history", str(tmp_path / "history.duckdb")]
     )
-    assert missing.returncode == 1 and "no stored score" in missing.stderr
+    assert missing.exit_code == 1 and "no stored score" in missing.output
 
 
 def test_a_flat_export_is_not_taken_for_an_open_pipeline(tmp_path):

@@ -3,7 +3,6 @@ gives the DuckDB run's rows (rtol 1e-9), reasons and rule scores included."""
 
 from __future__ import annotations
 
-import copy
 import os
 
 import pandas as pd
@@ -28,8 +27,7 @@ def _same(got, want):
 
 @pytest.fixture(scope="module")
 def scorer(trained, served_rules):
-    with_rules = copy.copy(trained.scorer)
-    with_rules.rules = served_rules
+    with_rules = trained.scorer.with_parts(rules=served_rules)
     return with_rules
 
 
@@ -49,8 +47,7 @@ def test_the_simulators_open_pipeline(spark, small_sim_path, small_sim, scorer):
 
 
 def trained_without_rules(scorer):
-    bare = copy.copy(scorer)
-    bare.rules = None
+    bare = scorer.with_parts(rules=None)
     return bare
 
 
@@ -77,34 +74,40 @@ def test_a_messy_export_with_categories_unseen_in_training(spark, tmp_path, scor
     history.close()
 
 
-def test_score_and_features_commands_on_spark(tmp_path, small_sim_path, small_set, trained):
+def test_score_and_features_commands_on_spark(
+    spark, tmp_path, small_sim_path, small_set, trained, monkeypatch
+):
     """`leadscore score --engine spark` writes the DuckDB run's rows as the partition of its
     as_of and records the run in the history; `leadscore features --engine spark` writes
-    the DuckDB training set."""
-    from tests.cli.test_cli import _leadscore
+    the DuckDB training set. The app in process: the commands get the run's Spark session
+    (`local[2]`, already started) instead of starting their own."""
+    from leadscore.cli import app
+    from tests.cli.test_cli import runner
 
+    monkeypatch.chdir(tmp_path)
     folder = trained.scorer.save(tmp_path / "scorer")
     when = trained.test["as_of"].max().isoformat()
     for engine, out in (("duckdb", "scores.parquet"), ("spark", "scores")):
-        result = _leadscore(
+        result = runner.invoke(app, [
             "score", "--data", str(small_sim_path), "--out", str(tmp_path / out), "--model",
             str(folder), "--as-of", when, "--engine", engine, "--spark-master", "local[2]",
-            "--history", str(tmp_path / f"{engine}.duckdb"), cwd=tmp_path,
-        )  # fmt: skip
-        assert result.returncode == 0, result.stderr
+            "--history", str(tmp_path / f"{engine}.duckdb"),
+        ])  # fmt: skip
+        assert result.exit_code == 0, result.output[-3000:]
     partitions = sorted(p.name for p in (tmp_path / "scores").iterdir())
     assert partitions == ["as_of=" + pd.Timestamp(when).strftime("%Y-%m-%dT%H%%3A%M%%3A%SZ")]
     got = pd.read_parquet(tmp_path / "scores").drop(columns=["as_of"])
     want = pd.read_parquet(tmp_path / "scores.parquet").drop(columns=["as_of"])
     pd.testing.assert_frame_equal(got, want, rtol=1e-9, check_dtype=False)
-    shown = _leadscore("history", want["lead_id"].iloc[0], "--history",
-                       str(tmp_path / "spark.duckdb"), cwd=tmp_path)  # fmt: skip
-    assert shown.returncode == 0 and when[:10] in shown.stdout
-    result = _leadscore(
+    shown = runner.invoke(
+        app, ["history", want["lead_id"].iloc[0], "--history", str(tmp_path / "spark.duckdb")]
+    )
+    assert shown.exit_code == 0 and when[:10] in shown.stdout
+    result = runner.invoke(app, [
         "features", "--data", str(small_sim_path), "--out", str(tmp_path / "set.parquet"),
-        "--engine", "spark", "--spark-master", "local[2]", cwd=tmp_path,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+        "--engine", "spark", "--spark-master", "local[2]",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output[-3000:]
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "set.parquet"), small_set[0])
 
 

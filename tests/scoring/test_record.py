@@ -4,8 +4,6 @@ gives the same record for both."""
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pytest
 
@@ -18,8 +16,7 @@ from leadscore.scoring.record import ScoreRecord, scores_of
 
 @pytest.fixture(scope="module")
 def scorer(trained, served_rules):
-    scorer = copy.copy(trained.scorer)
-    scorer.rules = served_rules
+    scorer = trained.scorer.with_parts(rules=served_rules)
     return scorer
 
 

@@ -54,7 +54,7 @@ def test_stage_writes_one_namespace_folder(tmp_path):
 
 
 def test_an_import_no_distribution_provides_is_refused(monkeypatch):
-    monkeypatch.setattr(shipping, "packages_distributions", lambda: {})
+    monkeypatch.setattr(shipping, "_distributions", lambda: {})
     with pytest.raises(LeadscoreError, match="no installed distribution provides"):
         ship("leadscore.scoring.pyfunc_entry")
 

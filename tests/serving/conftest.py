@@ -11,7 +11,7 @@ def registry(tmp_path_factory, small_sim, small_set, trained, served_rules, acco
     """A temporary MLflow store whose `lead-scoring` champion is a model trained on small_sim,
     with the points rules packed next to it (as `leadscore train` does) and an account model
     (account_sim's: the same feature set)."""
-    import copy
+    import dataclasses
 
     import mlflow
     from mlflow import MlflowClient
@@ -29,10 +29,10 @@ def registry(tmp_path_factory, small_sim, small_set, trained, served_rules, acco
         MlflowClient().create_experiment("serving-test", artifact_location=str(root / "artifacts"))
         df, _, _ = small_set
         ids = trained.test["lead_id"].drop_duplicates().head(2).tolist()
-        with_rules = copy.copy(trained)
-        with_rules.scorer = copy.copy(trained.scorer)
-        with_rules.scorer.rules = served_rules
-        with_rules.scorer.accounts = account_fit.scorer
+        with_rules = dataclasses.replace(
+            trained,
+            scorer=trained.scorer.with_parts(rules=served_rules, accounts=account_fit.scorer),
+        )
         log_and_register(
             with_rules,
             config=FAST.model_copy(update={"experiment": "serving-test"}),

@@ -544,13 +544,11 @@ def test_concurrent_requests_are_merged_and_answer_as_if_alone(client, server, s
 def test_the_batch_scores_file_equals_the_endpoint(client, small_sim, trained, served_rules):
     """`leadscore score` (leadscore.operations.pipeline) and POST /score agree lead by lead at the same
     as_of: probability, score, grade, rules, MQL and the worded reasons."""
-    import copy
 
     from leadscore.operations.pipeline import REASON_SEPARATOR, score_pipeline
     from leadscore.scoring.model_ref import ModelRef
 
-    scorer = copy.copy(trained.scorer)
-    scorer.rules = served_rules
+    scorer = trained.scorer.with_parts(rules=served_rules)
     when = trained.test["as_of"].max()
     frame = score_pipeline(small_sim, scorer, ModelRef("lead-scoring", "1"), when).frame
     sample = frame.sample(40, random_state=3)

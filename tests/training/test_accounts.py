@@ -59,8 +59,7 @@ def test_reasons_name_contacts_and_roles(account_sim, account_fit):
 def test_saved_with_the_lead_scorer_and_scored_alike_from_payloads(
     tmp_path, account_sim, account_fit, ruled
 ):
-    lead = copy.copy(ruled)
-    lead.accounts = account_fit.scorer
+    lead = ruled.with_parts(accounts=account_fit.scorer)
     loaded = LeadScorer.load(lead.save(tmp_path / "model"))
     assert loaded.accounts is not None and loaded.accounts.evaluated is not None
     as_of = account_sim.data_end
@@ -78,8 +77,7 @@ def test_saved_with_the_lead_scorer_and_scored_alike_from_payloads(
 
 
 def test_a_closed_contact_is_not_in_play(account_sim, account_fit, ruled):
-    lead = copy.copy(ruled)
-    lead.accounts = account_fit.scorer
+    lead = ruled.with_parts(accounts=account_fit.scorer)
     payload = lead_payloads(account_sim, [account_sim.leads["lead_id"].iloc[0]], iso=True)[0]
     closed = {**payload, "deals": [{"deal_id": "x", "created_at": payload["created_at"],
                                     "closed_at": payload["created_at"], "status": "lost"}]}  # fmt: skip

@@ -7,12 +7,13 @@
    files themselves), so that an installed wheel run in an empty folder has them too.
 
 The points rules have one more step, before the defaults: the rules packed with a model,
-then the dataset folder's own `rules.yaml` (see `leadscore.commands.compare.resolve_rules`).
+then the dataset folder's own `rules.yaml` (`resolve_rules`).
 """
 
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
@@ -75,3 +76,44 @@ def init_project(folder: str | Path, *, overwrite: bool = False) -> list[Path]:
         shutil.copyfile(packaged(name), target)
     (root / "README.md").write_text(STARTER_README)
     return targets
+
+
+@dataclass(frozen=True)
+class FoundRules:
+    rules: object  # RulesConfig | None
+    source: str  # where they came from (a file, or "packed with the model")
+    absent: str = ""  # why there are none
+
+
+def resolve_rules(explicit: Path | None, dataset, packed=None) -> FoundRules:
+    """Marketing's rules for a dataset: `--rules` (its errors are the user's), else the
+    rules packed with the model, else the dataset folder's own `rules.yaml`, else
+    conf/rules.yaml when it fits the data; otherwise none, with the reason."""
+    from leadscore.rules.config import check_rules, load_rules
+
+    if explicit is not None:
+        return FoundRules(load_rules(explicit), str(explicit))
+    if packed is not None:
+        return FoundRules(packed, "the rules packed with the model")
+    own = Path(dataset.path) / "rules.yaml"
+    if own.is_file():
+        return FoundRules(load_rules(own), str(own))
+    default = default_rules_path()
+    if default is None:
+        return FoundRules(None, "", "no rules file (pass --rules, or `leadscore rules init`)")
+    rules = load_rules(default)
+    try:
+        check_rules(rules, dataset, file=str(default))
+    except LeadscoreError as exc:
+        return FoundRules(
+            None,
+            "",
+            f"{default} does not fit this data ({exc}); `leadscore rules init --data "
+            f"{dataset.path}` writes a template for it",
+        )
+    return FoundRules(rules, str(default))
+
+
+def default_rules_path() -> Path | None:
+    """conf/rules.yaml of the working folder, else the package's."""
+    return config_path("rules")

@@ -1,0 +1,109 @@
+"""The comparison job: the marketing report, a model next to the points rules on the same
+out-of-time leads (HTML and CSV), its figures recorded in the project's MLflow run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from leadscore.crm.errors import LeadscoreError
+from leadscore.jobs.progress import Progress, Recorded
+from leadscore.jobs.project import config_path, resolve_rules
+from leadscore.scoring.model_ref import DEFAULT_MODEL_URI
+
+
+@dataclass(frozen=True)
+class CompareRequest:
+    """data: the dataset folder; model: `models:/NAME@ALIAS`, `models:/NAME/VERSION` or a
+    saved scorer folder; rules: a rules YAML (default: the rules packed with the model, else
+    the dataset's rules.yaml, else conf/rules.yaml when it fits the data); out: the HTML
+    page (the CSV next to it); config: a training config for the test and validation periods
+    (default: the model's own); learned: also fit learned points; history: a score history
+    whose hand-offs give the time from creation to hand-off, by the line `handoff_grades`
+    and `handoff_mql`."""
+
+    data: Path
+    model: str = DEFAULT_MODEL_URI
+    rules: Path | None = None
+    out: Path = Path("reports/compare.html")
+    config: Path | None = None
+    learned: bool = True
+    history: str | None = None
+    handoff_grades: str = "A"
+    handoff_mql: bool = True
+
+
+@dataclass(frozen=True)
+class Compared:
+    comparison: Any  # leadscore.training.report.Comparison
+    html_path: Path
+    csv_path: Path
+
+
+def compare(request: CompareRequest, progress: Progress | None = None) -> Compared:
+    """The marketing report of `request.model` against the points rules."""
+    from leadscore.crm.loading import load_dataset
+    from leadscore.scoring.mlflow_model import load_scorer
+    from leadscore.training.config import TrainConfig, load_train_config
+    from leadscore.training.mlflow_runs import log_to_project_run
+    from leadscore.training.report import compare as run_compare
+    from leadscore.training.report_page import write_report
+
+    progress = progress or Recorded()
+    handoffs = None
+    if request.history is not None:
+        handoffs = handoff_times(request.history, request.handoff_grades, request.handoff_mql)
+    scorer = load_scorer(request.model)
+    with progress.step(f"loading and checking {request.data}"):
+        ds = load_dataset(request.data)
+    found = resolve_rules(request.rules, ds, packed=scorer.rules.config if scorer.rules else None)
+    # The model's own training config (its test and validation periods) unless a config is
+    # given: a model trained with other periods is compared on its own split.
+    own = scorer.info.get("train_config")
+    if request.config is None and own:
+        train_config = TrainConfig.model_validate(own)
+    else:
+        train_config = load_train_config(config_path("train", request.config))
+    with progress.step("scoring the out-of-time leads with the model and the rules"):
+        comp = run_compare(
+            ds,
+            scorer,
+            found.rules,
+            train_config,
+            learned=request.learned,
+            model_label=request.model,
+            bootstrap=train_config.bootstrap,
+            rules_file=found.source,
+            rules_absent=found.absent,
+            handoffs=handoffs,
+        )
+    for warning in comp.warnings:
+        progress.warn(warning)
+    html_path, csv_path = write_report(comp, request.out)
+    headline = comp.headline.set_index("scorer")
+    log_to_project_run(
+        {
+            f"test_{metric}_{name}": headline.loc[name, metric]
+            for name in headline.index
+            for metric in ("roc_auc", "pr_auc", "brier")
+        },
+        files=[html_path, csv_path],
+        tags={"model": request.model},
+    )
+    return Compared(comp, html_path, csv_path)
+
+
+def handoff_times(history: str, grades: str, mql: bool):
+    """Each lead's first score above the hand-off line in a score history (lead_id,
+    handed_off_at)."""
+    from leadscore.handoff.events import HandoffLine
+    from leadscore.operations.history import ScoreHistory
+
+    line = HandoffLine(mql=mql, grades=grades)
+    rows = ScoreHistory(history).read()
+    if rows.empty:
+        raise LeadscoreError(f"--history {history}: no stored score")
+    above = rows[line.above(rows["grade"], rows["mql"])]
+    first = above.sort_values("as_of").drop_duplicates("lead_id")
+    return first[["lead_id", "as_of"]].rename(columns={"as_of": "handed_off_at"})

@@ -177,6 +177,10 @@ class WebhookSender:
                         if read >= self.max_response_bytes:
                             break  # the status is what counts; the rest is not read
                     result.update(status=r.status_code, retry=r.headers.get("Retry-After"))
+            except httpx.TimeoutException:
+                # httpx's own timeout and the deadline below are the same limit: whichever
+                # notices first, the receiver did not answer in time.
+                result["late"] = True
             except httpx.HTTPError as exc:
                 result["error"] = f"{type(exc).__name__} {mask_urls(exc)}".strip()
             except Exception as exc:  # noqa: BLE001 (a malformed answer: never a traceback)
@@ -185,7 +189,7 @@ class WebhookSender:
         worker = threading.Thread(target=run, daemon=True)
         worker.start()
         worker.join(limit_s)
-        if worker.is_alive():
+        if worker.is_alive() or result.get("late"):
             return 0, None, f"no complete answer within {limit_s:g} s"
         if "error" in result:
             return 0, None, result["error"]

@@ -8,13 +8,12 @@ import os
 import shutil
 import subprocess
 import sys
-import sysconfig
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-FAST = "bootstrap: 20\nlightgbm: {max_rounds: 60, early_stopping_rounds: 10}\n"
+FAST = "bootstrap: 20\nbacktest_origins: 2\nlightgbm: {max_rounds: 60, early_stopping_rounds: 10}\n"
 
 
 def _run(args, cwd, env, timeout=600):
@@ -62,7 +61,9 @@ def fresh(tmp_path_factory):
     python = venv / "bin" / "python"
     site = _run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                 cwd=base, env=env).stdout.strip()  # fmt: skip
-    Path(site, "leadscore-test-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    # every site-packages folder the tests run with (a virtualenv's may list another's)
+    deps = [p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()]
+    Path(site, "leadscore-test-deps.pth").write_text("\n".join(deps) + "\n")
     _run([str(python), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)],
          cwd=base, env=env)  # fmt: skip
     return venv, env, base, wheel
@@ -129,7 +130,7 @@ def test_the_wheel_runs_simulate_train_compare_in_an_empty_folder_with_the_rules
     work = base / "empty"
     work.mkdir()
     leadscore = str(venv / "bin" / "leadscore")
-    where = _run([str(venv / "bin" / "python"), "-c", "import leadscore.crm as crm, leadscore.project as p; "
+    where = _run([str(venv / "bin" / "python"), "-c", "import leadscore.crm as crm, leadscore.jobs.project as p; "
                   "print(crm.__file__); print(p.packaged('rules'))"], cwd=work, env=env)  # fmt: skip
     module, rules = where.stdout.split()
     assert module.startswith(str(venv)) and rules.startswith(str(venv)) and Path(rules).is_file()

@@ -98,7 +98,7 @@ def test_the_bento_serves_from_its_own_requirements_alone(bento, tmp_path, small
     _run([sys.executable, "-m", "venv", str(venv)], env=env, timeout=300)
     python = str(venv / "bin" / "python")
     requirements = folder / "env" / "python" / "requirements.txt"
-    _run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r",
+    _run([python, "-m", "pip", "install", "-q", "--no-compile", "--disable-pip-version-check", "-r",
           str(requirements)], env=env, timeout=1500)  # fmt: skip
     alone = subprocess.run(
         [python, "-c", "import leadscore"], capture_output=True, env=env, cwd=tmp_path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -26,7 +27,19 @@ def _serve(tmp_path, uri: str, port: int, *args: str, **env_extra: str) -> subpr
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # its own process group: stopped with its children
     )
+
+
+def _stopped(proc: subprocess.Popen) -> None:
+    """The server and everything it started stopped, whatever the test's outcome."""
+    from tests.processes import stop_group
+
+    if proc.poll() is None:
+        stop_group(proc, grace=20)
+    else:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # children it left behind
 
 
 def _in_progress(base: str, endpoint: str) -> bool:
@@ -66,63 +79,67 @@ def test_sigterm_stops_the_server_and_its_workers_after_the_request_in_flight(
     port = free_port()
     receiver = Receiver().__enter__()
     proc = _serve(tmp_path, uri, port, "--webhook", receiver.url, LEADSCORE_WEBHOOK_SECRET="s3cret")
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        raise AssertionError(f"not ready: {proc.stderr.read()[-2000:]}")
-    family = psutil.Process(proc.pid).children(recursive=True)
-    assert family  # the BentoML server and its worker
-    lead, acts = _hot_events("SERVE-1", ruled)
-    for event in [lead, *acts]:
-        r = httpx.post(f"{base}/events", json={"events": [event]},
-                       headers={"Authorization": f"Bearer {API_KEY}"}, timeout=60)  # fmt: skip
-        assert r.status_code == 200, r.text
-    deadline = time.monotonic() + 20
-    while not receiver.received and time.monotonic() < deadline:
-        time.sleep(0.05)
-    receiver.__exit__()
-    assert len(receiver.received) == 1  # the crossing, at once
-
-    leads = lead_payloads(small_sim, small_sim.leads["lead_id"].head(1000), iso=True)
-    result: dict = {}
-
-    def score() -> None:
-        result["response"] = httpx.post(
-            f"{base}/score",
-            json={"leads": leads},
-            headers={"Authorization": f"Bearer {API_KEY}"},
-            timeout=60,
-        )
-
-    request = threading.Thread(target=score)
-    request.start()
-    # SIGTERM once the server is working on the request (its own in-progress gauge), not
-    # after a guessed delay: on a loaded machine the request may not have arrived yet.
-    deadline = time.monotonic() + 60
-    while not _in_progress(base, "/score") and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert _in_progress(base, "/score"), "the request never reached the server"
-    proc.send_signal(signal.SIGTERM)
-    request.join(timeout=60)
-    assert proc.wait(timeout=60) == 0
-    assert result["response"].status_code == 200  # the request in flight finished
-    assert len(result["response"].json()["scores"]) == 1000
-    gone, alive = psutil.wait_procs(family, timeout=10)
-    assert not alive, [p.cmdline() for p in alive]
-    stored = ScoreHistory(tmp_path / "score_history.duckdb").read(["SERVE-1"])
-    assert len(stored) == 1 + len(acts)  # every rescore of the stream, in the history
     try:
-        httpx.get(f"{base}/readyz", timeout=2)
-        raise AssertionError("the port still answers")
-    except httpx.ConnectError:
-        pass
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        else:
+            proc.kill()
+            raise AssertionError(f"not ready: {proc.stderr.read()[-2000:]}")
+        family = psutil.Process(proc.pid).children(recursive=True)
+        assert family  # the BentoML server and its worker
+        lead, acts = _hot_events("SERVE-1", ruled)
+        for event in [lead, *acts]:
+            r = httpx.post(f"{base}/events", json={"events": [event]},
+                           headers={"Authorization": f"Bearer {API_KEY}"}, timeout=60)  # fmt: skip
+            assert r.status_code == 200, r.text
+        deadline = time.monotonic() + 20
+        while not receiver.received and time.monotonic() < deadline:
+            time.sleep(0.05)
+        receiver.__exit__()
+        assert len(receiver.received) == 1  # the crossing, at once
+
+        leads = lead_payloads(small_sim, small_sim.leads["lead_id"].head(1000), iso=True)
+        result: dict = {}
+
+        def score() -> None:
+            result["response"] = httpx.post(
+                f"{base}/score",
+                json={"leads": leads},
+                headers={"Authorization": f"Bearer {API_KEY}"},
+                timeout=60,
+            )
+
+        request = threading.Thread(target=score)
+        request.start()
+        # SIGTERM once the server is working on the request (its own in-progress gauge), not
+        # after a guessed delay: on a loaded machine the request may not have arrived yet.
+        deadline = time.monotonic() + 60
+        while not _in_progress(base, "/score") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _in_progress(base, "/score"), "the request never reached the server"
+        proc.send_signal(signal.SIGTERM)
+        request.join(timeout=60)
+        assert proc.wait(timeout=60) == 0
+        assert result["response"].status_code == 200  # the request in flight finished
+        assert len(result["response"].json()["scores"]) == 1000
+        gone, alive = psutil.wait_procs(family, timeout=10)
+        assert not alive, [p.cmdline() for p in alive]
+        stored = ScoreHistory(tmp_path / "score_history.duckdb").read(["SERVE-1"])
+        assert len(stored) == 1 + len(acts)  # every rescore of the stream, in the history
+        try:
+            httpx.get(f"{base}/readyz", timeout=2)
+            raise AssertionError("the port still answers")
+        except httpx.ConnectError:
+            pass
+    finally:
+        receiver.__exit__()
+        _stopped(proc)
 
 
 def test_only_local_stores_are_checked_for_existence(tmp_path):
@@ -171,6 +188,7 @@ def test_a_promotion_never_mixes_versions_and_a_reload_moves_every_worker(regist
     proc = subprocess.Popen(
         [sys.executable, "-m", "leadscore", "serve", "--port", str(port), "--workers", "2"],
         cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     auth = {"Authorization": f"Bearer {API_KEY}"}
@@ -207,5 +225,4 @@ def test_a_promotion_never_mixes_versions_and_a_reload_moves_every_worker(regist
         until(lambda: versions(5) == {str(second.version)})
         assert versions() == {str(second.version)}
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+        _stopped(proc)

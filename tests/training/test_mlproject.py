@@ -17,6 +17,7 @@ from mlflow import MlflowClient
 
 from leadscore.cli import app
 from leadscore.training.mlflow_runs import LINK_TAG
+from tests.training.conftest import fast_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = yaml.safe_load((ROOT / "MLproject").read_text())
@@ -65,9 +66,11 @@ def test_mlflow_run_main_then_compare(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {"MLFLOW_TRACKING_URI": uri}
     data = tmp_path / "crm"
+    fast = tmp_path / "train.yaml"
+    fast.write_text(fast_yaml())
     done = _mlflow_run(
         "-P", f"data={data}", "-P", "leads=1500", "-P", "experiment=project-exp",
-        "-P", "model_name=project-model", env=env,
+        "-P", "model_name=project-model", "-P", f"config={fast}", env=env,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert (data / "leads.csv").is_file() or (data / "leads.parquet").is_file()

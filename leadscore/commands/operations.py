@@ -12,11 +12,8 @@ from leadscore.console import (
     MODEL_REF_HELP,
     SPARK_MASTER_HELP,
     Engine,
-    err,
-    load,
     out,
-    spark_history,
-    step,
+    progress,
     styled,
     warn,
 )
@@ -96,137 +93,23 @@ def score(
     spark_master: str | None = typer.Option(None, "--spark-master", help=SPARK_MASTER_HELP),
 ) -> None:
     """Score every lead open at --as-of (not snapshots) with the model the endpoint serves, the points rules next to it, worded reasons and each lead's trend over the earlier runs; record the run in the score history (the same as_of again replaces it); write the hand-off events (leads that crossed the hand-off line or changed grade since their last score) and optionally POST them to a webhook."""
+    from leadscore.jobs.score import ScoreRequest
+    from leadscore.jobs.score import score as score_job
 
-    from leadscore.crm.times import utc
-    from leadscore.handoff.delivery import WebhookSender, deliver, read_secret, stage
-    from leadscore.handoff.events import HandoffLine, write_events
-    from leadscore.operations.accounts import (
-        AccountLine,
-        account_run,
-        account_scores_path,
-        has_accounts,
-    )
-    from leadscore.operations.history import ScoreHistory, default_store
-    from leadscore.operations.pipeline import write_scores
-    from leadscore.operations.runs import score_and_record
-    from leadscore.scoring.mlflow_model import load_pinned_scorer
-    from leadscore.training.mlflow_runs import log_to_project_run
-
-    line = HandoffLine(mql=handoff_mql, grades=handoff_grades)
-    account_line = AccountLine(account_handoff_grades)
-    sender = None
-    if webhook is not None:  # checked before any work: a missing secret is a mistake
-        sender = WebhookSender(webhook, read_secret(webhook_secret_file))
-    events_path = events or out_path.with_name(out_path.stem + ".events.jsonl")
-    if events_path.suffix.lower() != ".jsonl":
-        raise LeadscoreError(f"--events {events_path}: the events file must end in .jsonl")
-    when = _when(as_of, "--as-of")
-    if out_path.suffix.lower() not in (".parquet", ".csv", ""):
-        raise LeadscoreError(
-            f"--out {out_path}: the scores file must end in .parquet or .csv "
-            "(or be a folder, without a suffix)"
-        )
-    scorer, which = load_pinned_scorer(model)  # the file names what scored
-    spark = spark_history(data, spark_master) if engine == Engine.spark else None
-    ds = spark.dataset if spark is not None else load(data)
-    data_end = spark.data_end if spark is not None else (None if ds.is_flat else ds.data_end)
-    if when is not None and data_end is not None and when > utc(data_end):
-        warn(
-            f"--as-of {as_of} is after the data's end "
-            f"({data_end.isoformat()}): nothing after the end is known",
-        )
-    scored = None
-    if spark is not None:
-        from leadscore.operations.spark_scoring import spark_score_pipeline
-
-        with step("scoring the open pipeline on Spark"):
-            scored = spark_score_pipeline(spark, scorer, which, when, reasons=reasons)
-        spark.close()
-    store = None if no_history else ScoreHistory(history or default_store(data))
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    box = None
-    if state is not None:
-        from leadscore.operations.stream_sync import sync_history
-        from leadscore.stream.outbox import StoreOutbox
-        from leadscore.stream.stores import open_store
-
-        online = open_store(state)
-        if store is not None:
-            with step("copying the event stream's scores into the score history"):
-                sync_history(online, store)
-        if sender is not None:
-            box = StoreOutbox(online)
-    elif sender is not None:
-        from leadscore.handoff.delivery import Outbox, default_outbox
-
-        box = Outbox(outbox or default_outbox(data))
-
-    accounts = None
-    if spark is not None and scorer.accounts is not None:
-        warn("account rows are scored by the DuckDB engine only: not written with --engine spark")
-    elif scorer.accounts is not None and not has_accounts(ds, scorer):
-        warn("the model has an account model, but these leads have no account_id: no account rows")
-    elif has_accounts(ds, scorer):
-        # Before the run is recorded: the previous run's as_of is the one before this run.
-        at = when if when is not None else utc(ds.data_end)
-        previous = store.latest_as_of(at) if store is not None else None
-        with step("scoring the open accounts"):
-            accounts = account_run(ds, scorer, which, at, previous, account_line, reasons=reasons)
-
-    def durable(run) -> None:
-        """Before the history records the run: its events file and its events in the
-        outbox (synced to disk), so that no crash from here on loses an event; then the
-        scores files (a full disk under --out fails the run before the history changes)."""
-        events = run.events + (accounts[1] if accounts is not None else [])
-        write_events(events, events_path)
-        if box is not None:
-            stage(events, sender, box)
-        write_scores(run.scores, out_path)
-        if accounts is not None:
-            write_scores(accounts[0].frame, account_scores_path(out_path))
-
-    with Progress(
-        TextColumn("scoring the open pipeline", markup=False),
-        BarColumn(),
-        TextColumn("{task.description}", markup=False),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("featurising", total=None)
-        run = score_and_record(
-            ds,
-            scorer,
-            which,
-            when,
-            reasons=reasons,
-            history=store,
-            line=line,
-            progress=lambda done, total: bar.update(
-                task, completed=done, total=total, description=f"{done:,}/{total:,} leads"
-            ),
-            before_record=durable,
-            scored=scored,
-        )
-    frame = run.scores
-    path = out_path
-    print_run(frame, path, store)
-    print_events(run.events, events_path, line)
-    if accounts is not None:
-        print_accounts_run(accounts, account_scores_path(out_path), account_line)
-    log_to_project_run(
-        {
-            "open_leads": len(frame),
-            "grade_a": int((frame["grade"] == "A").sum()),
-            "handoff_events": len(run.events),
-        },
-        files=[events_path],
-        tags={"model": f"{which.name} v{which.version}"},
-    )
-    if box is not None:
-        report = deliver(sender, box)
-        print_delivery(report, sender.shown, box)
+    request = ScoreRequest(
+        data=data, out=out_path, model=model, as_of=as_of, reasons=reasons, history=history,
+        no_history=no_history, events=events, handoff_grades=handoff_grades,
+        handoff_mql=handoff_mql, account_handoff_grades=account_handoff_grades,
+        webhook=webhook, webhook_secret_file=webhook_secret_file, outbox=outbox, state=state,
+        engine=engine.value, spark_master=spark_master,
+    )  # fmt: skip
+    done = score_job(request, progress)
+    print_run(done.run.scores, done.out, done.history)
+    print_events(done.run.events, done.events_path, done.line)
+    if done.accounts is not None:
+        print_accounts_run(done.accounts, done.accounts_path, done.account_line)
+    if done.delivery is not None:
+        print_delivery(done.delivery, done.sender.shown, done.outbox)
 
 
 def print_accounts_run(accounts, path: Path, line) -> None:
@@ -379,30 +262,19 @@ def monitor(
     ),
 ) -> None:
     """Drift of every feature and of the score since the model's training data (PSI against thresholds from the sampling distribution at these sample sizes), calibration on matured outcomes by grade and decile, conversion shifts by source, and a verdict: ok, watch or retrain."""
-    from leadscore.operations.monitor import monitor as run_monitor
-    from leadscore.operations.monitor_page import log_monitor, write_monitor
-    from leadscore.scoring.mlflow_model import load_pinned_scorer
+    from leadscore.jobs.monitor import MonitorRequest
+    from leadscore.jobs.monitor import monitor as monitor_job
 
-    if out_path.suffix.lower() not in (".html", ".htm"):
-        raise LeadscoreError(f"--out {out_path}: the monitoring report is an HTML file (.html)")
-    when, reference = _when(as_of, "--as-of"), _when(reference_as_of, "--reference-as-of")
-    scorer, which = load_pinned_scorer(model)
-    ds = load(data)
-    with step("monitoring: the pipeline now, then, and one horizon ago"):
-        report = run_monitor(
-            ds,
-            scorer,
-            which,
-            as_of=when,
-            reference_as_of=reference,
-        )
-    html_path, json_path = write_monitor(report, out_path)
-    print_monitor(report, html_path)
-    if log_mlflow:
+    request = MonitorRequest(
+        data=data, out=out_path, model=model, as_of=as_of, reference_as_of=reference_as_of,
+        log_mlflow=log_mlflow,
+    )  # fmt: skip
+    done = monitor_job(request, progress)
+    print_monitor(done.report, done.html_path)
+    if done.run_id is not None:
         import mlflow
 
-        run_id = log_monitor(report, html_path, json_path)
-        out.print(f"MLflow run {run_id} ({mlflow.get_tracking_uri()})", highlight=False)
+        out.print(f"MLflow run {done.run_id} ({mlflow.get_tracking_uri()})", highlight=False)
 
 
 def print_monitor(report, path: Path) -> None:
@@ -426,11 +298,6 @@ def print_monitor(report, path: Path) -> None:
 
 def _when(text: str | None, option: str):
     """An option's ISO-8601 time in UTC, or None; a bad one is a user mistake."""
-    from leadscore.crm.times import utc
+    from leadscore.jobs.score import parse_time
 
-    if text is None or not text.strip():  # '' too: MLproject parameters cannot be left out
-        return None
-    try:
-        return utc(text)
-    except ValueError as exc:
-        raise LeadscoreError(f"{option} {text!r}: not an ISO-8601 time ({exc})") from exc
+    return parse_time(text, option)

@@ -94,19 +94,20 @@ def test_the_score_command_writes_account_rows_and_hands_accounts_off(
     lead rows, account crossings in the events file, once per crossing across runs."""
     import json
 
-    from tests.cli.test_cli import _leadscore
+    from leadscore.cli import app
+    from tests.cli.test_cli import runner
 
     scorer = ruled.with_parts(accounts=account_fit.scorer)
     folder = scorer.save(tmp_path / "model")
     end = pd.Timestamp(account_fit.test["as_of"].max()) + pd.Timedelta(days=60)
     runs = []
     for day in (end - pd.Timedelta(days=7), end, end):  # the last one a re-run
-        result = _leadscore(
+        result = runner.invoke(app, [
             "score", "--data", str(account_sim_path), "--out", str(tmp_path / "scores.csv"),
             "--model", str(folder), "--as-of", day.isoformat(), "--history",
-            str(tmp_path / "history.duckdb"), "--account-handoff-grades", "AB", cwd=tmp_path,
-        )  # fmt: skip
-        assert result.returncode == 0, result.stderr
+            str(tmp_path / "history.duckdb"), "--account-handoff-grades", "AB",
+        ])  # fmt: skip
+        assert result.exit_code == 0, result.output[-3000:]
         said = " ".join(result.stdout.split())  # the console wraps long lines
         assert "open accounts" in said and "crossed the account line" in said
         rows = pd.read_csv(tmp_path / "scores.accounts.csv")
@@ -119,11 +120,9 @@ def test_the_score_command_writes_account_rows_and_hands_accounts_off(
     assert {e["account_id"] for e in events} == above - above_before
     assert [e["event_id"] for e in again] == [e["event_id"] for e in events]  # a re-run
     # a model with an account model on leads without accounts: said, no account rows
-    other = _leadscore(
+    other = runner.invoke(app, [
         "score", "--data", str(small_sim_path), "--out", str(tmp_path / "plain.csv"),
-        "--model", str(folder), "--no-history", cwd=tmp_path,
-    )  # fmt: skip
-    assert other.returncode == 0 and "no account_id" in " ".join(
-        (other.stderr + other.stdout).split()
-    )
+        "--model", str(folder), "--no-history",
+    ])  # fmt: skip
+    assert other.exit_code == 0 and "no account_id" in " ".join(other.output.split())
     assert not (tmp_path / "plain.accounts.csv").exists()

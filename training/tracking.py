@@ -526,3 +526,50 @@ def migrate_model(source: str, name: str, *, experiment: str = "leadscore-migrat
                     moved.append(alias)
     client.set_model_version_tag(name, version, STATE, "ready")
     return Migration(source, version, tuple(moved))
+
+
+def runs_current_code(model_dir: Path) -> bool:
+    """Whether a saved model runs the current layout: its entry imports the `leadscore`
+    namespace and the code it carries is one `leadscore/` folder (a model of an earlier
+    layout carries bare `stats/`, `features/`, ... or imports a module that is gone)."""
+    entry = Path(model_dir) / "pyfunc_entry.py"
+    code = Path(model_dir) / "code"
+    shipped = sorted(p.name for p in code.iterdir()) if code.is_dir() else []
+    return (
+        entry.is_file()
+        and "from leadscore.scoring.mlflow_model import" in entry.read_text()
+        and shipped == ["leadscore"]
+    )
+
+
+def migrate_all(name: str) -> list[Migration]:
+    """Migrate every version of `name` that runs an earlier layout (`runs_current_code`),
+    oldest first; the versions of the current layout, and those migrated already, are left as
+    they are. Returns the migrations made."""
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient()
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except MlflowException as exc:
+        raise LeadscoreError(f"{name}: cannot list its versions ({type(exc).__name__})") from exc
+    if not versions:
+        raise LeadscoreError(f"{name}: no registered version")
+    # a version some other version was migrated from is done already
+    moved_on = {v.tags.get("leadscore.migrated_from") for v in versions}
+    done = []
+    for version in sorted(versions, key=lambda v: int(v.version)):
+        if version.tags.get(STATE) == "failed" or f"models:/{name}/{version.version}" in moved_on:
+            continue
+        with scratch_dir() as tmp:
+            local = Path(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=f"models:/{name}/{version.version}", dst_path=str(tmp)
+                )
+            )
+            if runs_current_code(local):
+                continue
+        done.append(migrate_model(f"models:/{name}/{version.version}", name))
+    return done

@@ -69,17 +69,28 @@ def rollback(
 
 @app.command()
 def migrate(
-    source: str = typer.Argument(
-        ...,
+    source: str | None = typer.Argument(
+        None,
         help="The model to migrate: a registered version (models:/NAME/VERSION) or a model folder.",
     ),
     model_name: str = typer.Option(
         DEFAULT_MODEL_NAME, "--model-name", help="Registered model that receives the new version."
     ),
+    all_versions: bool = typer.Option(
+        False,
+        "--all",
+        help="Migrate every version of --model-name that runs an earlier layout (bare package names in its code, or an entry that imports a module that is gone), oldest first.",
+    ),
 ) -> None:
-    """Re-log a model saved by an earlier layout with the current entry point, as a new version (its aliases move to it when it is a version of the same model); MLflow's own loaders (mlflow models serve, spark_udf) then load it."""
-    from leadscore.training.tracking import migrate_model
+    """Re-log a model saved by an earlier layout with the current entry point and its code under the one leadscore namespace, as a new version (its aliases move to it when it is a version of the same model); MLflow's own loaders (mlflow models serve, spark_udf) then load it."""
+    from leadscore.crm.errors import LeadscoreError
+    from leadscore.training.tracking import migrate_all, migrate_model
 
-    done = migrate_model(source, model_name)
-    moved = f"; {', '.join(done.aliases)} moved to it" if done.aliases else ""
-    out.print(f"{source} -> {model_name} v{done.version}{moved}")
+    if all_versions == (source is not None):
+        raise LeadscoreError("give a model to migrate, or --all (every version of --model-name)")
+    done = migrate_all(model_name) if all_versions else [migrate_model(source, model_name)]
+    for migration in done:
+        moved = f"; {', '.join(migration.aliases)} moved to it" if migration.aliases else ""
+        out.print(f"{migration.source} -> {model_name} v{migration.version}{moved}")
+    if all_versions and not done:
+        out.print(f"every version of {model_name} runs the current layout: nothing to migrate")

@@ -103,3 +103,34 @@ def test_a_model_of_the_bare_names_layout_moves_into_the_namespace(tmp_path):
         example = Model.load(str(BARE / "model")).load_input_example(str(BARE / "model"))
         got = mlflow.pyfunc.load_model(f"models:/bare-names/{moved.version}").predict(example)
         pd.testing.assert_frame_equal(got, expected, check_dtype=False, rtol=1e-12)
+
+
+def test_migrate_all_moves_every_old_version_and_leaves_current_ones(tmp_path):
+    """A registry holding a version of the bare-names layout (the champion) and one of the
+    current layout: `leadscore models migrate --all` re-logs the old one only, the champion
+    moves to its migration, and a second pass has nothing left to do."""
+    from leadscore.cli import app
+    from leadscore.training.tracking import runs_current_code
+
+    assert not runs_current_code(BARE / "model")
+    with sqlite_store(tmp_path):
+        client = MlflowClient()
+        client.create_experiment(
+            "leadscore-migrations", artifact_location=str(tmp_path / "artifacts")
+        )
+        client.create_registered_model("mixed")
+        old = client.create_model_version("mixed", str(BARE / "model"))
+        client.set_registered_model_alias("mixed", CHAMPION, old.version)
+        current = migrate_model(str(LEGACY / "model"), "mixed")  # the current layout, v2
+        local = Path(mlflow.artifacts.download_artifacts(f"models:/mixed/{current.version}"))
+        assert runs_current_code(local)
+
+        result = runner.invoke(app, ["models", "migrate", "--all", "--model-name", "mixed"])
+        assert result.exit_code == 0, result.output
+        assert result.stdout.count("->") == 1 and "models:/mixed/1 -> mixed v3" in result.stdout
+        assert "champion moved" in result.stdout
+        assert str(client.get_registered_model("mixed").aliases[CHAMPION]) == "3"
+        again = runner.invoke(app, ["models", "migrate", "--all", "--model-name", "mixed"])
+        assert again.exit_code == 0 and "nothing to migrate" in again.stdout
+        neither = runner.invoke(app, ["models", "migrate", "--model-name", "mixed"])
+        assert neither.exit_code == 1 and "--all" in neither.output

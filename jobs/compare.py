@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from leadscore.crm.errors import LeadscoreError
+from leadscore.jobs.data import load
 from leadscore.jobs.progress import Progress, Recorded
 from leadscore.jobs.project import config_path, resolve_rules
 from leadscore.scoring.model_ref import DEFAULT_MODEL_URI
@@ -43,7 +44,6 @@ class Compared:
 
 def compare(request: CompareRequest, progress: Progress | None = None) -> Compared:
     """The marketing report of `request.model` against the points rules."""
-    from leadscore.crm.loading import load_dataset
     from leadscore.scoring.mlflow_model import load_scorer
     from leadscore.training.config import TrainConfig, load_train_config
     from leadscore.training.mlflow_runs import log_to_project_run
@@ -55,8 +55,7 @@ def compare(request: CompareRequest, progress: Progress | None = None) -> Compar
     if request.history is not None:
         handoffs = handoff_times(request.history, request.handoff_grades, request.handoff_mql)
     scorer = load_scorer(request.model)
-    with progress.step(f"loading and checking {request.data}"):
-        ds = load_dataset(request.data)
+    ds = load(request.data, progress)
     found = resolve_rules(request.rules, ds, packed=scorer.rules.config if scorer.rules else None)
     # The model's own training config (its test and validation periods) unless a config is
     # given: a model trained with other periods is compared on its own split.

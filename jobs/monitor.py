@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from leadscore.crm.errors import LeadscoreError
+from leadscore.jobs.data import load
 from leadscore.jobs.progress import Progress, Recorded
 from leadscore.jobs.score import parse_time
 from leadscore.scoring.model_ref import DEFAULT_MODEL_URI
@@ -39,7 +40,6 @@ class Monitored:
 
 def monitor(request: MonitorRequest, progress: Progress | None = None) -> Monitored:
     """Monitor the model's open pipeline against what it was trained on."""
-    from leadscore.crm.loading import load_dataset
     from leadscore.operations.monitor import monitor as run_monitor
     from leadscore.operations.monitor_page import log_monitor, write_monitor
     from leadscore.scoring.mlflow_model import load_pinned_scorer
@@ -51,8 +51,7 @@ def monitor(request: MonitorRequest, progress: Progress | None = None) -> Monito
     when = parse_time(request.as_of, "--as-of")
     reference = parse_time(request.reference_as_of, "--reference-as-of")
     scorer, which = load_pinned_scorer(request.model)
-    with progress.step(f"loading and checking {request.data}"):
-        ds = load_dataset(request.data)
+    ds = load(request.data, progress)
     with progress.step("monitoring: the pipeline now, then, and one horizon ago"):
         report = run_monitor(ds, scorer, which, as_of=when, reference_as_of=reference)
     html_path, json_path = write_monitor(report, out_path)

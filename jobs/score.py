@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from leadscore.crm.errors import LeadscoreError
+from leadscore.jobs.data import load, spark_history
 from leadscore.jobs.progress import Progress, Recorded
 from leadscore.scoring.model_ref import DEFAULT_MODEL_URI
 
@@ -77,7 +78,6 @@ def parse_time(text: str | None, option: str):
 
 def score(request: ScoreRequest, progress: Progress | None = None) -> Scored:
     """Score every lead open at `as_of`, record the run, hand the crossings off."""
-    from leadscore.crm.loading import load_dataset
     from leadscore.crm.times import utc
     from leadscore.handoff.delivery import WebhookSender, deliver, read_secret, stage
     from leadscore.handoff.events import HandoffLine, write_events
@@ -112,16 +112,10 @@ def score(request: ScoreRequest, progress: Progress | None = None) -> Scored:
     scorer, which = load_pinned_scorer(request.model)  # the file names what scored
     spark = None
     if request.engine == "spark":
-        from leadscore.features.spark_engine import SparkHistory, spark_session
-
-        with progress.step(f"loading and checking {data}"):
-            ds = load_dataset(data, activities=False)
-        with progress.step("starting Spark and checking the activities there"):
-            spark = SparkHistory(spark_session(request.spark_master), ds)
+        spark = spark_history(data, request.spark_master, progress)
         ds = spark.dataset
     else:
-        with progress.step(f"loading and checking {data}"):
-            ds = load_dataset(data)
+        ds = load(data, progress)
     data_end = spark.data_end if spark is not None else (None if ds.is_flat else ds.data_end)
     if when is not None and data_end is not None and when > utc(data_end):
         progress.warn(

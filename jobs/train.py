@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from leadscore.features.config import FeatureConfig
+from leadscore.jobs.data import load
 from leadscore.jobs.progress import Progress, Recorded
 from leadscore.jobs.project import config_path, resolve_rules
 from leadscore.training.config import TrainConfig
@@ -77,7 +78,6 @@ def train(request: TrainRequest, progress: Progress | None = None) -> Training:
     MLflow (with the comparison report); register; champion/challenger."""
     import pandas as pd
 
-    from leadscore.crm.loading import load_dataset
     from leadscore.crm.payloads import lead_payloads
     from leadscore.features.batch import build_training_set
     from leadscore.features.training_set import read_training_set
@@ -92,8 +92,7 @@ def train(request: TrainRequest, progress: Progress | None = None) -> Training:
     data = Path(request.data)
     train_config = request.train_config()
     feature_config = request.feature_config()
-    with progress.step(f"loading and checking {data}"):
-        ds = load_dataset(data)
+    ds = load(data, progress)
     with progress.step("building the point-in-time training set"):
         if request.training_set is not None:
             df, spec, stats = read_training_set(request.training_set)

@@ -100,12 +100,10 @@ progress = ConsoleProgress()
 
 
 def load(data, **kwargs):
-    """`leadscore.crm.loading.load_dataset` with a spinner: a large export takes a while to read and
-    check."""
-    from leadscore.crm.loading import load_dataset
+    """`leadscore.jobs.data.load` with the console's spinner."""
+    from leadscore.jobs import data as reading
 
-    with step(f"loading and checking {data}"):
-        return load_dataset(data, **kwargs)
+    return reading.load(data, progress, **kwargs)
 
 
 MODEL_REF_HELP = "models:/<name>@<alias>, models:/<name>/<version>, or a saved scorer folder."
@@ -129,13 +127,10 @@ SPARK_MASTER_HELP = "Spark master URL for --engine spark (default: $SPARK_REMOTE
 
 
 def spark_history(data, master, **kwargs):
-    """The dataset's leads and deals loaded here, its activities read and checked by a
-    Spark session (`leadscore.features.spark_engine.SparkHistory`)."""
-    from leadscore.features.spark_engine import SparkHistory, spark_session
+    """`leadscore.jobs.data.spark_history` with the console's spinner."""
+    from leadscore.jobs import data as reading
 
-    ds = load(data, activities=False, **kwargs)
-    with step("starting Spark and checking the activities there"):
-        return SparkHistory(spark_session(master), ds)
+    return reading.spark_history(data, master, progress, **kwargs)
 
 
 class FileFormat(StrEnum):

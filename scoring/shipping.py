@@ -116,10 +116,6 @@ def _imports(path: Path) -> Iterable[str]:
 def _distributions() -> dict[str, list[str]]:
     """Top-level module -> the installed distributions providing it (read once: the walk
     over every installed distribution's files takes seconds)."""
-    return packages_distributions()
-
-
-def packages_distributions() -> dict[str, list[str]]:
     return metadata.packages_distributions()
 
 
@@ -180,20 +176,16 @@ def _canonical(name: str) -> str:
     return name.strip().lower().replace("_", "-").replace(".", "-")
 
 
-def ship(*entries: str, leave_out: Iterable[str] = ()) -> Shipment:
+def ship(*entries: str) -> Shipment:
     """The shipment of the entry modules (`leadscore.scoring.pyfunc_entry`,
     `leadscore.serving.service`): the packages they reach and the pinned distributions
-    those import.
-
-    Args:
-        leave_out: top-level imports that no call of the entry reaches at run time (the
-            Spark engine next to the model): neither pinned nor required.
+    those import (a library no import of the entry reaches, such as the Spark engine's
+    pyspark next to the model, is neither pinned nor required).
 
     Raises:
         LeadscoreError: a module they import belongs to no installed distribution.
     """
     modules, outside = reached(entries)
-    outside -= set(leave_out)
     by_module = _distributions()
     pins, optional = set(), set()
     declared = _declared()
@@ -205,7 +197,7 @@ def ship(*entries: str, leave_out: Iterable[str] = ()) -> Shipment:
                 continue
             raise LeadscoreError(
                 f"the shipped code imports {top!r}, which no installed distribution provides: "
-                "install it, or leave it out of the shipment when no prediction reaches it"
+                "install it"
             )
         # mlflow's module comes in three distributions: the one named like it pulls the rest.
         named = [d for d in dists if _canonical(d) == _canonical(top)]

@@ -179,15 +179,6 @@ class Server:
 
     def __exit__(self, *exc: object) -> None:
         """Stop the server and every process of its group (BentoML's workers), whatever
-        state it is in: SIGTERM, then SIGKILL to what is left after 20 s."""
-        if self.proc is None:
-            return
-        import signal
-
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=20)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)  # workers the arbiter left behind
-        self.proc.wait()
+        state it is in (`_stop_group`: SIGTERM, then SIGKILL to what is left after 20 s)."""
+        if self.proc is not None:
+            _stop_group(self.proc, grace=20)

@@ -294,10 +294,3 @@ def print_monitor(report, path: Path) -> None:
     for note in report.notes:
         out.print(f"  note: {note}", highlight=False)
     out.print(styled("report -> ", (str(path), "bold"), f" (and {path.with_suffix('.json').name})"))
-
-
-def _when(text: str | None, option: str):
-    """An option's ISO-8601 time in UTC, or None; a bad one is a user mistake."""
-    from leadscore.jobs.score import parse_time
-
-    return parse_time(text, option)

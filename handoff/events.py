@@ -77,7 +77,7 @@ def handoff_events(
     *,
     reasons: Mapping[str, Sequence[list[str]]],
 ) -> list[dict]:
-    """The run's events. `scores`: the run's rows (leadscore.operations.pipeline.COLUMNS); `previous`:
+    """The run's events. `scores`: the run's rows (leadscore.scoring.score_row.COLUMNS); `previous`:
     each lead's latest stored row before this run (lead_id, grade, mql; may be empty);
     `reasons`: each row's worded reasons as lists (`reasons_up`, `reasons_down`), as the
     scoring call returned them (never split back out of the file's text)."""

@@ -27,24 +27,8 @@ from leadscore.crm.loading import Dataset
 from leadscore.crm.times import to_us, utc
 from leadscore.scoring.grades import GRADES
 from leadscore.scoring.model_ref import ModelRef
+from leadscore.scoring.score_row import ACCOUNT_COLUMNS
 from leadscore.scoring.scorer import LeadScorer
-
-ACCOUNT_COLUMNS = [
-    "account_id",
-    "as_of",
-    "probability",
-    "score",
-    "grade",
-    "p_low",
-    "p_high",
-    "review",
-    "contacts",
-    "active_contacts",
-    "reasons_up",
-    "reasons_down",
-    "model_name",
-    "model_version",
-]
 
 
 @dataclass(frozen=True)

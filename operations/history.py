@@ -20,21 +20,10 @@ import pandas as pd
 from leadscore.crm.errors import LeadscoreError
 from leadscore.crm.secrets import mask_urls, masked_url
 from leadscore.crm.times import from_us
-from leadscore.operations.pipeline import COLUMNS
+from leadscore.scoring.score_row import HISTORY_SCHEMA, STORED
 from leadscore.stats.trend import NOT_ENOUGH, TREND_RUNS, logit, trend_labels
 
-TABLE = "lead_scores"
-# The run's key, as_of_us (µs since the epoch, UTC: exact in every database), then the
-# scores file's columns without the reasons (as_of: UTC without a zone, for people querying
-# the table), then when the run was stored.
-# The score file's columns but the reasons, the age flag and the interval (a store made
-# before them keeps working).
-NOT_STORED = ("beyond_trained_age", "p_low", "p_high", "review")
-STORED = [
-    "as_of_us",
-    *(c for c in COLUMNS if not c.startswith("reasons_") and c not in NOT_STORED),
-    "scored_at",
-]
+TABLE = "lead_scores"  # its columns and types: HISTORY_SCHEMA (`leadscore.scoring.score_row`)
 
 
 def default_store(data: str | Path) -> str:
@@ -378,31 +367,13 @@ def trends(current: pd.DataFrame, earlier: pd.DataFrame) -> pd.Series:
     return out
 
 
-# The table's columns and types: fixed, never inferred from a run's data (an empty first
-# run would give typeless columns that no later run could fill). Key: (as_of_us, lead_id).
-SCHEMA = {
-    "as_of_us": "BIGINT NOT NULL",
-    "lead_id": "VARCHAR NOT NULL",
-    "as_of": "TIMESTAMP",
-    "probability": "FLOAT8",
-    "score": "INTEGER",
-    "grade": "VARCHAR",
-    "rule_score": "INTEGER",
-    "rule_grade": "VARCHAR",
-    "mql": "BOOLEAN",
-    "model_name": "VARCHAR",
-    "model_version": "VARCHAR",
-    "feature_set_version": "VARCHAR",
-    "trend": "VARCHAR",
-    "scored_at": "TIMESTAMP",
-}
 SQL_ATTEMPTS = 3
 LOCK_KEY = 7_253_411  # PostgreSQL advisory lock of the history's writers
 DUCKDB_WAIT_S = 30.0  # how long a run waits for another run's hold on a DuckDB file
 
 
 def _create(table: str) -> str:
-    columns = ", ".join(f"{name} {kind}" for name, kind in SCHEMA.items())
+    columns = ", ".join(f"{name} {kind}" for name, kind in HISTORY_SCHEMA.items())
     return f"CREATE TABLE {table} ({columns}, PRIMARY KEY (as_of_us, lead_id))"
 
 
@@ -417,11 +388,11 @@ def _ensure_schema(execute, keyed: bool, exists: bool) -> None:
         return
     new = f"{TABLE}_keyed"
     execute(_create(new))
-    kinds = {name: kind.replace(" NOT NULL", "") for name, kind in SCHEMA.items()}
-    casts = ", ".join(f"CAST({name} AS {kinds[name]})" for name in SCHEMA)
+    kinds = {name: kind.replace(" NOT NULL", "") for name, kind in HISTORY_SCHEMA.items()}
+    casts = ", ".join(f"CAST({name} AS {kinds[name]})" for name in HISTORY_SCHEMA)
     execute(
-        f"INSERT INTO {new} ({', '.join(SCHEMA)}) SELECT {casts} FROM (SELECT *, ROW_NUMBER() "
-        f"OVER (PARTITION BY as_of_us, lead_id ORDER BY scored_at DESC) AS copy_n FROM {TABLE}) "
+        f"INSERT INTO {new} ({', '.join(HISTORY_SCHEMA)}) SELECT {casts} FROM (SELECT *, "
+        f"ROW_NUMBER() OVER (PARTITION BY as_of_us, lead_id ORDER BY scored_at DESC) AS copy_n FROM {TABLE}) "
         "AS old WHERE copy_n = 1"
     )
     execute(f"DROP TABLE {TABLE}")

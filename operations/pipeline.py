@@ -26,37 +26,18 @@ from leadscore.features.labels import scoring_rows
 from leadscore.rules.scorer import entity_rule_inputs
 from leadscore.scoring.model_ref import ModelRef
 from leadscore.scoring.record import ScoreRecord, scores_of
+from leadscore.scoring.score_row import COLUMNS
 from leadscore.scoring.scorer import LeadScorer
 
 CHUNK = 20_000  # leads per step: bounds the reasons' memory and paces the progress bar
-COLUMNS = [
-    "lead_id",
-    "as_of",
-    "probability",
-    "score",
-    "grade",
-    "p_low",
-    "p_high",
-    "review",
-    "beyond_trained_age",
-    "rule_score",
-    "rule_grade",
-    "mql",
-    "reasons_up",
-    "reasons_down",
-    "model_name",
-    "model_version",
-    "feature_set_version",
-    "trend",
-]
 REASON_SEPARATOR = "; "
 
 
 @dataclass
 class PipelineScores:
-    """The scores file's rows (COLUMNS but the trend), and each row's worded reasons as
-    lists (`reasons_up`, `reasons_down`: what the file joins with REASON_SEPARATOR, kept
-    whole for the hand-off events)."""
+    """The scores file's rows (COLUMNS, `leadscore.scoring.score_row`, but the trend), and
+    each row's worded reasons as lists (`reasons_up`, `reasons_down`: what the file joins
+    with REASON_SEPARATOR, kept whole for the hand-off events)."""
 
     frame: pd.DataFrame
     reasons: dict[str, list[list[str]]]

@@ -27,6 +27,7 @@ from leadscore.features.carried import Carried
 from leadscore.handoff.delivery import batch_key
 from leadscore.handoff.events import HandoffLine, crossing_id, handoff_event
 from leadscore.scoring.model_ref import ModelRef
+from leadscore.scoring.score_row import stored_row
 from leadscore.scoring.scorer import LeadScorer
 from leadscore.stats.trend import trend_of
 from leadscore.stream.events import normalized_events
@@ -300,23 +301,19 @@ class EventProcessor:
         return event
 
     def _history_row(self, row, state, when: int, now_us: int) -> dict[str, Any]:
-        """A row of the score history (`leadscore.operations.history.STORED`), as JSON."""
-        return {
-            "as_of_us": when,
-            "lead_id": state["lead_id"],
-            "as_of": _iso(when),
-            "probability": row["probability"],
-            "score": row["score"],
-            "grade": row["grade"],
-            "rule_score": row.get("rule_score"),
-            "rule_grade": row.get("rule_grade"),
-            "mql": row.get("mql"),
-            "model_name": self.model.name,
-            "model_version": self.model.version,
-            "feature_set_version": self.scorer.spec.version,
-            "trend": row["trend"],
-            "scored_at": _iso(now_us),
-        }
+        """A row of the score history (`leadscore.scoring.score_row.STORED`), as JSON."""
+        return stored_row(
+            {
+                **row,
+                "as_of_us": when,
+                "lead_id": state["lead_id"],
+                "as_of": _iso(when),
+                "model_name": self.model.name,
+                "model_version": self.model.version,
+                "feature_set_version": self.scorer.spec.version,
+                "scored_at": _iso(now_us),
+            }
+        )
 
     # --- GET /leads/{id} ---------------------------------------------------------------
 

@@ -7,12 +7,12 @@ import pytest
 
 from leadscore.crm.errors import LeadscoreError
 from leadscore.operations.accounts import (
-    ACCOUNT_COLUMNS,
     AccountLine,
     AccountScores,
     account_events,
     account_scores_path,
 )
+from leadscore.scoring.score_row import ACCOUNT_COLUMNS
 
 NOW = pd.Timestamp("2025-06-02", tz="UTC")
 BEFORE = pd.Timestamp("2025-06-01", tz="UTC")

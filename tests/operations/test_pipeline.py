@@ -11,9 +11,10 @@ import pytest
 from leadscore.crm.errors import LeadscoreError
 from leadscore.features.batch import build_scoring_set
 from leadscore.operations.history import ScoreHistory
-from leadscore.operations.pipeline import COLUMNS, score_pipeline, write_scores
+from leadscore.operations.pipeline import score_pipeline, write_scores
 from leadscore.operations.runs import score_and_record
 from leadscore.scoring.model_ref import ModelRef
+from leadscore.scoring.score_row import COLUMNS
 from tests.cli.test_cli import _leadscore
 from tests.conftest import write_dataset
 from tests.handoff.test_delivery import Receiver

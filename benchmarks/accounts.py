@@ -36,10 +36,11 @@ def main() -> None:
     from leadscore.crm.payloads import lead_payloads
     from leadscore.features.batch import build_training_set
     from leadscore.rules.config import load_rules
+    from leadscore.scoring.accounts import open_account_scores
     from leadscore.simulation import SimulationConfig, simulate_apart
     from leadscore.simulation.oracle import account_oracle_probability, read_truth
     from leadscore.simulation.simulator import AccountsConfig
-    from leadscore.training.accounts import fit_accounts, open_account_scores
+    from leadscore.training.accounts import fit_accounts
     from leadscore.training.config import AccountsConfig as AccountModel
     from leadscore.training.config import TrainConfig
     from leadscore.training.fit import fit_models, fit_rules

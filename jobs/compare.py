@@ -45,8 +45,8 @@ class Compared:
 def compare(request: CompareRequest, progress: Progress | None = None) -> Compared:
     """The marketing report of `request.model` against the points rules."""
     from leadscore.scoring.mlflow_model import load_scorer
+    from leadscore.scoring.mlflow_runs import log_to_project_run
     from leadscore.training.config import TrainConfig, load_train_config
-    from leadscore.training.mlflow_runs import log_to_project_run
     from leadscore.training.report import compare as run_compare
     from leadscore.training.report_page import write_report
 

@@ -91,7 +91,7 @@ def score(request: ScoreRequest, progress: Progress | None = None) -> Scored:
     from leadscore.operations.pipeline import write_scores
     from leadscore.operations.runs import score_and_record
     from leadscore.scoring.mlflow_model import load_pinned_scorer
-    from leadscore.training.mlflow_runs import log_to_project_run
+    from leadscore.scoring.mlflow_runs import log_to_project_run
 
     progress = progress or Recorded()
     data, out_path = Path(request.data), Path(request.out)

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from leadscore.features.config import FeatureConfig
 from leadscore.jobs.data import load
 from leadscore.jobs.progress import Progress, Recorded
 from leadscore.jobs.project import config_path, resolve_rules
-from leadscore.training.config import TrainConfig
+
+if TYPE_CHECKING:  # imported where used: importing the jobs (`score`, `monitor`) loads no training
+    from leadscore.training.config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class TrainRequest:
     require_trusted: bool = False
 
     def train_config(self) -> TrainConfig:
-        from leadscore.training.config import load_train_config
+        from leadscore.training.config import TrainConfig, load_train_config
 
         config = (
             self.config

@@ -25,6 +25,7 @@ import pandas as pd
 from leadscore.crm.errors import LeadscoreError
 from leadscore.crm.loading import Dataset
 from leadscore.crm.times import to_us, utc
+from leadscore.scoring.accounts import open_account_scores
 from leadscore.scoring.grades import GRADES
 from leadscore.scoring.model_ref import ModelRef
 from leadscore.scoring.score_row import ACCOUNT_COLUMNS
@@ -73,8 +74,6 @@ def score_accounts(
     reasons: bool = True,
 ) -> AccountScores:
     """Every account open at as_of scored by the model's account scorer (ACCOUNT_COLUMNS)."""
-    from leadscore.training.accounts import open_account_scores
-
     when = utc(as_of)
     scored, _ = open_account_scores(dataset, scorer.accounts, when, reasons=3 if reasons else 0)
     if scored.empty:

@@ -183,7 +183,7 @@ def log_monitor(report: MonitorReport, html_path: Path, json_path: Path) -> str:
     tag, the page and the summary as artifacts. Returns the run id."""
     import mlflow
 
-    from leadscore.training.mlflow_runs import start_run
+    from leadscore.scoring.mlflow_runs import start_run
 
     name = f"monitor {report.model.name} v{report.model.version} {report.as_of.date()}"
     with start_run(EXPERIMENT, run_name=name) as run:

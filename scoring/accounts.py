@@ -1,6 +1,7 @@
 """The account scorer at run time: the probability that an account produces a won deal
 within the horizon, learned at account level (`leadscore.training.accounts`), with its interval,
-grade and worded reasons.
+grade and worded reasons; and a dataset's open accounts scored at an as_of
+(`open_account_scores`: daily scoring's account rows, and training's most engaged accounts).
 
 It travels inside the lead scorer's folder (`LeadScorer.accounts`), so the endpoint, batch
 scoring and the MLflow model score accounts with what was trained. One path: account
@@ -19,9 +20,18 @@ from typing import Any
 
 import lightgbm as lgb
 import numpy as np
+import pandas as pd
 
 from leadscore.crm.errors import LeadscoreError
-from leadscore.features.accounts import CONTACTS, AccountSpec, account_features
+from leadscore.crm.loading import Dataset
+from leadscore.features.accounts import (
+    ACCOUNT_ID,
+    CONTACTS,
+    AccountSpec,
+    account_features,
+    account_frames,
+    account_open_rows,
+)
 from leadscore.features.definitions import FeatureSpec
 from leadscore.scoring.grades import Grades
 from leadscore.scoring.record import scores_of
@@ -367,3 +377,43 @@ class AccountScorer:
     @property
     def for_evaluation(self) -> AccountScorer:
         return self.evaluated if self.evaluated is not None else self
+
+
+def _contacts(spec: AccountSpec, frame: pd.DataFrame, rows: np.ndarray, positions) -> Contacts:
+    """The Contacts at `positions` of a members frame, their account rows renumbered as
+    positions into `rows` (sorted)."""
+    sub = frame.iloc[positions]
+    return Contacts(
+        behaviour=sub[spec.lead.behaviour_names].to_numpy(dtype=np.float64),
+        categorical={
+            c: sub[c].astype(object).where(sub[c].notna(), None).to_numpy()
+            for c in spec.lead.categorical
+        },
+        numeric={c: sub[c].to_numpy(dtype=np.float64) for c in spec.lead.numeric_profile},
+        row=np.searchsorted(rows, sub["row"].to_numpy()).astype(np.int64),
+        lead_id=sub["lead_id"].astype(str).tolist(),
+    )
+
+
+def open_account_scores(
+    dataset: Dataset,
+    scorer: AccountScorer,
+    as_of: pd.Timestamp,
+    *,
+    reasons: int = 3,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The open accounts at as_of scored (account_id, as_of, probability, score, grade,
+    p_low, p_high, review, contacts, active contacts, reasons) and their contacts' lead
+    rows (for the lead-level columns a caller adds)."""
+    rows = account_open_rows(dataset, as_of)
+    frame, contacts = account_frames(dataset, scorer.spec, rows)
+    record = scorer.score(
+        frame[ACCOUNT_ID].astype(str).to_numpy(dtype=object),
+        _contacts(scorer.spec, contacts, np.arange(len(frame)), np.arange(len(contacts))),
+        reasons=reasons,
+    )
+    out = pd.DataFrame(record.rows())
+    out.insert(1, "as_of", frame["as_of"].to_numpy())
+    w = scorer.spec.lead.windows_days[0]
+    out[f"active_contacts_{w}d"] = frame[f"active_contacts_{w}d"].to_numpy().astype(int)
+    return out, contacts

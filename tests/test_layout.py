@@ -22,17 +22,7 @@ ALLOWED = {
     "stream": {"stats", "crm", "features", "rules", "scoring", "handoff"},
     "serving": {"stats", "crm", "features", "rules", "scoring", "handoff", "stream"},
     "simulation": {"stats", "crm", "features"},
-    "operations": {
-        "stats",
-        "pages",
-        "crm",
-        "features",
-        "rules",
-        "scoring",
-        "training",
-        "handoff",
-        "stream",
-    },
+    "operations": {"stats", "pages", "crm", "features", "rules", "scoring", "handoff", "stream"},
     "jobs": {
         "stats",
         "pages",
@@ -64,6 +54,18 @@ ALLOWED = {
     },
 }
 OURS = set(ALLOWED) | {"tests", "benchmarks", "notebooks"}
+# What runs in production (the service, the stream, the daily batch and its hand-offs):
+# never `training`, not even lazily inside a function, so that a bento, a scoring job or a
+# loaded model carries and loads none of it.
+RUN_TIME = ("crm", "features", "rules", "scoring", "handoff", "stream", "serving", "operations")
+# The run-time entry points: importing them (calling nothing) loads no training module.
+RUN_TIME_ENTRIES = (
+    "leadscore.jobs.score",
+    "leadscore.jobs.monitor",
+    "leadscore.serving.service",
+    "leadscore.stream.processor",
+    "leadscore.operations.pipeline",
+)
 # Every package is installed as leadscore.<package> (pyproject's package-dir): the folders
 # stay at the top of the checkout, the imports name the namespace.
 NAMESPACE = "leadscore"
@@ -164,6 +166,38 @@ def test_every_arrow_points_down():
     assert violations(ROOT) == []
 
 
+def training_imports(root: Path) -> list[str]:
+    """The imports of `training` by a run-time package's modules (lazy ones too)."""
+    return [
+        f"{path.relative_to(root).as_posix()} imports training"
+        for package in RUN_TIME
+        for path in sorted((root / package).rglob("*.py"))
+        if "training" in imported_packages(path)
+    ]
+
+
+def test_nothing_at_run_time_imports_training():
+    assert training_imports(ROOT) == []
+
+
+def test_the_run_time_entry_points_load_no_training():
+    """In a fresh interpreter, importing the entry points leaves no `leadscore.training`
+    module loaded (an import at a module's top, or a package's __init__, would)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib, sys\n"
+        f"for name in {RUN_TIME_ENTRIES!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[:2] == ['leadscore', 'training']))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert done.stdout.strip() == "[]"
+
+
 def test_no_import_circle_between_modules():
     assert circles(module_graph(ROOT)) == []
 
@@ -199,6 +233,19 @@ def test_an_upward_import_is_caught(tmp_path):
     assert violations(root) == [
         "crm/bad.py imports features (allowed: nothing)",
         "serving/bad.py imports training (allowed: ['crm', 'features', 'handoff', 'rules', 'scoring', 'stats', 'stream'])",
+    ]
+
+
+def test_a_run_time_import_of_training_is_caught(tmp_path):
+    root = _tree(tmp_path)
+    (root / "operations" / "lazy.py").write_text(
+        "def f():\n    from leadscore.training.mlflow_runs import start_run\n"
+    )
+    (root / "scoring" / "top.py").write_text("import leadscore.training.accounts\n")
+    (root / "jobs" / "train.py").write_text("from leadscore.training.fit import fit_models\n")
+    assert training_imports(root) == [
+        "scoring/top.py imports training",
+        "operations/lazy.py imports training",
     ]
 
 

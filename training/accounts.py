@@ -28,13 +28,12 @@ from leadscore.features.accounts import (
     ACCOUNT_ID,
     AccountSpec,
     account_frames,
-    account_open_rows,
     account_snapshot_rows,
     role_levels,
 )
 from leadscore.features.definitions import slug
 from leadscore.rules.scorer import batch_rule_inputs
-from leadscore.scoring.accounts import AccountScorer, Contacts
+from leadscore.scoring.accounts import AccountScorer, open_account_scores
 from leadscore.scoring.scorer import LeadScorer, encode_frame
 from leadscore.stats.metrics import evaluate
 from leadscore.training.calibration import fit_calibration
@@ -82,22 +81,6 @@ def account_features_used(spec: AccountSpec, excluded: list[str]) -> list[str]:
         if column == spec.role_column:
             bad |= {spec.role_feature(v) for v in spec.role_levels}
     return [f for f in spec.names if f not in bad]
-
-
-def _contacts(spec: AccountSpec, frame: pd.DataFrame, rows: np.ndarray, positions) -> Contacts:
-    """The Contacts at `positions` of a members frame, their account rows renumbered as
-    positions into `rows` (sorted)."""
-    sub = frame.iloc[positions]
-    return Contacts(
-        behaviour=sub[spec.lead.behaviour_names].to_numpy(dtype=np.float64),
-        categorical={
-            c: sub[c].astype(object).where(sub[c].notna(), None).to_numpy()
-            for c in spec.lead.categorical
-        },
-        numeric={c: sub[c].to_numpy(dtype=np.float64) for c in spec.lead.numeric_profile},
-        row=np.searchsorted(rows, sub["row"].to_numpy()).astype(np.int64),
-        lead_id=sub["lead_id"].astype(str).tolist(),
-    )
 
 
 def _per_account(values: np.ndarray, row: np.ndarray, n: int, how: str) -> np.ndarray:
@@ -314,30 +297,6 @@ def _refit(df, x, y, split, evaluated, config, features, categorical, categories
     )  # fmt: skip
     scorer.evaluated = evaluated
     return scorer
-
-
-def open_account_scores(
-    dataset: Dataset,
-    scorer: AccountScorer,
-    as_of: pd.Timestamp,
-    *,
-    reasons: int = 3,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The open accounts at as_of scored (account_id, as_of, probability, score, grade,
-    p_low, p_high, review, contacts, active contacts, reasons) and their contacts' lead
-    rows (for the lead-level columns a caller adds)."""
-    rows = account_open_rows(dataset, as_of)
-    frame, contacts = account_frames(dataset, scorer.spec, rows)
-    record = scorer.score(
-        frame[ACCOUNT_ID].astype(str).to_numpy(dtype=object),
-        _contacts(scorer.spec, contacts, np.arange(len(frame)), np.arange(len(contacts))),
-        reasons=reasons,
-    )
-    out = pd.DataFrame(record.rows())
-    out.insert(1, "as_of", frame["as_of"].to_numpy())
-    w = scorer.spec.lead.windows_days[0]
-    out[f"active_contacts_{w}d"] = frame[f"active_contacts_{w}d"].to_numpy().astype(int)
-    return out, contacts
 
 
 def most_engaged(

@@ -576,7 +576,7 @@ def test_the_batch_scores_file_equals_the_endpoint(client, small_sim, trained, s
 def test_an_account_is_scored_from_its_contacts(client, account_sim, account_fit):
     """POST /accounts/score equals the batch account rows for the same account and as_of."""
     from leadscore.crm.payloads import lead_payloads
-    from leadscore.training.accounts import open_account_scores
+    from leadscore.scoring.accounts import open_account_scores
 
     as_of = account_sim.data_end
     scored, contacts = open_account_scores(account_sim, account_fit.scorer, as_of)

@@ -11,8 +11,9 @@ import pytest
 
 from leadscore.crm.errors import LeadscoreError
 from leadscore.crm.payloads import lead_payloads
+from leadscore.scoring.accounts import open_account_scores
 from leadscore.scoring.scorer import LeadScorer
-from leadscore.training.accounts import account_tables, fit_accounts, open_account_scores
+from leadscore.training.accounts import account_tables, fit_accounts
 from leadscore.training.config import AccountsConfig
 from tests.training.conftest import FAST
 

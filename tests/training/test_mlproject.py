@@ -16,7 +16,7 @@ import yaml
 from mlflow import MlflowClient
 
 from leadscore.cli import app
-from leadscore.training.mlflow_runs import LINK_TAG
+from leadscore.scoring.mlflow_runs import LINK_TAG
 from tests.training.conftest import fast_yaml
 
 ROOT = Path(__file__).resolve().parents[2]

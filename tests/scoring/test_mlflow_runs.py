@@ -4,7 +4,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from leadscore.training.mlflow_runs import LINK_TAG, log_to_project_run, start_run
+from leadscore.scoring.mlflow_runs import LINK_TAG, log_to_project_run, start_run
 
 
 @pytest.fixture

@@ -78,3 +78,12 @@ class PayloadError(LeadscoreError, ValueError):
     @property
     def path(self) -> str:
         return f"leads[{self.lead}].{self.field}" if self.lead is not None else self.field
+
+
+class StoreUnavailable(LeadscoreError):
+    """A store did not answer (the online store, its outbox); the caller may retry later
+    (503, Retry-After)."""
+
+    def __init__(self, message: str, retry_after_s: int = 2) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -1,15 +1,18 @@
-"""Delivery of hand-off events to a webhook, through an outbox that keeps every event until
-it is delivered.
+"""Delivery of hand-off events to a webhook, from an outbox that keeps every event until it
+is delivered (`leadscore.handoff.outbox`: the file outbox or the online store's, one
+interface).
 
-The outbox (`Outbox`, JSONL next to the data) is written before the score history records
-the run, and delivery comes after both: a run that dies at any point (kill -9, a timeout, a
-full disk) leaves its events in the outbox, and a later run delivers them. Events are put
-in batches once, when they enter the outbox, and a batch keeps its events and its
-`Idempotency-Key` (a hash of its event ids) on every attempt of every run: a receiver that
-keeps the keys it has seen acts once on each batch, and every event's own `event_id` is in
-the body. A delivered batch's event ids go to a ledger next to the outbox (`.delivered`),
-written before the outbox is rewritten: an event is never sent again after its batch was
-taken, also when the same as_of is re-run.
+The outbox is written before the score history records the run, and delivery comes after
+both: a run that dies at any point (kill -9, a timeout, a full disk) leaves its events in
+the outbox, and a later run delivers them (`deliver`). A batch keeps its events and its
+`Idempotency-Key` on every attempt of every run: a receiver that keeps the keys it has seen
+acts once on each batch, and every event's own `event_id` is in the body.
+
+`StreamDelivery` is a service worker's delivery loop (a daemon thread) over the online
+store's outbox: woken by the worker's own hand-offs, and every `poll_s` for batches due
+(retries, and batches a killed worker had leased). A batch is leased to one worker while it
+is sent (`lease_s`), posted once per turn with its signature and Idempotency-Key, then
+marked delivered, or due again after a backoff (doubling to `max_backoff_s`).
 
 Requests are signed with HMAC-SHA256 over `"{timestamp}.{body}"` (headers
 `X-Leadscore-Timestamp`, `X-Leadscore-Signature: sha256=<hex>`). A connection error, a
@@ -23,30 +26,32 @@ outbox, untried, for the next run).
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import hmac
 import json
+import logging
 import os
 import threading
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from leadscore.crm.errors import LeadscoreError
-from leadscore.crm.folders import write_whole
+from leadscore.crm.errors import LeadscoreError, StoreUnavailable
 from leadscore.crm.secrets import mask_urls, masked_url
+from leadscore.handoff.outbox import Outbox, OutboxStore
 
 SIGNATURE_HEADER = "X-Leadscore-Signature"
 TIMESTAMP_HEADER = "X-Leadscore-Timestamp"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 SECRET_ENV = "LEADSCORE_WEBHOOK_SECRET"
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
-# The ledger of delivered event ids keeps this many, the newest (a re-run of a day long
-# delivered is the only thing it guards beyond that).
-LEDGER_KEEP = 200_000
+US = 1_000_000
+log = logging.getLogger("leadscore.stream")
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -58,11 +63,6 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 def verify(secret: str, timestamp: str, body: bytes, signature: str) -> bool:
     """For receivers (and our tests): a constant-time check of the signature header."""
     return hmac.compare_digest(sign(secret, timestamp, body), signature)
-
-
-def batch_key(events: list[dict]) -> str:
-    """A batch's Idempotency-Key: a hash of its event ids, in order."""
-    return hashlib.sha256("|".join(e["event_id"] for e in events).encode()).hexdigest()[:32]
 
 
 @dataclass
@@ -203,111 +203,6 @@ def _retry_after(value: str | None) -> float:
         return 0.0
 
 
-class Outbox:
-    """Events not yet delivered, in their batches: one JSON object per line, `{"batch":
-    key, "event": {...}}` (a line that is a bare event, from an older version, is put in a
-    batch when read). Runs that share an outbox take turns (a lock file next to it). Next to
-    it, the ledger of delivered event ids (`<name>.delivered`, one id per line)."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.ledger = self.path.with_name(self.path.name + ".delivered")
-
-    @contextmanager
-    def locked(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_name(self.path.name + ".lock"), "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield self
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-
-    def batches(self) -> list[tuple[str, list[dict]]]:
-        """The kept batches, in the order they were staged."""
-        out: dict[str, list[dict]] = {}
-        loose: list[dict] = []
-        for n, entry in enumerate(self._lines(self.path), start=1):
-            if isinstance(entry, dict) and "batch" in entry and "event" in entry:
-                out.setdefault(str(entry["batch"]), []).append(entry["event"])
-            elif isinstance(entry, dict) and "event_id" in entry:
-                loose.append(entry)
-            else:
-                raise LeadscoreError(f"{self.path}, line {n}: not a JSON event")
-        done = self.delivered_ids()
-        kept = [(k, [e for e in b if e["event_id"] not in done]) for k, b in out.items()]
-        loose = [e for e in loose if e["event_id"] not in done]
-        kept += [
-            (batch_key(loose[i : i + 100]), loose[i : i + 100]) for i in range(0, len(loose), 100)
-        ]
-        return [(k, b) for k, b in kept if b]
-
-    def read(self) -> list[dict]:
-        """The kept events, in order."""
-        return [e for _, batch in self.batches() for e in batch]
-
-    def delivered_ids(self) -> set[str]:
-        if not self.ledger.is_file():
-            return set()
-        return {line for line in self.ledger.read_text().splitlines() if line}
-
-    def stage(self, events: list[dict], batch_size: int) -> int:
-        """Add this run's events that are neither kept nor delivered, in new batches of
-        `batch_size`, durably (written, synced, renamed into place) before anything else of
-        the run is recorded. Returns how many were added."""
-        kept = self.batches()
-        known = {e["event_id"] for _, b in kept for e in b} | self.delivered_ids()
-        new = [e for e in events if e["event_id"] not in known]
-        fresh = [new[i : i + batch_size] for i in range(0, len(new), batch_size)]
-        self._write([*kept, *((batch_key(b), b) for b in fresh)])
-        return len(new)
-
-    def mark_delivered(self, batch: list[dict]) -> None:
-        """A batch was taken: its ids to the ledger, synced, before the outbox changes."""
-        with open(self.ledger, "a") as handle:
-            handle.write("".join(e["event_id"] + "\n" for e in batch))
-            handle.flush()
-            os.fsync(handle.fileno())
-
-    def compact(self) -> None:
-        """The outbox without what was delivered; the ledger to its newest LEDGER_KEEP."""
-        self._write(self.batches())
-        if self.ledger.is_file():
-            ids = self.ledger.read_text().splitlines()
-            if len(ids) > LEDGER_KEEP:
-                _durable_write(self.ledger, "".join(i + "\n" for i in ids[-LEDGER_KEEP:]))
-
-    def _write(self, batches: list[tuple[str, list[dict]]]) -> None:
-        if not any(b for _, b in batches):
-            self.path.unlink(missing_ok=True)
-            return
-        lines = "".join(
-            json.dumps({"batch": key, "event": e}, sort_keys=True) + "\n"
-            for key, batch in batches
-            for e in batch
-        )
-        _durable_write(self.path, lines)
-
-    @staticmethod
-    def _lines(path: Path) -> list:
-        if not path.is_file():
-            return []
-        out = []
-        for n, line in enumerate(path.read_text().splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise LeadscoreError(f"{path}, line {n}: not a JSON event ({exc.msg})") from exc
-        return out
-
-
-def _durable_write(path: Path, text: str) -> None:
-    """`text` to `path` whole or not at all, on disk before this returns."""
-    write_whole(path, lambda tmp: tmp.write_text(text), sync=True)
-
-
 def deliver(sender: WebhookSender, outbox: Outbox) -> Delivery:
     """Send the outbox's batches, oldest first, each under its own key; a taken batch goes
     to the ledger at once; stop at the run's deadline or after `max_failed_batches` failed
@@ -358,5 +253,74 @@ def read_secret(path: str | Path | None) -> str:
     return os.environ.get(SECRET_ENV, "")
 
 
-def default_outbox(data: str | Path) -> Path:
-    return Path(data) / "handoff_outbox.jsonl"
+class StreamDelivery:
+    """A service worker's delivery loop over the online store's outbox (the module's
+    docstring says how it leases, posts and backs off)."""
+
+    def __init__(
+        self,
+        store: OutboxStore,
+        sender: WebhookSender,
+        *,
+        poll_s: float = 1.0,
+        lease_s: float = 60.0,
+        max_backoff_s: float = 300.0,
+    ) -> None:
+        self.store, self.sender = store, sender
+        self.poll_s, self.lease_us = poll_s, int(lease_s * US)
+        self.max_backoff_s = max_backoff_s
+        self.owner = f"{os.getpid()}-{id(self):x}"
+        self.report = Delivery()
+        self._failures: dict[str, int] = {}
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> StreamDelivery:
+        self._thread = threading.Thread(target=self._loop, name="leadscore-delivery", daemon=True)
+        self._thread.start()
+        return self
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                while self.run_once() and not self._stop.is_set():
+                    pass
+            except StoreUnavailable as exc:
+                log.warning("hand-off delivery waits for the store: %s", exc)
+            except Exception:  # a bug: logged, and the loop goes on (nothing is lost)
+                log.exception("hand-off delivery failed; retrying")
+            self._wake.wait(self.poll_s)
+            self._wake.clear()
+
+    def run_once(self, limit: int = 20) -> int:
+        """Send the batches due now (at most `limit`); how many were taken."""
+        now = _now_us()
+        taken = 0
+        for key, batch in self.store.claim(self.owner, now, self.lease_us, limit):
+            if not batch:
+                self.store.delivered(key, [], now)
+                continue
+            why = self.sender.post_batch(key, batch, self.report, time.monotonic() + 60)
+            if not why:
+                self.store.delivered(key, batch, _now_us())
+                self.report.delivered += len(batch)
+                self._failures.pop(key, None)
+                taken += 1
+            else:
+                n = self._failures.get(key, 0) + 1
+                self._failures[key] = n
+                wait = min(self.sender.backoff_s * 2**n, self.max_backoff_s)
+                self.store.retry_at(key, _now_us() + int(wait * US))
+                self.report.failures.append(why)
+                log.warning("hand-off batch %s not delivered (%s); again in %.1f s", key, why, wait)
+        return taken

@@ -79,14 +79,10 @@ def parse_time(text: str | None, option: str):
 def score(request: ScoreRequest, progress: Progress | None = None) -> Scored:
     """Score every lead open at `as_of`, record the run, hand the crossings off."""
     from leadscore.crm.times import utc
+    from leadscore.handoff.accounts import AccountLine
     from leadscore.handoff.delivery import WebhookSender, deliver, read_secret, stage
     from leadscore.handoff.events import HandoffLine, write_events
-    from leadscore.operations.accounts import (
-        AccountLine,
-        account_run,
-        account_scores_path,
-        has_accounts,
-    )
+    from leadscore.operations.accounts import account_run, account_scores_path, has_accounts
     from leadscore.operations.history import ScoreHistory, default_store
     from leadscore.operations.pipeline import write_scores
     from leadscore.operations.runs import score_and_record
@@ -133,8 +129,8 @@ def score(request: ScoreRequest, progress: Progress | None = None) -> Scored:
 
     box = None
     if request.state is not None:
+        from leadscore.handoff.outbox import StoreOutbox
         from leadscore.operations.stream_sync import sync_history
-        from leadscore.stream.outbox import StoreOutbox
         from leadscore.stream.stores import open_store
 
         online = open_store(request.state)
@@ -144,9 +140,9 @@ def score(request: ScoreRequest, progress: Progress | None = None) -> Scored:
         if sender is not None:
             box = StoreOutbox(online)
     elif sender is not None:
-        from leadscore.handoff.delivery import Outbox, default_outbox
+        from leadscore.handoff.outbox import FileOutbox, default_outbox
 
-        box = Outbox(request.outbox or default_outbox(data))
+        box = FileOutbox(request.outbox or default_outbox(data))
 
     accounts = None
     if spark is not None and scorer.accounts is not None:

@@ -227,7 +227,7 @@ class LeadScoring:
         JsonBody
     ):  # documented as leadscore.serving.schemas.EventsResponse (leadscore.serving.openapi)
         """Events from the CRM as they happen: leads created or updated, activities, deals. Idempotent by event_id. Each lead touched is rescored from its stored state and, when it crosses the hand-off line, handed off to the webhook at once."""
-        from leadscore.stream.store import StoreUnavailable
+        from leadscore.crm.errors import StoreUnavailable
 
         if not events:
             return self._refuse(ctx, 422, "events", "at least one event is needed")
@@ -280,8 +280,7 @@ class LeadScoring:
                 model = ModelRef(str(self.meta["name"]), str(self.meta["version"]))
                 self.processor = EventProcessor(store, self.scorer, model, line)
                 if self.config.webhook_url:
-                    from leadscore.handoff.delivery import SECRET_ENV, WebhookSender
-                    from leadscore.stream.outbox import StreamDelivery
+                    from leadscore.handoff.delivery import SECRET_ENV, StreamDelivery, WebhookSender
 
                     sender = WebhookSender(
                         self.config.webhook_url,
@@ -294,7 +293,7 @@ class LeadScoring:
             return self.processor
 
     async def lead_state(self, lead_id: str, as_of: str | None) -> JSONResponse:
-        from leadscore.stream.store import StoreUnavailable
+        from leadscore.crm.errors import StoreUnavailable
 
         try:
             when_us = (

@@ -24,8 +24,8 @@ import numpy as np
 from leadscore.crm.errors import LeadscoreError, PayloadError
 from leadscore.crm.times import US_PER_SECOND
 from leadscore.features.carried import Carried
-from leadscore.handoff.delivery import batch_key
 from leadscore.handoff.events import HandoffLine, crossing_id, handoff_event
+from leadscore.handoff.outbox import batch_key
 from leadscore.scoring.model_ref import ModelRef
 from leadscore.scoring.score_row import stored_row
 from leadscore.scoring.scorer import LeadScorer

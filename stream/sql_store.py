@@ -23,7 +23,8 @@ from collections.abc import Callable, Iterable
 from contextlib import suppress
 from typing import Any
 
-from leadscore.stream.store import DEDUPE_DAYS, DELIVERED_DAYS, StoreUnavailable, unavailable
+from leadscore.crm.errors import StoreUnavailable
+from leadscore.stream.store import DEDUPE_DAYS, DELIVERED_DAYS, unavailable
 
 BUSY_TIMEOUT_S = 5.0
 RUN_ATTEMPTS = 50  # runs done again after concurrent changes of their leads, at most

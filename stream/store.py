@@ -9,13 +9,13 @@ What the store holds, and what one `run` changes all at once or not at all:
 - each lead's state (`leadscore.stream.state`), and the events held for a lead not yet known;
 - the ids of the events applied (a retry or a duplicate changes nothing), kept for
   `DEDUPE_DAYS`;
-- the outbox of hand-off events (`leadscore.handoff.delivery`'s batches; delivered ids kept as a
+- the outbox of hand-off events (`leadscore.handoff.outbox`'s batches; delivered ids kept as a
   ledger), so an acknowledged hand-off is delivered even when the worker dies;
 - the rescores not yet copied into the score history (`leadscore.operations.history`), moved there
   by the service in batches (`history_rows` / `history_done`).
 
 A store that cannot answer (no server, a full disk, a lock held too long) raises
-`StoreUnavailable`: the service answers 503 with Retry-After, and nothing was applied.
+`StoreUnavailable` (`leadscore.crm.errors`): the service answers 503 with Retry-After, and nothing was applied.
 """
 
 from __future__ import annotations
@@ -24,20 +24,13 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
-from leadscore.crm.errors import LeadscoreError
+from leadscore.crm.errors import StoreUnavailable
 from leadscore.crm.secrets import masked_url
+from leadscore.handoff.outbox import OutboxStore
 
 DEDUPE_DAYS = 30  # how long an applied event id is remembered (a retry later is new)
 DELIVERED_DAYS = 30  # how long a delivered hand-off id is remembered
 STATE_FILE = "lead_state.sqlite"
-
-
-class StoreUnavailable(LeadscoreError):
-    """The store did not answer; the caller may retry later (503, Retry-After)."""
-
-    def __init__(self, message: str, retry_after_s: int = 2) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
 
 
 class Txn(Protocol):
@@ -68,8 +61,10 @@ class Txn(Protocol):
         """Rescores for the score history (keyed by as_of_us, lead_id)."""
 
 
-class LeadStore(Protocol):
-    url: str
+class LeadStore(OutboxStore, Protocol):
+    """The online store: the leads' states and the runs that change them, and the outbox of
+    hand-offs (`leadscore.handoff.outbox.OutboxStore`: the service's delivery and `leadscore
+    score --state` take batches from it)."""
 
     def run(self, lead_ids: list[str], event_ids: list[str], work: Callable[[Txn], Any]) -> Any:
         """`work(txn)` with those leads held against concurrent runs, its writes applied
@@ -78,20 +73,6 @@ class LeadStore(Protocol):
     def read(self, lead_id: str) -> dict[str, Any] | None: ...
 
     def held_count(self, lead_id: str) -> int: ...
-
-    # the outbox (the service's delivery, and `leadscore score --state`)
-    def claim(
-        self, owner: str, now_us: int, lease_us: int, limit: int
-    ) -> list[tuple[str, list[dict[str, Any]]]]:
-        """Batches due now, leased to `owner` for `lease_us` (another worker skips them)."""
-
-    def stage_outbox(self, key: str, events: list[dict[str, Any]], now_us: int) -> int: ...
-
-    def delivered(self, key: str, events: list[dict[str, Any]], now_us: int) -> None: ...
-
-    def retry_at(self, key: str, when_us: int) -> None: ...
-
-    def outbox_size(self) -> int: ...
 
     # the rescores on their way to the score history
     def history_rows(self, limit: int) -> list[dict[str, Any]]: ...

@@ -14,13 +14,13 @@ from leadscore.handoff.delivery import (
     IDEMPOTENCY_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
-    Outbox,
     WebhookSender,
     deliver,
     stage,
     verify,
 )
 from leadscore.handoff.events import write_events
+from leadscore.handoff.outbox import FileOutbox
 from tests.handoff.test_events import SECRET, _events
 
 
@@ -107,7 +107,9 @@ def _sender(url, **kw):
 def test_delivery_is_signed_retried_and_idempotent(tmp_path):
     events = _events(5)
     with Receiver(script=[503, 429]) as receiver:
-        report = _deliver(events, _sender(receiver.url, batch_size=3), Outbox(tmp_path / "o.jsonl"))
+        report = _deliver(
+            events, _sender(receiver.url, batch_size=3), FileOutbox(tmp_path / "o.jsonl")
+        )
     assert report.delivered == 5 and report.kept == 0 and report.attempts == 4
     assert receiver.delivered_ids() == [e["event_id"] for e in events]
     first_batch = receiver.received[:3]  # 503, 429, then 200: the same batch three times
@@ -124,7 +126,7 @@ def test_delivery_is_signed_retried_and_idempotent(tmp_path):
 
 
 def test_undelivered_events_are_kept_and_sent_first_next_run(tmp_path):
-    outbox = Outbox(tmp_path / "outbox.jsonl")
+    outbox = FileOutbox(tmp_path / "outbox.jsonl")
     monday = _events(3, "2026-06-01")
     with Receiver(script=[503] * 10) as down:  # down for the whole run
         report = _deliver(monday, _sender(down.url, max_attempts=3), outbox)
@@ -148,7 +150,7 @@ def test_undelivered_events_are_kept_and_sent_first_next_run(tmp_path):
 
 
 def test_a_refusal_is_not_retried_but_kept(tmp_path):
-    outbox = Outbox(tmp_path / "outbox.jsonl")
+    outbox = FileOutbox(tmp_path / "outbox.jsonl")
     with Receiver(script=[401]) as receiver:
         report = _deliver(_events(2), _sender(receiver.url), outbox)
     assert report.attempts == 1 and report.kept == 2
@@ -165,13 +167,13 @@ def test_sender_and_outbox_refusals(tmp_path):
     write_events(_events(1), broken)
     broken.write_text(broken.read_text() + "{not json\n")
     with pytest.raises(LeadscoreError, match=r"outbox.jsonl, line 2: not a JSON event"):
-        Outbox(broken).read()
+        FileOutbox(broken).read()
 
 
 def test_a_batch_keeps_its_key_after_a_partial_delivery_and_a_rerun(tmp_path):
     """Batch 1 taken, batch 2 refused: a re-run of the same day sends batch 2 again under
     the key the receiver has seen, never batch 1; new events get batches of their own."""
-    outbox = Outbox(tmp_path / "outbox.jsonl")
+    outbox = FileOutbox(tmp_path / "outbox.jsonl")
     monday = _events(5, "2026-06-01")
     with Receiver(script=[200, 500, 500]) as receiver:
         report = _deliver(monday, _sender(receiver.url, batch_size=3, max_attempts=2), outbox)
@@ -198,7 +200,7 @@ def test_every_wait_is_bounded(tmp_path):
 
     events = _events(2)
     for behaviour in ("trickle", "hang"):
-        outbox = Outbox(tmp_path / f"{behaviour}.jsonl")
+        outbox = FileOutbox(tmp_path / f"{behaviour}.jsonl")
         with Receiver(script=[behaviour] * 3) as receiver:
             sender = _sender(receiver.url, attempt_deadline_s=1.0, max_attempts=2)
             start = time.monotonic()
@@ -208,10 +210,10 @@ def test_every_wait_is_bounded(tmp_path):
         assert "no complete answer within 1 s" in report.failures[0]
         assert len(outbox.read()) == 2
     with Receiver(script=["endless"]) as receiver:  # the status counts; the body is not read
-        report = _deliver(events, _sender(receiver.url), Outbox(tmp_path / "endless.jsonl"))
+        report = _deliver(events, _sender(receiver.url), FileOutbox(tmp_path / "endless.jsonl"))
     assert report.delivered == 2
     # failures in a row stop the run: the rest stays, untried
-    outbox = Outbox(tmp_path / "down.jsonl")
+    outbox = FileOutbox(tmp_path / "down.jsonl")
     with Receiver(script=[500] * 50) as receiver:
         sender = _sender(receiver.url, batch_size=1, max_attempts=1, max_failed_batches=2)
         report = _deliver(_events(6), sender, outbox)
@@ -221,5 +223,5 @@ def test_every_wait_is_bounded(tmp_path):
     with Receiver(script=["hang"] * 10) as receiver:
         sender = _sender(receiver.url, batch_size=1, attempt_deadline_s=5.0, run_deadline_s=1.0)
         start = time.monotonic()
-        report = _deliver(_events(3), sender, Outbox(tmp_path / "deadline.jsonl"))
+        report = _deliver(_events(3), sender, FileOutbox(tmp_path / "deadline.jsonl"))
         assert time.monotonic() - start < 5 and report.kept == 3

@@ -1,64 +1,13 @@
-"""The account hand-off line: crossings against the previous run, one id per crossing."""
+"""The account rows of a scoring run, and the crossings of the next run against them (the
+line itself: tests/handoff/test_accounts.py)."""
 
 from __future__ import annotations
 
 import pandas as pd
-import pytest
 
-from leadscore.crm.errors import LeadscoreError
-from leadscore.operations.accounts import (
-    AccountLine,
-    AccountScores,
-    account_events,
-    account_scores_path,
-)
+from leadscore.handoff.accounts import AccountLine
+from leadscore.operations.accounts import account_scores_path
 from leadscore.scoring.score_row import ACCOUNT_COLUMNS
-
-NOW = pd.Timestamp("2025-06-02", tz="UTC")
-BEFORE = pd.Timestamp("2025-06-01", tz="UTC")
-
-
-def scores(grades, review=None):
-    n = len(grades)
-    frame = pd.DataFrame(
-        {
-            "account_id": [f"A{i}" for i in range(n)],
-            "as_of": [NOW] * n,
-            "probability": [0.5] * n,
-            "score": [50] * n,
-            "grade": grades,
-            "p_low": [0.45] * n,
-            "p_high": [0.55] * n,
-            "review": review or [False] * n,
-            "contacts": [2] * n,
-            "active_contacts": [1] * n,
-            "reasons_up": [""] * n,
-            "reasons_down": [""] * n,
-            "model_name": ["m"] * n,
-            "model_version": ["1"] * n,
-        }
-    )[ACCOUNT_COLUMNS]
-    return AccountScores(frame, {"reasons_up": [["up"]] * n, "reasons_down": [[]] * n})
-
-
-def test_crossings_against_the_previous_run():
-    now = scores(["A", "A", "B", "A"], review=[False, False, False, True])
-    previous = pd.DataFrame({"account_id": ["A0", "A1", "A2"], "grade": ["B", "A", "A"]})
-    events = account_events(now, previous, BEFORE, AccountLine("A"))
-    # A0 crossed; A1 stayed above; A2 fell; A3 is new and above, its interval too wide
-    assert [e["account_id"] for e in events] == ["A0", "A3"]
-    assert [e["type"] for e in events] == ["account.handoff", "account.review"]
-    assert events[0]["reasons_up"] == ["up"]
-    again = account_events(now, previous, BEFORE, AccountLine("A"))
-    assert [e["event_id"] for e in again] == [e["event_id"] for e in events]
-    first = account_events(now, None, None, AccountLine("A"))  # no previous run
-    assert len(first) == 3 and first[0]["event_id"] != events[0]["event_id"]
-
-
-def test_no_line_no_events_and_bad_grades():
-    assert account_events(scores(["A"]), None, None, AccountLine("")) == []
-    with pytest.raises(LeadscoreError, match="not in A-D"):
-        AccountLine("AZ")
 
 
 def test_the_account_rows_go_next_to_the_lead_rows(tmp_path):

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from leadscore.handoff.delivery import IDEMPOTENCY_HEADER, Outbox
+from leadscore.handoff.delivery import IDEMPOTENCY_HEADER
+from leadscore.handoff.outbox import FileOutbox
 from leadscore.operations.history import ScoreHistory
 from tests.handoff.test_delivery import Receiver
 from tests.handoff.test_events import SECRET
@@ -81,7 +82,7 @@ def test_killed_during_delivery_every_event_is_delivered_once_per_key(
     events = _events(tmp_path)
     assert len(events) > 100  # more than one batch
     assert len(ScoreHistory(tmp_path / "history.duckdb").read()) > 0  # the run was recorded
-    kept = Outbox(tmp_path / "outbox.jsonl").read()
+    kept = FileOutbox(tmp_path / "outbox.jsonl").read()
     assert {e["event_id"] for e in kept} == set(events) - set(stuck.delivered_ids())
     in_flight = stuck.received[1]["headers"][IDEMPOTENCY_HEADER]
     with Receiver() as good:  # the same day again
@@ -126,7 +127,7 @@ def test_killed_before_the_history_records_the_run_the_events_are_kept(
         engine.dispose()
         events = _events(tmp_path)
         assert ScoreHistory(url).read().empty  # the run was not recorded
-        assert {e["event_id"] for e in Outbox(outbox).read()} == set(events)
+        assert {e["event_id"] for e in FileOutbox(outbox).read()} == set(events)
         with Receiver() as good:
             _finish(_score(tmp_path, small_sim_path, saved, when, good.url, history=url))
         assert sorted(good.delivered_ids()) == sorted(events)

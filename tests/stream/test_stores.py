@@ -11,11 +11,12 @@ import time
 import numpy as np
 import pytest
 
+from leadscore.crm.errors import StoreUnavailable
 from leadscore.crm.times import to_us
+from leadscore.handoff.delivery import StreamDelivery
+from leadscore.handoff.outbox import StoreOutbox
 from leadscore.scoring.model_ref import ModelRef
-from leadscore.stream.outbox import StoreOutbox, StreamDelivery
 from leadscore.stream.processor import EventProcessor
-from leadscore.stream.store import StoreUnavailable
 from leadscore.stream.stores import open_store
 from tests.handoff.test_delivery import Receiver
 from tests.postgres import postgres_server

@@ -38,7 +38,7 @@ from leadscore.training import run_log
 from leadscore.training.config import TrainConfig
 from leadscore.training.figures import training_figures
 from leadscore.training.fit import TrainResult
-from leadscore.training.mlflow_runs import start_run
+from leadscore.scoring.mlflow_runs import start_run
 from leadscore.training.registry import (
     CHALLENGER,
     CHAMPION,

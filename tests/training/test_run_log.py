@@ -129,3 +129,35 @@ def test_a_run_reads_like_an_mlflow_run(store, small_sim, small_set, trained, tm
     assert done.returncode == 0, done.stderr[-2000:]
     where, count = done.stdout.split()[-2:]
     assert Path(where).is_relative_to(model_dir / "code") and count == "2"
+
+
+def test_the_logged_schema_is_what_mlflow_infers_from_every_value(small_set):
+    """The dataset schema read off witness rows equals MLflow's inference over every cell:
+    on the training set, and on a frame of awkward columns (all missing, missing first,
+    categories, text, booleans, times), any row order."""
+    import numpy as np
+    import pandas as pd
+
+    def full(frame):
+        return mlflow.data.from_pandas(run_log._schema_friendly(frame)).schema
+
+    df = small_set[0]
+    assert run_log.dataset_schema(df) == full(df)
+    n = 50
+    odd = pd.DataFrame(
+        {
+            "none": [None] * n,
+            "nan": np.full(n, np.nan),
+            "late": [None] * (n - 1) + ["x"],
+            "text": pd.array(["a"] * n, dtype="str"),
+            "gaps": pd.array([None, "b"] * (n // 2), dtype="str"),
+            "cat": pd.Categorical(["u", None] * (n // 2)),
+            "flag": [True, False] * (n // 2),
+            "count": np.arange(n),
+            "ratio": np.r_[np.nan, np.linspace(0, 1, n - 1)],
+            "at": pd.date_range("2025-01-01", periods=n, freq="D", tz="UTC"),
+        }
+    )
+    for frame in (odd, odd.iloc[::-1], odd.sample(frac=1, random_state=1)):
+        assert run_log.dataset_schema(frame) == full(frame)
+    assert run_log.dataset_schema(odd.iloc[:0]) == full(odd.iloc[:0])

@@ -14,7 +14,7 @@ from typing import Any
 class Registered:
     folder: Path  # the temporary folder: data, MLflow store, serving folder
     uri: str  # the MLflow tracking URI
-    dataset: Any  # leadscore.crm.loading.Dataset
+    dataset: Any  # leadscore.crm.dataset.Dataset
     result: Any  # leadscore.training.fit.FitResult
 
 

@@ -1,7 +1,7 @@
 """A dataset's activity table, kept out of core: a DuckDB file in a temporary folder.
 
 An export with tens of millions of events does not fit in pandas. The loader checks the
-export in batches (`leadscore.crm.loading`) and appends each checked batch here; the batch engines
+export in batches (`leadscore.crm.activity_export`) and appends each checked batch here; the batch engines
 query the table in SQL (`cursor`), and the few callers that need pandas rows ask for the
 leads they want (`frame`). Memory stays bounded by DuckDB's cap (`LEADSCORE_DUCKDB_MEMORY`,
 1 GB by default), whatever the number of events.
@@ -87,7 +87,7 @@ class ActivityTable:
     # --- building ---------------------------------------------------------------------------
 
     def append(self, frame: pd.DataFrame, lead_rows: np.ndarray) -> None:
-        """Append checked rows (`leadscore.crm.loading`'s normalised activities) and their leads' rows."""
+        """Append checked rows (`leadscore.crm.validation`'s normalised activities) and their leads' rows."""
         if not len(frame):
             return
         kinds = frame["activity_type"].astype("category")
@@ -204,7 +204,7 @@ class ActivityTable:
         return {k: np.asarray(out[k]) for k in ("lead", "t_us", "code")}
 
     def frame(self, lead_ids: pd.Series, lead_rows: np.ndarray | None = None) -> pd.DataFrame:
-        """The normalised pandas frame `leadscore.crm.loading` used to hold: lead_id, occurred_at,
+        """The normalised pandas frame the loader used to hold: lead_id, occurred_at,
         activity_type, value, campaign and the extra columns, in the export's order; only the
         leads at `lead_rows` when given (`lead_ids`: the dataset's lead ids)."""
         if lead_rows is None and self._frame is not None:

@@ -28,10 +28,11 @@ from leadscore.crm.contract import (
     LEAD_COLUMNS,
     LEAD_OPTIONAL,
 )
+from leadscore.crm.dataset import Dataset
 from leadscore.crm.dates import parse_dates, times_from_order
 from leadscore.crm.errors import ConfigError, DatasetError, LeadscoreError
 from leadscore.crm.folders import staged_folder
-from leadscore.crm.loading import Dataset, load_dataset
+from leadscore.crm.loading import load_dataset
 from leadscore.crm.mapping import (
     ANY_OTHER,
     Const,

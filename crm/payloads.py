@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from leadscore.crm.dataset import Dataset
 from leadscore.crm.lead_index import lead_positions
-from leadscore.crm.loading import Dataset
 
 
 def lead_payloads(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from leadscore.crm.columns import id_like_columns
-from leadscore.crm.loading import Dataset
+from leadscore.crm.dataset import Dataset
 
 
 def summarize_dataset(ds: Dataset) -> dict:

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from leadscore.crm.dataset import Dataset
 from leadscore.crm.errors import LeadscoreError
-from leadscore.crm.loading import Dataset
 from leadscore.crm.times import days_us, to_us
 from leadscore.features.definitions import FeatureSpec, slug
 from leadscore.features.labels import Timeline, window_pairs

@@ -15,8 +15,8 @@ import pandas as pd
 import pyarrow as pa
 
 from leadscore.crm.activity_table import TABLE
+from leadscore.crm.dataset import Dataset
 from leadscore.crm.lead_index import lead_positions
-from leadscore.crm.loading import Dataset
 from leadscore.crm.times import US_PER_DAY, from_us, timestamps_us, utc
 from leadscore.features.config import FeatureConfig
 from leadscore.features.definitions import (

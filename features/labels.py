@@ -27,9 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from leadscore.crm.dataset import Dataset
 from leadscore.crm.errors import LeadscoreError
 from leadscore.crm.lead_index import lead_positions
-from leadscore.crm.loading import Dataset
 from leadscore.crm.times import NEVER, days_us, timestamps_us, to_us
 
 

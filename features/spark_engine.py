@@ -6,7 +6,7 @@ activity export, the table that grows without bound, is read by Spark and never 
 driver:
 
 1. the executors check it with the loader's own normalisers on Arrow batches
-   (`leadscore.crm.loading.check_activity_batch`: the contract's checks, the same timestamp parsing
+   (`leadscore.crm.activity_export.check_activity_batch`: the contract's checks, the same timestamp parsing
    and lead-id matching as a DuckDB run);
 2. events, deals and entity rows are shuffled by a bucket of leads (`lead % buckets`);
 3. each bucket is one task that runs the batch engine on its rows: the event-level SQL of
@@ -31,9 +31,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from leadscore.crm.activity_export import check_activity_batch, table_columns
+from leadscore.crm.dataset import Dataset
 from leadscore.crm.errors import DatasetError, LeadscoreError
 from leadscore.crm.lead_index import LeadIndex
-from leadscore.crm.loading import Dataset, check_activity_batch, table_columns
 from leadscore.crm.times import timestamps_us, utc
 from leadscore.features.config import FeatureConfig
 from leadscore.features.definitions import FeatureSpec, assemble_features

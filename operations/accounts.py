@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from leadscore.crm.loading import Dataset
+from leadscore.crm.dataset import Dataset
 from leadscore.crm.times import utc
 from leadscore.handoff.accounts import AccountLine, account_events
 from leadscore.scoring.accounts import open_account_scores

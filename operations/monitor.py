@@ -45,8 +45,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from leadscore.crm.dataset import Dataset
 from leadscore.crm.errors import LeadscoreError
-from leadscore.crm.loading import Dataset
 from leadscore.crm.times import to_us, utc
 from leadscore.features.batch import build_scoring_set
 from leadscore.features.labels import won_within

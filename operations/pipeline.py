@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from leadscore.crm.csv_out import write_csv
+from leadscore.crm.dataset import Dataset
 from leadscore.crm.errors import LeadscoreError
 from leadscore.crm.folders import write_whole
-from leadscore.crm.loading import Dataset
 from leadscore.crm.times import utc
 from leadscore.features.batch import build_scoring_set
 from leadscore.features.labels import scoring_rows

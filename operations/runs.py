@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from leadscore.crm.loading import Dataset
+from leadscore.crm.dataset import Dataset
 from leadscore.handoff.events import HandoffLine, handoff_events
 from leadscore.operations.history import trends
 from leadscore.operations.pipeline import PipelineScores, score_pipeline

@@ -13,8 +13,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from leadscore.crm.contract import load_yaml_model
+from leadscore.crm.dataset import Dataset
 from leadscore.crm.errors import ConfigError
-from leadscore.crm.loading import Dataset
 
 
 class ProfileRule(BaseModel):

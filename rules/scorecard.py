@@ -31,8 +31,8 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss, roc_auc_score
 
+from leadscore.crm.dataset import Dataset
 from leadscore.crm.errors import LeadscoreError
-from leadscore.crm.loading import Dataset
 from leadscore.rules.config import ActivityRule, InactivityRule, ProfileRule, RulesConfig
 from leadscore.rules.scorer import _ACTIVITY, INACTIVE, RuleScorer, batch_rule_inputs
 

@@ -33,9 +33,9 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 
+from leadscore.crm.dataset import Dataset
 from leadscore.crm.errors import LeadscoreError, PayloadError
 from leadscore.crm.lead_index import lead_positions
-from leadscore.crm.loading import Dataset
 from leadscore.crm.times import US_PER_DAY, timestamps_us
 from leadscore.features.carried import Carried
 from leadscore.features.online import (

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from leadscore.crm.columns import id_like_reason
-from leadscore.crm.loading import Dataset
+from leadscore.crm.dataset import Dataset
 
 MAX_VALUES = 40  # a text column with more values lists the most frequent ones
 

@@ -22,8 +22,8 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from leadscore.crm.dataset import Dataset
 from leadscore.crm.errors import LeadscoreError
-from leadscore.crm.loading import Dataset
 from leadscore.features.accounts import (
     ACCOUNT_ID,
     AccountSpec,

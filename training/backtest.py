@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from leadscore.crm.dataset import Dataset
 from leadscore.crm.errors import LeadscoreError
-from leadscore.crm.loading import Dataset
 from leadscore.features.definitions import FeatureSpec
 from leadscore.rules.config import RulesConfig
 from leadscore.rules.scorer import batch_rule_inputs

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from leadscore.crm.loading import Dataset
+from leadscore.crm.dataset import Dataset
 from leadscore.crm.times import from_us
 from leadscore.scoring.grades import GRADES
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from leadscore.crm.loading import Dataset
+from leadscore.crm.dataset import Dataset
 from leadscore.rules.config import RulesConfig
 from leadscore.rules.scorecard import Suggestion, suggest_rules
 from leadscore.rules.scorer import RuleScorer, batch_rule_inputs

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from leadscore.crm.dataset import Dataset
 from leadscore.crm.errors import LeadscoreError
 from leadscore.crm.lead_index import lead_positions
-from leadscore.crm.loading import Dataset
 from leadscore.crm.times import days_us, timestamps_us
 from leadscore.features.batch import build_training_set
 from leadscore.features.labels import Timeline

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from leadscore.crm.loading import Dataset
+from leadscore.crm.dataset import Dataset
 from leadscore.rules.scorer import RuleScorer
 from leadscore.scoring.scorer import LeadScorer
 from leadscore.stats.bootstrap import lead_resample_weights, percentile_interval

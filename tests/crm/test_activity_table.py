@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import leadscore.crm.loading as loading
+import leadscore.crm.table_files as table_files
 from leadscore.crm import DatasetError, load_dataset
 from tests.conftest import DEALS, write_dataset
 
@@ -33,8 +33,8 @@ ROWS = [(f"L{i % 12}", f"2025-01-{10 + i % 9:02d}T09:00:00+02:00", ("page_view",
 @pytest.fixture
 def small_batches(monkeypatch):
     """Batches of 3 rows (Parquet) and of about 100 bytes (CSV): a 40-row export is many."""
-    monkeypatch.setattr(loading, "BATCH_ROWS", 3)
-    monkeypatch.setattr(loading, "CSV_BLOCK_BYTES", 100)
+    monkeypatch.setattr(table_files, "BATCH_ROWS", 3)
+    monkeypatch.setattr(table_files, "CSV_BLOCK_BYTES", 100)
 
 
 def _dataset(tmp_path, name, activities):
@@ -47,8 +47,8 @@ DEALS_EMPTY = DEALS.splitlines()[0] + "\n"
 def test_batches_hold_the_same_rows_as_one_frame(tmp_path, monkeypatch):
     path = _dataset(tmp_path, "d", _activities(ROWS))
     whole = load_dataset(path)
-    monkeypatch.setattr(loading, "BATCH_ROWS", 3)
-    monkeypatch.setattr(loading, "CSV_BLOCK_BYTES", 100)
+    monkeypatch.setattr(table_files, "BATCH_ROWS", 3)
+    monkeypatch.setattr(table_files, "CSV_BLOCK_BYTES", 100)
     batched = load_dataset(path)
     pd.testing.assert_frame_equal(batched.activities, whole.activities)
     assert len(batched.activity_table) == 40

@@ -38,8 +38,8 @@ def main() -> None:
     from leadscore.rules.config import load_rules
     from leadscore.scoring.accounts import open_account_scores
     from leadscore.simulation import SimulationConfig, simulate_apart
+    from leadscore.simulation.config import AccountsConfig
     from leadscore.simulation.oracle import account_oracle_probability, read_truth
-    from leadscore.simulation.simulator import AccountsConfig
     from leadscore.training.accounts import fit_accounts
     from leadscore.training.config import AccountsConfig as AccountModel
     from leadscore.training.config import TrainConfig

@@ -62,7 +62,7 @@ def main() -> None:
     from leadscore.crm.importer import import_tables
     from leadscore.crm.loading import load_dataset
     from leadscore.crm.mapping import load_mapping
-    from leadscore.simulation.simulator import SimulationConfig, simulate
+    from leadscore.simulation import SimulationConfig, simulate
 
     out: dict = {"benchmark": "dst_import", "leads": args.leads}
     with tempfile.TemporaryDirectory() as tmp:

@@ -32,7 +32,7 @@ def main() -> None:
     from leadscore.crm.loading import load_dataset
     from leadscore.features.batch import build_training_set
     from leadscore.operations.history import ScoreHistory
-    from leadscore.simulation.simulator import SimulationConfig, simulate
+    from leadscore.simulation import SimulationConfig, simulate
     from leadscore.training.config import LightGBMParams, TrainConfig
     from leadscore.training.fit import fit_models
     from tests.handoff.test_delivery import Receiver  # the tests' local receiver

@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs of each variant (best kept)")
     args = parser.parse_args()
 
-    from leadscore.simulation.simulator import SimulationConfig, simulate
+    from leadscore.simulation import SimulationConfig, simulate
 
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "crm"

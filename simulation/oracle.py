@@ -15,7 +15,8 @@ from scipy.linalg import expm
 from leadscore.crm.errors import LeadscoreError
 from leadscore.crm.times import US_PER_DAY
 from leadscore.simulation import funnel as fm
-from leadscore.simulation.simulator import TRUTH_FILE, state_at
+from leadscore.simulation.files import TRUTH_FILE
+from leadscore.simulation.paths import state_at
 
 PATH_COLUMNS = ("touched_at", "qualified_at", "advanced_at", "cold_at", "closed_at")
 

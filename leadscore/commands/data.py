@@ -71,7 +71,7 @@ def simulate(
     from pydantic import ValidationError
 
     from leadscore.crm.contract import format_validation_error
-    from leadscore.simulation.simulator import AccountsConfig, SimulationConfig
+    from leadscore.simulation.config import AccountsConfig, SimulationConfig
     from leadscore.simulation.simulator import simulate as run_simulation
 
     try:

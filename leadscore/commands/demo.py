@@ -22,7 +22,7 @@ def demo(
     from leadscore.crm.summary import summarize_dataset
     from leadscore.features.batch import build_training_set
     from leadscore.features.training_set import write_training_set
-    from leadscore.simulation.simulator import AccountsConfig, SimulationConfig
+    from leadscore.simulation.config import AccountsConfig, SimulationConfig
     from leadscore.simulation.simulator import simulate as run_simulation
 
     data = out_dir / "crm"

@@ -17,7 +17,7 @@ from leadscore.features.batch import build_training_set
 from leadscore.operations.drift import critical_psi, psi
 from leadscore.operations.monitor import monitor, same_weekday_before
 from leadscore.scoring.model_ref import ModelRef
-from leadscore.simulation.simulator import SimulationConfig, simulate
+from leadscore.simulation import SimulationConfig, simulate
 from leadscore.training.fit import fit_models
 from tests.cli.test_cli import _leadscore
 from tests.training.conftest import FAST

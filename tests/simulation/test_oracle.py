@@ -7,7 +7,7 @@ import pytest
 from leadscore.crm.errors import LeadscoreError
 from leadscore.simulation import funnel as fm
 from leadscore.simulation.oracle import oracle_probability, read_truth
-from leadscore.simulation.simulator import _funnel_paths
+from leadscore.simulation.paths import funnel_paths
 
 HORIZON = pd.Timedelta(days=90)
 
@@ -52,7 +52,7 @@ def test_matrix_exponential_matches_monte_carlo():
     rng = np.random.default_rng(0)
     n = 200_000
     rates = fm.funnel_rates(np.full(n, 0.5), np.full(n, 0.2), np.zeros(n), np.full(n, 1))
-    path = _funnel_paths(rng, np.zeros(n), rates)
+    path = funnel_paths(rng, np.zeros(n), rates)
     empirical = np.mean((path["final_state"] == fm.WON) & (path["closed_at"] <= 90))
     truth = pd.DataFrame(
         {c: v[:1] for c, v in rates.items()}, index=pd.Index(["L1"], name="lead_id")

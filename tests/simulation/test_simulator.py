@@ -8,8 +8,8 @@ import pytest
 
 from leadscore.crm import load_dataset
 from leadscore.crm.errors import LeadscoreError
-from leadscore.simulation import SimulationConfig, simulate
-from leadscore.simulation import simulator as sim_module
+from leadscore.simulation import SimulationConfig, chunks, simulate
+from leadscore.simulation.paths import state_at
 
 
 def _digests(folder):
@@ -129,7 +129,7 @@ def test_refuses_to_overwrite_a_non_empty_folder(tmp_path):
 
 
 def test_interrupted_run_leaves_nothing_behind(tmp_path, monkeypatch):
-    real = sim_module._simulate_chunk
+    real = chunks.simulate_chunk
     calls = []
 
     def failing(*args, **kwargs):
@@ -138,7 +138,7 @@ def test_interrupted_run_leaves_nothing_behind(tmp_path, monkeypatch):
             raise RuntimeError("disk full")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(sim_module, "_simulate_chunk", failing)
+    monkeypatch.setattr(chunks, "simulate_chunk", failing)
     with pytest.raises(RuntimeError):
         simulate(SimulationConfig(n_leads=600, chunk_size=300), tmp_path / "out")
     assert list(tmp_path.iterdir()) == []
@@ -162,9 +162,9 @@ def test_state_at_follows_the_path():
         "final_state": np.array([5, 4, 4]),
     }
     t = np.array([0.5, 0.5, 0.5])
-    assert sim_module.state_at(path, t).tolist() == [0, 0, 0]
-    assert sim_module.state_at(path, t + 9).tolist() == [3, 1, 4]
-    assert sim_module.state_at(path, t + 40).tolist() == [5, 4, 4]
+    assert state_at(path, t).tolist() == [0, 0, 0]
+    assert state_at(path, t + 9).tolist() == [3, 1, 4]
+    assert state_at(path, t + 40).tolist() == [5, 4, 4]
 
 
 def test_planted_drift_changes_only_the_leads_after_its_date(tmp_path):

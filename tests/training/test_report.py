@@ -251,7 +251,7 @@ def test_funnel_and_revenue_follow_the_deals(written, small_sim):
 
 def test_thin_data_is_a_warning_in_the_report_not_a_failure(tmp_path, trained):
     from leadscore.crm.loading import load_dataset
-    from leadscore.simulation.simulator import SimulationConfig, simulate
+    from leadscore.simulation import SimulationConfig, simulate
 
     simulate(SimulationConfig(n_leads=700, seed=5), tmp_path / "tiny")
     comp = compare(

@@ -1,8 +1,8 @@
 """The online store's port: one interface, three adapters chosen by a URL (`leadscore.stream.stores`).
 
 - `sqlite:///path/lead_state.sqlite` (the embedded default, in the serving folder; WAL, so
-  every worker of a server shares it), `leadscore.stream.sql_store`;
-- `postgresql://user@host/db` (replicas on several machines), `leadscore.stream.sql_store`;
+  every worker of a server shares it), `leadscore.stream.sqlite_store`;
+- `postgresql://user@host/db` (replicas on several machines), `leadscore.stream.postgres_store`;
 - `redis://host:6379/0` (replicas on several machines), `leadscore.stream.redis_store`.
 
 What the store holds, and what one `run` changes all at once or not at all:

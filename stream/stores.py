@@ -16,11 +16,11 @@ def open_store(url: str) -> LeadStore:
     for a scheme we do not know."""
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme == "sqlite":
-        from leadscore.stream.sql_store import SqliteStore
+        from leadscore.stream.sqlite_store import SqliteStore
 
         return SqliteStore(url)
     if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
-        from leadscore.stream.sql_store import PostgresStore
+        from leadscore.stream.postgres_store import PostgresStore
 
         return PostgresStore(url)
     if scheme in ("redis", "rediss", "unix"):

@@ -33,6 +33,7 @@ from leadscore.features.accounts import (
     account_open_rows,
 )
 from leadscore.features.definitions import FeatureSpec
+from leadscore.features.online import OnlineFeaturizer, lead_as_ofs, payload_time
 from leadscore.scoring.grades import Grades
 from leadscore.scoring.record import scores_of
 from leadscore.stats.calibration import Calibrator
@@ -417,3 +418,53 @@ def open_account_scores(
     w = scorer.spec.lead.windows_days[0]
     out[f"active_contacts_{w}d"] = frame[f"active_contacts_{w}d"].to_numpy().astype(int)
     return out, contacts
+
+
+def _closed(lead: Mapping[str, Any], as_of_us: int) -> bool:
+    """A won or lost deal closed at or before as_of: the lead is out of play."""
+    for deal in lead.get("deals") or ():
+        closed = deal.get("closed_at")
+        if (
+            deal.get("status") in ("won", "lost")
+            and closed
+            and payload_time(closed, "closed_at") <= as_of_us
+        ):
+            return True
+    return False
+
+
+def score_account_payloads(
+    accounts: AccountScorer | None,
+    featurizer: OnlineFeaturizer,
+    spec: FeatureSpec,
+    account_id: str,
+    leads: Sequence[Mapping[str, Any]],
+    as_of: Any,
+    *,
+    reasons: int = 3,
+    strict: bool = False,
+) -> dict[str, Any]:
+    """The account score of one account from its contacts' payloads at one `as_of`
+    (`LeadScorer.score_account`, the endpoint's `POST /accounts/score`): contacts closed
+    at as_of are not in play; a LeadscoreError without an account model (`accounts` None)
+    or when no contact is open."""
+    if accounts is None:
+        raise LeadscoreError(
+            "this model has no account model (trained without account_id on the leads)"
+        )
+    as_ofs = lead_as_ofs(leads, as_of)
+    batch = featurizer.batch(leads, as_ofs, strict=strict)
+    in_play = np.array(
+        [not _closed(lead, int(t)) for lead, t in zip(leads, batch.as_of_us, strict=True)]
+    ) if batch.as_of_us is not None else np.ones(len(leads), dtype=bool)  # fmt: skip
+    if not in_play.any():
+        raise LeadscoreError("no contact of the account is open at as_of (each has a closed deal)")
+    keep = np.flatnonzero(in_play)
+    contacts = Contacts(
+        behaviour=batch.behaviour[keep],
+        categorical={c: [batch.categorical[c][i] for i in keep] for c in spec.categorical},
+        numeric={c: np.asarray(batch.numeric[c])[keep] for c in spec.numeric_profile},
+        row=np.zeros(len(keep), dtype=np.int64),
+        lead_id=[leads[i].get("lead_id") for i in keep],
+    )
+    return accounts.score([account_id], contacts, reasons=reasons).rows()[0]

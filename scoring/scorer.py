@@ -3,13 +3,17 @@
 Both `training` (which builds it) and `serving` (which must not import `training`) run it:
 one prediction path for batch scoring, the MLflow model and the HTTP endpoint. NumPy only
 per call: no pandas on the online path.
+
+`LeadScorer` keeps this module: a saved scorer is JSON and LightGBM's text naming no class,
+but Spark's executors unpickle scorers by this path. Its parts live next to it: the model
+matrix (`encoding`), the saved folder (`scorer_files`), segment champions' rows
+(`champions`), an account scored from its contacts' payloads
+(`accounts.score_account_payloads`).
 """
 
 from __future__ import annotations
 
 import copy
-import json
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,23 +25,20 @@ import pandas as pd
 from leadscore.crm.errors import LeadscoreError
 from leadscore.features.carried import Carried
 from leadscore.features.definitions import FeatureSpec
-from leadscore.features.online import OnlineBatch, OnlineFeaturizer, lead_as_ofs, payload_time
+from leadscore.features.online import OnlineBatch, OnlineFeaturizer, lead_as_ofs
 from leadscore.rules.scorer import RuleScorer, payload_rule_inputs
-from leadscore.scoring.accounts import ACCOUNT_FILE, ACCOUNT_FOLDER, AccountScorer, Contacts
+from leadscore.scoring.accounts import AccountScorer, score_account_payloads
+from leadscore.scoring.champions import route_to_champions
+from leadscore.scoring.encoding import category_codes, encode_batch, encode_frame
 from leadscore.scoring.grades import Grades
 from leadscore.scoring.model_ref import ModelRef
-from leadscore.scoring.reasons import feature_groups, group_features, merge_reasons, reason_columns
+from leadscore.scoring.reasons import feature_groups, group_features, reason_columns
 from leadscore.scoring.record import ScoreRecord, ScoringBatch
+from leadscore.scoring.scorer_files import read_scorer_folder, write_scorer_folder
 from leadscore.scoring.treeshap import TreeShap
 from leadscore.stats.calibration import Calibrator, logit
 from leadscore.stats.pooling import SegmentCalibration
 from leadscore.stats.venn_abers import VennAbers, contain
-
-SCORER_FILE = "scorer.json"
-BOOSTER_FILE = "booster.txt"
-RULES_FILE = "rules.json"
-EVALUATED_FOLDER = "evaluated"  # the evaluated model inside the shipped one's folder
-CHAMPIONS_FOLDER = "segment_champions"  # a segment's own model, when it serves its segment
 
 
 def _threads(rows: int) -> int:
@@ -51,33 +52,6 @@ def interval_scores(raw: np.ndarray, p: np.ndarray, segmented: bool) -> np.ndarr
     per-segment calibration, the logit of the segment-calibrated probability (a segment's
     correction moves its leads among the others)."""
     return logit(p) if segmented else raw
-
-
-def _closed(lead: Mapping[str, Any], as_of_us: int) -> bool:
-    """A won or lost deal closed at or before as_of: the lead is out of play."""
-    for deal in lead.get("deals") or ():
-        closed = deal.get("closed_at")
-        if (
-            deal.get("status") in ("won", "lost")
-            and closed
-            and payload_time(closed, "closed_at") <= as_of_us
-        ):
-            return True
-    return False
-
-
-def encode_frame(
-    df: pd.DataFrame, features: list[str], categories: dict[str, list[str]]
-) -> np.ndarray:
-    """Model matrix from a training-set frame: categoricals as fixed codes (unseen: NaN)."""
-    x = np.empty((len(df), len(features)), dtype=np.float64, order="F")
-    for j, name in enumerate(features):
-        if name in categories:
-            codes = pd.Categorical(df[name].astype("object"), categories=categories[name]).codes
-            x[:, j] = np.where(codes < 0, np.nan, codes)
-        else:
-            x[:, j] = df[name].to_numpy(dtype=np.float64, na_value=np.nan)
-    return x
 
 
 class LeadScorer:
@@ -122,9 +96,7 @@ class LeadScorer:
         # this one on its rows is served by it; value of `champion_column` -> its scorer.
         self.champion_column = champion_column
         self.segment_champions: dict[str, LeadScorer] = dict(segment_champions or {})
-        self._codes = {
-            c: {v: float(i) for i, v in enumerate(vals)} for c, vals in self.categories.items()
-        }
+        self._codes = category_codes(self.categories)
         self._groups = feature_groups(self.features, spec)
         self._featurizer = OnlineFeaturizer(spec)
         self._behaviour_index = {name: j for j, name in enumerate(spec.behaviour_names)}
@@ -202,20 +174,7 @@ class LeadScorer:
 
     def encode_batch(self, batch: OnlineBatch) -> np.ndarray:
         """Model matrix from an OnlineBatch (no pandas, no per-feature dicts)."""
-        n = len(batch.behaviour)
-        x = np.empty((n, len(self.features)), dtype=np.float64)
-        for j, name in enumerate(self.features):
-            codes = self._codes.get(name)
-            if codes is not None:
-                x[:, j] = [
-                    codes.get(v, math.nan) if v is not None else math.nan
-                    for v in batch.categorical[name]
-                ]
-            elif name in batch.numeric:
-                x[:, j] = batch.numeric[name]
-            else:
-                x[:, j] = batch.behaviour[:, self._behaviour_index[name]]
-        return x
+        return encode_batch(batch, self.features, self._codes, self._behaviour_index)
 
     # --- the one scoring call and its two adapters --------------------------------
 
@@ -297,56 +256,8 @@ class LeadScorer:
                 record.rule_probability,
             ) = self.rules.score_columns(batch.rules_x)
         if self.segment_champions:
-            self._route(batch, record, reasons, model)
+            route_to_champions(self, batch, record, reasons)
         return record
-
-    def _route(self, batch: ScoringBatch, record: ScoreRecord, reasons: int, model) -> None:
-        """The rows of a segment with its own champion scored by it, in place: probability,
-        grade, interval, review flag and reasons (the rules' columns stay: one set of rules
-        for every segment)."""
-        values = batch.column(self.champion_column)
-        for value, champion in self.segment_champions.items():
-            rows = np.flatnonzero([v == value for v in values])
-            if not len(rows):
-                continue
-            sub = champion.score(self._sub_batch(batch, rows, champion), reasons=reasons)
-            record.probability[rows] = sub.probability
-            record.grade = np.asarray(record.grade, dtype=object)
-            record.grade[rows] = sub.grade
-            if record.p_low is not None and sub.p_low is not None:
-                record.p_low[rows], record.p_high[rows] = sub.p_low, sub.p_high
-                record.review[rows] = sub.review
-            record.beyond_trained_age[rows] = sub.beyond_trained_age
-            if record.reason_columns is not None and sub.reason_columns is not None:
-                record.reason_columns = merge_reasons(
-                    record.reason_columns, sub.reason_columns, rows
-                )
-        record.grade = np.asarray(record.grade).astype(str)
-
-    def _sub_batch(self, batch: ScoringBatch, rows: np.ndarray, other: LeadScorer) -> ScoringBatch:
-        """Rows of a batch as `other` reads them: the same matrix when it has this model's
-        features and categories, else encoded again from the rows' feature values."""
-        if other.features == self.features and other.categories == self.categories:
-            x = batch.x[rows]
-        else:
-            x = np.empty((len(rows), len(other.features)))
-            for j, name in enumerate(other.features):
-                values = batch.column(name)
-                codes = other._codes.get(name)
-                picked = [values[i] for i in rows]
-                if codes is not None:
-                    x[:, j] = [
-                        codes.get(v, math.nan) if v is not None else math.nan for v in picked
-                    ]
-                else:
-                    x[:, j] = np.asarray(picked, dtype=np.float64)
-        age = batch.age_days[rows] if batch.age_days is not None else None
-
-        def column(name: str) -> list:
-            values = batch.column(name)
-            return [values[i] for i in rows]
-
-        return ScoringBatch(batch.lead_id[rows], x, column, None, age)
 
     @property
     def oldest_trained_age_days(self) -> float | None:
@@ -387,28 +298,16 @@ class LeadScorer:
         endpoint's `POST /accounts/score`. Contacts closed (a won or lost deal closed at or
         before as_of) are not in play, as in batch scoring; a LeadscoreError when the model
         has no account model or no contact is open."""
-        if self.accounts is None:
-            raise LeadscoreError(
-                "this model has no account model (trained without account_id on the leads)"
-            )
-        as_ofs = lead_as_ofs(leads, as_of)
-        batch = self._featurizer.batch(leads, as_ofs, strict=strict)
-        in_play = np.array(
-            [not _closed(lead, int(t)) for lead, t in zip(leads, batch.as_of_us, strict=True)]
-        ) if batch.as_of_us is not None else np.ones(len(leads), dtype=bool)  # fmt: skip
-        if not in_play.any():
-            raise LeadscoreError(
-                "no contact of the account is open at as_of (each has a closed deal)"
-            )
-        keep = np.flatnonzero(in_play)
-        contacts = Contacts(
-            behaviour=batch.behaviour[keep],
-            categorical={c: [batch.categorical[c][i] for i in keep] for c in self.spec.categorical},
-            numeric={c: np.asarray(batch.numeric[c])[keep] for c in self.spec.numeric_profile},
-            row=np.zeros(len(keep), dtype=np.int64),
-            lead_id=[leads[i].get("lead_id") for i in keep],
+        return score_account_payloads(
+            self.accounts,
+            self._featurizer,
+            self.spec,
+            account_id,
+            leads,
+            as_of,
+            reasons=reasons,
+            strict=strict,
         )
-        return self.accounts.score([account_id], contacts, reasons=reasons).rows()[0]
 
     # The parts a scorer carries next to its fitted model, which training packs in after the
     # fit (the rules are calibrated on the model's validation rows, the account model is
@@ -438,75 +337,10 @@ class LeadScorer:
     # --- persistence -----------------------------------------------------------------
 
     def save(self, folder: str | Path) -> Path:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        self.booster.save_model(str(folder / BOOSTER_FILE))
-        meta = {
-            "spec": self.spec.model_dump(),
-            "features": self.features,
-            "categories": self.categories,
-            "calibrator": self.calibrator.__dict__,
-            "grades": self.grades.model_dump(),
-            "info": self.info,
-        }
-        if self.interval is not None:
-            meta["interval"] = self.interval.to_dict()
-        if self.segments is not None:
-            meta["segments"] = self.segments.to_dict()
-        (folder / SCORER_FILE).write_text(json.dumps(meta, indent=1, default=float))
-        if self.rules is not None:
-            (folder / RULES_FILE).write_text(json.dumps(self.rules.to_dict(), indent=1))
-        if self.evaluated is not None:
-            self.evaluated.save(folder / EVALUATED_FOLDER)
-        if self.accounts is not None:
-            self.accounts.save(folder / ACCOUNT_FOLDER)
-        if self.segment_champions:
-            index = {"column": self.champion_column, "values": {}}
-            for k, (value, champion) in enumerate(sorted(self.segment_champions.items())):
-                champion.save(folder / CHAMPIONS_FOLDER / f"s{k}")
-                index["values"][value] = f"s{k}"
-            (folder / CHAMPIONS_FOLDER / "index.json").write_text(json.dumps(index, indent=1))
-        return folder
+        """Write this scorer's folder (`leadscore.scoring.scorer_files`)."""
+        return write_scorer_folder(self, folder)
 
     @classmethod
     def load(cls, folder: str | Path) -> LeadScorer:
-        folder = Path(folder)
-        try:
-            meta = json.loads((folder / SCORER_FILE).read_text())
-            booster = lgb.Booster(model_file=str(folder / BOOSTER_FILE))
-            rules_path = folder / RULES_FILE
-            rules = (
-                RuleScorer.from_dict(json.loads(rules_path.read_text()))
-                if rules_path.is_file()
-                else None
-            )
-        except (OSError, ValueError, lgb.basic.LightGBMError) as exc:
-            raise LeadscoreError(f"{folder}: not a saved lead scorer ({exc})") from exc
-        spec = FeatureSpec.model_validate(meta["spec"])
-        index_path = folder / CHAMPIONS_FOLDER / "index.json"
-        index = json.loads(index_path.read_text()) if index_path.is_file() else None
-        return cls(
-            spec,
-            booster,
-            meta["features"],
-            meta["categories"],
-            Calibrator(**meta["calibrator"]),
-            Grades.model_validate(meta["grades"]),
-            meta.get("info"),
-            rules=rules,
-            interval=VennAbers.from_dict(meta["interval"]) if "interval" in meta else None,
-            segments=SegmentCalibration.from_dict(meta["segments"]) if "segments" in meta else None,
-            evaluated=cls.load(folder / EVALUATED_FOLDER)
-            if (folder / EVALUATED_FOLDER / SCORER_FILE).is_file()
-            else None,
-            accounts=AccountScorer.load(folder / ACCOUNT_FOLDER, spec)
-            if (folder / ACCOUNT_FOLDER / ACCOUNT_FILE).is_file()
-            else None,
-            champion_column=index["column"] if index else None,
-            segment_champions={
-                value: cls.load(folder / CHAMPIONS_FOLDER / sub)
-                for value, sub in index["values"].items()
-            }
-            if index
-            else None,
-        )
+        """Read a scorer's folder (`leadscore.scoring.scorer_files`)."""
+        return read_scorer_folder(cls, folder)

@@ -34,7 +34,8 @@ from leadscore.features.accounts import (
 from leadscore.features.definitions import slug
 from leadscore.rules.scorer import batch_rule_inputs
 from leadscore.scoring.accounts import AccountScorer, open_account_scores
-from leadscore.scoring.scorer import LeadScorer, encode_frame
+from leadscore.scoring.encoding import encode_frame
+from leadscore.scoring.scorer import LeadScorer
 from leadscore.stats.metrics import evaluate
 from leadscore.training.calibration import fit_calibration
 from leadscore.training.config import TrainConfig

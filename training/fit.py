@@ -23,7 +23,8 @@ from leadscore.crm.errors import LeadscoreError
 from leadscore.features.definitions import FeatureSpec
 from leadscore.rules.config import RulesConfig
 from leadscore.rules.scorer import RuleScorer, batch_rule_inputs
-from leadscore.scoring.scorer import LeadScorer, encode_frame
+from leadscore.scoring.encoding import encode_frame
+from leadscore.scoring.scorer import LeadScorer
 from leadscore.stats.metrics import evaluate, point_metrics
 from leadscore.training.calibration import fit_calibration, segment_column
 from leadscore.training.config import TrainConfig

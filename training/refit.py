@@ -25,7 +25,8 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from leadscore.scoring.scorer import LeadScorer, encode_frame
+from leadscore.scoring.encoding import encode_frame
+from leadscore.scoring.scorer import LeadScorer
 from leadscore.training.calibration import fit_calibration
 from leadscore.training.config import TrainConfig
 from leadscore.training.fit import TrainResult, lightgbm_params

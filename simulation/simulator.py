@@ -13,9 +13,6 @@ import yaml
 
 from leadscore.crm.folders import staged_folder
 from leadscore.simulation.chunks import generate_chunks
-from leadscore.simulation.config import (
-    AccountsConfig as AccountsConfig,  # its home is config; tests/conftest.py imports it here
-)
 from leadscore.simulation.config import SimulationConfig
 from leadscore.simulation.files import DatasetWriters
 

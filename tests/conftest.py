@@ -192,7 +192,7 @@ def spark():
 def account_sim_path(tmp_path_factory):
     """A 4,000-lead simulated CRM in buying groups (accounts of about 3 contacts)."""
     from leadscore.simulation import SimulationConfig, simulate
-    from leadscore.simulation.simulator import AccountsConfig
+    from leadscore.simulation.config import AccountsConfig
 
     def build():
         path = tmp_path_factory.getbasetemp() / "shared-account_sim" / "crm"

@@ -1,6 +1,7 @@
-"""The built wheel works outside the checkout: installed into a fresh virtualenv and run in
-an empty folder, simulate -> train -> compare finds the default points rules (shipped as
-package data) and `leadscore init` writes a starter project from them."""
+"""The built wheel works outside the checkout: installed into a fresh virtualenv and run in a
+folder holding only a user's own modules named like ours, simulate -> train -> compare
+finds the default points rules (shipped as package data) and the registered model predicts
+from its own code; `leadscore init` writes a starter project from those rules."""
 
 from __future__ import annotations
 
@@ -87,9 +88,10 @@ USERS_OWN = ("stats", "pages", "crm", "features", "rules", "scoring", "training"
              "stream", "serving", "simulation", "operations")  # fmt: skip
 
 
-def test_a_folder_of_modules_named_like_ours_does_not_shadow_leadscore(fresh):
-    """A data scientist's project with its own `stats.py`, `features/`, `rules/`, ...: `python
-    -m leadscore simulate` and `train` work there, and the registered model loads and
+def test_the_wheel_runs_in_a_folder_of_modules_named_like_ours_with_its_packaged_rules(fresh):
+    """A data scientist's project with its own `stats.py`, `features/`, `rules/`, ... and no
+    leadscore configuration: `python -m leadscore simulate`, `train` and `compare` work there
+    with the default points rules shipped in the wheel, and the registered model loads and
     predicts there (MLflow puts the model's code first on the path, the folder comes next)."""
     venv, env, base, _ = fresh
     work = base / "project"
@@ -102,11 +104,24 @@ def test_a_folder_of_modules_named_like_ours_does_not_shadow_leadscore(fresh):
             (work / name).mkdir()
             (work / name / "__init__.py").write_text(trap)
     python = str(venv / "bin" / "python")
-    (base / "fast-ns.yaml").write_text(FAST)
+    leadscore = str(venv / "bin" / "leadscore")
+    where = _run([python, "-c", "import leadscore.crm as crm, leadscore.jobs.project as p; "
+                  "print(crm.__file__); print(p.packaged('rules'))"], cwd=work, env=env)  # fmt: skip
+    module, rules = where.stdout.split()
+    assert module.startswith(str(venv)) and rules.startswith(str(venv)) and Path(rules).is_file()
+
+    (base / "fast.yaml").write_text(FAST)
     _run([python, "-m", "leadscore", "simulate", "--out", "crm-export", "--leads", "1500"],
          cwd=work, env=env)  # fmt: skip
-    _run([python, "-m", "leadscore", "train", "--data", "crm-export", "--config",
-          str(base / "fast-ns.yaml")], cwd=work, env=env)  # fmt: skip
+    trained = _run([leadscore, "train", "--data", "crm-export", "--config",
+                    str(base / "fast.yaml")], cwd=work, env=env)  # fmt: skip
+    assert "no points rules" not in trained.stderr, trained.stderr
+    compared = _run([leadscore, "compare", "--data", "crm-export", "--config",
+                     str(base / "fast.yaml"), "--no-learned"], cwd=work, env=env)  # fmt: skip
+    assert "points rules absent" not in compared.stdout + compared.stderr
+    page = (work / "reports" / "compare.html").read_text()
+    assert "Points rules" in page and "the rules packed with the model" in page
+
     script = (
         "import json, mlflow, pandas as pd\n"
         "uri = 'models:/lead-scoring@champion'\n"
@@ -123,28 +138,6 @@ def test_a_folder_of_modules_named_like_ours_does_not_shadow_leadscore(fresh):
     count, low, high = first.split()
     assert int(count) >= 1 and 0 < float(low) <= float(high) < 1
     assert "/code/leadscore/scoring/scorer.py" in where  # the model's own shipped code
-
-
-def test_the_wheel_runs_simulate_train_compare_in_an_empty_folder_with_the_rules(fresh):
-    venv, env, base, _ = fresh
-    work = base / "empty"
-    work.mkdir()
-    leadscore = str(venv / "bin" / "leadscore")
-    where = _run([str(venv / "bin" / "python"), "-c", "import leadscore.crm as crm, leadscore.jobs.project as p; "
-                  "print(crm.__file__); print(p.packaged('rules'))"], cwd=work, env=env)  # fmt: skip
-    module, rules = where.stdout.split()
-    assert module.startswith(str(venv)) and rules.startswith(str(venv)) and Path(rules).is_file()
-
-    (base / "fast.yaml").write_text(FAST)
-    _run([leadscore, "simulate", "--out", "crm", "--leads", "1500"], cwd=work, env=env)
-    trained = _run([leadscore, "train", "--data", "crm", "--config", str(base / "fast.yaml")],
-                   cwd=work, env=env)  # fmt: skip
-    assert "no points rules" not in trained.stderr, trained.stderr
-    compared = _run([leadscore, "compare", "--data", "crm", "--config", str(base / "fast.yaml"),
-                     "--no-learned"], cwd=work, env=env)  # fmt: skip
-    assert "points rules absent" not in compared.stdout + compared.stderr
-    page = (work / "reports" / "compare.html").read_text()
-    assert "Points rules" in page and "the rules packed with the model" in page
 
 
 def test_init_writes_a_starter_project_the_commands_read(fresh, tmp_path):

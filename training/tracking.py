@@ -33,12 +33,12 @@ from leadscore.crm.csv_out import csv_ready, json_ready
 from leadscore.crm.errors import LeadscoreError
 from leadscore.features.definitions import FeatureSpec
 from leadscore.scoring.mlflow_model import SCORER_ARTIFACT, LeadScoringModel, load_registered_scorer
+from leadscore.scoring.mlflow_runs import start_run
 from leadscore.scoring.shipping import package_folder
 from leadscore.training import run_log
 from leadscore.training.config import TrainConfig
 from leadscore.training.figures import training_figures
 from leadscore.training.fit import TrainResult
-from leadscore.scoring.mlflow_runs import start_run
 from leadscore.training.registry import (
     CHALLENGER,
     CHAMPION,

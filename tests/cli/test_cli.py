@@ -345,7 +345,11 @@ def test_xeducation_import_train_compare(tmp_path):
     assert (data / "rules.yaml").read_text() == (
         root / "crm/mappings/xeducation.rules.yaml"
     ).read_text()
-    trained = _leadscore("train", "--data", str(data), cwd=tmp_path, env=env)
+    config = tmp_path / "fast.yaml"
+    config.write_text(fast_yaml())
+    trained = _leadscore(
+        "train", "--data", str(data), "--config", str(config), cwd=tmp_path, env=env
+    )
     assert trained.returncode == 0, trained.stderr[-2000:]
     assert "declared leaky in dataset.yaml: excluded" in trained.stderr
     model_row = next(
@@ -355,7 +359,7 @@ def test_xeducation_import_train_compare(tmp_path):
     report = tmp_path / "compare.html"
     compared = _leadscore(
         "compare", "--data", str(data), "--out", str(report), "--no-learned",
-        cwd=tmp_path, env=env,
+        "--config", str(config), cwd=tmp_path, env=env,
     )  # fmt: skip
     assert compared.returncode == 0, compared.stderr[-2000:]
     assert "Points rules" in compared.stdout and report.is_file()

@@ -197,7 +197,13 @@ def test_the_gate_pools_the_backtest_rows_the_champion_had_not_seen(small_sim, s
     origin_1_end = bt.rows.loc[bt.rows["origin"] == 1, "as_of"].max()
     older = fit_models(df[df["as_of"] <= origin_1_end].reset_index(drop=True), small_set[1], FAST)
     start = utc(older.scorer.info["test_start"])
-    build = lambda spec: build_training_set(small_sim, spec=spec)[0]  # noqa: E731
+    built = {}  # the champion's training set, built once for the three gates
+
+    def build(spec):
+        if spec.version not in built:
+            built[spec.version] = build_training_set(small_sim, spec=spec)[0]
+        return built[spec.version]
+
     gate = champion_gate("7", older.scorer, result, build, bootstrap=30)
     expected = bt.rows[bt.rows["as_of"] >= start]
     assert gate["rows"] == len(expected) and set(gate["origins"]) == {0, 1}

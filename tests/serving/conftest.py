@@ -10,7 +10,25 @@ API_KEY = "test-key-4f9c2a"
 def registry(tmp_path_factory, small_sim, small_set, trained, served_rules, account_fit):
     """A temporary MLflow store whose `lead-scoring` champion is a model trained on small_sim,
     with the points rules packed next to it (as `leadscore train` does) and an account model
-    (account_sim's: the same feature set)."""
+    (account_sim's: the same feature set). Registered once per test run, whichever worker
+    asks first (`shared`); each worker gets its own copy of the database (its servers run in
+    that folder and keep their lead state there), the artifacts read where it points."""
+    import shutil
+
+    from tests.conftest import shared
+
+    def build():
+        root = tmp_path_factory.getbasetemp() / "shared-serving_store"
+        root.mkdir()
+        return _register_champion(root, small_sim, small_set, trained, served_rules, account_fit)
+
+    built, _ = shared(tmp_path_factory, "serving_store", build)
+    root = tmp_path_factory.mktemp("serving_store")
+    shutil.copyfile(built / "mlflow.db", root / "mlflow.db")
+    return root, f"sqlite:///{root / 'mlflow.db'}"
+
+
+def _register_champion(root, small_sim, small_set, trained, served_rules, account_fit):
     import dataclasses
 
     import mlflow
@@ -21,7 +39,6 @@ def registry(tmp_path_factory, small_sim, small_set, trained, served_rules, acco
     from leadscore.training.tracking import log_and_register
     from tests.training.conftest import FAST
 
-    root = tmp_path_factory.mktemp("serving_store")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(uri)

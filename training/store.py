@@ -42,8 +42,8 @@ def cache_dir() -> Path:
 
 def _empty_store_template() -> Path | None:
     """An empty sqlite store at the installed MLflow's schema, built once per MLflow,
-    SQLAlchemy and Alembic version in the cache folder (under a lock; None where the folder
-    cannot be written). MLflow builds a new store by running its whole migration history
+    SQLAlchemy and Alembic version in the cache folder (under a lock; None where it cannot
+    be built, the folder unwritable say: MLflow then creates the store as usual). MLflow builds a new store by running its whole migration history
     (several seconds); the template has run it already. Its default experiment is removed:
     MLflow creates it again when a store is opened, with that store's own artifact root."""
     import alembic
@@ -60,7 +60,10 @@ def _empty_store_template() -> Path | None:
             fcntl.flock(handle, fcntl.LOCK_EX)
             if not template.exists():
                 _build_template(template)
-    except OSError:
+    except Exception as exc:  # noqa: BLE001 - any failure: MLflow creates the store itself
+        import logging
+
+        logging.getLogger("leadscore").debug("no empty-store template (%s): MLflow migrates", exc)
         return None
     return template
 

@@ -1,9 +1,18 @@
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
 import pytest
+
+# The suite runs one test worker per core (`make test`: two). A library that starts a thread
+# per core in each worker (LightGBM's OpenMP, the BLAS) then runs twice as many threads as
+# there are cores, and OpenMP's threads spin while they wait: two trainings at once took 31 s
+# each with them and 23 s with one thread each. One thread per worker, and per process a
+# test starts (they inherit it), unless the caller set otherwise.
+for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
 
 TABLES = ("leads", "activities", "deals")
 

@@ -408,44 +408,32 @@ def test_unknown_activity_types_are_accepted(client, small_sim, trained):
     assert response.json()["scores"][0]["lead_id"] == base["lead_id"]
 
 
-def test_no_champion_refuses_to_start(tmp_path):
-    import os
-    import subprocess
-    import sys
+def test_no_champion_refuses_to_start(tmp_path, monkeypatch):
+    """Build the service (what `bentoml serve` does at start, in each worker) against no
+    store, an empty file, a store without a champion, and no API key: each is refused with
+    the reason, and nothing is created."""
+    from leadscore.crm.errors import LeadscoreError
+    from leadscore.serving.service import LeadScoring
+    from leadscore.training.store import prepare_store
 
-    def start(api_keys: str) -> subprocess.CompletedProcess:
-        """Build the service (what `bentoml serve` does at start) against an empty store."""
-        env = {
-            **os.environ,
-            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'empty.db'}",
-            "LEADSCORE_API_KEYS": api_keys,
-        }
-        return subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "from leadscore.serving.service import LeadScoring; LeadScoring.inner()",
-            ],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+    store = tmp_path / "empty.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+    monkeypatch.setenv("LEADSCORE_API_KEYS", "k")
 
-    result = start("k")  # no store at all: refused, and none is created
-    assert result.returncode != 0 and "no MLflow store at sqlite:///" in result.stderr
-    assert not (tmp_path / "empty.db").exists()
-    (tmp_path / "empty.db").touch()  # an empty file: refused, and left empty
-    result = start("k")
-    assert "no MLflow store" in result.stderr and (tmp_path / "empty.db").stat().st_size == 0
-    import mlflow
+    def refused() -> str:
+        with pytest.raises(LeadscoreError) as info:
+            LeadScoring.inner()
+        return str(info.value)
 
-    mlflow.MlflowClient(f"sqlite:///{tmp_path / 'empty.db'}").search_experiments()  # a store
-    result = start("k")
-    assert result.returncode != 0 and "no model lead-scoring@champion" in result.stderr
-    result = start("")
-    assert "LEADSCORE_API_KEYS is empty" in result.stderr
+    assert "no MLflow store at sqlite:///" in refused()  # no store at all: none is created
+    assert not store.exists()
+    store.touch()  # an empty file: refused, and left empty
+    assert "no MLflow store" in refused() and store.stat().st_size == 0
+    store.unlink()
+    prepare_store(store)  # a store (as `leadscore train` creates it) with no model
+    assert "no model lead-scoring@champion" in refused()
+    monkeypatch.setenv("LEADSCORE_API_KEYS", "")
+    assert "LEADSCORE_API_KEYS is empty" in refused()
 
 
 def test_reasons_can_be_skipped(client, small_sim, trained):

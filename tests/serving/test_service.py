@@ -415,13 +415,15 @@ def test_no_champion_refuses_to_start(tmp_path, monkeypatch):
     from leadscore.crm.errors import LeadscoreError
     from leadscore.serving.service import LeadScoring
     from leadscore.training.store import prepare_store
+    from tests.training.conftest import sqlite_store
 
-    store = tmp_path / "empty.db"
+    store = tmp_path / "mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
     monkeypatch.setenv("LEADSCORE_API_KEYS", "k")
 
     def refused() -> str:
-        with pytest.raises(LeadscoreError) as info:
+        # MLflow's URI set in this process too (another test may have set one before)
+        with sqlite_store(tmp_path), pytest.raises(LeadscoreError) as info:
             LeadScoring.inner()
         return str(info.value)
 

@@ -17,25 +17,30 @@ import pyarrow as pa
 from leadscore.crm.activity_table import TABLE
 from leadscore.crm.dataset import Dataset
 from leadscore.crm.lead_index import lead_positions
-from leadscore.crm.times import US_PER_DAY, from_us, timestamps_us, utc
-from leadscore.features.config import FeatureConfig
+from leadscore.crm.times import US_PER_DAY, from_us, timestamps_us, to_us, utc
+from leadscore.features.config import FeatureConfig, data_ages
 from leadscore.features.definitions import (
     FeatureSpec,
     Primitives,
     assemble_features,
     resolve_spec,
 )
-from leadscore.features.labels import Timeline, scoring_rows, snapshot_rows
+from leadscore.features.labels import Timeline, life_table_counts, scoring_rows, snapshot_rows
 
+LIFE_TABLE = "life_table"  # the training set's attrs key of `life_table_counts`
 # Entity rows featurised in one DuckDB query: bounds the memory of the event-level work.
 SNAPSHOT_CHUNK = 500_000
 
 
 def feature_spec_for(
-    dataset: Dataset, config: FeatureConfig, observed_types: list[str] | None = None
+    dataset: Dataset,
+    config: FeatureConfig,
+    observed_types: list[str] | None = None,
+    data_end: pd.Timestamp | None = None,
 ) -> FeatureSpec:
-    """Resolve the feature set of a dataset under a config (`observed_types`: the activity
-    types found by an engine that read the activities itself; default: the table's)."""
+    """Resolve the feature set of a dataset under a config (`observed_types` and `data_end`:
+    the activity types and the data's end found by an engine that read the activities
+    itself; default: the table's)."""
     dtypes = {
         c: "categorical" if isinstance(dataset.leads[c].dtype, pd.CategoricalDtype) else "numeric"
         for c in dataset.profile_columns
@@ -43,12 +48,41 @@ def feature_spec_for(
     observed = (
         list(dataset.activity_table.type_counts()) if observed_types is None else observed_types
     )
+    spread_from = None
+    if config.ages_follow_data and not dataset.is_flat:
+        ages = ages_of_data(dataset, config, data_end)
+        added = sorted(set(ages) - set(config.snapshot_ages_days))
+        if added:  # from the age the added ones step from: no age between them goes unseen
+            spread_from = max(a for a in ages if a < added[0])
+        config = config.model_copy(update={"snapshot_ages_days": ages})
     return resolve_spec(
         config,
         profile_dtypes=dtypes,
         observed_types=[] if dataset.is_flat else observed,
         sales_touch_types=list(dataset.spec.sales_touch_types),
         history=not dataset.is_flat,
+        spread_from_days=spread_from,
+    )
+
+
+def ages_of_data(
+    dataset: Dataset, config: FeatureConfig, data_end: pd.Timestamp | None = None
+) -> list[float]:
+    """The snapshot ages for this dataset (`leadscore.features.config.data_ages`): the
+    configured ones, extended toward the age of the oldest lead open at the data's end."""
+    timeline = Timeline.of_dataset(dataset)
+    end_us = to_us(utc(data_end if data_end is not None else dataset.data_end))
+    created = timeline.created_us
+    if not len(created):
+        return list(config.snapshot_ages_days)
+    every = np.arange(len(created), dtype=np.int64)
+    open_ = timeline.is_open(every, np.full(len(every), end_us, dtype=np.int64))
+    oldest_open = float((end_us - created[open_].min()) / US_PER_DAY) if open_.any() else None
+    oldest_matured = float((end_us - created.min()) / US_PER_DAY) - config.horizon_days
+    return data_ages(
+        list(config.snapshot_ages_days),
+        oldest_open_days=oldest_open,
+        oldest_matured_days=oldest_matured,
     )
 
 
@@ -75,7 +109,26 @@ def build_training_set(
     if dataset.is_flat:
         return _flat_training_set(dataset, spec)
     snaps, stats = training_rows(dataset, spec, data_end)
-    return _labelled(dataset, spec, snaps), spec, stats
+    end = utc(data_end if data_end is not None else dataset.data_end)
+    return with_life_table(_labelled(dataset, spec, snaps), dataset, spec, end), spec, stats
+
+
+def with_life_table(
+    df: pd.DataFrame, dataset: Dataset, spec: FeatureSpec, data_end: pd.Timestamp
+) -> pd.DataFrame:
+    """The training set `df` with the life table of its bands of ages in its attrs
+    (`LIFE_TABLE`: `leadscore.features.labels.life_table_counts`), when its spec has bands.
+    It rides with the rows it describes (a slice of them keeps it): the model's calibration
+    by age reads it (`leadscore.stats.life_table`)."""
+    if spec.spread_from_days is not None:
+        df.attrs[LIFE_TABLE] = life_table_counts(
+            Timeline.of_dataset(dataset),
+            ages_days=spec.snapshot_ages_days,
+            spread_from_days=spec.spread_from_days,
+            horizon_days=spec.horizon_days,
+            data_end=data_end,
+        )
+    return df
 
 
 def training_set_chunks(
@@ -113,6 +166,7 @@ def training_rows(
         ages_days=spec.snapshot_ages_days,
         horizon_days=spec.horizon_days,
         data_end=end,
+        spread_from_days=spec.spread_from_days,
     )
     stats["data_end"] = end.isoformat()
     stats["leads"] = int(np.unique(snaps["lead"].to_numpy()).size)

@@ -14,6 +14,29 @@ from leadscore.crm.contract import load_yaml_model
 # candidate (censoring drops it). benchmarks/calibration_by_age.py measured these against
 # a denser 13-age grid: as calibrated at every age band, in half the training time.
 DEFAULT_SNAPSHOT_AGES = (0, 3, 7, 14, 30, 60, 90, 180, 365, 730)
+# Past the configured ages (`ages_follow_data`), each added age is this many times the last.
+AGE_STEP = 1.5
+
+
+def data_ages(
+    ages: list[float], *, oldest_open_days: float | None, oldest_matured_days: float
+) -> list[float]:
+    """The configured snapshot ages, then ages of AGE_STEP times the last matured one (whole
+    days) while the open pipeline has leads older than the last and the history has matured
+    snapshots at the next: a lead created `oldest_matured_days` before the data's end minus
+    the horizon reaches it."""
+    out = sorted(ages)
+    matured = [a for a in out if a <= oldest_matured_days]
+    if oldest_open_days is None or not matured:
+        return out
+    last = matured[-1]
+    while last < oldest_open_days:
+        last = float(round(max(last, 1.0) * AGE_STEP))
+        if last > oldest_matured_days:
+            break
+        if last not in out:
+            out.append(last)
+    return sorted(out)
 
 
 class FeatureConfig(BaseModel):
@@ -25,6 +48,12 @@ class FeatureConfig(BaseModel):
         default_factory=lambda: list(DEFAULT_SNAPSHOT_AGES),
         description="lead ages (days since creation) at which training snapshots are taken: "
         "they cover the ages the open pipeline holds (a lead older than the oldest is flagged)",
+    )
+    ages_follow_data: bool = Field(
+        True,
+        description="past the oldest configured age, add ages (each half again the last) as "
+        "far as the open pipeline's oldest lead, wherever the history has matured snapshots: "
+        "a years-old open lead is then scored from leads of its own age",
     )
     horizon_days: float = Field(
         90.0, gt=0, description="a snapshot is a win when a deal is won within this many days"

@@ -33,8 +33,21 @@ class FeatureSpec(BaseModel):
 
     version: str
     history: bool = True  # False for flat datasets: profile features only
+
+    def __eq__(self, other: object) -> bool:
+        # The fields alone: the cached properties (NumPy masks among them) are derived from
+        # them, and pydantic's own comparison would compare those arrays too, ambiguously.
+        if not isinstance(other, FeatureSpec):
+            return NotImplemented
+        return self.model_dump() == other.model_dump()
+
+    __hash__ = None  # its list fields never hashed: equal by value, no hash
     horizon_days: float
     snapshot_ages_days: list[float]
+    # From this age on, each snapshot age starts a band up to the next (the last: AGE_STEP
+    # times its start), and a lead's snapshot falls at an age of its own within it
+    # (`leadscore.features.labels.snapshot_rows`). None: every age is exact.
+    spread_from_days: float | None = None
     windows_days: list[int]
     trend_recent_days: int
     trend_older_days: int
@@ -120,6 +133,7 @@ def resolve_spec(
     observed_types: list[str],
     sales_touch_types: list[str],
     history: bool = True,
+    spread_from_days: float | None = None,
 ) -> FeatureSpec:
     """Fix the feature set from a config and what the dataset holds.
 
@@ -127,6 +141,8 @@ def resolve_spec(
         profile_dtypes: profile column -> "categorical" or "numeric".
         observed_types: activity types present in the data (used when the config lists none).
         sales_touch_types: the dataset's sales-touch group (used when the config lists none).
+        spread_from_days: the ages added to follow the data start here (bands, not exact
+            ages; `leadscore.features.config.data_ages`).
     """
     types = (
         list(config.activity_types) if config.activity_types is not None else sorted(observed_types)
@@ -171,6 +187,8 @@ def resolve_spec(
         "categorical": ["source"] + [c for c in columns if profile_dtypes[c] == "categorical"],
         "numeric_profile": [c for c in columns if profile_dtypes[c] == "numeric"],
     }
+    if spread_from_days is not None and history:  # absent otherwise: earlier versions hold
+        body["spread_from_days"] = float(spread_from_days)
     digest = hashlib.sha1(json.dumps(_canonical(body), sort_keys=True).encode()).hexdigest()[:10]
     return FeatureSpec(version=f"{FEATURE_SET_VERSION}+{digest}", **body)
 

@@ -31,6 +31,7 @@ from leadscore.crm.dataset import Dataset
 from leadscore.crm.errors import LeadscoreError
 from leadscore.crm.lead_index import lead_positions
 from leadscore.crm.times import NEVER, days_us, timestamps_us, to_us
+from leadscore.features.config import AGE_STEP
 
 
 @dataclass(frozen=True)
@@ -144,8 +145,11 @@ def snapshot_rows(
     ages_days: list[float],
     horizon_days: float,
     data_end: pd.Timestamp,
+    spread_from_days: float | None = None,
 ) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Labelled training snapshots and what was dropped.
+    """Labelled training snapshots and what was dropped. From `spread_from_days` on, an age
+    starts a band up to the next age (the last: AGE_STEP times its start), and each lead's
+    snapshot falls at an age of its own within it (`_spread_us`).
 
     Returns a frame with `lead` (row position in the leads), `created_us`, `as_of_us` and
     `label`, ordered by as_of then lead, and counts: candidates (ages reached by the data's
@@ -157,6 +161,8 @@ def snapshot_rows(
     n = len(timeline.created_us)
     lead = np.tile(np.arange(n, dtype=np.int64), len(ages_us))
     as_of = np.repeat(ages_us, n) + timeline.created_us[lead]
+    if spread_from_days is not None:
+        as_of += _spread_us(timeline.created_us, ages_days, spread_from_days)
     reached = as_of <= end_us
     lead, as_of = lead[reached], as_of[reached]
     open_ = timeline.is_open(lead, as_of)
@@ -181,6 +187,87 @@ def snapshot_rows(
     stats["snapshots"] = int(len(snaps))
     stats["positives"] = int(snaps["label"].sum())
     return snaps, stats
+
+
+LIFE_TABLE_STEP = 30.0  # days between the life table's snapshots within a band of ages
+
+
+def life_table_counts(
+    timeline: Timeline,
+    *,
+    ages_days: list[float],
+    spread_from_days: float,
+    horizon_days: float,
+    data_end: pd.Timestamp,
+) -> dict[str, list]:
+    """The life table of the bands of ages (from `spread_from_days` on): every lead open at
+    every LIFE_TABLE_STEP days of age within each band, matured, counted by band and by
+    as_of day, as plain lists (`band`: the band's starting age; `as_of_day`: days since the
+    epoch; `rows`, `wins`: a training set written to Parquet keeps them). The training set holds one snapshot per lead and band, too few wins at old ages
+    for a rate; this holds every age the history matured, without features. Counted by day,
+    so that a model trained before a cut-off counts only what had matured by then."""
+    ages = np.asarray(sorted(ages_days), dtype=np.float64)
+    ends = np.append(ages[1:], ages[-1] * AGE_STEP)
+    parts = []
+    for start, end in zip(ages, ends, strict=True):
+        if start < spread_from_days - 1e-9:
+            continue
+        for age in np.arange(start, end, LIFE_TABLE_STEP):  # one age at a time: bounded memory
+            snaps, _ = snapshot_rows(
+                timeline, ages_days=[float(age)], horizon_days=horizon_days, data_end=data_end
+            )
+            if len(snaps):
+                parts.append(
+                    pd.DataFrame(
+                        {
+                            "band": start,
+                            "as_of_day": snaps["as_of_us"].to_numpy() // days_us(1),
+                            "wins": snaps["label"].to_numpy(dtype=np.int64),
+                        }
+                    )
+                )
+    if not parts:
+        return {"band": [], "as_of_day": [], "rows": [], "wins": []}
+    every = pd.concat(parts, ignore_index=True)
+    counted = (
+        every.groupby(["band", "as_of_day"], sort=True)["wins"]
+        .agg(rows="size", wins="sum")
+        .reset_index()
+    )
+    return {
+        "band": counted["band"].astype(float).tolist(),
+        **{c: counted[c].astype(int).tolist() for c in ("as_of_day", "rows", "wins")},
+    }
+
+
+def _spread_us(created_us: np.ndarray, ages_days: list[float], spread_from: float) -> np.ndarray:
+    """Per (age, lead) in `snapshot_rows`' order, how far into its band the lead's snapshot
+    falls: 0 for an exact age; within a band, a uniform fraction of its width drawn from
+    the lead's creation time and the band (a hash: the same rows whatever the order of the
+    leads, and the same every run). A band of ages spreads one snapshot per lead over every
+    age the history matured, where one exact age would leave the ages between unseen."""
+    ages = np.asarray(sorted(ages_days), dtype=np.float64)
+    ends = np.append(ages[1:], ages[-1] * AGE_STEP)
+    n = len(created_us)
+    out = np.zeros(len(ages) * n, dtype=np.int64)
+    for k, (start, end) in enumerate(zip(ages, ends, strict=True)):
+        if start < spread_from - 1e-9:
+            continue
+        fraction = _unit_hash(
+            created_us.astype(np.uint64) ^ np.uint64(0x9E3779B97F4A7C15 * (k + 1) % 2**64)
+        )
+        out[k * n : (k + 1) * n] = (fraction * days_us(end - start)).astype(np.int64)
+    return out
+
+
+def _unit_hash(x: np.ndarray) -> np.ndarray:
+    """splitmix64 of each value, as a fraction in [0, 1)."""
+    with np.errstate(over="ignore"):
+        z = x + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) / float(2**53)
 
 
 def open_rows(timeline: Timeline, as_of: pd.Timestamp) -> pd.DataFrame:

@@ -324,7 +324,7 @@ class SparkHistory:
         """`leadscore.features.batch.feature_spec_for`, with the activity types Spark found."""
         from leadscore.features.batch import feature_spec_for
 
-        return feature_spec_for(self.dataset, config, list(self.type_counts))
+        return feature_spec_for(self.dataset, config, list(self.type_counts), self.data_end)
 
     def close(self) -> None:
         self.frame.unpersist()
@@ -339,7 +339,12 @@ def spark_training_set(
     buckets: int | None = None,
 ) -> tuple[pd.DataFrame, FeatureSpec, dict]:
     """`leadscore.features.batch.build_training_set` on Spark: the same rows, spec and stats."""
-    from leadscore.features.batch import _flat_training_set, _labelled, training_rows
+    from leadscore.features.batch import (
+        _flat_training_set,
+        _labelled,
+        training_rows,
+        with_life_table,
+    )
 
     dataset = history.dataset
     config = config or FeatureConfig()
@@ -349,7 +354,7 @@ def spark_training_set(
     end = utc(data_end if data_end is not None else history.data_end)
     snaps, stats = training_rows(dataset, spec, end)
     matrix = spark_behaviour_matrix(history, spec, snaps, buckets=buckets)
-    return _labelled(dataset, spec, snaps, matrix), spec, stats
+    return with_life_table(_labelled(dataset, spec, snaps, matrix), dataset, spec, end), spec, stats
 
 
 def spark_scoring_set(

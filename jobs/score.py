@@ -62,6 +62,7 @@ class Scored:
     delivery: Any
     sender: Any
     outbox: Any
+    past_trained_ages: str | None = None  # the open leads older than the model's ages
 
 
 def parse_time(text: str | None, option: str):
@@ -78,13 +79,15 @@ def parse_time(text: str | None, option: str):
 
 def score(request: ScoreRequest, progress: Progress | None = None) -> Scored:
     """Score every lead open at `as_of`, record the run, hand the crossings off."""
+    import numpy as np
+
     from leadscore.crm.times import utc
     from leadscore.handoff.accounts import AccountLine
     from leadscore.handoff.delivery import WebhookSender, deliver, read_secret, stage
     from leadscore.handoff.events import HandoffLine, write_events
     from leadscore.operations.accounts import account_run, account_scores_path, has_accounts
     from leadscore.operations.history import ScoreHistory, default_store
-    from leadscore.operations.pipeline import write_scores
+    from leadscore.operations.pipeline import past_trained_ages, write_scores
     from leadscore.operations.runs import score_and_record
     from leadscore.scoring.mlflow_model import load_pinned_scorer
     from leadscore.scoring.mlflow_runs import log_to_project_run
@@ -188,9 +191,11 @@ def score(request: ScoreRequest, progress: Progress | None = None) -> Scored:
             scored=scored,
         )
     frame = run.scores
+    beyond = frame["beyond_trained_age"].to_numpy(dtype=bool)
     log_to_project_run(
         {
             "open_leads": len(frame),
+            "past_trained_ages": int(beyond.sum()),
             "grade_a": int((frame["grade"] == "A").sum()),
             "handoff_events": len(run.events),
         },
@@ -210,4 +215,7 @@ def score(request: ScoreRequest, progress: Progress | None = None) -> Scored:
         delivery=report,
         sender=sender,
         outbox=box,
+        past_trained_ages=past_trained_ages(
+            scorer, beyond, frame["probability"].to_numpy(dtype=np.float64)
+        ),
     )

@@ -62,6 +62,7 @@ from leadscore.operations.matured import (
     Matured,
     matured_calibration,
 )
+from leadscore.operations.pipeline import past_trained_ages
 from leadscore.scoring.model_ref import ModelRef
 from leadscore.scoring.scorer import LeadScorer
 
@@ -206,16 +207,13 @@ def monitor(
     notes: list[str] = []
     current = build_scoring_set(dataset, spec, when)
     reference = build_scoring_set(dataset, spec, reference_as_of)
-    oldest = scorer.oldest_trained_age_days
-    if oldest is not None and "lead_age_days" in current and len(current):
-        beyond = int((current["lead_age_days"].to_numpy(dtype=float) > oldest + 1e-9).sum())
-        if beyond:
-            notes.append(
-                f"{beyond:,} open leads ({beyond / len(current):.0%}) are older than the "
-                f"model's oldest training age ({oldest:g} days): they are scored from what it "
-                "learned at its oldest ages and flagged so (beyond_trained_age); the checks "
-                "below include them, by age band"
-            )
+    if scorer.oldest_trained_age_days is not None and "lead_age_days" in current:
+        beyond = scorer.beyond_trained_age(
+            current["lead_age_days"].to_numpy(dtype=float), len(current)
+        )
+        note = past_trained_ages(scorer, beyond)
+        if note:
+            notes.append(note + "; the checks below include them, by age band")
     if current.empty or reference.empty:
         raise LeadscoreError(
             f"no open lead at {'the monitored date' if current.empty else 'the reference date'}"

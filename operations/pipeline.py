@@ -43,6 +43,28 @@ class PipelineScores:
     reasons: dict[str, list[list[str]]]
 
 
+def past_trained_ages(
+    scorer: LeadScorer, beyond: np.ndarray, probability: np.ndarray | None = None
+) -> str | None:
+    """What a run says of the open leads older than the oldest age the model learned from
+    (`beyond`: per lead): how many, their share of the expected wins (with `probability`),
+    and what their probability is (the history's age hazard). None when there are none."""
+    beyond = np.asarray(beyond, dtype=bool)
+    n = int(beyond.sum())
+    if not n:
+        return None
+    share = ""
+    if probability is not None:
+        total = float(np.sum(probability))
+        if total > 0:
+            share = f", {float(np.sum(probability[beyond])) / total:.0%} of the expected wins"
+    return (
+        f"{n:,} open leads ({n / len(beyond):.0%}{share}) are older than the oldest age the "
+        f"model learned from ({scorer.oldest_trained_age_days:g} days): "
+        f"{scorer.age_hazard.describe()}; flagged beyond_trained_age"
+    )
+
+
 def score_pipeline(
     dataset: Dataset,
     scorer: LeadScorer,

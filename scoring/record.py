@@ -48,8 +48,8 @@ class ScoreRecord:
     """One entry per lead: the model's probability, score and grade; its Venn-Abers interval
     (`p_low`, `p_high`, containing the probability) and whether that is too wide for an
     automatic hand-off (`review`), None for a model saved without one; whether the lead is older
-    than any age the model was trained on (`beyond_trained_age`: scored from what it learned
-    at its oldest ages, and flagged so); the rules' score, grade, MQL flag and probability
+    than any age the model learned from (`beyond_trained_age`: its probability follows the
+    history's age hazard, `LeadScorer.age_hazard`, and it is flagged so); the rules' score, grade, MQL flag and probability
     (None without rules); the worded reasons as columns (None when not asked; `reasons`
     gives them lead by lead); and which model scored (None until the caller says)."""
 

@@ -37,6 +37,7 @@ from leadscore.scoring.record import ScoreRecord, ScoringBatch
 from leadscore.scoring.scorer_files import read_scorer_folder, write_scorer_folder
 from leadscore.scoring.treeshap import TreeShap
 from leadscore.stats.calibration import Calibrator, logit
+from leadscore.stats.life_table import AgeHazard
 from leadscore.stats.pooling import SegmentCalibration
 from leadscore.stats.venn_abers import VennAbers, contain
 
@@ -231,13 +232,21 @@ class LeadScorer:
         segments = batch.column(self.segments.column) if self.segments is not None else None
         p, low, high = self.predict_interval(batch.x, segments)
         record = ScoreRecord(batch.lead_id, p, self.grades(p), model=model)
+        record.beyond_trained_age = self.beyond_trained_age(batch.age_days, len(batch))
+        if batch.age_days is not None and self.age_hazard.oldest is not None:
+            # Calibrated by age against the life table of what it learned from, and past
+            # the oldest supported age along the history's age hazard (no extrapolation).
+            factor = self.age_hazard.factor(batch.age_days)
+            p = np.minimum(p * factor, self.calibrator.high)
+            record.probability, record.grade = p, self.grades(p)
+            if low is not None:
+                low, high = contain(p, low * factor, np.minimum(high * factor, 1.0))
         if low is not None:
             record.p_low, record.p_high = low, high
             width = self.review_width
             record.review = (
                 high - low > width + 1e-12 if width is not None else np.zeros(len(p), bool)
             )
-        record.beyond_trained_age = self.beyond_trained_age(batch.age_days, len(batch))
         if reasons:
             totals = self.group_contributions(batch.x)
             record.reason_columns = reason_columns(
@@ -260,15 +269,33 @@ class LeadScorer:
         return record
 
     @property
+    def age_hazard(self) -> AgeHazard:
+        """The life table of the snapshots it learned from, its calibration by age against
+        it and the hazard's decline past their oldest supported age
+        (`leadscore.stats.life_table`); a model trained before it has an empty one (its
+        scores are its own)."""
+        if not hasattr(self, "_age_hazard"):
+            stored = self.info.get("age_hazard")
+            self._age_hazard = AgeHazard.from_dict(stored) if stored else AgeHazard.empty()
+        return self._age_hazard
+
+    @property
     def oldest_trained_age_days(self) -> float | None:
-        """The oldest lead age the model saw in training (None without a lead age)."""
-        ages = self.spec.snapshot_ages_days if self.spec.history else []
+        """The oldest lead age the model learned from enough matured snapshots of (the
+        life table's oldest supported age; for a model trained before the life table, the
+        oldest snapshot age of its spec). None without a lead age."""
+        if not self.spec.history:
+            return None
+        oldest = self.age_hazard.oldest
+        if oldest is not None:
+            return oldest
+        ages = self.spec.snapshot_ages_days
         return float(max(ages)) if ages else None
 
     def beyond_trained_age(self, age_days: np.ndarray | None, n: int) -> np.ndarray:
-        """Per lead, whether it is older than any age the model was trained on: its score
-        comes from what was learned at the oldest ages (trees do not extrapolate past the
-        values they saw), and it is flagged so, never silently."""
+        """Per lead, whether it is older than the oldest age the model learned from: its
+        probability then follows the history's age hazard (`age_hazard`), and it is
+        flagged so, never silently."""
         oldest = self.oldest_trained_age_days
         if age_days is None or oldest is None:
             return np.zeros(n, dtype=bool)

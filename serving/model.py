@@ -95,6 +95,7 @@ def _scorer_meta(scorer: LeadScorer) -> dict[str, Any]:
         "interval": "venn-abers" if scorer.interval is not None else None,
         "interval_review_width": scorer.review_width if scorer.interval is not None else None,
         "oldest_trained_age_days": scorer.oldest_trained_age_days,
+        "past_trained_ages": scorer.age_hazard.describe() if scorer.spec.history else None,
         "trained_to": scorer.info.get("trained_to"),
         "grades": scorer.grades.model_dump(),
         "rules_version": scorer.rules.config.version if scorer.rules is not None else None,

@@ -162,8 +162,8 @@ class LeadScore(TypedDict):
     beyond_trained_age: Annotated[
         bool,
         Field(
-            description="the lead is older than any age the model was trained on: its score "
-            "comes from what was learned at the oldest ages (see /metadata)",
+            description="the lead is older than the oldest age the model learned from: its "
+            "probability follows the history's decline of the win rate with age (see /metadata)",
             examples=[False],
         ),
     ]
@@ -410,7 +410,14 @@ class Metadata(BaseModel):
         description="an interval wider than this sets `review` and holds the automatic hand-off",
     )
     oldest_trained_age_days: float | None = Field(
-        None, description="the oldest lead age the model was trained on (days)"
+        None,
+        description="the oldest lead age the model learned from enough matured snapshots of "
+        "(days); an older lead is flagged beyond_trained_age",
+    )
+    past_trained_ages: str | None = Field(
+        None,
+        description="what the probability of a lead older than that is: the history's decline "
+        "of the win rate with age, in words",
     )
     trained_to: str | None = Field(
         None,

@@ -26,6 +26,16 @@ class Calibration:
     segments: SegmentCalibration | None
     interval: VennAbers
 
+    def probability(self, raw: np.ndarray, segments: pd.Series | None = None) -> np.ndarray:
+        """The calibrated probabilities of raw scores (each row's segment value when the
+        calibration is per segment), as the scorer computes them."""
+        p = self.calibrator(raw)
+        if self.segments is None:
+            return p
+        return self.segments.adjust(
+            p, segments.astype(object).where(segments.notna(), None).tolist()
+        )
+
 
 def segment_column(config: TrainConfig, spec: FeatureSpec, excluded: list[str]) -> str | None:
     """The configured segment column, checked: a text column of the features that the

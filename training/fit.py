@@ -20,11 +20,14 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 
 from leadscore.crm.dataset import Dataset
 from leadscore.crm.errors import LeadscoreError
+from leadscore.crm.times import days_us, to_us
+from leadscore.features.batch import LIFE_TABLE
 from leadscore.features.definitions import FeatureSpec
 from leadscore.rules.config import RulesConfig
 from leadscore.rules.scorer import RuleScorer, batch_rule_inputs
 from leadscore.scoring.encoding import encode_frame
 from leadscore.scoring.scorer import LeadScorer
+from leadscore.stats.life_table import fit_age_hazard
 from leadscore.stats.metrics import evaluate, point_metrics
 from leadscore.training.calibration import fit_calibration, segment_column
 from leadscore.training.config import TrainConfig
@@ -268,6 +271,16 @@ def fit_models(
             "validation_start": split.validation_start.isoformat(),
             "test_start": split.test_start.isoformat(),
             "test_end": pd.Timestamp(test["as_of"].max()).isoformat() if len(test) else None,
+            # The life table of what it learned from, and the calibration by age against
+            # it (leadscore.stats.life_table).
+            **age_hazard_info(
+                train,
+                fitted.probability(
+                    booster.predict(x_train, raw_score=True), train[column] if column else None
+                ),
+                spec,
+                chosen.weights,
+            ),
         },
         interval=fitted.interval,
         segments=fitted.segments,
@@ -350,15 +363,47 @@ def fit_models(
     )
 
 
+def age_hazard_info(
+    rows: pd.DataFrame,
+    probability: np.ndarray,
+    spec: FeatureSpec,
+    weights: np.ndarray | None = None,
+) -> dict:
+    """`{"age_hazard": ...}`: the life table of the matured snapshots a model learned from
+    (`rows`, weighted when they are a weighted sample) with its calibrated `probability` of
+    each (`leadscore.stats.life_table`); nothing for rows without a lead age (a flat export).
+    The bands of ages count the training set's own life table (`LIFE_TABLE` of its attrs),
+    up to the newest of `rows`: nothing that matured later."""
+    if "lead_age_days" not in rows or not len(rows):
+        return {}
+    dense = None
+    counts = pd.DataFrame(rows.attrs.get(LIFE_TABLE) or {})
+    if len(counts):
+        newest = to_us(pd.Timestamp(rows["as_of"].max())) // days_us(1)
+        known = counts[counts["as_of_day"] <= newest].groupby("band")[["rows", "wins"]].sum()
+        dense = {float(b): (float(r.rows), float(r.wins)) for b, r in known.iterrows()}
+    hazard = fit_age_hazard(
+        rows["lead_age_days"].to_numpy(dtype=np.float64),
+        rows["label"].to_numpy(),
+        probability,
+        spec.snapshot_ages_days,
+        weights,
+        dense,
+    )
+    return {"age_hazard": hazard.to_dict()}
+
+
 def _auc_by_age(
     test: pd.DataFrame, y: np.ndarray, scores: dict[str, np.ndarray], spec: FeatureSpec
 ) -> pd.DataFrame:
     if not spec.history:
         return pd.DataFrame()
-    age = test["lead_age_days"].round(3).to_numpy()
+    age = test["lead_age_days"].to_numpy(dtype=np.float64)
+    starts = np.asarray(spec.snapshot_ages_days, dtype=np.float64)
+    band = np.searchsorted(starts, age + 1e-6, side="right") - 1  # an age, or a band of ages
     rows = []
-    for a in spec.snapshot_ages_days:
-        m = np.isclose(age, a)
+    for k, a in enumerate(starts):
+        m = band == k
         if m.sum() >= 20 and 0 < y[m].sum() < m.sum():
             rows.append(
                 {

@@ -29,7 +29,7 @@ from leadscore.scoring.encoding import encode_frame
 from leadscore.scoring.scorer import LeadScorer
 from leadscore.training.calibration import fit_calibration
 from leadscore.training.config import TrainConfig
-from leadscore.training.fit import TrainResult, lightgbm_params
+from leadscore.training.fit import TrainResult, age_hazard_info, lightgbm_params
 from leadscore.training.sampling import fit_rows
 from leadscore.training.trust import untrusted_model
 
@@ -89,6 +89,20 @@ def _fit(
         free_raw_data=False,
     )
     return lgb.train(params, data, num_boost_round=rounds)
+
+
+def _probability(booster, df, features, categories, calibrator, segments) -> np.ndarray:
+    """The calibrated probability of every row of `df` by the refit (in chunks: a million
+    snapshots are not encoded at once)."""
+    parts = []
+    for lo in range(0, len(df), 200_000):
+        part = df.iloc[lo : lo + 200_000]
+        p = calibrator(booster.predict(encode_frame(part, features, categories), raw_score=True))
+        if segments is not None:
+            values = part[segments.column]
+            p = segments.adjust(p, values.astype(object).where(values.notna(), None).tolist())
+        parts.append(p)
+    return np.concatenate(parts) if parts else np.zeros(0)
 
 
 def refit_production(
@@ -179,6 +193,11 @@ def refit_production(
         # What the shipped model knows ends at its newest snapshot (monitoring compares
         # today's pipeline with the pipeline then, and checks matured outcomes after it).
         "trained_to": shipped.last_as_of.isoformat(),
+        # The life table of every matured snapshot it learned from, and its calibration by
+        # age against it.
+        **age_hazard_info(
+            df, _probability(booster, df, features, categories, calibrator, segments), spec
+        ),
     }
     scorer = LeadScorer(
         spec, booster, features, categories, calibrator, base.grades, info, rules=base.rules,

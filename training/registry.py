@@ -137,7 +137,11 @@ def champion_gate(
     rows = rows.reset_index(drop=True)
     ours = result.scorer.spec
     spec = scorer.spec.model_copy(
-        update={"snapshot_ages_days": ours.snapshot_ages_days, "horizon_days": ours.horizon_days}
+        update={
+            "snapshot_ages_days": ours.snapshot_ages_days,
+            "spread_from_days": ours.spread_from_days,
+            "horizon_days": ours.horizon_days,
+        }
     )
     frame = features_for(spec)
     merged = rows[["lead_id", "as_of"]].merge(

@@ -105,6 +105,8 @@ def score(
     )  # fmt: skip
     done = score_job(request, progress)
     print_run(done.run.scores, done.out, done.history)
+    if done.past_trained_ages:
+        out.print(f"note: {done.past_trained_ages}", highlight=False)
     print_events(done.run.events, done.events_path, done.line)
     if done.accounts is not None:
         print_accounts_run(done.accounts, done.accounts_path, done.account_line)

@@ -63,3 +63,22 @@ def test_the_feature_set_version_does_not_depend_on_how_numbers_are_written(tmp_
     assert version(load_feature_config("conf/features.yaml")) == version(FeatureConfig())
     path.write_text("snapshot_ages_days: [0, 3.5]\n")
     assert version(load_feature_config(path)) != version(FeatureConfig())
+
+
+def test_snapshot_ages_follow_the_data_as_far_as_the_open_pipeline_and_matured_history():
+    from leadscore.features.config import data_ages
+
+    grid = [0.0, 30.0, 365.0, 730.0]
+    # a long history with leads open for years: ages half again the last, while matured
+    assert data_ages(grid, oldest_open_days=4_000, oldest_matured_days=3_000) == [
+        0.0, 30.0, 365.0, 730.0, 1095.0, 1642.0, 2463.0,
+    ]  # fmt: skip
+    # the open pipeline is younger than the grid: nothing added
+    assert data_ages(grid, oldest_open_days=500, oldest_matured_days=3_000) == grid
+    # no open lead, or a history too short for any added age: nothing added
+    assert data_ages(grid, oldest_open_days=None, oldest_matured_days=3_000) == grid
+    assert data_ages(grid, oldest_open_days=4_000, oldest_matured_days=1_000) == grid
+    # the grid's oldest ages not matured yet: stepping starts from the oldest matured one
+    assert data_ages(grid, oldest_open_days=600, oldest_matured_days=560) == [
+        0.0, 30.0, 365.0, 548.0, 730.0,
+    ]  # fmt: skip

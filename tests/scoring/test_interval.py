@@ -25,10 +25,13 @@ def test_every_score_has_an_interval_that_contains_it(trained, shipped, open_row
         record = scorer.score(scorer.frame_batch(open_rows), reasons=0)
         p, low, high = record.probability, record.p_low, record.p_high
         assert np.all((low > 0) & (low <= p) & (p <= high) & (high < 1))
-        # The interval is the Venn-Abers table's at the raw score, widened only to hold p.
+        # The interval is the Venn-Abers table's at the raw score, moved with the
+        # probability by its calibration by age, and widened only to hold p.
         p0, p1 = scorer.interval(scorer.raw_scores(scorer.encode_frame(open_rows)))
-        np.testing.assert_array_equal(low, np.minimum(p0, p))
-        np.testing.assert_array_equal(high, np.maximum(p1, p))
+        factor = scorer.age_hazard.factor(open_rows["lead_age_days"].to_numpy(dtype=float))
+        assert scorer.age_hazard.oldest is not None and not np.all(factor == 1.0)
+        np.testing.assert_array_equal(low, np.minimum(p0 * factor, p))
+        np.testing.assert_array_equal(high, np.maximum(np.minimum(p1 * factor, 1.0), p))
     # The shipped model's interval comes from its own calibration rows (the out-of-time
     # windows of the refit), not the evaluated model's validation rows.
     assert shipped.scorer.interval.rows != trained.scorer.interval.rows

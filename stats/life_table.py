@@ -100,6 +100,26 @@ class AgeHazard:
         out[past] *= (age[past] / max(oldest, 1.0)) ** self.slope
         return out
 
+    def rate(self, age_days: np.ndarray) -> np.ndarray:
+        """Lead age alone as a scorer: the life table's win rate at each age (the supported
+        bands' rates interpolated on log(1 + age), past the oldest along the decline; NaN
+        ages: the rate of every row)."""
+        age = np.asarray(age_days, dtype=np.float64)
+        wins, rows = np.array(self.wins), np.array(self.rows)
+        supported = self.supported
+        if not supported.any():
+            overall = wins.sum() / rows.sum() if rows.sum() > 0 else np.nan
+            return np.full(age.shape, overall)
+        ages = np.array(self.ages)[supported]
+        rates = wins[supported] / rows[supported]
+        out = np.full(age.shape, wins.sum() / rows.sum())
+        known = np.isfinite(age)
+        out[known] = np.interp(np.log1p(np.maximum(age[known], 0.0)), np.log1p(ages), rates)
+        oldest = self.oldest
+        past = known & (age > oldest + 1e-9)
+        out[past] *= (age[past] / max(oldest, 1.0)) ** self.slope
+        return out
+
     def describe(self) -> str:
         """One sentence: what the probability of a lead past the oldest supported age is."""
         oldest = self.oldest

@@ -301,6 +301,10 @@ def fit_models(
         "model": record.probability,
         "logistic": baseline.predict_proba(test[categorical + numeric])[:, 1],
     }
+    if "age_hazard" in scorer.info:
+        # Lead age alone (the life table of the train rows): how much of a ranking over
+        # snapshots of every age is the age mix, and how much is the model's skill.
+        scores["lead_age"] = scorer.age_hazard.rate(test["lead_age_days"].to_numpy(dtype=float))
     for name, fn in (references or {}).items():
         scores[name] = np.asarray(fn(test), dtype=np.float64)
     step(f"test metrics ({config.bootstrap} bootstrap draws)")
@@ -379,8 +383,9 @@ def age_hazard_info(
     dense = None
     counts = pd.DataFrame(rows.attrs.get(LIFE_TABLE) or {})
     if len(counts):
+        # whole days before the newest row's: nothing of a later time
         newest = to_us(pd.Timestamp(rows["as_of"].max())) // days_us(1)
-        known = counts[counts["as_of_day"] <= newest].groupby("band")[["rows", "wins"]].sum()
+        known = counts[counts["as_of_day"] < newest].groupby("band")[["rows", "wins"]].sum()
         dense = {float(b): (float(r.rows), float(r.wins)) for b, r in known.iterrows()}
     hazard = fit_age_hazard(
         rows["lead_age_days"].to_numpy(dtype=np.float64),

@@ -138,3 +138,25 @@ def test_expected_wins_of_old_open_leads_agree_with_the_life_table(years, seed, 
         assert result.scorer.oldest_trained_age_days < 365
         assert beyond.sum() > 100
         assert f"{beyond.sum():,} open leads" in note and "expected wins" in note
+
+
+def test_the_life_table_a_model_learns_from_ends_with_its_newest_row(tmp_path):
+    """What matured after the rows a model learned from never reaches its calibration by
+    age: the evaluated model's life table is the same whatever the later counts say."""
+    from leadscore.features.batch import LIFE_TABLE
+
+    dataset = load_dataset(stale_crm(tmp_path / "crm", n=3_000, years=6.0, seed=4))
+    df, spec, _ = build_training_set(dataset)
+    counts = df.attrs[LIFE_TABLE]
+    assert spec.spread_from_days is not None and sum(counts["rows"]) > 0
+    first = fit_models(df, spec, FAST)
+    newest = pd.Timestamp(df.loc[first.split.train, "as_of"].max())
+    cut = (newest - pd.Timestamp(0, tz="UTC")).days  # the day of the newest row
+    later = [i for i, day in enumerate(counts["as_of_day"]) if day >= cut]
+    assert later  # the life table holds later days
+    forged = {k: list(v) for k, v in counts.items()}
+    for i in later:
+        forged["wins"][i] = forged["rows"][i]  # every later snapshot "won"
+    df.attrs[LIFE_TABLE] = forged
+    again = fit_models(df, spec, FAST)
+    assert again.scorer.info["age_hazard"] == first.scorer.info["age_hazard"]

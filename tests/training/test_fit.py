@@ -14,7 +14,9 @@ def test_model_beats_chance_and_is_calibrated(trained):
     m = trained.metrics["model"]
     assert m["roc_auc"] > 0.75 and m["roc_auc_ci"][0] < m["roc_auc"] < m["roc_auc_ci"][1]
     assert m["ece"] < 0.05
-    assert set(trained.metrics) == {"model", "logistic"}
+    assert set(trained.metrics) == {"model", "logistic", "lead_age"}
+    # lead age alone ranks snapshots of every age above chance, the model above it
+    assert 0.5 < trained.metrics["lead_age"]["roc_auc"] < m["roc_auc"]
     assert m["lift_top_decile"] > 1 and m["deciles"][-1]["capture"] == pytest.approx(1.0)
 
 
@@ -27,6 +29,7 @@ def test_test_labels_never_reach_training_or_calibration(small_set, trained):
     again = fit_models(flipped, spec, FAST)
     assert again.scorer.booster.model_to_string() == trained.scorer.booster.model_to_string()
     assert again.scorer.calibrator == trained.scorer.calibrator
+    assert again.scorer.info["age_hazard"] == trained.scorer.info["age_hazard"]
 
 
 def test_calibrator_is_fitted_on_validation(small_set, trained):

@@ -89,8 +89,11 @@ def test_every_path_scores_with_the_segment_and_an_unknown_one_gets_the_global(
     # A country the calibration rows never saw: the global calibration, exactly.
     lead = {**leads[0], "profile": {**leads[0].get("profile", {}), "country": "Atlantis"}}
     p_new = scorer.score(scorer.payload_batch([lead], when.isoformat()), reasons=0).probability
-    raw = scorer.raw_scores(scorer.payload_batch([lead], when.isoformat()).x)
-    assert p_new[0] == scorer.calibrator(raw)[0]
+    batch = scorer.payload_batch([lead], when.isoformat())
+    age = scorer.age_hazard.factor(batch.age_days)  # the calibration by age, on top
+    assert p_new[0] == min(
+        scorer.calibrator(scorer.raw_scores(batch.x))[0] * age[0], scorer.calibrator.high
+    )
 
 
 def test_the_shipped_model_is_calibrated_per_segment_too(planted, segmented):

@@ -40,6 +40,8 @@ class Compared:
     comparison: Any  # leadscore.training.report.Comparison
     html_path: Path
     csv_path: Path
+    backtest: Any = None  # the walk-forward backtest the page shows (None: none)
+    backtest_source: str | None = None  # where it comes from, in words
 
 
 def compare(request: CompareRequest, progress: Progress | None = None) -> Compared:
@@ -64,6 +66,8 @@ def compare(request: CompareRequest, progress: Progress | None = None) -> Compar
         train_config = TrainConfig.model_validate(own)
     else:
         train_config = load_train_config(config_path("train", request.config))
+    backtest, backtest_source = model_backtest(request.model, scorer, ds, found.rules,
+                                               train_config, progress)  # fmt: skip
     with progress.step("scoring the out-of-time leads with the model and the rules"):
         comp = run_compare(
             ds,
@@ -76,6 +80,8 @@ def compare(request: CompareRequest, progress: Progress | None = None) -> Compar
             rules_file=found.source,
             rules_absent=found.absent,
             handoffs=handoffs,
+            backtest=backtest,
+            backtest_source=backtest_source,
         )
     for warning in comp.warnings:
         progress.warn(warning)
@@ -90,7 +96,42 @@ def compare(request: CompareRequest, progress: Progress | None = None) -> Compar
         files=[html_path, csv_path],
         tags={"model": request.model},
     )
-    return Compared(comp, html_path, csv_path)
+    return Compared(comp, html_path, csv_path, backtest, backtest_source)
+
+
+def model_backtest(model: str, scorer, dataset, rules, config, progress):
+    """The walk-forward backtest the page shows, and where it comes from: the one the
+    model's training run logged (a registered model), else one run now on this data with the
+    model's settings (`config.backtest_origins` origins); (None, why) with one origin."""
+    from leadscore.training.backtest import stored_backtest, walk_forward
+
+    if str(model).startswith("models:/"):
+        from mlflow import MlflowClient
+
+        from leadscore.scoring.mlflow_model import model_identity
+
+        which = model_identity(model)
+        run_id = MlflowClient().get_model_version(which.name, which.version).run_id
+        stored = stored_backtest(run_id) if run_id else None
+        if stored is not None:
+            trained_to = scorer.info.get("trained_to") or scorer.info.get("test_end") or "?"
+            return stored, (
+                f"the backtest of the model's own training run ({which.name} v{which.version}, "
+                f"MLflow run {run_id}, on its training data up to {str(trained_to)[:10]})"
+            )
+    if config.backtest_origins < 2:
+        return None, "no backtest: the model's settings ask for one test window"
+    from leadscore.features.batch import build_training_set
+
+    with progress.step(f"walk-forward backtest ({config.backtest_origins} origins)") as detail:
+        df, spec, _ = build_training_set(dataset, spec=scorer.spec)
+        backtest = walk_forward(
+            df, spec, config, dataset, rules, on_step=detail, on_origin=progress.say
+        )
+    return backtest, (
+        f"a backtest run now on this data with the model's settings "
+        f"({config.backtest_origins} origins): the model logged none"
+    )
 
 
 def handoff_times(history: str, grades: str, mql: bool):

@@ -19,15 +19,20 @@ class Progress(Protocol):
     def warn(self, text: str) -> None:
         """Something the user should know (a thin segment, a fallback taken)."""
 
+    def say(self, text: str) -> None:
+        """A line that stays: a milestone of a long step (a backtest origin done)."""
+
     def alarm(self, text: str, prefix: str = "") -> None:
         """Something the user must not miss ("do not trust this model")."""
 
 
 class Recorded:
-    """Progress kept, not shown: `steps`, `warnings` and `alarms` in the order they came."""
+    """Progress kept, not shown: `steps`, `said`, `warnings` and `alarms` in the order they
+    came."""
 
     def __init__(self) -> None:
         self.steps: list[str] = []
+        self.said: list[str] = []
         self.warnings: list[str] = []
         self.alarms: list[str] = []
 
@@ -35,6 +40,9 @@ class Recorded:
     def step(self, text: str) -> Iterator[Callable[[str], None]]:
         self.steps.append(text)
         yield lambda detail: None
+
+    def say(self, text: str) -> None:
+        self.said.append(text)
 
     def warn(self, text: str) -> None:
         self.warnings.append(text)

@@ -125,8 +125,9 @@ def train(request: TrainRequest, progress: Progress | None = None) -> Training:
         with progress.step("walk-forward backtest") as detail:
             found = resolve_rules(request.rules, ds)
             backtest = walk_forward(
-                df, spec, train_config, ds, found.rules, evaluated=result, on_step=detail
-            )
+                df, spec, train_config, ds, found.rules, evaluated=result, on_step=detail,
+                on_origin=progress.say,
+            )  # fmt: skip
         result = replace(result, backtest=backtest)
         for note in backtest.notes:
             progress.warn(note)

@@ -92,6 +92,9 @@ class ConsoleProgress:
     def warn(self, text: str) -> None:
         warn(text)
 
+    def say(self, text: str) -> None:
+        err.print(text, highlight=False, markup=False)
+
     def alarm(self, text: str, prefix: str = "") -> None:
         alarm(text, prefix=prefix)
 

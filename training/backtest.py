@@ -18,6 +18,7 @@ difference is pooled and paired, with a 95 % interval from the one bootstrap ove
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -96,6 +97,36 @@ class Backtest:
             for scorer, wins in o.get("capacity_wins", {}).items():
                 out.setdefault(f"backtest_capacity_wins_{scorer}", []).append((o["origin"], wins))
         return out
+
+
+def stored_backtest(run_id: str) -> Backtest | None:
+    """The backtest a training run logged (`backtest.json` and `backtest_rows.csv` of its
+    MLflow run), or None when it logged none (one origin, or a run before backtests)."""
+    import json
+    import tempfile
+
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            summary_path = MlflowClient().download_artifacts(run_id, "backtest.json", folder)
+            rows_path = MlflowClient().download_artifacts(run_id, "backtest_rows.csv", folder)
+        except (MlflowException, OSError):
+            return None
+        with open(summary_path) as f:
+            summary = json.load(f)
+        rows = pd.read_csv(rows_path, dtype={"lead_id": str})
+    rows["as_of"] = pd.to_datetime(rows["as_of"], utc=True, format="ISO8601")
+    return Backtest(
+        origins=summary["origins"],
+        rows=rows,
+        pooled=summary["pooled"],
+        difference=summary.get("difference"),
+        asked=int(summary["asked"]),
+        notes=list(summary.get("notes") or []),
+        capacity_wins=dict(summary.get("capacity_wins") or {}),
+    )
 
 
 def table_rows(summary: dict) -> list[dict]:
@@ -215,6 +246,7 @@ def walk_forward(
     bootstrap: int | None = None,
     learned: bool = True,
     on_step: Callable[[str], None] | None = None,
+    on_origin: Callable[[str], None] | None = None,
 ) -> Backtest:
     """The backtest of `df` (a training set) at `origins` origins (default: the config's).
 
@@ -222,16 +254,26 @@ def walk_forward(
         evaluated: the evaluation already fitted on all of `df` (origin 0), if at hand.
         rules: marketing's points rules, calibrated per origin; None for the model only.
         learned: also learn points on each origin's train period (`leadscore.training.learned`).
+        on_origin: told a line as each origin starts and ends (its rows, boosting rounds,
+            seconds, and an estimate of what is left).
     """
     step = on_step or (lambda _: None)
     asked = config.backtest_origins if origins is None else origins
     quiet = config.model_copy(update={"bootstrap": 0})
     end = df["as_of"].max()
     frames, summaries, notes = [], [], []
+    say = on_origin or (lambda _: None)
+    durations: list[float] = []
     for k in range(asked):
         cut = end - pd.Timedelta(days=k * config.test_days)
         part = df[df["as_of"] <= cut]
         step(f"backtest origin {k + 1} of {asked}")
+        started = time.perf_counter()
+        reused = k == 0 and evaluated is not None
+        say(
+            f"backtest origin {k + 1} of {asked}: snapshots up to {cut.date()}, "
+            f"{len(part):,} rows" + (" (the evaluation's fit, reused)" if reused else "")
+        )
         try:
             result = (
                 evaluated
@@ -278,6 +320,20 @@ def walk_forward(
             }
         )
         frames.append(test)
+        seconds = time.perf_counter() - started
+        if not reused:
+            durations.append(seconds)
+        left = asked - k - 1
+        estimate = (
+            f"; about {left * sum(durations) / len(durations):,.0f} s left for {left} more"
+            if left and durations
+            else ""
+        )
+        say(
+            f"backtest origin {k + 1} of {asked} done in {seconds:,.1f} s: "
+            f"{int(result.params.get('best_iteration', 0)):,} rounds, {len(test):,} test rows"
+            + estimate
+        )
     if not frames:
         raise LeadscoreError("the backtest ran no origin: " + "; ".join(notes))
     rows = pd.concat(frames, ignore_index=True)

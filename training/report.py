@@ -119,6 +119,7 @@ def compare(
     split: Split | None = None,
     rule_scorer: RuleScorer | None = None,
     backtest=None,
+    backtest_source: str | None = None,
     learned: bool = True,
     model_label: str = "model",
     bootstrap: int = 200,
@@ -142,6 +143,7 @@ def compare(
         backtest: the walk-forward backtest of the same training set
             (`leadscore.training.backtest.Backtest`): with two origins or more, the "keep the rules"
             verdict rests on its pooled paired difference, not on one window.
+        backtest_source: where the backtest comes from, in words, for the page.
     """
     config = config or TrainConfig()
     warnings = [] if rules is None else check_rules(rules, dataset, file=rules_file)
@@ -323,6 +325,7 @@ def compare(
             "shipped": shipped,
             "flat": dataset.is_flat,
             "backtest": backtest_summary(backtest),
+            "backtest_source": backtest_source,
             "outcome_column": dataset.label_column if dataset.is_flat else None,
             "interval_review_width": evaluated.review_width,
             "segment_column": evaluated.segments.column if evaluated.segments else None,

@@ -196,7 +196,7 @@ class Registration:
         self.require_trusted = require_trusted
         self.rules_metrics = rules_metrics
         self.version: str | None = None
-        self.promoted, self.reason, self.kept = True, "no champion yet", ""
+        self.promoted, self.reason, self.kept = True, "the first version, no champion before it", ""
         self.champion_metrics: dict | None = None
         self.champion_version: str | None = None
         self._stack = ExitStack()

@@ -56,6 +56,12 @@ def compare(
     )  # fmt: skip
     done = compare_job(request, progress)
     print_comparison(done.comparison, done.html_path)
+    if done.backtest_source:
+        out.print(f"backtest: {done.backtest_source}", highlight=False)
+    if done.backtest is not None:
+        from leadscore.commands.train import print_backtest
+
+        print_backtest(done.backtest)
 
 
 def print_comparison(comp, html_path: Path | None = None) -> None:
@@ -83,19 +89,20 @@ def print_comparison(comp, html_path: Path | None = None) -> None:
             f"{r.lift_top_decile:.2f} [{r.lift_top_decile_low:.2f}, {r.lift_top_decile_high:.2f}]",
         )
     out.print(table)
-    for title, frame in (
-        ()
-        if comp.capacity.empty
-        else (
+    at_creation = bool(comp.meta.get("deals_at_creation"))
+    tables = []
+    if not comp.capacity.empty:
+        tables.append(
             (
                 "capacity-matched, every row (deals open with their leads: the hand-off decision)"
-                if comp.meta.get("deals_at_creation")
+                if at_creation
                 else "capacity-matched, rows without an open deal (the hand-off decision)",
                 comp.capacity,
-            ),
-            ("capacity-matched, every row", comp.capacity_all),
+            )
         )
-    ):
+        if not at_creation:  # with deals opening with their leads, every row is printed above
+            tables.append(("capacity-matched, every row", comp.capacity_all))
+    for title, frame in tables:
         cap = Table(title=title, show_edge=False)
         for col in ("handed to sales", "leads", "wins", "win rate", "share of wins", "revenue"):
             cap.add_column(col, justify="right")
@@ -109,5 +116,10 @@ def print_comparison(comp, html_path: Path | None = None) -> None:
                 f"{r['revenue']:,.0f}" if r["revenue"] == r["revenue"] else "-",  # NaN: no amounts
             )
         out.print(cap)
+    if any((frame[["leads", "wins"]] % 1 != 0).any(axis=None) for _, frame in tables):
+        out.print(
+            "tied scores at the cut share the places left: a fractional count is an expected count",
+            highlight=False,
+        )
     if html_path is not None:
         out.print(f"report: {html_path} (rows: {html_path.with_suffix('.csv')})")

@@ -229,6 +229,16 @@ def print_backtest(backtest) -> None:
             end_section=False,
         )
     out.print(table)
+    if any(
+        r["wins at the MQLs"] % 1
+        for r in table_rows(backtest.summary())
+        if r["wins at the MQLs"] == r["wins at the MQLs"]
+    ):
+        out.print(
+            "wins at the rules' MQLs: tied scores at the cut share the places left, so a "
+            "fractional count is an expected count",
+            highlight=False,
+        )
     if backtest.difference is not None:
         point, low, high = backtest.difference
         out.print(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pandas as pd
 import pytest
 
 from leadscore.crm.errors import LeadscoreError
@@ -30,6 +31,12 @@ def test_train_registers_a_complete_scorer_and_reports_its_steps(store, small_si
     assert training.comparison is not None and training.config.model_name == "jobs-model"
     assert progress.steps[0].startswith("loading and checking")
     assert "logging to MLflow and registering the model" in progress.steps
+    # each backtest origin says when it starts and ends: rows, rounds, seconds, what is left
+    said = [line for line in progress.said if line.startswith("backtest origin")]
+    assert len(said) == 2 * FAST.backtest_origins
+    assert "(the evaluation's fit, reused)" in said[0] and " rows" in said[0]
+    assert " s left for 1 more" not in said[1]  # the reused fit is no estimate
+    assert " done in " in said[-1] and " rounds, " in said[-1] and "left" not in said[-1]
 
     # the same model again: the champion stays (not better), and retrain says why
     again = retrain(TrainRequest(data=small_sim_path, config=config), Recorded())
@@ -41,6 +48,29 @@ def test_train_registers_a_complete_scorer_and_reports_its_steps(store, small_si
     )  # fmt: skip
     assert done.html_path.is_file() and done.csv_path.is_file()
     assert "rules" in set(done.comparison.headline["scorer"])
+    # the page marketing runs shows the backtest of the model's own training run, and says so
+    stored = training.result.backtest
+    assert done.backtest_source.startswith("the backtest of the model's own training run")
+    for scorer, figures in stored.summary()["pooled"].items():
+        assert done.backtest.summary()["pooled"][scorer] == pytest.approx(figures)
+    assert len(done.backtest.rows) == len(stored.rows)
+    page = done.html_path.read_text()
+    assert "id='backtest'" in page and "Shown here: the backtest of the model" in page
+    assert pd.read_csv(done.csv_path)["origin"].nunique() == FAST.backtest_origins
+
+    # a saved model (no training run to read): the backtest is run on this data, and said so
+    folder = training.result.scorer.save(store / "saved")
+    local = compare(
+        CompareRequest(data=small_sim_path, model=str(folder), out=store / "r2" / "c.html",
+                       learned=False),
+        progress := Recorded(),
+    )  # fmt: skip
+    assert local.backtest_source.startswith("a backtest run now on this data")
+    assert len(local.backtest.origins) == FAST.backtest_origins
+    assert (
+        sum(line.startswith("backtest origin") for line in progress.said)
+        == 2 * FAST.backtest_origins
+    )
 
 
 def test_a_bad_dataset_is_a_user_error_and_nothing_is_registered(store, tmp_path):

@@ -95,6 +95,7 @@ def _num(text: str) -> float:
 
 def test_every_section_is_there_and_the_page_is_self_contained(written):
     html, _ = written
+    assert " a isotonic " not in html and " a auto " not in html  # "an isotonic"
     for section in SECTIONS:
         assert f"id='{section}'" in html, section
     assert html.count("<svg") == 4  # gains, lift, calibration, distributions
@@ -558,6 +559,16 @@ def test_deals_opened_with_their_leads_make_every_row_a_hand_off(small_sim, smal
     page = render(comp, "compare.csv")
     assert "without an open deal" not in page.split("id='capacity'")[1].split("<table")[0]
     assert "MQLs every row counts" in page
+    # every row is the decision's: each table once, on the page and on the console
+    assert 'data-section="capacity"' in page and 'data-section="capacity_all"' not in page
+    assert 'data-section="quadrants"' in page and 'data-section="quadrants_all"' not in page
+    assert "Tied scores at the cut share the places left" in page
+    from leadscore.commands.compare import print_comparison
+    from leadscore.console import out
+
+    with out.capture() as printed:
+        print_comparison(comp)
+    assert printed.get().count("capacity-matched") == 1
 
 
 def test_time_to_handoff_buckets_from_the_score_history(small_sim):

@@ -88,7 +88,10 @@ def test_a_run_reads_like_an_mlflow_run(store, small_sim, small_set, trained, tm
     v1 = client.get_model_version(NAME, first.version).description
     assert "Trained on `/data/exports/acme-crm`" in v1 and "Out-of-time test" in v1
     assert "| points rules (same period) | 0.610 [0.550, 0.660] | - |" in v1
-    assert "Promotion: champion: no champion yet" in v1 and "leakage audit" in v1
+    assert (
+        "Promotion: champion: the first version, no champion before it" in v1
+        and "leakage audit" in v1
+    )
     assert run.data.tags["mlflow.note.content"] == v1
     v2 = client.get_model_version(NAME, second.version).description
     # the champion gate: both on the same rows; the very same model keeps the champion

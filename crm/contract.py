@@ -107,13 +107,40 @@ def load_yaml_model(path: str | Path, model: type[M], what: str = "config file")
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{path.name}: {format_validation_error(exc)}") from exc
+        raise ConfigError(f"{path.name}: {format_validation_error(exc, model)}") from exc
 
 
-def format_validation_error(exc: ValidationError) -> str:
-    """One line per pydantic error: `key.path: message`."""
+def format_validation_error(exc: ValidationError, model: type[BaseModel] | None = None) -> str:
+    """One line per pydantic error: `key.path: message`; an unknown key also names the keys
+    allowed there (given the `model` validated)."""
     parts = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        parts.append(f"{loc}: {err['msg']}")
+        message = err["msg"]
+        if err["type"] == "extra_forbidden" and model is not None:
+            allowed = _keys_at(model, err["loc"][:-1])
+            if allowed:
+                message += f" (allowed here: {', '.join(allowed)})"
+        parts.append(f"{loc}: {message}")
     return "; ".join(parts)
+
+
+def _keys_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The field names of the model found at `loc` inside `model` (none when the path leads
+    through something other than nested models)."""
+    import typing
+
+    current: object = model
+    for part in loc:
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        field = current.model_fields.get(str(part))
+        if field is None:
+            return []
+        candidates = [field.annotation, *typing.get_args(field.annotation)]
+        current = next(
+            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
+        )
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []

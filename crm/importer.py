@@ -244,7 +244,8 @@ def _map_table(
     for target, col in m.columns.items():
         if isinstance(col, str):
             _need(raw, col, f"{table}.columns.{target}", file, mapping_file)
-    for key in ("rename", "drop") + (("ignore", "leaky", "keep") if table == "leads" else ()):
+    roles = ("ignore", "leaky", "keep", "categorical", "numeric")
+    for key in ("rename", "drop") + (roles if table == "leads" else ()):
         entries = getattr(m, key)
         for col in entries:
             _need(raw, col, f"{table}.{key}", file, mapping_file)
@@ -417,6 +418,8 @@ def _dataset_yaml(mapping: Mapping, names: dict[str, str]) -> str:
         "ignore": ignore,
         "leaky": [names[c] for c in m.leaky],
         "keep": [names[c] for c in m.keep],
+        "categorical": [names[c] for c in m.categorical],
+        "numeric": [names[c] for c in m.numeric],
     }
     body["columns"] = {k: v for k, v in columns.items() if v}
     if m.time_order is not None:

@@ -159,6 +159,12 @@ class LeadsMapping(TableMapping):
     keep: list[str] = Field(
         default_factory=list, description="export columns used as features even if id-like"
     )
+    categorical: list[str] = Field(
+        default_factory=list,
+        description="export columns read as categories even when their values are numbers "
+        "(codes: a law article, an officer id)",
+    )
+    numeric: list[str] = Field(default_factory=list, description="export columns read as numbers")
 
 
 class Mapping(BaseModel):
@@ -207,6 +213,9 @@ class Mapping(BaseModel):
                     raise ValueError(
                         f"{table}.columns.{target}: only an id (lead_id, deal_id) can be generated"
                     )
+        both = sorted(set(self.leads.categorical) & set(self.leads.numeric))
+        if both:
+            raise ValueError(f"leads: {both[0]!r} is listed under both categorical and numeric")
         if self.leads.time_order is not None and "created_at" in self.leads.columns:
             raise ValueError(
                 "leads: give either columns.created_at or time_order (for exports without dates), not both"

@@ -718,3 +718,47 @@ def test_a_mapping_may_name_account_id_but_no_other_unknown_lead_column(tmp_path
     Mapping.model_validate({"leads": {"columns": {"lead_id": "a", "account_id": "b"}}})
     with pytest.raises(ValueError, match="'company' is not a column of the leads table"):
         Mapping.model_validate({"leads": {"columns": {"lead_id": "a", "company": "b"}}})
+
+
+def test_the_mapping_gives_the_column_roles_of_dataset_yaml(tmp_path):
+    """A code written with digits (an officer id) read as a category, a text column as
+    numbers where asked: the mapping says so, dataset.yaml keeps it, the loader applies it."""
+    flat = """\
+    Id,Signed Up,Channel,Officer,Visits,Won?
+    1,2025-01-01,web,1001,3,Yes
+    2,2025-01-02,web,1002,0,No
+    3,2025-01-03,ads,1001,1,No
+    """
+    mapping = """\
+    leads:
+      columns: {lead_id: Id, created_at: Signed Up, source: Channel}
+      outcome: {column: "Won?", positive: ["Yes"]}
+      categorical: [Officer]
+      numeric: [Visits]
+    """
+    ds = import_tables(
+        **_export(tmp_path, mapping, leads=flat, activities=None, deals=None)
+    ).dataset
+    assert ds.spec.columns.categorical == ["officer"] and ds.spec.columns.numeric == ["visits"]
+    assert isinstance(ds.leads["officer"].dtype, pd.CategoricalDtype)
+    assert pd.api.types.is_numeric_dtype(ds.leads["visits"])
+    # a role naming a column the export does not have names the entry
+    wrong = mapping.replace("[Officer]", "[Officer Id]")
+    (tmp_path / "w").mkdir()
+    with pytest.raises(LeadscoreError, match=r"leads\.categorical.*Officer Id"):
+        import_tables(**_export(tmp_path / "w", wrong, leads=flat, activities=None, deals=None))
+    with pytest.raises(ValueError, match="both categorical and numeric"):
+        Mapping.model_validate({"leads": {"categorical": ["a"], "numeric": ["a"]}})
+
+
+def test_an_unknown_key_names_the_keys_allowed_there(tmp_path):
+    path = tmp_path / "mapping.yaml"
+    path.write_text("leads:\n  columns: {lead_id: Id}\n  categorcal: [Officer]\n")
+    with pytest.raises(ConfigError) as info:
+        load_mapping(path)
+    message = str(info.value)
+    assert "leads.categorcal: Extra inputs are not permitted" in message
+    assert "allowed here: " in message and "categorical" in message and "leaky" in message
+    path.write_text("lead: {}\n")
+    with pytest.raises(ConfigError, match=r"allowed here: name, csv, .*leads"):
+        load_mapping(path)

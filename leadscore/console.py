@@ -188,7 +188,24 @@ def print_summary(s: dict) -> None:
             table.add_row(name, f"{n:,}", f"{n / total:.1%}")
         out.print(table)
     if s["profile_columns"]:
-        out.print("profile columns: " + ", ".join(s["profile_columns"]))
+        types = s.get("profile_types", {})
+        out.print(
+            "profile columns: "
+            + ", ".join(f"{c} ({types[c]})" if c in types else c for c in s["profile_columns"]),
+            highlight=False,
+        )
+    for col, why in s.get("code_like_columns", {}).items():
+        out.print(
+            styled(
+                (
+                    f"{col!r} is read as a number but looks like a code ({why}): if it is "
+                    "one, list it under columns.categorical in dataset.yaml (or "
+                    "leads.categorical in the import mapping)",
+                    "yellow",
+                )
+            ),
+            highlight=False,
+        )
     for col, why in s.get("id_like_columns", {}).items():
         out.print(
             styled(

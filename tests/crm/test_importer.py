@@ -762,3 +762,45 @@ def test_an_unknown_key_names_the_keys_allowed_there(tmp_path):
     path.write_text("lead: {}\n")
     with pytest.raises(ConfigError, match=r"allowed here: name, csv, .*leads"):
         load_mapping(path)
+
+
+def test_a_code_read_as_a_number_is_flagged_and_every_profile_type_is_said(tmp_path):
+    import numpy as np
+
+    from leadscore.console import out, print_summary
+    from leadscore.crm.summary import summarize_dataset
+
+    rng = np.random.default_rng(0)
+    n = 400
+    officer = rng.integers(1000, 1060, n)  # 60 codes; some officers win, in no order
+    employees = rng.integers(1, 500, n)
+    won = (np.isin(officer % 7, [0, 3]) | (employees > 400)) & (rng.random(n) < 0.9)
+    rows = "\n".join(
+        f"{i},2025-01-{1 + i % 28:02d},web,{o},{e},{'Yes' if w else 'No'}"
+        for i, (o, e, w) in enumerate(zip(officer, employees, won, strict=True))
+    )
+    flat = "Id,Signed Up,Channel,Officer,Employees,Won?\n" + rows + "\n"
+    mapping = """\
+    leads:
+      columns: {lead_id: Id, created_at: Signed Up, source: Channel}
+      outcome: {column: "Won?", positive: ["Yes"]}
+    """
+    ds = import_tables(
+        **_export(tmp_path, mapping, leads=flat, activities=None, deals=None)
+    ).dataset
+    summary = summarize_dataset(ds)
+    assert summary["profile_types"] == {"officer": "number", "employees": "number"}
+    assert list(summary["code_like_columns"]) == ["officer"]  # employees: the order counts
+    with out.capture() as printed:
+        print_summary(summary)
+    text = printed.get()
+    assert "officer (number), employees (number)" in text
+    assert "'officer' is read as a number but looks like a code" in text
+    # declared a category: read as one, and no longer flagged
+    declared = mapping + "  categorical: [Officer]\n"
+    (tmp_path / "c").mkdir()
+    again = import_tables(
+        **_export(tmp_path / "c", declared, leads=flat, activities=None, deals=None)
+    )
+    summary = summarize_dataset(again.dataset)
+    assert summary["profile_types"]["officer"] == "category" and not summary["code_like_columns"]

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from leadscore.commands.compare import print_comparison
+from leadscore.commands.compare import print_backtest, print_comparison
 from leadscore.console import out, progress
 
 # Options `train` and `retrain` share (one declaration each, reused as defaults).
@@ -194,56 +194,6 @@ def print_accounts(accounts) -> None:
             f"accounts handed to sales: the rules (a contact at the MQL threshold) hand "
             f"{rules['accounts']:,.0f} test accounts over, {rules['wins']:,.0f} of which won; "
             f"the account model's top {model['accounts']:,.0f}: {model['wins']:,.0f} won"
-        )
-
-
-def print_backtest(backtest) -> None:
-    """The walk-forward backtest: per origin, then every origin's rows pooled, a row per
-    scorer (`leadscore.training.backtest.table_rows`)."""
-    from leadscore.pages.html import format_count
-    from leadscore.training.backtest import table_rows
-    from leadscore.training.report_tables import SCORERS
-
-    table = Table(
-        title=f"walk-forward backtest ({len(backtest.origins)} of {backtest.asked} origins)",
-        show_edge=False,
-    )
-    for col in ("origin", "test window", "rows", "won", "scorer", "ROC AUC", "PR AUC", "ECE",
-                "wins at the rules' MQLs"):  # fmt: skip
-        table.add_column(col, justify="right")
-    last = None
-    for r in table_rows(backtest.summary()):
-        first = r["origin"] != last
-        last = r["origin"]
-        mqls, wins = r["MQLs"], r["wins at the MQLs"]
-        table.add_row(
-            r["origin"] if first else "",
-            r["test window"] if first else "",
-            f"{r['rows']:,}" if first else "",
-            f"{r['wins']:,}" if first else "",
-            SCORERS[r["scorer"]],
-            f"{r['ROC AUC']:.3f}",
-            f"{r['PR AUC']:.3f}",
-            f"{r['ECE']:.4f}",
-            f"{format_count(wins)} of {format_count(mqls)}" if wins == wins else "-",
-            end_section=False,
-        )
-    out.print(table)
-    if any(
-        r["wins at the MQLs"] % 1
-        for r in table_rows(backtest.summary())
-        if r["wins at the MQLs"] == r["wins at the MQLs"]
-    ):
-        out.print(
-            "wins at the rules' MQLs: tied scores at the cut share the places left, so a "
-            "fractional count is an expected count",
-            highlight=False,
-        )
-    if backtest.difference is not None:
-        point, low, high = backtest.difference
-        out.print(
-            f"pooled paired ROC AUC difference, model - rules: {point:+.3f} [{low:+.3f}, "
-            f"{high:+.3f}] (bootstrap over leads across every origin's rows)"
         )
 
 

@@ -82,4 +82,8 @@ def test_the_training_run_records_the_test_rows_intervals(trained):
         assert 0 < metrics[key] < 1
     assert metrics["test_review_share_model"] == test["review_model"].mean()
     # the figures' scorers are the p_ columns: the interval adds none
-    assert [c for c in test.columns if c.startswith("p_")] == ["p_model", "p_logistic"]
+    assert [c for c in test.columns if c.startswith("p_")] == [
+        "p_model",
+        "p_logistic",
+        "p_lead_age",
+    ]

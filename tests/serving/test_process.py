@@ -209,8 +209,8 @@ def test_a_promotion_never_mixes_versions_and_a_reload_moves_every_worker(regist
             try:
                 if condition():
                     return
-            except httpx.HTTPError:
-                pass
+            except (httpx.HTTPError, psutil.NoSuchProcess):
+                pass  # not up yet, or a process gone between two looks at the tree: again
             assert proc.poll() is None, proc.stderr.read()[-2000:]
             time.sleep(0.3)
         raise AssertionError("timed out")

@@ -6,22 +6,27 @@ A model calibrated on all ages at once can be off at the old ones: few of its ca
 rows are old, a tree pools old leads with younger ones, and a calibrator's floor is the
 rate of its lowest bin, young leads' rate. On a long log most of the open pipeline can be
 years old with nothing happening, and a small error per lead adds up: expected wins came
-out 9 times those of the history's own life table. So training keeps, per snapshot age of
-the rows the model learned from (matured, each with its outcome), the rows, the wins and
-the model's expected wins, and the probability of a lead of age `a` is multiplied by
+out 9 times those of the history's own life table.
+
+So training keeps, per age band of the rows the model learned from (an exact snapshot age,
+or a band of ages past the configured ones: `leadscore.features.config.data_ages`), the
+rows, the wins and the model's expected wins; for a band of ages, the rows and wins of the
+training set's own life table (every 30 days of age, `leadscore.features.labels.
+life_table_counts`), where one snapshot per lead would leave too few wins for a rate. The
+probability of a lead of age `a` is multiplied by
 
     f(a) = (wins_a + PRIOR_WINS) / (g * expected_a + PRIOR_WINS),
 
-the age's observed-to-expected ratio relative to a typical age's `g` (the median of the
-ages' ratios weighted by their expected wins: the global calibration, fitted out of sample,
-keeps its level, and only its shape across ages is corrected), shrunk
-toward 1 by a prior worth PRIOR_WINS wins (an age with little evidence keeps the model's
-own probability); the ages past the oldest that won are pooled (no win among all their
-rows is one piece of evidence). Between snapshot ages the factor is interpolated on log(1 + age). Past
-the oldest supported age (`MIN_ROWS` snapshots), the factor of that age continues along
-the history's decline of the win rate with age, `(age / oldest) ** slope`: `slope` is the
-slope of log(rate) on log(age) over the oldest ages that won (weighted by their wins),
-never positive (a hazard the history shows flat or rising is carried flat, never raised).
+the band's observed-to-expected ratio relative to a typical band's `g` (the median of the
+bands' ratios weighted by their expected wins: the global calibration, fitted out of
+sample, keeps its level, and only its shape across ages is corrected), shrunk toward 1 by a
+prior worth PRIOR_WINS wins (a band with little evidence keeps the model's own
+probability); the bands past the oldest that won are pooled (no win among all their rows
+is one piece of evidence). Between bands the factor is interpolated on log(1 + age). Past
+the oldest supported band (`MIN_ROWS` snapshots), the factor continues along the history's
+decline of the win rate with age, `(age / oldest) ** slope`: `slope` is the slope of
+log(rate) on log(age) over the oldest bands that won (weighted by their wins), never
+positive (a hazard the history shows flat or rising is carried flat, never raised).
 """
 
 from __future__ import annotations
@@ -30,18 +35,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MIN_ROWS = 50  # matured snapshots an age needs to count as supported
-PRIOR_WINS = 1.0  # wins of evidence that move an age's factor halfway to its own ratio
-TAIL_AGES = 3  # the oldest supported ages with wins whose rates give the slope
+MIN_ROWS = 50  # matured snapshots a band needs to count as supported
+PRIOR_WINS = 1.0  # wins of evidence that move a band's factor halfway to its own ratio
+TAIL_AGES = 3  # the oldest supported bands with wins whose rates give the slope
 MIN_TAIL_AGE = 30.0  # the slope is a property of old leads: younger ages stay out of it
 STEEPEST = -3.0  # a slope steeper than this is taken as noise, not as a hazard
 
 
 @dataclass(frozen=True)
 class AgeHazard:
-    """Per snapshot age of the rows a model learned from: `rows`, `wins` and the model's
-    `expected` wins (weighted when the rows were a weighted sample); the decline past the
-    oldest supported age (`slope`)."""
+    """Per age band of the rows a model learned from (an exact snapshot age, or a band of
+    ages): `rows`, `wins` and the model's `expected` wins (weighted when the rows were a
+    weighted sample, or the life table's counts for a band), the band's mean and oldest
+    age; the decline past the oldest supported band (`slope`)."""
 
     ages: tuple[float, ...]  # per age band: the mean age of its rows
     rows: tuple[float, ...]
@@ -72,7 +78,7 @@ class AgeHazard:
 
     @property
     def factors(self) -> np.ndarray:
-        """Per age, the calibration factor f(a) (see the module)."""
+        """Per band, the calibration factor f(a) (see the module)."""
         wins, expected = np.array(self.wins), np.array(self.expected)
         if not len(wins) or expected.sum() <= 0:
             return np.ones(len(wins))

@@ -7,6 +7,7 @@ per-snapshot tables. Formulas on top of the aggregates live in `leadscore.featur
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import duckdb
@@ -117,16 +118,22 @@ def with_life_table(
     df: pd.DataFrame, dataset: Dataset, spec: FeatureSpec, data_end: pd.Timestamp
 ) -> pd.DataFrame:
     """The training set `df` with the life table of its bands of ages in its attrs
-    (`LIFE_TABLE`: `leadscore.features.labels.life_table_counts`), when its spec has bands.
-    It rides with the rows it describes (a slice of them keeps it): the model's calibration
-    by age reads it (`leadscore.stats.life_table`)."""
+    (`LIFE_TABLE`: `leadscore.features.labels.life_table_counts` as JSON), when its spec has
+    bands. It rides with the rows it describes (a slice of them keeps it): the model's
+    calibration by age reads it (`leadscore.stats.life_table`)."""
     if spec.spread_from_days is not None:
-        df.attrs[LIFE_TABLE] = life_table_counts(
-            Timeline.of_dataset(dataset),
-            ages_days=spec.snapshot_ages_days,
-            spread_from_days=spec.spread_from_days,
-            horizon_days=spec.horizon_days,
-            data_end=data_end,
+        # As one JSON text: pandas deep-copies attrs into every frame derived from this one
+        # (a filter, a slice), and a text is copied for nothing where lists of numbers took
+        # a second each time; Parquet keeps it as it is.
+        df.attrs[LIFE_TABLE] = json.dumps(
+            life_table_counts(
+                Timeline.of_dataset(dataset),
+                ages_days=spec.snapshot_ages_days,
+                spread_from_days=spec.spread_from_days,
+                horizon_days=spec.horizon_days,
+                data_end=data_end,
+            ),
+            separators=(",", ":"),
         )
     return df
 

@@ -5,6 +5,7 @@ Pure: a training-set frame in, a `TrainResult` out. MLflow logging is `leadscore
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -381,7 +382,8 @@ def age_hazard_info(
     if "lead_age_days" not in rows or not len(rows):
         return {}
     dense = None
-    counts = pd.DataFrame(rows.attrs.get(LIFE_TABLE) or {})
+    stored = rows.attrs.get(LIFE_TABLE)
+    counts = pd.DataFrame(json.loads(stored) if stored else {})
     if len(counts):
         # whole days before the newest row's: nothing of a later time
         newest = to_us(pd.Timestamp(rows["as_of"].max())) // days_us(1)

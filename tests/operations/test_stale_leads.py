@@ -4,6 +4,7 @@ band, on a CRM whose open pipeline is years old and on one younger than the age 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -147,7 +148,7 @@ def test_the_life_table_a_model_learns_from_ends_with_its_newest_row(tmp_path):
 
     dataset = load_dataset(stale_crm(tmp_path / "crm", n=3_000, years=6.0, seed=4))
     df, spec, _ = build_training_set(dataset)
-    counts = df.attrs[LIFE_TABLE]
+    counts = json.loads(df.attrs[LIFE_TABLE])
     assert spec.spread_from_days is not None and sum(counts["rows"]) > 0
     first = fit_models(df, spec, FAST)
     newest = pd.Timestamp(df.loc[first.split.train, "as_of"].max())
@@ -157,6 +158,6 @@ def test_the_life_table_a_model_learns_from_ends_with_its_newest_row(tmp_path):
     forged = {k: list(v) for k, v in counts.items()}
     for i in later:
         forged["wins"][i] = forged["rows"][i]  # every later snapshot "won"
-    df.attrs[LIFE_TABLE] = forged
+    df.attrs[LIFE_TABLE] = json.dumps(forged)
     again = fit_models(df, spec, FAST)
     assert again.scorer.info["age_hazard"] == first.scorer.info["age_hazard"]

@@ -29,12 +29,24 @@ class Calibration:
     def probability(self, raw: np.ndarray, segments: pd.Series | None = None) -> np.ndarray:
         """The calibrated probabilities of raw scores (each row's segment value when the
         calibration is per segment), as the scorer computes them."""
-        p = self.calibrator(raw)
-        if self.segments is None:
-            return p
-        return self.segments.adjust(
-            p, segments.astype(object).where(segments.notna(), None).tolist()
-        )
+        return calibrated(self.calibrator, self.segments, raw, segments)
+
+
+def segment_values(segments: pd.Series) -> list:
+    """Each row's segment value as the segment calibration takes it (missing: None)."""
+    return segments.astype(object).where(segments.notna(), None).tolist()
+
+
+def calibrated(
+    calibrator: Calibrator,
+    corrections: SegmentCalibration | None,
+    raw: np.ndarray,
+    segments: pd.Series | None = None,
+) -> np.ndarray:
+    """Probabilities of raw scores by a calibrator and, when it has them, its per-segment
+    corrections (`segments`: each row's segment value)."""
+    p = calibrator(raw)
+    return p if corrections is None else corrections.adjust(p, segment_values(segments))
 
 
 def segment_column(config: TrainConfig, spec: FeatureSpec, excluded: list[str]) -> str | None:
@@ -70,7 +82,7 @@ def fit_calibration(
     p = calibrator(raw)
     fitted = None
     if segments is not None and config.segments is not None:
-        values = segments.astype(object).where(segments.notna(), None).tolist()
+        values = segment_values(segments)
         fitted = fit_segment_calibration(
             p, y, values, config.segments.column, calibrator.low, calibrator.high
         )

@@ -27,7 +27,7 @@ import pandas as pd
 
 from leadscore.scoring.encoding import encode_frame
 from leadscore.scoring.scorer import LeadScorer
-from leadscore.training.calibration import fit_calibration
+from leadscore.training.calibration import calibrated, fit_calibration
 from leadscore.training.config import TrainConfig
 from leadscore.training.fit import TrainResult, age_hazard_info, lightgbm_params
 from leadscore.training.sampling import fit_rows
@@ -97,11 +97,9 @@ def _probability(booster, df, features, categories, calibrator, segments) -> np.
     parts = []
     for lo in range(0, len(df), 200_000):
         part = df.iloc[lo : lo + 200_000]
-        p = calibrator(booster.predict(encode_frame(part, features, categories), raw_score=True))
-        if segments is not None:
-            values = part[segments.column]
-            p = segments.adjust(p, values.astype(object).where(values.notna(), None).tolist())
-        parts.append(p)
+        raw = booster.predict(encode_frame(part, features, categories), raw_score=True)
+        values = part[segments.column] if segments is not None else None
+        parts.append(calibrated(calibrator, segments, raw, values))
     return np.concatenate(parts) if parts else np.zeros(0)
 
 

@@ -15,7 +15,10 @@ import httpx
 import mlflow
 import pytest
 from mlflow import MlflowClient
+from typer.testing import CliRunner
 
+from leadscore import jobs
+from leadscore.cli import app
 from leadscore.client import Client
 from leadscore.crm.loading import load_dataset
 from leadscore.crm.payloads import lead_payloads
@@ -26,6 +29,7 @@ from tests.postgres import postgres_cluster
 from tests.processes import stop_group
 
 NAME = "server-model"
+runner = CliRunner()
 pytestmark = pytest.mark.slow
 
 
@@ -63,7 +67,9 @@ def tracking_server():
                 time.sleep(0.5)
             yield url
         finally:
-            stop_group(proc)
+            # A throwaway server: its graceful stop waits for the keep-alive connections
+            # this process's MLflow client holds open (up to the whole grace).
+            stop_group(proc, grace=5)
             log.close()
 
 
@@ -82,6 +88,8 @@ def _leadscore(*args, url, cwd, background=False):
 
 
 def test_train_promote_serve_and_concurrent_trainings(tracking_server, tmp_path):
+    """The first two trainings and the promotions run in process (the jobs, the commands
+    through typer's runner); the two trainings at once are two real processes."""
     url = tracking_server
     data = tmp_path / "export"  # not "crm": `python -m` puts the cwd first on sys.path
     simulate(SimulationConfig(n_leads=1_500, seed=5), data)
@@ -89,28 +97,29 @@ def test_train_promote_serve_and_concurrent_trainings(tracking_server, tmp_path)
     # The registry is under test, not the evaluation: no backtest origins beyond the first.
     fast.write_text(
         f"bootstrap: 20\nbacktest_origins: 1\nexperiment: server-test\nmodel_name: {NAME}\n"
+        "lightgbm:\n  max_rounds: 150\n"
     )
     stump = tmp_path / "stump.yaml"
     stump.write_text(
-        fast.read_text()
-        + "lightgbm:\n  max_rounds: 1\n  num_leaves: 2\n  early_stopping_rounds: 1\n"
+        fast.read_text().replace("max_rounds: 150", "max_rounds: 1")
+        + "  num_leaves: 2\n  early_stopping_rounds: 1\n"
     )
     train = ("train", "--data", str(data), "--config")
 
-    # train twice: a weak first model, then a real one that beats it
-    for config, version in ((stump, "1"), (fast, "2")):
-        done = _leadscore(*train, str(config), url=url, cwd=tmp_path)
-        assert done.returncode == 0, done.stderr[-3000:]
-        assert f"{NAME} v{version} (champion" in done.stdout
     mlflow.set_tracking_uri(url)
     client = MlflowClient()
     try:
+        # train twice: a weak first model, then a real one that beats it
+        for config, version in ((stump, "1"), (fast, "2")):
+            done = jobs.train(jobs.TrainRequest(data=data, config=config), jobs.Recorded())
+            assert done.outcome.version == version and done.outcome.promoted
         assert client.get_model_version_by_alias(NAME, "champion").version == "2"
         # promote: back to v1 by rollback, then v2 again explicitly
-        assert _leadscore("rollback", "--model-name", NAME, url=url, cwd=tmp_path).returncode == 0
+        rolled = runner.invoke(app, ["rollback", "--model-name", NAME])
+        assert rolled.exit_code == 0, rolled.output
         assert client.get_model_version_by_alias(NAME, "champion").version == "1"
-        done = _leadscore("promote", "2", "--model-name", NAME, url=url, cwd=tmp_path)
-        assert done.returncode == 0, done.stderr[-2000:]
+        done = runner.invoke(app, ["promote", "2", "--model-name", NAME])
+        assert done.exit_code == 0, done.output
 
         # serve the champion from the tracking server
         env = {
@@ -131,9 +140,7 @@ def test_train_promote_serve_and_concurrent_trainings(tracking_server, tmp_path)
             assert scored["model"]["version"] == "2" and 0 <= scored["probability"] <= 1
 
         # two trainings at once, against a weak champion: both beat it, the aliases stay whole
-        assert (
-            _leadscore("promote", "1", "--model-name", NAME, url=url, cwd=tmp_path).returncode == 0
-        )
+        assert runner.invoke(app, ["promote", "1", "--model-name", NAME]).exit_code == 0
         runs = [
             _leadscore(*train, str(fast), url=url, cwd=tmp_path, background=True) for _ in range(2)
         ]

@@ -119,61 +119,77 @@ def test_two_trainings_at_once_on_a_fresh_store(small_crm, tmp_path):
     assert {str(aliases["champion"]), str(aliases["challenger"])} <= {"1", "2"}
 
 
-def test_a_killed_training_is_marked_failed_and_leaves_nothing_behind(small_crm, tmp_path):
+def test_a_killed_training_is_marked_failed_and_leaves_nothing_behind(
+    small_crm, tmp_path, monkeypatch
+):
+    """The victim is a real process, killed -9; the trainings around it and the commands
+    that read the registry afterwards run in this process (the jobs, typer's runner)."""
+    import mlflow
+    from typer.testing import CliRunner
+
+    from leadscore import jobs
+    from leadscore.cli import app
+
+    runner = CliRunner()
     _rules_free(tmp_path)
+    (tmp_path / "train.yaml").write_text(FAST_YAML)
+    monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'store.db'}"
-    first = _train(tmp_path, small_crm, uri)
-    assert first.wait(timeout=600) == 0, _log(first)
-    client = MlflowClient(uri)
-    before = dict(client.get_registered_model("lead-scoring").aliases)
+    request = jobs.TrainRequest(
+        data=small_crm, config=tmp_path / "train.yaml", rules=tmp_path / "none.yaml"
+    )
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        assert jobs.train(request, jobs.Recorded()).outcome.version == "1"
+        client = MlflowClient(uri)
+        before = dict(client.get_registered_model("lead-scoring").aliases)
 
-    # A training killed between registering and moving the aliases: a real process runs
-    # the registration's phases one by one and is killed -9 where the last one would start.
-    victim = _register_then_wait(tmp_path, small_crm, uri)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:  # wait until it has registered version 2
-        states = {
-            str(v.version): v.tags.get(STATE)
-            for v in client.search_model_versions("name='lead-scoring'")
-        }
-        if states.get("2") == "pending" and "compared" in victim.log_path.read_text():
-            break
-        assert victim.poll() is None, _log(victim)
-        time.sleep(0.5)
-    else:
-        victim.kill()
-        raise AssertionError("the training never registered its version")
-    scratch = list(Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}{victim.pid}-*"))
-    assert scratch  # its report and model folders exist while it runs
-    os.kill(victim.pid, signal.SIGKILL)
-    victim.wait(timeout=30)
+        # A training killed between registering and moving the aliases: a real process runs
+        # the registration's phases one by one and is killed -9 where the last one would
+        # start.
+        victim = _register_then_wait(tmp_path, small_crm, uri)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:  # wait until it has registered version 2
+            states = {
+                str(v.version): v.tags.get(STATE)
+                for v in client.search_model_versions("name='lead-scoring'")
+            }
+            if states.get("2") == "pending" and "compared" in victim.log_path.read_text():
+                break
+            assert victim.poll() is None, _log(victim)
+            time.sleep(0.5)
+        else:
+            victim.kill()
+            raise AssertionError("the training never registered its version")
+        scratch = list(Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}{victim.pid}-*"))
+        assert scratch  # its report and model folders exist while it runs
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.wait(timeout=30)
 
-    listed = subprocess.run(
-        [sys.executable, "-m", "leadscore", "models"],
-        cwd=tmp_path, env={**os.environ, "MLFLOW_TRACKING_URI": uri},
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert listed.returncode == 0, listed.stderr
-    row = next(line for line in listed.stdout.splitlines() if line.strip().startswith("2 "))
-    assert "failed" in row
-    version = client.get_model_version("lead-scoring", "2")
-    assert version.tags[STATE] == "failed"
-    assert client.get_run(version.run_id).info.status == "KILLED"
-    assert dict(client.get_registered_model("lead-scoring").aliases) == before
+        listed = runner.invoke(app, ["models"])
+        assert listed.exit_code == 0, listed.output
+        row = next(line for line in listed.stdout.splitlines() if line.strip().startswith("2 "))
+        assert "failed" in row
+        version = client.get_model_version("lead-scoring", "2")
+        assert version.tags[STATE] == "failed"
+        assert client.get_run(version.run_id).info.status == "KILLED"
+        assert dict(client.get_registered_model("lead-scoring").aliases) == before
 
-    # The next retrain sweeps what the kill left. Same data, same model: a tie keeps the
-    # champion, and the exit code says so.
-    again = _train(tmp_path, small_crm, uri, "retrain")
-    assert again.wait(timeout=600) == 3, _log(again)
-    assert "the champion stays (not better)" in _log(again)
-    assert not list(Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}{victim.pid}-*"))
-    assert str(client.get_registered_model("lead-scoring").aliases["champion"]) == "1"
+        # The next retrain sweeps what the kill left. Same data, same model: a tie keeps the
+        # champion, and the exit code says so.
+        again = runner.invoke(app, [
+            "retrain", "--data", str(small_crm), "--config", str(tmp_path / "train.yaml"),
+            "--rules", str(tmp_path / "none.yaml"),
+        ])  # fmt: skip
+        assert again.exit_code == 3, again.output[-3000:]
+        assert "the champion stays (not better)" in again.output
+        assert not list(Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}{victim.pid}-*"))
+        assert str(client.get_registered_model("lead-scoring").aliases["champion"]) == "1"
 
-    # v1 replaced no champion: rolling back is refused in one line, exit 1.
-    refused = subprocess.run(
-        [sys.executable, "-m", "leadscore", "rollback"],
-        cwd=tmp_path, env={**os.environ, "MLFLOW_TRACKING_URI": uri},
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert refused.returncode == 1 and "nothing to roll back to" in refused.stderr
-    assert "Traceback" not in refused.stderr
+        # v1 replaced no champion: rolling back is refused in one line, exit 1.
+        refused = runner.invoke(app, ["rollback"])
+        assert refused.exit_code == 1 and "nothing to roll back to" in refused.output
+        assert "Traceback" not in refused.output
+    finally:
+        mlflow.set_tracking_uri(previous)

@@ -91,7 +91,8 @@ def compare(request: CompareRequest, progress: Progress | None = None) -> Compar
         {
             f"test_{metric}_{name}": headline.loc[name, metric]
             for name in headline.index
-            for metric in ("roc_auc", "pr_auc", "brier")
+            for metric in ("roc_auc", "same_day_auc", "pr_auc", "brier")
+            if headline.loc[name, metric] == headline.loc[name, metric]  # NaN: none
         },
         files=[html_path, csv_path],
         tags={"model": request.model},

@@ -11,7 +11,9 @@
    regression's): the middle 90 % of train leads spread over 80 % of [floor, cap], and no
    single item worth more than half of that range (a rare, strong item would otherwise
    take 200 points and send every lead that has it to the cap). Points are rounded to
-   whole numbers; the base is set so that the share of train rows reaching the MQL
+   whole numbers; a numeric column's points are made monotone over its thresholds in the
+   direction it learned (`monotone_levels`: its bins never rank in an order the train rows
+   did not show); the base is set so that the share of train rows reaching the MQL
    threshold is as close to `mql_share` as tied rows allow (`base_for_share`), and never
    above the cap. Zero-point entries are dropped.
 
@@ -214,7 +216,7 @@ def suggest_rules(
     # the most one item can add: an indicator counts once, an activity up to its count cap
     reach = np.abs(coef) * np.array([c.cap if c.kind == "activity" else 1.0 for c in cands])
     factor = min(0.8 * span / max(high - low, EPS), 0.5 * span / max(reach.max(), EPS))
-    points = np.rint(coef * factor)
+    points = _monotone_thresholds(cands, np.rint(coef * factor), x_train)
     rules = _to_rules(cands, points, template, factor)
     raw = RuleScorer(rules.model_copy(update={"floor": -1e9, "cap": 1e9})).points(x_train)
     base = base_for_share(raw, mql_threshold, mql_share, cap)
@@ -230,6 +232,49 @@ def suggest_rules(
         validation_log_loss=loss,
         path=path,
     )
+
+
+def monotone_levels(levels: np.ndarray, weights: np.ndarray, increasing: bool) -> np.ndarray:
+    """The closest (weighted least squares) monotone sequence to `levels`: pool adjacent
+    violators. Each level keeps its place; a run that breaks the order becomes its
+    weighted mean."""
+    sign = 1.0 if increasing else -1.0
+    blocks: list[list[float]] = []  # [weighted mean, weight, count]
+    for value, weight in zip(
+        sign * np.asarray(levels, float), np.asarray(weights, float), strict=True
+    ):
+        blocks.append([value, max(weight, EPS), 1])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            v2, w2, c2 = blocks.pop()
+            v1, w1, c1 = blocks.pop()
+            blocks.append([(v1 * w1 + v2 * w2) / (w1 + w2), w1 + w2, c1 + c2])
+    return sign * np.concatenate([np.full(int(c), v) for v, _, c in blocks])
+
+
+def _monotone_thresholds(cands: list[Candidate], points: np.ndarray, X: dict) -> np.ndarray:
+    """A numeric column's points rise (or fall) with it, as the regression learned overall:
+    the points of its bins (below the first threshold, then from each threshold on) made
+    monotone in the direction of its highest bin against its lowest, weighted by the train
+    rows in each bin (`monotone_levels`); points stay whole. Without it, a column's
+    increments could go up and down (0, +12, -3), and its bins rank in an order the train
+    rows never showed."""
+    points = points.copy()
+    by_column: dict[str, list[int]] = {}
+    for j, c in enumerate(cands):
+        if c.kind == "threshold":
+            by_column.setdefault(c.column, []).append(j)
+    for column, index in by_column.items():
+        index = sorted(index, key=lambda j: cands[j].key)
+        levels = np.r_[0.0, np.cumsum(points[index])]
+        if levels[-1] == 0 or np.all(np.diff(levels) * np.sign(levels[-1]) >= 0):
+            continue
+        x = np.nan_to_num(np.asarray(X[column], dtype=np.float64), nan=-np.inf)
+        bounds = np.array([cands[j].key for j in index])
+        counts = np.bincount(np.searchsorted(bounds, x, side="right"), minlength=len(levels))
+        fitted = np.rint(monotone_levels(levels, counts, increasing=levels[-1] > 0))
+        fitted -= fitted[0]  # below the first threshold: no points (the base absorbs it)
+        points[index] = np.diff(fitted)
+    return points
 
 
 def _bounded_sample(rows: pd.DataFrame, limit: int, seed: int) -> pd.DataFrame:

@@ -73,3 +73,65 @@ def cumulative_wins(y: np.ndarray, ranking: np.ndarray) -> tuple[np.ndarray, np.
     wins_by_end = np.bincount(np.searchsorted(ends, end), weights=y, minlength=len(ends))
     k = np.arange(len(y) + 1, dtype=np.float64)
     return k, np.interp(k, np.r_[0.0, ends], np.r_[0.0, np.cumsum(wins_by_end)])
+
+
+def day_index(as_of) -> np.ndarray:
+    """Each row's calendar day (UTC) as an integer: the rows of one day are the leads open
+    that day (at the snapshot ages they had then)."""
+    values = np.asarray(as_of)
+    if np.issubdtype(values.dtype, np.datetime64):
+        return values.astype("datetime64[D]").astype(np.int64)
+    import pandas as pd
+
+    utc = pd.DatetimeIndex(pd.to_datetime(values, utc=True)).tz_localize(None)
+    return utc.to_numpy().astype("datetime64[D]").astype(np.int64)
+
+
+def same_day_auc(y: np.ndarray, score: np.ndarray, day: np.ndarray) -> float:
+    """ROC AUC among the rows of each day (tied scores count half a pair), averaged over the
+    days that have both outcomes, each weighted by its wins; NaN when no day has both.
+
+    A ranking pooled over snapshots of every age is mostly the age mix (old leads rarely
+    win); marketing chooses among the leads open on the same day, so this is the skill that
+    decides a hand-off. Independent of row order."""
+    y = np.asarray(y, dtype=np.float64)
+    s = np.asarray(score, dtype=np.float64)
+    d = np.asarray(day)
+    if not len(y):
+        return float("nan")
+    order = np.lexsort((s, d))
+    ds, ss, ys = d[order], s[order], y[order]
+    n = len(ys)
+    new_day = np.r_[True, ds[1:] != ds[:-1]]
+    new_tie = new_day | np.r_[True, ss[1:] != ss[:-1]]
+    day_of = np.cumsum(new_day) - 1
+    day_start = np.flatnonzero(new_day)
+    tie_of = np.cumsum(new_tie) - 1
+    tie_start = np.flatnonzero(new_tie)
+    tie_end = np.r_[tie_start[1:], n]
+    # the average rank (from 1) of each row's tie group inside its day
+    rank = (tie_start[tie_of] + tie_end[tie_of] - 1) / 2.0 - day_start[day_of] + 1.0
+    days = len(day_start)
+    rows = np.bincount(day_of, minlength=days).astype(np.float64)
+    wins = np.bincount(day_of, weights=ys, minlength=days)
+    rank_sum = np.bincount(day_of, weights=rank * ys, minlength=days)
+    both = (wins > 0) & (wins < rows)
+    if not both.any():
+        return float("nan")
+    losses = rows[both] - wins[both]
+    auc = (rank_sum[both] - wins[both] * (wins[both] + 1) / 2.0) / (wins[both] * losses)
+    return float(np.average(auc, weights=wins[both]))
+
+
+def top_share_by_day(score: np.ndarray, slots: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """Each row's share of the top slots of its own day, `slots[i]` being the number of
+    slots of row i's day (the same for every row of a day): a hand-off matched day by day."""
+    score = np.asarray(score, dtype=np.float64)
+    out = np.zeros(len(score))
+    day = np.asarray(day)
+    order = np.argsort(day, kind="stable")
+    bounds = np.flatnonzero(np.r_[True, day[order][1:] != day[order][:-1], True])
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        rows = order[lo:hi]
+        out[rows] = top_share(score[rows], float(slots[rows[0]]))
+    return out

@@ -33,7 +33,7 @@ from leadscore.rules.config import RulesConfig
 from leadscore.rules.scorer import batch_rule_inputs
 from leadscore.stats.bootstrap import lead_resample_weights, percentile_interval, weighted_auc
 from leadscore.stats.metrics import expected_calibration_error
-from leadscore.stats.ranking import top_share
+from leadscore.stats.ranking import day_index, same_day_auc, top_share
 from leadscore.training.config import TrainConfig
 from leadscore.training.fit import TrainResult, fit_models, fit_rules
 from leadscore.training.learned import (
@@ -59,6 +59,9 @@ class Backtest:
     # the origins' capacity-matched wins added up (each origin at its own rules' MQLs),
     # when every origin has them
     capacity_wins: dict[str, float] = field(default_factory=dict)
+    # the same-day ROC AUC (among the leads open on the same day of an origin), model -
+    # rules, every origin's rows: [point, low, high]; what the verdict rests on
+    same_day_difference: list[float] | None = None
 
     def summary(self) -> dict:
         """Its origins and pooled figures, for the report, the CLI and `backtest.json`."""
@@ -67,6 +70,7 @@ class Backtest:
             "pooled": self.pooled,
             "capacity_wins": self.capacity_wins,
             "difference": self.difference,
+            "same_day_difference": self.same_day_difference,
             "asked": self.asked,
             "notes": self.notes,
             "rows": int(len(self.rows)),
@@ -81,9 +85,12 @@ class Backtest:
             for key, value in m.items()
         }
         out.update({f"backtest_pooled_capacity_wins_{k}": v for k, v in self.capacity_wins.items()})
-        if self.difference is not None:
-            for suffix, value in zip(("", "_low", "_high"), self.difference, strict=True):
-                out[f"backtest_pooled_auc_difference{suffix}"] = value
+        for name, difference in (
+            ("auc_difference", self.difference),
+            ("same_day_auc_difference", self.same_day_difference),
+        ):
+            for suffix, value in zip(("", "_low", "_high"), difference or (), strict=True):
+                out[f"backtest_pooled_{name}{suffix}"] = value
         return {k: float(v) for k, v in out.items() if np.isfinite(v)}
 
     def metrics_by_step(self) -> dict[str, list[tuple[int, float]]]:
@@ -126,6 +133,7 @@ def stored_backtest(run_id: str) -> Backtest | None:
         asked=int(summary["asked"]),
         notes=list(summary.get("notes") or []),
         capacity_wins=dict(summary.get("capacity_wins") or {}),
+        same_day_difference=summary.get("same_day_difference"),
     )
 
 
@@ -157,6 +165,7 @@ def table_rows(summary: dict) -> list[dict]:
                     "wins": o["positives"],
                     "scorer": scorer,
                     "ROC AUC": m["roc_auc"],
+                    "same-day ROC AUC": m.get("same_day_auc", float("nan")),
                     "PR AUC": m["pr_auc"],
                     "ECE": m["ece"],
                     "MQLs": capacity.get("mqls", float("nan")),
@@ -166,11 +175,15 @@ def table_rows(summary: dict) -> list[dict]:
     return out
 
 
-def _metrics(y: np.ndarray, ranking: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    """ROC AUC and PR AUC of a ranking (points or probabilities), ECE of its probabilities."""
+def _metrics(
+    y: np.ndarray, ranking: np.ndarray, p: np.ndarray, day: np.ndarray
+) -> dict[str, float]:
+    """ROC AUC (pooled, and among the leads open on the same day) and PR AUC of a ranking
+    (points or probabilities), ECE of its probabilities."""
     both = 0 < y.sum() < len(y)
     return {
         "roc_auc": float(roc_auc_score(y, ranking)) if both else float("nan"),
+        "same_day_auc": same_day_auc(y, ranking, day),
         "pr_auc": float(average_precision_score(y, ranking)) if both else float("nan"),
         "ece": float(expected_calibration_error(y, p)),
     }
@@ -181,19 +194,29 @@ _COLUMNS = {
     "model": ("p_model", "p_model"),
     "rules": ("rule_score", "p_rules"),
     "learned": ("learned_score", "p_learned"),
+    "lead_age": ("p_lead_age", "p_lead_age"),
 }
 
 
 def _all_metrics(rows: pd.DataFrame) -> dict[str, dict]:
     """`_metrics` of every scorer the rows have (all of them scored)."""
     y = rows["label"].to_numpy()
+    day = _days(rows)
     out = {}
     for scorer, (ranking, probability) in _COLUMNS.items():
         if ranking in rows and rows[probability].notna().all():
             out[scorer] = _metrics(
-                y, rows[ranking].to_numpy(dtype=float), rows[probability].to_numpy()
+                y, rows[ranking].to_numpy(dtype=float), rows[probability].to_numpy(), day
             )
     return out
+
+
+def _days(rows: pd.DataFrame) -> np.ndarray:
+    """Each row's day within its origin: the leads open on one day of one origin's test."""
+    day = day_index(rows["as_of"].to_numpy())
+    if "origin" in rows:
+        day = day * 1_000 + rows["origin"].to_numpy(dtype=np.int64)
+    return day
 
 
 def _capacity(rows: pd.DataFrame) -> dict[str, float]:
@@ -204,7 +227,7 @@ def _capacity(rows: pd.DataFrame) -> dict[str, float]:
     n = int(rows["mql"].sum())
     y = rows["label"].to_numpy(dtype=np.float64)
     out = {"rules": float(y[rows["mql"].to_numpy(dtype=bool)].sum())}
-    for scorer in ("model", "learned"):
+    for scorer in ("model", "learned", "lead_age"):
         ranking = _COLUMNS[scorer][0]
         if ranking in rows:
             out[scorer] = float(top_share(rows[ranking].to_numpy(dtype=float), n) @ y)
@@ -288,6 +311,10 @@ def walk_forward(
             break
         test = result.test[["lead_id", "as_of", "label", "p_model"]].copy()
         test.insert(0, "origin", k)
+        if "age_hazard" in result.scorer.info and "lead_age_days" in result.test:
+            # lead age alone, from the life table of this origin's own train rows
+            age = result.test["lead_age_days"].to_numpy(dtype=float)
+            test["p_lead_age"] = result.scorer.age_hazard.rate(age)
         split = result.split
         base = part.reset_index(drop=True) if result is not evaluated else df
         val = base[split.validation]
@@ -339,7 +366,7 @@ def walk_forward(
     rows = pd.concat(frames, ignore_index=True)
     y = rows["label"].to_numpy()
     pooled = _all_metrics(rows)
-    difference = None
+    difference = same_day = None
     if "rules" in pooled:
         rule_score = rows["rule_score"].to_numpy(dtype=float)
         draws = bootstrap if bootstrap is not None else config.bootstrap
@@ -349,6 +376,7 @@ def walk_forward(
             for w in lead_resample_weights(rows["lead_id"].to_numpy(), y, draws, config.seed)
         ]
         difference = [point, *percentile_interval(deltas, point)]
+        same_day = _same_day_difference(rows, rule_score, draws, config.seed)
     if len(frames) < asked and not notes:
         notes.append(f"the backtest ran {len(frames)} of {asked} origins")
     capacity = {}
@@ -357,4 +385,21 @@ def walk_forward(
         capacity = {
             key: float(sum(o["capacity_wins"][key] for o in summaries)) for key in sorted(shared)
         }
-    return Backtest(summaries, rows, pooled, difference, asked, notes, capacity)
+    return Backtest(
+        summaries, rows, pooled, difference, asked, notes, capacity,
+        same_day_difference=same_day if difference is not None else None,
+    )  # fmt: skip
+
+
+def _same_day_difference(rows: pd.DataFrame, rule_score: np.ndarray, draws: int, seed: int):
+    """Same-day ROC AUC, model minus rules, on every origin's rows: [point, low, high], the
+    interval from the bootstrap over leads (a lead's snapshots resampled together)."""
+    y, p, day = rows["label"].to_numpy(), rows["p_model"].to_numpy(), _days(rows)
+    point = same_day_auc(y, p, day) - same_day_auc(y, rule_score, day)
+    deltas = []
+    for w in lead_resample_weights(rows["lead_id"].to_numpy(), y, draws, seed):
+        idx = np.repeat(np.arange(len(y)), w)
+        deltas.append(
+            same_day_auc(y[idx], p[idx], day[idx]) - same_day_auc(y[idx], rule_score[idx], day[idx])
+        )
+    return [point, *percentile_interval(deltas, point)]

@@ -30,7 +30,7 @@ from leadscore.scoring.scorer import LeadScorer
 from leadscore.stats.metrics import (
     gains_curve,
 )
-from leadscore.stats.ranking import top_share
+from leadscore.stats.ranking import day_index, top_share, top_share_by_day
 from leadscore.training.config import TrainConfig
 from leadscore.training.fit import fit_rules
 from leadscore.training.kpis import (
@@ -77,9 +77,11 @@ class Comparison:
     differences: dict[str, list[float]]  # model - rules: AUC, PR AUC, Brier [point, low, high]
     deciles: pd.DataFrame  # scorer, decile, rows, wins, win_rate, lift, capture
     gains: dict[str, tuple[np.ndarray, np.ndarray]]  # scorer -> (share worked, share of wins)
-    capacity: pd.DataFrame  # rules' MQLs vs as many top model (and learned) leads, no open deal
-    quadrants: pd.DataFrame  # rule MQL x model top-N, rows without an open deal
-    capacity_all: pd.DataFrame  # the same on every row (open deals included)
+    # rules' MQLs vs as many top model (learned, lead age) leads, rows without an open deal,
+    # matched day by day: on each day, among the leads open that day
+    capacity: pd.DataFrame
+    quadrants: pd.DataFrame  # rule MQL x model top-N (day by day), rows without an open deal
+    capacity_all: pd.DataFrame  # pooled over the window, every row (open deals included)
     quadrants_all: pd.DataFrame
     examples: dict[str, list[dict]]  # quadrant -> a few leads with reasons
     calibration: pd.DataFrame  # scorer, bin, mean predicted, observed
@@ -256,11 +258,19 @@ def compare(
     if "learned_score" in rows:
         rankings["learned"] = rows["learned_score"].to_numpy()
         probabilities["learned"] = rows["learned_probability"].to_numpy()
+    if evaluated.age_hazard.oldest is not None and "lead_age_days" in test:
+        # Lead age alone (the life table the model learned from): how much of a pooled
+        # ranking is the age mix rather than skill.
+        rows["lead_age_probability"] = evaluated.age_hazard.rate(
+            test["lead_age_days"].to_numpy(dtype=np.float64)
+        )
+        rankings["lead_age"] = probabilities["lead_age"] = rows["lead_age_probability"].to_numpy()
 
     headline, differences = headline_table(rows, rankings, probabilities, bootstrap, config.seed)
     points = {"rules": rules, "learned": learned_rules}
     for name, ranking in rankings.items():
         warnings += degenerate_scorer(name, ranking, points.get(name))
+    warnings[:0] = below_lead_age(headline)
     if int(y.sum()) < THIN_POSITIVES:
         warnings.append(
             f"thin data: only {int(y.sum())} won rows in the test period; every figure below is "
@@ -275,15 +285,8 @@ def compare(
         p_model,
         **({"learned_from": "every matured snapshot (the model that ships)"} if shipped else {}),
     )
-    pooled = (
-        backtest.difference
-        if backtest is not None and backtest.difference is not None and len(backtest.origins) > 1
-        else None
-    )
-    keep_rules = does_not_beat_rules(
-        pooled if pooled is not None else differences.get("roc_auc", [np.nan] * 3),
-        where=f"pooled over {len(backtest.origins)} backtest origins" if pooled else "here",
-    )
+    basis = _verdict_difference(differences, backtest)
+    keep_rules = does_not_beat_rules(*basis)
     if keep_rules:
         verdict.append(keep_rules)
     no_opportunities = opportunity_stage_absent(dataset)  # why the data has no such stage
@@ -329,6 +332,8 @@ def compare(
             "outcome_column": dataset.label_column if dataset.is_flat else None,
             "interval_review_width": evaluated.review_width,
             "segment_column": evaluated.segments.column if evaluated.segments else None,
+            # what "use the model / keep the rules" rests on (`_verdict_difference`)
+            "verdict_basis": {"difference": basis[0], "where": basis[1], "metric": basis[2]},
         },
         "warnings": warnings,
         "verdict": verdict,
@@ -365,16 +370,20 @@ def compare(
     # comparison is on the other rows first (`hand_off`), and on every row second.
     decision = rows["hand_off"].to_numpy()
     n_decision = int(rows["mql"].to_numpy()[decision].sum())
+    # the model's pick on each day: as many of that day's decision rows as the rules' MQLs
+    day = day_index(rows["as_of"].to_numpy()[decision])
+    _, of_day = np.unique(day, return_inverse=True)
+    slots = np.bincount(of_day, weights=rows["mql"].to_numpy(dtype=np.float64)[decision])
     rows["model_top_n"] = 0.0
-    rows.loc[decision, "model_top_n"] = top_share(
-        rows["probability"].to_numpy()[decision], n_decision
+    rows.loc[decision, "model_top_n"] = top_share_by_day(
+        rows["probability"].to_numpy()[decision], slots[of_day], day
     )
     rows["model_top_n_all"] = top_share(rows["probability"].to_numpy(), n_mql)
     decided = rows[decision]
     decided_rankings = {name: r[decision] for name, r in rankings.items()}
     return Comparison(
         **common,
-        capacity=capacity_table(decided, decided_rankings, n_decision),
+        capacity=capacity_table(decided, decided_rankings, n_decision, same_day=True),
         quadrants=quadrant_table(decided),
         capacity_all=capacity_table(rows, rankings, n_mql),
         quadrants_all=quadrant_table(rows, top_column="model_top_n_all"),
@@ -382,6 +391,49 @@ def compare(
         sources=sources_table(rows, no_opportunities is None),
         funnel=funnel_table(rows, no_opportunities is None),
     )
+
+
+def below_lead_age(headline: pd.DataFrame) -> list[str]:
+    """A line for each scorer that ranks the test rows worse than lead age alone (the
+    simplest baseline: the life table's win rate at each age), said first in the report:
+    a scorecard below it adds nothing a lead's age does not already say."""
+    h = headline.set_index("scorer")
+    if "lead_age" not in h.index:
+        return []
+    age = h.loc["lead_age", "roc_auc"]
+    return [
+        f"{who} the test rows worse than lead age alone (pooled ROC AUC "
+        f"{h.loc[name, 'roc_auc']:.3f} against {age:.3f}): {advice}"
+        for name, who, advice in (
+            ("model", "the model ranks", "do not trust its grades"),
+            ("rules", "the points rules rank", "a lead's age alone would hand off better"),
+            ("learned", "the learned points rank", "do not use them"),
+        )
+        if name in h.index and h.loc[name, "roc_auc"] < age
+    ]
+
+
+def _verdict_difference(differences: dict, backtest) -> tuple[list[float], str, str]:
+    """What "use the model / keep the rules" rests on: the same-day ROC AUC difference
+    (model - rules, among the leads open on the same day) pooled over the backtest's
+    origins when it has two or more, else on this test window; the pooled ROC AUC only
+    where no day has both outcomes."""
+    origins = len(backtest.origins) if backtest is not None else 0
+    candidates = []
+    if origins > 1:
+        where = f"pooled over {origins} backtest origins"
+        candidates += [
+            (backtest.same_day_difference, where, "same-day ROC AUC"),
+            (backtest.difference, where, "ROC AUC"),
+        ]
+    candidates += [
+        (differences.get("same_day_auc"), "here", "same-day ROC AUC"),
+        (differences.get("roc_auc"), "here", "ROC AUC"),
+    ]
+    for difference, where, metric in candidates:
+        if difference is not None and np.isfinite(difference[0]):
+            return list(difference), where, metric
+    return [np.nan] * 3, "here", "ROC AUC"
 
 
 # --- per-row facts ---------------------------------------------------------------------
@@ -417,6 +469,7 @@ def _backtest_rows(backtest) -> pd.DataFrame | None:
         "p_model": "probability",
         "p_rules": "rule_probability",
         "p_learned": "learned_probability",
+        "p_lead_age": "lead_age_probability",
     }
     return older.rename(columns=renamed).reset_index(drop=True)
 

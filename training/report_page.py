@@ -18,7 +18,7 @@ from leadscore.training.report_tables import QUADRANTS, SCORERS
 from leadscore.training.trust import does_not_beat_rules
 
 TEMPLATES = Path(__file__).parent / "templates"
-COLORS = {"model": "#1f5fa8", "rules": "#d0701c", "learned": "#3a8f3a"}
+COLORS = {"model": "#1f5fa8", "rules": "#d0701c", "learned": "#3a8f3a", "lead_age": "#8a8a8a"}
 
 
 # The mean prediction may be off the test period's win rate by this much (relative) before
@@ -62,7 +62,8 @@ def render(comp: Comparison, csv_name: str) -> str:
         [
             {
                 "scorer": SCORERS[name],
-                "ROC AUC [95% CI]": f"{r.roc_auc:.3f} [{r.roc_auc_low:.3f}, {r.roc_auc_high:.3f}]",
+                "same-day ROC AUC [95% CI]": _interval(r, "same_day_auc"),
+                "pooled ROC AUC [95% CI]": f"{r.roc_auc:.3f} [{r.roc_auc_low:.3f}, {r.roc_auc_high:.3f}]",
                 "PR AUC [95% CI]": f"{r.pr_auc:.3f} [{r.pr_auc_low:.3f}, {r.pr_auc_high:.3f}]",
                 "Brier [95% CI]": f"{r.brier:.4f} [{r.brier_low:.4f}, {r.brier_high:.4f}]",
                 "lift top 10% [95% CI]": f"{r.lift_top_decile:.2f} [{r.lift_top_decile_low:.2f}, {r.lift_top_decile_high:.2f}]",
@@ -75,12 +76,13 @@ def render(comp: Comparison, csv_name: str) -> str:
     differences = [
         f"{label} {d[k][0]:+.3f} [{d[k][1]:+.3f}, {d[k][2]:+.3f}]"
         for k, label in (
-            ("roc_auc", "ROC AUC"),
+            ("same_day_auc", "same-day ROC AUC"),
+            ("roc_auc", "pooled ROC AUC"),
             ("pr_auc", "PR AUC"),
             ("brier", "Brier"),
             ("lift_top_decile", "lift top 10%"),
         )  # fmt: skip
-        if k in d
+        if k in d and np.isfinite(d[k][0])
     ]
     order = list(dict.fromkeys(comp.deciles["scorer"]))  # model, rules, learned
     wide = comp.deciles.pivot(index="decile", columns="scorer", values="lift")[order]
@@ -152,12 +154,22 @@ def backtest_table(backtest: dict | None) -> pd.DataFrame | None:
     return frame
 
 
+def _interval(r, metric: str) -> str:
+    value = getattr(r, metric)
+    if not np.isfinite(value):
+        return "-"
+    return f"{value:.3f} [{getattr(r, metric + '_low'):.3f}, {getattr(r, metric + '_high'):.3f}]"
+
+
 def summary(comp: Comparison) -> dict:
     """The report's first words: which scorer to use and why (`lead`), and the figures
     behind it (`points`), each one sentence."""
     m, h = comp.meta, comp.headline.set_index("scorer")
     model = h.loc["model"]
-    keep_rules = does_not_beat_rules(comp.differences["roc_auc"]) if comp.differences else None
+    basis = m.get("verdict_basis") if comp.differences else None
+    keep_rules = (
+        does_not_beat_rules(basis["difference"], basis["where"], basis["metric"]) if basis else None
+    )
     untrusted = [line for line in comp.verdict if line != keep_rules]
     n = f"{m['test_rows']:,} out-of-time rows ({m['test_leads']:,} leads, {m['test_positives']:,} won)"
     if untrusted:
@@ -174,21 +186,29 @@ def summary(comp: Comparison) -> dict:
         if "learned" in h.index:
             lead += f", against {h.loc['learned', 'roc_auc']:.3f} for points learned from the data"
         lead += "."
-    elif keep_rules:
-        d = comp.differences["roc_auc"]
-        lead = (
-            f"Keep the points rules: on {n}, the model's ROC AUC is {model.roc_auc:.3f} against "
-            f"{h.loc['rules', 'roc_auc']:.3f} for the rules, and the difference is not surely "
-            f"above zero (difference {d[0]:+.3f}, 95 % interval [{d[1]:+.3f}, {d[2]:+.3f}])."
+    elif basis:
+        d, metric = basis["difference"], basis["metric"]
+        where = "" if basis["where"] == "here" else f" {basis['where']}"
+        figures = (
+            f"On {n}, among the leads open on the same day, the model's ROC AUC is "
+            f"{model.same_day_auc:.3f} against {h.loc['rules', 'same_day_auc']:.3f} for the "
+            f"rules (pooled over every snapshot of the window, where lead age alone ranks "
+            f"too: {model.roc_auc:.3f} against {h.loc['rules', 'roc_auc']:.3f})."
+            if np.isfinite(model.same_day_auc)
+            else f"On {n}, the model's ROC AUC is {model.roc_auc:.3f} against "
+            f"{h.loc['rules', 'roc_auc']:.3f} for the rules."
         )
-    else:
-        diff = comp.differences["roc_auc"]
-        lead = (
-            f"Use the model's grades to decide which leads go to sales. On {n} it ranks won "
-            f"leads higher than the points rules: ROC AUC {model.roc_auc:.3f} against "
-            f"{h.loc['rules', 'roc_auc']:.3f} (difference {diff[0]:+.3f}, 95 % interval "
-            f"[{diff[1]:+.3f}, {diff[2]:+.3f}])."
+        verdict = (
+            f"the {metric} difference{where} is not surely above zero"
+            if keep_rules
+            else f"it ranks won leads higher than the points rules{where}"
         )
+        lead = (
+            ("Keep the points rules: " if keep_rules else "Use the model's grades to decide "
+             "which leads go to sales: ")
+            + f"{verdict} ({metric} difference {d[0]:+.3f}, 95 % interval "
+            f"[{d[1]:+.3f}, {d[2]:+.3f}]). {figures}"
+        )  # fmt: skip
     points = []
     if len(comp.capacity):
         c = comp.capacity.set_index("handed to sales")
@@ -196,8 +216,9 @@ def summary(comp: Comparison) -> dict:
         model_row = c[c.index.str.startswith("model")].iloc[0]
         which = "every row counts" if comp.meta.get("deals_at_creation") else "without an open deal"
         points.append(
-            f"Given as many leads as the rules hand to sales ({rules_row['leads']:,.0f} MQLs "
-            f"{which}), the model's pick holds {model_row['wins']:,.0f} wins "
+            f"Given as many leads as the rules hand to sales on each day ({rules_row['leads']:,.0f} "
+            f"MQLs {which}), the model's pick among the leads open that day holds "
+            f"{model_row['wins']:,.0f} wins "
             f"against {rules_row['wins']:,.0f} (win rate {model_row['win_rate']:.1%} against "
             f"{rules_row['win_rate']:.1%})."
         )
@@ -304,7 +325,7 @@ def write_report(comp: Comparison, out: str | Path) -> tuple[Path, Path]:
         export["origin"] = 0
         export = pd.concat([export, comp.backtest_rows], ignore_index=True)
     cols = [c for c in CSV_COLUMNS if c in export] + [
-        c for c in ("learned_score", "learned_probability") if c in export
+        c for c in ("learned_score", "learned_probability", "lead_age_probability") if c in export
     ]
     page = render_html(comp, csv_path.name)
     write_page(out, page, csv_path, lambda path: write_csv(export[cols], path, ["as_of"]))

@@ -18,15 +18,24 @@ from leadscore.stats.metrics import (
     deciles,
     expected_calibration_error,
 )
-from leadscore.stats.ranking import top_share
+from leadscore.stats.ranking import day_index, same_day_auc, top_share, top_share_by_day
 
-SCORERS = {"model": "Model (LightGBM)", "rules": "Points rules", "learned": "Learned points"}
+SCORERS = {
+    "model": "Model (LightGBM)",
+    "rules": "Points rules",
+    "learned": "Learned points",
+    "lead_age": "Lead age alone",
+}
 EXAMPLES = 3
 
 
-def _metrics(y: np.ndarray, ranking: np.ndarray, p: np.ndarray) -> dict[str, float]:
+def _metrics(
+    y: np.ndarray, ranking: np.ndarray, p: np.ndarray, day: np.ndarray
+) -> dict[str, float]:
     return {
         "roc_auc": float(roc_auc_score(y, ranking)),
+        # among the leads open on the same day (`leadscore.stats.ranking.same_day_auc`)
+        "same_day_auc": same_day_auc(y, ranking, day),
         "pr_auc": float(average_precision_score(y, ranking)),
         "brier": float(np.mean((p - y) ** 2)),
         "lift_top_decile": deciles(y, ranking)[0]["lift"],
@@ -37,13 +46,14 @@ def headline_table(rows, rankings, probabilities, bootstrap: int, seed: int):
     """Point estimates and 95 % intervals from `leadscore.stats.bootstrap` (leads resampled with
     their snapshots, stratified by outcome); every interval contains its estimate."""
     y = rows["label"].to_numpy().astype(int)
+    day = day_index(rows["as_of"].to_numpy())
     names = list(rankings)
-    point = {n: _metrics(y, rankings[n], probabilities[n]) for n in names}
+    point = {n: _metrics(y, rankings[n], probabilities[n], day) for n in names}
     draws: dict[str, list[dict]] = {n: [] for n in names}
     for weights in lead_resample_weights(rows["lead_id"].to_numpy(), y, bootstrap, seed):
         idx = np.repeat(np.arange(len(y)), weights)
         for n in names:
-            draws[n].append(_metrics(y[idx], rankings[n][idx], probabilities[n][idx]))
+            draws[n].append(_metrics(y[idx], rankings[n][idx], probabilities[n][idx], day[idx]))
     table = []
     for n in names:
         row = {"scorer": n}
@@ -55,7 +65,7 @@ def headline_table(rows, rankings, probabilities, bootstrap: int, seed: int):
         table.append(row)
     differences = {}
     if "rules" in names:
-        for metric in ("roc_auc", "pr_auc", "brier", "lift_top_decile"):
+        for metric in ("roc_auc", "same_day_auc", "pr_auc", "brier", "lift_top_decile"):
             diff = point["model"][metric] - point["rules"][metric]
             diffs = [
                 m[metric] - r[metric] for m, r in zip(draws["model"], draws["rules"], strict=True)
@@ -73,13 +83,28 @@ def decile_table(rows: pd.DataFrame, rankings: dict[str, np.ndarray]) -> pd.Data
     )
 
 
-def capacity_table(rows: pd.DataFrame, rankings: dict[str, np.ndarray], n: int) -> pd.DataFrame:
+def capacity_table(
+    rows: pd.DataFrame, rankings: dict[str, np.ndarray], n: int, *, same_day: bool = False
+) -> pd.DataFrame:
     """The rules' MQLs against the same number of top leads by each other scorer (tied
-    scores at the cut share the remaining places: expected wins and revenue)."""
+    scores at the cut share the remaining places: expected wins and revenue).
+
+    same_day: matched day by day: on each day, as many of that day's open leads as the
+    rules hand off that day (`leadscore.stats.ranking.top_share_by_day`); else the top `n`
+    of the whole window (leads of different days compete: pooled)."""
     y, revenue = rows["label"].to_numpy(), rows["revenue"].to_numpy()
-    picks = {"rules (score >= threshold)": rows["mql"].to_numpy().astype(np.float64)}
+    mql = rows["mql"].to_numpy().astype(np.float64)
+    picks = {"rules (score >= threshold)": mql}
+    if same_day:
+        day = day_index(rows["as_of"].to_numpy())
+        _, of_day = np.unique(day, return_inverse=True)
+        slots = np.bincount(of_day, weights=mql)[of_day]
     for name, r in rankings.items():
-        if name != "rules":
+        if name == "rules":
+            continue
+        if same_day:
+            picks[f"{name} (top {n:,}, matched day by day)"] = top_share_by_day(r, slots, day)
+        else:
             picks[f"{name} (top {n:,})"] = top_share(r, n)
     out = []
     for name, share in picks.items():

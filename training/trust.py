@@ -49,13 +49,16 @@ def untrusted_model(
     return out
 
 
-def does_not_beat_rules(auc_difference: list[float], where: str = "here") -> str | None:
+def does_not_beat_rules(
+    auc_difference: list[float], where: str = "here", metric: str = "ROC AUC"
+) -> str | None:
     """The verdict line when the model's ROC AUC is not surely above the rules'
-    (`auc_difference`: model minus rules, [estimate, low, high]; `where`: on which rows)."""
+    (`auc_difference`: model minus rules, [estimate, low, high]; `where`: on which rows;
+    `metric`: which ROC AUC, pooled or same-day)."""
     estimate, low, high = auc_difference
     if not np.isfinite(low) or low > 0:
         return None
     return (
-        f"the model does not beat the points rules {where}: ROC AUC difference "
+        f"the model does not beat the points rules {where}: {metric} difference "
         f"{estimate:+.3f} [{low:+.3f}, {high:+.3f}] reaches 0; keep the rules"
     )

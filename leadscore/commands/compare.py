@@ -72,7 +72,8 @@ def print_comparison(comp, html_path: Path | None = None) -> None:
     table = Table(title="model vs points rules (out-of-time test)", show_edge=False)
     for col in (
         "scorer",
-        "ROC AUC [95% CI]",
+        "same-day ROC AUC [95% CI]",
+        "pooled ROC AUC [95% CI]",
         "PR AUC [95% CI]",
         "Brier [95% CI]",
         "lift top 10% [95% CI]",
@@ -81,6 +82,9 @@ def print_comparison(comp, html_path: Path | None = None) -> None:
     for r in comp.headline.itertuples():
         table.add_row(
             SCORERS[r.scorer],
+            f"{r.same_day_auc:.3f} [{r.same_day_auc_low:.3f}, {r.same_day_auc_high:.3f}]"
+            if r.same_day_auc == r.same_day_auc  # NaN: no day with both outcomes
+            else "-",
             f"{r.roc_auc:.3f} [{r.roc_auc_low:.3f}, {r.roc_auc_high:.3f}]",
             f"{r.pr_auc:.3f} [{r.pr_auc_low:.3f}, {r.pr_auc_high:.3f}]",
             f"{r.brier:.4f} [{r.brier_low:.4f}, {r.brier_high:.4f}]",
@@ -94,12 +98,14 @@ def print_comparison(comp, html_path: Path | None = None) -> None:
             (
                 "capacity-matched, every row (deals open with their leads: the hand-off decision)"
                 if at_creation
-                else "capacity-matched, rows without an open deal (the hand-off decision)",
+                else "capacity-matched day by day, rows without an open deal (the hand-off decision)",
                 comp.capacity,
             )
         )
         if not at_creation:  # with deals opening with their leads, every row is printed above
-            tables.append(("capacity-matched, every row", comp.capacity_all))
+            tables.append(
+                ("capacity-matched, every row, pooled over the window", comp.capacity_all)
+            )
     for title, frame in tables:
         cap = Table(title=title, show_edge=False)
         for col in ("handed to sales", "leads", "wins", "win rate", "share of wins", "revenue"):
@@ -134,8 +140,8 @@ def print_backtest(backtest) -> None:
         title=f"walk-forward backtest ({len(backtest.origins)} of {backtest.asked} origins)",
         show_edge=False,
     )
-    for col in ("origin", "test window", "rows", "won", "scorer", "ROC AUC", "PR AUC", "ECE",
-                "wins at the rules' MQLs"):  # fmt: skip
+    for col in ("origin", "test window", "rows", "won", "scorer", "same-day ROC AUC",
+                "pooled ROC AUC", "PR AUC", "ECE", "wins at the rules' MQLs"):  # fmt: skip
         table.add_column(col, justify="right")
     last = None
     for r in table_rows(backtest.summary()):
@@ -148,6 +154,9 @@ def print_backtest(backtest) -> None:
             f"{r['rows']:,}" if first else "",
             f"{r['wins']:,}" if first else "",
             SCORERS[r["scorer"]],
+            f"{r['same-day ROC AUC']:.3f}"
+            if r["same-day ROC AUC"] == r["same-day ROC AUC"]
+            else "-",
             f"{r['ROC AUC']:.3f}",
             f"{r['PR AUC']:.3f}",
             f"{r['ECE']:.4f}",
@@ -170,4 +179,10 @@ def print_backtest(backtest) -> None:
         out.print(
             f"pooled paired ROC AUC difference, model - rules: {point:+.3f} [{low:+.3f}, "
             f"{high:+.3f}] (bootstrap over leads across every origin's rows)"
+        )
+    if backtest.same_day_difference is not None:
+        point, low, high = backtest.same_day_difference
+        out.print(
+            f"same-day ROC AUC difference (among the leads open on the same day), model - "
+            f"rules: {point:+.3f} [{low:+.3f}, {high:+.3f}]: the verdict rests on it"
         )

@@ -377,7 +377,10 @@ def test_train_on_forty_won_leads_warns_instead_of_failing(tmp_path, forty_won_p
     assert result.exit_code == 0, result.output[-2000:]
     assert "thin data: " in result.stderr and "regularised harder" in result.stderr
     assert "thin data: only" in result.stderr  # the comparison report's warning
-    assert "ROC AUC [95% CI]" in result.stdout and "registered lead-scoring v1" in result.stdout
+    assert (
+        "same-day ROC AUC [95% CI]" in result.stdout
+        and "registered lead-scoring v1" in result.stdout
+    )
 
 
 def test_rules_come_from_the_flag_the_model_the_dataset_or_a_fitting_default(

@@ -114,3 +114,24 @@ def test_the_base_counts_ties_and_stays_within_the_scale():
     assert base_for_share(np.full(50, -200.0), 75, 0.15, 100) == 100  # clipped to the cap
     spread = np.arange(100.0)
     assert np.mean(spread + base_for_share(spread, 75, 0.15, 100) >= 75) == pytest.approx(0.15)
+
+
+def test_a_numeric_columns_points_are_monotone_in_the_direction_it_learned():
+    from leadscore.rules.scorecard import Candidate, _monotone_thresholds, monotone_levels
+
+    # pool adjacent violators, weighted: 0, 12, 9, 20 with the third bin heavy
+    fitted = monotone_levels(np.array([0, 12, 9, 20.0]), np.array([10, 10, 30, 5]), True)
+    assert fitted.tolist() == pytest.approx([0, 9.75, 9.75, 20])
+    assert monotone_levels(np.array([0, -5, 3, -9.0]), np.ones(4), False).tolist() == [
+        0, -1, -1, -9
+    ]  # fmt: skip
+    # increments +12 then -3 (cumulative 0, 12, 9): up and down; made monotone upwards,
+    # the heavier bin above the second threshold pulling the middle level down
+    cands = [Candidate("threshold", "employees", 10.0), Candidate("threshold", "employees", 50.0)]
+    x = {"employees": np.r_[np.full(20, 5.0), np.full(10, 20.0), np.full(30, 80.0), np.nan]}
+    points = _monotone_thresholds(cands, np.array([12.0, -3.0]), x)
+    levels = np.cumsum(np.r_[0.0, points])
+    assert (np.diff(levels) >= 0).all() and levels[-1] > 0
+    assert points.tolist() == [10.0, 0.0]  # 0, then 12 and 9 pooled (weights 10 and 30): 9.75
+    # already monotone: untouched
+    assert _monotone_thresholds(cands, np.array([4.0, 6.0]), x).tolist() == [4.0, 6.0]

@@ -63,3 +63,46 @@ def test_an_interval_always_contains_its_estimate():
     assert percentile_interval(draws, 0.86) == pytest.approx((0.86, 1.3))
     assert percentile_interval(draws, 1.15)[0] <= 1.15 <= percentile_interval(draws, 1.15)[1]
     assert np.isnan(percentile_interval([], 1.0)[0])
+
+
+def test_same_day_auc_is_each_days_auc_weighted_by_its_wins_in_any_row_order():
+    from sklearn.metrics import roc_auc_score
+
+    from leadscore.stats.ranking import day_index, same_day_auc
+
+    rng = np.random.default_rng(3)
+    n = 3_000
+    day = rng.integers(0, 40, n)
+    score = rng.integers(0, 8, n).astype(float)  # coarse: ties inside a day count half
+    y = (rng.random(n) < 0.03 + 0.02 * score).astype(int)
+    aucs, wins = [], []
+    for d in np.unique(day):
+        on = day == d
+        if 0 < y[on].sum() < on.sum():
+            aucs.append(roc_auc_score(y[on], score[on]))
+            wins.append(y[on].sum())
+    expected = np.average(aucs, weights=wins)
+    assert same_day_auc(y, score, day) == pytest.approx(expected, abs=1e-12)
+    shuffled = rng.permutation(n)
+    assert same_day_auc(y[shuffled], score[shuffled], day[shuffled]) == pytest.approx(expected)
+    # an age mix the pooled ranking sees and the same day does not: old rows never win
+    age_score = np.where(day < 20, 1.0, 0.0)  # constant inside each day
+    assert same_day_auc(y, age_score, day) == pytest.approx(0.5)
+    # no day with both outcomes: no figure, not a number made up
+    assert np.isnan(same_day_auc(np.r_[1, 0], np.r_[0.2, 0.1], np.r_[0, 1]))
+    stamps = pd.Series(pd.to_datetime(["2025-01-01T23:59:00Z", "2025-01-02T00:01:00Z"]))
+    assert np.diff(day_index(stamps.to_numpy()))[0] == 1  # calendar days in UTC
+
+
+def test_top_share_by_day_fills_each_days_own_slots():
+    from leadscore.stats.ranking import top_share_by_day
+
+    score = np.array([0.9, 0.1, 0.5, 0.5, 0.8, 0.2])
+    day = np.array([0, 0, 1, 1, 1, 2])
+    slots = np.array([1, 1, 1, 1, 1, 0], dtype=float)  # per row: its day's slots
+    share = top_share_by_day(score, slots, day)
+    # day 0: the 0.9 row; day 1: the 0.8 row (not a 0.5 row, though higher than day 0's
+    # second); day 2: none
+    assert share.tolist() == [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    tied = top_share_by_day(np.array([0.5, 0.5]), np.array([1.0, 1.0]), np.array([4, 4]))
+    assert tied.tolist() == [0.5, 0.5]  # a tie at the cut shares the place

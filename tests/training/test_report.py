@@ -140,11 +140,23 @@ def test_headline_numbers_match_a_direct_computation_on_the_csv(written):
         "Model (LightGBM)": (rows["probability"], rows["probability"]),
         "Points rules": (rows["rule_score"], rows["rule_probability"]),
         "Learned points": (rows["learned_score"], rows["learned_probability"]),
+        "Lead age alone": (rows["lead_age_probability"], rows["lead_age_probability"]),
     }
+    days = pd.to_datetime(rows["as_of"], utc=True).dt.strftime("%Y-%m-%d").to_numpy()
     for name, (ranking, p) in expected.items():
         cells = table.loc[name]
-        auc, low, high = map(float, re.findall(r"[\d.]+", cells["ROC AUC [95% CI]"]))
+        auc, low, high = map(float, re.findall(r"[\d.]+", cells["pooled ROC AUC [95% CI]"]))
         assert auc == pytest.approx(roc_auc_score(y, ranking), abs=5e-4)
+        assert low <= auc <= high
+        # among the leads open on the same day: each day's ROC AUC, weighted by its wins
+        same_day, weights = [], []
+        for day in np.unique(days):
+            on = days == day
+            if 0 < y[on].sum() < on.sum():
+                same_day.append(roc_auc_score(y[on], np.asarray(ranking)[on]))
+                weights.append(y[on].sum())
+        auc, low, high = map(float, re.findall(r"[\d.]+", cells["same-day ROC AUC [95% CI]"]))
+        assert auc == pytest.approx(np.average(same_day, weights=weights), abs=5e-4)
         assert low <= auc <= high
         pr = float(cells["PR AUC [95% CI]"].split()[0])
         assert pr == pytest.approx(average_precision_score(y, ranking), abs=5e-4)
@@ -153,8 +165,8 @@ def test_headline_numbers_match_a_direct_computation_on_the_csv(written):
         k = int(np.ceil(len(y) / 10))
         lift = float(cells["lift top 10% [95% CI]"].split()[0])
         assert lift == pytest.approx(_expected_top_wins(y, ranking, k) / k / y.mean(), abs=5e-3)
-    model_auc = float(table.loc["Model (LightGBM)", "ROC AUC [95% CI]"].split()[0])
-    rules_auc = float(table.loc["Points rules", "ROC AUC [95% CI]"].split()[0])
+    model_auc = float(table.loc["Model (LightGBM)", "pooled ROC AUC [95% CI]"].split()[0])
+    rules_auc = float(table.loc["Points rules", "pooled ROC AUC [95% CI]"].split()[0])
     assert model_auc > rules_auc  # on the simulator the model must beat a points sheet
 
 
@@ -184,13 +196,28 @@ def test_capacity_matched_and_quadrants_match_the_csv(written, suffix, top_colum
     if not open_deals:
         assert (rows.loc[rows["open_deal"], top_column] == 0).all()
     p = part["probability"].to_numpy()
-    assert (top[p > p[top > 0].min()] == 1).all() and (top[p < p[top > 0].min()] == 0).all()
+    # the hand-off decision is matched day by day: on each day, the model's top as many
+    # leads open that day as the rules' MQLs of that day; every row, pooled over the window
+    days = (
+        pd.to_datetime(part["as_of"], utc=True).dt.strftime("%Y-%m-%d").to_numpy()
+        if not open_deals
+        else np.zeros(len(part))
+    )
+    expected_wins = 0.0
+    for day in np.unique(days):
+        on = days == day
+        k, t, q = int(part["mql"].to_numpy()[on].sum()), top[on], p[on]
+        assert t.sum() == pytest.approx(k)
+        if k:
+            assert (t[q > q[t > 0].min()] == 1).all() and (t[q < q[t > 0].min()] == 0).all()
+            expected_wins += _expected_top_wins(y[on], q, k)
     cap = _table(html, "capacity" + suffix).set_index("handed to sales")
     rules_row = cap.loc["rules (score >= threshold)"]
-    model_row = cap.loc[f"model (top {n:,})"]
+    label = f"model (top {n:,})" if open_deals else f"model (top {n:,}, matched day by day)"
+    model_row = cap.loc[label]
     assert _num(rules_row["leads"]) == n == _num(model_row["leads"])
     assert _num(rules_row["wins"]) == y[part["mql"]].sum()
-    assert _num(model_row["wins"]) == pytest.approx(_expected_top_wins(y, p, n), abs=0.05)
+    assert _num(model_row["wins"]) == pytest.approx(expected_wins, abs=0.05)
     assert _num(model_row["revenue"]) == pytest.approx(revenue @ top, abs=1)
     assert _num(model_row["win rate"]) == pytest.approx(y @ top / n, abs=5e-4)
     quads = _table(html, "quadrants" + suffix).set_index("quadrant")
@@ -317,7 +344,7 @@ def test_without_rules_the_report_is_model_vs_learned_points_and_says_why(
         bootstrap=20,
         rules_absent="conf/rules.yaml does not fit this data (profile.job_role: no such column)",
     )
-    assert list(comp.headline["scorer"]) == ["model", "learned"]
+    assert list(comp.headline["scorer"]) == ["model", "learned", "lead_age"]
     assert comp.capacity.empty and comp.rule_scorer is None and not comp.differences
     assert comp.warnings[0].startswith("points rules absent: conf/rules.yaml does not fit")
     html_path, csv_path = write_report(comp, tmp_path / "compare.html")

@@ -17,7 +17,7 @@ def test_the_same_lead_gets_the_same_arm_in_another_process():
     here = [arm_of("exp-1", i, 0.5) for i in IDS[:50]]
     code = (
         "from leadscore.experiment.assignment import arm_of\n"
-        f"print(','.join(arm_of('exp-1', f'lead-{{i}}', 0.5) for i in range(50)))"
+        "print(','.join(arm_of('exp-1', f'lead-{i}', 0.5) for i in range(50)))"
     )
     there = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True

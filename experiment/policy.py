@@ -16,6 +16,7 @@ lead's `experiment` and `arm` on its hand-off events.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -88,6 +89,25 @@ def per_lead_extremes(history: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return grouped["p"].to_numpy(dtype=np.float64), grouped["mql"].to_numpy(dtype=bool)
 
 
+log = logging.getLogger("leadscore.experiment")
+
+
+def handed_off_in_history(history: pd.DataFrame, experiment: Experiment) -> set[str]:
+    """The leads whose stored scores (lead_id, probability, mql; the batch's and the
+    stream's alike) were ever above their arm's line in `experiment`: its hand-offs, as
+    the score history saw them. Leads that are not the experiment's are the caller's to
+    drop (the history does not know when a lead was created)."""
+    if history.empty:
+        return set()
+    ids = history["lead_id"].astype(str).to_numpy()
+    mql = history["mql"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+    p = pd.to_numeric(history["probability"], errors="coerce").fillna(-1.0).to_numpy()
+    unique, inverse = np.unique(ids, return_inverse=True)
+    model = (units(experiment.name, unique) < experiment.share)[inverse]
+    above = mql if experiment.aa else np.where(model, p >= experiment.line, mql)
+    return set(ids[above])
+
+
 REFRESH_S = 60.0  # how often a long-running reader (the stream) looks for new experiments
 
 
@@ -117,7 +137,12 @@ class ExperimentLine:
     @property
     def experiments(self) -> list[Experiment]:
         if self._source is not None and time.monotonic() - self._read_at >= REFRESH_S:
-            self._experiments = list(self._source())
+            try:
+                self._experiments = list(self._source())
+            except LeadscoreError:
+                if self._experiments is None:
+                    raise  # never read: no guessing which leads are whose
+                log.warning("the experiments could not be read again; kept the last read")
             self._read_at = time.monotonic()
         return self._experiments or []
 

@@ -141,8 +141,10 @@ def report(request: ReportRequest, progress: Progress | None = None) -> Reported
     """The experiment's readout on the data's outcomes, and its page."""
     from leadscore.crm.times import utc
     from leadscore.experiment.page import write_report
+    from leadscore.experiment.policy import handed_off_in_history
     from leadscore.experiment.readout import outcomes, read_out
     from leadscore.jobs.data import load
+    from leadscore.operations.history import ScoreHistory
 
     progress = progress or Recorded()
     if not request.detect > 0:
@@ -155,7 +157,12 @@ def report(request: ReportRequest, progress: Progress | None = None) -> Reported
         raise LeadscoreError(f"--out {request.out}: the page must end in .html")
     ds = load(request.data, progress)
     when = parse_time(request.as_of, "--as-of") or utc(ds.data_end)
-    _, data = outcomes(ds, experiment, when, store.handoffs(request.name))
+    # Its hand-offs: those recorded as they were sent, and those the score history shows
+    # (a lead scored above its arm's line, by the batch or by the stream).
+    rows = ScoreHistory(store.store).read(before=when + pd.Timedelta(microseconds=1))
+    handed = set(store.handoffs(request.name)["lead_id"].astype(str))
+    handed |= handed_off_in_history(rows, experiment)
+    _, data = outcomes(ds, experiment, when, pd.DataFrame({"lead_id": sorted(handed)}))
     readout = read_out(experiment, data, when, detect=request.detect)
     page = json_path = None
     if request.out is not None:

@@ -277,6 +277,11 @@ class LeadScoring:
                 url = self.config.state_url or default_state_url()
                 store = open_store(url)
                 line = HandoffLine(mql=self.config.handoff_mql, grades=self.config.handoff_grades)
+                if self.config.history_url:  # the experiments `leadscore experiment` started
+                    from leadscore.experiment.policy import ExperimentLine
+                    from leadscore.experiment.records import ExperimentStore
+
+                    line = ExperimentLine(line, ExperimentStore(self.config.history_url).list)
                 model = ModelRef(str(self.meta["name"]), str(self.meta["version"]))
                 self.processor = EventProcessor(store, self.scorer, model, line)
                 if self.config.webhook_url:

@@ -105,3 +105,40 @@ def test_a_stopped_experiment_takes_no_new_leads_but_keeps_its_own():
     with pytest.raises(LeadscoreError, match="creation time"):
         line.above_rows(pd.DataFrame({"lead_id": ["x"], "probability": [0.5],
                                       "grade": ["A"], "mql": [True]}))  # fmt: skip
+
+
+def test_the_history_shows_each_arm_s_hand_offs():
+    from leadscore.experiment.policy import handed_off_in_history
+
+    ids = [f"L{i}" for i in range(60)]
+    model = in_model_arm("exp-1", ids, 0.5)
+    history = pd.DataFrame(
+        {"lead_id": ids * 2, "probability": [0.1] * 60 + [0.5] * 60,
+         "mql": pd.array([False] * 60 + [i % 2 == 0 for i in range(60)], dtype="boolean")}
+    )  # fmt: skip
+    handed = handed_off_in_history(history, _experiment())
+    expected = {i for i, m, k in zip(ids, model, range(60), strict=True) if m or k % 2 == 0}
+    assert handed == expected
+    aa = handed_off_in_history(history, _experiment(aa=True))
+    assert aa == {i for k, i in enumerate(ids) if k % 2 == 0}
+    assert handed_off_in_history(history.iloc[:0], _experiment()) == set()
+
+
+def test_a_failed_re_read_keeps_the_last_experiments(monkeypatch):
+    import leadscore.experiment.policy as policy
+
+    calls = []
+
+    def source():
+        calls.append(1)
+        if len(calls) > 1:
+            raise LeadscoreError("store down")
+        return [_experiment()]
+
+    line = ExperimentLine(HandoffLine(), source)
+    assert [e.name for e in line.experiments] == ["exp-1"]
+    monkeypatch.setattr(policy, "REFRESH_S", 0.0)  # read again at once
+    assert [e.name for e in line.experiments] == ["exp-1"] and len(calls) == 2
+    never = ExperimentLine(HandoffLine(), lambda: (_ for _ in ()).throw(LeadscoreError("down")))
+    with pytest.raises(LeadscoreError, match="down"):
+        _ = never.experiments

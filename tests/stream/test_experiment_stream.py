@@ -8,7 +8,7 @@ import numpy as np
 from leadscore.crm.times import to_us
 from leadscore.experiment.assignment import arm_of
 from leadscore.experiment.policy import ExperimentLine
-from leadscore.experiment.records import Experiment
+from leadscore.experiment.records import Experiment, ExperimentStore
 from leadscore.handoff.events import HandoffLine
 from leadscore.scoring.model_ref import ModelRef
 from leadscore.stream.processor import EventProcessor
@@ -29,7 +29,9 @@ def test_the_stream_hands_off_by_the_arm_and_names_it(tmp_path, ruled):
     experiment = Experiment(name="live", started_us=start - 1, share=0.5, line=0.0,
                             rules_rate=0.2, matched_leads=10, planned_leads=1000,
                             horizon_days=90.0)  # fmt: skip
-    line = ExperimentLine(HandoffLine(), lambda: [experiment])
+    store = ExperimentStore(tmp_path / "score_history.duckdb")  # as `leadscore serve` reads it
+    store.start(experiment)
+    line = ExperimentLine(HandoffLine(), store.list)
     proc = EventProcessor(open_store(f"sqlite:///{tmp_path / 's.sqlite'}"), ruled, MODEL, line)
     ids = [f"L{i}" for i in range(12)]
     out = proc.process([_lead(i) for i in ids], None, start)

@@ -13,6 +13,9 @@ assignment and matched line) and reads it out as `leadscore experiment report` d
   (the confidence sequence, and for contrast the fixed-horizon interval read the same way);
 - power at 10k, 50k and 200k leads: the share of runs that reach a verdict (the sequence
   excludes 0 at some weekly read), and the share whose verdict is the right one;
+- the disagreements design: the same worlds counted on the leads whose two policies
+  disagree only (its coverage of the true effect per disagreeing lead, its width scaled to
+  the whole intake, and its power next to the all-leads design's);
 - the bias the experiment removes: the offline capacity-matched comparison (the model's top
   leads against the rules' MQLs, as many of each, counted on the pre-period's history)
   against the true effect, on the same worlds.
@@ -31,28 +34,35 @@ import numpy as np
 from leadscore.crm.times import US_PER_DAY
 from leadscore.experiment.readout import difference
 from leadscore.jobs.experiment import simulated_world
-from leadscore.simulation.experiment_world import HORIZON_DAYS, WorldConfig
+from leadscore.simulation.experiment_world import (
+    HORIZON_DAYS,
+    WorldConfig,
+    disagreement_effect,
+)
 
 WEEK_US = 7 * US_PER_DAY
 
 
-def weekly_reads(world, planned: int) -> np.ndarray:
+def weekly_reads(world, planned: int, counted: np.ndarray | None = None) -> np.ndarray:
     """(weeks, 5): effect, sequence low/high, fixed low/high at each weekly read from the
-    week the first lead matures to the week the last does (leads by creation)."""
-    created = world.exp.created_us  # sorted by creation
+    week the first lead matures to the week the last does (leads by creation; `counted`:
+    the leads the design counts, all by default)."""
+    keep = np.ones(len(world.exp.created_us), dtype=bool) if counted is None else counted
+    created = world.exp.created_us[keep]  # sorted by creation
+    arm, won = world.exp_model_arm[keep], world.exp_won[keep]
     matures = created + int(HORIZON_DAYS * US_PER_DAY)
-    first = matures[0] + WEEK_US - (matures[0] - world.started_us) % WEEK_US
+    first = world.started_us + int(HORIZON_DAYS * US_PER_DAY)
+    first += WEEK_US - (first - world.started_us) % WEEK_US
     reads = []
-    for when in range(int(first), int(matures[-1]) + WEEK_US, WEEK_US):
+    for when in range(
+        int(first), int(world.stopped_us + HORIZON_DAYS * US_PER_DAY) + WEEK_US, WEEK_US
+    ):
         k = int(np.searchsorted(matures, when, side="right"))
-        model = world.exp_model_arm[:k]
-        if k < 20 or model.all() or not model.any():
+        if k < 20 or arm[:k].all() or not arm[:k].any():
             continue
-        effect, low, high, flow, fhigh, _ = difference(
-            model, world.exp_won[:k], planned_leads=planned
-        )
+        effect, low, high, flow, fhigh, _ = difference(arm[:k], won[:k], planned_leads=planned)
         reads.append((effect, low, high, flow, fhigh))
-    return np.array(reads)
+    return np.array(reads).reshape(-1, 5)
 
 
 def run(leads: int, seed: int, aa: bool = False) -> dict:
@@ -65,7 +75,21 @@ def run(leads: int, seed: int, aa: bool = False) -> dict:
     alarm = (reads[:, 1] > 0) | (reads[:, 2] < 0)
     fixed_alarm = (reads[:, 3] > 0) | (reads[:, 4] < 0)
     right = (reads[:, 1] > 0) if world.true_effect > 0 else (reads[:, 2] < 0)
-    return {
+    differ = world.rules_handoff != world.model_handoff
+    dis = {"disagreement_share": float(differ.mean())}
+    if differ.any() and not aa:
+        truth_d = disagreement_effect(world)
+        eff_d, low_d, high_d, *_ = difference(
+            world.exp_model_arm[differ], world.exp_won[differ],
+            planned_leads=max(100, int(differ.sum())),
+        )  # fmt: skip
+        reads_d = weekly_reads(world, max(100, int(differ.sum())), differ)
+        dis |= {
+            "covered_disagreements": bool(low_d <= truth_d <= high_d),
+            "verdict_disagreements": bool(((reads_d[:, 1] > 0) | (reads_d[:, 2] < 0)).any()),
+            "width_disagreements_per_100_leads": (high_d - low_d) * float(differ.mean()),
+        }
+    return dis | {
         "truth": world.true_effect,
         "offline": world.offline_effect,
         "effect": effect,
@@ -100,6 +124,9 @@ def main() -> None:
             "right_verdict": float(np.mean([r["right_verdict"] for r in runs])),
             "mean_true_effect": float(np.mean([r["truth"] for r in runs])),
             "mean_interval_width": float(np.mean([r["width"] for r in runs])),
+            "verdict_disagreements_design": float(
+                np.mean([r["verdict_disagreements"] for r in runs])
+            ),
         }
     truth = np.array([r["truth"] for r in effect_runs])
     offline = np.array([r["offline"] for r in effect_runs])
@@ -121,6 +148,18 @@ def main() -> None:
                     ),
                     "hand_off_rate_rules_arm": float(
                         np.mean([r["rules_rate"] for r in effect_runs])
+                    ),
+                },
+                "disagreements_design": {
+                    "runs": len(effect_runs),
+                    "disagreement_share": float(
+                        np.mean([r["disagreement_share"] for r in effect_runs])
+                    ),
+                    "anytime_valid_coverage": float(
+                        np.mean([r["covered_disagreements"] for r in effect_runs])
+                    ),
+                    "mean_width_per_100_leads_of_the_intake": float(
+                        np.mean([r["width_disagreements_per_100_leads"] for r in effect_runs])
                     ),
                 },
                 "aa_weekly": {

@@ -89,6 +89,19 @@ def per_lead_extremes(history: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return grouped["p"].to_numpy(dtype=np.float64), grouped["mql"].to_numpy(dtype=bool)
 
 
+def disagreed(history: pd.DataFrame, experiment: Experiment) -> set[str]:
+    """The leads on which the two policies disagreed at some stored score (the rules call
+    it an MQL and its probability is below the model's line, or the other way round): the
+    leads the `disagreements` design counts. Until a lead's first disagreement both arms
+    treat it alike, so whether it ever disagrees does not depend on its arm."""
+    if history.empty:
+        return set()
+    mql = history["mql"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+    p = pd.to_numeric(history["probability"], errors="coerce").fillna(-1.0).to_numpy()
+    ids = history["lead_id"].astype(str).to_numpy()
+    return set(ids[mql != (p >= experiment.line)])
+
+
 log = logging.getLogger("leadscore.experiment")
 
 

@@ -78,6 +78,8 @@ class Readout:
     line: float
     aa: bool
     horizon_days: float
+    design: str
+    enrolled: int
     arms: list[ArmSummary]
     effect: float
     low: float
@@ -98,15 +100,23 @@ class Readout:
 
 
 def outcomes(
-    dataset: Dataset, experiment: Experiment, as_of: pd.Timestamp, handed_off: pd.DataFrame
+    dataset: Dataset,
+    experiment: Experiment,
+    as_of: pd.Timestamp,
+    handed_off: pd.DataFrame,
+    only: set[str] | None = None,
 ) -> tuple[pd.Series, Outcomes]:
-    """The experiment's leads in `dataset` (created in its intake and by `as_of`) and their
-    outcomes at `as_of`; `handed_off`: the store's hand-offs (lead_id)."""
+    """The experiment's leads in `dataset` (created in its intake and by `as_of`; of those,
+    the leads in `only` when given: the disagreements design's) and their outcomes at
+    `as_of`; `handed_off`: the hand-offs (lead_id)."""
     timeline = Timeline.of_dataset(dataset)
     when = to_us(as_of)
     created = timeline.created_us
     stop = experiment.stopped_us if experiment.stopped_us is not None else np.iinfo(np.int64).max
-    mine = np.flatnonzero((created >= experiment.started_us) & (created < stop) & (created <= when))
+    intake = (created >= experiment.started_us) & (created < stop) & (created <= when)
+    if only is not None:
+        intake &= dataset.leads["lead_id"].astype(str).isin(only).to_numpy()
+    mine = np.flatnonzero(intake)
     ids = dataset.leads["lead_id"].astype(str).iloc[mine].reset_index(drop=True)
     horizon = days_us(experiment.horizon_days)
     lead_created = created[mine]
@@ -153,15 +163,22 @@ def read_out(
     as_of: pd.Timestamp,
     *,
     detect: float = 1.0,
+    enrolled: int | None = None,
 ) -> Readout:
     """The readout of an experiment from its leads' outcomes at `as_of`; `detect`: the
-    difference (wins per 100 leads) the weeks-to-go estimate is for. A LeadscoreError
-    before both arms have a matured lead."""
+    difference (wins per 100 leads) the weeks-to-go estimate is for; `enrolled`: the leads
+    of its intake (the disagreements design counts fewer). A LeadscoreError before both
+    arms have a matured lead."""
     when = to_us(as_of)
     horizon = days_us(experiment.horizon_days)
     if not len(data.created_us):
+        what = (
+            "no lead on which the two policies disagreed"
+            if experiment.design == "disagreements"
+            else "no lead created"
+        )
         raise LeadscoreError(
-            f"experiment {experiment.name!r}: no lead created since it started "
+            f"experiment {experiment.name!r}: {what} since it started "
             f"({experiment.started_at.isoformat()}) in this data (up to {pd.Timestamp(as_of).isoformat()})"
         )
     first_maturing = int(data.created_us.min()) + horizon
@@ -202,6 +219,8 @@ def read_out(
         line=experiment.line,
         aa=experiment.aa,
         horizon_days=experiment.horizon_days,
+        design=experiment.design,
+        enrolled=len(data.created_us) if enrolled is None else int(enrolled),
         arms=arms,
         effect=effect,
         low=low,

@@ -33,7 +33,7 @@ SCHEMA = {
         "share DOUBLE PRECISION NOT NULL, line DOUBLE PRECISION NOT NULL, "
         "rules_rate DOUBLE PRECISION, matched_leads BIGINT NOT NULL, "
         "planned_leads BIGINT NOT NULL, horizon_days DOUBLE PRECISION NOT NULL, "
-        "aa BOOLEAN NOT NULL"
+        "aa BOOLEAN NOT NULL, design VARCHAR NOT NULL"
     ),
     HANDOFFS: (
         "experiment VARCHAR NOT NULL, lead_id VARCHAR NOT NULL, arm VARCHAR NOT NULL, "
@@ -41,6 +41,7 @@ SCHEMA = {
         "PRIMARY KEY (experiment, lead_id, event_id)"
     ),
 }
+DESIGNS = ("all", "disagreements")
 DUCKDB_WAIT_S = 30.0  # like the score history: another run may hold the file a moment
 
 
@@ -55,7 +56,9 @@ class Experiment:
     `matched_leads` leads of the score history; planned_leads: the size the confidence
     sequence is tightest at (set before any outcome is seen); horizon_days: a lead's
     outcome is its wins within this many days of its creation; aa: both arms hand off by
-    the rules (an A/A test of the set-up itself)."""
+    the rules (an A/A test of the set-up itself); design: which leads the readout counts,
+    `all` the experiment's leads (the default), or `disagreements` only those on which the
+    two policies disagreed at some score (`leadscore.experiment.policy.disagreed`)."""
 
     name: str
     started_us: int
@@ -67,6 +70,11 @@ class Experiment:
     horizon_days: float
     aa: bool = False
     stopped_us: int | None = None
+    design: str = "all"
+
+    def __post_init__(self) -> None:
+        if self.design not in DESIGNS:
+            raise LeadscoreError(f"experiment design {self.design!r}: one of {', '.join(DESIGNS)}")
 
     @property
     def started_at(self) -> pd.Timestamp:
@@ -402,6 +410,7 @@ _COLUMNS = (
     "planned_leads",
     "horizon_days",
     "aa",
+    "design",
 )
 
 

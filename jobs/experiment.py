@@ -39,7 +39,8 @@ class StartRequest:
     probability line (None: matched to the rules' hand-off rate on the score history's
     leads); at: when the intake starts (None: now); planned_leads: the size the confidence
     sequence is tightest at; horizon_days: how long after its creation a lead's wins count;
-    aa: both arms by the rules (an A/A test)."""
+    aa: both arms by the rules (an A/A test); design: the leads the readout counts, `all`
+    or `disagreements` (fixed now, before any outcome)."""
 
     name: str
     data: Path | None = None
@@ -50,6 +51,7 @@ class StartRequest:
     planned_leads: int = PLANNED_LEADS
     horizon_days: float = HORIZON_DAYS
     aa: bool = False
+    design: str = "all"
 
 
 @dataclass(frozen=True)
@@ -63,10 +65,12 @@ def start(request: StartRequest) -> Started:
     """Record a new experiment, its model line matched to the rules' hand-off rate."""
     from leadscore.crm.times import to_us, utc
     from leadscore.experiment.policy import matched_line, per_lead_extremes
-    from leadscore.experiment.records import Experiment, check_name
+    from leadscore.experiment.records import DESIGNS, Experiment, check_name
     from leadscore.operations.history import ScoreHistory
 
     check_name(request.name)
+    if request.design not in DESIGNS:
+        raise LeadscoreError(f"--design {request.design!r}: one of {', '.join(DESIGNS)}")
     if not 0.0 < request.share < 1.0:
         raise LeadscoreError(f"--share {request.share:g}: the model arm's share must be in (0, 1)")
     if request.line is not None and not 0.0 <= request.line <= 1.0:
@@ -97,6 +101,7 @@ def start(request: StartRequest) -> Started:
         planned_leads=int(request.planned_leads),
         horizon_days=float(request.horizon_days),
         aa=bool(request.aa),
+        design=request.design,
     )
     store.start(experiment)
     return Started(experiment, matched, store.shown)
@@ -141,7 +146,7 @@ def report(request: ReportRequest, progress: Progress | None = None) -> Reported
     """The experiment's readout on the data's outcomes, and its page."""
     from leadscore.crm.times import utc
     from leadscore.experiment.page import write_report
-    from leadscore.experiment.policy import handed_off_in_history
+    from leadscore.experiment.policy import disagreed, handed_off_in_history
     from leadscore.experiment.readout import outcomes, read_out
     from leadscore.jobs.data import load
     from leadscore.operations.history import ScoreHistory
@@ -162,8 +167,12 @@ def report(request: ReportRequest, progress: Progress | None = None) -> Reported
     rows = ScoreHistory(store.store).read(before=when + pd.Timedelta(microseconds=1))
     handed = set(store.handoffs(request.name)["lead_id"].astype(str))
     handed |= handed_off_in_history(rows, experiment)
-    _, data = outcomes(ds, experiment, when, pd.DataFrame({"lead_id": sorted(handed)}))
-    readout = read_out(experiment, data, when, detect=request.detect)
+    handed_df = pd.DataFrame({"lead_id": sorted(handed)})
+    intake, data = outcomes(ds, experiment, when, handed_df)
+    enrolled = len(intake)
+    if experiment.design == "disagreements":
+        _, data = outcomes(ds, experiment, when, handed_df, only=disagreed(rows, experiment))
+    readout = read_out(experiment, data, when, detect=request.detect, enrolled=enrolled)
     page = json_path = None
     if request.out is not None:
         page, json_path = write_report(readout, Path(request.out))
@@ -183,6 +192,7 @@ class SimulateRequest:
     aa: bool = False
     capacity: float | None = None
     overwrite: bool = False
+    design: str = "all"
 
 
 @dataclass(frozen=True)
@@ -210,18 +220,23 @@ def simulate(request: SimulateRequest) -> Simulated:
     the score history's store of the folder, so `leadscore experiment report` reads it."""
     from leadscore.experiment.assignment import MODEL, RULES
     from leadscore.experiment.records import Experiment, ExperimentStore, check_name
-    from leadscore.operations.history import default_store
+    from leadscore.operations.history import ScoreHistory, default_store
     from leadscore.simulation.experiment_world import (
         HORIZON_DAYS as WORLD_HORIZON,
     )
     from leadscore.simulation.experiment_world import (
         WorldConfig,
         truth,
+        world_scores,
         world_tables,
         write_world,
     )
 
     check_name(request.name)
+    Experiment(  # a bad design is refused before the world is simulated
+        name=request.name, started_us=0, share=0.5, line=0.0, rules_rate=None,
+        matched_leads=0, planned_leads=100, horizon_days=1.0, design=request.design,
+    )  # fmt: skip
     try:
         config = WorldConfig(
             leads=request.leads,
@@ -234,6 +249,11 @@ def simulate(request: SimulateRequest) -> Simulated:
     except ValueError as exc:
         raise LeadscoreError(f"experiment simulate: {str(exc).splitlines()[-1].strip()}") from exc
     world = simulated_world(config)
+    planned = request.leads
+    if request.design == "disagreements":  # as many as the pre-period says will disagree
+        differ = world.pre_handed != (world.pre_probability >= world.line)
+        planned = int(round(request.leads * float(differ.mean())))
+    planned = max(100, planned)
     out = write_world(world, request.out, overwrite=request.overwrite)
     experiment = Experiment(
         name=request.name,
@@ -243,10 +263,13 @@ def simulate(request: SimulateRequest) -> Simulated:
         line=world.line,
         rules_rate=world.rules_rate,
         matched_leads=int((2 * len(world.pre.lead_id)) // 3),
-        planned_leads=max(100, request.leads),
+        planned_leads=planned,
         horizon_days=WORLD_HORIZON,
         aa=request.aa,
+        design=request.design,
     )
+    # the scores the batch would have stored (each lead's at its creation), then the record
+    ScoreHistory(default_store(out)).append(world_scores(world))
     store = ExperimentStore(default_store(out))
     store.start(experiment)
     handed = world_tables(world)["handoffs"]

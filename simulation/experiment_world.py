@@ -103,6 +103,9 @@ class World:
     p_rules: np.ndarray
     p_model: np.ndarray
     model_probability: np.ndarray  # the experiment leads' model probabilities
+    pre_probability: np.ndarray  # the pre-period leads' (the model scores its own history)
+    rules_handoff: np.ndarray  # per experiment lead: the rules' policy hands it off
+    model_handoff: np.ndarray  # per experiment lead: the model arm's policy hands it off
     line: float
     rules_rate: float
     true_effect: float
@@ -210,6 +213,9 @@ def run_world(
         p_rules=p_rules,
         p_model=p_model,
         model_probability=exp_p,
+        pre_probability=pre_p,
+        rules_handoff=rules_hand,
+        model_handoff=model_hand,
         line=line,
         rules_rate=rules_rate,
         true_effect=float((p_model - p_rules).mean() * 100.0),
@@ -217,6 +223,15 @@ def run_world(
         started_us=started_us,
         stopped_us=stopped_us,
     )
+
+
+def disagreement_effect(world: World) -> float | None:
+    """The true effect per 100 leads on which the two policies disagree (the disagreements
+    design's estimand); None when they never do (an A/A world)."""
+    differ = world.rules_handoff != world.model_handoff
+    if not differ.any():
+        return None
+    return float((world.p_model - world.p_rules)[differ].mean() * 100.0)
 
 
 def truth(world: World) -> dict:
@@ -232,6 +247,8 @@ def truth(world: World) -> dict:
         "line": world.line,
         "rules_rate": world.rules_rate,
         "offline_capacity_matched_effect": world.offline_effect,
+        "disagreement_share": float(np.mean(world.rules_handoff != world.model_handoff)),
+        "effect_disagreements": disagreement_effect(world),
         "seed": world.config.seed,
     }
 
@@ -288,6 +305,36 @@ def world_tables(world: World) -> dict[str, pd.DataFrame]:
         "deals": pd.concat(deals, ignore_index=True),
         "handoffs": pd.concat(handoffs[1:], ignore_index=True),
     }
+
+
+def world_scores(world: World) -> pd.DataFrame:
+    """Each lead's score at its creation, as the score history keeps it (lead_id, as_of,
+    probability, score, rule_score, mql; the model's name and version): what the daily
+    batch would have stored, for matching a line and for the disagreements design."""
+    frames = []
+    for p, probability in (
+        (world.pre, world.pre_probability),
+        (world.exp, world.model_probability),
+    ):
+        frames.append(
+            pd.DataFrame(
+                {
+                    "lead_id": p.lead_id,
+                    "as_of": pd.to_datetime(p.created_us, unit="us", utc=True),
+                    "probability": probability,
+                    "score": np.round(100 * probability).astype(int),
+                    "rule_score": np.round(p.points).astype(int),
+                    "mql": p.points >= world.config.rules_threshold,
+                }
+            )
+        )
+    out = pd.concat(frames, ignore_index=True)
+    out["model_name"] = "experiment-world-logistic"
+    out["model_version"] = "1"
+    out["feature_set_version"] = "experiment-world"
+    out["trend"] = "not enough history"
+    out["scored_at"] = out["as_of"]
+    return out
 
 
 def write_world(world: World, out: str | Path, *, overwrite: bool = False) -> Path:

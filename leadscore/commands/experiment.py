@@ -35,13 +35,18 @@ def start(
     planned_leads: int = typer.Option(
         20_000,
         "--planned-leads",
-        help="The number of matured leads the anytime-valid interval is tightest at (fixed now, before any outcome).",
+        help="The number of matured leads the readout will count (with --design disagreements, the disagreeing ones) at which the anytime-valid interval is tightest; fixed now, before any outcome.",
     ),
     horizon_days: float = typer.Option(
         90.0, "--horizon-days", help="A lead's wins count this many days after its creation."
     ),
     aa: bool = typer.Option(
         False, "--aa", help="An A/A test: both arms hand off by the rules (checks the set-up)."
+    ),
+    design: str = typer.Option(
+        "all",
+        "--design",
+        help="Which leads the readout counts: all (every lead of the intake, the default) or disagreements (only the leads on which the two policies disagreed at some score; more power, an effect per disagreeing lead).",
     ),
 ) -> None:
     """Start an experiment: each lead created from now on is assigned the rules' or the model's hand-off policy by a keyed hash of the experiment and its id."""
@@ -59,6 +64,7 @@ def start(
             planned_leads=planned_leads,
             horizon_days=horizon_days,
             aa=aa,
+            design=design,
         )
     )
     e, m = done.experiment, done.matched
@@ -106,7 +112,9 @@ def list_(
         out.print("no experiments", highlight=False)
     for e in found:
         until = f"until {e.stopped_at.isoformat()}" if e.stopped_at is not None else "running"
-        kind = " (A/A)" if e.aa else ""
+        kind = (" (A/A)" if e.aa else "") + (
+            ", disagreements only" if e.design == "disagreements" else ""
+        )
         out.print(
             f"{e.name}{kind}: from {e.started_at.isoformat()} {until}; model arm "
             f"{e.share:.0%}, line p >= {e.line:.4f}",
@@ -147,6 +155,12 @@ def report(
     if as_json:
         out.print_json(json.dumps(json_ready(r.as_json())))
         return
+    if r.design == "disagreements":
+        counted = sum(a.leads for a in r.arms)
+        out.print(
+            f"design: the {counted:,} of {r.enrolled:,} leads on which the two policies disagreed",
+            highlight=False,
+        )
     for a in r.arms:
         out.print(
             f"{a.arm:>5}: {a.leads:,} leads, {a.handoffs:,} handed off ({a.handoff_rate:.1%}), "
@@ -177,6 +191,9 @@ def simulate(
         None, "--capacity", help="Hand-offs per day sales can touch fast (default: all of them)."
     ),
     overwrite: bool = typer.Option(False, help="Replace the folder if it is not empty."),
+    design: str = typer.Option(
+        "all", "--design", help="The experiment's design: all or disagreements (see start)."
+    ),
 ) -> None:
     """Simulate a CRM whose sales team reacts to hand-offs: a pre-period under the rules (the history a model is trained on), then the experiment; the true effect goes to OUT/truth/experiment.json."""
     from leadscore.jobs.experiment import SimulateRequest
@@ -192,6 +209,7 @@ def simulate(
             aa=aa,
             capacity=capacity,
             overwrite=overwrite,
+            design=design,
         )
     )
     t = done.truth

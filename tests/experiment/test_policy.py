@@ -142,3 +142,18 @@ def test_a_failed_re_read_keeps_the_last_experiments(monkeypatch):
     never = ExperimentLine(HandoffLine(), lambda: (_ for _ in ()).throw(LeadscoreError("down")))
     with pytest.raises(LeadscoreError, match="down"):
         _ = never.experiments
+
+
+def test_disagreements_are_scores_where_the_two_policies_differ():
+    from leadscore.experiment.policy import disagreed
+
+    history = pd.DataFrame(
+        {"lead_id": ["a", "a", "b", "c", "d"], "probability": [0.1, 0.5, 0.5, 0.1, 0.2],
+         "mql": pd.array([False, False, True, True, None], dtype="boolean")}
+    )  # fmt: skip
+    # line 0.3: a disagrees at its second score (model yes, rules no), c (rules yes, model
+    # no); b agrees (both yes), d agrees (both no, no MQL flag)
+    assert disagreed(history, _experiment()) == {"a", "c"}
+    assert disagreed(history.iloc[:0], _experiment()) == set()
+    with pytest.raises(LeadscoreError, match="experiment design 'x'"):
+        _experiment(design="x")

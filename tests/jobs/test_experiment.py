@@ -118,3 +118,20 @@ def test_batch_hand_offs_follow_each_arm_and_name_it(tmp_path, small_sim_path, r
     kept = ExperimentStore(history).handoffs("batch")
     assert set(kept["lead_id"]) == expected
     assert "experiment batch" in second.line.describe()
+
+
+def test_the_disagreements_design_counts_only_the_leads_the_policies_disagree_on(tmp_path):
+    done = simulate(SimulateRequest(out=tmp_path / "d", leads=3000, seed=2, name="d",
+                                    design="disagreements"))  # fmt: skip
+    assert done.experiment.design == "disagreements"
+    share = done.truth["disagreement_share"]
+    assert 0 < share < 0.5 and done.truth["effect_disagreements"] is not None
+    r = report(ReportRequest(name="d", data=done.out)).readout
+    counted = sum(a.leads for a in r.arms)
+    assert r.enrolled == 3000 and counted == pytest.approx(share * 3000, abs=1)
+    assert r.low <= r.effect <= r.high and r.design == "disagreements"
+    with pytest.raises(LeadscoreError, match="--design 'some': one of all, disagreements"):
+        start(StartRequest(name="x", data=done.out, design="some"))
+    with pytest.raises(LeadscoreError, match="experiment design 'some'"):
+        simulate(SimulateRequest(out=tmp_path / "e", leads=200, design="some"))
+    assert not (tmp_path / "e").exists()

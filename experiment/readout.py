@@ -195,7 +195,12 @@ def read_out(
     )
     arms = [_arm(name, data, data.model == (name == MODEL)) for name in (RULES, MODEL)]
     weeks_span = max((when - experiment.started_us) / WEEK_US, 1e-9)
-    end = experiment.stopped_us if experiment.stopped_us is not None else None
+    # stopped by the readout's time? (a readout of an earlier day sees it running)
+    end = (
+        experiment.stopped_us
+        if experiment.stopped_us is not None and experiment.stopped_us <= when
+        else None
+    )
     rate = len(data.created_us) / weeks_span if end is None else 0.0
     weeks = weeks_to_go(
         detect,

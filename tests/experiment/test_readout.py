@@ -113,3 +113,12 @@ def test_the_page_and_its_json(tmp_path):
     assert "anytime-valid" in html and "fixed-horizon" in html
     doc = json.loads(side.read_text())
     assert doc["effect"] == pytest.approx(5.0) and doc["low"] < 5.0 < doc["high"]
+
+
+def test_a_readout_of_a_day_before_the_stop_sees_the_experiment_running():
+    stop = START + 200 * US_PER_DAY
+    early = pd.Timestamp(START + 150 * US_PER_DAY, unit="us", tz="UTC")
+    data = _outcomes(300, 33, 30, days=100.0)
+    r = read_out(_experiment(stopped_us=stop), data, early)
+    assert r.leads_per_week > 0 and r.weeks_to_go is not None
+    assert "intake has stopped" not in r.verdict

@@ -135,3 +135,23 @@ def test_the_disagreements_design_counts_only_the_leads_the_policies_disagree_on
     with pytest.raises(LeadscoreError, match="experiment design 'some'"):
         simulate(SimulateRequest(out=tmp_path / "e", leads=200, design="some"))
     assert not (tmp_path / "e").exists()
+
+
+def test_the_commands_print_one_line_for_a_mistake(world, tmp_path):
+    from typer.testing import CliRunner
+
+    from leadscore.cli import app
+
+    runner = CliRunner()
+    listed = runner.invoke(app, ["experiment", "list", "--data", str(world.out)])
+    assert listed.exit_code == 0 and "w1: from" in listed.output
+    shown = runner.invoke(app, ["experiment", "report", "w1", "--data", str(world.out), "--json"])
+    assert shown.exit_code == 0 and {"effect", "low", "high"} <= json.loads(shown.stdout).keys()
+    for args, message in (
+        (["report", "nope", "--data", str(world.out)], "no experiment 'nope'"),
+        (["start", "w1", "--data", str(world.out)], "exists already"),
+        (["report", "w1", "--data", str(world.out), "--as-of", "2025-07-01"], "no matured lead"),
+    ):
+        done = runner.invoke(app, ["experiment", *args])
+        lines = [x for x in done.output.splitlines() if x.strip()]
+        assert done.exit_code == 1 and len(lines) == 1 and message in lines[0], done.output

@@ -128,7 +128,8 @@ class ExperimentLine:
     """The hand-off line with the experiments on top (see the module's docstring).
 
     `experiments`: a list, or a function returning the current list (the event stream's
-    service reads the store, at most every REFRESH_S seconds); `created_us`: lead id ->
+    service reads the store again through `refresh`, at most every REFRESH_S seconds);
+    `created_us`: lead id ->
     creation time (µs) for the batch, which decides for many leads at once."""
 
     def __init__(
@@ -147,16 +148,25 @@ class ExperimentLine:
             else pd.Series(dict(created_us), dtype="int64")
         )
 
+    def refresh(self) -> None:
+        """Read the experiments again when the last read is REFRESH_S old (a reader calls
+        it between requests, outside any store's transaction). A failed re-read keeps the
+        last read; a failed first read raises."""
+        if self._source is None or time.monotonic() - self._read_at < REFRESH_S:
+            return
+        try:
+            self._experiments = list(self._source())
+        except LeadscoreError:
+            if self._experiments is None:
+                raise  # never read: no guessing which leads are whose
+            log.warning("the experiments could not be read again; kept the last read")
+        self._read_at = time.monotonic()
+
     @property
     def experiments(self) -> list[Experiment]:
-        if self._source is not None and time.monotonic() - self._read_at >= REFRESH_S:
-            try:
-                self._experiments = list(self._source())
-            except LeadscoreError:
-                if self._experiments is None:
-                    raise  # never read: no guessing which leads are whose
-                log.warning("the experiments could not be read again; kept the last read")
-            self._read_at = time.monotonic()
+        """The experiments as last read (read once first, if never read)."""
+        if self._experiments is None:
+            self.refresh()
         return self._experiments or []
 
     @property

@@ -137,7 +137,11 @@ def test_a_failed_re_read_keeps_the_last_experiments(monkeypatch):
 
     line = ExperimentLine(HandoffLine(), source)
     assert [e.name for e in line.experiments] == ["exp-1"]
-    monkeypatch.setattr(policy, "REFRESH_S", 0.0)  # read again at once
+    assert [e.name for e in line.experiments] == ["exp-1"] and len(calls) == 1  # cached
+    line.refresh()
+    assert len(calls) == 1  # not stale yet
+    monkeypatch.setattr(policy, "REFRESH_S", 0.0)  # stale at once
+    line.refresh()
     assert [e.name for e in line.experiments] == ["exp-1"] and len(calls) == 2
     never = ExperimentLine(HandoffLine(), lambda: (_ for _ in ()).throw(LeadscoreError("down")))
     with pytest.raises(LeadscoreError, match="down"):

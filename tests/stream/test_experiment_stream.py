@@ -51,3 +51,23 @@ def test_the_stream_hands_off_by_the_arm_and_names_it(tmp_path, ruled):
     old = proc.process([early], None, start)
     assert all(e["experiment"] is None for e in old.handoffs)
     assert np.all([r["lead_id"] == "OLD" for r in old.scores])
+
+
+def test_an_experiment_started_later_is_followed_after_a_refresh(tmp_path, ruled, monkeypatch):
+    import leadscore.experiment.policy as policy
+
+    start = to_us(T0)
+    store = ExperimentStore(tmp_path / "score_history.duckdb")
+    line = ExperimentLine(HandoffLine(), store.list)
+    proc = EventProcessor(open_store(f"sqlite:///{tmp_path / 's.sqlite'}"), ruled, MODEL, line)
+    first = proc.process([_lead("A1")], None, start)
+    assert all(e["experiment"] is None for e in first.handoffs) and not line.experiments
+    store.start(Experiment(name="later", started_us=start - 1, share=0.999999, line=0.0,
+                           rules_rate=0.2, matched_leads=10, planned_leads=1000,
+                           horizon_days=90.0))  # fmt: skip
+    monkeypatch.setattr(policy, "REFRESH_S", 0.0)
+    line.refresh()  # as the service does between requests
+    second = proc.process([_lead("A2")], None, start)
+    assert [(e["lead_id"], e["experiment"], e["arm"]) for e in second.handoffs] == [
+        ("A2", "later", "model")
+    ]

@@ -22,6 +22,36 @@ CSS_CLASS = {
 }
 
 
+def path_figure(readout: Readout) -> str | None:
+    """The weekly reads as a figure: the effect and both intervals by week (inline SVG)."""
+    if len(readout.path) < 2:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from leadscore.pages.html import svg
+
+    plt.rcParams.update({"svg.fonttype": "path", "font.size": 9})
+    path = pd.DataFrame(readout.path)
+    at = pd.to_datetime(path["at"], utc=True, format="ISO8601")
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    ax.fill_between(at, path["low"], path["high"], color="#9bb7d4", alpha=0.5,
+                    label="anytime-valid 95 %")  # fmt: skip
+    ax.plot(at, path["fixed_low"], ls="--", color="#e8b458", label="fixed-horizon 95 %")
+    ax.plot(at, path["fixed_high"], ls="--", color="#e8b458")
+    ax.plot(at, path["effect"], color="#1f5fa8", marker=".", label="model - rules")
+    ax.axhline(0, color="grey", lw=0.8)
+    # the first weeks' intervals are wide: keep the scale of the latest read's
+    span = 3 * max(abs(path["low"].iloc[-1]), abs(path["high"].iloc[-1]), 0.5)
+    ax.set_ylim(-span, span)
+    ax.set(ylabel="wins per 100 leads", title="Every week's read")
+    ax.legend(loc="best")
+    fig.autofmt_xdate()
+    return svg(fig)
+
+
 def render(readout: Readout) -> str:
     arms = pd.DataFrame(
         [
@@ -49,6 +79,7 @@ def render(readout: Readout) -> str:
     env = environment(TEMPLATES)
     return env.get_template("experiment.html.j2").render(
         r=readout,
+        figure=path_figure(readout),
         css_class=CSS_CLASS[readout.decision],
         arms_table=table(
             arms,

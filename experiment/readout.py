@@ -92,6 +92,7 @@ class Readout:
     weeks_to_go: float | None
     leads_per_week: float
     first_maturing_at: str | None
+    path: list[dict]  # the weekly reads so far: what every Monday's look showed
 
     def as_json(self) -> dict:
         out = asdict(self)
@@ -238,7 +239,30 @@ def read_out(
         weeks_to_go=weeks,
         leads_per_week=rate,
         first_maturing_at=_iso(first_maturing),
+        path=weekly_path(experiment, data, when),
     )
+
+
+def weekly_path(experiment: Experiment, data: Outcomes, when_us: int) -> list[dict]:
+    """The readout as each week since the start would have shown it (a week's end, the
+    matured leads then, the effect and both intervals), from the first week both arms had a
+    matured lead to `when_us`, the readout's own look last: the path the anytime-valid
+    interval keeps its promise along."""
+    matures = data.created_us + days_us(experiment.horizon_days)
+    ends = list(range(experiment.started_us + WEEK_US, when_us, WEEK_US)) + [when_us]
+    out = []
+    for end in ends:
+        done = matures <= end
+        if not (done & data.model).any() or not (done & ~data.model).any():
+            continue
+        effect, low, high, fixed_low, fixed_high, _ = difference(
+            data.model[done], data.won[done], planned_leads=experiment.planned_leads
+        )
+        out.append(
+            {"at": _iso(end), "matured": int(done.sum()), "effect": effect, "low": low,
+             "high": high, "fixed_low": fixed_low, "fixed_high": fixed_high}
+        )  # fmt: skip
+    return out
 
 
 def _arm(name: str, data: Outcomes, mask: np.ndarray) -> ArmSummary:

@@ -106,11 +106,12 @@ def test_a_readout_before_any_lead_has_matured_is_refused():
 
 
 def test_the_page_and_its_json(tmp_path):
-    r = read_out(_experiment(), _outcomes(3000, 450, 300), AS_OF)
+    # a readout at a time with microseconds: the weekly reads' times differ in format
+    r = read_out(_experiment(), _outcomes(3000, 450, 300), AS_OF + pd.Timedelta(microseconds=7))
     page, side = write_report(r, tmp_path / "exp.html")
     html = page.read_text()
     assert 'data-decision="switch"' in html and 'data-section="arms"' in html
-    assert "anytime-valid" in html and "fixed-horizon" in html
+    assert "anytime-valid" in html and "fixed-horizon" in html and "<svg" in html
     doc = json.loads(side.read_text())
     assert doc["effect"] == pytest.approx(5.0) and doc["low"] < 5.0 < doc["high"]
 
@@ -122,3 +123,12 @@ def test_a_readout_of_a_day_before_the_stop_sees_the_experiment_running():
     r = read_out(_experiment(stopped_us=stop), data, early)
     assert r.leads_per_week > 0 and r.weeks_to_go is not None
     assert "intake has stopped" not in r.verdict
+
+
+def test_the_weekly_path_ends_with_the_readout_and_every_read_holds_its_estimate():
+    r = read_out(_experiment(), _outcomes(3000, 450, 300, days=100.0), AS_OF)
+    path = r.path
+    assert len(path) > 10 and path[-1]["at"] == AS_OF.isoformat()
+    assert (path[-1]["effect"], path[-1]["low"]) == (r.effect, r.low)
+    assert all(p["low"] <= p["effect"] <= p["high"] for p in path)
+    assert [p["matured"] for p in path] == sorted(p["matured"] for p in path)

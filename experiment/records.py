@@ -42,6 +42,7 @@ SCHEMA = {
     ),
 }
 DESIGNS = ("all", "disagreements")
+LOCK_KEY = 7_253_412  # PostgreSQL advisory lock of the experiments' writers
 DUCKDB_WAIT_S = 30.0  # like the score history: another run may hold the file a moment
 
 
@@ -261,6 +262,8 @@ class ExperimentStore:
             engine = self._engine()
             try:
                 with self._refusals(), engine.begin() as con:
+                    if con.dialect.name == "postgresql":  # writers take turns (start's checks)
+                        con.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
                     for table, columns in SCHEMA.items():
                         if not sa.inspect(con).has_table(table):
                             con.execute(sa.text(f"CREATE TABLE {table} ({columns})"))

@@ -82,3 +82,28 @@ def test_a_store_that_is_not_a_database_is_refused(tmp_path):
         ExperimentStore(bad).list()
     with pytest.raises(LeadscoreError, match="not a usable database URL"):
         ExperimentStore("nosuchdialect://x/y").list()
+
+
+def test_the_store_on_postgresql():
+    """The production store for real: a fresh PostgreSQL cluster (skipped without one)."""
+    from tests.postgres import postgres_cluster
+
+    with postgres_cluster("experiments") as url:
+        store = ExperimentStore(url)
+        assert store.list() == []
+        store.start(_experiment())
+        with pytest.raises(LeadscoreError, match="exists already"):
+            store.start(_experiment())
+        with pytest.raises(LeadscoreError, match="still running"):
+            store.start(_experiment("exp-2", started_us=T0 + 1))
+        events = [{"experiment": "exp-1", "arm": "model", "lead_id": "L1", "event_id": "e1",
+                   "type": "lead.handoff", "as_of": "2026-01-06T00:00:00+00:00"}]  # fmt: skip
+        assert store.record_handoffs(events) == 1 and store.record_handoffs(events) == 0
+        stopped = store.stop("exp-1", pd.Timestamp("2026-03-01", tz="UTC"))
+        assert ExperimentStore(url).list() == [stopped]
+        assert store.handoffs("exp-1")["lead_id"].tolist() == ["L1"]
+    assert "hunter2" not in str(
+        pytest.raises(
+            LeadscoreError, ExperimentStore("postgresql+psycopg://ls:hunter2@127.0.0.1:9/x").list
+        ).value
+    )

@@ -93,6 +93,7 @@ class Readout:
     leads_per_week: float
     first_maturing_at: str | None
     path: list[dict]  # the weekly reads so far: what every Monday's look showed
+    warnings: list[str]  # what to check before trusting the verdict
 
     def as_json(self) -> dict:
         out = asdict(self)
@@ -240,6 +241,7 @@ def read_out(
         leads_per_week=rate,
         first_maturing_at=_iso(first_maturing),
         path=weekly_path(experiment, data, when),
+        warnings=warnings_of(arms, experiment),
     )
 
 
@@ -262,6 +264,38 @@ def weekly_path(experiment: Experiment, data: Outcomes, when_us: int) -> list[di
             {"at": _iso(end), "matured": int(done.sum()), "effect": effect, "low": low,
              "high": high, "fixed_low": fixed_low, "fixed_high": fixed_high}
         )  # fmt: skip
+    return out
+
+
+def warnings_of(arms: list[ArmSummary], experiment: Experiment) -> list[str]:
+    """What the readout should say before its verdict: arms whose hand-off rates differ
+    beyond chance (the matched line no longer matches: sales gets more leads from one arm,
+    and the comparison is no longer of which leads alone), and an assignment whose split
+    is far from the share (the hash should never do that: a sign that leads are missing)."""
+    out = []
+    rules, model = arms
+    if rules.leads and model.leads and (rules.handoffs + model.handoffs):
+        pooled = (rules.handoffs + model.handoffs) / (rules.leads + model.leads)
+        se = np.sqrt(pooled * (1 - pooled) * (1 / rules.leads + 1 / model.leads))
+        z = (model.handoff_rate - rules.handoff_rate) / se if se > 0 else 0.0
+        if abs(z) > 4 and not experiment.aa:
+            out.append(
+                f"the arms' hand-off rates differ: model {model.handoff_rate:.1%}, rules "
+                f"{rules.handoff_rate:.1%} (z = {z:.1f}); the model's line "
+                f"({experiment.line:.4f}) no longer matches the rules' rate, so part of the "
+                "difference is how many leads sales got, not which"
+            )
+    n = rules.leads + model.leads
+    if n:
+        z = (model.leads - experiment.share * n) / np.sqrt(
+            n * experiment.share * (1 - experiment.share)
+        )
+        if abs(z) > 5:
+            out.append(
+                f"the model arm has {model.leads:,} of {n:,} leads where its share "
+                f"{experiment.share:.0%} says about {experiment.share * n:,.0f} (z = {z:.1f}): "
+                "are leads missing from the export?"
+            )
     return out
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from leadscore.console import out, progress, styled
+from leadscore.console import out, progress, styled, warn
 
 app = typer.Typer(
     help="Randomised hand-off experiments: new leads handed off by the rules or by the model, at random and in equal numbers, and the wins per lead counted.",
@@ -173,6 +173,8 @@ def report(
         f"[{r.low:.2f}, {r.high:.2f}], fixed-horizon [{r.fixed_low:.2f}, {r.fixed_high:.2f}]",
         highlight=False,
     )
+    for text in r.warnings:
+        warn(text)
     colour = {"switch": "green", "not yet sure": "yellow", "no difference": "green"}
     out.print(styled((r.verdict, colour.get(r.decision, "red"))), highlight=False)
     if done.page is not None:

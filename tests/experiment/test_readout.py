@@ -132,3 +132,15 @@ def test_the_weekly_path_ends_with_the_readout_and_every_read_holds_its_estimate
     assert (path[-1]["effect"], path[-1]["low"]) == (r.effect, r.low)
     assert all(p["low"] <= p["effect"] <= p["high"] for p in path)
     assert [p["matured"] for p in path] == sorted(p["matured"] for p in path)
+
+
+def test_unmatched_hand_off_rates_and_a_lopsided_split_are_warned_of():
+    data = _outcomes(3000, 450, 300)
+    assert read_out(_experiment(), data, AS_OF).warnings == []  # 20 % in both arms
+    more = Outcomes(
+        **{**data.__dict__, "handed_off": data.handed_off | (data.model & (data.won == 1))}
+    )
+    (warned,) = read_out(_experiment(), more, AS_OF).warnings
+    assert warned.startswith("the arms' hand-off rates differ: model")
+    lopsided = read_out(_experiment(share=0.3), data, AS_OF).warnings
+    assert any("are leads missing from the export?" in w for w in lopsided)

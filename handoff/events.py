@@ -7,6 +7,10 @@ A lead gets one event per run when, against its latest stored score before the r
   (`HandoffLine`): the rules' MQL flag, and/or model grades (default: MQL or grade A);
 - its **grade changed** (the model's A-D grade), up or down.
 
+Every event names the `experiment` and `arm` its lead is in (both None outside one): inside a
+randomised hand-off experiment, the lead's arm decides which line it is handed off by
+(`leadscore.experiment.policy.ExperimentLine`, which answers the line's calls per lead).
+
 A crossing whose Venn-Abers interval is too wide to act on (`review`: wider than the
 model's `interval_review_width`) is sent as `lead.review` instead of `lead.handoff`: the
 same crossing and id, for a person to look at rather than for sales to call at once.
@@ -57,8 +61,9 @@ class HandoffLine:
         )
         return " or ".join(parts)
 
-    def above_one(self, grade: str | None, mql: bool | None) -> bool:
-        """`above` for one lead (the event stream's path: no pandas)."""
+    def above_one(self, grade: str | None, mql: bool | None, probability=None) -> bool:
+        """`above` for one lead (the event stream's path: no pandas; the probability is
+        what an experiment's model arm decides by, `leadscore.experiment.policy`)."""
         return bool(grade is not None and str(grade).upper() in self.grades.upper()) or bool(
             self.mql and mql
         )
@@ -68,6 +73,19 @@ class HandoffLine:
         if self.mql:
             hit = hit | mql.astype("boolean").fillna(False).to_numpy(dtype=bool)
         return hit
+
+    def above_rows(self, rows: pd.DataFrame) -> np.ndarray:
+        """`above` for rows (lead_id, grade, mql, probability): the call an experiment's
+        line (`leadscore.experiment.policy.ExperimentLine`) answers per lead's arm."""
+        return self.above(rows["grade"].reset_index(drop=True), rows["mql"].reset_index(drop=True))
+
+    def for_lead(self, lead_id: str, created_us: int | None) -> HandoffLine:
+        """The line one lead is handed off by: this one (an experiment's line gives its arm's)."""
+        return self
+
+    def arm_fields(self, lead_id: str) -> dict:
+        """A hand-off event's `experiment` and `arm`: none outside an experiment."""
+        return {"experiment": None, "arm": None}
 
 
 def handoff_events(
@@ -96,11 +114,26 @@ def handoff_events(
         if "as_of" in prev
         else pd.Series([None] * len(ids))
     )
-    seen = prev_grade.notna().to_numpy()
-    now_above = line.above(
-        scores["grade"].reset_index(drop=True), scores["mql"].reset_index(drop=True)
+    prev_probability = (
+        prev["probability"].reindex(ids).reset_index(drop=True)
+        if "probability" in prev
+        else pd.Series([np.nan] * len(ids))
     )
-    was_above = line.above(prev_grade, prev_mql) & seen
+    seen = prev_grade.notna().to_numpy()
+    now_above = line.above_rows(scores.reset_index(drop=True))
+    was_above = (
+        line.above_rows(
+            pd.DataFrame(
+                {
+                    "lead_id": ids.reset_index(drop=True),
+                    "grade": prev_grade,
+                    "mql": prev_mql,
+                    "probability": prev_probability,
+                }
+            )
+        )
+        & seen
+    )
     crossed = now_above & ~was_above
     changed = seen & (
         prev_grade.astype(object).to_numpy() != scores["grade"].astype(object).to_numpy()
@@ -170,6 +203,7 @@ def handoff_event(
         "reasons_up": worded["reasons_up"],
         "reasons_down": worded["reasons_down"],
         "model": {"name": str(row["model_name"]), "version": str(row["model_version"])},
+        **line.arm_fields(str(row["lead_id"])),
     }
 
 

@@ -1,6 +1,7 @@
 """The application layer: every job as a plain function, a request in, a value out.
 
-`train`, `retrain`, `compare`, `score`, `monitor` (and the project's config lookup, `init`) are called by the
+`train`, `retrain`, `compare`, `score`, `monitor`, the hand-off experiments (`jobs.experiment`)
+(and the project's config lookup, `init`) are called by the
 command line, the demo, `MLproject` (through the command line), the notebooks, the
 benchmarks and the tests alike: the training sequence exists once, here. A job reports its
 progress through a `Progress` (`jobs.progress`): the command line's prints, a notebook's

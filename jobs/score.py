@@ -77,6 +77,27 @@ def parse_time(text: str | None, option: str):
         raise LeadscoreError(f"{option} {text!r}: not an ISO-8601 time ({exc})") from exc
 
 
+def experiment_line(line, store: str, dataset):
+    """The hand-off line with the store's experiments on top (their leads handed off by
+    their arm's policy, `leadscore.experiment.policy`), and the experiments' store; the
+    line as it was and None when the store has no experiment."""
+    import pandas as pd
+
+    from leadscore.crm.times import timestamps_us
+    from leadscore.experiment.policy import ExperimentLine
+    from leadscore.experiment.records import ExperimentStore
+
+    experiments = ExperimentStore(store)
+    found = experiments.list()
+    if not found:
+        return line, None
+    created = pd.Series(
+        timestamps_us(dataset.leads["created_at"]),
+        index=dataset.leads["lead_id"].astype(str).to_numpy(),
+    )
+    return ExperimentLine(line, found, created), experiments
+
+
 def score(request: ScoreRequest, progress: Progress | None = None) -> Scored:
     """Score every lead open at `as_of`, record the run, hand the crossings off."""
     import numpy as np
@@ -129,6 +150,9 @@ def score(request: ScoreRequest, progress: Progress | None = None) -> Scored:
             scored = spark_score_pipeline(spark, scorer, which, when, reasons=request.reasons)
         spark.close()
     store = None if request.no_history else ScoreHistory(request.history or default_store(data))
+    experiments = None
+    if store is not None:
+        line, experiments = experiment_line(line, store.store, ds)
 
     box = None
     if request.state is not None:
@@ -173,6 +197,8 @@ def score(request: ScoreRequest, progress: Progress | None = None) -> Scored:
         write_events(events, events_path)
         if box is not None:
             stage(events, sender, box)
+        if experiments is not None:  # each arm's hand-offs, for the experiment's readout
+            experiments.record_handoffs(run.events)
         write_scores(run.scores, out_path)
         if accounts is not None:
             write_scores(accounts[0].frame, account_scores_path(out_path))

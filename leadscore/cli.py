@@ -16,6 +16,7 @@ from leadscore.commands import (
     compare,
     data,
     demo,
+    experiment,
     imports,
     operations,
     project,
@@ -114,6 +115,7 @@ app.command(rich_help_panel=PRODUCTION)(operations.score)
 app.command(rich_help_panel=PRODUCTION)(operations.history)
 app.command(rich_help_panel=PRODUCTION)(operations.monitor)
 app.command(rich_help_panel=PRODUCTION)(train.retrain)
+app.add_typer(experiment.app, name="experiment", rich_help_panel=PRODUCTION)
 app.command(rich_help_panel=TRY)(demo.demo)
 
 

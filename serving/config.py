@@ -59,6 +59,11 @@ class ServeConfig(BaseModel):
     webhook_url: str | None = Field(
         None, description="where hand-offs go, signed with LEADSCORE_WEBHOOK_SECRET"
     )
+    history_url: str | None = Field(
+        None,
+        description="the score history's store whose hand-off experiments the stream follows "
+        "(a DuckDB file or a SQLAlchemy URL; `leadscore serve --history` sets it)",
+    )
     handoff_grades: str = Field("A", description="model grades above the hand-off line")
     handoff_mql: bool = Field(True, description="the rules' MQL flag puts a lead above the line")
     max_events: int = Field(1_000, ge=1, description="events in one request, at most")

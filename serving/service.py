@@ -116,6 +116,7 @@ class LeadScoring:
             on_batch=lambda requests, leads: MERGED.observe(requests),
         )
         self.processor = None  # the event stream's, built on first use (self._stream)
+        self.experiments = None  # its hand-off experiments' line, when it follows a history
         self.delivery = None
         self._stream_lock = threading.Lock()
         # The event stream's work runs in at most this many threads per worker: more would
@@ -277,6 +278,12 @@ class LeadScoring:
                 url = self.config.state_url or default_state_url()
                 store = open_store(url)
                 line = HandoffLine(mql=self.config.handoff_mql, grades=self.config.handoff_grades)
+                if self.config.history_url:  # the experiments `leadscore experiment` started
+                    from leadscore.experiment.policy import ExperimentLine
+                    from leadscore.experiment.records import ExperimentStore
+
+                    line = ExperimentLine(line, ExperimentStore(self.config.history_url).list)
+                    self.experiments = line
                 model = ModelRef(str(self.meta["name"]), str(self.meta["version"]))
                 self.processor = EventProcessor(store, self.scorer, model, line)
                 if self.config.webhook_url:
@@ -290,6 +297,8 @@ class LeadScoring:
                     )
                     self.delivery = StreamDelivery(store, sender).start()
                 log.info("event stream on %s", masked_url(url))
+            if self.experiments is not None:  # read here, never inside a store's transaction
+                self.experiments.refresh()
             return self.processor
 
     async def lead_state(self, lead_id: str, as_of: str | None) -> JSONResponse:

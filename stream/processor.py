@@ -246,7 +246,9 @@ class EventProcessor:
         rows = self.score_states(states, [w for _, w in touched])
         history, handoffs = [], []
         for row, (state, when) in zip(rows, touched, strict=True):
-            above = self.line.above_one(row["grade"], row.get("mql"))
+            # the lead's own line: its experiment arm's, else the hand-off line
+            line = self.line.for_lead(state["lead_id"], state["created_us"])
+            above = line.above_one(row["grade"], row.get("mql"), row["probability"])
             entry = {
                 "as_of_us": when,
                 "probability": row["probability"],
@@ -260,12 +262,12 @@ class EventProcessor:
                 "handoff": False,
             }
             previous = record_score(state, entry)
-            was_above = previous is not None and self.line.above_one(
-                previous["grade"], previous.get("mql")
+            was_above = previous is not None and line.above_one(
+                previous["grade"], previous.get("mql"), previous.get("probability")
             )
             crossed = row["open"] and above and not was_above
             if crossed:
-                handoffs.append(self._handoff(row, state, previous, when))
+                handoffs.append(self._handoff(row, state, previous, when, line))
                 entry["handoff"] = True
                 if state["handoff_us"] is None or when < state["handoff_us"]:
                     state["handoff_us"] = when
@@ -276,7 +278,7 @@ class EventProcessor:
             txn.stage(batch_key(handoffs), handoffs, now_us)
         out.scores, out.handoffs = rows, handoffs
 
-    def _handoff(self, row, state, previous, when) -> dict[str, Any]:
+    def _handoff(self, row, state, previous, when, line) -> dict[str, Any]:
         triggers = ["crossed_handoff_line"]
         if previous is not None and previous["grade"] != row["grade"]:
             triggers.append("grade_changed")
@@ -291,9 +293,7 @@ class EventProcessor:
             "model_name": self.model.name,
             "model_version": self.model.version,
         }
-        event = handoff_event(
-            flat, triggers, previous["grade"] if previous else None, self.line, worded
-        )
+        event = handoff_event(flat, triggers, previous["grade"] if previous else None, line, worded)
         event["event_id"] = crossing_id(
             state["lead_id"], previous["as_of_us"] if previous else None
         )

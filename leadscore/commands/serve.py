@@ -67,8 +67,10 @@ def serve(
     from leadscore.stream.stores import default_state_url, open_store
 
     HandoffLine(mql=handoff_mql, grades=handoff_grades)  # refused now, not in every worker
+    history = history or str(Path("score_history.duckdb").resolve())
     stream_env = {
         env_name("state_url"): state or default_state_url(),
+        env_name("history_url"): history,  # its hand-off experiments (`leadscore experiment`)
         env_name("handoff_grades"): handoff_grades,
         env_name("handoff_mql"): str(handoff_mql).lower(),
     }
@@ -110,7 +112,7 @@ def serve(
     env = pinned_env()
     sync = HistorySync(
         open_store(stream_env[env_name("state_url")]),
-        ScoreHistory(history or str(Path("score_history.duckdb").resolve())),
+        ScoreHistory(history),
     ).start()
     try:
         code = run_until_stopped(serve_command(host, port), env, reload=reload)

@@ -58,7 +58,9 @@ def simulate_statuses(
     add(touched & accepted, decided_at, "Qualified")
     add(touched & ~accepted, decided_at, "Unqualified", reason)
     # Rejected, and an opportunity opened later all the same: the status follows the deal.
-    add(touched & ~accepted & (path["qualified_at"] > decided_at), path["qualified_at"], "Qualified")
+    add(
+        touched & ~accepted & (path["qualified_at"] > decided_at), path["qualified_at"], "Qualified"
+    )
 
     lead_idx = np.concatenate(lead)
     when = np.concatenate(day)

@@ -17,6 +17,7 @@ from leadscore.commands import (
     data,
     demo,
     imports,
+    loop,
     operations,
     project,
     registry,
@@ -113,6 +114,8 @@ app.command(rich_help_panel=PRODUCTION)(serve.bento)
 app.command(rich_help_panel=PRODUCTION)(operations.score)
 app.command(rich_help_panel=PRODUCTION)(operations.history)
 app.command(rich_help_panel=PRODUCTION)(operations.monitor)
+app.command(rich_help_panel=PRODUCTION)(loop.kpis)
+app.command(rich_help_panel=PRODUCTION)(loop.plan)
 app.command(rich_help_panel=PRODUCTION)(train.retrain)
 app.command(rich_help_panel=TRY)(demo.demo)
 

@@ -39,7 +39,7 @@ def simulate_statuses(
     decide_at = path["touched_at"] + rng.exponential(DECISION_DAYS, n)
     qualified_first = path["qualified_at"] <= decide_at
     won = path["final_state"] == fm.WON
-    accept_p = 1 / (1 + np.exp(-(-0.3 + 1.0 * z + 0.8 * fit + 1.5 * won)))
+    accept_p = 1 / (1 + np.exp(-(0.4 + 1.0 * z + 0.8 * fit + 1.5 * won)))
     accepted = qualified_first | (rng.random(n) < accept_p)
     decided_at = np.where(qualified_first, path["qualified_at"], decide_at)
     reason = _reasons(rng, role, email_kind, size)

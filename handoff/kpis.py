@@ -311,3 +311,37 @@ def plain(value):
     if isinstance(value, np.ndarray):
         return [plain(v) for v in value.tolist()]
     return value
+
+
+def display_table(table: pd.DataFrame, by: str = "source") -> pd.DataFrame:
+    """The KPI table as the report and the monitor show it: each rate with its interval in
+    one cell ("87.1% (86.0–88.2)"), counts and money as numbers, and `_below` true on the
+    rows below the 80 % processing line (highlighted)."""
+
+    def rate(name: str) -> list[str]:
+        out = []
+        for v, lo, hi in zip(table[name], table[f"{name}_low"], table[f"{name}_high"], strict=True):
+            if not np.isfinite(v):
+                out.append("–")
+            else:
+                out.append(f"{v:.1%} ({lo:.1%}–{hi:.1%})")
+        return out
+
+    shown = pd.DataFrame(
+        {
+            by: table[by].astype(str),
+            "leads": table["leads"],
+            "handoffs": table["handoffs"],
+            "worked": rate("processing_rate"),
+            "worked_within_sla": rate("processing_within_sla"),
+            "accepted": rate("acceptance_rate"),
+            "lead_to_opportunity": rate("opportunity_rate"),
+            "won": rate("win_rate"),
+            "revenue": table["revenue"],
+        }
+    )
+    if "spend" in table:
+        for column in COST_COLUMNS:
+            shown[column] = table[column]
+    shown["_below"] = table["below_processing_line"].fillna(False).astype(bool)
+    return shown

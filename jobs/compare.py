@@ -83,6 +83,20 @@ def compare(request: CompareRequest, progress: Progress | None = None) -> Compar
             backtest=backtest,
             backtest_source=backtest_source,
         )
+    if ds.lead_status is not None:  # sales' decisions: the hand-off loop's KPIs too
+        from leadscore.jobs.loop import LoopRequest, kpis
+
+        comp.loop = kpis(
+            LoopRequest(
+                data=request.data,
+                history=request.history,
+                grades=request.handoff_grades,
+                mql=request.handoff_mql,
+            ),
+            progress=progress,
+            dataset=ds,
+            scorer=scorer,
+        )
     for warning in comp.warnings:
         progress.warn(warning)
     html_path, csv_path = write_report(comp, request.out)

@@ -47,6 +47,7 @@ class Kpis:
     loop: Any  # leadscore.handoff.kpis.LoopFacts
     rejections: Any  # leadscore.handoff.rejections.Rejections
     notes: list[str] = field(default_factory=list)
+    display: pd.DataFrame | None = None  # the table as the report and the monitor show it
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,9 @@ class Planned:
     notes: list[str] = field(default_factory=list)
 
 
-def loop_facts(request: LoopRequest, progress: Progress, dataset=None):
-    """The dataset, the loop's per-lead facts, the scorer (or None) and notes."""
+def loop_facts(request: LoopRequest, progress: Progress, dataset=None, scorer=None):
+    """The dataset, the loop's per-lead facts and the scorer (`scorer`, else the request's
+    model loaded, else None); `dataset` when the caller has it loaded."""
     from leadscore.handoff.kpis import lead_facts
     from leadscore.handoff.sla import SlaConfig, parse_duration
 
@@ -73,8 +75,7 @@ def loop_facts(request: LoopRequest, progress: Progress, dataset=None):
 
         with progress.step(f"reading the hand-offs from {request.history}"):
             handoffs = handoff_times(request.history, request.grades, request.mql)
-    scorer = None
-    if request.model is not None:
+    if scorer is None and request.model is not None:
         from leadscore.scoring.mlflow_model import load_pinned_scorer
 
         with progress.step(f"loading {request.model}"):
@@ -95,16 +96,21 @@ def loop_facts(request: LoopRequest, progress: Progress, dataset=None):
 
 
 def kpis(
-    request: LoopRequest, by: str = "source", progress: Progress | None = None, dataset=None
+    request: LoopRequest,
+    by: str = "source",
+    progress: Progress | None = None,
+    dataset=None,
+    scorer=None,
 ) -> Kpis:
-    """The four KPIs per lever (or grade, or month), the rejected leads analysed, costs."""
+    """The four KPIs per lever (or grade, or month), the rejected leads analysed, costs.
+    `dataset` and `scorer`: already loaded by the caller (the report, the monitor)."""
     from leadscore.handoff.costs import load_costs, unmatched_sources
-    from leadscore.handoff.kpis import kpi_table
+    from leadscore.handoff.kpis import display_table, kpi_table
     from leadscore.handoff.rejections import analyse_rejections, scored_at
 
     progress = progress or Recorded()
     costs = load_costs(request.costs) if request.costs is not None else None
-    ds, loop, scorer = loop_facts(request, progress, dataset)
+    ds, loop, scorer = loop_facts(request, progress, dataset, scorer)
     notes = list(loop.notes)
     if costs is not None:
         no_spend, no_leads = unmatched_sources(costs, sorted(loop.facts["source"].unique()))
@@ -121,7 +127,8 @@ def kpis(
         with progress.step(f"scoring the {len(decided):,} decided leads as sales saw them"):
             scored = scored_at(ds, scorer, decided["lead_id"], decided["decided_at"])
     horizon = scorer.spec.horizon_days if scorer is not None else None
-    return Kpis(by, table, loop, analyse_rejections(loop, scored, horizon), notes)
+    rejections = analyse_rejections(loop, scored, horizon)
+    return Kpis(by, table, loop, rejections, notes, display_table(table, by))
 
 
 def plan(

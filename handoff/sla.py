@@ -120,13 +120,18 @@ def sla_misses(
     grades = frame.get("grade")
     at = pd.to_datetime(frame["handed_off_at"], utc=True)
     due = at + sla.limits(grades, len(frame)).to_numpy()
-    touch = pd.to_datetime(frame["lead_id"].map(first_touch), utc=True)
+    ids = frame["lead_id"].astype(str)
+    touch = pd.Series(
+        pd.to_datetime(first_touch, utc=True).reindex(ids.to_numpy()).to_numpy(),
+        index=frame.index,
+        dtype="datetime64[us, UTC]",
+    )
     kept = touch.notna() & (touch <= due)
     missed = (due <= now) & ~kept
     late = touch.where(touch.notna() & (touch <= now), now)
     out = pd.DataFrame(
         {
-            "lead_id": frame["lead_id"].astype(str),
+            "lead_id": ids,
             "handed_off_at": at,
             "grade": grades if grades is not None else pd.Series(None, index=frame.index),
             "due_at": due,

@@ -151,13 +151,11 @@ def model_backtest(model: str, scorer, dataset, rules, config, progress):
 def handoff_times(history: str, grades: str, mql: bool):
     """Each lead's first score above the hand-off line in a score history (lead_id,
     handed_off_at, and the model's grade at that score)."""
-    from leadscore.handoff.events import HandoffLine
+    from leadscore.handoff.events import HandoffLine, first_above_line
     from leadscore.operations.history import ScoreHistory
 
     line = HandoffLine(mql=mql, grades=grades)
     rows = ScoreHistory(history).read()
     if rows.empty:
         raise LeadscoreError(f"--history {history}: no stored score")
-    above = rows[line.above(rows["grade"], rows["mql"])]
-    first = above.sort_values("as_of").drop_duplicates("lead_id")
-    return first[["lead_id", "as_of", "grade"]].rename(columns={"as_of": "handed_off_at"})
+    return first_above_line(rows, line)

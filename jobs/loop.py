@@ -61,13 +61,11 @@ def loop_facts(request: LoopRequest, progress: Progress, dataset=None, scorer=No
     """The dataset, the loop's per-lead facts and the scorer (`scorer`, else the request's
     model loaded, else None); `dataset` when the caller has it loaded."""
     from leadscore.handoff.kpis import lead_facts
-    from leadscore.handoff.sla import SlaConfig, parse_duration
+    from leadscore.jobs.score import sla_config
 
     start = parse_time(request.start, "--from")
     end = parse_time(request.end, "--to")
-    parse_duration(request.sla_grade_a, "--sla-grade-a")  # the option's name in the error
-    parse_duration(request.sla_otherwise, "--sla")
-    sla = SlaConfig(by_grade={"A": request.sla_grade_a}, otherwise=request.sla_otherwise)
+    sla = sla_config(request.sla_grade_a, request.sla_otherwise)
     ds = dataset if dataset is not None else load(request.data, progress)
     handoffs = None
     if request.history is not None:

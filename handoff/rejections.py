@@ -157,7 +157,7 @@ def analyse_rejections(
         notes.append("no model given: the grades and the model's expected wins are left out")
         n_rejected, n_won = len(rejected), len(won_anyway)
         findings.append(
-            f"{n_won} of the {n_rejected} rejected hand-offs won all the same by the data's end"
+            f"{n_won:,} of the {n_rejected:,} rejected hand-offs won all the same by the data's end"
         )
     return Rejections(
         findings, by_reason, by_lever, by_grade, groups, won_anyway, horizon_days, notes
@@ -233,7 +233,7 @@ def _lever_findings(by_lever: pd.DataFrame) -> list[str]:
         worst = levers.sort_values(["rejection_rate", "source"], ascending=[False, True]).iloc[0]
         out.append(
             f"sales rejected {worst['rejection_rate']:.0%} of {worst['source']} hand-offs "
-            f"({int(worst['rejected'])} of {int(worst['decided'])}; interval "
+            f"({int(worst['rejected']):,} of {int(worst['decided']):,}; interval "
             f"{worst['rejection_rate_low']:.0%}-{worst['rejection_rate_high']:.0%})"
             + (
                 f", mostly {worst['top_reason']!r} ({worst['top_reason_share']:.0%})"
@@ -251,8 +251,8 @@ def _model_findings(groups: pd.DataFrame, horizon_days: float | None) -> list[st
     a = g.loc["rejected, grade A"]
     if a["leads"]:
         out.append(
-            f"{int(a['observed_wins'])} of the {int(a['matured'])} rejected grade-A leads "
-            f"(of {int(a['leads'])}; the others are too recent to tell) won {within}; the model "
+            f"{int(a['observed_wins']):,} of the {int(a['matured']):,} rejected grade-A leads "
+            f"(of {int(a['leads']):,}; the others are too recent to tell) won {within}; the model "
             f"expected {a['expected_wins']:.1f}"
         )
     r = g.loc["rejected"]
@@ -263,13 +263,13 @@ def _model_findings(groups: pd.DataFrame, horizon_days: float | None) -> list[st
             else "sales rejects leads that win as often as the model expected: look at why"
         )
         out.append(
-            f"rejected leads won {int(r['observed_wins'])} times {within} where the model "
-            f"expected {r['expected_wins']:.1f} ({int(r['matured'])} matured): {verdict}"
+            f"rejected leads won {int(r['observed_wins']):,} times {within} where the model "
+            f"expected {r['expected_wins']:.1f} ({int(r['matured']):,} matured): {verdict}"
         )
     low = g.loc["accepted, grade C or D"]
     if low["matured"]:
         out.append(
-            f"{int(low['observed_wins'])} of the {int(low['matured'])} accepted grade C-D leads "
+            f"{int(low['observed_wins']):,} of the {int(low['matured']):,} accepted grade C-D leads "
             f"won {within}; the model expected {low['expected_wins']:.1f}"
             + (
                 ": the model may rate such leads too low"

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from leadscore.crm.errors import LeadscoreError
+from leadscore.crm.times import from_us, timestamps_us
 from leadscore.scoring.grades import GRADES
 
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -145,12 +147,21 @@ def sla_misses(
     )
 
 
+# A lead sales touched this long before its hand-off is already being worked: the hand-off
+# counts as worked at once (a daily batch's first run hands off leads sales is on already).
+ALREADY_WORKED = pd.Timedelta(days=7)
+
+
 def first_touch_after(
-    handoffs: pd.DataFrame, touches: pd.DataFrame | None, statuses: pd.DataFrame | None = None
+    handoffs: pd.DataFrame,
+    touches: pd.DataFrame | None,
+    statuses: pd.DataFrame | None = None,
+    already: pd.Timedelta = ALREADY_WORKED,
 ) -> pd.Series:
     """Each handed-off lead's first sign that sales worked it at or after its hand-off: a
     sales touch (lead_id, occurred_at) or a status change sales made (lead_id, changed_at,
-    stage other than `new`). lead_id -> time; leads without one are absent."""
+    stage other than `new`); one within `already` before the hand-off counts as at the
+    hand-off (sales was on the lead already). lead_id -> time; leads without one are absent."""
     parts = []
     if touches is not None and len(touches):
         parts.append(touches[["lead_id", "occurred_at"]].rename(columns={"occurred_at": "at"}))
@@ -165,7 +176,8 @@ def first_touch_after(
         "handed_off_at"
     ]
     events = events[events["lead_id"].isin(at.index)]
-    after = (
-        events["at"].to_numpy() >= pd.to_datetime(events["lead_id"].map(at), utc=True).to_numpy()
-    )
-    return events[after].groupby("lead_id")["at"].min()
+    handed = timestamps_us(pd.to_datetime(at.reindex(events["lead_id"].to_numpy()), utc=True))
+    when = timestamps_us(pd.to_datetime(events["at"], utc=True))
+    kept = when >= handed - already // pd.Timedelta(microseconds=1)
+    worked = pd.Series(from_us(np.maximum(when, handed)), index=events.index)
+    return worked[kept].groupby(events.loc[kept, "lead_id"]).min()

@@ -75,3 +75,22 @@ def test_the_score_job_reports_its_sla_misses(tmp_path, status_sim_path, ruled, 
     missed = done.sla_misses
     assert {"lead_id", "due_at", "late_minutes", "touched_late", "new"} <= set(missed.columns)
     assert len(missed) and (missed["due_at"] <= when).all() and (missed["late_minutes"] >= 0).all()
+
+
+def test_a_lead_sales_was_already_working_keeps_its_sla(tmp_path):
+    leads = LEADS + "L4,2024-12-01T08:00:00Z,partner\nL5,2024-12-01T08:00:00Z,partner\n"
+    # L4 was called 2 days before its hand-off (sales is on it), L5 12 days before (gone cold)
+    acts = ACTIVITIES + "L4,2024-12-31T09:00:00Z,call\nL5,2024-12-21T09:00:00Z,call\n"
+    crm = load_dataset(write_dataset(tmp_path / "crm", leads=leads, activities=acts))
+    history = pd.DataFrame(
+        {
+            "lead_id": ["L4", "L5"],
+            "as_of": pd.to_datetime(["2025-01-02T09:00Z"] * 2),
+            "grade": ["B", "B"],
+            "mql": [True, True],
+        }
+    )
+    missed = batch_sla_misses(
+        crm, history, HandoffLine(), pd.Timestamp("2025-01-04T00:00Z"), SlaConfig()
+    )
+    assert list(missed["lead_id"]) == ["L5"]

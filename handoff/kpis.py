@@ -75,7 +75,7 @@ def lead_facts(
 
     Args:
         handoffs: lead_id, handed_off_at and optional grade (the score history's first score
-            above the hand-off line, `leadscore.jobs.compare.handoff_times`); None: every
+            above the hand-off line, `leadscore.jobs.loop.handoff_times`); None: every
             lead is handed off at its creation.
         grades: lead_id -> the model's grade at the hand-off, when `handoffs` has none.
         handoffs_from: how the hand-offs were found, in words, for the page and the CLI.

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from leadscore.crm.errors import LeadscoreError
 from leadscore.jobs.data import load
 from leadscore.jobs.progress import Progress, Recorded
 from leadscore.jobs.project import config_path, resolve_rules
@@ -55,6 +54,8 @@ def compare(request: CompareRequest, progress: Progress | None = None) -> Compar
     progress = progress or Recorded()
     handoffs = None
     if request.history is not None:
+        from leadscore.jobs.loop import handoff_times
+
         handoffs = handoff_times(request.history, request.handoff_grades, request.handoff_mql)
     scorer = load_scorer(request.model)
     ds = load(request.data, progress)
@@ -146,16 +147,3 @@ def model_backtest(model: str, scorer, dataset, rules, config, progress):
         f"a backtest run now on this data with the model's settings "
         f"({config.backtest_origins} origins): the model logged none"
     )
-
-
-def handoff_times(history: str, grades: str, mql: bool):
-    """Each lead's first score above the hand-off line in a score history (lead_id,
-    handed_off_at, and the model's grade at that score)."""
-    from leadscore.handoff.events import HandoffLine, first_above_line
-    from leadscore.operations.history import ScoreHistory
-
-    line = HandoffLine(mql=mql, grades=grades)
-    rows = ScoreHistory(history).read()
-    if rows.empty:
-        raise LeadscoreError(f"--history {history}: no stored score")
-    return first_above_line(rows, line)

@@ -69,8 +69,6 @@ def loop_facts(request: LoopRequest, progress: Progress, dataset=None, scorer=No
     ds = dataset if dataset is not None else load(request.data, progress)
     handoffs = None
     if request.history is not None:
-        from leadscore.jobs.compare import handoff_times
-
         with progress.step(f"reading the hand-offs from {request.history}"):
             handoffs = handoff_times(request.history, request.grades, request.mql)
     if scorer is None and request.model is not None:
@@ -218,3 +216,16 @@ def plan_json(result: Planned) -> dict:
         "totals": {k: plain(v) for k, v in p.totals.items()},
         "notes": result.notes,
     }
+
+
+def handoff_times(history: str, grades: str, mql: bool):
+    """Each lead's first score above the hand-off line in a score history (lead_id,
+    handed_off_at, and the model's grade at that score)."""
+    from leadscore.handoff.events import HandoffLine, first_above_line
+    from leadscore.operations.history import ScoreHistory
+
+    line = HandoffLine(mql=mql, grades=grades)
+    rows = ScoreHistory(history).read()
+    if rows.empty:
+        raise LeadscoreError(f"--history {history}: no stored score")
+    return first_above_line(rows, line)

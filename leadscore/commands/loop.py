@@ -49,6 +49,7 @@ def kpis(
     as_json: bool = typer.Option(False, "--json", help="Print the KPIs as JSON."),
 ) -> None:
     """The four KPIs marketing steers by, per acquisition lever and overall: processing (hand-offs sales worked, within the SLA and at all; below 80 % is flagged), acceptance (accepted / decided, from the lead_status table), lead to opportunity and win, with revenue; each with its 95 % interval.
+
     Then the leads sales rejected, analysed: findings first, by reason, lever and (with --model) the model's grade."""
     from leadscore.jobs.loop import LoopRequest, kpis_json
     from leadscore.jobs.loop import kpis as kpis_job
@@ -87,6 +88,7 @@ def plan(
     as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
 ) -> None:
     """Work a sales target back to objectives per lever: the leads, hand-offs (MQLs), accepted leads and opportunities needed for --wins won deals in --period, from the rates measured per lever, at today's lever mix and at the mix that needs the fewest leads.
+
     Then what today's run rate delivers, the shortfall, and with --costs the budget."""
     from leadscore.jobs.loop import LoopRequest, plan_json
     from leadscore.jobs.loop import plan as plan_job

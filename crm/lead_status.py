@@ -30,7 +30,7 @@ from leadscore.crm.contract import (
 
 # A profile column whose values are this share of known statuses is a status, not a profile.
 STATUS_LIKE_SHARE = 0.8
-STATUS_LIKE_NAMES = ("status", "lead_status", "lead status", "leadstatus", "disposition")
+STATUS_LIKE_NAMES = ("status", "lead_status", "lead status", "leadstatus")
 
 
 def normalise_lead_status(

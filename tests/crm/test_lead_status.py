@@ -125,3 +125,13 @@ def test_status_columns_of_the_leads_table_are_found():
     )
     found = status_like_columns(leads, ["lead_status", "stage_now", "industry"])
     assert set(found) == {"lead_status", "stage_now"}
+
+
+def test_validate_counts_the_statuses_by_stage(tmp_path, good_dataset):
+    from leadscore.crm.summary import summarize_dataset
+
+    assert "lead_status" not in summarize_dataset(load_dataset(good_dataset))
+    ds = load_dataset(write_dataset(tmp_path / "d", leads=LEADS, deals=DEALS, lead_status=STATUS))
+    summary = summarize_dataset(ds)
+    assert summary["lead_status"] == 5 and summary["leads_with_status"] == 3
+    assert summary["lead_status_by_stage"] == {"rejected": 2, "working": 2, "accepted": 1}

@@ -7,6 +7,7 @@ from leadscore.crm import load_dataset
 from leadscore.handoff.events import HandoffLine
 from leadscore.handoff.sla import SlaConfig
 from leadscore.jobs import Recorded, ScoreRequest, score
+from leadscore.jobs.loop import LoopRequest, handoff_times, kpis
 from leadscore.operations.sla_misses import batch_sla_misses
 from tests.conftest import write_dataset
 
@@ -75,6 +76,15 @@ def test_the_score_job_reports_its_sla_misses(tmp_path, status_sim_path, ruled, 
     missed = done.sla_misses
     assert {"lead_id", "due_at", "late_minutes", "touched_late", "new"} <= set(missed.columns)
     assert len(missed) and (missed["due_at"] <= when).all() and (missed["late_minutes"] >= 0).all()
+
+    # the same history gives `kpis` its hand-offs: each lead's first score above the line
+    handoffs = handoff_times(history, "A", True)
+    result = kpis(LoopRequest(data=status_sim_path, history=history))
+    overall = result.table.set_index("source").loc["all"]
+    assert overall["handoffs"] == handoffs["lead_id"].nunique() < overall["leads"]
+    assert "score history" in result.loop.handoffs_from
+    by_grade = kpis(LoopRequest(data=status_sim_path, history=history), by="grade").table
+    assert set(by_grade["grade"]) <= {"A", "B", "C", "D", "all"}
 
 
 def test_a_lead_sales_was_already_working_keeps_its_sla(tmp_path):

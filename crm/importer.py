@@ -480,6 +480,11 @@ def _in_export_terms(
                 )
         elif problem.startswith("empty") or "duplicate" in problem or "not found" in problem:
             hint = f"{becomes}: map another export column under {table}.columns.{exc.column}"
+        elif table == "lead_status" and exc.column == "status":
+            hint = (
+                f"{becomes}: list the value under status_stages in {mapping_file}, or map it "
+                f"under lead_status.values.status"
+            )
         else:
             hint = f"{becomes}: map its values under {table}.values.{exc.column} in {mapping_file}"
         expected = (expected + " " if expected else "") + f"({hint})"

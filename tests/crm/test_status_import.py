@@ -71,7 +71,7 @@ def test_an_unknown_status_names_the_exports_file_column_and_row(tmp_path):
         )
     err = info.value
     assert (err.file, err.column, err.rows) == ("history.csv", "Lead Status", [2])
-    assert "unknown lead status" in str(err)
+    assert "unknown lead status" in str(err) and "under status_stages in" in str(err)
     assert not (tmp_path / "ds").exists()  # nothing written
 
 

@@ -198,3 +198,12 @@ def test_a_bad_cost_row_names_file_column_and_row(tmp_path, row, column, problem
         load_costs(tmp_path / "costs.csv")
     assert (info.value.file, info.value.column, info.value.rows) == ("costs.csv", column, [2])
     assert problem in str(info.value)
+
+
+def test_a_flat_export_has_no_loop(tmp_path):
+    leads = "lead_id,created_at,source,Converted\nL1,2025-01-01,web,1\nL2,2025-01-02,web,0\n"
+    ds = load_dataset(
+        write_dataset(tmp_path / "flat", leads=leads, dataset="label: {column: Converted}\n")
+    )
+    with pytest.raises(LeadscoreError, match="needs a history"):
+        lead_facts(ds)

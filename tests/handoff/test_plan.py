@@ -61,3 +61,21 @@ def test_a_plan_needs_a_target_and_a_win(loop):
     early = replace(loop, facts=loop.facts.assign(won=False))  # a window with no win
     with pytest.raises(LeadscoreError, match="no rate to plan from"):
         make_plan(early, 10, 90)
+
+
+def test_with_costs_the_plan_has_a_budget_and_without_none(loop, tmp_path):
+    from leadscore.handoff.costs import load_costs
+
+    (tmp_path / "costs.csv").write_text(
+        "source,period_start,period_end,spend\nwebsite,2024-01-01,2027-12-31,100000\n"
+        "partner,2024-01-01,2027-12-31,50000\n"
+    )
+    plan = make_plan(loop, 50, 90, costs=load_costs(tmp_path / "costs.csv"))
+    levers = plan.levers.set_index("source")
+    site = levers.loc["website"]
+    assert site["budget"] == pytest.approx(site["leads_needed"] * site["cost_per_lead"])
+    assert pd.isna(levers.loc["social", "budget"])  # no spend row: unknown, not zero
+    assert plan.totals["budget"] == pytest.approx(levers["budget"].sum())
+    assert any("no spend for" in n for n in plan.notes)
+    bare = make_plan(loop, 50, 90)
+    assert "budget" not in bare.totals and "budget" not in bare.levers

@@ -21,7 +21,8 @@ class CompareRequest:
     page (the CSV next to it); config: a training config for the test and validation periods
     (default: the model's own); learned: also fit learned points; history: a score history
     whose hand-offs give the time from creation to hand-off, by the line `handoff_grades`
-    and `handoff_mql`."""
+    and `handoff_mql`; costs: spend per lever for the hand-off loop section (which a
+    lead_status table in the data also brings)."""
 
     data: Path
     model: str = DEFAULT_MODEL_URI
@@ -32,6 +33,7 @@ class CompareRequest:
     history: str | None = None
     handoff_grades: str = "A"
     handoff_mql: bool = True
+    costs: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,7 @@ def compare(request: CompareRequest, progress: Progress | None = None) -> Compar
             backtest=backtest,
             backtest_source=backtest_source,
         )
-    if ds.lead_status is not None:  # sales' decisions: the hand-off loop's KPIs too
+    if ds.lead_status is not None or request.costs is not None:  # the hand-off loop too
         from leadscore.jobs.loop import LoopRequest, kpis
 
         comp.loop = kpis(
@@ -93,6 +95,7 @@ def compare(request: CompareRequest, progress: Progress | None = None) -> Compar
                 history=request.history,
                 grades=request.handoff_grades,
                 mql=request.handoff_mql,
+                costs=request.costs,
             ),
             progress=progress,
             dataset=ds,

@@ -24,7 +24,11 @@ def with_status(status_sim, status_sim_path, small_set, trained, tmp_path_factor
         bootstrap=20,
         learned=False,
     )
-    comp.loop = kpis(LoopRequest(data=status_sim_path), dataset=status_sim, scorer=trained.scorer)
+    costs = tmp_path_factory.mktemp("costs") / "costs.csv"
+    costs.write_text("source,period_start,period_end,spend\nwebsite,2025-01-01,2026-06-30,80000\n")
+    comp.loop = kpis(
+        LoopRequest(data=status_sim_path, costs=costs), dataset=status_sim, scorer=trained.scorer
+    )
     html_path, _ = write_report(comp, tmp_path_factory.mktemp("loop") / "compare.html")
     return comp, html_path.read_text()
 
@@ -52,6 +56,9 @@ def test_the_loop_tables_are_those_of_kpis(with_status):
         == (comp.loop.loop.facts["decision"] == "rejected").sum()
     )
     assert comp.loop.rejections.findings[0] in html.replace("&#39;", "'")
+    # with costs: what each lever's leads cost, absent where no spend is known
+    assert _num(shown.loc["website", "cost per lead"]) > 0
+    assert shown.loc["partner", "cost per lead"] == "–"
 
 
 def test_a_crm_without_status_has_no_loop_section_nor_accepted_stage(

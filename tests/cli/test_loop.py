@@ -95,3 +95,19 @@ def test_a_bad_status_row_is_one_line_naming_file_column_and_row(tmp_path):
 def test_option_mistakes_are_one_line(status_sim_path, args, said):
     result = runner.invoke(app, [args[0], "--data", str(status_sim_path), *args[1:]])
     assert result.exit_code == 1 and said in result.output
+
+
+def test_a_lever_below_the_processing_line_is_flagged_first(tmp_path):
+    from tests.handoff.test_kpis import ACTIVITIES, DEALS, STATUS
+    from tests.handoff.test_kpis import LEADS as LOOP_LEADS
+
+    folder = write_dataset(
+        tmp_path / "crm", leads=LOOP_LEADS, activities=ACTIVITIES, deals=DEALS, lead_status=STATUS
+    )
+    result = runner.invoke(app, ["kpis", "--data", str(folder)], terminal_width=250)
+    assert result.exit_code == 0, result.output
+    flagged = [line for line in result.output.splitlines() if "below the 80% line" in line]
+    assert any(
+        line.startswith("source partner: sales worked 50% of its hand-offs") for line in flagged
+    )
+    assert "(the interval reaches the line)" in flagged[0]

@@ -26,6 +26,7 @@ import pandas as pd
 
 from leadscore.crm.dataset import Dataset
 from leadscore.crm.errors import LeadscoreError
+from leadscore.crm.times import timestamps_us
 from leadscore.crm.touches import sales_touches
 from leadscore.handoff.costs import COST_COLUMNS, spend_between
 from leadscore.handoff.sla import SlaConfig, first_touch_after
@@ -153,6 +154,10 @@ def lead_facts(
         decided = statuses[statuses["stage"].astype(str).isin(["accepted", "rejected"])]
         decided = decided.assign(lead_id=decided["lead_id"].astype(str))
         decided = decided[decided["lead_id"].isin(handed["lead_id"])]
+        # sales' decision on our hand-off: its first one at or after the hand-off
+        handed_at = handed.set_index("lead_id")["handed_off_at"]
+        at = pd.to_datetime(handed_at.reindex(decided["lead_id"].to_numpy()), utc=True)
+        decided = decided[timestamps_us(decided["changed_at"]) >= timestamps_us(at)]
         first_decision = decided.drop_duplicates("lead_id").set_index("lead_id")
         facts["decision"] = facts["lead_id"].map(first_decision["stage"].astype(str))
         facts["decided_at"] = pd.to_datetime(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -12,7 +13,7 @@ from leadscore.crm.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
 
-TABLES = ("leads", "activities", "deals")
+TABLES = ("leads", "activities", "deals", "lead_status")
 FORMATS = (".csv", ".parquet")
 
 LEAD_COLUMNS = ("lead_id", "created_at", "source")
@@ -24,12 +25,67 @@ ACTIVITY_OPTIONAL = ("value", "campaign")
 DEAL_COLUMNS = ("deal_id", "lead_id", "created_at", "closed_at", "status")
 DEAL_OPTIONAL = ("amount",)
 DEAL_STATUSES = ("open", "won", "lost")
+# What sales did with a lead (the CRM's lead-status history): never a model feature.
+STATUS_COLUMNS = ("lead_id", "changed_at", "status")
+STATUS_OPTIONAL = ("reason", "owner")
+# The stages a status value maps to: `new` (in sales' queue, not yet worked), `working`
+# (sales is on it), `accepted` (sales took it: qualified, converted), `rejected` (sales
+# turned it down; the only stage a reason may come with).
+STAGES = ("new", "working", "accepted", "rejected")
+# The usual values of the big CRMs (Salesforce, HubSpot, Dynamics 365, Zoho, Pipedrive),
+# compared case-, space- and punctuation-blind (`leadscore.crm.lead_status.status_key`).
+DEFAULT_STATUS_STAGES: dict[str, tuple[str, ...]] = {
+    "new": ("New", "Open", "Open - Not Contacted", "Not Contacted", "Unassigned"),
+    "working": (
+        "Working",
+        "Working - Contacted",
+        "Contacted",
+        "Attempted to Contact",
+        "Attempted",
+        "In Progress",
+        "Connected",
+        "Contact in Future",
+        "Nurturing",
+        "Pre-Qualified",
+    ),
+    "accepted": (
+        "Accepted",
+        "Sales Accepted",
+        "SAL",
+        "Qualified",
+        "SQL",
+        "Open Deal",
+        "Converted",
+        "Closed - Converted",
+    ),
+    "rejected": (
+        "Rejected",
+        "Sales Rejected",
+        "Unqualified",
+        "Not Qualified",
+        "Disqualified",
+        "Closed - Not Converted",
+        "Bad Timing",
+        "Junk Lead",
+        "Lost Lead",
+        "Cannot Contact",
+        "No Longer Interested",
+        "Canceled",
+        "Cancelled",
+    ),
+}
 
 # Filled in for a lead whose first-touch source is blank, so it stays countable per source.
 UNKNOWN_SOURCE = "unknown"
 
 # Activity types that are sales touches unless dataset.yaml says otherwise.
 DEFAULT_SALES_TOUCHES = ("call", "meeting", "sales_email")
+
+
+def status_key(value: object) -> str:
+    """A status value compared case-, space- and punctuation-blind: "Working - Contacted",
+    "working_contacted" and "WORKING CONTACTED" are one value."""
+    return " ".join(re.findall(r"[0-9a-z]+", str(value).lower()))
 
 
 class LabelSpec(BaseModel):
@@ -69,6 +125,11 @@ class DatasetSpec(BaseModel):
     time_order: str | None = None
     # What to do with activities or deals dated before their lead's created_at.
     early_events: Literal["error", "drop"] = "error"
+    # lead_status: status value -> stage, on top of DEFAULT_STATUS_STAGES (a value listed
+    # here wins over a default).
+    status_stages: dict[Literal["new", "working", "accepted", "rejected"], list[str]] = Field(
+        default_factory=dict
+    )
 
     @field_validator("activity_groups")
     @classmethod
@@ -78,9 +139,32 @@ class DatasetSpec(BaseModel):
                 raise ValueError(f"activity group '{name}' lists no activity type")
         return groups
 
+    @field_validator("status_stages")
+    @classmethod
+    def _status_once(cls, stages: dict[str, list[str]]) -> dict[str, list[str]]:
+        seen: dict[str, str] = {}
+        for stage, values in stages.items():
+            for value in values:
+                key = status_key(value)
+                if not key:
+                    raise ValueError(f"status_stages.{stage}: an empty status value")
+                if seen.get(key, stage) != stage:
+                    raise ValueError(
+                        f"status {value!r} is listed under both {seen[key]} and {stage}"
+                    )
+                seen[key] = stage
+        return stages
+
     @property
     def is_flat(self) -> bool:
         return self.label is not None
+
+    @property
+    def status_map(self) -> dict[str, str]:
+        """Normalised status value -> stage: the defaults, then dataset.yaml's own."""
+        out = {status_key(v): stage for stage, vs in DEFAULT_STATUS_STAGES.items() for v in vs}
+        out.update({status_key(v): stage for stage, vs in self.status_stages.items() for v in vs})
+        return out
 
     @property
     def sales_touch_types(self) -> tuple[str, ...]:

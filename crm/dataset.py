@@ -26,6 +26,9 @@ class Dataset:
     deals: pd.DataFrame
     profile_columns: tuple[str, ...]
     dropped: dict[str, int] = field(default_factory=dict)
+    # What sales did with each lead (`leadscore.crm.lead_status`), in time order per lead;
+    # None when the export has no lead_status table. Never read by the feature engines.
+    lead_status: pd.DataFrame | None = None
 
     @property
     def activities(self) -> pd.DataFrame:

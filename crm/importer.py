@@ -27,6 +27,8 @@ from leadscore.crm.contract import (
     DEAL_OPTIONAL,
     LEAD_COLUMNS,
     LEAD_OPTIONAL,
+    STATUS_COLUMNS,
+    STATUS_OPTIONAL,
 )
 from leadscore.crm.dataset import Dataset
 from leadscore.crm.dates import parse_dates, times_from_order
@@ -58,6 +60,7 @@ def import_tables(
     leads: str | Path,
     activities: str | Path | None = None,
     deals: str | Path | None = None,
+    lead_status: str | Path | None = None,
     out_dir: str | Path,
     file_format: Literal["parquet", "csv"] = "parquet",
     overwrite: bool = False,
@@ -68,7 +71,8 @@ def import_tables(
 
     Args:
         mapping: the parsed mapping.
-        leads, activities, deals: the export's CSV files (activities and deals optional).
+        leads, activities, deals, lead_status: the export's CSV files (all but leads
+            optional; lead_status is the lead-status history).
         out_dir: the dataset folder to write (refused when it exists and is not empty,
             unless `overwrite`).
         mapping_file: how to name the mapping in errors.
@@ -78,14 +82,20 @@ def import_tables(
     Returns:
         the loaded dataset and, per table, which export column became which column.
     """
-    sources = {"leads": leads, "activities": activities, "deals": deals}
-    for table in ("activities", "deals"):
+    sources = {
+        "leads": leads,
+        "activities": activities,
+        "deals": deals,
+        "lead_status": lead_status,
+    }
+    for table in ("activities", "deals", "lead_status"):
         if sources[table] is not None and getattr(mapping, table) is None:
             # No entry: the file already uses the contract's column names.
             mapping = mapping.model_copy(update={table: TableMapping()})
         if sources[table] is None and getattr(mapping, table) is not None:
             raise LeadscoreError(
-                f"{mapping_file} maps {table} but no {table} file was given (--{table})"
+                f"{mapping_file} maps {table} but no {table} file was given "
+                f"(--{table.replace('_', '-')})"
             )
     out = Path(out_dir)
     frames: dict[str, pd.DataFrame] = {}
@@ -240,7 +250,12 @@ def _map_table(
     mapping_file: str,
 ) -> tuple[pd.DataFrame, dict[str, str], list[str]]:
     """The contract's frame of one export file, dataset column -> export column, and notes."""
-    required = {"leads": LEAD_COLUMNS, "activities": ACTIVITY_COLUMNS, "deals": DEAL_COLUMNS}[table]
+    required = {
+        "leads": LEAD_COLUMNS,
+        "activities": ACTIVITY_COLUMNS,
+        "deals": DEAL_COLUMNS,
+        "lead_status": STATUS_COLUMNS,
+    }[table]
     for target, col in m.columns.items():
         if isinstance(col, str):
             _need(raw, col, f"{table}.columns.{target}", file, mapping_file)
@@ -258,9 +273,12 @@ def _map_table(
     # contract column -> export column or constant; one export column may feed two
     targets: dict[str, str | Const] = dict(m.columns)
     used = {c for c in targets.values() if isinstance(c, str)}
-    optional = {"leads": LEAD_OPTIONAL, "activities": ACTIVITY_OPTIONAL, "deals": DEAL_OPTIONAL}[
-        table
-    ]
+    optional = {
+        "leads": LEAD_OPTIONAL,
+        "activities": ACTIVITY_OPTIONAL,
+        "deals": DEAL_OPTIONAL,
+        "lead_status": STATUS_OPTIONAL,
+    }[table]
     for col in required + optional:
         if col not in targets and col in raw.columns and col not in used:
             targets[col] = col  # already named as the contract wants
@@ -337,6 +355,7 @@ def _map_table(
         "leads": ("created_at",),
         "activities": ("occurred_at",),
         "deals": ("created_at", "closed_at"),
+        "lead_status": ("changed_at",),
     }[table]
     for name in timestamp_columns:
         if name in out.columns:
@@ -428,6 +447,8 @@ def _dataset_yaml(mapping: Mapping, names: dict[str, str]) -> str:
         body["early_events"] = mapping.early_events
     if mapping.activity_groups is not None:
         body["activity_groups"] = {k: list(v) for k, v in mapping.activity_groups.items()}
+    if mapping.status_stages:
+        body["status_stages"] = {k: list(v) for k, v in mapping.status_stages.items()}
     header = f"# written by `leadscore import` from the mapping {mapping.name or ''}\n"
     if m.time_order is not None:
         header += (
@@ -459,6 +480,11 @@ def _in_export_terms(
                 )
         elif problem.startswith("empty") or "duplicate" in problem or "not found" in problem:
             hint = f"{becomes}: map another export column under {table}.columns.{exc.column}"
+        elif table == "lead_status" and exc.column == "status":
+            hint = (
+                f"{becomes}: list the value under status_stages in {mapping_file}, or map it "
+                f"under lead_status.values.status"
+            )
         else:
             hint = f"{becomes}: map its values under {table}.values.{exc.column} in {mapping_file}"
         expected = (expected + " " if expected else "") + f"({hint})"

@@ -1,7 +1,7 @@
 """Load a dataset folder, normalise its types and validate it against the data contract.
 
-A dataset is a folder with `leads`, optional `activities` and `deals` (each `.csv` or
-`.parquet`) and an optional `dataset.yaml`. Every violation raises a `DatasetError` naming
+A dataset is a folder with `leads`, optional `activities`, `deals` and `lead_status` (each
+`.csv` or `.parquet`) and an optional `dataset.yaml`. Every violation raises a `DatasetError` naming
 the file, the column and the first offending rows; nothing is returned half-checked.
 
 The parts it calls: the table files read (`table_files`), each table checked against the
@@ -18,6 +18,7 @@ from leadscore.crm.activity_table import ActivityTable
 from leadscore.crm.contract import TABLES, load_dataset_spec
 from leadscore.crm.dataset import Dataset
 from leadscore.crm.errors import DatasetError
+from leadscore.crm.lead_status import normalise_lead_status, sort_status
 from leadscore.crm.table_files import find_table, read_table
 from leadscore.crm.validation import check_early, empty_deals, normalise_deals, normalise_leads
 
@@ -50,13 +51,13 @@ def load_dataset(
     if files["leads"] is None:
         raise DatasetError(str(root), "no leads table", expected="leads.csv or leads.parquet")
     if spec.is_flat:
-        for name in ("activities", "deals"):
+        for name in ("activities", "deals", "lead_status"):
             if files[name] is not None:
                 raise DatasetError(
                     files[name].name,
                     "a flat dataset (dataset.yaml declares a label column) cannot also have "
                     f"{name}",
-                    expected="either a label column or activities/deals history, not both",
+                    expected="either a label column or a history (activities, deals, lead_status), not both",
                 )
 
     leads_file = files["leads"].name
@@ -83,6 +84,19 @@ def load_dataset(
     else:
         deals = empty_deals()
 
+    lead_status = None
+    if files["lead_status"] is not None:
+        name = files["lead_status"].name
+        lead_status, lead_rows = normalise_lead_status(
+            read_table(files["lead_status"]), name, leads, spec
+        )
+        lead_status, n, _ = check_early(
+            lead_status, lead_rows, "changed_at", name, leads, spec.early_events
+        )
+        if n:
+            dropped["statuses_before_lead_created"] = n
+        lead_status = sort_status(lead_status)
+
     return Dataset(
         path=root,
         spec=spec,
@@ -92,4 +106,5 @@ def load_dataset(
         deals=deals,
         profile_columns=profile_columns,
         dropped=dropped,
+        lead_status=lead_status,
     )

@@ -26,6 +26,9 @@ from leadscore.crm.contract import (
     DEAL_OPTIONAL,
     LEAD_COLUMNS,
     LEAD_OPTIONAL,
+    STATUS_COLUMNS,
+    STATUS_OPTIONAL,
+    DatasetSpec,
     LabelSpec,
     load_yaml_model,
 )
@@ -187,9 +190,17 @@ class Mapping(BaseModel):
         description="named groups of activity types (after `values`), written to "
         "dataset.yaml: `sales_touch` is the sales touches of speed to lead",
     )
+    status_stages: dict[Literal["new", "working", "accepted", "rejected"], list[str]] | None = (
+        Field(
+            None,
+            description="lead_status: the export's status values per stage (after `values`), "
+            "written to dataset.yaml on top of the big CRMs' usual values",
+        )
+    )
     leads: LeadsMapping = Field(default_factory=LeadsMapping)
     activities: TableMapping | None = None
     deals: TableMapping | None = None
+    lead_status: TableMapping | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Mapping:
@@ -197,6 +208,7 @@ class Mapping(BaseModel):
             "leads": (self.leads, LEAD_COLUMNS + LEAD_OPTIONAL),
             "activities": (self.activities, ACTIVITY_COLUMNS + ACTIVITY_OPTIONAL),
             "deals": (self.deals, DEAL_COLUMNS + DEAL_OPTIONAL),
+            "lead_status": (self.lead_status, STATUS_COLUMNS + STATUS_OPTIONAL),
         }
         for table, (m, allowed) in tables.items():
             if m is None:
@@ -220,7 +232,9 @@ class Mapping(BaseModel):
             raise ValueError(
                 "leads: give either columns.created_at or time_order (for exports without dates), not both"
             )
-        if self.leads.outcome is not None and (self.activities or self.deals):
+        if self.status_stages:  # the same checks as dataset.yaml's, here at the mapping
+            DatasetSpec(status_stages=self.status_stages)
+        if self.leads.outcome is not None and (self.activities or self.deals or self.lead_status):
             raise ValueError(
                 "leads.outcome declares a flat export: it cannot also have activities or deals"
             )

@@ -38,6 +38,11 @@ def summarize_dataset(ds: Dataset) -> dict:
         "deals_by_status": _counts(ds.deals["status"]),
         "dropped": dict(ds.dropped),
     }
+    if ds.lead_status is not None:  # only when the export has one: other summaries unchanged
+        status = ds.lead_status
+        summary["lead_status"] = int(len(status))
+        summary["lead_status_by_stage"] = _counts(status["stage"])
+        summary["leads_with_status"] = int(status["lead_id"].nunique())
     if ds.is_flat:
         summary["win_rate"] = float(leads[ds.label_column].mean())
         outcome = leads[ds.label_column].to_numpy(dtype=float)

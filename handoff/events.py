@@ -231,3 +231,15 @@ def summarize(events: Iterable[dict]) -> dict[str, int]:
             up = GRADES.index(e["grade"]) < GRADES.index(e["previous_grade"])
             counts["grade_up" if up else "grade_down"] += 1
     return counts
+
+
+def first_above_line(rows: pd.DataFrame, line: HandoffLine) -> pd.DataFrame:
+    """Each lead's first score above the hand-off line among scored rows (a score history:
+    lead_id, as_of, grade, mql): lead_id, handed_off_at and the grade it had then."""
+    above = rows[line.above(rows["grade"], rows["mql"])]
+    first = above.sort_values(["as_of", "lead_id"], kind="stable").drop_duplicates("lead_id")
+    return (
+        first[["lead_id", "as_of", "grade"]]
+        .rename(columns={"as_of": "handed_off_at"})
+        .reset_index(drop=True)
+    )

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from leadscore.crm.errors import LeadscoreError
 from leadscore.jobs.data import load
 from leadscore.jobs.progress import Progress, Recorded
 from leadscore.jobs.project import config_path, resolve_rules
@@ -22,7 +21,8 @@ class CompareRequest:
     page (the CSV next to it); config: a training config for the test and validation periods
     (default: the model's own); learned: also fit learned points; history: a score history
     whose hand-offs give the time from creation to hand-off, by the line `handoff_grades`
-    and `handoff_mql`."""
+    and `handoff_mql`; costs: spend per lever for the hand-off loop section (which a
+    lead_status table in the data also brings)."""
 
     data: Path
     model: str = DEFAULT_MODEL_URI
@@ -33,6 +33,7 @@ class CompareRequest:
     history: str | None = None
     handoff_grades: str = "A"
     handoff_mql: bool = True
+    costs: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ def compare(request: CompareRequest, progress: Progress | None = None) -> Compar
     progress = progress or Recorded()
     handoffs = None
     if request.history is not None:
+        from leadscore.jobs.loop import handoff_times
+
         handoffs = handoff_times(request.history, request.handoff_grades, request.handoff_mql)
     scorer = load_scorer(request.model)
     ds = load(request.data, progress)
@@ -82,6 +85,21 @@ def compare(request: CompareRequest, progress: Progress | None = None) -> Compar
             handoffs=handoffs,
             backtest=backtest,
             backtest_source=backtest_source,
+        )
+    if ds.lead_status is not None or request.costs is not None:  # the hand-off loop too
+        from leadscore.jobs.loop import LoopRequest, kpis
+
+        comp.loop = kpis(
+            LoopRequest(
+                data=request.data,
+                history=request.history,
+                grades=request.handoff_grades,
+                mql=request.handoff_mql,
+                costs=request.costs,
+            ),
+            progress=progress,
+            dataset=ds,
+            scorer=scorer,
         )
     for warning in comp.warnings:
         progress.warn(warning)
@@ -133,18 +151,3 @@ def model_backtest(model: str, scorer, dataset, rules, config, progress):
         f"a backtest run now on this data with the model's settings "
         f"({config.backtest_origins} origins): the model logged none"
     )
-
-
-def handoff_times(history: str, grades: str, mql: bool):
-    """Each lead's first score above the hand-off line in a score history (lead_id,
-    handed_off_at)."""
-    from leadscore.handoff.events import HandoffLine
-    from leadscore.operations.history import ScoreHistory
-
-    line = HandoffLine(mql=mql, grades=grades)
-    rows = ScoreHistory(history).read()
-    if rows.empty:
-        raise LeadscoreError(f"--history {history}: no stored score")
-    above = rows[line.above(rows["grade"], rows["mql"])]
-    first = above.sort_values("as_of").drop_duplicates("lead_id")
-    return first[["lead_id", "as_of"]].rename(columns={"as_of": "handed_off_at"})

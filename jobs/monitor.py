@@ -54,6 +54,24 @@ def monitor(request: MonitorRequest, progress: Progress | None = None) -> Monito
     ds = load(request.data, progress)
     with progress.step("monitoring: the pipeline now, then, and one horizon ago"):
         report = run_monitor(ds, scorer, which, as_of=when, reference_as_of=reference)
+    if ds.lead_status is not None:  # sales' decisions: the hand-off loop's KPIs too
+        report.loop = loop_kpis(ds, scorer, report.as_of, request.data, progress)
     html_path, json_path = write_monitor(report, out_path)
     run_id = log_monitor(report, html_path, json_path) if request.log_mlflow else None
     return Monitored(report, html_path, json_path, run_id)
+
+
+# The monitor's hand-off loop: the leads created in these many days up to its as_of.
+LOOP_DAYS = 90
+
+
+def loop_kpis(ds, scorer, as_of, data: Path, progress: Progress):
+    """The KPIs by lever and the rejected leads of the last LOOP_DAYS before `as_of`."""
+    import pandas as pd
+
+    from leadscore.jobs.loop import LoopRequest, kpis
+
+    end = pd.Timestamp(as_of)
+    start = max(end - pd.Timedelta(days=LOOP_DAYS), ds.data_start)
+    request = LoopRequest(data=data, start=start.isoformat(), end=end.isoformat())
+    return kpis(request, progress=progress, dataset=ds, scorer=scorer)

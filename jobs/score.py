@@ -43,6 +43,8 @@ class ScoreRequest:
     state: str | None = None
     engine: str = "duckdb"
     spark_master: str | None = None
+    sla_grade_a: str = "5m"
+    sla_otherwise: str = "1d"
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,9 @@ class Scored:
     sender: Any
     outbox: Any
     past_trained_ages: str | None = None  # the open leads older than the model's ages
+    # the history's hand-offs that missed the SLA by as_of (`operations.sla_misses`; None:
+    # no history, or the Spark engine, whose activities stay on the cluster)
+    sla_misses: Any = None
 
 
 def parse_time(text: str | None, option: str):
@@ -124,6 +129,7 @@ def score(request: ScoreRequest, progress: Progress | None = None) -> Scored:
     if events_path.suffix.lower() != ".jsonl":
         raise LeadscoreError(f"--events {events_path}: the events file must end in .jsonl")
     when = parse_time(request.as_of, "--as-of")
+    sla = sla_config(request.sla_grade_a, request.sla_otherwise)
     if out_path.suffix.lower() not in (".parquet", ".csv", ""):
         raise LeadscoreError(
             f"--out {out_path}: the scores file must end in .parquet or .csv "
@@ -229,6 +235,13 @@ def score(request: ScoreRequest, progress: Progress | None = None) -> Scored:
         tags={"model": f"{which.name} v{which.version}"},
     )
     report = deliver(sender, box) if box is not None else None
+    missed = None
+    if store is not None and spark is None and not ds.is_flat:
+        from leadscore.operations.sla_misses import batch_sla_misses
+
+        with progress.step("looking for hand-offs that missed the SLA"):
+            at = when if when is not None else utc(ds.data_end)
+            missed = batch_sla_misses(ds, store.read(), line, at, sla)
     return Scored(
         run=run,
         accounts=accounts,
@@ -244,4 +257,14 @@ def score(request: ScoreRequest, progress: Progress | None = None) -> Scored:
         past_trained_ages=past_trained_ages(
             scorer, beyond, frame["probability"].to_numpy(dtype=np.float64)
         ),
+        sla_misses=missed,
     )
+
+
+def sla_config(grade_a: str, otherwise: str):
+    """The SLA of the options `--sla-grade-a` and `--sla`, a bad one named by its option."""
+    from leadscore.handoff.sla import SlaConfig, parse_duration
+
+    parse_duration(grade_a, "--sla-grade-a")
+    parse_duration(otherwise, "--sla")
+    return SlaConfig(by_grade={"A": grade_a}, otherwise=otherwise)

@@ -18,6 +18,7 @@ from leadscore.commands import (
     demo,
     experiment,
     imports,
+    loop,
     operations,
     project,
     registry,
@@ -114,6 +115,8 @@ app.command(rich_help_panel=PRODUCTION)(serve.bento)
 app.command(rich_help_panel=PRODUCTION)(operations.score)
 app.command(rich_help_panel=PRODUCTION)(operations.history)
 app.command(rich_help_panel=PRODUCTION)(operations.monitor)
+app.command(rich_help_panel=PRODUCTION)(loop.kpis)
+app.command(rich_help_panel=PRODUCTION)(loop.plan)
 app.command(rich_help_panel=PRODUCTION)(train.retrain)
 app.add_typer(experiment.app, name="experiment", rich_help_panel=PRODUCTION)
 app.command(rich_help_panel=TRY)(demo.demo)

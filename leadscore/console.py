@@ -175,8 +175,9 @@ def print_summary(s: dict) -> None:
         ("source", "leads_by_source"),
         ("activity type", "activities_by_type"),
         ("deal status", "deals_by_status"),
+        ("lead status stage", "lead_status_by_stage"),
     ):
-        counts = s[key]
+        counts = s.get(key)
         if not counts:
             continue
         table = Table(title=None, show_edge=False, pad_edge=False)

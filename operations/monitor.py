@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -95,6 +96,9 @@ class MonitorReport:
     reasons: list[str]
     notes: list[str] = field(default_factory=list)
     score_samples: dict[str, np.ndarray] = field(default_factory=dict)
+    # The hand-off loop with sales over the last LOOP_DAYS before as_of (`leadscore.jobs.loop
+    # .kpis`, attached by the monitor job when the data has a lead_status table).
+    loop: Any = None
 
     def metrics(self) -> dict[str, float]:
         """Flat numbers for MLflow and the JSON summary."""

@@ -131,6 +131,8 @@ def render(report: MonitorReport) -> str:
         if report.matured is not None and len(report.matured.by_age)
         else "",
         sources=sources,
+        loop=report.loop,
+        loop_table=report.loop.display if report.loop is not None else None,
     )
 
 
@@ -164,6 +166,21 @@ def summary(report: MonitorReport) -> dict:
         "matured_by_age": report.matured.by_age.to_dict("records")
         if report.matured is not None
         else [],
+        **({"loop": _loop_summary(report.loop)} if report.loop is not None else {}),
+    }
+
+
+def _loop_summary(loop) -> dict:
+    """The hand-off loop's KPIs by lever and the rejection findings, as in `kpis --json`."""
+    from leadscore.handoff.kpis import ALL, records
+
+    rows = records(loop.table)
+    return {
+        "from": loop.loop.start.isoformat(),
+        "to": loop.loop.end.isoformat(),
+        "rows": [r for r in rows if r[loop.by] != ALL],
+        "overall": next(r for r in rows if r[loop.by] == ALL),
+        "findings": loop.rejections.findings,
     }
 
 

@@ -16,6 +16,7 @@ from leadscore.simulation.activities import simulate_activities
 from leadscore.simulation.config import AccountsConfig, SimulationConfig
 from leadscore.simulation.deals import simulate_deals
 from leadscore.simulation.paths import funnel_paths
+from leadscore.simulation.statuses import simulate_statuses
 
 
 @dataclass
@@ -24,6 +25,7 @@ class Chunk:
     activities: pa.Table
     deals: pa.Table
     truth: pa.Table
+    lead_status: pa.Table | None = None  # only when the config asks for one
 
 
 def generate_chunks(config: SimulationConfig) -> Iterator[Chunk]:
@@ -46,6 +48,7 @@ def generate_chunks(config: SimulationConfig) -> Iterator[Chunk]:
             config.days,
             drift,
             config.accounts,
+            config.lead_status,
         )
 
 
@@ -85,6 +88,7 @@ def simulate_chunk(
     days: float,
     drift: tuple[float, frozenset[str]] | None = None,
     accounts: AccountsConfig | None = None,
+    lead_status: bool = False,
 ) -> Chunk:
     width = max(7, len(str(total)))
     lead_ids = np.array([f"L{first + i + 1:0{width}d}" for i in range(n)], dtype=object)
@@ -219,7 +223,19 @@ def simulate_chunk(
     if group is not None:  # what the account oracle needs: who belongs where, arriving when
         truth["account_id"] = pa.array(account_ids, pa.string())
         truth["created_at"] = ts(created)
-    return Chunk(leads_table, act_table, deal_table, pa.table(truth))
+    status_table = None
+    if lead_status:  # drawn last, from the chunk's stream: every other table is unchanged
+        st = simulate_statuses(rng, path, z, fit, role, email_kind, size, days)
+        status_table = pa.table(
+            {
+                "lead_id": pa.array(lead_ids[st["lead"]], pa.string()),
+                "changed_at": ts(st["t"]),
+                "status": pa.array(st["status"], pa.string()),
+                "reason": pa.array(st["reason"], pa.string()),
+                "owner": pa.array(st["owner"], pa.string()),
+            }
+        )
+    return Chunk(leads_table, act_table, deal_table, pa.table(truth), status_table)
 
 
 def _buying_groups(

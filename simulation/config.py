@@ -53,6 +53,9 @@ class SimulationConfig(BaseModel):
     # Accounts (buying groups); None: every lead on its own, exactly the data of the same
     # seed before accounts existed.
     accounts: AccountsConfig | None = None
+    # Also write `lead_status` (what sales did with each lead it worked: working, qualified,
+    # unqualified with a reason). Off: exactly the files of the same seed without it.
+    lead_status: bool = False
 
     @field_validator("start", "drift_after")
     @classmethod

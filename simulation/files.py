@@ -1,5 +1,5 @@
-"""The files of a simulated dataset, appended chunk by chunk: leads, activities and deals
-(Parquet, or CSV with timestamps as a CRM export writes them) and `truth.csv`, the latent
+"""The files of a simulated dataset, appended chunk by chunk: leads, activities, deals and
+(when simulated) lead_status (Parquet, or CSV with timestamps as a CRM export writes them) and `truth.csv`, the latent
 state the oracle reads."""
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ class DatasetWriters:
         for name in ("leads", "activities", "deals"):
             self._append(name, getattr(chunk, name), self.fmt)
         self._append("truth", chunk.truth, "csv")
+        if chunk.lead_status is not None:
+            self._append("lead_status", chunk.lead_status, self.fmt)
 
     def _append(self, name: str, table: pa.Table, fmt: str) -> None:
         writer = self.writers.get(name)

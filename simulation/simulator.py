@@ -31,6 +31,10 @@ def simulate(config: SimulationConfig, out_dir: str | Path, *, overwrite: bool =
                 counts["leads"] += chunk.leads.num_rows
                 counts["activities"] += chunk.activities.num_rows
                 counts["deals"] += chunk.deals.num_rows
+                if chunk.lead_status is not None:
+                    counts["lead_status"] = (
+                        counts.get("lead_status", 0) + chunk.lead_status.num_rows
+                    )
         (tmp / "dataset.yaml").write_text(yaml.safe_dump(_dataset_yaml(config), sort_keys=False))
     return counts
 

@@ -62,3 +62,48 @@ def weighted_auc(y: np.ndarray, score: np.ndarray, weights: np.ndarray) -> float
         return float("nan")
     below = np.cumsum(neg) - neg
     return float(np.sum(pos * (below + 0.5 * neg)) / (pos.sum() * neg.sum()))
+
+
+# --- rates and totals over leads ------------------------------------------------------------
+# A rate of leads (processed / handed off, won / leads) resamples leads: each lead falls in
+# one of three cells (outside the denominator, in it but not the numerator, in both), so a
+# resample of n leads is a multinomial draw of the three cells' counts, exact and O(draws)
+# whatever the number of leads.
+
+RATE_DRAWS = 2_000
+
+
+def rate_interval(
+    numerator: int, denominator: int, leads: int, draws: int = RATE_DRAWS, seed: int = 0
+) -> tuple[float, float]:
+    """95 % bootstrap interval over `leads` leads of the rate numerator / denominator (the
+    numerator's leads are among the denominator's, which are among `leads`); it contains
+    the estimate. NaN when the denominator is 0."""
+    if not (0 <= numerator <= denominator <= leads):
+        raise ValueError(f"need 0 <= {numerator} <= {denominator} <= {leads}")
+    if denominator == 0:
+        return (float("nan"), float("nan"))
+    cells = np.array([leads - denominator, denominator - numerator, numerator]) / leads
+    counts = np.random.default_rng(seed).multinomial(leads, cells, size=draws)
+    den = counts[:, 1] + counts[:, 2]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rates = counts[:, 2] / den
+    return percentile_interval(list(rates), numerator / denominator)
+
+
+def total_interval(
+    amounts: np.ndarray, leads: int, draws: int = RATE_DRAWS, seed: int = 0
+) -> tuple[float, float]:
+    """95 % bootstrap interval over `leads` leads of a total carried by a few of them
+    (`amounts`: one per lead that has one, the revenue of each won lead); it contains the
+    estimate."""
+    amounts = np.asarray(amounts, dtype=np.float64)
+    total = float(amounts.sum())
+    if leads == 0:
+        return (float("nan"), float("nan"))
+    if not len(amounts):
+        return (0.0, 0.0)
+    rng = np.random.default_rng(seed)
+    carriers = rng.binomial(leads, len(amounts) / leads, size=draws)
+    sums = [float(amounts[rng.integers(0, len(amounts), k)].sum()) for k in carriers]
+    return percentile_interval(sums, total)

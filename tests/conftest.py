@@ -96,6 +96,27 @@ def small_sim(small_sim_path):
 
 
 @pytest.fixture(scope="session")
+def status_sim_path(tmp_path_factory):
+    """small_sim's CRM (same seed: the same leads, activities and deals, so the `trained`
+    model fits it) with the lead-status history the simulator writes on request."""
+    from leadscore.simulation import SimulationConfig, simulate
+
+    def build():
+        path = tmp_path_factory.getbasetemp() / "shared-status_sim" / "crm"
+        simulate(SimulationConfig(n_leads=4_000, seed=11, lead_status=True), path)
+        return path
+
+    return shared(tmp_path_factory, "status_sim", build)
+
+
+@pytest.fixture(scope="session")
+def status_sim(status_sim_path):
+    from leadscore.crm import load_dataset
+
+    return load_dataset(status_sim_path)
+
+
+@pytest.fixture(scope="session")
 def small_set(small_sim, tmp_path_factory):
     """The training set of small_sim (shared by the training and serving tests)."""
     from leadscore.features.batch import build_training_set

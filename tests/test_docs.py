@@ -31,7 +31,7 @@ def site(tmp_path_factory):
 
 def test_the_site_builds_strict_with_every_page(site):
     for page in ("getting-started", "crm-export", "training", "report", "serving",
-                 "operations", "scale", "tracking-server", "architecture",
+                 "operations", "sales-loop", "scale", "tracking-server", "architecture",
                  "reference/cli", "reference/configuration", "reference/api"):  # fmt: skip
         html = (site / page / "index.html").read_text()
         assert "<!-- generated:" not in html, page

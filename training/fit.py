@@ -32,7 +32,7 @@ from leadscore.stats.life_table import fit_age_hazard
 from leadscore.stats.metrics import evaluate, point_metrics
 from leadscore.training.calibration import fit_calibration, segment_column
 from leadscore.training.config import TrainConfig
-from leadscore.training.leakage import LeakageReport, audit_training_set
+from leadscore.training.leakage import ALWAYS_EXCLUDED, LeakageReport, audit_training_set
 from leadscore.training.sampling import fit_rows
 from leadscore.training.splits import Split, split_training_set
 from leadscore.training.trust import untrusted_model
@@ -185,7 +185,12 @@ def fit_models(
         train, spec, config, declared=declared_leaky, keep=keep_columns, allow_leaky=allow_leaky
     )
     warnings += [
-        w + ("" if allow_leaky else ": excluded (--allow-leaky keeps it)")
+        w
+        + (
+            ""
+            if allow_leaky or w.endswith(ALWAYS_EXCLUDED)
+            else ": excluded (--allow-leaky keeps it)"
+        )
         for w in leakage.warnings()
     ]
     if leakage.strong_notice():

@@ -18,7 +18,12 @@ Two tests, on the train rows only:
   the present/missing indicator is tested on its own, one-sided (either group nearly all
   won or nearly all lost, shrunk log-odds beyond `leakage_missing_log_odds`) and two-sided
   (the indicator alone reaching `leakage_auc`);
-- id-like profile columns (`leadscore.crm.columns`: one value per lead, hashes) are excluded too.
+- id-like profile columns (`leadscore.crm.columns`: one value per lead, hashes) are excluded too;
+- a profile column that holds the lead's status in the CRM (named `status`, `lead_status`,
+  or most values lead statuses such as "Working - Contacted", "Unqualified":
+  `leadscore.crm.lead_status.status_like_columns`) is sales' reaction to our hand-off, never
+  a feature: excluded always, even with `allow_leaky`. (The `lead_status` table itself is
+  never read by the feature engines.)
 
 Text features are target-encoded out of fold with folds that keep a lead's snapshots
 together, so that neither an id nor a high-cardinality code scores by memorising the
@@ -38,7 +43,10 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from leadscore.crm.columns import id_like_reason
+from leadscore.crm.lead_status import status_like_columns
 
+# How a warning about a column no flag may keep ends (`allow_leaky` keeps the others).
+ALWAYS_EXCLUDED = ": never a feature, excluded even with --allow-leaky"
 PRIOR_ROWS = 10.0  # pseudo-rows at the base rate: a value's win rate is shrunk towards it
 
 
@@ -76,6 +84,8 @@ class LeakageReport:
     # Strong alone, below the leakage threshold: listed, not excluded (a call's duration, a
     # score entered by sales: known before the outcome, or not?).
     strong: list[str] = field(default_factory=list)
+    # Profile columns holding the CRM's lead status: column -> why (always excluded).
+    status_like: dict[str, str] = field(default_factory=dict)
 
     def allowed(self, columns: list[str]) -> list[str]:
         """The columns (profile columns or features) that the audit lets a fit use."""
@@ -93,6 +103,7 @@ class LeakageReport:
             "pinned": {f: [asdict(v) for v in values] for f, values in self.pinned.items()},
             "missing": {f: asdict(v) for f, v in self.missing.items()},
             "strong": self.strong,
+            "status_like": self.status_like,
             "warnings": self.warnings(),
         }
 
@@ -100,7 +111,12 @@ class LeakageReport:
         out = []
         for f in self.flagged:
             auc = self.single_feature_auc.get(f, float("nan"))
-            if f in self.id_like:
+            if f in self.status_like:
+                out.append(
+                    f"column {f!r} holds the lead's status in the CRM ({self.status_like[f]})"
+                    + ALWAYS_EXCLUDED
+                )
+            elif f in self.id_like:
                 out.append(f"column {f!r} looks like an identifier ({self.id_like[f]})")
             elif f in self.missing:
                 m = self.missing[f]
@@ -282,6 +298,7 @@ def audit_leakage(
         found = missing_split(train[col], y, log_odds=missing_log_odds, min_rows=support)
         if found is not None:
             missing[col] = found
+    status_like = status_like_columns(per_lead, [c for c in profile if c not in keep])
     pinned = {}
     for f in features:
         x = train[f]
@@ -290,15 +307,23 @@ def audit_leakage(
             if found is not None:
                 pinned[f] = found
     flagged = [
-        f for f in features if aucs[f] >= threshold or f in pinned or f in missing or f in id_like
+        f
+        for f in features
+        if aucs[f] >= threshold or f in pinned or f in missing or f in id_like or f in status_like
     ]
     declared = [c for c in declared if c in features]
-    excluded = [] if allow_leaky else sorted(set(flagged) | set(declared), key=features.index)
+    excluded = (
+        list(status_like)  # sales' reaction to the hand-off: never a feature
+        if allow_leaky
+        else sorted(set(flagged) | set(declared), key=features.index)
+    )
     strong = sorted(
         (f for f in features if strong_threshold <= aucs[f] < threshold and f not in flagged),
         key=lambda f: -aucs[f],
     )
-    return LeakageReport(aucs, flagged, declared, excluded, pinned, missing, id_like, strong)
+    return LeakageReport(
+        aucs, flagged, declared, excluded, pinned, missing, id_like, strong, status_like
+    )
 
 
 def audit_training_set(

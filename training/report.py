@@ -14,6 +14,7 @@ closed within the horizon after that point.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -109,6 +110,9 @@ class Comparison:
     accounts: pd.DataFrame = field(default_factory=pd.DataFrame)
     account_capacity: pd.DataFrame = field(default_factory=pd.DataFrame)
     account_engaged: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # The hand-off loop with sales (`leadscore.jobs.loop.kpis`, attached by the compare job
+    # when the data has a lead_status table): the KPIs by lever and the rejected leads.
+    loop: Any = None
 
 
 def compare(
@@ -207,6 +211,11 @@ def compare(
             "label": y,
             "revenue": _revenue(dataset, test, scorer.spec.horizon_days),
             "opportunity": _opportunity(dataset, test, scorer.spec.horizon_days),
+            **(
+                {"accepted": _accepted(dataset, test, scorer.spec.horizon_days)}
+                if dataset.lead_status is not None
+                else {}
+            ),
             "open_deal": test["open_deals"].to_numpy() > 0
             if "open_deals" in test
             else np.zeros(len(test), dtype=bool),
@@ -519,6 +528,27 @@ def _revenue(dataset: Dataset, test: pd.DataFrame, horizon_days: float) -> np.nd
     rows, deals, timeline = _row_deals(dataset, test, horizon_days, won=True)
     out = np.zeros(len(test))
     np.add.at(out, rows, np.nan_to_num(timeline.deal_amount[deals], nan=0.0))
+    return out
+
+
+def _accepted(dataset: Dataset, test: pd.DataFrame, horizon_days: float) -> np.ndarray:
+    """Sales accepted the lead (a lead_status change to the accepted stage) within the
+    horizon after the row's as_of: the funnel's accepted stage."""
+    status = dataset.lead_status
+    accepted = status.loc[status["stage"].astype(str) == "accepted", ["lead_id", "changed_at"]]
+    rows = pd.DataFrame(
+        {
+            "row": np.arange(len(test)),
+            "lead_id": test["lead_id"].astype(str).to_numpy(),
+            "as_of": pd.to_datetime(test["as_of"], utc=True).to_numpy(),
+        }
+    )
+    pairs = rows.merge(accepted.assign(lead_id=accepted["lead_id"].astype(str)), on="lead_id")
+    at = pd.to_datetime(pairs["changed_at"], utc=True)
+    as_of = pd.to_datetime(pairs["as_of"], utc=True)
+    inside = (at > as_of) & (at <= as_of + pd.Timedelta(days=horizon_days))
+    out = np.zeros(len(test), dtype=bool)
+    out[pairs.loc[inside.to_numpy(), "row"].to_numpy()] = True
     return out
 
 

@@ -130,6 +130,8 @@ def render(comp: Comparison, csv_name: str) -> str:
             funnel_kinds={c: "pct" for c in comp.funnel.columns if c not in ("source", "leads")},
             speed=comp.speed,
             handoff_speed=comp.handoff_speed,
+            loop=comp.loop,
+            loop_table=comp.loop.display if comp.loop is not None else None,
             intervals=comp.intervals,
             segments=comp.segments,
             accounts=comp.accounts,

@@ -386,19 +386,24 @@ def deals_at_creation(dataset: Dataset) -> str | None:
 
 
 def funnel_table(rows: pd.DataFrame, has_opportunities: bool) -> pd.DataFrame:
-    """Per lead seen in the test period: MQL at any of its test snapshots, an opportunity
-    (deal) created after its first test snapshot, a won deal after it; by source. A stage
-    the data does not have (no rules: no MQL; no opportunity stage) is NaN, shown as '-'."""
+    """Per lead seen in the test period: MQL at any of its test snapshots, accepted by sales
+    (when the data has a lead_status table: an `accepted` column), an opportunity (deal)
+    created after its first test snapshot, a won deal after it; by source. A stage the data
+    does not have (no rules: no MQL; no opportunity stage) is NaN, shown as '-'."""
     has_mql = "mql" in rows
+    has_accepted = "accepted" in rows
+    stages = {
+        "source": ("source", "first"),
+        "mql": ("mql", "max"),
+        "opportunity": ("opportunity", "max"),
+        "won": ("label", "max"),
+    }
+    if has_accepted:
+        stages["accepted"] = ("accepted", "max")
     per_lead = (
         rows.assign(mql=rows["mql"] if has_mql else False)
         .groupby("lead_id", sort=False)
-        .agg(
-            source=("source", "first"),
-            mql=("mql", "max"),
-            opportunity=("opportunity", "max"),
-            won=("label", "max"),
-        )
+        .agg(**stages)
     )
     out = []
     for source, g in [("all sources", per_lead), *per_lead.groupby("source", sort=True)]:
@@ -407,11 +412,20 @@ def funnel_table(rows: pd.DataFrame, has_opportunities: bool) -> pd.DataFrame:
         won = g["won"].to_numpy(bool)
         opp = g["opportunity"].to_numpy(bool)
         mql_to_opp = opp[mql].mean() if mql.any() else np.nan
-        out.append(
+        row = {
+            "source": source,
+            "leads": n,
+            "lead_to_mql": mql.mean() if has_mql else np.nan,
+        }
+        if has_accepted:  # lead -> MQL -> accepted -> opportunity -> won
+            acc = g["accepted"].to_numpy(bool)
+            row["mql_to_accepted"] = acc[mql].mean() if has_mql and mql.any() else np.nan
+            row["lead_to_accepted"] = acc.mean()
+            row["accepted_to_opportunity"] = (
+                opp[acc].mean() if has_opportunities and acc.any() else np.nan
+            )
+        row.update(
             {
-                "source": source,
-                "leads": n,
-                "lead_to_mql": mql.mean() if has_mql else np.nan,
                 "mql_to_opportunity": mql_to_opp if has_opportunities and has_mql else np.nan,
                 "opportunity_to_won": won[opp].mean()
                 if has_opportunities and opp.any()
@@ -421,4 +435,5 @@ def funnel_table(rows: pd.DataFrame, has_opportunities: bool) -> pd.DataFrame:
                 "won_from_non_mqls": won[~mql].mean() if has_mql and (~mql).any() else np.nan,
             }
         )
+        out.append(row)
     return pd.DataFrame(out)

@@ -45,6 +45,11 @@ def compare(
         "--handoff-mql/--no-handoff-mql",
         help="Whether the rules' MQL flag also puts a lead above the hand-off line (with --history).",
     ),
+    costs: Path | None = typer.Option(
+        None,
+        "--costs",
+        help="Spend per lever (CSV or YAML: source, period_start, period_end, spend): the report's hand-off loop section adds cost per lead, hand-off, accepted lead and won deal, and revenue over spend.",
+    ),
 ) -> None:
     """Marketing report: the model vs the points rules on the same out-of-time leads (HTML + CSV)."""
     from leadscore.jobs.compare import CompareRequest
@@ -52,7 +57,7 @@ def compare(
 
     request = CompareRequest(
         data=data, model=model, rules=rules, out=report, config=config, learned=learned,
-        history=history, handoff_grades=handoff_grades, handoff_mql=handoff_mql,
+        history=history, handoff_grades=handoff_grades, handoff_mql=handoff_mql, costs=costs,
     )  # fmt: skip
     done = compare_job(request, progress)
     print_comparison(done.comparison, done.html_path)

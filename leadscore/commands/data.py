@@ -66,6 +66,11 @@ def simulate(
         min=1.0,
         help="Group leads into accounts (buying groups) of this many contacts on average, with an account_id column; contacts share the company and part of their buying interest (default: no accounts).",
     ),
+    lead_status: bool = typer.Option(
+        False,
+        "--lead-status",
+        help="Also write lead_status: what sales did with each lead it worked (Working - Contacted, then Qualified, or Unqualified with a reason); the other files stay those of the same seed without it.",
+    ),
 ) -> None:
     """Simulate a B2B CRM (leads, activities, deals) and its hidden truth (truth.csv)."""
     from pydantic import ValidationError
@@ -89,6 +94,7 @@ def simulate(
             drift_after=drift_after,
             drift=tuple(k.strip() for k in drift.split(",") if k.strip()),
             accounts=accounts,
+            lead_status=lead_status,
         )
     except ValidationError as exc:
         raise LeadscoreError(f"simulate: {format_validation_error(exc)}") from exc
@@ -96,7 +102,9 @@ def simulate(
         counts = run_simulation(config, out_dir, overwrite=overwrite)
     out.print(
         f"wrote {counts['leads']:,} leads, {counts['activities']:,} activities, "
-        f"{counts['deals']:,} deals to {out_dir}"
+        f"{counts['deals']:,} deals"
+        + (f", {counts['lead_status']:,} lead statuses" if "lead_status" in counts else "")
+        + f" to {out_dir}"
     )
 
 

@@ -18,6 +18,11 @@ def import_csv(
     leads: Path = typer.Option(..., "--leads", help="The export's leads (or contacts) CSV."),
     activities: Path | None = typer.Option(None, "--activities", help="Activities CSV."),
     deals: Path | None = typer.Option(None, "--deals", help="Deals (opportunities) CSV."),
+    lead_status: Path | None = typer.Option(
+        None,
+        "--lead-status",
+        help="Lead-status history CSV (lead, time, status, reason, owner): what sales did with each lead; its values map to stages under status_stages in the mapping.",
+    ),
     mapping: Path = typer.Option(
         ..., "--mapping", help="Mapping YAML: columns, values, dates, outcome, leaky columns."
     ),
@@ -34,6 +39,7 @@ def import_csv(
         leads=leads,
         activities=activities,
         deals=deals,
+        lead_status=lead_status,
         out_dir=out_dir,
         file_format=file_format,
         overwrite=overwrite,

@@ -91,6 +91,10 @@ def score(
     ),
     engine: Engine = typer.Option(Engine.duckdb, "--engine", help=ENGINE_HELP),
     spark_master: str | None = typer.Option(None, "--spark-master", help=SPARK_MASTER_HELP),
+    sla_grade_a: str = typer.Option(
+        "5m", "--sla-grade-a", help="SLA of a grade-A hand-off: time to the first sales touch."
+    ),
+    sla: str = typer.Option("1d", "--sla", help="SLA of every other hand-off (5m, 4h, 1d)."),
 ) -> None:
     """Score every lead open at --as-of (not snapshots) with the model the endpoint serves, the points rules next to it, worded reasons and each lead's trend over the earlier runs; record the run in the score history (the same as_of again replaces it); write the hand-off events (leads that crossed the hand-off line or changed grade since their last score) and optionally POST them to a webhook."""
     from leadscore.jobs.score import ScoreRequest
@@ -101,7 +105,8 @@ def score(
         no_history=no_history, events=events, handoff_grades=handoff_grades,
         handoff_mql=handoff_mql, account_handoff_grades=account_handoff_grades,
         webhook=webhook, webhook_secret_file=webhook_secret_file, outbox=outbox, state=state,
-        engine=engine.value, spark_master=spark_master,
+        engine=engine.value, spark_master=spark_master, sla_grade_a=sla_grade_a,
+        sla_otherwise=sla,
     )  # fmt: skip
     done = score_job(request, progress)
     print_run(done.run.scores, done.out, done.history)
@@ -112,6 +117,25 @@ def score(
         print_accounts_run(done.accounts, done.accounts_path, done.account_line)
     if done.delivery is not None:
         print_delivery(done.delivery, done.sender.shown, done.outbox)
+    if done.sla_misses is not None:
+        print_sla_misses(done.sla_misses, request.sla_grade_a, request.sla_otherwise)
+
+
+def print_sla_misses(missed, grade_a: str, otherwise: str, show: int = 5) -> None:
+    """The hand-offs sales did not touch within the SLA: counts, then the most overdue."""
+    new = int(missed["new"].sum()) if len(missed) else 0
+    untouched = int((~missed["touched_late"]).sum()) if len(missed) else 0
+    out.print(
+        f"SLA (grade A: {grade_a}, otherwise: {otherwise}): {len(missed):,} hand-offs missed it, "
+        f"{new:,} of them in the last day; {untouched:,} still not touched",
+        highlight=False,
+    )
+    for row in missed[~missed["touched_late"]].head(show).itertuples():
+        out.print(
+            f"  {row.lead_id} (grade {row.grade}): due {row.due_at:%Y-%m-%d %H:%M}, "
+            f"{row.late_minutes / 60:,.1f} hours late, not touched yet",
+            highlight=False,
+        )
 
 
 def print_accounts_run(accounts, path: Path, line) -> None:

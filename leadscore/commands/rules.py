@@ -58,7 +58,7 @@ def rules_suggest(
     from leadscore.rules.scorer import RuleScorer, batch_rule_inputs
     from leadscore.scoring.mlflow_model import load_scorer
     from leadscore.training.config import TrainConfig, load_train_config
-    from leadscore.training.leakage import audit_training_set
+    from leadscore.training.leakage import ALWAYS_EXCLUDED, audit_training_set
     from leadscore.training.learned import learn_points, learned_columns, rules_mql_share
     from leadscore.training.splits import split_training_set
 
@@ -91,7 +91,7 @@ def rules_suggest(
             train, spec, train_config, declared=ds.spec.columns.leaky, keep=ds.spec.columns.keep
         )
         for warning in leakage.warnings():
-            warn(f"{warning}: excluded")
+            warn(warning if warning.endswith(ALWAYS_EXCLUDED) else f"{warning}: excluded")
         columns = learned_columns(
             ds, leakage.allowed(["source", *spec.categorical, *spec.numeric_profile])
         )

@@ -226,3 +226,19 @@ def test_a_strong_column_below_the_threshold_is_listed_not_excluded(small_set):
     assert audit.to_dict()["strong"] == ["call_minutes"]
     honest = fit_models(*small_set[:2], FAST).leakage
     assert honest.strong == []
+
+
+def test_a_lead_status_column_is_never_a_feature_even_when_leaks_are_allowed():
+    """Sales' status of the lead (what it did after our hand-off) copied into the leads
+    table: excluded whatever its AUC, and also with allow_leaky."""
+    df = _snapshots(seed=4)
+    rng = np.random.default_rng(4)
+    status = rng.choice(["Working - Contacted", "Qualified", "Unqualified"], len(df))
+    df = df.assign(
+        crm_stage=pd.Categorical(status), region=pd.Categorical(rng.choice(["n", "s"], len(df)))
+    )
+    cols = ["crm_stage", "region"]
+    for allow in (False, True):
+        report = audit_leakage(df, cols, [], threshold=0.95, allow_leaky=allow, profile=cols)
+        assert report.excluded == ["crm_stage"] and set(report.status_like) == {"crm_stage"}
+        assert report.warnings()[0].endswith("excluded even with --allow-leaky")

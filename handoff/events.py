@@ -235,8 +235,10 @@ def summarize(events: Iterable[dict]) -> dict[str, int]:
 
 def first_above_line(rows: pd.DataFrame, line: HandoffLine) -> pd.DataFrame:
     """Each lead's first score above the hand-off line among scored rows (a score history:
-    lead_id, as_of, grade, mql): lead_id, handed_off_at and the grade it had then."""
-    above = rows[line.above(rows["grade"], rows["mql"])]
+    lead_id, as_of, grade, mql, probability): lead_id, handed_off_at and the grade it had
+    then. The line may be an experiment's (`leadscore.experiment.policy.ExperimentLine`):
+    each lead is then judged by its own arm's line."""
+    above = rows[np.asarray(line.above_rows(rows), dtype=bool)]
     first = above.sort_values(["as_of", "lead_id"], kind="stable").drop_duplicates("lead_id")
     return (
         first[["lead_id", "as_of", "grade"]]

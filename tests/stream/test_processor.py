@@ -164,3 +164,24 @@ def test_an_as_of_before_the_folded_totals_is_refused(proc, ruled):
     with pytest.raises(PayloadError, match="kept as totals"):
         proc.lead("L1", _us("2025-06-01T00:00:00Z"))
     assert proc.lead("L1", _us("2026-01-03T00:00:00Z"))["activities_folded"] == 1
+
+
+def test_dates_in_the_future_are_refused_naming_the_event_and_field(proc):
+    """A lead created, or a deal created or closed, after as_of (or ahead of the clock) is
+    the CRM's mistake, named like an activity's time: never stored, never scored."""
+    now = _us(NOON)
+    future = {**_lead(at="2026-03-02T11:00:00Z"), "created_at": "2098-01-01T00:00:00Z"}
+    with pytest.raises(PayloadError, match=r"events\[0\]\.created_at: more than 300 s ahead"):
+        proc.process([future], None, now)
+    deal = {"event_id": "d", "type": "deal", "lead_id": "L1", "deal_id": "D",
+            "occurred_at": "2026-03-02T11:00:00Z", "status": "won",
+            "created_at": "2098-01-01T00:00:00Z", "closed_at": "2099-01-01T00:00:00Z"}  # fmt: skip
+    with pytest.raises(PayloadError, match=r"events\[1\]\.created_at: more than 300 s ahead"):
+        proc.process([_lead(), deal], None, now)
+    closing = {**deal, "created_at": "2026-03-02T10:00:00Z"}
+    with pytest.raises(PayloadError, match=r"events\[1\]\.closed_at: after as_of"):
+        proc.process([_lead(), closing], _us("2026-03-02T11:30:00Z"), now)
+    assert proc.store.read("L1") is None
+    fine = {**deal, "created_at": "2026-03-02T10:00:00Z", "closed_at": "2026-03-02T11:00:00Z"}
+    out = proc.process([_lead(), fine], None, now)
+    assert out.accepted == 2 and out.scores[0]["open"] is False

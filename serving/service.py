@@ -22,6 +22,7 @@ import gc
 import logging
 import os
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -67,6 +68,13 @@ MERGED = bentoml.metrics.Histogram(
     documentation="requests merged into one scoring call by the micro-batcher",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128),
 )
+# Events held for a lead that never came, dropped after LEADSCORE_HELD_DAYS (every worker
+# adds what its upkeep dropped: the sum is the server's).
+HELD_DROPPED = bentoml.metrics.Counter(
+    name="leadscore_held_events_dropped",
+    documentation="events held for a lead not known yet, dropped after their time",
+)
+UPKEEP_MAX_S = 60.0  # how often a worker forgets old ids and drops expired held events
 
 
 async def _lead(request) -> JSONResponse:
@@ -247,8 +255,8 @@ class LeadScoring:
             applied = await anyio.to_thread.run_sync(
                 stream.process, events, when_us, now_us, limiter=self._stream_threads
             )
-        except PayloadError as exc:
-            return self._refuse(ctx, 422, exc.path, exc.problem)
+        except PayloadError as exc:  # 413 for an event past a bound by itself (LimitError)
+            return self._refuse(ctx, getattr(exc, "status", 422), exc.path, exc.problem)
         except StoreUnavailable as exc:
             ctx.response.headers["Retry-After"] = str(exc.retry_after_s)
             return self._refuse(ctx, 503, "store", str(exc))
@@ -278,7 +286,10 @@ class LeadScoring:
                 store = open_store(url)
                 line = HandoffLine(mql=self.config.handoff_mql, grades=self.config.handoff_grades)
                 model = ModelRef(str(self.meta["name"]), str(self.meta["version"]))
-                self.processor = EventProcessor(store, self.scorer, model, line)
+                self.processor = EventProcessor(
+                    store, self.scorer, model, line, bounds=self.config.bounds()
+                )
+                self._start_upkeep(self.processor)
                 if self.config.webhook_url:
                     from leadscore.handoff.delivery import SECRET_ENV, StreamDelivery, WebhookSender
 
@@ -291,6 +302,29 @@ class LeadScoring:
                     self.delivery = StreamDelivery(store, sender).start()
                 log.info("event stream on %s", masked_url(url))
             return self.processor
+
+    def _start_upkeep(self, processor) -> None:
+        """A thread that, every quarter of the hold time (at most every UPKEEP_MAX_S),
+        forgets old event ids and drops the events held too long for a lead that never came
+        (so a held event goes at most a quarter of its time late), counted in /metrics."""
+        every_s = min(UPKEEP_MAX_S, processor.bounds.held_days * 86_400 / 4)
+
+        def loop() -> None:
+            from leadscore.crm.errors import StoreUnavailable
+
+            while True:
+                try:
+                    dropped = processor.upkeep(int(datetime.now(UTC).timestamp() * 1_000_000))
+                    if dropped:
+                        HELD_DROPPED.inc(dropped)
+                        log.warning("dropped %d events held too long for leads never sent", dropped)
+                except StoreUnavailable as exc:
+                    log.warning("the stream's upkeep waits for the store: %s", exc)
+                except Exception:  # a bug: logged, and the next turn tries again
+                    log.exception("the stream's upkeep failed")
+                time.sleep(every_s)
+
+        threading.Thread(target=loop, name="leadscore-upkeep", daemon=True).start()
 
     async def lead_state(self, lead_id: str, as_of: str | None) -> JSONResponse:
         from leadscore.crm.errors import StoreUnavailable
@@ -306,10 +340,16 @@ class LeadScoring:
                 stream.lead, lead_id, when_us, limiter=self._stream_threads
             )
             if found is None:
-                held = await anyio.to_thread.run_sync(
-                    stream.store.held_count, lead_id, limiter=self._stream_threads
+                held, dropped = await anyio.to_thread.run_sync(
+                    lambda: (stream.store.held_count(lead_id), stream.store.dropped_count(lead_id)),
+                    limiter=self._stream_threads,
                 )
-                more = f" ({held} events held for it until its lead event)" if held else ""
+                parts = [f"{held} events held for it until its lead event"] if held else []
+                if dropped:
+                    parts.append(
+                        f"{dropped} held events dropped after {stream.bounds.held_days:g} days"
+                    )
+                more = f" ({'; '.join(parts)})" if parts else ""
                 return JSONResponse(
                     {
                         "error": f"no lead {lead_id[:256]!r} in the online store{more}",

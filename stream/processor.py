@@ -68,6 +68,15 @@ class Applied:
     handoffs: list[dict[str, Any]] = field(default_factory=list)
 
 
+def _named(exc: PayloadError, where: tuple[int, int]) -> PayloadError:
+    """An event's mistake named `events[i].<field>` within its request, which `request`
+    tells (its index among the requests of one run)."""
+    k, i = where
+    named = type(exc)(f"events[{i}].{exc.field}", exc.problem)
+    named.request = k
+    return named
+
+
 def _creates(event: Mapping[str, Any]) -> bool:
     """A `lead` event that can create its lead (it carries `created_at`)."""
     return event["type"] == "lead" and event.get("created_us") is not None
@@ -137,15 +146,56 @@ class EventProcessor:
         self, events: Sequence[Mapping[str, Any]], as_of_us: int | None, now_us: int
     ) -> Applied:
         """Apply a request's events (PayloadError: nothing applied) and rescore."""
-        norm = normalized_events(events, self.bounds)
-        self._refuse_future(norm, as_of_us, now_us)
-        lead_ids = sorted({e["lead_id"] for e in norm})
-        event_ids = list(dict.fromkeys(e["event_id"] for e in norm))
-        position = {id(e): i for i, e in enumerate(norm)}
+        (result,) = self.process_many([events], as_of_us, now_us)
+        if isinstance(result, PayloadError):
+            raise result
+        return result
+
+    def process_many(
+        self, requests: Sequence[Sequence[Mapping[str, Any]]], as_of_us: int | None, now_us: int
+    ) -> list[Applied | PayloadError]:
+        """Several requests' events (concurrent requests of a worker, same as_of) applied in
+        one store run and rescored in one scorer call, each lead once: per request, what it
+        did, or its own PayloadError (its positions its own; nothing of it applied, the
+        others applied without it), as if they had come as one request (an event whose lead
+        comes in the same run is applied at once, not held)."""
+        results: list[Applied | PayloadError | None] = [None] * len(requests)
+        norms: dict[int, list[dict[str, Any]]] = {}
+        for k, events in enumerate(requests):
+            try:
+                norm = normalized_events(events, self.bounds)
+                self._refuse_future(norm, as_of_us, now_us)
+                norms[k] = norm
+            except PayloadError as exc:
+                results[k] = exc
+        live = list(norms)
+        while live:
+            try:
+                applied = self._run([norms[k] for k in live], as_of_us, now_us)
+            except PayloadError as exc:
+                k = getattr(exc, "request", None)
+                if k is None and len(live) > 1:  # not one request's (a rescore's): each alone
+                    for j in live:
+                        results[j] = self.process_many([requests[j]], as_of_us, now_us)[0]
+                    break
+                results[live[k or 0]] = exc
+                del live[k or 0]
+                continue
+            for k, one in zip(live, applied, strict=True):
+                results[k] = one
+            break
+        return results  # type: ignore[return-value]  (every entry was set)
+
+    def _run(self, norms: list[list[dict[str, Any]]], as_of_us, now_us) -> list[Applied]:
+        merged = [e for norm in norms for e in norm]
+        # each event's (request, position in it): a mistake names both
+        position = {id(e): (k, i) for k, norm in enumerate(norms) for i, e in enumerate(norm)}
+        lead_ids = sorted({e["lead_id"] for e in merged})
+        event_ids = list(dict.fromkeys(e["event_id"] for e in merged))
         return self.store.run(
             lead_ids,
             event_ids,
-            lambda txn: self._apply(txn, norm, position, lead_ids, as_of_us, now_us),
+            lambda txn: self._apply(txn, merged, position, len(norms), lead_ids, as_of_us, now_us),
         )
 
     def _refuse_future(self, norm, as_of_us: int | None, now_us: int) -> None:
@@ -164,15 +214,19 @@ class EventProcessor:
                 if value is not None and value > latest:
                     raise PayloadError(f"events[{i}].{field_name}", problem)
 
-    def _apply(self, txn, norm, position, lead_ids, as_of_us, now_us) -> Applied:
+    def _apply(self, txn, merged, position, n, lead_ids, as_of_us, now_us) -> list[Applied]:
         seen = txn.seen()
         states = txn.states()
-        out = Applied()
+        outs = [Applied() for _ in range(n)]
+
+        def owner(e) -> Applied:
+            return outs[position[id(e)][0]]
+
         fresh: dict[str, list[dict[str, Any]]] = {}
         taken: set[str] = set()
-        for e in norm:
+        for e in merged:
             if e["event_id"] in seen or e["event_id"] in taken:
-                out.duplicates += 1
+                owner(e).duplicates += 1
                 continue
             taken.add(e["event_id"])
             fresh.setdefault(e["lead_id"], []).append(e)
@@ -190,7 +244,8 @@ class EventProcessor:
                 state = self._step(lambda s, e=e: apply_lead(s, e, self.bounds), state, e, position)
             if not known(state):
                 self._hold(txn, lead_id, rest, position)
-                out.held += len(rest)
+                for e in rest:
+                    owner(e).held += 1
                 continue
             if not was_known:  # events held for this lead, in the order they came
                 for e in txn.held(lead_id):
@@ -201,7 +256,7 @@ class EventProcessor:
                             state["refused"]
                             + [{"event_id": e["event_id"], "reason": f"{exc.field}: {exc.problem}"}]
                         )[-REFUSED_KEPT:]
-                    out.accepted += 1
+                    owner(creating[0]).accepted += 1  # the request that brought the lead
                     txn.remember([(e["event_id"], lead_id)], now_us)
                 state["held_dropped"] = state.get("held_dropped", 0) + txn.dropped(lead_id)
                 txn.release(lead_id)
@@ -211,24 +266,35 @@ class EventProcessor:
             newest = max(e["occurred_us"] for e in events)
             when = as_of_us if as_of_us is not None else max(now_us, newest)
             touched.append((state, when))
-            out.accepted += len(events)
+            for e in events:
+                owner(e).accepted += 1
             txn.remember([(e["event_id"], lead_id) for e in events], now_us)
         if touched:
-            self._rescore(txn, touched, now_us, out)
+            every = Applied()
+            self._rescore(txn, touched, now_us, every)
+            row_of = {row["lead_id"]: row for row in every.scores}
+            leads_of: list[set[str]] = [set() for _ in outs]
+            for e in merged:
+                leads_of[position[id(e)][0]].add(e["lead_id"])
+            for out, mine in zip(outs, leads_of, strict=True):  # the leads its events touched
+                out.scores = [row_of[s["lead_id"]] for s, _ in touched if s["lead_id"] in mine]
+                out.handoffs = [h for h in every.handoffs if h["lead_id"] in mine]
         for state, _ in touched:
             txn.put(state["lead_id"], state)
-        return out
+        return outs
 
     def _hold(self, txn, lead_id: str, events: list[dict[str, Any]], position) -> None:
         """Keep a lead's events until its lead event comes, at most `bounds.max_held`."""
         already = len(txn.held(lead_id))
         if already + len(events) > self.bounds.max_held:
-            first = position[id(events[0])]
-            raise PayloadError(
-                f"events[{first}].lead_id",
-                f"{already} events are already held for lead {lead_id[:256]!r}, which the store "
-                f"does not know yet; at most {self.bounds.max_held} until its lead event "
-                "(LEADSCORE_MAX_HELD): send the lead event first",
+            raise _named(
+                PayloadError(
+                    "lead_id",
+                    f"{already} events are already held for lead {lead_id[:256]!r}, which the "
+                    f"store does not know yet; at most {self.bounds.max_held} until its lead "
+                    "event (LEADSCORE_MAX_HELD): send the lead event first",
+                ),
+                position[id(events[0])],
             )
         txn.hold(lead_id, events)
 
@@ -237,8 +303,7 @@ class EventProcessor:
         try:
             result = fn(state)
         except PayloadError as exc:
-            where = f"events[{position[id(event)]}].{exc.field}"
-            raise type(exc)(where, exc.problem) from exc
+            raise _named(exc, position[id(event)]) from exc
         return state if result is None else result
 
     def _apply_one(self, state: dict[str, Any], e: Mapping[str, Any]) -> None:

@@ -62,6 +62,15 @@ class ServeConfig(BaseModel):
     handoff_grades: str = Field("A", description="model grades above the hand-off line")
     handoff_mql: bool = Field(True, description="the rules' MQL flag puts a lead above the line")
     max_events: int = Field(1_000, ge=1, description="events in one request, at most")
+    events_merge: int = Field(
+        500,
+        ge=1,
+        description="a worker's concurrent /events requests are applied in one store run of "
+        "up to this many events (1: each request alone)",
+    )
+    events_backlog: int = Field(
+        5_000, ge=1, description="events waiting in a worker, at most (429 with Retry-After beyond)"
+    )
     # What one lead's state may hold (leadscore.stream.bounds): beyond, a 413 or a 422.
     max_profile_keys: int = Field(200, ge=1, description="profile fields of a lead, at most")
     max_profile_key_chars: int = Field(128, ge=1, description="a profile field's name, at most")

@@ -39,7 +39,7 @@ from starlette.routing import Route
 from leadscore.crm.errors import LeadscoreError, PayloadError
 from leadscore.features.online import payload_time
 from leadscore.serving.auth import ApiKeyMiddleware
-from leadscore.serving.batching import MicroBatcher
+from leadscore.serving.batching import Backlogged, EventBatcher, MicroBatcher
 from leadscore.serving.config import ServeConfig
 from leadscore.serving.http import (
     BodyLimitMiddleware,
@@ -73,6 +73,35 @@ MERGED = bentoml.metrics.Histogram(
 HELD_DROPPED = bentoml.metrics.Counter(
     name="leadscore_held_events_dropped",
     documentation="events held for a lead not known yet, dropped after their time",
+)
+# The event stream's merged runs (leadscore.serving.batching.EventBatcher), per worker.
+EVENT_BATCH = bentoml.metrics.Histogram(
+    name="leadscore_events_batch_events",
+    documentation="events applied in one store run (a worker's concurrent requests merged)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+)
+EVENT_BATCH_REQUESTS = bentoml.metrics.Histogram(
+    name="leadscore_events_batch_requests",
+    documentation="requests merged into one store run",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
+EVENT_WAIT = bentoml.metrics.Histogram(
+    name="leadscore_events_backlog_age_seconds",
+    documentation="how long the oldest request of a run waited in the backlog",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+EVENT_BACKLOG = bentoml.metrics.Gauge(
+    name="leadscore_events_backlog",
+    documentation="events waiting for a store run (every worker's, summed)",
+    multiprocess_mode="livesum",
+)
+EVENT_CONFLICTS = bentoml.metrics.Counter(
+    name="leadscore_events_conflicts",
+    documentation="store runs done again because another run changed their leads meanwhile",
+)
+EVENT_BUSY = bentoml.metrics.Counter(
+    name="leadscore_events_backlogged",
+    documentation="requests refused with 429 because the backlog was at its bound",
 )
 UPKEEP_MAX_S = 60.0  # how often a worker forgets old ids and drops expired held events
 
@@ -124,6 +153,13 @@ class LeadScoring:
             on_batch=lambda requests, leads: MERGED.observe(requests),
         )
         self.processor = None  # the event stream's, built on first use (self._stream)
+        self.event_batcher = EventBatcher(
+            self._run_events,
+            max_events=self.config.events_merge,
+            max_backlog=self.config.events_backlog,
+            on_batch=self._observe_events,
+        )
+        self._conflicts_seen = 0
         self.delivery = None
         self._stream_lock = threading.Lock()
         # The event stream's work runs in at most this many threads per worker: more would
@@ -250,11 +286,18 @@ class LeadScoring:
             except PayloadError as exc:
                 return self._refuse(ctx, 422, exc.path, exc.problem)
         try:
-            stream = await anyio.to_thread.run_sync(self._stream, limiter=self._stream_threads)
-            now_us = int(datetime.now(UTC).timestamp() * 1_000_000)
-            applied = await anyio.to_thread.run_sync(
-                stream.process, events, when_us, now_us, limiter=self._stream_threads
-            )
+            if self.config.events_merge > 1:
+                applied = await self.event_batcher.submit(events, when_us)
+            else:  # each request alone
+                stream = await anyio.to_thread.run_sync(self._stream, limiter=self._stream_threads)
+                now_us = int(datetime.now(UTC).timestamp() * 1_000_000)
+                applied = await anyio.to_thread.run_sync(
+                    stream.process, events, when_us, now_us, limiter=self._stream_threads
+                )
+        except Backlogged as exc:
+            EVENT_BUSY.inc()
+            ctx.response.headers["Retry-After"] = str(exc.retry_after_s)
+            return self._refuse(ctx, 429, "events", str(exc))
         except PayloadError as exc:  # 413 for an event past a bound by itself (LimitError)
             return self._refuse(ctx, getattr(exc, "status", 422), exc.path, exc.problem)
         except StoreUnavailable as exc:
@@ -270,6 +313,22 @@ class LeadScoring:
             "held": applied.held,
             "scores": applied.scores,
         }
+
+    def _run_events(self, requests, as_of_us):
+        """One merged run of a worker's waiting /events requests (in a thread)."""
+        stream = self._stream()
+        now_us = int(datetime.now(UTC).timestamp() * 1_000_000)
+        return stream.process_many(requests, as_of_us, now_us)
+
+    def _observe_events(self, requests: int, events: int, oldest_s: float) -> None:
+        EVENT_BATCH.observe(events)
+        EVENT_BATCH_REQUESTS.observe(requests)
+        EVENT_WAIT.observe(oldest_s)
+        EVENT_BACKLOG.set(self.event_batcher.waiting)
+        conflicts = self.processor.store.conflicts if self.processor is not None else 0
+        if conflicts > self._conflicts_seen:
+            EVENT_CONFLICTS.inc(conflicts - self._conflicts_seen)
+            self._conflicts_seen = conflicts
 
     def _stream(self):
         """The event processor, built on first use (a store that is down at start does

@@ -115,6 +115,7 @@ class RedisStore:
         import redis
 
         self.url = url
+        self.conflicts = 0  # runs done again because another run changed their keys
         self.errors = (redis.ConnectionError, redis.TimeoutError, redis.ResponseError, OSError)
         self._redis = redis
         self.client = redis.Redis.from_url(
@@ -147,6 +148,7 @@ class RedisStore:
                         pipe.execute()
                         return result
                     except self._redis.WatchError:
+                        self.conflicts += 1
                         continue
             raise self._redis.ConnectionError(
                 f"{ATTEMPTS} runs in a row met concurrent changes of the same leads"

@@ -119,6 +119,7 @@ class SqlStore:
         self.url = url
         self._local = threading.local()
         self._schema_done = False
+        self.conflicts = 0  # runs done again because another run changed their leads
 
     # --- connections (each adapter) -----------------------------------------------
 
@@ -217,6 +218,7 @@ class SqlStore:
 
             if self._transaction(lead_ids, commit):
                 return result
+            self.conflicts += 1
         raise StoreUnavailable(
             f"{RUN_ATTEMPTS} runs in a row met concurrent changes of the same leads", 1
         )

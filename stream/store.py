@@ -71,6 +71,8 @@ class LeadStore(OutboxStore, Protocol):
     hand-offs (`leadscore.handoff.outbox.OutboxStore`: the service's delivery and `leadscore
     score --state` take batches from it)."""
 
+    conflicts: int  # runs done again since start: another run changed their leads meanwhile
+
     def run(self, lead_ids: list[str], event_ids: list[str], work: Callable[[Txn], Any]) -> Any:
         """`work(txn)` with those leads held against concurrent runs, its writes applied
         together, or none of them when it raises (an adapter may call it again)."""

@@ -110,7 +110,9 @@ def apply_lead(
         )
     if created is not None and event.get("source") is not None:
         first = state.get("source_at")
-        if first is None or at < (int(first[0]), str(first[1])):
+        # a state stored before stamps (a source, no stamp) keeps its source
+        earlier = state["source"] is None if first is None else at < (int(first[0]), str(first[1]))
+        if earlier:
             state["source"], state["source_at"] = event["source"], list(at)
     profile, stamps = state["profile"], state.setdefault("profile_at", {})
     for key, value in (event.get("profile") or {}).items():

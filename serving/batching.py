@@ -212,14 +212,25 @@ class _EventJob:
     future: asyncio.Future = field(repr=False)
 
 
+@dataclass
+class _Lane:
+    """Requests of one size class, and the consumer that runs them."""
+
+    queue: list[_EventJob] = field(default_factory=list)
+    wake: asyncio.Event | None = None
+    consumer: asyncio.Task | None = None
+
+
 class EventBatcher:
     """Concurrent `POST /events` requests of a worker merged into one store run and one
     scoring call ("natural" batching, as `MicroBatcher`: while a run goes on in a thread,
     requests queue; the next run takes every waiting request with the same as_of, up to
     `max_events` events). A request is answered when its run has committed: what it
-    acknowledges is durable. Beyond `max_backlog` waiting events a request is refused at
-    once (`Backlogged`: the service answers 429 with Retry-After) instead of queueing for
-    longer than the CRM waits."""
+    acknowledges is durable. Requests of more than `bulk_events` events (a sync, a
+    backfill) have a lane of their own, so the CRM's one-event calls (a hot lead's) never
+    wait behind a run of a thousand events. Beyond `max_backlog` waiting events a request
+    is refused at once (`Backlogged`: the service answers 429 with Retry-After) instead of
+    queueing for longer than the CRM waits."""
 
     def __init__(
         self,
@@ -227,19 +238,19 @@ class EventBatcher:
         *,
         max_events: int = 500,
         max_backlog: int = 5_000,
+        bulk_events: int = 50,
         on_batch: Callable[[int, int, float], None] | None = None,
     ) -> None:
         """`on_batch(requests, events, oldest_wait_s)` is told of every run (metrics)."""
-        if max_events < 1 or max_backlog < 1:
-            raise ValueError("max_events and max_backlog must be >= 1")
+        if max_events < 1 or max_backlog < 1 or bulk_events < 1:
+            raise ValueError("max_events, max_backlog and bulk_events must be >= 1")
         self.run, self.on_batch = run, on_batch
         self.max_events, self.max_backlog = max_events, max_backlog
+        self.bulk_events = bulk_events
         self.stats = BatchStats()
-        self._queue: list[_EventJob] = []
-        self._waiting = 0  # events in the queue
+        self._lanes = (_Lane(), _Lane())  # small requests, bulk requests
+        self._waiting = 0  # events in the queues
         self._per_event_s = 0.005  # the last run's time per event (Retry-After's estimate)
-        self._wake: asyncio.Event | None = None
-        self._consumer: asyncio.Task | None = None
 
     @property
     def waiting(self) -> int:
@@ -252,35 +263,36 @@ class EventBatcher:
             wait_s = self._waiting * self._per_event_s
             raise Backlogged(self._waiting, self.max_backlog, max(1, math.ceil(wait_s)))
         loop = asyncio.get_running_loop()
-        if self._consumer is None or self._consumer.done():
-            self._wake = asyncio.Event()
-            self._consumer = loop.create_task(self._consume())
+        lane = self._lanes[len(events) > self.bulk_events]
+        if lane.consumer is None or lane.consumer.done():
+            lane.wake = asyncio.Event()
+            lane.consumer = loop.create_task(self._consume(lane))
         job = _EventJob(events, as_of, time.monotonic(), loop.create_future())
-        self._queue.append(job)
+        lane.queue.append(job)
         self._waiting += len(events)
-        self._wake.set()
+        lane.wake.set()
         return await job.future
 
-    def _take(self) -> list[_EventJob]:
-        first = self._queue[0]
+    def _take(self, lane: _Lane) -> list[_EventJob]:
+        first = lane.queue[0]
         batch, rest, size = [first], [], len(first.events)
-        for job in self._queue[1:]:
+        for job in lane.queue[1:]:
             if job.as_of == first.as_of and size + len(job.events) <= self.max_events:
                 batch.append(job)
                 size += len(job.events)
             else:
                 rest.append(job)
-        self._queue = rest
+        lane.queue = rest
         self._waiting -= size
         return batch
 
-    async def _consume(self) -> None:
-        assert self._wake is not None
+    async def _consume(self, lane: _Lane) -> None:
+        assert lane.wake is not None
         while True:
-            if not self._queue:
-                self._wake.clear()
-                await self._wake.wait()
-            batch = self._take()
+            if not lane.queue:
+                lane.wake.clear()
+                await lane.wake.wait()
+            batch = self._take(lane)
             size = sum(len(j.events) for j in batch)
             oldest_s = time.monotonic() - batch[0].queued_s
             started = time.perf_counter()

@@ -68,6 +68,12 @@ class ServeConfig(BaseModel):
         description="a worker's concurrent /events requests are applied in one store run of "
         "up to this many events (1: each request alone)",
     )
+    events_bulk: int = Field(
+        50,
+        ge=1,
+        description="/events requests of more events than this run in a lane of their own "
+        "(one-event calls never wait behind a sync)",
+    )
     events_backlog: int = Field(
         5_000, ge=1, description="events waiting in a worker, at most (429 with Retry-After beyond)"
     )

@@ -157,6 +157,7 @@ class LeadScoring:
             self._run_events,
             max_events=self.config.events_merge,
             max_backlog=self.config.events_backlog,
+            bulk_events=self.config.events_bulk,
             on_batch=self._observe_events,
         )
         self._conflicts_seen = 0

@@ -1,7 +1,7 @@
 """The /events batcher (leadscore.serving.batching.EventBatcher) on its own: requests that
 wait behind a run are merged into the next (same as_of, up to max_events), each gets its own
-result or its own mistake, a failing run fails its requests only, and past the backlog bound
-a request is refused at once with a Retry-After."""
+result or its own mistake, a failing run fails its requests only, bulk requests do not hold
+up small ones, and past the backlog bound a request is refused at once with a Retry-After."""
 
 from __future__ import annotations
 
@@ -106,6 +106,31 @@ def test_past_the_backlog_bound_a_request_is_refused_at_once():
     refused, after = asyncio.run(main())
     assert refused.retry_after_s >= 1 and "3 events are waiting" in str(refused)
     assert after["ids"] == ["d0"]  # the backlog drained: taken again
+
+
+def test_a_small_request_does_not_wait_behind_a_bulk_run():
+    class Held(Runs):
+        def __call__(self, requests, as_of):
+            if len(requests[0]) > 3:  # the bulk run waits to be released
+                self.started.set()
+                self.release.wait(10)
+            self.calls.append([[e["event_id"] for e in r] for r in requests])
+            return [{"ids": [e["event_id"] for e in r]} for r in requests]
+
+    runs = Held()
+    batcher = EventBatcher(runs, max_events=100, max_backlog=100, bulk_events=3)
+
+    async def main():
+        bulk = asyncio.ensure_future(batcher.submit(_events("bulk", 10), None))
+        await asyncio.to_thread(runs.started.wait, 10)
+        small = await batcher.submit(_events("hot"), None)  # answered while bulk is held
+        assert not bulk.done()
+        runs.release.set()
+        return small, await bulk
+
+    small, bulk = asyncio.run(main())
+    assert small == {"ids": ["hot0"]} and len(bulk["ids"]) == 10
+    assert runs.calls[0] == [["hot0"]]  # the small one ran first
 
 
 def test_bounds_out_of_range_are_refused():

@@ -10,6 +10,10 @@ old activities, rescores every lead touched with the endpoint's scorer (one vect
 `LeadScorer.payload_batch` with the folded totals), keeps the score in the lead's state and
 queues it for the score history, and stages a hand-off event in the outbox for each lead
 that crossed the hand-off line (`leadscore.handoff.events`: the batch's event format and crossing id).
+`process_many` does the same for several requests at once (a worker's concurrent requests,
+`leadscore.serving.batching.EventBatcher`): one store run, each lead rescored once, and
+per request its own answer or its own mistake. A new type of event is one function in
+`leadscore.stream.state` and one line in `_apply_one`.
 
 The as_of of a rescore: the request's `as_of` when it gives one (a replay, a backfill),
 else the server's clock, or the newest of the lead's events in the request when that is

@@ -20,7 +20,9 @@ sampled every 0.1 s).
 
 `--paths old,new` runs each store twice, back to back: `old` with each request applied
 alone (`LEADSCORE_EVENTS_MERGE=1`, the code path before merging), `new` with a worker's
-concurrent requests merged into one store run (the default).
+concurrent requests merged into one store run (the default). `--in-process N` first
+measures the stream's own cost without HTTP: N single-event requests applied alone, then
+merged 16 at a time.
 
 Prints one JSON object. Usage: python -m benchmarks.events [--rate 200] [--seconds 30]
 [--burst 6000] [--stores sqlite,redis,postgresql] [--paths old,new]
@@ -310,6 +312,39 @@ def run_store(name, url, running, path, model, workers, creations, stream, burst
     return out
 
 
+def in_process(model, creations, stream, n: int) -> dict:
+    """The stream's own cost without HTTP: `n` single-event requests applied one by one
+    (`process`), then `n` others merged 16 at a time (`process_many`, as a worker merges 16
+    waiting requests), on a fresh SQLite store each: CPU ms per event, events/s."""
+    import tempfile
+
+    from leadscore.crm.times import to_us
+    from leadscore.scoring.model_ref import ModelRef
+    from leadscore.stream.processor import EventProcessor
+    from leadscore.stream.stores import open_store
+
+    events = [e for _, e in stream]
+    out = {"events": n}
+    for mode, group in (("alone", 1), ("merged_16", 16)):
+        folder = Path(tempfile.mkdtemp(prefix=f"leadscore-inproc-{mode}-"))
+        proc = EventProcessor(
+            open_store(f"sqlite:///{folder / 'state.sqlite'}"), model.result.scorer,
+            ModelRef("lead-scoring", "1"),
+        )  # fmt: skip
+        now = to_us(_utc_now())
+        proc.process(creations, None, now)
+        timed = [{**e, "occurred_at": _utc_now()} for e in events[:n]]
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        for i in range(0, n, group):
+            proc.process_many([[e] for e in timed[i : i + group]], None, now)
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+        out[mode] = {
+            "cpu_ms_per_event": round(cpu / n * 1000, 2),
+            "events_per_s": round(n / wall, 1),
+        }
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rate", type=float, default=200.0, help="events per second")
@@ -319,6 +354,9 @@ def main() -> None:
     parser.add_argument("--leads", type=int, default=8000, help="simulated leads to train on")
     parser.add_argument("--burst", type=int, default=6000, help="events of each burst (0: none)")
     parser.add_argument("--paths", default="old,new", help="old: each request alone; new: merged")
+    parser.add_argument(
+        "--in-process", type=int, default=2000, help="events applied in process, alone and merged"
+    )
     args = parser.parse_args()
 
     from benchmarks.registered import registered_model
@@ -332,7 +370,9 @@ def main() -> None:
         (t for t in activities if activities[t].points > 0), key=lambda t: -activities[t].points
     )[:4]
     hot = hot or list(model.result.scorer.spec.activity_types[:4])
-    creations, stream = plan(args.rate, args.seconds, hot, "page_view")
+    creations, stream = (
+        plan(args.rate, args.seconds, hot, "page_view") if args.seconds > 0 else ([], [])
+    )
     out: dict = {
         "benchmark": "events",
         "machine_cores": os.cpu_count(),
@@ -342,6 +382,8 @@ def main() -> None:
         "stores": {},
     }
     burst_creations, burst = plan(args.burst / 30, 30, hot, "page_view", seed=1)
+    if args.in_process:
+        out["in_process"] = in_process(model, burst_creations, burst, args.in_process)
     for name, url, running in stores(model.folder, args.stores.split(",")):
         for path in args.paths.split(","):
             key = f"{name}/{path}"

@@ -67,6 +67,47 @@ class ServeConfig(BaseModel):
     handoff_grades: str = Field("A", description="model grades above the hand-off line")
     handoff_mql: bool = Field(True, description="the rules' MQL flag puts a lead above the line")
     max_events: int = Field(1_000, ge=1, description="events in one request, at most")
+    events_merge: int = Field(
+        500,
+        ge=1,
+        description="a worker's concurrent /events requests are applied in one store run of "
+        "up to this many events (1: each request alone)",
+    )
+    events_bulk: int = Field(
+        50,
+        ge=1,
+        description="/events requests of more events than this run in a lane of their own "
+        "(one-event calls never wait behind a sync)",
+    )
+    events_backlog: int = Field(
+        5_000, ge=1, description="events waiting in a worker, at most (429 with Retry-After beyond)"
+    )
+    # What one lead's state may hold (leadscore.stream.bounds): beyond, a 413 or a 422.
+    max_profile_keys: int = Field(200, ge=1, description="profile fields of a lead, at most")
+    max_profile_key_chars: int = Field(128, ge=1, description="a profile field's name, at most")
+    max_profile_value_chars: int = Field(
+        1024, ge=1, le=1024, description="a profile value's text, at most (1,024: the schema's)"
+    )
+    max_deals: int = Field(200, ge=1, description="deals of a lead, at most")
+    max_held: int = Field(
+        1_000, ge=0, description="events held for a lead not known yet (until its lead event)"
+    )
+    held_days: float = Field(
+        7.0, gt=0, description="how long events wait for their lead before they are dropped"
+    )
+
+    def bounds(self):
+        """The stream's per-lead bounds (`leadscore.stream.bounds.Bounds`) of these settings."""
+        from leadscore.stream.bounds import Bounds
+
+        return Bounds(
+            max_profile_keys=self.max_profile_keys,
+            max_key_chars=self.max_profile_key_chars,
+            max_value_chars=self.max_profile_value_chars,
+            max_deals=self.max_deals,
+            max_held=self.max_held,
+            held_days=self.held_days,
+        )
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> ServeConfig:

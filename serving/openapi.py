@@ -67,13 +67,25 @@ SCORE_ERRORS = {
 EVENTS_ERRORS = {
     "400": SCORE_ERRORS["400"],
     "401": SCORE_ERRORS["401"],
-    "413": _error("too big: the body, or the number of events"),
+    "413": _error(
+        "too big: the body, the number of events, or one event past a bound by itself (more "
+        "profile fields than LEADSCORE_MAX_PROFILE_KEYS); the error names the limit"
+    ),
     "415": SCORE_ERRORS["415"],
     "422": _error(
-        "well-formed but wrong: a time that is not ISO-8601, an event after as_of or too far "
-        "ahead of the server's clock, an activity before its lead's creation, a won deal "
-        "without closed_at; nothing of the request was applied"
+        "well-formed but wrong: a time that is not ISO-8601, an event, a lead's or a deal's "
+        "creation or a deal's closing after as_of or too far ahead of the server's clock, an "
+        "activity before its lead's creation, a won deal without closed_at, a lead whose state "
+        "would pass a bound (profile fields, deals, events held for it); nothing of the "
+        "request was applied"
     ),
+    "429": {
+        **_error(
+            "the worker's backlog of events is at its bound (LEADSCORE_EVENTS_BACKLOG): nothing "
+            "was applied; retry after Retry-After with the same event ids"
+        ),
+        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
+    },
     "503": {
         **_error("the online store is unavailable (nothing was applied): retry after Retry-After"),
         "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},

@@ -371,6 +371,13 @@ class LeadState(EventScore):
         list[RefusedEvent],
         Field(description="events held for the lead that its lead event contradicted"),
     ]
+    held_dropped: Annotated[
+        int,
+        Field(
+            description="events held for the lead that were dropped before it came (held "
+            "longer than LEADSCORE_HELD_DAYS): not applied"
+        ),
+    ]
 
 
 class Error(BaseModel):

@@ -22,6 +22,7 @@ import gc
 import logging
 import os
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -38,7 +39,7 @@ from starlette.routing import Route
 from leadscore.crm.errors import LeadscoreError, PayloadError
 from leadscore.features.online import payload_time
 from leadscore.serving.auth import ApiKeyMiddleware
-from leadscore.serving.batching import MicroBatcher
+from leadscore.serving.batching import Backlogged, EventBatcher, MicroBatcher
 from leadscore.serving.config import ServeConfig
 from leadscore.serving.http import (
     BodyLimitMiddleware,
@@ -67,6 +68,42 @@ MERGED = bentoml.metrics.Histogram(
     documentation="requests merged into one scoring call by the micro-batcher",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128),
 )
+# Events held for a lead that never came, dropped after LEADSCORE_HELD_DAYS (every worker
+# adds what its upkeep dropped: the sum is the server's).
+HELD_DROPPED = bentoml.metrics.Counter(
+    name="leadscore_held_events_dropped",
+    documentation="events held for a lead not known yet, dropped after their time",
+)
+# The event stream's merged runs (leadscore.serving.batching.EventBatcher), per worker.
+EVENT_BATCH = bentoml.metrics.Histogram(
+    name="leadscore_events_batch_events",
+    documentation="events applied in one store run (a worker's concurrent requests merged)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+)
+EVENT_BATCH_REQUESTS = bentoml.metrics.Histogram(
+    name="leadscore_events_batch_requests",
+    documentation="requests merged into one store run",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
+EVENT_WAIT = bentoml.metrics.Histogram(
+    name="leadscore_events_backlog_age_seconds",
+    documentation="how long the oldest request of a run waited in the backlog",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+EVENT_BACKLOG = bentoml.metrics.Gauge(
+    name="leadscore_events_backlog",
+    documentation="events waiting for a store run (every worker's, summed)",
+    multiprocess_mode="livesum",
+)
+EVENT_CONFLICTS = bentoml.metrics.Counter(
+    name="leadscore_events_conflicts",
+    documentation="store runs done again because another run changed their leads meanwhile",
+)
+EVENT_BUSY = bentoml.metrics.Counter(
+    name="leadscore_events_backlogged",
+    documentation="requests refused with 429 because the backlog was at its bound",
+)
+UPKEEP_MAX_S = 60.0  # how often a worker forgets old ids and drops expired held events
 
 
 async def _lead(request) -> JSONResponse:
@@ -117,6 +154,14 @@ class LeadScoring:
         )
         self.processor = None  # the event stream's, built on first use (self._stream)
         self.experiments = None  # its hand-off experiments' line, when it follows a history
+        self.event_batcher = EventBatcher(
+            self._run_events,
+            max_events=self.config.events_merge,
+            max_backlog=self.config.events_backlog,
+            bulk_events=self.config.events_bulk,
+            on_batch=self._observe_events,
+        )
+        self._conflicts_seen = 0
         self.delivery = None
         self._stream_lock = threading.Lock()
         # The event stream's work runs in at most this many threads per worker: more would
@@ -243,13 +288,20 @@ class LeadScoring:
             except PayloadError as exc:
                 return self._refuse(ctx, 422, exc.path, exc.problem)
         try:
-            stream = await anyio.to_thread.run_sync(self._stream, limiter=self._stream_threads)
-            now_us = int(datetime.now(UTC).timestamp() * 1_000_000)
-            applied = await anyio.to_thread.run_sync(
-                stream.process, events, when_us, now_us, limiter=self._stream_threads
-            )
-        except PayloadError as exc:
-            return self._refuse(ctx, 422, exc.path, exc.problem)
+            if self.config.events_merge > 1:
+                applied = await self.event_batcher.submit(events, when_us)
+            else:  # each request alone
+                stream = await anyio.to_thread.run_sync(self._stream, limiter=self._stream_threads)
+                now_us = int(datetime.now(UTC).timestamp() * 1_000_000)
+                applied = await anyio.to_thread.run_sync(
+                    stream.process, events, when_us, now_us, limiter=self._stream_threads
+                )
+        except Backlogged as exc:
+            EVENT_BUSY.inc()
+            ctx.response.headers["Retry-After"] = str(exc.retry_after_s)
+            return self._refuse(ctx, 429, "events", str(exc))
+        except PayloadError as exc:  # 413 for an event past a bound by itself (LimitError)
+            return self._refuse(ctx, getattr(exc, "status", 422), exc.path, exc.problem)
         except StoreUnavailable as exc:
             ctx.response.headers["Retry-After"] = str(exc.retry_after_s)
             return self._refuse(ctx, 503, "store", str(exc))
@@ -263,6 +315,22 @@ class LeadScoring:
             "held": applied.held,
             "scores": applied.scores,
         }
+
+    def _run_events(self, requests, as_of_us):
+        """One merged run of a worker's waiting /events requests (in a thread)."""
+        stream = self._stream()
+        now_us = int(datetime.now(UTC).timestamp() * 1_000_000)
+        return stream.process_many(requests, as_of_us, now_us)
+
+    def _observe_events(self, requests: int, events: int, oldest_s: float) -> None:
+        EVENT_BATCH.observe(events)
+        EVENT_BATCH_REQUESTS.observe(requests)
+        EVENT_WAIT.observe(oldest_s)
+        EVENT_BACKLOG.set(self.event_batcher.waiting)
+        conflicts = self.processor.store.conflicts if self.processor is not None else 0
+        if conflicts > self._conflicts_seen:
+            EVENT_CONFLICTS.inc(conflicts - self._conflicts_seen)
+            self._conflicts_seen = conflicts
 
     def _stream(self):
         """The event processor, built on first use (a store that is down at start does
@@ -285,7 +353,10 @@ class LeadScoring:
                     line = ExperimentLine(line, ExperimentStore(self.config.history_url).list)
                     self.experiments = line
                 model = ModelRef(str(self.meta["name"]), str(self.meta["version"]))
-                self.processor = EventProcessor(store, self.scorer, model, line)
+                self.processor = EventProcessor(
+                    store, self.scorer, model, line, bounds=self.config.bounds()
+                )
+                self._start_upkeep(self.processor)
                 if self.config.webhook_url:
                     from leadscore.handoff.delivery import SECRET_ENV, StreamDelivery, WebhookSender
 
@@ -301,6 +372,29 @@ class LeadScoring:
                 self.experiments.refresh()
             return self.processor
 
+    def _start_upkeep(self, processor) -> None:
+        """A thread that, every quarter of the hold time (at most every UPKEEP_MAX_S),
+        forgets old event ids and drops the events held too long for a lead that never came
+        (so a held event goes at most a quarter of its time late), counted in /metrics."""
+        every_s = min(UPKEEP_MAX_S, processor.bounds.held_days * 86_400 / 4)
+
+        def loop() -> None:
+            from leadscore.crm.errors import StoreUnavailable
+
+            while True:
+                try:
+                    dropped = processor.upkeep(int(datetime.now(UTC).timestamp() * 1_000_000))
+                    if dropped:
+                        HELD_DROPPED.inc(dropped)
+                        log.warning("dropped %d events held too long for leads never sent", dropped)
+                except StoreUnavailable as exc:
+                    log.warning("the stream's upkeep waits for the store: %s", exc)
+                except Exception:  # a bug: logged, and the next turn tries again
+                    log.exception("the stream's upkeep failed")
+                time.sleep(every_s)
+
+        threading.Thread(target=loop, name="leadscore-upkeep", daemon=True).start()
+
     async def lead_state(self, lead_id: str, as_of: str | None) -> JSONResponse:
         from leadscore.crm.errors import StoreUnavailable
 
@@ -315,10 +409,16 @@ class LeadScoring:
                 stream.lead, lead_id, when_us, limiter=self._stream_threads
             )
             if found is None:
-                held = await anyio.to_thread.run_sync(
-                    stream.store.held_count, lead_id, limiter=self._stream_threads
+                held, dropped = await anyio.to_thread.run_sync(
+                    lambda: (stream.store.held_count(lead_id), stream.store.dropped_count(lead_id)),
+                    limiter=self._stream_threads,
                 )
-                more = f" ({held} events held for it until its lead event)" if held else ""
+                parts = [f"{held} events held for it until its lead event"] if held else []
+                if dropped:
+                    parts.append(
+                        f"{dropped} held events dropped after {stream.bounds.held_days:g} days"
+                    )
+                more = f" ({'; '.join(parts)})" if parts else ""
                 return JSONResponse(
                     {
                         "error": f"no lead {lead_id[:256]!r} in the online store{more}",

@@ -8,7 +8,8 @@ or `deal`), `lead_id`, `occurred_at` (when it happened in the CRM), and by type:
   required when won or lost), optional `amount`.
 
 Times are ISO-8601 (UTC when they have no offset), as `/score` reads them. A mistake is a
-PayloadError naming `events[i].<field>`; one mistake refuses the whole request.
+PayloadError naming `events[i].<field>`; one mistake refuses the whole request. A profile
+bigger than `leadscore.stream.bounds.Bounds` allows is a LimitError (413) naming the limit.
 """
 
 from __future__ import annotations
@@ -19,25 +20,29 @@ from typing import Any
 
 from leadscore.crm.errors import PayloadError
 from leadscore.features.online import payload_time
+from leadscore.stream.bounds import Bounds, LimitError
 
 TYPES = ("lead", "activity", "deal")
 STATUSES = ("open", "won", "lost")
 MAX_TEXT = 1024
 
 
-def normalized_events(events: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Each event checked, its times in µs since the epoch; PayloadError on the first
-    mistake (`field` is `events[i].<name>`)."""
+def normalized_events(
+    events: Sequence[Mapping[str, Any]], bounds: Bounds | None = None
+) -> list[dict[str, Any]]:
+    """Each event checked, its times in µs since the epoch; PayloadError (LimitError for a
+    bound) on the first mistake (`field` is `events[i].<name>`)."""
+    bounds = bounds if bounds is not None else Bounds()
     out = []
     for i, event in enumerate(events):
         try:
-            out.append(_normalized(event))
+            out.append(_normalized(event, bounds))
         except PayloadError as exc:
-            raise PayloadError(f"events[{i}].{exc.field}", exc.problem) from exc
+            raise type(exc)(f"events[{i}].{exc.field}", exc.problem) from exc
     return out
 
 
-def _normalized(event: Mapping[str, Any]) -> dict[str, Any]:
+def _normalized(event: Mapping[str, Any], bounds: Bounds) -> dict[str, Any]:
     if not isinstance(event, Mapping):
         raise PayloadError("event", "expected an object")
     event_id = _text(event.get("event_id"), "event_id", required=True)
@@ -57,14 +62,25 @@ def _normalized(event: Mapping[str, Any]) -> dict[str, Any]:
         profile = event.get("profile") or {}
         if not isinstance(profile, Mapping):
             raise PayloadError("profile", "expected an object")
+        if len(profile) > bounds.max_profile_keys:
+            raise LimitError(
+                "profile",
+                f"{len(profile)} fields; at most {bounds.max_profile_keys} per lead "
+                "(LEADSCORE_MAX_PROFILE_KEYS)",
+            )
         for key, value in profile.items():
+            _text(key, "profile")
+            if len(key) > bounds.max_key_chars:
+                raise PayloadError(
+                    f"profile.{key[:40]}",
+                    f"a field name of {len(key)} characters; at most {bounds.max_key_chars}",
+                )
             if not (value is None or isinstance(value, str | int | float | bool)):
                 raise PayloadError(f"profile.{key}", "expected text, a number or null")
             if isinstance(value, float) and not math.isfinite(value):
                 raise PayloadError(f"profile.{key}", "expected a finite number")
             if isinstance(value, str):
-                _text(value, f"profile.{key}")
-            _text(key, "profile")
+                _text(value, f"profile.{key}", limit=bounds.max_value_chars)
         out["profile"] = dict(profile)
     elif kind == "activity":
         out["activity_type"] = _text(event.get("activity_type"), "activity_type", required=True)
@@ -87,15 +103,15 @@ def _normalized(event: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _text(value: Any, field: str, *, required: bool = False) -> str | None:
+def _text(value: Any, field: str, *, required: bool = False, limit: int = MAX_TEXT) -> str | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
             raise PayloadError(field, "missing or empty")
         return None
     if not isinstance(value, str):
         raise PayloadError(field, f"expected text, got {type(value).__name__}")
-    if len(value) > MAX_TEXT:
-        raise PayloadError(field, f"longer than {MAX_TEXT} characters")
+    if len(value) > limit:
+        raise PayloadError(field, f"{len(value)} characters; at most {limit}")
     if "\x00" in value:  # no database stores it as text
         raise PayloadError(field, "contains a NUL character")
     return value

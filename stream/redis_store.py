@@ -6,7 +6,9 @@ done again from the start (optimistic locking), so a duplicate sent to two repli
 is applied once. Durability is Redis's own: run it with `appendonly yes` and
 `appendfsync always` (or `everysec`, accepting a second of loss on a crash of Redis itself).
 
-Keys (prefix `leadscore:`): `lead:<id>` (a state as JSON), `held:<id>` (a list), `event:<id>`
+Keys (prefix `leadscore:`): `lead:<id>` (a state as JSON), `held:<id>` (a list of events, each
+with `held_ns`, when it was held), `held:since` (a sorted set: a lead by its oldest held
+event), `dropped:<id>` (held events of a lead dropped after their time), `event:<id>`
 (an applied event id, expiring after DEDUPE_DAYS), `outbox` (a hash event id -> entry),
 `outbox:due` (a sorted set of batch keys by due time), `outbox:batch:<key>` (its event ids),
 `delivered:<id>` (expiring after DELIVERED_DAYS), `history` (a hash), `meta` (a hash).
@@ -15,6 +17,7 @@ Keys (prefix `leadscore:`): `lead:<id>` (a state as JSON), `held:<id>` (a list),
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -56,14 +59,30 @@ class _Txn:
     def held(self, lead_id: str) -> list[dict[str, Any]]:
         return [json.loads(b) for b in self.pipe.lrange(self.store.k("held:" + lead_id), 0, -1)]
 
+    def dropped(self, lead_id: str) -> int:
+        return int(self.pipe.get(self.store.k("dropped:" + lead_id)) or 0)
+
     def hold(self, lead_id: str, events: list[dict[str, Any]]) -> None:
-        key = self.store.k("held:" + lead_id)
-        bodies = [json.dumps(e) for e in events]
-        self.writes.append(lambda p: p.rpush(key, *bodies) if bodies else None)
+        key, since = self.store.k("held:" + lead_id), self.store.k("held:since")
+        now = time.time_ns()
+        bodies = [json.dumps({**e, "held_ns": now}) for e in events]
+
+        def write(p) -> None:
+            if bodies:
+                p.rpush(key, *bodies)
+                p.zadd(since, {lead_id: now}, nx=True)
+
+        self.writes.append(write)
 
     def release(self, lead_id: str) -> None:
         key = self.store.k("held:" + lead_id)
-        self.writes.append(lambda p: p.delete(key))
+        dropped, since = self.store.k("dropped:" + lead_id), self.store.k("held:since")
+
+        def write(p) -> None:
+            p.delete(key, dropped)
+            p.zrem(since, lead_id)
+
+        self.writes.append(write)
 
     def put(self, lead_id: str, state: dict[str, Any]) -> None:
         key, body = self.store.k("lead:" + lead_id), json.dumps(state, separators=(",", ":"))
@@ -96,6 +115,7 @@ class RedisStore:
         import redis
 
         self.url = url
+        self.conflicts = 0  # runs done again because another run changed their keys
         self.errors = (redis.ConnectionError, redis.TimeoutError, redis.ResponseError, OSError)
         self._redis = redis
         self.client = redis.Redis.from_url(
@@ -106,8 +126,8 @@ class RedisStore:
         return PREFIX + name
 
     def run(self, lead_ids: list[str], event_ids: list[str], work: Callable[[Any], Any]) -> Any:
-        watched = [self.k("lead:" + lead) for lead in lead_ids] + [
-            self.k("held:" + lead) for lead in lead_ids
+        watched = [
+            self.k(kind + lead) for kind in ("lead:", "held:", "dropped:") for lead in lead_ids
         ]
         watched += [self.k("event:" + e) for e in event_ids]
         # Something is always watched: that puts the pipeline in immediate mode for the
@@ -128,6 +148,7 @@ class RedisStore:
                         pipe.execute()
                         return result
                     except self._redis.WatchError:
+                        self.conflicts += 1
                         continue
             raise self._redis.ConnectionError(
                 f"{ATTEMPTS} runs in a row met concurrent changes of the same leads"
@@ -141,6 +162,43 @@ class RedisStore:
     def held_count(self, lead_id: str) -> int:
         with unavailable(self.url, self.errors):
             return int(self.client.llen(self.k("held:" + lead_id)))
+
+    def dropped_count(self, lead_id: str) -> int:
+        with unavailable(self.url, self.errors):
+            return int(self.client.get(self.k("dropped:" + lead_id)) or 0)
+
+    def drop_held(self, before_us: int) -> int:
+        """Drop the events held since before `before_us`, counted per lead; how many. Each
+        lead in one WATCH transaction: a run that applies them meanwhile makes it look again."""
+        cut, since = before_us * 1000, self.k("held:since")
+        total = 0
+        with unavailable(self.url, self.errors):
+            for lead in self.client.zrangebyscore(since, "-inf", f"({cut}"):
+                lead_id = lead.decode()
+                key, dropped = self.k("held:" + lead_id), self.k("dropped:" + lead_id)
+                for _ in range(ATTEMPTS):
+                    with self.client.pipeline(transaction=True) as pipe:
+                        try:
+                            pipe.watch(key)
+                            bodies = pipe.lrange(key, 0, -1)
+                            kept = [b for b in bodies if json.loads(b)["held_ns"] >= cut]
+                            gone = len(bodies) - len(kept)
+                            pipe.multi()
+                            pipe.delete(key)
+                            if kept:
+                                pipe.rpush(key, *kept)
+                                first = min(json.loads(b)["held_ns"] for b in kept)
+                                pipe.zadd(since, {lead_id: first})
+                            else:
+                                pipe.zrem(since, lead_id)
+                            if gone:
+                                pipe.incrby(dropped, gone)
+                            pipe.execute()
+                            total += gone
+                            break
+                        except self._redis.WatchError:
+                            continue
+        return total
 
     # --- the outbox ------------------------------------------------------------------
 

@@ -44,8 +44,11 @@ class _Txn:
     def held(self, lead_id: str) -> list[dict[str, Any]]:
         return [json.loads(body) for body in self.snapshot["held"].get(lead_id, [])]
 
+    def dropped(self, lead_id: str) -> int:
+        return int(self.snapshot["dropped"].get(lead_id, 0))
+
     def hold(self, lead_id: str, events: list[dict[str, Any]]) -> None:
-        base = time.time_ns()
+        base = time.time_ns()  # also when it was held (drop_held)
         rows = [(e["event_id"], lead_id, json.dumps(e), base + i) for i, e in enumerate(events)]
         self.writes.append(
             lambda con: self.store._executemany(
@@ -57,9 +60,11 @@ class _Txn:
         )
 
     def release(self, lead_id: str) -> None:
-        self.writes.append(
-            lambda con: self.store._execute(con, "DELETE FROM ls_held WHERE lead_id = ?", [lead_id])
-        )
+        def write(con) -> None:
+            self.store._execute(con, "DELETE FROM ls_held WHERE lead_id = ?", [lead_id])
+            self.store._execute(con, "DELETE FROM ls_dropped WHERE lead_id = ?", [lead_id])
+
+        self.writes.append(write)
 
     def put(self, lead_id: str, state: dict[str, Any]) -> None:
         params = [lead_id, json.dumps(state, separators=(",", ":")), time.time_ns() // 1000]
@@ -114,6 +119,7 @@ class SqlStore:
         self.url = url
         self._local = threading.local()
         self._schema_done = False
+        self.conflicts = 0  # runs done again because another run changed their leads
 
     # --- connections (each adapter) -----------------------------------------------
 
@@ -212,6 +218,7 @@ class SqlStore:
 
             if self._transaction(lead_ids, commit):
                 return result
+            self.conflicts += 1
         raise StoreUnavailable(
             f"{RUN_ATTEMPTS} runs in a row met concurrent changes of the same leads", 1
         )
@@ -219,6 +226,7 @@ class SqlStore:
     def _snapshot(self, con, lead_ids: list[str], event_ids: list[str]) -> dict[str, Any]:
         states: dict[str, str | None] = dict.fromkeys(lead_ids)
         held: dict[str, list[str]] = {}
+        dropped: dict[str, int] = {}
         seen: set[str] = set()
         for chunk in _chunks(lead_ids):
             marks = ",".join("?" * len(chunk))
@@ -232,6 +240,10 @@ class SqlStore:
                 chunk,
             ):
                 held.setdefault(lead_id, []).append(body)
+            for lead_id, n in self._execute(
+                con, f"SELECT lead_id, n FROM ls_dropped WHERE lead_id IN ({marks})", chunk
+            ):
+                dropped[lead_id] = int(n)
         for chunk in _chunks(event_ids):
             marks = ",".join("?" * len(chunk))
             for table in ("ls_events", "ls_held"):
@@ -239,7 +251,7 @@ class SqlStore:
                     con, f"SELECT event_id FROM {table} WHERE event_id IN ({marks})", chunk
                 )
                 seen |= {r[0] for r in rows}
-        return {"states": states, "held": held, "seen": seen}
+        return {"states": states, "held": held, "seen": seen, "dropped": dropped}
 
     def _snapshot_now(self, lead_ids: list[str], event_ids: list[str]) -> dict[str, Any]:
         return self._reading(lambda con: self._snapshot(con, lead_ids, event_ids))
@@ -267,6 +279,42 @@ class SqlStore:
 
     def held_count(self, lead_id: str) -> int:
         return int(self._read("SELECT count(*) FROM ls_held WHERE lead_id = ?", [lead_id])[0][0])
+
+    def dropped_count(self, lead_id: str) -> int:
+        rows = self._read("SELECT n FROM ls_dropped WHERE lead_id = ?", [lead_id])
+        return int(rows[0][0]) if rows else 0
+
+    def drop_held(self, before_us: int) -> int:
+        """Drop the events held since before `before_us`, counted per lead; how many."""
+        cut = before_us * 1000  # ls_held.n: nanoseconds since the epoch when held
+        leads = [
+            r[0] for r in self._read("SELECT DISTINCT lead_id FROM ls_held WHERE n < ?", [cut])
+        ]
+        total = 0
+        for chunk in _chunks(sorted(leads)):
+
+            def go(con, chunk=chunk) -> int:
+                # under the leads' locks: a run that applies them meanwhile fails its check
+                marks = ",".join("?" * len(chunk))
+                counts = self._execute(
+                    con,
+                    f"SELECT lead_id, count(*) FROM ls_held WHERE n < ? AND lead_id IN ({marks}) "
+                    "GROUP BY lead_id",
+                    [cut, *chunk],
+                )
+                self._executemany(
+                    con,
+                    "INSERT INTO ls_dropped (lead_id, n) VALUES (?, ?) "
+                    "ON CONFLICT (lead_id) DO UPDATE SET n = ls_dropped.n + excluded.n",
+                    [(lead, int(n)) for lead, n in counts],
+                )
+                self._execute(
+                    con, f"DELETE FROM ls_held WHERE n < ? AND lead_id IN ({marks})", [cut, *chunk]
+                )
+                return sum(int(n) for _, n in counts)
+
+            total += self._transaction(chunk, go)
+        return total
 
     def _stage(self, con, key: str, events: list[dict[str, Any]], now_us: int) -> int:
         if not events:

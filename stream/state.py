@@ -10,8 +10,15 @@ lead's newest activity. The retention is at least the longest window of every fe
 
 Events (`POST /events`, `leadscore.stream.events`): `lead` creates or updates a lead (profile fields
 merged; the first-touch `source` and `created_at` are set once), `activity` adds an
-activity, `deal` opens or updates a deal (by `deal_id`). An activity or a deal of a lead
-the store does not know yet is held and applied when its lead arrives.
+activity, `deal` opens or updates a deal (by `deal_id`). An event of a lead the store does
+not know yet (an update, an activity, a deal) is held and applied when its lead arrives.
+
+Events come out of order (retries, several CRM workers, a slow integration), so each fact
+is kept with the time it became true, its stamp `[occurred_us, event_id]`: a profile field
+(a removed one keeps its stamp, so an older value does not come back), a deal's version, the
+first-touch source. An event replaces a fact only when its stamp is later (last writer wins
+by `occurred_at`, ties by event id): the state after any arrival order is the state after
+the events in time order. Activities are facts of their own, placed in time order.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import numpy as np
 from leadscore.crm.errors import PayloadError
 from leadscore.crm.times import US_PER_DAY
 from leadscore.features.carried import Carried
+from leadscore.stream.bounds import Bounds
 
 SCORES_KEPT = 10  # the last scores a lead's state keeps (trend, hand-off, GET /leads)
 
@@ -59,7 +67,19 @@ def new_state(lead_id: str) -> dict[str, Any]:
         "handoff_us": None,  # the first crossing of the hand-off line
         "first_touch_us": None,  # the first sales touch
         "refused": [],  # held events that could not be applied when their lead came
+        "profile_at": {},  # field -> the stamp of its value (or of its removal)
+        "source_at": None,  # the stamp of the event that gave the first-touch source
+        "held_dropped": 0,  # events held for the lead too long before it came: dropped
     }
+
+
+def stamp(event: Mapping[str, Any]) -> tuple[int, str]:
+    """When an event's facts became true: its occurred_at, ties broken by its event id."""
+    return (int(event["occurred_us"]), str(event["event_id"]))
+
+
+def _newer(event_stamp: tuple[int, str], stored: list | None) -> bool:
+    return stored is None or event_stamp > (int(stored[0]), str(stored[1]))
 
 
 def known(state: Mapping[str, Any] | None) -> bool:
@@ -67,28 +87,62 @@ def known(state: Mapping[str, Any] | None) -> bool:
     return state is not None and state.get("created_us") is not None
 
 
-def apply_lead(state: dict[str, Any] | None, event: Mapping[str, Any]) -> dict[str, Any]:
+def apply_lead(
+    state: dict[str, Any] | None, event: Mapping[str, Any], bounds: Bounds | None = None
+) -> dict[str, Any]:
     """A `lead` event: creation, or an update of the profile (keys given replace the stored
-    ones; a null removes one). `created_at` and the first-touch `source` are set once: a
-    different `created_at` later is refused (the activities were checked against it), a
-    later `source` is not the first touch and is ignored."""
+    ones; a null removes one), each field only when the event is later than the field's
+    stored stamp. `created_at` is set once (a different one later is refused: the
+    activities were checked against it); the first-touch `source` is the one of the
+    earliest event that carries `created_at` and a source (a later touch is not the first).
+    A profile beyond `bounds.max_profile_keys` fields is refused, naming the limit."""
+    bounds = bounds if bounds is not None else Bounds()
     state = state if state is not None else new_state(event["lead_id"])
+    at = stamp(event)
     created = event.get("created_us")
     if state["created_us"] is None:
         if created is None:
             raise PayloadError("created_at", "missing: the lead's first event creates it")
         state["created_us"] = created
-        state["source"] = event.get("source")
     elif created is not None and created != state["created_us"]:
         raise PayloadError(
             "created_at", "differs from the lead's stored created_at (a lead is created once)"
         )
+    if created is not None and event.get("source") is not None:
+        first = state.get("source_at")
+        # a state stored before stamps (a source, no stamp) keeps its source
+        earlier = state["source"] is None if first is None else at < (int(first[0]), str(first[1]))
+        if earlier:
+            state["source"], state["source_at"] = event["source"], list(at)
+    profile, stamps = state["profile"], state.setdefault("profile_at", {})
     for key, value in (event.get("profile") or {}).items():
+        if not _newer(at, stamps.get(key)):
+            continue  # a later value (or removal) of this field stands
+        stamps[key] = list(at)
         if value is None:
-            state["profile"].pop(key, None)
+            profile.pop(key, None)
         else:
-            state["profile"][key] = value
+            profile[key] = value
+    if len(profile) > bounds.max_profile_keys:
+        raise PayloadError(
+            "profile",
+            f"the lead would have {len(profile)} profile fields; at most "
+            f"{bounds.max_profile_keys} (LEADSCORE_MAX_PROFILE_KEYS): remove some with null",
+        )
+    _forget_old_removals(state, bounds)
     return state
+
+
+def _forget_old_removals(state: dict[str, Any], bounds: Bounds) -> None:
+    """Removed fields keep their stamps, at most `max_profile_keys` of them (the oldest
+    go first: only an event older than such a removal could bring its value back)."""
+    stamps, profile = state["profile_at"], state["profile"]
+    removed = [k for k in stamps if k not in profile]
+    extra = len(removed) - bounds.max_profile_keys
+    if extra > 0:
+        removed.sort(key=lambda k: (int(stamps[k][0]), str(stamps[k][1])))
+        for key in removed[:extra]:
+            del stamps[key]
 
 
 def apply_activity(
@@ -112,20 +166,26 @@ def apply_activity(
 
 
 def apply_deal(state: dict[str, Any], event: Mapping[str, Any], limits: StateLimits) -> None:
-    """A `deal` event: the deal's latest known version replaces the stored one."""
+    """A `deal` event: the deal's version at the event's time replaces the stored one when
+    it is later (a stale `open` arriving after `won` leaves the deal won)."""
     deals = state["deals"]
     deal_id = event["deal_id"]
     if deal_id not in deals and len(deals) >= limits.max_deals:
         raise PayloadError(
-            "deal_id", f"the lead has {len(deals)} deals; at most {limits.max_deals}"
+            "deal_id",
+            f"the lead has {len(deals)} deals; at most {limits.max_deals} (LEADSCORE_MAX_DEALS)",
         )
     if event["created_us"] < state["created_us"]:
         raise PayloadError("created_at", "before the lead's created_at")
+    at = stamp(event)
+    if deal_id in deals and not _newer(at, deals[deal_id].get("at")):
+        return  # a later version of this deal stands
     deals[deal_id] = {
         "created_us": event["created_us"],
         "closed_us": event.get("closed_us"),
         "status": event["status"],
         "amount": event.get("amount"),
+        "at": list(at),
     }
 
 

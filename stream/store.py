@@ -6,7 +6,8 @@
 - `redis://host:6379/0` (replicas on several machines), `leadscore.stream.redis_store`.
 
 What the store holds, and what one `run` changes all at once or not at all:
-- each lead's state (`leadscore.stream.state`), and the events held for a lead not yet known;
+- each lead's state (`leadscore.stream.state`), and the events held for a lead not yet known
+  (dropped after a while, `drop_held`, and counted per lead until it comes);
 - the ids of the events applied (a retry or a duplicate changes nothing), kept for
   `DEDUPE_DAYS`;
 - the outbox of hand-off events (`leadscore.handoff.outbox`'s batches; delivered ids kept as a
@@ -44,9 +45,13 @@ class Txn(Protocol):
 
     def held(self, lead_id: str) -> list[dict[str, Any]]: ...
 
+    def dropped(self, lead_id: str) -> int:
+        """How many events held for the lead were dropped before it came."""
+
     def hold(self, lead_id: str, events: list[dict[str, Any]]) -> None: ...
 
-    def release(self, lead_id: str) -> None: ...
+    def release(self, lead_id: str) -> None:
+        """The lead came: its held events and its count of dropped ones go."""
 
     def put(self, lead_id: str, state: dict[str, Any]) -> None: ...
 
@@ -66,6 +71,8 @@ class LeadStore(OutboxStore, Protocol):
     hand-offs (`leadscore.handoff.outbox.OutboxStore`: the service's delivery and `leadscore
     score --state` take batches from it)."""
 
+    conflicts: int  # runs done again since start: another run changed their leads meanwhile
+
     def run(self, lead_ids: list[str], event_ids: list[str], work: Callable[[Txn], Any]) -> Any:
         """`work(txn)` with those leads held against concurrent runs, its writes applied
         together, or none of them when it raises (an adapter may call it again)."""
@@ -73,6 +80,12 @@ class LeadStore(OutboxStore, Protocol):
     def read(self, lead_id: str) -> dict[str, Any] | None: ...
 
     def held_count(self, lead_id: str) -> int: ...
+
+    def dropped_count(self, lead_id: str) -> int: ...
+
+    def drop_held(self, before_us: int) -> int:
+        """Drop the events held since before `before_us` (their lead never came), counted
+        per lead; how many were dropped."""
 
     # the rescores on their way to the score history
     def history_rows(self, limit: int) -> list[dict[str, Any]]: ...

@@ -74,3 +74,37 @@ def test_giving_up_says_so():
     client = Client("http://scorer", "k", transport=transport, backoff=0, retries=1)
     with client, pytest.raises(ScoringError, match="503"):
         client.metadata()
+
+
+def test_events_are_chunked_summed_and_a_429_is_retried_after_its_retry_after(monkeypatch):
+    """A full backlog (429 with Retry-After) is waited out as the server says, then the same
+    events are sent again (applied once by event_id); the chunks' answers are summed."""
+    import leadscore.client as client_module
+
+    slept: list[float] = []
+    monkeypatch.setattr(client_module.time, "sleep", slept.append)
+    calls = []
+
+    def handler(request):
+        events = json.loads(request.content)["events"]
+        calls.append([e["event_id"] for e in events])
+        if len(calls) == 1:
+            return httpx.Response(429, json={"error": "busy", "field": "events"},
+                                  headers={"Retry-After": "3"})  # fmt: skip
+        return httpx.Response(200, json={"accepted": len(events), "duplicates": 0, "held": 0,
+                                         "scores": [{"lead_id": events[0]["lead_id"]}]})  # fmt: skip
+
+    events = [{"event_id": f"e{i}", "lead_id": f"L{i}"} for i in range(3)]
+    with Client("http://scorer", "k", batch_size=2, backoff=0.1,
+                transport=httpx.MockTransport(handler)) as client:  # fmt: skip
+        applied = client.events(events)
+    assert calls == [["e0", "e1"], ["e0", "e1"], ["e2"]] and slept == [3.0]
+    assert applied["accepted"] == 3 and [s["lead_id"] for s in applied["scores"]] == ["L0", "L2"]
+    refusing = httpx.MockTransport(
+        lambda r: httpx.Response(422, json={"error": "bad", "field": "events[0].occurred_at"})
+    )
+    with (
+        Client("http://scorer", "k", transport=refusing) as client,
+        pytest.raises(ScoringError, match=r"422 .*events\[0\]\.occurred_at: bad"),
+    ):
+        client.events(events)

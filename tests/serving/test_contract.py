@@ -86,8 +86,9 @@ def test_the_document_describes_the_contract(server):
     )
     assert response.status_code == 200, response.text
     events = spec["paths"]["/events"]["post"]
-    assert set(events["responses"]) == {"200", "400", "401", "413", "415", "422", "503"}
+    assert set(events["responses"]) == {"200", "400", "401", "413", "415", "422", "429", "503"}
     assert "Retry-After" in events["responses"]["503"]["headers"]
+    assert "Retry-After" in events["responses"]["429"]["headers"]  # the backlog at its bound
     assert spec["paths"]["/leads/{lead_id}"]["get"]["security"] == [{"bearerAuth": []}]
     example = events["requestBody"]["content"]["application/json"]["example"]
     response = httpx.post(

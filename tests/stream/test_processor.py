@@ -164,3 +164,67 @@ def test_an_as_of_before_the_folded_totals_is_refused(proc, ruled):
     with pytest.raises(PayloadError, match="kept as totals"):
         proc.lead("L1", _us("2025-06-01T00:00:00Z"))
     assert proc.lead("L1", _us("2026-01-03T00:00:00Z"))["activities_folded"] == 1
+
+
+def test_dates_in_the_future_are_refused_naming_the_event_and_field(proc):
+    """A lead created, or a deal created or closed, after as_of (or ahead of the clock) is
+    the CRM's mistake, named like an activity's time: never stored, never scored."""
+    now = _us(NOON)
+    future = {**_lead(at="2026-03-02T11:00:00Z"), "created_at": "2098-01-01T00:00:00Z"}
+    with pytest.raises(PayloadError, match=r"events\[0\]\.created_at: more than 300 s ahead"):
+        proc.process([future], None, now)
+    deal = {"event_id": "d", "type": "deal", "lead_id": "L1", "deal_id": "D",
+            "occurred_at": "2026-03-02T11:00:00Z", "status": "won",
+            "created_at": "2098-01-01T00:00:00Z", "closed_at": "2099-01-01T00:00:00Z"}  # fmt: skip
+    with pytest.raises(PayloadError, match=r"events\[1\]\.created_at: more than 300 s ahead"):
+        proc.process([_lead(), deal], None, now)
+    closing = {**deal, "created_at": "2026-03-02T10:00:00Z"}
+    with pytest.raises(PayloadError, match=r"events\[1\]\.closed_at: after as_of"):
+        proc.process([_lead(), closing], _us("2026-03-02T11:30:00Z"), now)
+    assert proc.store.read("L1") is None
+    fine = {**deal, "created_at": "2026-03-02T10:00:00Z", "closed_at": "2026-03-02T11:00:00Z"}
+    out = proc.process([_lead(), fine], None, now)
+    assert out.accepted == 2 and out.scores[0]["open"] is False
+
+
+def test_requests_merged_in_one_run_do_what_each_alone_in_turn_does(tmp_path, ruled):
+    """`process_many` (a worker's concurrent requests): one store run, each lead rescored
+    once, and per request what it would have done alone in turn (an event whose lead comes
+    in the same run is applied at once instead of held): its counts, its leads' scores, its
+    own mistake (nothing of it applied, the others applied)."""
+    kind = ruled.spec.activity_types[0]
+    requests = [
+        [_lead()],
+        [_act("a1", kind, "2026-03-02T10:00:00Z")],
+        [_act("a0", kind, "2026-03-01T10:00:00Z")],  # before L1's creation: its own 422
+        [_act("a1", kind, "2026-03-02T10:00:00Z"), _act("a2", kind, "2026-03-02T10:30:00Z")],
+        [_act("b1", kind, "2026-03-02T10:00:00Z", "L2")],  # held: L2 comes in the next
+        [_lead("e-L2", "L2", "2026-03-02T09:30:00Z")],
+        [_act("x", kind, "not a time")],
+    ]
+    merged = _processor(tmp_path, ruled, "merged.sqlite")
+    alone = _processor(tmp_path, ruled, "alone.sqlite")
+    got = merged.process_many(requests, None, _us(NOON))
+    want = []
+    for events in requests:
+        try:
+            want.append(alone.process(events, None, _us(NOON)))
+        except PayloadError as exc:
+            want.append(exc)
+    assert [type(g) for g in got] == [type(w) for w in want]
+    assert str(got[2]) == str(want[2]) == "events[0].occurred_at: before the lead's created_at"
+    assert str(got[6]) == str(want[6]) and str(got[6]).startswith("events[0].occurred_at")
+    for g, w in zip(got[:4], want[:4], strict=True):
+        if not isinstance(g, PayloadError):
+            assert (g.accepted, g.duplicates, g.held) == (w.accepted, w.duplicates, w.held)
+            assert [s["lead_id"] for s in g.scores] == [s["lead_id"] for s in w.scores]
+    assert (got[3].accepted, got[3].duplicates) == (1, 1)
+    # L2's event and its lead in one run: applied at once instead of held, then released
+    assert [(w.accepted, w.held) for w in want[4:6]] == [(0, 1), (2, 0)]
+    assert [(g.accepted, g.held) for g in got[4:6]] == [(1, 0), (1, 0)]
+    # one rescore per lead: the requests on L1 share its one score, with every event in it
+    assert got[0].scores[0] is got[1].scores[0] is got[3].scores[0]
+    for lead in ("L1", "L2"):
+        a, b = merged.store.read(lead), alone.store.read(lead)
+        assert (a["activities"], a["profile"]) == (b["activities"], b["profile"])
+    assert len(merged.store.read("L1")["scores"]) == 1  # rescored once

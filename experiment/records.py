@@ -13,7 +13,6 @@ Two tables next to `lead_scores`:
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -21,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from leadscore.crm.databases import connect_duckdb, database_engine, database_refusals
 from leadscore.crm.errors import LeadscoreError
-from leadscore.crm.secrets import mask_urls, masked_url
+from leadscore.crm.secrets import masked_url
 from leadscore.crm.times import from_us, to_us
 
 EXPERIMENTS = "experiments"
@@ -43,7 +43,6 @@ SCHEMA = {
 }
 DESIGNS = ("all", "disagreements")
 LOCK_KEY = 7_253_412  # PostgreSQL advisory lock of the experiments' writers
-DUCKDB_WAIT_S = 30.0  # like the score history: another run may hold the file a moment
 
 
 @dataclass(frozen=True)
@@ -350,56 +349,13 @@ class ExperimentStore:
             con.close()
 
     def _duckdb(self, *, create: bool):
-        import duckdb
-
-        path = Path(self.store)
-        if create:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        deadline = time.monotonic() + DUCKDB_WAIT_S
-        while True:
-            try:
-                return duckdb.connect(str(path), read_only=not create)
-            except duckdb.Error as exc:
-                held = "lock" in str(exc).lower()
-                if held and time.monotonic() < deadline:
-                    time.sleep(0.2)  # another process holds the file: wait for it, bounded
-                    continue
-                if held:
-                    raise LeadscoreError(
-                        f"{path}: another run holds the score history (waited "
-                        f"{DUCKDB_WAIT_S:g} s); try again when it has finished"
-                    ) from exc
-                raise LeadscoreError(
-                    f"{path}: not a readable score history ({str(exc).splitlines()[0]})"
-                ) from exc
+        return connect_duckdb(Path(self.store), create=create)
 
     def _engine(self):
-        import sqlalchemy as sa
-
-        try:
-            return sa.create_engine(self.store)
-        except (sa.exc.ArgumentError, ImportError) as exc:
-            raise LeadscoreError(
-                f"{self.shown}: not a usable database URL ({mask_urls(exc)})"
-            ) from exc
+        return database_engine(self.store, self.shown)
 
     def _refusals(self):
-        from contextlib import contextmanager
-
-        import sqlalchemy as sa
-
-        @contextmanager
-        def guard():
-            try:
-                yield
-            except sa.exc.SQLAlchemyError as exc:
-                cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-                raise LeadscoreError(
-                    f"{self.shown}: the experiments' database refused: "
-                    f"{mask_urls(cause[0] if cause else type(exc).__name__)}"
-                ) from exc
-
-        return guard()
+        return database_refusals(self.shown, "the experiments' database")
 
 
 _COLUMNS = (

@@ -10,15 +10,14 @@ Trend (per lead, at each run): `leadscore.stats.trend`, the rule the event strea
 
 from __future__ import annotations
 
-import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from leadscore.crm.databases import connect_duckdb, database_engine, database_refusals
 from leadscore.crm.errors import LeadscoreError
-from leadscore.crm.secrets import mask_urls, masked_url
+from leadscore.crm.secrets import masked_url
 from leadscore.crm.times import from_us
 from leadscore.scoring.score_row import HISTORY_SCHEMA, STORED
 from leadscore.stats.trend import NOT_ENOUGH, TREND_RUNS, logit, trend_labels
@@ -281,7 +280,7 @@ class ScoreHistory:
 
     def _duckdb(self, *, create: bool):
         """A connection (read-only unless `create`). DuckDB lets one process hold a file
-        for writing: while another run holds it, wait up to DUCKDB_WAIT_S, then say so."""
+        for writing: while another run holds it, wait (`leadscore.crm.databases`)."""
         import duckdb
 
         path = Path(self.store)
@@ -294,48 +293,15 @@ class ScoreHistory:
                     raise LeadscoreError(
                         f"{path}: the score history cannot be created ({str(exc).splitlines()[0]})"
                     ) from exc
-        deadline = time.monotonic() + DUCKDB_WAIT_S
-        while True:
-            try:
-                return duckdb.connect(str(path), read_only=not create)
-            except duckdb.Error as exc:
-                held = "lock" in str(exc).lower()
-                if held and time.monotonic() < deadline:
-                    time.sleep(0.2)
-                    continue
-                if held:
-                    raise LeadscoreError(
-                        f"{path}: another run holds the score history (waited "
-                        f"{DUCKDB_WAIT_S:g} s); try again when it has finished"
-                    ) from exc
-                raise LeadscoreError(
-                    f"{path}: not a readable score history ({str(exc).splitlines()[0]})"
-                ) from exc
+        return connect_duckdb(path, create=create)
 
-    @contextmanager
     def _database_errors(self):
         """A database's refusal (a wrong password, no server, no permission) as one line
         naming the store, its credentials masked; never a traceback."""
-        import sqlalchemy as sa
-
-        try:
-            yield
-        except sa.exc.SQLAlchemyError as exc:
-            cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-            raise LeadscoreError(
-                f"{self.shown}: the score history's database refused: "
-                f"{mask_urls(cause[0] if cause else type(exc).__name__)}"
-            ) from exc
+        return database_refusals(self.shown, "the score history's database")
 
     def _engine(self):
-        import sqlalchemy as sa
-
-        try:
-            return sa.create_engine(self.store)
-        except (sa.exc.ArgumentError, ImportError) as exc:
-            raise LeadscoreError(
-                f"{self.shown}: not a usable database URL ({mask_urls(exc)})"
-            ) from exc
+        return database_engine(self.store, self.shown)
 
 
 def trends(current: pd.DataFrame, earlier: pd.DataFrame) -> pd.Series:
@@ -369,7 +335,6 @@ def trends(current: pd.DataFrame, earlier: pd.DataFrame) -> pd.Series:
 
 SQL_ATTEMPTS = 3
 LOCK_KEY = 7_253_411  # PostgreSQL advisory lock of the history's writers
-DUCKDB_WAIT_S = 30.0  # how long a run waits for another run's hold on a DuckDB file
 
 
 def _create(table: str) -> str:

@@ -100,7 +100,7 @@ def test_runs_at_once_on_duckdb_store_each_run_once(tmp_path):
 
 
 def test_a_duckdb_history_another_run_holds_is_said_so(tmp_path, monkeypatch):
-    import leadscore.operations.history as module
+    from leadscore.crm import databases
 
     path = tmp_path / "held.duckdb"
     ScoreHistory(path).write_run(_run("2025-01-01", {"a": 0.1}))
@@ -112,7 +112,7 @@ def test_a_duckdb_history_another_run_holds_is_said_so(tmp_path, monkeypatch):
     )  # fmt: skip
     try:
         assert holder.stdout.readline().strip() == "held"
-        monkeypatch.setattr(module, "DUCKDB_WAIT_S", 0.5)
+        monkeypatch.setattr(databases, "DUCKDB_WAIT_S", 0.5)
         with pytest.raises(LeadscoreError, match="another run holds the score history"):
             ScoreHistory(path).write_run(_run("2025-01-02", {"a": 0.2}))
     finally:

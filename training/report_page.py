@@ -194,8 +194,13 @@ def summary(comp: Comparison) -> dict:
         figures = (
             f"On {n}, among the leads open on the same day, the model's ROC AUC is "
             f"{model.same_day_auc:.3f} against {h.loc['rules', 'same_day_auc']:.3f} for the "
-            f"rules (pooled over every snapshot of the window, where lead age alone ranks "
-            f"too: {model.roc_auc:.3f} against {h.loc['rules', 'roc_auc']:.3f})."
+            f"rules; pooled over every snapshot of the window, {model.roc_auc:.3f} against "
+            f"{h.loc['rules', 'roc_auc']:.3f}"
+            + (
+                f" (there lead age alone already ranks at {h.loc['lead_age', 'roc_auc']:.3f})."
+                if "lead_age" in h.index
+                else "."
+            )
             if np.isfinite(model.same_day_auc)
             else f"On {n}, the model's ROC AUC is {model.roc_auc:.3f} against "
             f"{h.loc['rules', 'roc_auc']:.3f} for the rules."

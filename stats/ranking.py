@@ -123,15 +123,17 @@ def same_day_auc(y: np.ndarray, score: np.ndarray, day: np.ndarray) -> float:
     return float(np.average(auc, weights=wins[both]))
 
 
-def top_share_by_day(score: np.ndarray, slots: np.ndarray, day: np.ndarray) -> np.ndarray:
-    """Each row's share of the top slots of its own day, `slots[i]` being the number of
-    slots of row i's day (the same for every row of a day): a hand-off matched day by day."""
+def top_share_by_day(score: np.ndarray, matched: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """Each row's share of the top slots of its own day by `score`, a day having as many
+    slots as `matched` (another scorer's picks, 0 to 1 per row) adds up to on that day: a
+    hand-off matched day by day."""
     score = np.asarray(score, dtype=np.float64)
+    matched = np.asarray(matched, dtype=np.float64)
     out = np.zeros(len(score))
     day = np.asarray(day)
     order = np.argsort(day, kind="stable")
     bounds = np.flatnonzero(np.r_[True, day[order][1:] != day[order][:-1], True])
     for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
         rows = order[lo:hi]
-        out[rows] = top_share(score[rows], float(slots[rows[0]]))
+        out[rows] = top_share(score[rows], float(matched[rows].sum()))
     return out

@@ -380,12 +380,11 @@ def compare(
     decision = rows["hand_off"].to_numpy()
     n_decision = int(rows["mql"].to_numpy()[decision].sum())
     # the model's pick on each day: as many of that day's decision rows as the rules' MQLs
-    day = day_index(rows["as_of"].to_numpy()[decision])
-    _, of_day = np.unique(day, return_inverse=True)
-    slots = np.bincount(of_day, weights=rows["mql"].to_numpy(dtype=np.float64)[decision])
     rows["model_top_n"] = 0.0
     rows.loc[decision, "model_top_n"] = top_share_by_day(
-        rows["probability"].to_numpy()[decision], slots[of_day], day
+        rows["probability"].to_numpy()[decision],
+        rows["mql"].to_numpy()[decision],
+        day_index(rows["as_of"].to_numpy()[decision]),
     )
     rows["model_top_n_all"] = top_share(rows["probability"].to_numpy(), n_mql)
     decided = rows[decision]

@@ -95,15 +95,12 @@ def capacity_table(
     y, revenue = rows["label"].to_numpy(), rows["revenue"].to_numpy()
     mql = rows["mql"].to_numpy().astype(np.float64)
     picks = {"rules (score >= threshold)": mql}
-    if same_day:
-        day = day_index(rows["as_of"].to_numpy())
-        _, of_day = np.unique(day, return_inverse=True)
-        slots = np.bincount(of_day, weights=mql)[of_day]
+    day = day_index(rows["as_of"].to_numpy()) if same_day else None
     for name, r in rankings.items():
         if name == "rules":
             continue
         if same_day:
-            picks[f"{name} (top {n:,}, matched day by day)"] = top_share_by_day(r, slots, day)
+            picks[f"{name} (top {n:,}, matched day by day)"] = top_share_by_day(r, mql, day)
         else:
             picks[f"{name} (top {n:,})"] = top_share(r, n)
     out = []

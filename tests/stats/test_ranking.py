@@ -99,10 +99,10 @@ def test_top_share_by_day_fills_each_days_own_slots():
 
     score = np.array([0.9, 0.1, 0.5, 0.5, 0.8, 0.2])
     day = np.array([0, 0, 1, 1, 1, 2])
-    slots = np.array([1, 1, 1, 1, 1, 0], dtype=float)  # per row: its day's slots
-    share = top_share_by_day(score, slots, day)
+    matched = np.array([0, 1, 1, 0, 0, 0], dtype=float)  # the other scorer's picks: 1, 1, 0
+    share = top_share_by_day(score, matched, day)
     # day 0: the 0.9 row; day 1: the 0.8 row (not a 0.5 row, though higher than day 0's
     # second); day 2: none
     assert share.tolist() == [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-    tied = top_share_by_day(np.array([0.5, 0.5]), np.array([1.0, 1.0]), np.array([4, 4]))
+    tied = top_share_by_day(np.array([0.5, 0.5]), np.array([1.0, 0.0]), np.array([4, 4]))
     assert tied.tolist() == [0.5, 0.5]  # a tie at the cut shares the place

@@ -63,8 +63,8 @@ def render(comp: Comparison, csv_name: str) -> str:
             {
                 "scorer": SCORERS[name],
                 "same-day ROC AUC [95% CI]": _interval(r, "same_day_auc"),
-                "pooled ROC AUC [95% CI]": f"{r.roc_auc:.3f} [{r.roc_auc_low:.3f}, {r.roc_auc_high:.3f}]",
-                "PR AUC [95% CI]": f"{r.pr_auc:.3f} [{r.pr_auc_low:.3f}, {r.pr_auc_high:.3f}]",
+                "pooled ROC AUC [95% CI]": _interval(r, "roc_auc"),
+                "PR AUC [95% CI]": _interval(r, "pr_auc"),
                 "Brier [95% CI]": f"{r.brier:.4f} [{r.brier_low:.4f}, {r.brier_high:.4f}]",
                 "lift top 10% [95% CI]": f"{r.lift_top_decile:.2f} [{r.lift_top_decile_low:.2f}, {r.lift_top_decile_high:.2f}]",
                 "ECE": f"{r.ece:.4f}",
